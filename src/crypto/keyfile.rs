@@ -1,0 +1,461 @@
+//! The key file: the vault master key, wrapped, in a small JSON file beside the store.
+//!
+//! The master key is wrapped (AES-256-GCM) in independent slots: by a key derived from the owner's
+//! passphrase with Argon2id, by the recovery key shown once at setup, and optionally by an unlock key
+//! kept in a file for unattended restarts. Changing the passphrase rewrites one slot and nothing else:
+//! no stored data is re-encrypted. Destroying this file is what crypto-shreds the store.
+//!
+//! The file is replaced atomically (temporary file, fsync, rename, fsync of the directory), so a crash
+//! leaves either the old or the new file, never a torn one.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::{CryptoError, MasterKey, Sealer, SecretKey, random_array};
+
+/// The format tag and version written in every key file; readers refuse anything else.
+const FORMAT: &str = "vrm-vault-keyfile";
+const FORMAT_VERSION: u32 = 1;
+const RECOVERY_PREFIX: &str = "vrmrk";
+
+/// Argon2id cost parameters, stored with each passphrase slot so they can be raised later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub m_kib: u32,
+    /// Passes over memory.
+    pub t_cost: u32,
+    /// Lanes.
+    pub p_cost: u32,
+}
+
+impl KdfParams {
+    /// The floor this vault accepts, at OWASP's recommended Argon2id setting or above: 64 MiB, 3 passes.
+    pub const MINIMUM: KdfParams = KdfParams {
+        m_kib: 64 * 1024,
+        t_cost: 3,
+        p_cost: 1,
+    };
+}
+
+impl Default for KdfParams {
+    fn default() -> Self {
+        Self::MINIMUM
+    }
+}
+
+/// What can go wrong with the key file. Messages are meant for the self-hoster reading a log.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("the passphrase or key does not open this vault")]
+    WrongSecret,
+    #[error("the recovery key is not well formed (expected vrmrk-XXXX-XXXX-...)")]
+    MalformedRecoveryKey,
+    #[error("the key file is damaged or not a vrm-vault key file: {0}")]
+    Corrupt(String),
+    #[error("the key file's Argon2id parameters are below the minimum (64 MiB, 3 passes)")]
+    WeakParams,
+    #[error("key file I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PassphraseSlot {
+    kdf: String,
+    #[serde(flatten)]
+    params: KdfParams,
+    salt: String,
+    wrapped_master_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeySlot {
+    wrapped_master_key: String,
+}
+
+/// The key file's contents. Every secret in it is wrapped; the file alone opens nothing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFile {
+    format: String,
+    version: u32,
+    /// A random identifier of this vault, bound into every slot's associated data.
+    vault_id: String,
+    passphrase: PassphraseSlot,
+    recovery: KeySlot,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unlock_key: Option<KeySlot>,
+}
+
+/// A recovery key as the owner writes it down: `vrmrk-` then 52 base32 characters in groups of four.
+#[derive(Clone)]
+pub struct RecoveryKey(SecretKey);
+
+impl std::fmt::Debug for RecoveryKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecoveryKey(..)")
+    }
+}
+
+impl RecoveryKey {
+    pub fn generate() -> Result<Self, CryptoError> {
+        Ok(Self(SecretKey::generate()?))
+    }
+
+    /// The text shown to the owner once.
+    pub fn display(&self) -> Zeroizing<String> {
+        let encoded = Zeroizing::new(data_encoding::BASE32_NOPAD.encode(self.0.as_bytes()));
+        let groups: Vec<&str> = encoded
+            .as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).unwrap_or_default())
+            .collect();
+        Zeroizing::new(format!("{RECOVERY_PREFIX}-{}", groups.join("-")))
+    }
+
+    /// Parses what the owner typed: case, spaces and dashes are forgiven.
+    pub fn parse(text: &str) -> Result<Self, KeyFileError> {
+        let cleaned: Zeroizing<String> = Zeroizing::new(
+            text.trim()
+                .to_ascii_uppercase()
+                .chars()
+                .filter(|c| !matches!(c, '-' | ' '))
+                .collect(),
+        );
+        let body = cleaned
+            .strip_prefix(&RECOVERY_PREFIX.to_ascii_uppercase())
+            .ok_or(KeyFileError::MalformedRecoveryKey)?;
+        let bytes = Zeroizing::new(
+            data_encoding::BASE32_NOPAD
+                .decode(body.as_bytes())
+                .map_err(|_| KeyFileError::MalformedRecoveryKey)?,
+        );
+        Ok(Self(
+            SecretKey::from_slice(&bytes).map_err(|_| KeyFileError::MalformedRecoveryKey)?,
+        ))
+    }
+}
+
+/// A key kept in a file on the server so that the vault unseals itself at boot.
+#[derive(Clone)]
+pub struct UnlockKey(SecretKey);
+
+impl std::fmt::Debug for UnlockKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UnlockKey(..)")
+    }
+}
+
+impl UnlockKey {
+    pub fn generate() -> Result<Self, CryptoError> {
+        Ok(Self(SecretKey::generate()?))
+    }
+
+    pub fn encode(&self) -> Zeroizing<String> {
+        Zeroizing::new(format!("vrmuk-{}\n", B64.encode(self.0.as_bytes())))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, KeyFileError> {
+        let body = text.trim().strip_prefix("vrmuk-").ok_or_else(|| {
+            KeyFileError::Corrupt("unlock key file must start with vrmuk-".into())
+        })?;
+        let bytes = Zeroizing::new(
+            B64.decode(body)
+                .map_err(|_| KeyFileError::Corrupt("unlock key is not base64url".into()))?,
+        );
+        Ok(Self(SecretKey::from_slice(&bytes).map_err(|_| {
+            KeyFileError::Corrupt("unlock key has the wrong length".into())
+        })?))
+    }
+}
+
+/// Derives the passphrase-wrapping key with Argon2id. CPU- and memory-heavy: call it off the async
+/// runtime (`spawn_blocking`) and behind a limit on concurrent derivations.
+fn passphrase_key(
+    passphrase: &str,
+    salt: &[u8],
+    params: KdfParams,
+) -> Result<SecretKey, CryptoError> {
+    let argon_params = Params::new(params.m_kib, params.t_cost, params.p_cost, Some(32))
+        .map_err(|e| CryptoError::Kdf(e.to_string()))?;
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params);
+    let mut out = [0u8; 32];
+    argon
+        .hash_password_into(passphrase.as_bytes(), salt, &mut out)
+        .map_err(|e| CryptoError::Kdf(e.to_string()))?;
+    Ok(SecretKey(out))
+}
+
+fn slot_aad(vault_id: &str, slot: &str) -> Vec<u8> {
+    format!("{FORMAT}/v{FORMAT_VERSION}/{slot}/{vault_id}").into_bytes()
+}
+
+fn wrap(wrapping: &SecretKey, aad: &[u8], master: &MasterKey) -> Result<String, CryptoError> {
+    Ok(B64.encode(Sealer::new(wrapping).seal(aad, master.as_bytes())?))
+}
+
+fn unwrap_slot(wrapping: &SecretKey, aad: &[u8], wrapped: &str) -> Result<MasterKey, KeyFileError> {
+    let sealed = B64
+        .decode(wrapped)
+        .map_err(|_| KeyFileError::Corrupt("a wrapped key is not base64url".into()))?;
+    let opened = Zeroizing::new(
+        Sealer::new(wrapping)
+            .open(aad, &sealed)
+            .map_err(|_| KeyFileError::WrongSecret)?,
+    );
+    SecretKey::from_slice(&opened).map_err(|_| KeyFileError::Corrupt("master key length".into()))
+}
+
+fn passphrase_slot(
+    vault_id: &str,
+    passphrase: &str,
+    params: KdfParams,
+    master: &MasterKey,
+) -> Result<PassphraseSlot, CryptoError> {
+    let salt: [u8; 16] = random_array()?;
+    let wrapping = passphrase_key(passphrase, &salt, params)?;
+    Ok(PassphraseSlot {
+        kdf: "argon2id".into(),
+        params,
+        salt: B64.encode(salt),
+        wrapped_master_key: wrap(&wrapping, &slot_aad(vault_id, "passphrase"), master)?,
+    })
+}
+
+impl KeyFile {
+    /// Creates a new vault's keys: a fresh master key wrapped by the passphrase and by a new
+    /// recovery key. Slow (Argon2id).
+    pub fn create(
+        passphrase: &str,
+        params: KdfParams,
+    ) -> Result<(KeyFile, MasterKey, RecoveryKey), KeyFileError> {
+        if !params_are_strong(params) {
+            return Err(KeyFileError::WeakParams);
+        }
+        let master = SecretKey::generate()?;
+        let recovery = RecoveryKey::generate()?;
+        let vault_id = B64.encode(random_array::<16>()?);
+        let file = KeyFile {
+            format: FORMAT.into(),
+            version: FORMAT_VERSION,
+            passphrase: passphrase_slot(&vault_id, passphrase, params, &master)?,
+            recovery: KeySlot {
+                wrapped_master_key: wrap(&recovery.0, &slot_aad(&vault_id, "recovery"), &master)?,
+            },
+            unlock_key: None,
+            vault_id,
+        };
+        Ok((file, master, recovery))
+    }
+
+    /// Unwraps the master key with the passphrase. Slow (Argon2id).
+    pub fn unlock_with_passphrase(&self, passphrase: &str) -> Result<MasterKey, KeyFileError> {
+        let slot = &self.passphrase;
+        let salt = B64
+            .decode(&slot.salt)
+            .map_err(|_| KeyFileError::Corrupt("salt is not base64url".into()))?;
+        let wrapping = passphrase_key(passphrase, &salt, slot.params)?;
+        unwrap_slot(
+            &wrapping,
+            &slot_aad(&self.vault_id, "passphrase"),
+            &slot.wrapped_master_key,
+        )
+    }
+
+    pub fn unlock_with_recovery_key(&self, key: &RecoveryKey) -> Result<MasterKey, KeyFileError> {
+        unwrap_slot(
+            &key.0,
+            &slot_aad(&self.vault_id, "recovery"),
+            &self.recovery.wrapped_master_key,
+        )
+    }
+
+    pub fn unlock_with_unlock_key(&self, key: &UnlockKey) -> Result<MasterKey, KeyFileError> {
+        let slot = self.unlock_key.as_ref().ok_or(KeyFileError::WrongSecret)?;
+        unwrap_slot(
+            &key.0,
+            &slot_aad(&self.vault_id, "unlock-key"),
+            &slot.wrapped_master_key,
+        )
+    }
+
+    /// Rewraps the master key under a new passphrase (and possibly stronger parameters). Slow.
+    pub fn set_passphrase(
+        &mut self,
+        master: &MasterKey,
+        passphrase: &str,
+        params: KdfParams,
+    ) -> Result<(), KeyFileError> {
+        if !params_are_strong(params) {
+            return Err(KeyFileError::WeakParams);
+        }
+        self.passphrase = passphrase_slot(&self.vault_id, passphrase, params, master)?;
+        Ok(())
+    }
+
+    /// Replaces the recovery key; the old one stops working once the file is saved.
+    pub fn regenerate_recovery_key(
+        &mut self,
+        master: &MasterKey,
+    ) -> Result<RecoveryKey, KeyFileError> {
+        let recovery = RecoveryKey::generate()?;
+        self.recovery = KeySlot {
+            wrapped_master_key: wrap(&recovery.0, &slot_aad(&self.vault_id, "recovery"), master)?,
+        };
+        Ok(recovery)
+    }
+
+    /// Adds (or replaces) the unlock-key slot and returns the new key, to be written to its file.
+    pub fn add_unlock_key(&mut self, master: &MasterKey) -> Result<UnlockKey, KeyFileError> {
+        let key = UnlockKey::generate()?;
+        self.unlock_key = Some(KeySlot {
+            wrapped_master_key: wrap(&key.0, &slot_aad(&self.vault_id, "unlock-key"), master)?,
+        });
+        Ok(key)
+    }
+
+    pub fn remove_unlock_key(&mut self) {
+        self.unlock_key = None;
+    }
+
+    pub fn has_unlock_key(&self) -> bool {
+        self.unlock_key.is_some()
+    }
+
+    pub fn kdf_params(&self) -> KdfParams {
+        self.passphrase.params
+    }
+
+    /// Reads and checks a key file.
+    pub fn load(path: &Path) -> Result<KeyFile, KeyFileError> {
+        let bytes = fs::read(path)?;
+        let file: KeyFile =
+            serde_json::from_slice(&bytes).map_err(|e| KeyFileError::Corrupt(format!("{e}")))?;
+        if file.format != FORMAT || file.version != FORMAT_VERSION {
+            return Err(KeyFileError::Corrupt(format!(
+                "unknown format {} version {}",
+                file.format, file.version
+            )));
+        }
+        if file.passphrase.kdf != "argon2id" {
+            return Err(KeyFileError::Corrupt("unknown key derivation".into()));
+        }
+        if !params_are_strong(file.passphrase.params) {
+            return Err(KeyFileError::WeakParams);
+        }
+        Ok(file)
+    }
+
+    /// Writes the key file atomically: a crash leaves the old file or the new one, never half of one.
+    pub fn save(&self, path: &Path) -> Result<(), KeyFileError> {
+        let bytes = serde_json::to_vec_pretty(self)
+            .map_err(|e| KeyFileError::Corrupt(format!("cannot encode: {e}")))?;
+        write_atomically(path, &bytes)?;
+        Ok(())
+    }
+}
+
+fn params_are_strong(p: KdfParams) -> bool {
+    p.m_kib >= KdfParams::MINIMUM.m_kib
+        && p.t_cost >= KdfParams::MINIMUM.t_cost
+        && p.p_cost >= KdfParams::MINIMUM.p_cost
+}
+
+/// Replaces `path` with `bytes`: temporary file in the same directory, fsync, rename, fsync of the
+/// directory so the rename itself is durable. The file is readable by its owner only.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "keyfile".into());
+    let tmp = dir.join(format!(".{file_name}.tmp"));
+    {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passphrase_recovery_and_unlock_key_open_the_same_master_key() {
+        let (mut file, master, recovery) =
+            KeyFile::create("correct horse battery", KdfParams::MINIMUM).unwrap();
+        assert_eq!(
+            file.unlock_with_passphrase("correct horse battery")
+                .unwrap(),
+            master
+        );
+        assert!(matches!(
+            file.unlock_with_passphrase("wrong horse battery"),
+            Err(KeyFileError::WrongSecret)
+        ));
+        let typed = recovery.display().to_lowercase().replace('-', " ");
+        let parsed = RecoveryKey::parse(&typed).unwrap();
+        assert_eq!(file.unlock_with_recovery_key(&parsed).unwrap(), master);
+
+        let unlock = file.add_unlock_key(&master).unwrap();
+        let reparsed = UnlockKey::parse(&unlock.encode()).unwrap();
+        assert_eq!(file.unlock_with_unlock_key(&reparsed).unwrap(), master);
+
+        file.set_passphrase(&master, "a new passphrase here", KdfParams::MINIMUM)
+            .unwrap();
+        assert!(
+            file.unlock_with_passphrase("correct horse battery")
+                .is_err()
+        );
+        assert_eq!(
+            file.unlock_with_passphrase("a new passphrase here")
+                .unwrap(),
+            master
+        );
+    }
+
+    #[test]
+    fn weak_parameters_are_refused() {
+        let weak = KdfParams {
+            m_kib: 1024,
+            t_cost: 1,
+            p_cost: 1,
+        };
+        assert!(matches!(
+            KeyFile::create("x", weak),
+            Err(KeyFileError::WeakParams)
+        ));
+    }
+
+    #[test]
+    fn slots_are_bound_to_their_vault() {
+        let (a, _, _) = KeyFile::create("passphrase one", KdfParams::MINIMUM).unwrap();
+        let (mut b, _, _) = KeyFile::create("passphrase one", KdfParams::MINIMUM).unwrap();
+        // Copying a slot into another vault's file must not open: the vault id is in its AAD.
+        b.passphrase = a.passphrase.clone();
+        assert!(b.unlock_with_passphrase("passphrase one").is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! The vault's pure core: types and rules with no I/O, no clock reads and no cryptography.
+//!
+//! Everything here takes the current time as a parameter and returns decisions, so it can be tested
+//! exhaustively without a server, a disk or a clock.
+
+pub mod audit;
+pub mod login;
+pub mod records;

@@ -1,0 +1,365 @@
+//! Records: the person's data as collections of fields, addressed by dotted paths such as
+//! `contact.email`, each tagged with a W3C DPV personal-data category.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// The most bytes a record's value may take once serialised as JSON.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// The deepest nesting a record's value may have.
+pub const MAX_VALUE_DEPTH: usize = 16;
+/// Segments in a path: a collection and a field, optionally nested two levels further.
+pub const MIN_SEGMENTS: usize = 2;
+pub const MAX_SEGMENTS: usize = 4;
+pub const MAX_SEGMENT_LEN: usize = 64;
+
+/// A validated record path: 2 to 4 dot-separated segments of `[a-z0-9_-]`, each starting with a
+/// letter or digit.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct RecordPath(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error(
+        "a record path is 2 to 4 dot-separated parts of lowercase letters, digits, '_' or '-' \
+         (at most 64 characters each), for example contact.email"
+    )]
+    InvalidPath,
+    #[error("unknown data category {0:?}; GET /api/v1/categories lists the known ones")]
+    UnknownCategory(String),
+    #[error("the field {0} has no default data category; choose one with \"category\"")]
+    CategoryRequired(String),
+    #[error("the value is larger than {MAX_VALUE_BYTES} bytes")]
+    ValueTooLarge,
+    #[error("the value is nested deeper than {MAX_VALUE_DEPTH} levels")]
+    ValueTooDeep,
+    #[error("a record value cannot be null; delete the record instead")]
+    NullValue,
+}
+
+impl RecordPath {
+    pub fn parse(text: &str) -> Result<Self, RecordError> {
+        let segments: Vec<&str> = text.split('.').collect();
+        if !(MIN_SEGMENTS..=MAX_SEGMENTS).contains(&segments.len()) {
+            return Err(RecordError::InvalidPath);
+        }
+        let valid_segment = |s: &str| {
+            !s.is_empty()
+                && s.len() <= MAX_SEGMENT_LEN
+                && s.bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        };
+        if segments.iter().all(|s| valid_segment(s)) {
+            Ok(RecordPath(text.to_owned()))
+        } else {
+            Err(RecordError::InvalidPath)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The collection the field belongs to (`contact` in `contact.email`).
+    pub fn collection(&self) -> &str {
+        self.0.split('.').next().unwrap_or_default()
+    }
+
+    /// The field within its collection (`email` in `contact.email`, `home.street` in
+    /// `addresses.home.street`).
+    pub fn field(&self) -> &str {
+        self.0.split_once('.').map(|(_, f)| f).unwrap_or_default()
+    }
+}
+
+/// A data category: a DPV personal-data concept with a label the person can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Category {
+    pub id: &'static str,
+    pub label: &'static str,
+}
+
+/// The categories a record may carry: concepts from W3C DPV and its personal-data extension (`pd:`).
+pub const CATEGORIES: &[Category] = &[
+    Category {
+        id: "pd:Name",
+        label: "Name",
+    },
+    Category {
+        id: "pd:EmailAddress",
+        label: "Email address",
+    },
+    Category {
+        id: "pd:TelephoneNumber",
+        label: "Telephone number",
+    },
+    Category {
+        id: "pd:PhysicalAddress",
+        label: "Postal address",
+    },
+    Category {
+        id: "pd:Location",
+        label: "Location",
+    },
+    Category {
+        id: "pd:BirthDate",
+        label: "Date of birth",
+    },
+    Category {
+        id: "pd:Age",
+        label: "Age",
+    },
+    Category {
+        id: "pd:Gender",
+        label: "Gender",
+    },
+    Category {
+        id: "pd:Language",
+        label: "Language",
+    },
+    Category {
+        id: "pd:Nationality",
+        label: "Nationality",
+    },
+    Category {
+        id: "pd:Preference",
+        label: "Preference",
+    },
+    Category {
+        id: "pd:Interest",
+        label: "Interest",
+    },
+    Category {
+        id: "pd:PaymentCardNumber",
+        label: "Payment card",
+    },
+    Category {
+        id: "pd:BankAccount",
+        label: "Bank account",
+    },
+    Category {
+        id: "pd:Identifier",
+        label: "Identifier (account or membership number)",
+    },
+    Category {
+        id: "pd:Username",
+        label: "Username",
+    },
+    Category {
+        id: "pd:Health",
+        label: "Health (special category)",
+    },
+    Category {
+        id: "dpv:PersonalData",
+        label: "Other personal data",
+    },
+];
+
+impl Category {
+    pub fn find(id: &str) -> Option<Category> {
+        CATEGORIES.iter().copied().find(|c| c.id == id)
+    }
+
+    /// The category a well-known field gets when the person does not choose one.
+    pub fn default_for(path: &RecordPath) -> Option<Category> {
+        let field = path.field().rsplit('.').next().unwrap_or_default();
+        let id = match (path.collection(), field) {
+            (_, "email") => "pd:EmailAddress",
+            (_, "phone" | "mobile" | "telephone") => "pd:TelephoneNumber",
+            ("profile", "name" | "given_name" | "family_name" | "nickname") => "pd:Name",
+            ("profile", "birthdate" | "birth_date" | "birthday") => "pd:BirthDate",
+            ("profile", "gender") => "pd:Gender",
+            ("profile", "language" | "languages") => "pd:Language",
+            ("profile", "nationality") => "pd:Nationality",
+            ("addresses", _) => "pd:PhysicalAddress",
+            ("preferences", _) => "pd:Preference",
+            ("interests", _) => "pd:Interest",
+            ("payment", _) => "pd:PaymentCardNumber",
+            ("memberships" | "loyalty", _) => "pd:Identifier",
+            _ => return None,
+        };
+        Category::find(id)
+    }
+
+    /// Resolves the category of a write: the one asked for if known, else the field's default.
+    pub fn resolve(path: &RecordPath, asked: Option<&str>) -> Result<Category, RecordError> {
+        match asked {
+            Some(id) => Category::find(id).ok_or_else(|| RecordError::UnknownCategory(id.into())),
+            None => Category::default_for(path)
+                .ok_or_else(|| RecordError::CategoryRequired(path.as_str().into())),
+        }
+    }
+}
+
+/// Checks a record value: not null, not too large, not too deep.
+pub fn validate_value(value: &serde_json::Value) -> Result<(), RecordError> {
+    fn depth(v: &serde_json::Value) -> usize {
+        match v {
+            serde_json::Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+            serde_json::Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    if value.is_null() {
+        return Err(RecordError::NullValue);
+    }
+    if depth(value) > MAX_VALUE_DEPTH {
+        return Err(RecordError::ValueTooDeep);
+    }
+    let size = serde_json::to_vec(value)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_VALUE_BYTES {
+        return Err(RecordError::ValueTooLarge);
+    }
+    Ok(())
+}
+
+/// A stored record. `version` starts at 1 and grows by one with every write; it is the ETag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub path: String,
+    pub value: serde_json::Value,
+    pub category: String,
+    pub version: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl Record {
+    /// The strong entity tag of this version, as sent in `ETag`.
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", self.version)
+    }
+}
+
+/// A conditional-request precondition (RFC 9110 §13.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    None,
+    /// `If-Match`: one of these entity tags, or `*` (any current record).
+    IfMatch(Vec<String>),
+    /// `If-None-Match: *`: only if there is no current record.
+    IfNoneMatchAny,
+}
+
+impl Precondition {
+    /// Whether a write may go ahead given the current record (if any).
+    pub fn holds(&self, current: Option<&Record>) -> bool {
+        match (self, current) {
+            (Precondition::None, _) => true,
+            (Precondition::IfNoneMatchAny, current) => current.is_none(),
+            (Precondition::IfMatch(_), None) => false,
+            (Precondition::IfMatch(tags), Some(record)) => {
+                let etag = record.etag();
+                tags.iter().any(|t| t == "*" || t == &etag)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        for ok in [
+            "contact.email",
+            "addresses.home.street",
+            "a.b",
+            "x1.y_2.z-3.w",
+        ] {
+            assert!(RecordPath::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "contact",
+            "contact.",
+            ".email",
+            "Contact.email",
+            "a.b.c.d.e",
+            "a..b",
+            "a/b.c",
+            "_a.b",
+            "a.b c",
+            "a.é",
+            "../etc.passwd",
+        ] {
+            assert_eq!(
+                RecordPath::parse(bad),
+                Err(RecordError::InvalidPath),
+                "{bad}"
+            );
+        }
+        let long = format!("a.{}", "b".repeat(65));
+        assert!(RecordPath::parse(&long).is_err());
+        let p = RecordPath::parse("addresses.home.street").unwrap();
+        assert_eq!((p.collection(), p.field()), ("addresses", "home.street"));
+    }
+
+    #[test]
+    fn categories_default_or_must_be_named() {
+        let email = RecordPath::parse("contact.email").unwrap();
+        assert_eq!(
+            Category::resolve(&email, None).unwrap().id,
+            "pd:EmailAddress"
+        );
+        let odd = RecordPath::parse("misc.thing").unwrap();
+        assert!(matches!(
+            Category::resolve(&odd, None),
+            Err(RecordError::CategoryRequired(_))
+        ));
+        assert!(matches!(
+            Category::resolve(&odd, Some("pd:Nope")),
+            Err(RecordError::UnknownCategory(_))
+        ));
+        assert_eq!(
+            Category::resolve(&odd, Some("pd:Interest")).unwrap().id,
+            "pd:Interest"
+        );
+    }
+
+    #[test]
+    fn values_are_bounded() {
+        assert!(validate_value(&serde_json::json!("x")).is_ok());
+        assert_eq!(
+            validate_value(&serde_json::Value::Null),
+            Err(RecordError::NullValue)
+        );
+        let big = serde_json::Value::String("x".repeat(MAX_VALUE_BYTES));
+        assert_eq!(validate_value(&big), Err(RecordError::ValueTooLarge));
+        let mut deep = serde_json::json!(1);
+        for _ in 0..20 {
+            deep = serde_json::json!([deep]);
+        }
+        assert_eq!(validate_value(&deep), Err(RecordError::ValueTooDeep));
+    }
+
+    #[test]
+    fn preconditions() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let r = Record {
+            path: "a.b".into(),
+            value: serde_json::json!(1),
+            category: "pd:Age".into(),
+            version: 3,
+            created_at: now,
+            updated_at: now,
+        };
+        assert!(Precondition::IfMatch(vec!["\"3\"".into()]).holds(Some(&r)));
+        assert!(!Precondition::IfMatch(vec!["\"2\"".into()]).holds(Some(&r)));
+        assert!(Precondition::IfMatch(vec!["*".into()]).holds(Some(&r)));
+        assert!(!Precondition::IfMatch(vec!["*".into()]).holds(None));
+        assert!(Precondition::IfNoneMatchAny.holds(None));
+        assert!(!Precondition::IfNoneMatchAny.holds(Some(&r)));
+        assert!(Precondition::None.holds(Some(&r)));
+    }
+}

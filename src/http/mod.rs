@@ -1,0 +1,249 @@
+//! The HTTP interface: the only module that imports axum.
+//!
+//! [`app`] builds the one router that lists every route (it doubles as the API's table of contents
+//! and, through utoipa, as the OpenAPI document); [`serve`] runs it on a listener until a shutdown
+//! signal, then drains in-flight requests.
+
+pub mod assets;
+pub mod auth;
+pub mod error;
+pub mod owner;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::AppError;
+use crate::service::Vault;
+
+/// The largest request body accepted anywhere (a record value is at most 64 KiB of JSON).
+pub const MAX_BODY_BYTES: usize = 128 * 1024;
+/// How long one request may take before the server gives up on it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub vault: Vault,
+    /// Cookies are marked Secure (and HSTS is sent) when the public URL is https.
+    pub secure_cookies: bool,
+    openapi: Arc<Vec<u8>>,
+}
+
+impl AppState {
+    pub fn new(vault: Vault, secure_cookies: bool) -> AppState {
+        let (_, spec) = api_router().split_for_parts();
+        let json = serde_json::to_vec_pretty(&spec).unwrap_or_default();
+        AppState {
+            vault,
+            secure_cookies,
+            openapi: Arc::new(json),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "vrm-vault",
+        description = "A personal data vault for Vendor Relationship Management. Errors are \
+                       `{\"error\": code, \"message\": sentence}`.",
+        license(name = "AGPL-3.0-or-later")
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "session", description = "Setup, unlock, login and logout of the owner"),
+        (name = "records", description = "The owner's personal data"),
+        (name = "audit", description = "The hash-chained audit log"),
+        (name = "operations", description = "Health and readiness")
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "owner_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The owner's session token from POST /api/v1/session"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "owner_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                auth::COOKIE,
+                "The browser's session cookie; state-changing requests also need X-CSRF-Token",
+            ))),
+        );
+    }
+}
+
+/// Every API route, in one place: this is the table of contents of the API.
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(owner::healthz))
+        .routes(routes!(owner::readyz))
+        .routes(routes!(owner::status))
+        .routes(routes!(owner::setup))
+        .routes(routes!(owner::login, owner::session, owner::logout))
+        .routes(routes!(owner::change_passphrase))
+        .routes(routes!(owner::list_records))
+        .routes(routes!(
+            owner::get_record,
+            owner::put_record,
+            owner::delete_record
+        ))
+        .routes(routes!(owner::categories))
+        .routes(routes!(owner::audit))
+        .routes(routes!(owner::audit_verify))
+}
+
+/// The whole application: API, OpenAPI document, static app, and the layers around them.
+pub fn app(state: AppState) -> Router {
+    let (api, _) = api_router().split_for_parts();
+    api.route("/openapi.json", axum::routing::get(openapi))
+        .fallback(assets::serve_asset)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), sealed_gate))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security_headers,
+        ))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            AppError::Internal("a handler panicked".into()).into_response()
+        }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            // Spans carry the route template, never the raw path: a path may hold a field name.
+            TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
+                let route = req
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_else(|| "static".into());
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                tracing::info_span!("request", method = %req.method(), route, request_id = id)
+            }),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn openapi(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi.as_ref().clone(),
+    )
+        .into_response()
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
+}
+
+/// Routes that work whatever the vault's phase: health, the app itself, setup and unlock.
+fn open_while_sealed(method: &Method, path: &str) -> bool {
+    matches!(
+        path,
+        "/healthz" | "/readyz" | "/api/v1/status" | "/api/v1/setup" | "/openapi.json"
+    ) || (path == "/api/v1/session" && method == Method::POST)
+        || !(path.starts_with("/api/")
+            || path.starts_with("/brand/")
+            || path.starts_with("/oauth/"))
+}
+
+/// While there is no vault or it is sealed, every API route but the few above answers 503.
+async fn sealed_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !open_while_sealed(req.method(), req.uri().path()) {
+        if let Err(e) = state.vault.open() {
+            return e.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; manifest-src 'self'; object-src 'none'; base-uri 'none'; \
+                   form-action 'self'; frame-ancestors 'none'";
+
+/// Security headers on every response.
+async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let is_api = req.uri().path().starts_with("/api/");
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    let set = |headers: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
+        headers.insert(name, HeaderValue::from_static(value));
+    };
+    set(headers, header::CONTENT_SECURITY_POLICY, CSP);
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(headers, header::REFERRER_POLICY, "no-referrer");
+    set(headers, header::X_FRAME_OPTIONS, "DENY");
+    set(
+        headers,
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    set(
+        headers,
+        HeaderName::from_static("permissions-policy"),
+        "camera=(), microphone=(), payment=(), usb=()",
+    );
+    if is_api {
+        set(headers, header::CACHE_CONTROL, "no-store");
+    }
+    if state.secure_cookies {
+        set(
+            headers,
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        );
+    }
+    response
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,0 +1,187 @@
+//! The `vrm-vault` binary: parse the command line, set up logging, and hand over to the library.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use vrm_vault::clock::{Clock as _, SystemClock};
+use vrm_vault::config::{self, AuditCommand, Cli, Command, ServeConfig, UnlockKeyCommand};
+use vrm_vault::http::{self, AppState};
+use vrm_vault::secret::Secret;
+use vrm_vault::service::{self, Settings, Vault};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(config) => serve(config),
+        Command::Init(args) => init(args),
+        Command::Audit {
+            command: AuditCommand::Verify(args),
+        } => audit_verify(args),
+        Command::UnlockKey { command } => unlock_key(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vrm-vault: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VRM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
+    init_tracing(config.log_format == "json");
+    config.validate().map_err(anyhow::Error::msg)?;
+    let mut settings = Settings::new(config::data_dir(config.data_dir.clone())?);
+    settings.cache_bytes = config.cache_mb * 1024 * 1024;
+    settings.session_idle = time::Duration::minutes(config.session_idle_minutes as i64);
+    settings.session_max = time::Duration::hours(config.session_max_hours as i64);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let data_dir = settings.data_dir.clone();
+        let vault = Vault::start(settings, Arc::new(SystemClock))
+            .map_err(|e| anyhow::anyhow!("cannot start on {}: {e:?}", data_dir.display()))?;
+        tracing::info!(data_dir = %data_dir.display(), state = vault.phase_name(), "vault opened");
+        if let Some(path) = &config.unlock_key_file {
+            vault
+                .unseal_with_unlock_key(path)
+                .await
+                .map_err(|e| anyhow::anyhow!("unlock key file: {e:?}"))?;
+        }
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "listening beyond loopback: put a TLS reverse proxy in front");
+        }
+        // One line on stdout that scripts (and the tests) read to learn the address.
+        println!("vrm-vault listening on http://{addr}");
+        std::io::stdout().flush()?;
+        let state = AppState::new(vault.clone(), config.secure_cookies());
+        http::serve(listener, state, shutdown_signal()).await?;
+        vault.flush()?;
+        tracing::info!("stopped cleanly");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutting down: draining requests");
+}
+
+/// Reads a passphrase from the first line of a file, or of standard input for `-`.
+fn read_passphrase(path: &Path) -> anyhow::Result<Secret> {
+    let mut line = String::new();
+    if path == Path::new("-") {
+        std::io::stdin().lock().read_line(&mut line)?;
+    } else {
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("reading the passphrase from {}", path.display()))?;
+        std::io::BufReader::new(file).read_line(&mut line)?;
+    }
+    let secret = Secret::new(line.trim_end_matches(['\n', '\r']));
+    Ok(secret)
+}
+
+fn init(args: config::InitArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = config::data_dir(args.data_dir)?;
+    let passphrase = read_passphrase(&args.passphrase_file)?;
+    let recovery = service::init_offline(&data_dir, &passphrase, SystemClock.now())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!(
+        "Vault created in {}. Your recovery key is below: it is shown only now, and it opens the \
+         vault if you forget your passphrase. Write it down and keep it somewhere safe.",
+        data_dir.display()
+    );
+    println!("{}", recovery.expose());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit_verify(args: config::OfflineArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = config::data_dir(args.data_dir)?;
+    let passphrase = read_passphrase(&args.passphrase_file)?;
+    let (store, _, _) =
+        service::open_offline(&data_dir, &passphrase).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    match service::audit::verify_store(&store) {
+        Ok(verified) => {
+            println!(
+                "audit log intact: {} entries, head {}",
+                verified.entries, verified.head
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("audit log BROKEN: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn unlock_key(command: UnlockKeyCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        UnlockKeyCommand::Create { vault, out } => {
+            let data_dir = config::data_dir(vault.data_dir)?;
+            let passphrase = read_passphrase(&vault.passphrase_file)?;
+            let key = service::offline_unlock_key(&data_dir, &passphrase, SystemClock.now(), true)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            if let Some(key) = key {
+                vrm_vault::crypto::keyfile::write_atomically(&out, key.encode().as_bytes())
+                    .with_context(|| format!("writing {}", out.display()))?;
+            }
+            eprintln!(
+                "Unlock key written to {}. Start the server with --unlock-key-file {} to unseal \
+                 at boot. Anyone who can read that file and the data directory can open the vault.",
+                out.display(),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        UnlockKeyCommand::Remove(vault) => {
+            let data_dir = config::data_dir(vault.data_dir)?;
+            let passphrase = read_passphrase(&vault.passphrase_file)?;
+            service::offline_unlock_key(&data_dir, &passphrase, SystemClock.now(), false)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            eprintln!(
+                "Unlock key slot removed: existing unlock key files no longer open the vault."
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

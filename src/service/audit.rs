@@ -1,0 +1,124 @@
+//! Appending to, paging through and verifying the audit log.
+//!
+//! Entries live in the `Audit` tree under their big-endian sequence number (so key order is chain
+//! order); the chain head lives in the `Meta` tree. Both are sealed like every other value, and the
+//! sealing binds each entry to its sequence number, so moving an entry to another position makes it
+//! fail to open.
+
+use time::OffsetDateTime;
+
+use super::{META_AUDIT_HEAD, OpenVault};
+use crate::crypto::sha256;
+use crate::domain::audit::{AuditEntry, ChainHead, Event, Verified, verify_chain};
+use crate::error::AppError;
+use crate::store::{Store, StoreError, Tree, Tx};
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Io(format!("encoding: {e}")))
+}
+
+/// Appends `event` after `head` inside a transaction and moves the stored head.
+pub(crate) fn append_in(
+    tx: &mut Tx<'_>,
+    head: &ChainHead,
+    event: Event,
+    now: OffsetDateTime,
+) -> Result<AuditEntry, StoreError> {
+    let entry = AuditEntry::chain(event, head, now, sha256);
+    tx.insert(Tree::Audit, &entry.seq.to_be_bytes(), &encode(&entry)?)?;
+    tx.insert(Tree::Meta, META_AUDIT_HEAD, &encode(&entry.head())?)?;
+    Ok(entry)
+}
+
+/// Appends outside the server (setup, offline CLI commands), committing immediately.
+pub(crate) fn append_blocking(
+    store: &Store,
+    head: &ChainHead,
+    event: Event,
+    now: OffsetDateTime,
+) -> Result<ChainHead, AppError> {
+    let result =
+        store.transact(|tx| append_in(tx, head, event.clone(), now).map_err(AppError::from));
+    match result {
+        Ok(entry) => Ok(entry.head()),
+        Err(crate::store::TxError::Abort(e)) => Err(e),
+        Err(crate::store::TxError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// Reads the stored chain head (the genesis head for an empty log).
+pub(crate) fn load_head(store: &Store) -> Result<ChainHead, AppError> {
+    match store.get(Tree::Meta, META_AUDIT_HEAD)? {
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| AppError::Internal(format!("audit head is damaged: {e}"))),
+        None => Ok(ChainHead::default()),
+    }
+}
+
+fn seq_of(key: &[u8]) -> u64 {
+    key.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+/// Verifies the whole chain of a store against its stored head.
+pub fn verify_store(store: &Store) -> Result<Verified, AppError> {
+    let head = load_head(store)?;
+    let keys = store.raw_keys(Tree::Audit)?;
+    let entries = keys.into_iter().map(|key| {
+        let seq = seq_of(&key);
+        match store.get(Tree::Audit, &key) {
+            Ok(Some(bytes)) => serde_json::from_slice::<AuditEntry>(&bytes).map_err(|_| seq),
+            _ => Err(seq),
+        }
+    });
+    Ok(verify_chain(entries, &head, sha256)?)
+}
+
+/// A page of the log, newest first.
+#[derive(Debug)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// Pass as `before` to get the next (older) page.
+    pub next_before: Option<u64>,
+}
+
+/// Most entries in one page.
+pub const MAX_PAGE: usize = 200;
+
+impl OpenVault {
+    /// Entries older than `before` (or the newest), at most `limit`, newest first.
+    pub fn audit_page(&self, before: Option<u64>, limit: usize) -> Result<AuditPage, AppError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let before_key = before.map(u64::to_be_bytes);
+        let mut entries = Vec::with_capacity(limit);
+        for item in self
+            .store()
+            .iter_rev_before(Tree::Audit, before_key.as_ref().map(|k| &k[..]))
+            .take(limit + 1)
+        {
+            let (_, bytes) = item?;
+            let entry: AuditEntry = serde_json::from_slice(&bytes)
+                .map_err(|e| AppError::Internal(format!("audit entry is damaged: {e}")))?;
+            entries.push(entry);
+        }
+        let next_before = if entries.len() > limit {
+            entries.truncate(limit);
+            entries.last().map(|e| e.seq)
+        } else {
+            None
+        };
+        Ok(AuditPage {
+            entries,
+            next_before,
+        })
+    }
+
+    /// Verifies the chain; a broken chain is a result, not a failure of the call.
+    pub fn audit_verify(&self) -> Result<Result<Verified, AppError>, AppError> {
+        // Hold the chain lock so no entry is appended half-way through the walk.
+        let _head = self
+            .audit_head
+            .lock()
+            .map_err(|_| AppError::Internal("audit lock poisoned".into()))?;
+        Ok(verify_store(self.store()))
+    }
+}

@@ -1,0 +1,699 @@
+//! The use cases of the vault: setup, unlock, sessions, records and the audit log.
+//!
+//! Handlers only translate HTTP; everything that changes state happens here. The vault moves through
+//! three phases — [`Phase::Setup`] (no vault yet), [`Phase::Sealed`] (a key file exists, the master
+//! key is not in memory) and [`Phase::Unsealed`] (an [`OpenVault`] holds the keys and the store).
+//! Every state change of an open vault goes through [`OpenVault::change`], which commits the change
+//! and its audit entry in one transaction and returns only once both are durable.
+
+pub mod audit;
+pub mod records;
+pub mod session;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use time::{Duration, OffsetDateTime};
+use tokio::sync::Semaphore;
+
+use crate::clock::Clock;
+use crate::crypto::keyfile::{KdfParams, KeyFile, KeyFileError, RecoveryKey, UnlockKey};
+use crate::crypto::{KeyedHash, MasterKey, VaultKeys};
+use crate::domain::audit::{ChainHead, Event};
+use crate::domain::login::LoginThrottle;
+use crate::error::AppError;
+use crate::secret::Secret;
+use crate::store::{GroupCommit, Store, TxError};
+
+pub use session::{NewSession, SessionInfo};
+
+/// Shortest passphrase accepted at setup or change.
+pub const MIN_PASSPHRASE_CHARS: usize = 12;
+/// Longest passphrase accepted (Argon2id input is unbounded; requests are not).
+pub const MAX_PASSPHRASE_CHARS: usize = 1024;
+/// Key derivations (64 MiB each) allowed at once, so a flood of logins cannot exhaust memory.
+const CONCURRENT_KDF: usize = 2;
+
+const KEY_FILE: &str = "keys.json";
+const STORE_DIR: &str = "store";
+const STORE_SETUP_DIR: &str = "store.setup";
+
+/// Runtime settings of the service, derived from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub cache_bytes: u64,
+    pub session_idle: Duration,
+    pub session_max: Duration,
+    pub kdf: KdfParams,
+}
+
+impl Settings {
+    pub fn new(data_dir: PathBuf) -> Settings {
+        Settings {
+            data_dir,
+            cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
+            session_idle: Duration::minutes(30),
+            session_max: Duration::hours(12),
+            kdf: KdfParams::default(),
+        }
+    }
+
+    pub fn key_file(&self) -> PathBuf {
+        self.data_dir.join(KEY_FILE)
+    }
+
+    fn store_dir(&self) -> PathBuf {
+        self.data_dir.join(STORE_DIR)
+    }
+}
+
+/// Where the vault is in its life.
+#[derive(Debug)]
+pub enum Phase {
+    Setup,
+    Sealed(KeyFile),
+    Unsealed(Arc<OpenVault>),
+}
+
+impl Phase {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Setup => "setup",
+            Phase::Sealed(_) => "sealed",
+            Phase::Unsealed(_) => "unsealed",
+        }
+    }
+}
+
+/// How the owner proves who they are.
+#[derive(Debug)]
+pub enum Credential {
+    Passphrase(Secret),
+    /// The recovery key, which also sets a new passphrase (the old one is presumed forgotten).
+    RecoveryKey {
+        recovery_key: Secret,
+        new_passphrase: Secret,
+    },
+}
+
+/// The service: cheap to clone, shared by every request.
+#[derive(Debug, Clone)]
+pub struct Vault {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    phase: ArcSwap<Phase>,
+    /// Serialises phase changes (setup, unseal).
+    lifecycle: tokio::sync::Mutex<()>,
+    throttle: Mutex<LoginThrottle>,
+    kdf_permits: Semaphore,
+    sessions: session::Sessions,
+}
+
+/// An unsealed vault: keys in memory, store open.
+pub struct OpenVault {
+    keyfile: Mutex<KeyFile>,
+    key_file_path: PathBuf,
+    master: MasterKey,
+    index: KeyedHash,
+    store: Store,
+    group: GroupCommit,
+    audit_head: Mutex<ChainHead>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for OpenVault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenVault").finish_non_exhaustive()
+    }
+}
+
+fn blocking_error(e: tokio::task::JoinError) -> AppError {
+    AppError::Internal(format!("background task failed: {e}"))
+}
+
+fn io_error(what: &str, e: std::io::Error) -> AppError {
+    AppError::Internal(format!("{what}: {e}"))
+}
+
+/// Checks a passphrase chosen by the owner.
+pub fn validate_new_passphrase(passphrase: &Secret) -> Result<(), AppError> {
+    let chars = passphrase.expose().chars().count();
+    if chars < MIN_PASSPHRASE_CHARS {
+        return Err(AppError::invalid(
+            "weak_passphrase",
+            format!(
+                "choose a passphrase of at least {MIN_PASSPHRASE_CHARS} characters; a few unrelated words work well"
+            ),
+        ));
+    }
+    if chars > MAX_PASSPHRASE_CHARS {
+        return Err(AppError::invalid(
+            "weak_passphrase",
+            format!("a passphrase may have at most {MAX_PASSPHRASE_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// What start-up found in the data directory.
+fn initial_phase(settings: &Settings) -> Result<Phase, AppError> {
+    let key_file = settings.key_file();
+    let store = settings.store_dir();
+    let setup_store = settings.data_dir.join(STORE_SETUP_DIR);
+    if key_file.exists() {
+        let keyfile = KeyFile::load(&key_file)
+            .map_err(|e| AppError::Internal(format!("cannot read {}: {e}", key_file.display())))?;
+        if !store.exists() {
+            if setup_store.exists() {
+                // Setup wrote the key file and crashed before moving the new store into place.
+                std::fs::rename(&setup_store, &store)
+                    .map_err(|e| io_error("finishing setup", e))?;
+            } else {
+                return Err(AppError::Internal(format!(
+                    "{} exists but the store {} is missing: restore it from a backup",
+                    key_file.display(),
+                    store.display()
+                )));
+            }
+        }
+        return Ok(Phase::Sealed(keyfile));
+    }
+    if store.exists() {
+        return Err(AppError::Internal(format!(
+            "{} holds a store but no key file ({KEY_FILE}); without it the store cannot be read. \
+             Restore the key file from a backup, or remove {} to start a new vault",
+            settings.data_dir.display(),
+            store.display()
+        )));
+    }
+    Ok(Phase::Setup)
+}
+
+impl Vault {
+    /// Opens the service on a data directory: setup mode if it holds no vault, sealed otherwise.
+    pub fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Vault, AppError> {
+        let phase = initial_phase(&settings)?;
+        let sessions = session::Sessions::new(settings.session_idle, settings.session_max);
+        Ok(Vault {
+            inner: Arc::new(Inner {
+                settings,
+                clock,
+                phase: ArcSwap::from_pointee(phase),
+                lifecycle: tokio::sync::Mutex::new(()),
+                throttle: Mutex::new(LoginThrottle::default()),
+                kdf_permits: Semaphore::new(CONCURRENT_KDF),
+                sessions,
+            }),
+        })
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.inner.clock.now()
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The current phase's name: `setup`, `sealed` or `unsealed`.
+    pub fn phase_name(&self) -> &'static str {
+        self.inner.phase.load().name()
+    }
+
+    /// The open vault, or the error that explains why there is none.
+    pub fn open(&self) -> Result<Arc<OpenVault>, AppError> {
+        match &**self.inner.phase.load() {
+            Phase::Unsealed(open) => Ok(open.clone()),
+            Phase::Sealed(_) => Err(AppError::Sealed),
+            Phase::Setup => Err(AppError::SetupRequired),
+        }
+    }
+
+    /// Runs an Argon2id-heavy closure off the async runtime, at most [`CONCURRENT_KDF`] at once.
+    async fn with_kdf<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AppError> {
+        let _permit = self
+            .inner
+            .kdf_permits
+            .acquire()
+            .await
+            .map_err(|_| AppError::Internal("key derivation closed".into()))?;
+        tokio::task::spawn_blocking(f).await.map_err(blocking_error)
+    }
+
+    /// Creates the vault (setup mode only) and logs the owner in.
+    pub async fn setup(&self, passphrase: Secret) -> Result<(Secret, NewSession), AppError> {
+        validate_new_passphrase(&passphrase)?;
+        let _guard = self.inner.lifecycle.lock().await;
+        if !matches!(**self.inner.phase.load(), Phase::Setup) {
+            return Err(AppError::Conflict("the vault is already set up"));
+        }
+        let settings = self.inner.settings.clone();
+        let now = self.now();
+        let (keyfile, master, recovery) = self
+            .with_kdf(move || create_vault(&settings, &passphrase, now))
+            .await??;
+        let open = OpenVault::open(
+            &self.inner.settings,
+            keyfile,
+            master,
+            self.inner.clock.clone(),
+        )?;
+        self.inner.phase.store(Arc::new(Phase::Unsealed(open)));
+        tracing::info!("vault created");
+        let session = self.inner.sessions.create(now)?;
+        Ok((Secret::new(recovery.display().as_str()), session))
+    }
+
+    /// Checks the owner's credential, unseals the vault if needed, and opens a session.
+    pub async fn login(
+        &self,
+        credential: Credential,
+        from: IpAddr,
+    ) -> Result<NewSession, AppError> {
+        let now = self.now();
+        self.check_throttle(from, now)?;
+        let keyfile = match &**self.inner.phase.load() {
+            Phase::Setup => return Err(AppError::SetupRequired),
+            Phase::Sealed(keyfile) => keyfile.clone(),
+            Phase::Unsealed(open) => open.keyfile()?,
+        };
+        let method = match &credential {
+            Credential::Passphrase(_) => "passphrase",
+            Credential::RecoveryKey { .. } => "recovery_key",
+        };
+        if let Credential::RecoveryKey { new_passphrase, .. } = &credential {
+            validate_new_passphrase(new_passphrase)?;
+        }
+        let kdf = self.inner.settings.kdf;
+        let unlocked = self
+            .with_kdf(
+                move || -> Result<(MasterKey, Option<KeyFile>), KeyFileError> {
+                    match credential {
+                        Credential::Passphrase(p) => {
+                            Ok((keyfile.unlock_with_passphrase(p.expose())?, None))
+                        }
+                        Credential::RecoveryKey {
+                            recovery_key,
+                            new_passphrase,
+                        } => {
+                            let key = RecoveryKey::parse(recovery_key.expose())?;
+                            let master = keyfile.unlock_with_recovery_key(&key)?;
+                            let mut updated = keyfile;
+                            updated.set_passphrase(&master, new_passphrase.expose(), kdf)?;
+                            Ok((master, Some(updated)))
+                        }
+                    }
+                },
+            )
+            .await?;
+        let (master, updated_keyfile) = match unlocked {
+            Ok(ok) => ok,
+            Err(e) => {
+                let error = AppError::from(e);
+                if matches!(error, AppError::InvalidCredentials) {
+                    self.record_failure(from, now);
+                }
+                return Err(error);
+            }
+        };
+        if let Ok(mut throttle) = self.inner.throttle.lock() {
+            throttle.record_success(from);
+        }
+        let open = self.unseal(master).await?;
+        if let Some(keyfile) = updated_keyfile {
+            open.replace_keyfile(keyfile, Event::owner("passphrase.reset", None))
+                .await?;
+        }
+        open.change(|_| {
+            Ok((
+                (),
+                Event::owner("session.created", None)
+                    .with_detail(serde_json::json!({ "method": method })),
+            ))
+        })
+        .await?;
+        self.inner.sessions.create(now)
+    }
+
+    fn check_throttle(&self, from: IpAddr, now: OffsetDateTime) -> Result<(), AppError> {
+        let wait = self
+            .inner
+            .throttle
+            .lock()
+            .map_err(|_| AppError::Internal("throttle poisoned".into()))?
+            .wait(from, now);
+        match wait {
+            Some(wait) => Err(AppError::TooManyRequests {
+                retry_after: wait.whole_seconds().max(1) as u64,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn record_failure(&self, from: IpAddr, now: OffsetDateTime) {
+        if let Ok(mut throttle) = self.inner.throttle.lock() {
+            throttle.record_failure(from, now);
+        }
+        tracing::warn!(%from, "failed owner login");
+    }
+
+    /// Moves a sealed vault to unsealed with `master`; a vault already unsealed stays as it is.
+    async fn unseal(&self, master: MasterKey) -> Result<Arc<OpenVault>, AppError> {
+        let _guard = self.inner.lifecycle.lock().await;
+        let keyfile = match &**self.inner.phase.load() {
+            Phase::Unsealed(open) => return Ok(open.clone()),
+            Phase::Setup => return Err(AppError::SetupRequired),
+            Phase::Sealed(keyfile) => keyfile.clone(),
+        };
+        let settings = self.inner.settings.clone();
+        let clock = self.inner.clock.clone();
+        let open = OpenVault::open(&settings, keyfile, master, clock)?;
+        self.inner
+            .phase
+            .store(Arc::new(Phase::Unsealed(open.clone())));
+        open.change(|_| Ok(((), Event::system("vault.unsealed"))))
+            .await?;
+        tracing::info!("vault unsealed");
+        Ok(open)
+    }
+
+    /// Unseals at start-up with an unlock key file.
+    pub async fn unseal_with_unlock_key(&self, path: &Path) -> Result<(), AppError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| io_error(&format!("reading {}", path.display()), e))?;
+        let key = UnlockKey::parse(&text)?;
+        let keyfile = match &**self.inner.phase.load() {
+            Phase::Sealed(keyfile) => keyfile.clone(),
+            Phase::Setup => return Err(AppError::SetupRequired),
+            Phase::Unsealed(_) => return Ok(()),
+        };
+        let master = keyfile.unlock_with_unlock_key(&key).map_err(|e| match e {
+            KeyFileError::WrongSecret => AppError::Internal(format!(
+                "the unlock key in {} does not open this vault (removed or replaced?)",
+                path.display()
+            )),
+            other => other.into(),
+        })?;
+        self.unseal(master).await.map(|_| ())
+    }
+
+    /// Flushes the store, if open (at shutdown).
+    pub fn flush(&self) -> Result<(), AppError> {
+        if let Phase::Unsealed(open) = &**self.inner.phase.load() {
+            open.store.flush()?;
+        }
+        Ok(())
+    }
+
+    pub fn authenticate(&self, token: &str) -> Result<SessionInfo, AppError> {
+        self.inner.sessions.authenticate(token, self.now())
+    }
+
+    /// Ends a session, and records that the owner logged out.
+    pub async fn logout(&self, token: &str) -> Result<(), AppError> {
+        self.inner.sessions.revoke(token);
+        if let Ok(open) = self.open() {
+            open.change(|_| Ok(((), Event::owner("session.ended", None))))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Changes the passphrase after checking the current one. Stored data is not re-encrypted:
+    /// only the passphrase slot of the key file is rewritten.
+    pub async fn change_passphrase(
+        &self,
+        current: Secret,
+        new: Secret,
+        from: IpAddr,
+    ) -> Result<(), AppError> {
+        validate_new_passphrase(&new)?;
+        let now = self.now();
+        self.check_throttle(from, now)?;
+        let open = self.open()?;
+        let keyfile = open.keyfile()?;
+        let kdf = self.inner.settings.kdf;
+        let result = self
+            .with_kdf(move || -> Result<KeyFile, KeyFileError> {
+                let master = keyfile.unlock_with_passphrase(current.expose())?;
+                let mut updated = keyfile;
+                updated.set_passphrase(&master, new.expose(), kdf)?;
+                Ok(updated)
+            })
+            .await?;
+        match result {
+            Ok(updated) => {
+                open.replace_keyfile(updated, Event::owner("passphrase.changed", None))
+                    .await
+            }
+            Err(e) => {
+                let error = AppError::from(e);
+                if matches!(error, AppError::InvalidCredentials) {
+                    self.record_failure(from, now);
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Creates a vault on disk: the store first (in a side directory), then the key file, then the
+/// store is moved into place. A crash before the key file is written leaves setup mode; a crash
+/// after it is finished at the next start (see [`initial_phase`]).
+fn create_vault(
+    settings: &Settings,
+    passphrase: &Secret,
+    now: OffsetDateTime,
+) -> Result<(KeyFile, MasterKey, RecoveryKey), AppError> {
+    let dir = &settings.data_dir;
+    create_private_dir(dir)?;
+    let setup_store = dir.join(STORE_SETUP_DIR);
+    if setup_store.exists() {
+        std::fs::remove_dir_all(&setup_store)
+            .map_err(|e| io_error("clearing a failed setup", e))?;
+    }
+    let (keyfile, master, recovery) = KeyFile::create(passphrase.expose(), settings.kdf)?;
+    {
+        let keys = VaultKeys::derive(&master);
+        let store = Store::open(&setup_store, keys.sealer, settings.cache_bytes)?;
+        audit::append_blocking(
+            &store,
+            &ChainHead::default(),
+            Event::owner("vault.created", None),
+            now,
+        )?;
+        store.flush()?;
+    }
+    keyfile.save(&settings.key_file())?;
+    std::fs::rename(&setup_store, settings.store_dir())
+        .map_err(|e| io_error("moving the new store", e))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error("syncing the data directory", e))?;
+    Ok((keyfile, master, recovery))
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), AppError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|e| io_error(&format!("creating {}", dir.display()), e))
+}
+
+impl OpenVault {
+    /// Opens the store with keys derived from `master`.
+    fn open(
+        settings: &Settings,
+        keyfile: KeyFile,
+        master: MasterKey,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<OpenVault>, AppError> {
+        let VaultKeys { sealer, index } = VaultKeys::derive(&master);
+        let store = Store::open(&settings.store_dir(), sealer, settings.cache_bytes)?;
+        let head = audit::load_head(&store)?;
+        let group = GroupCommit::spawn(store.clone());
+        Ok(Arc::new(OpenVault {
+            keyfile: Mutex::new(keyfile),
+            key_file_path: settings.key_file(),
+            master,
+            index,
+            store,
+            group,
+            audit_head: Mutex::new(head),
+            clock,
+        }))
+    }
+
+    fn keyfile(&self) -> Result<KeyFile, AppError> {
+        self.keyfile
+            .lock()
+            .map(|k| k.clone())
+            .map_err(|_| AppError::Internal("key file lock poisoned".into()))
+    }
+
+    /// Saves a new key file, then records why.
+    async fn replace_keyfile(&self, keyfile: KeyFile, event: Event) -> Result<(), AppError> {
+        {
+            let mut current = self
+                .keyfile
+                .lock()
+                .map_err(|_| AppError::Internal("key file lock poisoned".into()))?;
+            keyfile.save(&self.key_file_path)?;
+            *current = keyfile;
+        }
+        self.change(|_| Ok(((), event.clone()))).await
+    }
+
+    /// Adds an unlock-key slot to the key file and returns the key to write to its file.
+    pub async fn create_unlock_key(&self) -> Result<UnlockKey, AppError> {
+        let mut keyfile = self.keyfile()?;
+        let key = keyfile.add_unlock_key(&self.master)?;
+        self.replace_keyfile(keyfile, Event::owner("unlock_key.created", None))
+            .await?;
+        Ok(key)
+    }
+
+    pub async fn remove_unlock_key(&self) -> Result<(), AppError> {
+        let mut keyfile = self.keyfile()?;
+        keyfile.remove_unlock_key();
+        self.replace_keyfile(keyfile, Event::owner("unlock_key.removed", None))
+            .await
+    }
+
+    pub fn has_unlock_key(&self) -> bool {
+        self.keyfile().map(|k| k.has_unlock_key()).unwrap_or(false)
+    }
+
+    /// Commits a change and its audit entry atomically, then waits until both are durable.
+    ///
+    /// `f` runs inside a store transaction (possibly more than once, if sled retries) and returns
+    /// its result with the event to record. Changes are serialised by the audit chain's lock, which
+    /// also makes read-check-write sequences in `f` (like `If-Match`) race-free.
+    pub async fn change<T>(
+        &self,
+        f: impl Fn(&mut crate::store::Tx<'_>) -> Result<(T, Event), AppError>,
+    ) -> Result<T, AppError> {
+        let now = self.clock.now();
+        let value = {
+            let mut head = self
+                .audit_head
+                .lock()
+                .map_err(|_| AppError::Internal("audit lock poisoned".into()))?;
+            let committed = self.store.transact(|tx| {
+                let (value, event) = f(tx)?;
+                let entry = audit::append_in(tx, &head, event, now)?;
+                Ok::<_, AppError>((value, entry.head()))
+            });
+            let (value, new_head) = match committed {
+                Ok(ok) => ok,
+                Err(TxError::Abort(e)) => return Err(e),
+                Err(TxError::Store(e)) => return Err(e.into()),
+            };
+            *head = new_head;
+            value
+        };
+        self.group.sync().await?;
+        Ok(value)
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    pub(crate) fn index_key(&self, namespace: &str, name: &str) -> [u8; 32] {
+        let mut data = Vec::with_capacity(namespace.len() + 1 + name.len());
+        data.extend_from_slice(namespace.as_bytes());
+        data.push(0);
+        data.extend_from_slice(name.as_bytes());
+        self.index.hash(&data)
+    }
+}
+
+/// Opens a vault directly from its data directory, for the offline CLI commands (the server must
+/// not be running: sled allows one process at a time).
+pub fn open_offline(
+    data_dir: &Path,
+    passphrase: &Secret,
+) -> Result<(Store, KeyFile, MasterKey), AppError> {
+    let settings = Settings::new(data_dir.to_path_buf());
+    let keyfile = match initial_phase(&settings)? {
+        Phase::Sealed(keyfile) => keyfile,
+        _ => {
+            return Err(AppError::Internal(format!(
+                "no vault in {}",
+                data_dir.display()
+            )));
+        }
+    };
+    let master = keyfile.unlock_with_passphrase(passphrase.expose())?;
+    let VaultKeys { sealer, .. } = VaultKeys::derive(&master);
+    let store = Store::open(&settings.store_dir(), sealer, settings.cache_bytes).map_err(|e| {
+        AppError::Internal(format!(
+            "cannot open the store (is the server running? stop it first): {e}"
+        ))
+    })?;
+    Ok((store, keyfile, master))
+}
+
+/// Adds (`create`) or removes the unlock-key slot while the server is stopped, with an audit
+/// entry; returns the new key when one was created.
+pub fn offline_unlock_key(
+    data_dir: &Path,
+    passphrase: &Secret,
+    now: OffsetDateTime,
+    create: bool,
+) -> Result<Option<UnlockKey>, AppError> {
+    let (store, mut keyfile, master) = open_offline(data_dir, passphrase)?;
+    let (key, action) = if create {
+        (Some(keyfile.add_unlock_key(&master)?), "unlock_key.created")
+    } else {
+        keyfile.remove_unlock_key();
+        (None, "unlock_key.removed")
+    };
+    keyfile.save(&data_dir.join(KEY_FILE))?;
+    let head = audit::load_head(&store)?;
+    audit::append_blocking(&store, &head, Event::owner(action, None), now)?;
+    store.flush()?;
+    Ok(key)
+}
+
+/// Creates a vault without a server (for `vrm-vault init`); returns the recovery key text.
+pub fn init_offline(
+    data_dir: &Path,
+    passphrase: &Secret,
+    now: OffsetDateTime,
+) -> Result<Secret, AppError> {
+    validate_new_passphrase(passphrase)?;
+    let settings = Settings::new(data_dir.to_path_buf());
+    if !matches!(initial_phase(&settings)?, Phase::Setup) {
+        return Err(AppError::Conflict(
+            "a vault already exists in this data directory",
+        ));
+    }
+    let (_, _, recovery) = create_vault(&settings, passphrase, now)?;
+    Ok(Secret::new(recovery.display().as_str()))
+}
+
+/// A store key in the `Meta` tree.
+pub(crate) const META_AUDIT_HEAD: &[u8] = b"audit_head";
