@@ -136,12 +136,12 @@ impl ServeConfig {
 
     /// Checks what clap cannot: returns a sentence for the self-hoster if something is off.
     pub fn validate(&self) -> Result<(), String> {
-        if let Some(url) = &self.public_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(format!(
-                    "--public-url must start with http:// or https://, got {url}"
-                ));
-            }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(format!(
+                "--public-url must start with http:// or https://, got {url}"
+            ));
         }
         Ok(())
     }

@@ -59,15 +59,15 @@ impl LoginThrottle {
     }
 
     pub fn record_failure(&mut self, addr: IpAddr, now: OffsetDateTime) {
-        if self.by_address.len() >= MAX_TRACKED && !self.by_address.contains_key(&addr) {
-            if let Some(oldest) = self
+        if self.by_address.len() >= MAX_TRACKED
+            && !self.by_address.contains_key(&addr)
+            && let Some(oldest) = self
                 .by_address
                 .iter()
                 .min_by_key(|(_, f)| f.last)
                 .map(|(a, _)| *a)
-            {
-                self.by_address.remove(&oldest);
-            }
+        {
+            self.by_address.remove(&oldest);
         }
         let entry = self.by_address.entry(addr).or_insert(Failures {
             count: 0,

@@ -38,10 +38,10 @@ impl IntoResponse for AppError {
             message: self.public_message(),
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if let Some(seconds) = self.retry_after() {
-            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+        if let Some(seconds) = self.retry_after()
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
     }

@@ -21,7 +21,6 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -32,7 +31,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::error::AppError;
 use crate::service::Vault;
 
-/// The largest request body accepted anywhere (a record value is at most 64 KiB of JSON).
+/// The largest request body any extractor reads (a record value is at most 64 KiB of JSON).
+/// Enforced by the body extractors, so an oversize body gets the usual JSON error.
 pub const MAX_BODY_BYTES: usize = 128 * 1024;
 /// How long one request may take before the server gives up on it.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -131,7 +131,6 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             security_headers,
         ))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
@@ -143,20 +142,24 @@ pub fn app(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             // Spans carry the route template, never the raw path: a path may hold a field name.
-            TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
-                let route = req
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map(|p| p.as_str().to_owned())
-                    .unwrap_or_else(|| "static".into());
-                let id = req
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                tracing::info_span!("request", method = %req.method(), route, request_id = id)
-            }),
+            // Failures are logged once, by AppError, at a level that fits them; a sealed vault's
+            // 503 is routine, not an error.
+            TraceLayer::new_for_http()
+                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG))
+                .make_span_with(|req: &Request<Body>| {
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map(|p| p.as_str().to_owned())
+                        .unwrap_or_else(|| "static".into());
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    tracing::info_span!("request", method = %req.method(), route, request_id = id)
+                }),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
@@ -187,10 +190,10 @@ fn open_while_sealed(method: &Method, path: &str) -> bool {
 
 /// While there is no vault or it is sealed, every API route but the few above answers 503.
 async fn sealed_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if !open_while_sealed(req.method(), req.uri().path()) {
-        if let Err(e) = state.vault.open() {
-            return e.into_response();
-        }
+    if !open_while_sealed(req.method(), req.uri().path())
+        && let Err(e) = state.vault.open()
+    {
+        return e.into_response();
     }
     next.run(req).await
 }

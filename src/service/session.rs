@@ -83,10 +83,10 @@ impl Sessions {
         let info = self.info(&session);
         let mut live = self.lock()?;
         live.retain(|_, s| self.alive(s, now));
-        if live.len() >= MAX_SESSIONS {
-            if let Some(oldest) = live.iter().min_by_key(|(_, s)| s.created).map(|(k, _)| *k) {
-                live.remove(&oldest);
-            }
+        if live.len() >= MAX_SESSIONS
+            && let Some(oldest) = live.iter().min_by_key(|(_, s)| s.created).map(|(k, _)| *k)
+        {
+            live.remove(&oldest);
         }
         live.insert(sha256(token.expose().as_bytes()), session);
         Ok(NewSession { token, info })

@@ -1,1 +1,13 @@
+//! Integration tests: the real `vrm-vault` binary on a free loopback port and a temporary data
+//! directory, driven over HTTP the way the web app and scripts drive it.
+//!
+//! One test binary with modules (each test binary is a separate link, which costs minutes).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod at_rest;
+mod audit;
+mod crash;
+mod lifecycle;
+mod records;
+mod support;

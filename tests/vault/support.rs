@@ -1,0 +1,172 @@
+//! `TestApp`: spawns the server binary, waits for its address, and offers owner-side helpers.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub child: Child,
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl TestApp {
+    /// Starts the server on `data_dir` with extra arguments.
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> TestApp {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("VRM_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn vrm-vault");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read address");
+        let base = line
+            .trim()
+            .strip_prefix("vrm-vault listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        TestApp {
+            child,
+            base,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub fn start(data_dir: &Path) -> TestApp {
+        Self::start_with(data_dir, &[])
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops the server the way systemd would (SIGTERM) and waits for it.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "server exited with {status}");
+    }
+
+    /// Kills the server without warning (SIGKILL).
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub async fn setup(&self) -> (String, String) {
+        let res = self
+            .client
+            .post(self.url("/api/v1/setup"))
+            .json(&json!({ "passphrase": PASSPHRASE }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().await.unwrap();
+        (
+            body["token"].as_str().unwrap().to_owned(),
+            body["recovery_key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn login(&self, passphrase: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/session"))
+            .json(&json!({ "passphrase": passphrase }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn token(&self) -> String {
+        let res = self.login(PASSPHRASE).await;
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn put(&self, token: &str, path: &str, body: Value) -> reqwest::Response {
+        self.client
+            .put(self.url(&format!("/api/v1/records/{path}")))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes a passphrase file for the CLI commands.
+pub fn passphrase_file(dir: &Path, passphrase: &str) -> PathBuf {
+    let path = dir.join("passphrase.txt");
+    std::fs::write(&path, format!("{passphrase}\n")).unwrap();
+    path
+}
+
+/// Runs the CLI and returns (exit success, stdout, stderr).
+pub fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every regular file below `dir`.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// The store directory of a data directory, for tests that look at the raw store.
+pub fn store_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("store")
+}
