@@ -305,6 +305,7 @@ pub struct GroupCommit {
     requests: mpsc::UnboundedSender<()>,
     next_ticket: Arc<std::sync::atomic::AtomicU64>,
     flushed: watch::Receiver<FlushState>,
+    flushes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -322,6 +323,8 @@ impl GroupCommit {
         let (done, flushed) = watch::channel(FlushState::default());
         let next_ticket = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let issued = next_ticket.clone();
+        let flushes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = flushes.clone();
         tokio::spawn(async move {
             while pending.recv().await.is_some() {
                 while pending.try_recv().is_ok() {}
@@ -331,6 +334,7 @@ impl GroupCommit {
                 let db = store.db.clone();
                 let result = tokio::task::spawn_blocking(move || db.flush()).await;
                 let ok = matches!(result, Ok(Ok(_)));
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if !ok {
                     tracing::error!("store flush failed; writes are not acknowledged");
                 }
@@ -347,7 +351,13 @@ impl GroupCommit {
             requests,
             next_ticket,
             flushed,
+            flushes,
         }
+    }
+
+    /// How many flushes have run so far (each may have covered many writes).
+    pub fn flush_count(&self) -> u64 {
+        self.flushes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Returns once everything committed before this call is durable on disk.
@@ -369,5 +379,87 @@ impl GroupCommit {
         } else {
             Err(StoreError::Io("flush to disk failed".into()))
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::crypto::SecretKey;
+
+    fn store(dir: &Path) -> Store {
+        Store::open(dir, Sealer::new(&SecretKey::generate().unwrap()), 4 << 20).unwrap()
+    }
+
+    #[test]
+    fn values_are_sealed_on_disk_and_bound_to_their_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        store
+            .transact(|tx| tx.insert(Tree::Records, b"k1", b"plain value"))
+            .map_err(|_| ())
+            .unwrap();
+        assert_eq!(
+            store.get(Tree::Records, b"k1").unwrap().unwrap(),
+            b"plain value"
+        );
+        let raw = store.raw_get(Tree::Records, b"k1").unwrap().unwrap();
+        assert!(!raw.windows(5).any(|w| w == b"plain"));
+        // The same sealed bytes under another key, or in another tree, do not open.
+        store
+            .raw_insert_for_tests(Tree::Records, b"k2", &raw)
+            .unwrap();
+        assert!(matches!(
+            store.get(Tree::Records, b"k2"),
+            Err(StoreError::Tampered { .. })
+        ));
+        store.raw_insert_for_tests(Tree::Meta, b"k1", &raw).unwrap();
+        assert!(matches!(
+            store.get(Tree::Meta, b"k1"),
+            Err(StoreError::Tampered { .. })
+        ));
+    }
+
+    #[test]
+    fn an_aborted_transaction_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let result: Result<(), TxError<&str>> = store.transact(|tx| {
+            tx.insert(Tree::Records, b"a", b"1").unwrap();
+            tx.insert(Tree::Audit, b"b", b"2").unwrap();
+            Err("changed my mind")
+        });
+        assert!(matches!(result, Err(TxError::Abort("changed my mind"))));
+        assert!(store.get(Tree::Records, b"a").unwrap().is_none());
+        assert!(store.get(Tree::Audit, b"b").unwrap().is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_syncs_share_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let group = GroupCommit::spawn(store.clone());
+        let mut tasks = vec![];
+        for i in 0u32..64 {
+            let store = store.clone();
+            let group = group.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .transact(|tx| tx.insert(Tree::Records, &i.to_be_bytes(), b"v"))
+                    .map_err(|_| ())
+                    .unwrap();
+                group.sync().await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let flushes = group.flush_count();
+        assert!(flushes >= 1);
+        assert!(
+            flushes < 64,
+            "64 writers caused {flushes} flushes: not grouped"
+        );
     }
 }
