@@ -122,9 +122,7 @@ impl From<RecordError> for AppError {
     fn from(e: RecordError) -> Self {
         match e {
             RecordError::InvalidPath => AppError::invalid("invalid_path", e.to_string()),
-            RecordError::UnknownCategory(_) | RecordError::CategoryRequired(_) => {
-                AppError::invalid("invalid_category", e.to_string())
-            }
+            RecordError::UnknownCategory(_) => AppError::invalid("invalid_category", e.to_string()),
             RecordError::ValueTooLarge | RecordError::ValueTooDeep | RecordError::NullValue => {
                 AppError::invalid("invalid_value", e.to_string())
             }

@@ -124,18 +124,30 @@ impl RecoveryKey {
         Zeroizing::new(format!("{RECOVERY_PREFIX}-{}", groups.join("-")))
     }
 
-    /// Parses what the owner typed: case, spaces and dashes are forgiven.
+    /// Parses what the owner typed. Forgiven: case, spaces and dashes, a missing `vrmrk-` prefix,
+    /// and the digits people write for look-alike letters (base32 has no 0, 1 or 8: they can only
+    /// be O, I and B).
     pub fn parse(text: &str) -> Result<Self, KeyFileError> {
         let cleaned: Zeroizing<String> = Zeroizing::new(
             text.trim()
                 .to_ascii_uppercase()
                 .chars()
-                .filter(|c| !matches!(c, '-' | ' '))
+                .filter(|c| !matches!(c, '-' | ' ' | '\t' | '\n' | '\r'))
                 .collect(),
         );
-        let body = cleaned
-            .strip_prefix(&RECOVERY_PREFIX.to_ascii_uppercase())
-            .ok_or(KeyFileError::MalformedRecoveryKey)?;
+        let prefix = RECOVERY_PREFIX.to_ascii_uppercase();
+        let unprefixed = cleaned.strip_prefix(&prefix).unwrap_or(&cleaned);
+        let body: Zeroizing<String> = Zeroizing::new(
+            unprefixed
+                .chars()
+                .map(|c| match c {
+                    '0' => 'O',
+                    '1' => 'I',
+                    '8' => 'B',
+                    other => other,
+                })
+                .collect(),
+        );
         let bytes = Zeroizing::new(
             data_encoding::BASE32_NOPAD
                 .decode(body.as_bytes())
@@ -419,6 +431,14 @@ mod tests {
         let typed = recovery.display().to_lowercase().replace('-', " ");
         let parsed = RecoveryKey::parse(&typed).unwrap();
         assert_eq!(file.unlock_with_recovery_key(&parsed).unwrap(), master);
+        // Hand-copied: no prefix, O/I/B written as 0/1/8.
+        let by_hand = recovery.display()[6..]
+            .replace('O', "0")
+            .replace('I', "1")
+            .replace('B', "8");
+        let parsed = RecoveryKey::parse(&by_hand).unwrap();
+        assert_eq!(file.unlock_with_recovery_key(&parsed).unwrap(), master);
+        assert!(RecoveryKey::parse("vrmrk-ABCD").is_err());
 
         let unlock = file.add_unlock_key(&master).unwrap();
         let reparsed = UnlockKey::parse(&unlock.encode()).unwrap();

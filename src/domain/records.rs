@@ -28,8 +28,6 @@ pub enum RecordError {
     InvalidPath,
     #[error("unknown data category {0:?}; GET /api/v1/categories lists the known ones")]
     UnknownCategory(String),
-    #[error("the field {0} has no default data category; choose one with \"category\"")]
-    CategoryRequired(String),
     #[error("the value is larger than {MAX_VALUE_BYTES} bytes")]
     ValueTooLarge,
     #[error("the value is nested deeper than {MAX_VALUE_DEPTH} levels")]
@@ -185,12 +183,18 @@ impl Category {
         Category::find(id)
     }
 
-    /// Resolves the category of a write: the one asked for if known, else the field's default.
+    /// The catch-all category, for fields the person did not classify and we cannot guess.
+    pub const OTHER: Category = Category {
+        id: "dpv:PersonalData",
+        label: "Other personal data",
+    };
+
+    /// Resolves the category of a write: the one asked for if known, else the field's default,
+    /// else [`Category::OTHER`]. Terms and grants can always name the field by its path.
     pub fn resolve(path: &RecordPath, asked: Option<&str>) -> Result<Category, RecordError> {
         match asked {
             Some(id) => Category::find(id).ok_or_else(|| RecordError::UnknownCategory(id.into())),
-            None => Category::default_for(path)
-                .ok_or_else(|| RecordError::CategoryRequired(path.as_str().into())),
+            None => Ok(Category::default_for(path).unwrap_or(Category::OTHER)),
         }
     }
 }
@@ -306,17 +310,14 @@ mod tests {
     }
 
     #[test]
-    fn categories_default_or_must_be_named() {
+    fn categories_default_then_fall_back_to_other() {
         let email = RecordPath::parse("contact.email").unwrap();
         assert_eq!(
             Category::resolve(&email, None).unwrap().id,
             "pd:EmailAddress"
         );
         let odd = RecordPath::parse("misc.thing").unwrap();
-        assert!(matches!(
-            Category::resolve(&odd, None),
-            Err(RecordError::CategoryRequired(_))
-        ));
+        assert_eq!(Category::resolve(&odd, None).unwrap(), Category::OTHER);
         assert!(matches!(
             Category::resolve(&odd, Some("pd:Nope")),
             Err(RecordError::UnknownCategory(_))
