@@ -6,3 +6,4 @@
 pub mod audit;
 pub mod login;
 pub mod records;
+pub mod terms;
