@@ -3000,7 +3000,15 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(512))]
+        // Failing seeds are kept beside this file (src/domain/terms.proptest-regressions), not in
+        // a folder at the top of the repository.
+        #![proptest_config(ProptestConfig {
+            cases: 512,
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::SourceParallel("proptest-regressions"),
+            )),
+            ..ProptestConfig::default()
+        })]
 
         /// (a) Whatever terms pass validation, no request is permitted for a purpose or an
         /// action the basis does not allow.
