@@ -13,10 +13,13 @@
 //!   store keys, and the key file ([`crypto::keyfile`]) where the master key lives, wrapped by an
 //!   Argon2id passphrase key, by the recovery key and optionally by an unlock key.
 //! - [`store`] — the only module that imports `sled`. Every value is sealed on the way in with
-//!   associated data naming its tree and key; multi-tree transactions; [`store::GroupCommit`]
-//!   turns concurrent durability requests into shared flushes.
+//!   associated data naming its tree and key. All writes of a running server go through one
+//!   [`store::Writer`] thread, which runs queued changes in order, applies each group as one atomic
+//!   batch, flushes once, and only then answers the callers.
 //! - [`domain`] — pure types and rules: record paths and categories, preconditions, the audit
-//!   chain and its verification, login back-off. No I/O, no clock, no cryptography.
+//!   chain and its verification, login back-off, and the terms of service (ODRL templates from
+//!   `policies/`, validation that personal rules only narrow their IEEE 7012 basis, and the
+//!   evaluation of a request against them). No I/O, no clock, no cryptography.
 //! - [`service`] — the use cases. [`service::Vault`] moves between setup, sealed and unsealed;
 //!   every change to an open vault goes through [`service::OpenVault::change`], which commits it
 //!   with its audit entry and returns once both are durable.
@@ -32,9 +35,9 @@
 //!
 //! `PUT /api/v1/records/contact.email` → security headers and request id → the sealed gate (503
 //! while sealed) → [`http::auth::OwnerSession`] (bearer token, or cookie plus CSRF token) → the
-//! handler parses the path and `If-Match` → [`service::OpenVault::put_record`] checks the
-//! precondition and writes the record and its audit entry in one transaction → the group commit
-//! flushes → `201` with the `ETag`.
+//! handler parses the path and `If-Match` → [`service::OpenVault::put_record`] queues a change on
+//! the writer thread, which checks the precondition and stages the sealed record and its sealed
+//! audit entry → the writer applies its group as one batch and flushes → `201` with the `ETag`.
 
 pub mod clock;
 pub mod config;

@@ -290,21 +290,45 @@ impl From<Record> for RecordView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecordList {
+    /// In no particular order (stable across pages): sort on the client.
     pub records: Vec<RecordView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
-/// Every record, sorted by path.
-#[utoipa::path(get, path = "/api/v1/records", tag = "records",
-    responses((status = 200, body = RecordList), (status = 401, body = ErrorBody),
-              (status = 503, body = ErrorBody)),
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RecordListQuery {
+    /// Where to continue, from the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Records per page, 1 to 1000 (default 500). A page also ends after about 1 MiB of values.
+    pub limit: Option<usize>,
+}
+
+/// The records, a page at a time.
+#[utoipa::path(get, path = "/api/v1/records", tag = "records", params(RecordListQuery),
+    responses((status = 200, body = RecordList), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn list_records(
     State(state): State<AppState>,
     _session: OwnerSession,
+    Query(query): Query<RecordListQuery>,
 ) -> Result<Json<RecordList>, AppError> {
-    let records = state.vault.open()?.list_records()?;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let cursor = query
+        .cursor
+        .map(|c| B64.decode(c.as_bytes()))
+        .transpose()
+        .map_err(|_| AppError::BadRequest("cursor is not one this server gave out".into()))?;
+    let page = state
+        .vault
+        .open()?
+        .list_records(cursor.as_deref(), query.limit.unwrap_or(500))?;
     Ok(Json(RecordList {
-        records: records.into_iter().map(RecordView::from).collect(),
+        records: page.records.into_iter().map(RecordView::from).collect(),
+        next_cursor: page.next_cursor.map(|c| B64.encode(c)),
     }))
 }
 
@@ -551,7 +575,7 @@ pub async fn audit_verify(
     let open = state.vault.open()?;
     let result = tokio::task::spawn_blocking(move || open.audit_verify())
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))??;
+        .map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(Json(match result {
         Ok(v) => AuditVerification {
             ok: true,

@@ -21,11 +21,11 @@ use tokio::sync::Semaphore;
 use crate::clock::Clock;
 use crate::crypto::keyfile::{KdfParams, KeyFile, KeyFileError, RecoveryKey, UnlockKey};
 use crate::crypto::{KeyedHash, MasterKey, VaultKeys};
-use crate::domain::audit::{ChainHead, Event};
+use crate::domain::audit::Event;
 use crate::domain::login::LoginThrottle;
 use crate::error::AppError;
 use crate::secret::Secret;
-use crate::store::{GroupCommit, Store, TxError};
+use crate::store::{Store, TxError, Writer};
 
 pub use session::{NewSession, SessionInfo};
 
@@ -124,8 +124,7 @@ pub struct OpenVault {
     master: MasterKey,
     index: KeyedHash,
     store: Store,
-    group: GroupCommit,
-    audit_head: Mutex<ChainHead>,
+    writer: Writer,
     clock: Arc<dyn Clock>,
 }
 
@@ -335,7 +334,7 @@ impl Vault {
             open.replace_keyfile(keyfile, Event::owner("passphrase.reset", None))
                 .await?;
         }
-        open.change(|_| {
+        open.change(move |_| {
             Ok((
                 (),
                 Event::owner("session.created", None)
@@ -487,12 +486,7 @@ fn create_vault(
     {
         let keys = VaultKeys::derive(&master);
         let store = Store::open(&setup_store, keys.sealer, settings.cache_bytes)?;
-        audit::append_blocking(
-            &store,
-            &ChainHead::default(),
-            Event::owner("vault.created", None),
-            now,
-        )?;
+        audit::append_offline(&store, Event::owner("vault.created", None), now)?;
         store.flush()?;
     }
     keyfile.save(&settings.key_file())?;
@@ -527,16 +521,14 @@ impl OpenVault {
     ) -> Result<Arc<OpenVault>, AppError> {
         let VaultKeys { sealer, index } = VaultKeys::derive(&master);
         let store = Store::open(&settings.store_dir(), sealer, settings.cache_bytes)?;
-        let head = audit::load_head(&store)?;
-        let group = GroupCommit::spawn(store.clone());
+        let writer = Writer::spawn(store.clone())?;
         Ok(Arc::new(OpenVault {
             keyfile: Mutex::new(keyfile),
             key_file_path: settings.key_file(),
             master,
             index,
             store,
-            group,
-            audit_head: Mutex::new(head),
+            writer,
             clock,
         }))
     }
@@ -558,7 +550,7 @@ impl OpenVault {
             keyfile.save(&self.key_file_path)?;
             *current = keyfile;
         }
-        self.change(|_| Ok(((), event.clone()))).await
+        self.change(move |_| Ok(((), event))).await
     }
 
     /// Adds an unlock-key slot to the key file and returns the key to write to its file.
@@ -581,36 +573,29 @@ impl OpenVault {
         self.keyfile().map(|k| k.has_unlock_key()).unwrap_or(false)
     }
 
-    /// Commits a change and its audit entry atomically, then waits until both are durable.
+    /// Commits a change and its audit entry atomically, and returns once both are durable.
     ///
-    /// `f` runs inside a store transaction (possibly more than once, if sled retries) and returns
-    /// its result with the event to record. Changes are serialised by the audit chain's lock, which
-    /// also makes read-check-write sequences in `f` (like `If-Match`) race-free.
-    pub async fn change<T>(
+    /// `f` runs in the store's writer thread, after every write queued before it and before every
+    /// write queued after it, so read-check-write sequences in it (like `If-Match`) are race-free.
+    /// It returns its result with the event to record; if it fails, nothing is written.
+    pub async fn change<T: Send + 'static>(
         &self,
-        f: impl Fn(&mut crate::store::Tx<'_>) -> Result<(T, Event), AppError>,
+        f: impl FnOnce(&mut crate::store::Tx<'_>) -> Result<(T, Event), AppError> + Send + 'static,
     ) -> Result<T, AppError> {
         let now = self.clock.now();
-        let value = {
-            let mut head = self
-                .audit_head
-                .lock()
-                .map_err(|_| AppError::Internal("audit lock poisoned".into()))?;
-            let committed = self.store.transact(|tx| {
+        let written = self
+            .writer
+            .write(move |tx| {
                 let (value, event) = f(tx)?;
-                let entry = audit::append_in(tx, &head, event, now)?;
-                Ok::<_, AppError>((value, entry.head()))
-            });
-            let (value, new_head) = match committed {
-                Ok(ok) => ok,
-                Err(TxError::Abort(e)) => return Err(e),
-                Err(TxError::Store(e)) => return Err(e.into()),
-            };
-            *head = new_head;
-            value
-        };
-        self.group.sync().await?;
-        Ok(value)
+                audit::append_in(tx, event, now)?;
+                Ok::<_, AppError>(value)
+            })
+            .await;
+        match written {
+            Ok(value) => Ok(value),
+            Err(TxError::Abort(e)) => Err(e),
+            Err(TxError::Store(e)) => Err(e.into()),
+        }
     }
 
     pub(crate) fn store(&self) -> &Store {
@@ -672,9 +657,7 @@ pub fn offline_unlock_key(
         (None, "unlock_key.removed")
     };
     keyfile.save(&data_dir.join(KEY_FILE))?;
-    let head = audit::load_head(&store)?;
-    audit::append_blocking(&store, &head, Event::owner(action, None), now)?;
-    store.flush()?;
+    audit::append_offline(&store, Event::owner(action, None), now)?;
     Ok(key)
 }
 

@@ -18,6 +18,26 @@ fn encode(record: &Record) -> Result<Vec<u8>, AppError> {
     serde_json::to_vec(record).map_err(|e| AppError::Internal(format!("encoding record: {e}")))
 }
 
+/// Most records in one page.
+pub const MAX_PAGE: usize = 1000;
+/// Roughly the most bytes of record values in one page.
+pub const PAGE_BYTES: usize = 1024 * 1024;
+
+/// A page of records and where the next one starts.
+#[derive(Debug)]
+pub struct RecordPage {
+    pub records: Vec<Record>,
+    /// Opaque: pass back to get the next page; `None` on the last page.
+    pub next_cursor: Option<Vec<u8>>,
+}
+
+fn current(tx: &mut Tx<'_>, key: &[u8]) -> Result<Option<Record>, AppError> {
+    tx.get(Tree::Records, key)?
+        .as_deref()
+        .map(decode)
+        .transpose()
+}
+
 /// A write's outcome: the stored record, and whether it was created by this write.
 #[derive(Debug)]
 pub struct Written {
@@ -30,22 +50,33 @@ impl OpenVault {
         self.index_key("record", path.as_str())
     }
 
-    fn current(&self, tx: &mut Tx<'_>, key: &[u8]) -> Result<Option<Record>, AppError> {
-        tx.get(Tree::Records, key)?
-            .as_deref()
-            .map(decode)
-            .transpose()
-    }
-
-    /// Every record, sorted by path.
-    pub fn list_records(&self) -> Result<Vec<Record>, AppError> {
-        let mut records = self
-            .store()
-            .iter(Tree::Records)
-            .map(|item| decode(&item?.1))
-            .collect::<Result<Vec<_>, _>>()?;
-        records.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(records)
+    /// A page of records after `cursor`, in store order (stable, but unrelated to the paths: keys
+    /// are keyed hashes). A page ends after `limit` records or about [`PAGE_BYTES`] of values, so
+    /// listing a large vault never holds it all in memory.
+    pub fn list_records(
+        &self,
+        cursor: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<RecordPage, AppError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let mut records = Vec::new();
+        let mut bytes = 0usize;
+        let mut last_key = None;
+        let mut more = false;
+        for item in self.store().iter_after(Tree::Records, cursor) {
+            if records.len() >= limit || bytes >= PAGE_BYTES {
+                more = true;
+                break;
+            }
+            let (key, value) = item?;
+            bytes += value.len();
+            records.push(decode(&value)?);
+            last_key = Some(key);
+        }
+        Ok(RecordPage {
+            records,
+            next_cursor: if more { last_key } else { None },
+        })
     }
 
     pub fn get_record(&self, path: &RecordPath) -> Result<Record, AppError> {
@@ -67,14 +98,15 @@ impl OpenVault {
         let category = Category::resolve(path, category)?;
         let key = self.record_key(path);
         let now = self.now();
-        self.change(|tx| {
-            let current = self.current(tx, &key)?;
+        let path = path.as_str().to_owned();
+        self.change(move |tx| {
+            let current = current(tx, &key)?;
             if !precondition.holds(current.as_ref()) {
                 return Err(AppError::PreconditionFailed);
             }
             let record = Record {
-                path: path.as_str().to_owned(),
-                value: value.clone(),
+                path,
+                value,
                 category: category.id.to_owned(),
                 version: current.as_ref().map_or(1, |r| r.version + 1),
                 created_at: current.as_ref().map_or(now, |r| r.created_at),
@@ -106,8 +138,8 @@ impl OpenVault {
         precondition: Precondition,
     ) -> Result<(), AppError> {
         let key = self.record_key(path);
-        self.change(|tx| {
-            let current = self.current(tx, &key)?;
+        self.change(move |tx| {
+            let current = current(tx, &key)?;
             let Some(record) = current else {
                 return Err(AppError::NotFound("record at this path"));
             };

@@ -50,15 +50,9 @@ async fn sigkill_mid_stream_loses_no_acknowledged_write() {
 
     let app = TestApp::start(dir.path());
     let token = app.token().await;
-    let records: Value = app
-        .get(&token, "/api/v1/records")
+    let stored: std::collections::HashMap<String, Value> = app
+        .all_records(&token)
         .await
-        .json()
-        .await
-        .unwrap();
-    let stored: std::collections::HashMap<String, Value> = records["records"]
-        .as_array()
-        .unwrap()
         .iter()
         .map(|r| (r["path"].as_str().unwrap().to_owned(), r["value"].clone()))
         .collect();

@@ -71,7 +71,8 @@ async fn setup_write_restart_unlock_and_records_are_intact() {
         .json()
         .await
         .unwrap();
-    let records = records["records"].as_array().unwrap();
+    let mut records = records["records"].as_array().unwrap().clone();
+    records.sort_by_key(|r| r["path"].as_str().unwrap().to_owned());
     assert_eq!(records.len(), 2);
     assert_eq!(records[0]["path"], "addresses.home.city");
     assert_eq!(records[0]["value"]["name"], "Lyon");

@@ -112,6 +112,24 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Every record, following the list's pages.
+    pub async fn all_records(&self, token: &str) -> Vec<Value> {
+        let mut out = vec![];
+        let mut cursor: Option<String> = None;
+        loop {
+            let url = match &cursor {
+                Some(c) => format!("/api/v1/records?cursor={c}"),
+                None => "/api/v1/records".to_owned(),
+            };
+            let page: Value = self.get(token, &url).await.json().await.unwrap();
+            out.extend(page["records"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return out,
+            }
+        }
+    }
+
     pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))
