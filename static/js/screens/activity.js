@@ -1,0 +1,196 @@
+// Activity: the vault's tamper-evident log, newest first, with a check that
+// the chain of hashes is intact.
+
+import { api, ApiError, Interrupted } from '../api.js';
+import { el, messageBox, focusElement, announce, setBusy, timeEl } from '../dom.js';
+import { actions } from '../form.js';
+
+const PAGE_SIZE = 50;
+
+// Plain words for the action codes we know about. Unknown codes are shown
+// as they are rather than guessed at. See actionLabel() for the ones whose
+// wording depends on the entry's detail.
+const ACTION_LABELS = {
+  'vault.created': 'Created the vault',
+  'vault.unsealed': 'Vault unlocked',
+  'session.created': 'Logged in',
+  'session.ended': 'Logged out',
+  'passphrase.changed': 'Changed the passphrase',
+  'passphrase.reset': 'Set a new passphrase with the recovery key',
+  'unlock_key.created': 'Created an unlock key file',
+  'unlock_key.removed': 'Removed the unlock key file',
+  'record.put': 'Saved',
+  'record.deleted': 'Deleted',
+};
+
+const ACTOR_LABELS = { owner: 'You', system: 'The vault' };
+
+export function render(container) {
+  const view = {
+    container,
+    heading: el('h1', {}, 'Activity'),
+    verifyHost: el('div', { class: 'verify' }),
+    list: el('ol', { class: 'entries' }),
+    listHost: el('div', { class: 'entries-host', 'aria-busy': 'true' }),
+    moreHost: el('div', { class: 'more' }),
+    nextBefore: null,
+    count: 0,
+  };
+  view.listHost.append(el('p', { class: 'loading' }, 'Loading activity…'));
+
+  container.append(
+    view.heading,
+    el('p', { class: 'lead' }, 'Everything that happens in your vault is written to a log. Each entry is chained to the one before it, so changes to the log can be detected.'),
+    view.verifyHost,
+    el('h2', {}, 'Recent activity'),
+    view.listHost,
+    view.moreHost,
+  );
+
+  verify(view);
+  loadPage(view, null);
+}
+
+// --- Integrity check ----------------------------------------------------
+
+async function verify(view) {
+  view.verifyHost.setAttribute('aria-busy', 'true');
+  view.verifyHost.replaceChildren(el('p', { class: 'loading' }, 'Checking your activity log…'));
+  let box;
+  let spoken;
+  try {
+    const { data } = await api('GET', '/api/v1/audit/verify');
+    if (!view.container.isConnected) return;
+    const entries = Number(data && data.entries) || 0;
+    const count = `${entries} ${entries === 1 ? 'entry' : 'entries'}`;
+    if (data && data.ok === true) {
+      spoken = `Your activity log is intact (${count}, verified).`;
+      box = messageBox(spoken, 'success');
+    } else {
+      const reason = data && data.error ? ` The vault reported: ${data.error}` : '';
+      spoken = `Warning: your activity log did not pass its check (${count} checked). Entries may have been changed or removed outside this app.${reason}`;
+      box = el('div', { class: 'message message-error' },
+        el('p', {}, el('strong', {}, 'Warning: your activity log did not pass its check.'),
+          ` ${count} checked. Entries may have been changed or removed outside this app.`),
+        reason ? el('p', {}, reason.trim()) : null,
+        el('p', {}, 'Keep a copy of your data and of this page, and look into what changed on your server.'),
+      );
+    }
+  } catch (err) {
+    if (err instanceof Interrupted || !view.container.isConnected) return;
+    spoken = `Could not check your activity log. ${err instanceof ApiError ? err.message : ''}`.trim();
+    box = messageBox(spoken, 'warning');
+  } finally {
+    view.verifyHost.removeAttribute('aria-busy');
+  }
+
+  const again = el('button', { type: 'button', class: 'button small' }, 'Check again');
+  again.addEventListener('click', () => {
+    verify(view).then(() => focusElement(view.verifyHost.querySelector('.message') || view.heading));
+  });
+  view.verifyHost.replaceChildren(box, actions(again));
+  announce(spoken, { assertive: !box.classList.contains('message-success') });
+}
+
+// --- Entries ------------------------------------------------------------
+
+async function loadPage(view, before) {
+  const button = view.moreHost.querySelector('button');
+  if (button) setBusy(button, true, 'Loading…');
+  const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  if (before !== null && before !== undefined) params.set('before', String(before));
+
+  try {
+    const { data } = await api('GET', `/api/v1/audit?${params}`);
+    if (!view.container.isConnected) return;
+    const entries = (data && Array.isArray(data.entries)) ? data.entries : [];
+    view.nextBefore = data && data.next_before !== undefined ? data.next_before : null;
+
+    const firstPage = before === null;
+    if (firstPage) {
+      view.listHost.replaceChildren(entries.length
+        ? view.list
+        : el('div', { class: 'empty' }, el('p', {}, 'Nothing has happened in your vault yet.')));
+    }
+    const items = entries.map(entryItem);
+    view.list.append(...items);
+    view.count += entries.length;
+    renderMore(view);
+
+    if (!firstPage) {
+      // Put keyboard users on the first entry they have not seen yet.
+      const text = entries.length ? `Loaded ${entries.length} older ${entries.length === 1 ? 'entry' : 'entries'}.` : 'No older entries.';
+      announce(text);
+      if (items.length) focusElement(items[0]);
+      else focusElement(view.moreHost.querySelector('p, button') || view.heading);
+    }
+  } catch (err) {
+    if (err instanceof Interrupted || !view.container.isConnected) return;
+    const message = `Could not load activity. ${err instanceof ApiError ? err.message : ''}`.trim();
+    const retry = el('button', { type: 'button', class: 'button' }, 'Try again');
+    retry.addEventListener('click', () => loadPage(view, before));
+    if (before === null) {
+      view.listHost.replaceChildren(messageBox(message, 'error'), actions(retry));
+    } else {
+      view.moreHost.replaceChildren(messageBox(message, 'error'), actions(retry));
+    }
+    announce(message, { assertive: true });
+  } finally {
+    view.listHost.removeAttribute('aria-busy');
+  }
+}
+
+function renderMore(view) {
+  if (view.nextBefore === null || view.nextBefore === undefined) {
+    view.moreHost.replaceChildren(view.count
+      ? el('p', { class: 'hint end-of-log' }, 'This is the beginning of your activity log.')
+      : '');
+    return;
+  }
+  const more = el('button', { type: 'button', class: 'button' }, 'Load older');
+  more.addEventListener('click', () => loadPage(view, view.nextBefore));
+  view.moreHost.replaceChildren(actions(more));
+}
+
+/** What happened, in words. */
+function actionLabel(entry) {
+  const detail = entry.detail && typeof entry.detail === 'object' ? entry.detail : {};
+  // A save either added a field or changed one; the log says which.
+  if (entry.action === 'record.put' && typeof detail.created === 'boolean') {
+    return detail.created ? 'Added' : 'Changed';
+  }
+  if (entry.action === 'session.created' && detail.method === 'recovery_key') {
+    return 'Logged in with the recovery key';
+  }
+  return ACTION_LABELS[entry.action] || entry.action || 'Unknown action';
+}
+
+function entryItem(entry) {
+  const action = actionLabel(entry);
+  const actor = ACTOR_LABELS[entry.actor] || entry.actor || 'Unknown';
+
+  const details = el('details', { class: 'entry-details' },
+    el('summary', {}, 'Technical details'),
+    el('dl', {},
+      detailRow('Entry number', String(entry.seq)),
+      detailRow('Action code', entry.action),
+      entry.detail !== null && entry.detail !== undefined
+        ? detailRow('Details', JSON.stringify(entry.detail)) : null,
+      detailRow('Hash', entry.hash),
+      detailRow('Previous hash', entry.prev_hash),
+    ),
+  );
+
+  return el('li', { class: 'entry' },
+    el('p', { class: 'entry-what' },
+      el('strong', {}, action),
+      entry.target ? [' ', el('code', {}, entry.target)] : null),
+    el('p', { class: 'entry-meta' }, actor, ' · ', timeEl(entry.at)),
+    details,
+  );
+}
+
+function detailRow(term, value) {
+  if (value === null || value === undefined || value === '') return null;
+  return [el('dt', {}, term), el('dd', {}, el('code', {}, String(value)))];
+}

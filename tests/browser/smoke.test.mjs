@@ -1,0 +1,623 @@
+// Browser smoke test of the vrm-vault web app.
+//
+// Drives Debian's headless Chromium (through playwright-core, which never
+// downloads a browser) against a real vrm-vault server started on a fresh
+// temporary data directory. It builds nothing: build the server first
+// (`cargo build`), or point VRM_VAULT_BIN at a binary.
+//
+//   cd tests/browser && npm ci && node --test
+//
+// Screenshots of every screen go to artifacts/screenshots/ at the top of the
+// repository (git-ignored). Any console error that is not an HTTP error the
+// test provoked on purpose, any uncaught page error and any Content Security
+// Policy violation fails the test.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(HERE, '..', '..');
+const SERVER_BIN = process.env.VRM_VAULT_BIN
+  ? path.resolve(process.env.VRM_VAULT_BIN)
+  : path.resolve(HERE, '..', '..', 'target', 'debug', 'vrm-vault');
+const CHROMIUM = '/usr/bin/chromium';
+const SCREENSHOTS = path.join(REPO, 'artifacts', 'screenshots');
+
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic', // no outbound QUIC attempts on a closed network
+];
+
+const PASSPHRASE = 'plum orbit lantern seventy';
+const WRONG_PASSPHRASE = 'plum orbit lantern seventy-one';
+const NEW_PASSPHRASE = 'quiet harbour moss ninety';
+
+// Time limits. Every browser action and wait has ACTION_MS by default; every
+// step has its own limit on top; each test has one more.
+const ACTION_MS = 10_000;
+const STEP_MS = 20_000;
+const SERVER_START_MS = 20_000;
+const SERVER_STOP_MS = 10_000;
+
+const servers = new Set(); // every server process started, to kill at the end
+const tempDirs = [];
+let browser = null;
+
+// --- Server ----------------------------------------------------------------
+
+/** Start vrm-vault on 127.0.0.1:0; resolves once it printed its address. */
+function startServer(dataDir) {
+  const child = spawn(SERVER_BIN, ['serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  servers.add(child);
+  const logs = [];
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk) => {
+    logs.push(chunk);
+    if (logs.length > 400) logs.shift();
+  });
+  child.on('exit', () => servers.delete(child));
+
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    const timer = setTimeout(() => {
+      fail(new Error(`vrm-vault did not print its address within ${SERVER_START_MS} ms`));
+    }, SERVER_START_MS);
+    function fail(err) {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      err.message += `\n--- server stderr ---\n${logs.join('').slice(-4000)}`;
+      reject(err);
+    }
+    child.on('error', (err) => fail(new Error(`could not start ${SERVER_BIN}: ${err.message}`)));
+    child.on('exit', (code, signal) => fail(new Error(`vrm-vault exited early (code ${code}, signal ${signal})`)));
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+      const match = /^vrm-vault listening on (http:\/\/127\.0\.0\.1:\d+)\s*$/m.exec(stdout);
+      if (match) {
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        child.on('exit', () => servers.delete(child));
+        resolve({ child, url: match[1], logs });
+      }
+    });
+  });
+}
+
+/** SIGTERM, wait for a clean exit (SIGKILL after SERVER_STOP_MS). */
+function stopServer(server) {
+  const { child } = server;
+  return new Promise((resolve, reject) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      resolve({ code: child.exitCode, signal: child.signalCode });
+      return;
+    }
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`vrm-vault did not stop within ${SERVER_STOP_MS} ms of SIGTERM`));
+    }, SERVER_STOP_MS);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal });
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+function killAllServersNow() {
+  for (const child of servers) {
+    try { child.kill('SIGKILL'); } catch { /* already gone */ }
+  }
+}
+// Even if the runner kills this file on a timeout, leave no server behind.
+process.on('exit', killAllServersNow);
+
+function freshDataDir() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'vrm-vault-browser-'));
+  tempDirs.push(dir);
+  return path.join(dir, 'data');
+}
+
+// --- Page watching -----------------------------------------------------------
+
+/**
+ * Collects console errors, uncaught exceptions and CSP violations. HTTP error
+ * statuses the test provokes on purpose are declared with allowHttpError()
+ * and not counted.
+ */
+function watchPage(page) {
+  const problems = [];
+  const allowed = []; // { status, pathname }
+
+  page.on('console', (msg) => {
+    const text = msg.text();
+    if (/Content.Security.Policy/i.test(text)) {
+      problems.push(`CSP (console): ${text}`);
+      return;
+    }
+    if (msg.type() !== 'error') return;
+    const status = /status of (\d{3})/.exec(text);
+    if (status) {
+      let pathname = '';
+      try { pathname = new URL(msg.location().url).pathname; } catch { /* no url */ }
+      const ok = allowed.some((a) => a.status === Number(status[1]) && a.pathname === pathname);
+      if (ok) return;
+      problems.push(`console error: ${text} (${msg.location().url || 'no url'})`);
+      return;
+    }
+    problems.push(`console error: ${text}`);
+  });
+  page.on('pageerror', (err) => problems.push(`uncaught page error: ${err.message}`));
+  page.on('crash', () => problems.push('the page crashed'));
+
+  return {
+    problems,
+    allowHttpError(status, pathname) {
+      allowed.push({ status, pathname });
+    },
+    clearAllowed() {
+      allowed.length = 0;
+    },
+    assertClean(where) {
+      assert.deepEqual(problems, [], `console errors or CSP violations ${where}`);
+    },
+  };
+}
+
+/**
+ * A browser context whose pages report CSP violations (the
+ * securitypolicyviolation DOM event) to the test through a binding, which
+ * itself is not subject to the page's CSP.
+ */
+async function newContext(viewport) {
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, reducedMotion: 'reduce' });
+  context.setDefaultTimeout(ACTION_MS);
+  context.setDefaultNavigationTimeout(ACTION_MS);
+  const violations = [];
+  await context.exposeBinding('__vrmReportCsp', (_source, v) => violations.push(v));
+  await context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.__vrmReportCsp(`${e.effectiveDirective} blocked ${e.blockedURI || 'inline'} in ${e.sourceFile || e.documentURI}:${e.lineNumber}`);
+    }, true);
+  });
+  return { context, violations };
+}
+
+// --- Small helpers -----------------------------------------------------------
+
+/** Run one step with its own time limit; name it in any failure. */
+async function step(t, page, name, fn, ms = STEP_MS) {
+  const started = Date.now();
+  let timer;
+  try {
+    await Promise.race([
+      fn(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+      }),
+    ]);
+  } catch (err) {
+    if (page && !page.isClosed()) {
+      const file = path.join(SCREENSHOTS, `FAILED-${slug(name)}.png`);
+      await page.screenshot({ path: file, fullPage: true, timeout: 5000 }).catch(() => {});
+    }
+    err.message = `step "${name}" failed: ${err.message}`;
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  t.diagnostic(`ok  ${name} (${Date.now() - started} ms)`);
+}
+
+function slug(text) {
+  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true, timeout: ACTION_MS });
+}
+
+/** Wait for the screen whose <h1> has this text. */
+async function expectScreen(page, title) {
+  await page.locator('#screen h1', { hasText: title }).waitFor({ state: 'visible' });
+  assert.equal((await page.locator('#screen h1').innerText()).trim(), title);
+}
+
+/** Wait until a locator's text matches. */
+async function expectText(locator, pattern) {
+  await locator.filter({ hasText: pattern }).first().waitFor({ state: 'visible' });
+}
+
+async function assertNoHorizontalOverflow(page, where) {
+  const result = await page.evaluate(() => {
+    const root = document.documentElement;
+    const width = root.clientWidth;
+    const wide = [];
+    for (const node of document.querySelectorAll('body *')) {
+      const box = node.getBoundingClientRect();
+      if (box.width > 0 && box.right > width + 0.5) {
+        const id = node.id ? `#${node.id}` : '';
+        const cls = node.className && typeof node.className === 'string' ? `.${node.className.trim().split(/\s+/).join('.')}` : '';
+        wide.push(`${node.tagName.toLowerCase()}${id}${cls} (right edge ${Math.round(box.right)} px)`);
+      }
+    }
+    return { scrollWidth: root.scrollWidth, clientWidth: width, wide: wide.slice(0, 8) };
+  });
+  assert.ok(
+    result.scrollWidth <= result.clientWidth,
+    `horizontal overflow on ${where}: scrollWidth ${result.scrollWidth} > clientWidth ${result.clientWidth}; too wide: ${result.wide.join(', ')}`,
+  );
+}
+
+function recordItem(page, recordPath) {
+  return page.locator(`li.record[data-path="${recordPath}"]`);
+}
+
+/** Fill the setup form and create the vault; returns the recovery key. */
+async function setUpVault(page) {
+  await page.getByLabel('Passphrase', { exact: true }).fill(PASSPHRASE);
+  await page.getByLabel('Repeat the passphrase', { exact: true }).fill(PASSPHRASE);
+  await page.getByRole('button', { name: 'Create my vault' }).click();
+  await expectScreen(page, 'Save your recovery key');
+  const key = (await page.locator('#recovery-key').innerText()).trim();
+  assert.match(key, /^vrmrk-[A-Z0-9-]+$/, 'a recovery key is shown');
+  return key;
+}
+
+async function confirmRecoveryKey(page) {
+  const continueButton = page.getByRole('button', { name: 'Continue' });
+  assert.equal(await continueButton.isDisabled(), true, 'Continue is disabled until the key is saved');
+  await page.getByLabel('I have saved my recovery key').check();
+  assert.equal(await continueButton.isEnabled(), true, 'Continue is enabled once the box is ticked');
+  await continueButton.click();
+  await expectScreen(page, 'My data');
+}
+
+async function addRecord(page, { recordPath, value, category }) {
+  await page.locator('.toolbar').getByRole('button', { name: 'Add data' }).click();
+  await page.getByRole('heading', { level: 2, name: 'Add data' }).waitFor();
+  await page.getByLabel('Path', { exact: true }).fill(recordPath);
+  await page.getByLabel('Value', { exact: true }).fill(value);
+  await page.getByLabel('Kind of data').selectOption(category);
+}
+
+// --- Set-up and tear-down ---------------------------------------------------
+
+before(async () => {
+  assert.ok(
+    existsSync(CHROMIUM),
+    `Chromium was not found at ${CHROMIUM}. The browser smoke test needs Debian's chromium package: apt-get install chromium`,
+  );
+  assert.ok(
+    existsSync(SERVER_BIN),
+    `vrm-vault binary not found at ${SERVER_BIN}. Build it first (cargo build) or set VRM_VAULT_BIN.`,
+  );
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  // Failure screenshots of an earlier run would mislead.
+  for (const name of readdirSync(SCREENSHOTS)) {
+    if (name.startsWith('FAILED-')) rmSync(path.join(SCREENSHOTS, name), { force: true });
+  }
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: CHROMIUM_ARGS,
+    headless: true,
+    timeout: 30_000,
+  });
+});
+
+after(async () => {
+  killAllServersNow();
+  if (browser) await browser.close().catch(() => {});
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+// --- The tests ----------------------------------------------------------------
+
+test('desktop: set up, add, reload, edit, activity, change passphrase, log out, restart, unlock', { timeout: 90_000 }, async (t) => {
+  const dataDir = freshDataDir();
+  let server = await startServer(dataDir);
+  const { context, violations } = await newContext({ width: 1280, height: 800 });
+  const page = await context.newPage();
+  const watch = watchPage(page);
+  let recoveryKey;
+
+  try {
+    await step(t, page, 'first run shows the setup screen', async () => {
+      await page.goto(server.url);
+      await expectScreen(page, 'Set up your vault');
+      await shot(page, 'desktop-01-setup');
+    });
+
+    await step(t, page, 'setup form explains mistakes before sending', async () => {
+      await page.getByLabel('Passphrase', { exact: true }).fill(PASSPHRASE);
+      await page.getByLabel('Repeat the passphrase', { exact: true }).fill(`${PASSPHRASE}x`);
+      await page.getByRole('button', { name: 'Create my vault' }).click();
+      await expectText(page.locator('.field-error'), 'The two passphrases are not the same');
+      await shot(page, 'desktop-02-setup-mismatch');
+    });
+
+    await step(t, page, 'create the vault and see the recovery key', async () => {
+      recoveryKey = await setUpVault(page);
+      await shot(page, 'desktop-03-recovery-key');
+    });
+
+    await step(t, page, 'tick "I have saved" and continue to an empty vault', async () => {
+      await confirmRecoveryKey(page);
+      await expectText(page.locator('.message-success'), 'Your vault is ready.');
+      await expectText(page.locator('.empty'), 'Your vault is empty');
+      assert.equal(await page.locator('#nav').isVisible(), true, 'the main navigation is shown once logged in');
+      await shot(page, 'desktop-04-records-empty');
+    });
+
+    await step(t, page, 'saving empty text asks first', async () => {
+      await page.locator('.toolbar').getByRole('button', { name: 'Add data' }).click();
+      await page.getByRole('heading', { level: 2, name: 'Add data' }).waitFor();
+      // The next action clears the old message; the empty box makes no
+      // sense under an open Add form.
+      assert.equal(await page.locator('#flash .message').count(), 0, '"Your vault is ready." is gone after the next action');
+      assert.equal(await page.locator('.empty').isVisible(), false, 'the empty-vault box is hidden while the editor is open');
+      await page.getByLabel('Path', { exact: true }).fill('notes.reminder');
+      await page.getByRole('button', { name: 'Save', exact: true }).click();
+      await expectText(page.locator('.editor .confirm'), 'Save an empty value?');
+      await shot(page, 'desktop-05a-empty-value-question');
+      await page.getByRole('button', { name: 'Go back' }).click();
+      assert.equal(await page.locator('.editor .confirm').count(), 0, 'going back removes the question');
+      await page.getByRole('button', { name: 'Cancel', exact: true }).click();
+      assert.equal(await page.locator('.editor').count(), 0, 'Cancel closes the editor');
+      assert.equal(await page.locator('.empty').isVisible(), true, 'the empty-vault box is back once the editor is closed');
+    });
+
+    await step(t, page, 'add contact.email', async () => {
+      await addRecord(page, { recordPath: 'contact.email', value: 'ana@example.org', category: 'pd:EmailAddress' });
+      await shot(page, 'desktop-05-add-record');
+      await page.getByRole('button', { name: 'Save', exact: true }).click();
+      await expectText(page.locator('.notice-slot'), 'Saved contact.email.');
+    });
+
+    await step(t, page, 'the record is listed with its category in words', async () => {
+      const item = recordItem(page, 'contact.email');
+      await item.waitFor();
+      assert.equal((await item.locator('.value').innerText()).trim(), 'ana@example.org');
+      // A well-known field is titled by what it is; its path comes second.
+      assert.equal((await item.locator('.record-title').innerText()).trim(), 'Email address');
+      assert.equal((await item.locator('.record-path code').innerText()).trim(), 'contact.email');
+      assert.equal((await page.locator('section.collection h2').first().innerText()).trim(), 'Contact');
+      await shot(page, 'desktop-06-record-listed');
+    });
+
+    await step(t, page, 'after a reload the session cookie keeps us logged in', async () => {
+      await page.reload();
+      await expectScreen(page, 'My data');
+      const item = recordItem(page, 'contact.email');
+      await item.waitFor();
+      assert.equal((await item.locator('.value').innerText()).trim(), 'ana@example.org');
+      await shot(page, 'desktop-07-after-reload');
+    });
+
+    await step(t, page, 'edit the record and save', async () => {
+      await recordItem(page, 'contact.email').getByRole('button', { name: 'Edit contact.email' }).click();
+      await page.getByRole('heading', { level: 2, name: 'Edit contact.email' }).waitFor();
+      const value = page.getByLabel('Value', { exact: true });
+      assert.equal(await value.inputValue(), 'ana@example.org');
+      await value.fill('ana.silva@example.org');
+      await shot(page, 'desktop-08-edit-record');
+      await page.getByRole('button', { name: 'Save', exact: true }).click();
+      await expectText(page.locator('.notice-slot'), 'Saved contact.email.');
+      const item = recordItem(page, 'contact.email');
+      await expectText(item.locator('.value'), 'ana.silva@example.org');
+      assert.equal((await item.locator('.record-title').innerText()).trim(), 'Email address');
+      assert.equal(await page.locator('.editor').count(), 0, 'the editor closes after saving');
+      await shot(page, 'desktop-09-record-edited');
+    });
+
+    await step(t, page, 'Activity shows the log, verified', async () => {
+      await page.locator('#nav').getByRole('link', { name: 'Activity' }).click();
+      await expectScreen(page, 'Activity');
+      await expectText(page.locator('.verify .message-success'), /Your activity log is intact \(\d+ entr(y|ies), verified\)/);
+      // Adding and changing are told apart.
+      await expectText(page.locator('.entry-what'), /^Added contact\.email$/);
+      await expectText(page.locator('.entry-what'), /^Changed contact\.email$/);
+      await expectText(page.locator('.entry-what'), 'Created the vault');
+      await shot(page, 'desktop-10-activity');
+    });
+
+    await step(t, page, 'Settings: a wrong current passphrase is refused', async () => {
+      await page.locator('#nav').getByRole('link', { name: 'Settings' }).click();
+      await expectScreen(page, 'Settings');
+      watch.allowHttpError(401, '/api/v1/passphrase');
+      await page.getByLabel('Current passphrase', { exact: true }).fill(WRONG_PASSPHRASE);
+      await page.getByLabel('New passphrase', { exact: true }).fill(NEW_PASSPHRASE);
+      await page.getByLabel('Repeat the new passphrase', { exact: true }).fill(NEW_PASSPHRASE);
+      await page.getByRole('button', { name: 'Change passphrase' }).click();
+      await expectText(page.locator('.field-error'), 'That is not your current passphrase.');
+      await expectScreen(page, 'Settings');
+      await shot(page, 'desktop-11-settings-wrong-current');
+    });
+
+    await step(t, page, 'Settings: change the passphrase', async () => {
+      await page.getByLabel('Current passphrase', { exact: true }).fill(PASSPHRASE);
+      await page.getByRole('button', { name: 'Change passphrase' }).click();
+      await expectText(page.locator('#flash .message-success'), 'Your passphrase has been changed.');
+      assert.equal(await page.getByLabel('Current passphrase', { exact: true }).inputValue(), '', 'the passphrase fields are emptied');
+      await shot(page, 'desktop-12-settings-changed');
+    });
+
+    await step(t, page, 'log out and log in with the new passphrase', async () => {
+      await page.getByRole('button', { name: 'Log out' }).click();
+      await expectScreen(page, 'Log in');
+      await expectText(page.locator('#flash .message'), 'You are logged out.');
+      await page.getByLabel('Passphrase', { exact: true }).fill(NEW_PASSPHRASE);
+      await page.getByRole('button', { name: 'Log in' }).click();
+      await expectScreen(page, 'My data');
+      await expectText(recordItem(page, 'contact.email').locator('.value'), 'ana.silva@example.org');
+    });
+
+    await step(t, page, 'Log out leaves the vault', async () => {
+      await page.getByRole('button', { name: 'Log out' }).click();
+      await expectScreen(page, 'Log in');
+      await expectText(page.locator('#flash .message'), 'You are logged out.');
+      assert.equal(await page.locator('#nav').isVisible(), false, 'navigation is hidden after logging out');
+      assert.equal(await page.locator('#logout').isVisible(), false, 'the log out button is hidden after logging out');
+      await shot(page, 'desktop-13-after-logout');
+    });
+
+    await step(t, page, 'stop the server with SIGTERM and start it again', async () => {
+      const exit = await stopServer(server);
+      assert.equal(exit.code, 0, `vrm-vault exits cleanly on SIGTERM (code ${exit.code}, signal ${exit.signal})`);
+      server = await startServer(dataDir);
+    }, 30_000);
+
+    await step(t, page, 'the restarted vault shows the unlock screen', async () => {
+      await page.goto(server.url);
+      await expectScreen(page, 'Unlock your vault');
+      assert.equal(await page.locator('#nav').isVisible(), false);
+      await shot(page, 'desktop-14-unlock');
+    });
+
+    await step(t, page, 'the old passphrase no longer opens the vault', async () => {
+      watch.allowHttpError(401, '/api/v1/session');
+      await page.getByLabel('Passphrase', { exact: true }).fill(PASSPHRASE);
+      await page.getByRole('button', { name: 'Unlock' }).click();
+      await expectText(page.locator('#screen .message-error'), 'That passphrase did not open the vault.');
+      await expectScreen(page, 'Unlock your vault');
+      await shot(page, 'desktop-15-unlock-wrong-passphrase');
+    });
+
+    await step(t, page, 'the new passphrase opens the vault with the record in it', async () => {
+      await page.getByLabel('Passphrase', { exact: true }).fill(NEW_PASSPHRASE);
+      await page.getByRole('button', { name: 'Unlock' }).click();
+      await expectScreen(page, 'My data');
+      await expectText(page.locator('#flash .message-success'), 'Vault unlocked.');
+      const item = recordItem(page, 'contact.email');
+      await expectText(item.locator('.value'), 'ana.silva@example.org');
+      assert.equal((await item.locator('.record-title').innerText()).trim(), 'Email address');
+      await shot(page, 'desktop-16-unlocked-records');
+    });
+
+    assert.match(recoveryKey, /^vrmrk-/);
+    watch.assertClean('on the desktop pass');
+    assert.deepEqual(violations, [], 'no Content Security Policy violations on the desktop pass');
+  } finally {
+    await context.close().catch(() => {});
+    await stopServer(server).catch(() => {});
+  }
+});
+
+test('360 px wide: setup and records fit the screen', { timeout: 45_000 }, async (t) => {
+  const server = await startServer(freshDataDir());
+  const { context, violations } = await newContext({ width: 360, height: 740 });
+  const page = await context.newPage();
+  const watch = watchPage(page);
+
+  try {
+    await step(t, page, '360: setup screen', async () => {
+      await page.goto(server.url);
+      await expectScreen(page, 'Set up your vault');
+      await page.getByLabel('Passphrase', { exact: true }).fill('short');
+      await page.getByRole('button', { name: 'Create my vault' }).click();
+      await expectText(page.locator('.field-error'), 'at least');
+      await assertNoHorizontalOverflow(page, 'the setup screen');
+      await shot(page, 'mobile360-01-setup');
+    });
+
+    await step(t, page, '360: recovery key', async () => {
+      await setUpVault(page);
+      await assertNoHorizontalOverflow(page, 'the recovery key screen');
+      await shot(page, 'mobile360-02-recovery-key');
+      await confirmRecoveryKey(page);
+      await assertNoHorizontalOverflow(page, 'the empty records screen');
+      await shot(page, 'mobile360-03-records-empty');
+    });
+
+    await step(t, page, '360: add data form', async () => {
+      await addRecord(page, { recordPath: 'contact.email', value: 'ana@example.org', category: 'pd:EmailAddress' });
+      await assertNoHorizontalOverflow(page, 'the add data form');
+      await shot(page, 'mobile360-04-add-record');
+    });
+
+    await step(t, page, '360: records list', async () => {
+      await page.getByRole('button', { name: 'Save', exact: true }).click();
+      await expectText(page.locator('.notice-slot'), 'Saved contact.email.');
+      const item = recordItem(page, 'contact.email');
+      assert.equal((await item.locator('.record-title').innerText()).trim(), 'Email address');
+      // A field without a well-known name gets a readable title from its path.
+      await addRecord(page, { recordPath: 'addresses.home.city', value: 'Lisboa', category: 'pd:PhysicalAddress' });
+      await page.getByRole('button', { name: 'Save', exact: true }).click();
+      await expectText(page.locator('.notice-slot'), 'Saved addresses.home.city.');
+      const city = recordItem(page, 'addresses.home.city');
+      assert.equal((await city.locator('.record-title').innerText()).trim(), 'Home › City');
+      assert.equal((await city.locator('.tag').innerText()).trim(), 'Postal address');
+      await assertNoHorizontalOverflow(page, 'the records list');
+      await shot(page, 'mobile360-05-record-listed');
+    });
+
+    await step(t, page, '360: activity', async () => {
+      await page.locator('#nav').getByRole('link', { name: 'Activity' }).click();
+      await expectScreen(page, 'Activity');
+      await expectText(page.locator('.verify .message-success'), 'Your activity log is intact');
+      await page.locator('.entry-details summary').first().click();
+      await assertNoHorizontalOverflow(page, 'the activity screen');
+      await shot(page, 'mobile360-06-activity');
+    });
+
+    await step(t, page, '360: settings', async () => {
+      await page.locator('#nav').getByRole('link', { name: 'Settings' }).click();
+      await expectScreen(page, 'Settings');
+      await page.getByLabel('New passphrase', { exact: true }).fill('short one');
+      await expectText(page.locator('.strength-text'), 'Too short');
+      // The rule stays visible while typing.
+      await expectText(page.locator('.hint'), 'At least 12 characters');
+      await assertNoHorizontalOverflow(page, 'the settings screen');
+      await shot(page, 'mobile360-07-settings');
+    });
+
+    watch.assertClean('on the 360 px pass');
+    assert.deepEqual(violations, [], 'no Content Security Policy violations on the 360 px pass');
+  } finally {
+    await context.close().catch(() => {});
+    await stopServer(server).catch(() => {});
+  }
+});
+
+test('the CSP violation detector itself works', { timeout: 20_000 }, async (t) => {
+  // Guards against the checks above passing because the detector is broken:
+  // an inline script must be refused by the server's CSP and be seen.
+  const server = await startServer(freshDataDir());
+  const { context, violations } = await newContext({ width: 800, height: 600 });
+  const page = await context.newPage();
+  const watch = watchPage(page);
+  try {
+    await step(t, page, 'an inline script is reported', async () => {
+      await page.goto(server.url);
+      await expectScreen(page, 'Set up your vault');
+      await page.evaluate(() => {
+        const script = document.createElement('script');
+        script.textContent = 'window.__inlineRan = true;';
+        document.body.append(script);
+      });
+      const deadline = Date.now() + 5000;
+      while (violations.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await page.evaluate(() => window.__inlineRan === true), false, 'the inline script did not run');
+      assert.ok(violations.length >= 1, 'the securitypolicyviolation event was reported');
+      assert.ok(watch.problems.some((p) => p.startsWith('CSP')), 'the console CSP message was seen');
+    }, 15_000);
+  } finally {
+    await context.close().catch(() => {});
+    await stopServer(server).catch(() => {});
+  }
+});
