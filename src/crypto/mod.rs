@@ -158,11 +158,14 @@ impl Sealer {
         let (nonce_bytes, ciphertext) = rest.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce_bytes).map_err(|_| CryptoError::Open)?;
         let mut buffer = ciphertext.to_vec();
-        let plaintext = self
+        let plaintext_len = self
             .key
             .open_in_place(nonce, Aad::from(aad), &mut buffer)
-            .map_err(|_| CryptoError::Open)?;
-        Ok(plaintext.to_vec())
+            .map_err(|_| CryptoError::Open)?
+            .len();
+        // The plaintext is the front of the buffer: drop the tag instead of copying.
+        buffer.truncate(plaintext_len);
+        Ok(buffer)
     }
 }
 

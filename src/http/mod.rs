@@ -151,14 +151,12 @@ pub fn app(state: AppState) -> Router {
                     let route = req
                         .extensions()
                         .get::<MatchedPath>()
-                        .map(|p| p.as_str().to_owned())
-                        .unwrap_or_else(|| "static".into());
+                        .map_or("static", |p| p.as_str());
                     let id = req
                         .headers()
                         .get("x-request-id")
                         .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned();
+                        .unwrap_or_default();
                     tracing::info_span!("request", method = %req.method(), route, request_id = id)
                 }),
         )

@@ -265,17 +265,13 @@ pub struct RecordView {
 impl From<Record> for RecordView {
     fn from(r: Record) -> Self {
         let etag = r.etag();
-        let path = RecordPath::parse(&r.path).ok();
+        // Stored paths were validated on write: split them without parsing again.
+        let (collection, field) = r.path.split_once('.').unwrap_or((&r.path, ""));
+        let (collection, field) = (collection.to_owned(), field.to_owned());
         let label = Category::find(&r.category).map_or("", |c| c.label);
         RecordView {
-            collection: path
-                .as_ref()
-                .map(|p| p.collection().to_owned())
-                .unwrap_or_default(),
-            field: path
-                .as_ref()
-                .map(|p| p.field().to_owned())
-                .unwrap_or_default(),
+            collection,
+            field,
             category_label: label.to_owned(),
             path: r.path,
             value: r.value,
