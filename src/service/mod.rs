@@ -321,7 +321,7 @@ impl Vault {
             Err(e) => {
                 let error = AppError::from(e);
                 if matches!(error, AppError::InvalidCredentials) {
-                    self.record_failure(from, now);
+                    self.record_failure(from);
                 }
                 return Err(error);
             }
@@ -360,7 +360,10 @@ impl Vault {
         }
     }
 
-    fn record_failure(&self, from: IpAddr, now: OffsetDateTime) {
+    /// Records a failed attempt at the time it failed (after the key derivation), so the
+    /// back-off runs from the answer the client saw, not from when it asked.
+    fn record_failure(&self, from: IpAddr) {
+        let now = self.now();
         if let Ok(mut throttle) = self.inner.throttle.lock() {
             throttle.record_failure(from, now);
         }
@@ -459,7 +462,7 @@ impl Vault {
             Err(e) => {
                 let error = AppError::from(e);
                 if matches!(error, AppError::InvalidCredentials) {
-                    self.record_failure(from, now);
+                    self.record_failure(from);
                 }
                 Err(error)
             }

@@ -115,12 +115,31 @@ pub type Entry = (Vec<u8>, Vec<u8>);
 
 impl Store {
     /// Opens (or creates) the store in `dir`.
+    ///
+    /// sled holds an exclusive lock on its files, and a just-dropped handle (setup closes the new
+    /// store and reopens it after moving it into place) may still hold it for a moment while
+    /// sled's threads wind down: a busy lock is retried for up to two seconds.
     pub fn open(dir: &Path, sealer: Sealer, cache_bytes: u64) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
             .mode(sled::Mode::HighThroughput)
-            .open()?;
+            // Every write is flushed by the writer thread; sled's own timer adds nothing.
+            .flush_every_ms(None);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                // sled reports a busy lock as an `Other` error with this wording.
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         let tree = db.open_tree(SLED_TREE)?;
         Ok(Store {
             db,

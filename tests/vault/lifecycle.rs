@@ -305,6 +305,7 @@ async fn secure_cookie_and_hsts_behind_tls() {
         .send()
         .await
         .unwrap();
+    assert_eq!(res.status(), 201);
     let cookie = res.headers()["set-cookie"].to_str().unwrap();
     assert!(cookie.starts_with("__Host-vrm_session="), "{cookie}");
     assert!(cookie.contains("; Secure"), "{cookie}");
