@@ -25,19 +25,21 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        match self {
-            // The cause goes to the log, never to the client.
-            AppError::Internal(_) | AppError::Chain(_) => {
-                tracing::error!(error = %self, detail = ?self, "request failed")
+        // The cause goes to the log (by the layer that knows the request id), never to the client.
+        let detail = match &self {
+            AppError::Internal(_) | AppError::Chain(_) | AppError::Storage(_) => {
+                Some(ErrorDetail(format!("{self}: {self:?}")))
             }
-            AppError::Storage(_) => tracing::warn!(error = %self, detail = ?self, "storage failed"),
-            _ => {}
-        }
+            _ => None,
+        };
         let body = ErrorBody {
             error: self.code().to_owned(),
             message: self.public_message(),
         };
         let mut response = (status, axum::Json(body)).into_response();
+        if let Some(detail) = detail {
+            response.extensions_mut().insert(detail);
+        }
         if let Some(seconds) = self.retry_after()
             && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
         {
@@ -46,6 +48,11 @@ impl IntoResponse for AppError {
         response
     }
 }
+
+/// The internal cause of a server-side failure, carried on the response to the layer that logs it
+/// with the request's id; it never reaches the client.
+#[derive(Debug, Clone)]
+pub struct ErrorDetail(pub String);
 
 /// `axum::Json` whose rejections are [`AppError`]s.
 #[derive(Debug, Clone, Copy, Default)]

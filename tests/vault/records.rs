@@ -423,3 +423,63 @@ async fn every_response_carries_security_headers() {
         assert!(h.contains_key("x-request-id"), "{path}");
     }
 }
+
+#[tokio::test]
+async fn a_damaged_record_is_a_500_whose_cause_is_logged_with_the_request_id_not_sent() {
+    use vrm_vault::crypto::{Sealer, SecretKey};
+    use vrm_vault::store::{Store, Tree};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = TestApp::start(&data);
+    let (token, _) = app.setup().await;
+    app.put(&token, "contact.email", json!({"value": "a@example.org"}))
+        .await;
+    app.stop();
+    {
+        // Flip a byte of the sealed record on disk.
+        let store = Store::open(
+            &data.join("store"),
+            Sealer::new(&SecretKey::generate().unwrap()),
+            4 << 20,
+        )
+        .unwrap();
+        let key = store.raw_keys(Tree::Records).unwrap().remove(0);
+        let mut sealed = store.raw_get(Tree::Records, &key).unwrap().unwrap();
+        let last = sealed.len() - 1;
+        sealed[last] ^= 1;
+        store
+            .raw_insert_for_tests(Tree::Records, &key, &sealed)
+            .unwrap();
+    }
+    let log = dir.path().join("server.log");
+    let app = TestApp::start_logging_to(&data, &log);
+    let token = app.token().await;
+    let res = app.get(&token, "/api/v1/records/contact.email").await;
+    assert_eq!(res.status(), 500);
+    let request_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "internal");
+    assert!(
+        !body.to_string().contains("tamper"),
+        "no internal detail sent: {body}"
+    );
+    app.stop();
+    let log = std::fs::read_to_string(&log).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("request failed"))
+        .unwrap_or_else(|| panic!("no failure logged in {log}"));
+    let entry: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(entry["fields"]["request_id"], request_id.as_str(), "{line}");
+    assert_eq!(entry["fields"]["route"], "/api/v1/records/{path}", "{line}");
+    assert!(
+        entry["fields"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("tampered"),
+        "{line}"
+    );
+    // The path's value never appears in the log.
+    assert!(!log.contains("a@example.org"));
+}

@@ -18,13 +18,24 @@ pub struct TestApp {
 impl TestApp {
     /// Starts the server on `data_dir` with extra arguments.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> TestApp {
+        Self::spawn(data_dir, extra, Stdio::inherit(), "warn")
+    }
+
+    /// Starts the server with its log (at info level) written to `log`.
+    pub fn start_logging_to(data_dir: &Path, log: &Path) -> TestApp {
+        let file = std::fs::File::create(log).unwrap();
+        Self::spawn(data_dir, &[], Stdio::from(file), "info")
+    }
+
+    fn spawn(data_dir: &Path, extra: &[&str], stderr: Stdio, level: &str) -> TestApp {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
-            .env("VRM_LOG", "warn")
+            .args(["--log-format", "json"])
+            .env("VRM_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn vrm-vault");
         let stdout = child.stdout.take().expect("stdout");
