@@ -84,7 +84,7 @@ impl From<sled::Error> for StoreError {
 }
 
 /// Cache size handed to sled. Its default (1 GiB) is far more than one person's vault needs.
-pub const DEFAULT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+pub const DEFAULT_CACHE_BYTES: u64 = 24 * 1024 * 1024;
 /// The one sled tree every logical table lives in.
 const SLED_TREE: &str = "vault";
 

@@ -169,6 +169,11 @@ fn main() {
         // The constant server is killed here, before the fill, so it does not compete for CPU.
     };
 
+    // 3c. The same comparison driven by wrk, when it is installed: a C load generator takes less
+    // of the two cores away from the servers than the in-process one above, which costs the busier
+    // server more. Both are reported; neither is tuned.
+    let with_wrk = wrk_comparison(vault.addr, &auth, &read_set);
+
     // 4. A fresh vault filled to exactly 100,000 records, then its memory is measured. (The write
     // test's vault already holds more than that.) Every write goes to a fresh path, so each
     // acknowledged one created a record; counting by listing would inflate the server's peak
@@ -226,6 +231,14 @@ fn main() {
         constant.per_sec(),
         reads.per_sec() / constant.per_sec()
     );
+    match &with_wrk {
+        Some((reads, constant)) => println!(
+            "same reads / constant, driven by wrk:      {reads:.0} / {constant:.0} req/s (ratio {:.2}, \
+             target >= 0.50)",
+            reads / constant
+        ),
+        None => println!("same reads / constant, driven by wrk:      wrk not installed"),
+    }
     println!(
         "server RSS with {records} records:{:pad$}{:.0} MiB (peak {:.0} MiB); after full \
          list: {:.0} MiB",
@@ -771,4 +784,54 @@ async fn reconnect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
+}
+
+/// Runs wrk (1 thread, 32 connections, the same duration) against the vault's record reads,
+/// cycling through `paths`, and against a fresh constant server; `None` without wrk.
+fn wrk_comparison(vault: SocketAddr, auth: &str, paths: &[String]) -> Option<(f64, f64)> {
+    let available = Command::new("wrk").arg("--version").output().is_ok();
+    if !available {
+        return None;
+    }
+    let dir = TempDir::new().ok()?;
+    let script = dir.path().join("reads.lua");
+    let list = paths
+        .iter()
+        .map(|p| format!("\"/api/v1/records/{p}\""))
+        .collect::<Vec<_>>()
+        .join(",");
+    std::fs::write(
+        &script,
+        format!(
+            "local paths = {{{list}}}\nlocal i = 0\nrequest = function()\n  i = i % #paths + 1\n  \
+             return wrk.format(\"GET\", paths[i], {{[\"Authorization\"] = \"{auth}\"}})\nend\n"
+        ),
+    )
+    .ok()?;
+    let seconds = format!("{}s", HTTP_DURATION.as_secs());
+    let run = |url: String, script: Option<&std::path::Path>| -> Option<f64> {
+        let mut cmd = Command::new("wrk");
+        cmd.args(["-t1", "-c32", "-d", &seconds]);
+        if let Some(script) = script {
+            cmd.arg("-s").arg(script);
+        }
+        let out = cmd.arg(url).output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let errors = text
+            .lines()
+            .any(|l| l.contains("Non-2xx") || l.contains("Socket errors"));
+        if errors {
+            println!("wrk reported errors:\n{text}");
+        }
+        text.lines()
+            .find_map(|l| l.strip_prefix("Requests/sec:"))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let reads = run(format!("http://{vault}"), Some(&script))?;
+    let constant = {
+        let server = Server::start_constant();
+        run(format!("http://{}/", server.addr), None)?
+    };
+    println!("wrk: record reads {reads:.0} req/s, constant endpoint {constant:.0} req/s");
+    Some((reads, constant))
 }
