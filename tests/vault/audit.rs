@@ -1,10 +1,9 @@
 //! The audit log: every change is on the record, and tampering on disk is detected.
 
 use serde_json::{Value, json};
-use vrm_vault::crypto::{Sealer, SecretKey};
-use vrm_vault::store::{Store, Tree};
+use vrm_vault::store::Tree;
 
-use crate::support::{PASSPHRASE, TestApp, cli, passphrase_file, store_dir};
+use crate::support::{PASSPHRASE, TestApp, cli, passphrase_file, raw_store};
 
 async fn vault_with_entries() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -67,16 +66,6 @@ fn verify_cli(dir: &std::path::Path, data: &std::path::Path) -> (bool, String) {
         pass.to_str().unwrap(),
     ]);
     (ok, format!("{out}{err}"))
-}
-
-/// Opens the raw store with a throwaway key: raw reads and writes do not unseal anything.
-fn raw_store(data: &std::path::Path) -> Store {
-    Store::open(
-        &store_dir(data),
-        Sealer::new(&SecretKey::generate().unwrap()),
-        4 << 20,
-    )
-    .unwrap()
 }
 
 #[tokio::test]

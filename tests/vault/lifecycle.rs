@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{PASSPHRASE, TestApp, cli, passphrase_file};
+use crate::support::{PASSPHRASE, TestApp, cli, passphrase_file, serve_refuses};
 
 #[tokio::test]
 async fn setup_write_restart_unlock_and_records_are_intact() {
@@ -393,25 +393,11 @@ async fn key_file_without_store_or_store_without_key_file_refuses_to_start() {
     let keys = dir.path().join("keys.json");
     let saved = std::fs::read(&keys).unwrap();
     std::fs::remove_file(&keys).unwrap();
-    let (ok, _, err) = cli(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        dir.path().to_str().unwrap(),
-    ]);
-    assert!(!ok);
+    let err = serve_refuses(dir.path());
     assert!(err.contains("no key file"), "{err}");
     // A damaged key file is refused with a clear message, not served.
     std::fs::write(&keys, &saved[..saved.len() / 2]).unwrap();
-    let (ok, _, err) = cli(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        dir.path().to_str().unwrap(),
-    ]);
-    assert!(!ok);
+    let err = serve_refuses(dir.path());
     assert!(err.contains("damaged"), "{err}");
 }
 

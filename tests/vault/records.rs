@@ -426,8 +426,7 @@ async fn every_response_carries_security_headers() {
 
 #[tokio::test]
 async fn a_damaged_record_is_a_500_whose_cause_is_logged_with_the_request_id_not_sent() {
-    use vrm_vault::crypto::{Sealer, SecretKey};
-    use vrm_vault::store::{Store, Tree};
+    use vrm_vault::store::Tree;
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -438,12 +437,7 @@ async fn a_damaged_record_is_a_500_whose_cause_is_logged_with_the_request_id_not
     app.stop();
     {
         // Flip a byte of the sealed record on disk.
-        let store = Store::open(
-            &data.join("store"),
-            Sealer::new(&SecretKey::generate().unwrap()),
-            4 << 20,
-        )
-        .unwrap();
+        let store = crate::support::raw_store(&data);
         let key = store.raw_keys(Tree::Records).unwrap().remove(0);
         let mut sealed = store.raw_get(Tree::Records, &key).unwrap().unwrap();
         let last = sealed.len() - 1;

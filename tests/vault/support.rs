@@ -195,7 +195,27 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The store directory of a data directory, for tests that look at the raw store.
-pub fn store_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("store")
+/// Opens a stopped vault's store with a throwaway key: raw reads and writes need no key, so tests
+/// can tamper with what is on disk the way an attacker with the disk could.
+pub fn raw_store(data_dir: &Path) -> vrm_vault::store::Store {
+    use vrm_vault::crypto::{Sealer, SecretKey};
+    vrm_vault::store::Store::open(
+        &data_dir.join("store"),
+        Sealer::new(&SecretKey::generate().unwrap()),
+        4 << 20,
+    )
+    .unwrap()
+}
+
+/// Starts `serve` on `data_dir` expecting it to refuse; returns what it said.
+pub fn serve_refuses(data_dir: &Path) -> String {
+    let (ok, _, err) = cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ]);
+    assert!(!ok, "the server started: {err}");
+    err
 }
