@@ -45,7 +45,8 @@ pub enum AppError {
     Storage(#[source] StoreError),
     #[error("the audit log does not verify: {0}")]
     Chain(#[from] ChainError),
-    #[error("internal error")]
+    /// Shown in logs and on the command line; clients only ever see `public_message`.
+    #[error("{0}")]
     Internal(String),
 }
 

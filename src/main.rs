@@ -56,13 +56,13 @@ fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let data_dir = settings.data_dir.clone();
         let vault = Vault::start(settings, Arc::new(SystemClock))
-            .map_err(|e| anyhow::anyhow!("cannot start on {}: {e:?}", data_dir.display()))?;
+            .map_err(|e| anyhow::anyhow!("cannot start on {}: {e}", data_dir.display()))?;
         tracing::info!(data_dir = %data_dir.display(), state = vault.phase_name(), "vault opened");
         if let Some(path) = &config.unlock_key_file {
             vault
                 .unseal_with_unlock_key(path)
                 .await
-                .map_err(|e| anyhow::anyhow!("unlock key file: {e:?}"))?;
+                .map_err(|e| anyhow::anyhow!("unlock key file: {e}"))?;
         }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -138,7 +138,7 @@ fn audit_verify(args: config::OfflineArgs) -> anyhow::Result<ExitCode> {
     let data_dir = config::data_dir(args.data_dir)?;
     let passphrase = read_passphrase(&args.passphrase_file)?;
     let (store, _, _) =
-        service::open_offline(&data_dir, &passphrase).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        service::open_offline(&data_dir, &passphrase).map_err(|e| anyhow::anyhow!("{e}"))?;
     match service::audit::verify_store(&store) {
         Ok(verified) => {
             println!(
@@ -160,7 +160,7 @@ fn unlock_key(command: UnlockKeyCommand) -> anyhow::Result<ExitCode> {
             let data_dir = config::data_dir(vault.data_dir)?;
             let passphrase = read_passphrase(&vault.passphrase_file)?;
             let key = service::offline_unlock_key(&data_dir, &passphrase, SystemClock.now(), true)
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             if let Some(key) = key {
                 vrm_vault::crypto::keyfile::write_atomically(&out, key.encode().as_bytes())
                     .with_context(|| format!("writing {}", out.display()))?;
@@ -177,7 +177,7 @@ fn unlock_key(command: UnlockKeyCommand) -> anyhow::Result<ExitCode> {
             let data_dir = config::data_dir(vault.data_dir)?;
             let passphrase = read_passphrase(&vault.passphrase_file)?;
             service::offline_unlock_key(&data_dir, &passphrase, SystemClock.now(), false)
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             eprintln!(
                 "Unlock key slot removed: existing unlock key files no longer open the vault."
             );

@@ -28,7 +28,10 @@ impl IntoResponse for AppError {
         // The cause goes to the log (by the layer that knows the request id), never to the client.
         let detail = match &self {
             AppError::Internal(_) | AppError::Chain(_) | AppError::Storage(_) => {
-                Some(ErrorDetail(format!("{self}: {self:?}")))
+                Some(ErrorDetail(match &self {
+                    AppError::Storage(source) => format!("{self} ({source})"),
+                    other => other.to_string(),
+                }))
             }
             _ => None,
         };

@@ -46,17 +46,13 @@ pub struct AppState {
     pub vault: Vault,
     /// Cookies are marked Secure (and HSTS is sent) when the public URL is https.
     pub secure_cookies: bool,
-    openapi: Arc<Vec<u8>>,
 }
 
 impl AppState {
     pub fn new(vault: Vault, secure_cookies: bool) -> AppState {
-        let (_, spec) = api_router().split_for_parts();
-        let json = serde_json::to_vec_pretty(&spec).unwrap_or_default();
         AppState {
             vault,
             secure_cookies,
-            openapi: Arc::new(json),
         }
     }
 }
@@ -125,54 +121,54 @@ fn api_router() -> OpenApiRouter<AppState> {
 
 /// The whole application: API, OpenAPI document, static app, and the layers around them.
 pub fn app(state: AppState) -> Router {
-    let (api, _) = api_router().split_for_parts();
-    api.route("/openapi.json", axum::routing::get(openapi))
-        .fallback(assets::serve_asset)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            gate_and_headers,
-        ))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
-        .layer(CatchPanicLayer::custom(|_| {
-            tracing::error!("a handler panicked");
-            AppError::Internal("a handler panicked".into()).into_response()
-        }))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(
-            // A span per request at debug level (VRM_LOG=debug): at info its cost (a quarter of a
-            // record read, measured) is not worth it, and failures are logged with their request
-            // id by `gate_and_headers` anyway. Spans carry the route template, never the raw
-            // path: a path may hold a field name.
-            TraceLayer::new_for_http()
-                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG))
-                .make_span_with(|req: &Request<Body>| {
-                    let route = req
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map_or("static", |p| p.as_str());
-                    let id = req
-                        .headers()
-                        .get("x-request-id")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default();
-                    tracing::debug_span!("request", method = %req.method(), route, request_id = id)
-                }),
-        )
-        .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
-        .with_state(state)
-}
-
-async fn openapi(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        state.openapi.as_ref().clone(),
+    // The router and the OpenAPI document come from the same list, so they cannot drift apart;
+    // the document is serialised once, here.
+    let (api, spec) = api_router().split_for_parts();
+    let spec = axum::body::Bytes::from(serde_json::to_vec_pretty(&spec).unwrap_or_default());
+    api.route(
+        "/openapi.json",
+        axum::routing::get(move || async move {
+            ([(header::CONTENT_TYPE, "application/json")], spec.clone())
+        }),
     )
-        .into_response()
+    .fallback(assets::serve_asset)
+    .method_not_allowed_fallback(method_not_allowed)
+    .layer(middleware::from_fn_with_state(
+        state.clone(),
+        gate_and_headers,
+    ))
+    .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+    .layer(TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        REQUEST_TIMEOUT,
+    ))
+    .layer(CatchPanicLayer::custom(|_| {
+        tracing::error!("a handler panicked");
+        AppError::Internal("a handler panicked".into()).into_response()
+    }))
+    .layer(PropagateRequestIdLayer::x_request_id())
+    .layer(
+        // A span per request at debug level (VRM_LOG=debug): at info its cost (a quarter of a
+        // record read, measured) is not worth it, and failures are logged with their request
+        // id by `gate_and_headers` anyway. Spans carry the route template, never the raw
+        // path: a path may hold a field name.
+        TraceLayer::new_for_http()
+            .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG))
+            .make_span_with(|req: &Request<Body>| {
+                let route = req
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("static", |p| p.as_str());
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                tracing::debug_span!("request", method = %req.method(), route, request_id = id)
+            }),
+    )
+    .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
+    .with_state(state)
 }
 
 async fn method_not_allowed() -> AppError {
@@ -270,11 +266,7 @@ impl RequestIds {
     fn new() -> Self {
         let random: [u8; 4] = crate::crypto::random_array().unwrap_or_default();
         RequestIds {
-            prefix: random
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-                .into(),
+            prefix: data_encoding::HEXLOWER.encode(&random).into(),
             next: Arc::default(),
         }
     }

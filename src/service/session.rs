@@ -42,6 +42,12 @@ struct Session {
     last_seen: OffsetDateTime,
 }
 
+/// 256 random bits, base64url.
+fn random_token() -> Result<String, AppError> {
+    let bytes = random_array::<32>().map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(B64.encode(bytes))
+}
+
 #[derive(Debug)]
 pub struct Sessions {
     live: Mutex<HashMap<[u8; 32], Session>>,
@@ -71,12 +77,9 @@ impl Sessions {
     }
 
     pub fn create(&self, now: OffsetDateTime) -> Result<NewSession, AppError> {
-        let random = |()| -> Result<String, AppError> {
-            Ok(B64.encode(random_array::<32>().map_err(|e| AppError::Internal(e.to_string()))?))
-        };
-        let token = Secret::new(format!("{TOKEN_PREFIX}{}", random(())?));
+        let token = Secret::new(format!("{TOKEN_PREFIX}{}", random_token()?));
         let session = Session {
-            csrf_token: random(())?,
+            csrf_token: random_token()?,
             created: now,
             last_seen: now,
         };

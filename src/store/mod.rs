@@ -40,8 +40,6 @@ pub enum Tree {
 }
 
 impl Tree {
-    pub const ALL: [Tree; 3] = [Tree::Records, Tree::Audit, Tree::Meta];
-
     pub fn name(self) -> &'static str {
         match self {
             Tree::Records => "records",

@@ -18,12 +18,7 @@ async fn vault_with_entries() -> (tempfile::TempDir, std::path::PathBuf) {
         )
         .await;
     }
-    let page: Value = app
-        .get(&token, "/api/v1/audit?limit=3")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json(&token, "/api/v1/audit?limit=3").await;
     let entries = page["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 3);
     assert_eq!(entries[0]["action"], "record.put");
@@ -31,24 +26,16 @@ async fn vault_with_entries() -> (tempfile::TempDir, std::path::PathBuf) {
     // No record value in the log, only what happened to which field.
     assert!(!entries[0].to_string().contains("\"value\""));
     let older: Value = app
-        .get(
+        .get_json(
             &token,
             &format!("/api/v1/audit?limit=3&before={}", page["next_before"]),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(
         older["entries"][0]["seq"],
         entries[2]["seq"].as_u64().unwrap() - 1
     );
-    let verify: Value = app
-        .get(&token, "/api/v1/audit/verify")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let verify: Value = app.get_json(&token, "/api/v1/audit/verify").await;
     assert_eq!(verify["ok"], true, "{verify}");
     assert_eq!(verify["entries"], 6);
     app.stop();
@@ -151,12 +138,7 @@ async fn the_server_reports_a_broken_chain() {
     }
     let app = TestApp::start(&data);
     let token = app.token().await;
-    let verify: Value = app
-        .get(&token, "/api/v1/audit/verify")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let verify: Value = app.get_json(&token, "/api/v1/audit/verify").await;
     assert_eq!(verify["ok"], false);
     assert!(
         verify["error"].as_str().unwrap().contains("missing"),

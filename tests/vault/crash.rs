@@ -64,11 +64,6 @@ async fn sigkill_mid_stream_loses_no_acknowledged_write() {
         );
     }
     // The store opened cleanly and the audit chain still holds.
-    let verify: Value = app
-        .get(&token, "/api/v1/audit/verify")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let verify: Value = app.get_json(&token, "/api/v1/audit/verify").await;
     assert_eq!(verify["ok"], true, "{verify}");
 }

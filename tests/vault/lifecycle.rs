@@ -8,7 +8,7 @@ use crate::support::{PASSPHRASE, TestApp, cli, passphrase_file, serve_refuses};
 async fn setup_write_restart_unlock_and_records_are_intact() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::start(dir.path());
-    let status: Value = app.get("", "/api/v1/status").await.json().await.unwrap();
+    let status: Value = app.get_json("", "/api/v1/status").await;
     assert_eq!(status["state"], "setup");
     // Before setup, the API says so (and health still answers).
     let res = app.get("", "/api/v1/records").await;
@@ -52,7 +52,7 @@ async fn setup_write_restart_unlock_and_records_are_intact() {
     app.stop();
 
     let app = TestApp::start(dir.path());
-    let status: Value = app.get("", "/api/v1/status").await.json().await.unwrap();
+    let status: Value = app.get_json("", "/api/v1/status").await;
     assert_eq!(status["state"], "sealed");
     // Sealed: the old token is gone with the process, and data routes answer 503.
     let res = app.get(&token, "/api/v1/records").await;
@@ -65,12 +65,7 @@ async fn setup_write_restart_unlock_and_records_are_intact() {
     assert_eq!(app.get("", "/").await.status(), 200);
 
     let token = app.token().await;
-    let records: Value = app
-        .get(&token, "/api/v1/records")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let records: Value = app.get_json(&token, "/api/v1/records").await;
     let mut records = records["records"].as_array().unwrap().clone();
     records.sort_by_key(|r| r["path"].as_str().unwrap().to_owned());
     assert_eq!(records.len(), 2);
@@ -151,12 +146,7 @@ async fn recovery_key_unlocks_and_sets_a_new_passphrase() {
         .as_str()
         .unwrap()
         .to_owned();
-    let rec: Value = app
-        .get(&token, "/api/v1/records/contact.phone")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let rec: Value = app.get_json(&token, "/api/v1/records/contact.phone").await;
     assert_eq!(rec["value"], "+33 6 00 00 00 00");
     app.stop();
 
@@ -211,12 +201,7 @@ async fn passphrase_change_keeps_data_and_retires_the_old_one() {
             .unwrap()
             .to_owned()
     };
-    let rec: Value = app
-        .get(&token, "/api/v1/records/profile.name")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let rec: Value = app.get_json(&token, "/api/v1/records/profile.name").await;
     assert_eq!(rec["value"], "Ana");
 }
 

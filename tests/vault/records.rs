@@ -96,7 +96,7 @@ async fn the_list_comes_in_pages_that_cover_every_record_once() {
             Some(c) => format!("/api/v1/records?limit=10&cursor={c}"),
             None => "/api/v1/records?limit=10".to_owned(),
         };
-        let page: Value = app.get(&token, &url).await.json().await.unwrap();
+        let page: Value = app.get_json(&token, &url).await;
         pages += 1;
         for r in page["records"].as_array().unwrap() {
             assert!(
@@ -349,12 +349,7 @@ async fn malformed_input_gets_clear_4xx_and_writes_nothing() {
         let (got_status, got_code) = attempt(&app, req).await;
         assert_eq!((got_status, got_code.as_str()), (status, code), "{name}");
     }
-    let records: Value = app
-        .get(&token, "/api/v1/records")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let records: Value = app.get_json(&token, "/api/v1/records").await;
     assert_eq!(
         records["records"],
         json!([]),
@@ -372,7 +367,7 @@ async fn malformed_input_gets_clear_4xx_and_writes_nothing() {
 #[tokio::test]
 async fn openapi_describes_every_route() {
     let (_dir, app, _) = ready().await;
-    let spec: Value = app.get("", "/openapi.json").await.json().await.unwrap();
+    let spec: Value = app.get_json("", "/openapi.json").await;
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = spec["paths"].as_object().unwrap();
     for (path, method) in [

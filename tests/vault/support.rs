@@ -132,13 +132,18 @@ impl TestApp {
                 Some(c) => format!("/api/v1/records?cursor={c}"),
                 None => "/api/v1/records".to_owned(),
             };
-            let page: Value = self.get(token, &url).await.json().await.unwrap();
+            let page = self.get_json(token, &url).await;
             out.extend(page["records"].as_array().unwrap().iter().cloned());
             match page["next_cursor"].as_str() {
                 Some(c) => cursor = Some(c.to_owned()),
                 None => return out,
             }
         }
+    }
+
+    /// GET with the owner's token, expecting a JSON body.
+    pub async fn get_json(&self, token: &str, path: &str) -> Value {
+        self.get(token, path).await.json().await.unwrap()
     }
 
     pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {

@@ -654,8 +654,7 @@ async function doDelete(view, record, { yes, error }) {
   } catch (err) {
     if (err instanceof Interrupted || !view.container.isConnected) return;
     if (err instanceof ApiError && err.status === 404) {
-      removeAndFocusNeighbour(view, record.path);
-      showNotice(view, `${record.path} was already deleted.`, 'info');
+      alreadyDeleted(view, record);
       return;
     }
     if (err instanceof ApiError && err.status === 412) {
@@ -667,6 +666,12 @@ async function doDelete(view, record, { yes, error }) {
     error.show(`Not deleted: ${message}`);
     announce(`Not deleted: ${message}`, { assertive: true });
   }
+}
+
+/** Someone else deleted it first: the outcome the person wanted, so say so calmly. */
+function alreadyDeleted(view, record) {
+  removeAndFocusNeighbour(view, record.path);
+  showNotice(view, `${record.path} was already deleted.`, 'info');
 }
 
 /** The record changed since it was shown: show the new value, ask again. */
@@ -683,8 +688,7 @@ async function deleteConflict(view, record) {
   } catch (err) {
     if (err instanceof Interrupted || !view.container.isConnected) return;
     if (err instanceof ApiError && err.status === 404) {
-      removeAndFocusNeighbour(view, record.path);
-      showNotice(view, `${record.path} was already deleted.`, 'info');
+      alreadyDeleted(view, record);
       return;
     }
     showNotice(view, `Not deleted: ${err.message}`, 'error');
