@@ -112,6 +112,10 @@ pub struct ServeConfig {
     /// Hours after which an owner session ends however active it is.
     #[arg(long, env = "VRM_SESSION_MAX_HOURS", default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..=720))]
     pub session_max_hours: u64,
+    /// Lifetime of brand access tokens, in seconds (at most 900: RFC 9068 tokens are checked
+    /// locally by brands, so they are kept short).
+    #[arg(long, env = "VRM_ACCESS_TOKEN_SECONDS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=900))]
+    pub access_token_seconds: u64,
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "VRM_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -123,9 +127,14 @@ pub struct ServeConfig {
 impl ServeConfig {
     /// The public URL, defaulting to plain http on the listen address.
     pub fn public_url(&self) -> String {
+        self.public_url_on(self.listen)
+    }
+
+    /// The public URL once the listener is bound (`--listen …:0` picks the port then).
+    pub fn public_url_on(&self, bound: SocketAddr) -> String {
         self.public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .unwrap_or_else(|| format!("http://{bound}"))
             .trim_end_matches('/')
             .to_owned()
     }

@@ -27,6 +27,22 @@ pub enum AppError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(&'static str),
+    /// A terms document that does not validate; `at` names the rule.
+    #[error("{message}")]
+    InvalidTerms { at: String, message: String },
+    /// The brand tried to accept terms that are no longer (or never were) the ones in force.
+    #[error("{0}")]
+    TermsChanged(String),
+    /// A brand's access token is missing, malformed, expired, revoked or no longer backed by a
+    /// current agreement (RFC 6750 `invalid_token`). The reason is for the log only.
+    #[error("the access token is missing, expired, revoked or not valid here")]
+    InvalidToken(String),
+    /// A brand's client authentication failed (RFC 6749 `invalid_client`) on a brand route.
+    #[error("{0}")]
+    InvalidClient(String),
+    /// A brand's token lacks the scope the call needs (RFC 6750 `insufficient_scope`).
+    #[error("this call needs the scope {0}")]
+    InsufficientScope(&'static str),
     #[error("the resource changed since you read it (ETag mismatch); read it again and retry")]
     PreconditionFailed,
     #[error("this method is not allowed on this path")]
@@ -59,7 +75,10 @@ impl AppError {
             AppError::Unauthenticated | AppError::InvalidCredentials => 401,
             AppError::Csrf => 403,
             AppError::NotFound(_) => 404,
-            AppError::Conflict(_) => 409,
+            AppError::Conflict(_) | AppError::TermsChanged(_) => 409,
+            AppError::InvalidTerms { .. } => 422,
+            AppError::InvalidToken(_) | AppError::InvalidClient(_) => 401,
+            AppError::InsufficientScope(_) => 403,
             AppError::MethodNotAllowed => 405,
             AppError::PreconditionFailed => 412,
             AppError::PayloadTooLarge => 413,
@@ -80,6 +99,11 @@ impl AppError {
             AppError::Csrf => "csrf_failed",
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) => "conflict",
+            AppError::InvalidTerms { .. } => "invalid_terms",
+            AppError::TermsChanged(_) => "terms_changed",
+            AppError::InvalidToken(_) => "invalid_token",
+            AppError::InvalidClient(_) => "invalid_client",
+            AppError::InsufficientScope(_) => "insufficient_scope",
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::PreconditionFailed => "precondition_failed",
             AppError::PayloadTooLarge => "payload_too_large",
@@ -149,6 +173,72 @@ impl From<KeyFileError> for AppError {
                 AppError::InvalidCredentials
             }
             other => AppError::Internal(format!("key file: {other}")),
+        }
+    }
+}
+
+/// An error of the OAuth endpoints, in the shape RFC 6749 §5.2 (and RFC 7591 §3.2.2) prescribe:
+/// `{"error": code, "error_description": sentence}`, so that OAuth libraries can read it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}: {description}")]
+pub struct OAuthError {
+    pub status: u16,
+    pub error: &'static str,
+    pub description: String,
+    /// Extra members, e.g. where to accept the terms.
+    pub extra: Option<serde_json::Value>,
+}
+
+impl OAuthError {
+    pub fn new(status: u16, error: &'static str, description: impl Into<String>) -> OAuthError {
+        OAuthError {
+            status,
+            error,
+            description: description.into(),
+            extra: None,
+        }
+    }
+
+    /// Client authentication failed (RFC 6749 §5.2): 401.
+    pub fn invalid_client(description: impl Into<String>) -> OAuthError {
+        OAuthError::new(401, "invalid_client", description)
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> OAuthError {
+        OAuthError::new(400, "invalid_request", description)
+    }
+
+    pub fn with_extra(mut self, extra: serde_json::Value) -> OAuthError {
+        self.extra = Some(extra);
+        self
+    }
+}
+
+impl From<AppError> for OAuthError {
+    fn from(e: AppError) -> OAuthError {
+        match &e {
+            AppError::Sealed | AppError::SetupRequired | AppError::Storage(_) => {
+                OAuthError::new(503, "temporarily_unavailable", e.public_message())
+            }
+            AppError::TooManyRequests { .. } => {
+                OAuthError::new(429, "temporarily_unavailable", e.public_message())
+            }
+            AppError::BadRequest(_)
+            | AppError::UnsupportedMediaType
+            | AppError::PayloadTooLarge => OAuthError::invalid_request(e.public_message()),
+            _ => OAuthError::new(500, "server_error", e.to_string()),
+        }
+    }
+}
+
+impl From<OAuthError> for AppError {
+    /// For brand routes that authenticate a client but answer in the common error shape.
+    fn from(e: OAuthError) -> AppError {
+        match e.status {
+            401 => AppError::InvalidClient(e.description),
+            503 => AppError::Sealed,
+            s if s >= 500 => AppError::Internal(e.description),
+            _ => AppError::BadRequest(e.description),
         }
     }
 }

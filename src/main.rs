@@ -52,8 +52,14 @@ fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     settings.cache_bytes = config.cache_mb * 1024 * 1024;
     settings.session_idle = time::Duration::minutes(config.session_idle_minutes as i64);
     settings.session_max = time::Duration::hours(config.session_max_hours as i64);
+    settings.token_lifetime = time::Duration::seconds(config.access_token_seconds as i64);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        settings.issuer = config.public_url_on(addr);
         let data_dir = settings.data_dir.clone();
         let vault = Vault::start(settings, Arc::new(SystemClock))
             .map_err(|e| anyhow::anyhow!("cannot start on {}: {e}", data_dir.display()))?;
@@ -64,10 +70,6 @@ fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(|e| anyhow::anyhow!("unlock key file: {e}"))?;
         }
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("binding {}", config.listen))?;
-        let addr = listener.local_addr()?;
         if !addr.ip().is_loopback() {
             tracing::warn!(%addr, "listening beyond loopback: put a TLS reverse proxy in front");
         }

@@ -10,6 +10,7 @@
 //! and their associated data names where the value lives, so that a value copied to another place
 //! fails to open.
 
+pub mod jwt;
 pub mod keyfile;
 
 use std::fmt;
@@ -39,6 +40,8 @@ pub enum CryptoError {
     Random,
     #[error("key derivation failed: {0}")]
     Kdf(String),
+    #[error("signing failed: {0}")]
+    Sign(String),
 }
 
 /// A 256-bit secret. Zeroed on drop; its `Debug` prints nothing of it.
@@ -76,6 +79,17 @@ pub fn random_array<const N: usize>() -> Result<[u8; N], CryptoError> {
         .fill(&mut out)
         .map_err(|_| CryptoError::Random)?;
     Ok(out)
+}
+
+/// A random bearer secret: `prefix` then 256 random bits in base64url. The prefix tells people
+/// and secret scanners what the string is.
+pub fn random_token(prefix: &str) -> Result<String, CryptoError> {
+    use base64::Engine;
+    let bytes = random_array::<32>()?;
+    Ok(format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    ))
 }
 
 /// SHA-256 of `data`.
@@ -202,6 +216,8 @@ pub enum Purpose {
     StoreSeal,
     /// Makes opaque store keys (record paths become keyed hashes).
     StoreIndex,
+    /// Makes each brand's pairwise pseudonym for the person.
+    Pseudonym,
 }
 
 impl Purpose {
@@ -209,6 +225,7 @@ impl Purpose {
         match self {
             Purpose::StoreSeal => b"vrm-vault/v1/store-seal",
             Purpose::StoreIndex => b"vrm-vault/v1/store-index",
+            Purpose::Pseudonym => b"vrm-vault/v1/pseudonym",
         }
     }
 }
@@ -237,6 +254,7 @@ pub fn derive(master: &MasterKey, purpose: Purpose) -> SecretKey {
 pub struct VaultKeys {
     pub sealer: Sealer,
     pub index: KeyedHash,
+    pub pseudonym: KeyedHash,
 }
 
 impl VaultKeys {
@@ -244,6 +262,7 @@ impl VaultKeys {
         Self {
             sealer: Sealer::new(&derive(master, Purpose::StoreSeal)),
             index: KeyedHash::new(&derive(master, Purpose::StoreIndex)),
+            pseudonym: KeyedHash::new(&derive(master, Purpose::Pseudonym)),
         }
     }
 }

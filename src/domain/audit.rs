@@ -17,6 +17,8 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 pub enum Actor {
     Owner,
     System,
+    /// A registered brand; the entry's target is its client id.
+    Brand,
 }
 
 /// One entry as stored and as shown to the owner. Field order is the canonical order: frozen.
@@ -75,6 +77,15 @@ impl Event {
             actor: Actor::System,
             action,
             target: None,
+            detail: None,
+        }
+    }
+
+    pub fn brand(action: &'static str, client_id: &str) -> Event {
+        Event {
+            actor: Actor::Brand,
+            action,
+            target: Some(client_id.to_owned()),
             detail: None,
         }
     }

@@ -4,6 +4,7 @@
 //! exhaustively without a server, a disk or a clock.
 
 pub mod audit;
+pub mod brands;
 pub mod login;
 pub mod records;
 pub mod terms;

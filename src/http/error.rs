@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
 
-use crate::error::AppError;
+use crate::error::{AppError, OAuthError};
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
@@ -19,6 +19,9 @@ pub struct ErrorBody {
     pub error: String,
     /// A sentence for the person reading it.
     pub message: String,
+    /// Where in the submitted document the problem is (terms errors), e.g. `permission[0]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
 }
 
 impl IntoResponse for AppError {
@@ -38,15 +41,90 @@ impl IntoResponse for AppError {
         let body = ErrorBody {
             error: self.code().to_owned(),
             message: self.public_message(),
+            at: match &self {
+                AppError::InvalidTerms { at, .. } => Some(at.clone()),
+                _ => None,
+            },
         };
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(detail) = detail {
             response.extensions_mut().insert(detail);
         }
+        match &self {
+            // RFC 6750 §3: a protected resource names the problem in WWW-Authenticate.
+            AppError::InvalidToken(reason) => {
+                response
+                    .extensions_mut()
+                    .insert(ErrorDetail(format!("token refused: {reason}")));
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+                );
+            }
+            AppError::InsufficientScope(scope) => {
+                if let Ok(value) = HeaderValue::from_str(&format!(
+                    r#"Bearer error="insufficient_scope", scope="{scope}""#
+                )) {
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, value);
+                }
+            }
+            _ => {}
+        }
         if let Some(seconds) = self.retry_after()
             && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+/// The body of an OAuth endpoint's error (RFC 6749 §5.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthErrorBody {
+    #[schema(example = "invalid_client")]
+    pub error: String,
+    pub error_description: String,
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut body = serde_json::json!({
+            "error": self.error,
+            "error_description": if self.status >= 500 && self.error == "server_error" {
+                "internal error; the details are in the server log".to_owned()
+            } else {
+                self.description.clone()
+            },
+        });
+        if let (Some(serde_json::Value::Object(extra)), serde_json::Value::Object(map)) =
+            (&self.extra, &mut body)
+        {
+            map.extend(extra.clone());
+        }
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.error == "invalid_token" {
+            // RFC 7591 §3 refers to RFC 6750 for a bad initial access token.
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+            );
+        } else if self.status == 401 {
+            // RFC 6749 §5.2: a 401 names the authentication scheme the client should use.
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Basic realm="vrm-vault""#),
+            );
+        }
+        if self.status >= 500 || self.status == 401 {
+            response
+                .extensions_mut()
+                .insert(ErrorDetail(self.to_string()));
         }
         response
     }

@@ -6,8 +6,12 @@
 
 pub mod assets;
 pub mod auth;
+pub mod brand_api;
+pub mod brands;
 pub mod error;
+pub mod oauth;
 pub mod owner;
+pub mod terms;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -70,6 +74,9 @@ impl AppState {
         (name = "session", description = "Setup, unlock, login and logout of the owner"),
         (name = "records", description = "The owner's personal data"),
         (name = "audit", description = "The hash-chained audit log"),
+        (name = "terms", description = "The person's own terms of service"),
+        (name = "brands", description = "Brands: invitations, registrations, agreements and their receipts"),
+        (name = "oauth", description = "The OAuth 2.0 authorization server brands use"),
         (name = "operations", description = "Health and readiness")
     )
 )]
@@ -96,6 +103,43 @@ impl utoipa::Modify for SecuritySchemes {
                 "The browser's session cookie; state-changing requests also need X-CSRF-Token",
             ))),
         );
+        components.add_security_scheme(
+            "brand_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A brand's RFC 9068 access token from POST /oauth/token",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "initial_access_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An invitation's initial access token (RFC 7591 §3)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "client_secret_basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some("The brand's client id and secret (RFC 6749 §2.3.1)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "private_key_jwt",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "client_assertion",
+                "RFC 7523: client_assertion_type and client_assertion parameters in the body",
+            ))),
+        );
     }
 }
 
@@ -117,6 +161,29 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(owner::categories))
         .routes(routes!(owner::audit))
         .routes(routes!(owner::audit_verify))
+        .routes(routes!(terms::get_terms, terms::put_terms))
+        .routes(routes!(terms::preview_terms))
+        .routes(routes!(terms::terms_versions))
+        .routes(routes!(terms::terms_version))
+        .routes(routes!(terms::terms_templates))
+        .routes(routes!(brands::create_invitation, brands::list_invitations))
+        .routes(routes!(brands::delete_invitation))
+        .routes(routes!(brands::list_brands))
+        .routes(routes!(brands::get_brand, brands::remove_brand))
+        .routes(routes!(brands::suspend_brand))
+        .routes(routes!(brands::resume_brand))
+        .routes(routes!(brands::list_agreements))
+        .routes(routes!(brands::terminate_agreement))
+        .routes(routes!(brands::rotate_signing_key))
+        .routes(routes!(oauth::metadata))
+        .routes(routes!(oauth::jwks))
+        .routes(routes!(oauth::register))
+        .routes(routes!(oauth::token))
+        .routes(routes!(oauth::revoke))
+        .routes(routes!(oauth::introspect))
+        .routes(routes!(terms::brand_terms))
+        .routes(routes!(brand_api::accept, brand_api::list_agreements))
+        .routes(routes!(brand_api::get_agreement, brand_api::withdraw))
 }
 
 /// The whole application: API, OpenAPI document, static app, and the layers around them.
@@ -211,7 +278,9 @@ const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
 /// logged with its request id and route; and every response gets the security headers, API
 /// answers also `no-store` (they hold personal data).
 async fn gate_and_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let is_api = req.uri().path().starts_with("/api/");
+    let path = req.uri().path();
+    let is_api =
+        path.starts_with("/api/") || path.starts_with("/oauth/") || path.starts_with("/brand/");
     // Kept for the failure log below; cheap, and only formatted when something failed.
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
@@ -232,7 +301,9 @@ async fn gate_and_headers(State(state): State<AppState>, req: Request, next: Nex
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         let status = response.status().as_u16();
-        if status == 503 {
+        if status < 500 {
+            tracing::info!(%method, route, request_id, status, detail, "request refused");
+        } else if status == 503 {
             tracing::warn!(%method, route, request_id, status, detail, "request failed");
         } else {
             tracing::error!(%method, route, request_id, status, detail, "request failed");

@@ -6,15 +6,20 @@
 //! Every state change of an open vault goes through [`OpenVault::change`], which commits the change
 //! and its audit entry in one transaction and returns only once both are durable.
 
+pub mod agreements;
 pub mod audit;
+pub mod brands;
+pub mod keys;
 pub mod records;
 pub mod session;
+pub mod terms;
+pub mod tokens;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Semaphore;
 
@@ -48,11 +53,17 @@ pub struct Settings {
     pub session_idle: Duration,
     pub session_max: Duration,
     pub kdf: KdfParams,
+    /// The URL the vault is reached at: the `iss` of its tokens and the base of its metadata.
+    pub issuer: String,
+    /// How long brand access tokens live (at most [`tokens::MAX_TOKEN_LIFETIME`]).
+    pub token_lifetime: Duration,
 }
 
 impl Settings {
     pub fn new(data_dir: PathBuf) -> Settings {
         Settings {
+            issuer: "http://127.0.0.1:8080".into(),
+            token_lifetime: tokens::MAX_TOKEN_LIFETIME,
             data_dir,
             cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             session_idle: Duration::minutes(30),
@@ -115,6 +126,8 @@ struct Inner {
     throttle: Mutex<LoginThrottle>,
     kdf_permits: Semaphore,
     sessions: session::Sessions,
+    /// Back-off for registration attempts with a wrong initial access token, per address.
+    registration_throttle: Mutex<LoginThrottle>,
 }
 
 /// An unsealed vault: keys in memory, store open.
@@ -122,10 +135,19 @@ pub struct OpenVault {
     keyfile: Mutex<KeyFile>,
     key_file_path: PathBuf,
     master: MasterKey,
-    index: KeyedHash,
+    index: Arc<KeyedHash>,
+    pseudonyms: KeyedHash,
     store: Store,
     writer: Writer,
     clock: Arc<dyn Clock>,
+    /// The terms in force, parsed (reloaded after each publication).
+    terms: ArcSwapOption<terms::CurrentTerms>,
+    /// The token-signing keys.
+    keys: ArcSwap<keys::KeyRing>,
+    /// Serialises signing-key rotations.
+    rotation: tokio::sync::Mutex<()>,
+    issuer: Arc<str>,
+    token_lifetime: Duration,
 }
 
 impl std::fmt::Debug for OpenVault {
@@ -210,6 +232,7 @@ impl Vault {
                 throttle: Mutex::new(LoginThrottle::default()),
                 kdf_permits: Semaphore::new(CONCURRENT_KDF),
                 sessions,
+                registration_throttle: Mutex::new(LoginThrottle::default()),
             }),
         })
     }
@@ -522,17 +545,33 @@ impl OpenVault {
         master: MasterKey,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<OpenVault>, AppError> {
-        let VaultKeys { sealer, index } = VaultKeys::derive(&master);
+        let VaultKeys {
+            sealer,
+            index,
+            pseudonym,
+        } = VaultKeys::derive(&master);
         let store = Store::open(&settings.store_dir(), sealer, settings.cache_bytes)?;
+        // What every open vault has, created here for a new vault or one made by an older version.
+        let now = clock.now();
+        terms::ensure_published(&store, now)?;
+        let key_ring = keys::load_or_create(&store, now)?;
+        tokens::prune_jtis(&store, now.unix_timestamp())?;
+        let current_terms = terms::load_current(&store)?.map(Arc::new);
         let writer = Writer::spawn(store.clone())?;
         Ok(Arc::new(OpenVault {
             keyfile: Mutex::new(keyfile),
             key_file_path: settings.key_file(),
             master,
-            index,
+            index: Arc::new(index),
+            pseudonyms: pseudonym,
             store,
             writer,
             clock,
+            terms: ArcSwapOption::new(current_terms),
+            keys: ArcSwap::from_pointee(key_ring),
+            rotation: tokio::sync::Mutex::new(()),
+            issuer: settings.issuer.trim_end_matches('/').into(),
+            token_lifetime: settings.token_lifetime,
         }))
     }
 
@@ -610,12 +649,32 @@ impl OpenVault {
     }
 
     pub(crate) fn index_key(&self, namespace: &str, name: &str) -> [u8; 32] {
-        let mut data = Vec::with_capacity(namespace.len() + 1 + name.len());
-        data.extend_from_slice(namespace.as_bytes());
-        data.push(0);
-        data.extend_from_slice(name.as_bytes());
-        self.index.hash(&data)
+        index_key(&self.index, namespace, name)
     }
+}
+
+/// The opaque store key of `name` in `namespace`: a keyed hash, so store keys reveal nothing.
+pub(crate) fn index_key(index: &KeyedHash, namespace: &str, name: &str) -> [u8; 32] {
+    let mut data = Vec::with_capacity(namespace.len() + 1 + name.len());
+    data.extend_from_slice(namespace.as_bytes());
+    data.push(0);
+    data.extend_from_slice(name.as_bytes());
+    index.hash(&data)
+}
+
+/// The RFC 8785 canonical form of a JSON value: what hashes and signatures are computed over, so
+/// anyone can recompute them from the JSON alone.
+pub(crate) fn canonical(value: &serde_json::Value) -> Result<Vec<u8>, AppError> {
+    serde_json_canonicalizer::to_vec(value)
+        .map_err(|e| AppError::Internal(format!("canonicalising JSON: {e}")))
+}
+
+/// `sha256:` and the hex SHA-256 of a value's canonical form.
+pub(crate) fn canonical_hash(value: &serde_json::Value) -> Result<String, AppError> {
+    Ok(format!(
+        "sha256:{}",
+        data_encoding::HEXLOWER.encode(&crate::crypto::sha256(&canonical(value)?))
+    ))
 }
 
 /// Opens a vault directly from its data directory, for the offline CLI commands (the server must

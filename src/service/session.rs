@@ -7,11 +7,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use time::{Duration, OffsetDateTime};
 
-use crate::crypto::{random_array, sha256};
+use crate::crypto::sha256;
 use crate::error::AppError;
 use crate::secret::Secret;
 
@@ -42,10 +40,8 @@ struct Session {
     last_seen: OffsetDateTime,
 }
 
-/// 256 random bits, base64url.
-fn random_token() -> Result<String, AppError> {
-    let bytes = random_array::<32>().map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(B64.encode(bytes))
+fn random_token(prefix: &str) -> Result<String, AppError> {
+    crate::crypto::random_token(prefix).map_err(|e| AppError::Internal(e.to_string()))
 }
 
 #[derive(Debug)]
@@ -77,9 +73,9 @@ impl Sessions {
     }
 
     pub fn create(&self, now: OffsetDateTime) -> Result<NewSession, AppError> {
-        let token = Secret::new(format!("{TOKEN_PREFIX}{}", random_token()?));
+        let token = Secret::new(random_token(TOKEN_PREFIX)?);
         let session = Session {
-            csrf_token: random_token()?,
+            csrf_token: random_token("")?,
             created: now,
             last_seen: now,
         };

@@ -35,8 +35,21 @@ pub enum Tree {
     Records,
     /// The audit log, keyed by big-endian sequence number.
     Audit,
-    /// Small singletons (the audit chain head).
+    /// Small singletons (the audit chain head, the current terms version).
     Meta,
+    /// Published terms versions, keyed by big-endian version number.
+    Terms,
+    /// The vault's token-signing keys, keyed by key id (a public thumbprint).
+    SigningKeys,
+    /// Registration invitations, keyed by a keyed hash of their id.
+    Invitations,
+    /// Registered brands, keyed by a keyed hash of their client id.
+    Brands,
+    /// Agreements and their receipts, keyed by a keyed hash of their id.
+    Agreements,
+    /// Revoked access tokens and spent client assertions until they expire, keyed by a keyed
+    /// hash of their `jti`.
+    Jtis,
 }
 
 impl Tree {
@@ -45,6 +58,12 @@ impl Tree {
             Tree::Records => "records",
             Tree::Audit => "audit",
             Tree::Meta => "meta",
+            Tree::Terms => "terms",
+            Tree::SigningKeys => "signing_keys",
+            Tree::Invitations => "invitations",
+            Tree::Brands => "brands",
+            Tree::Agreements => "agreements",
+            Tree::Jtis => "jtis",
         }
     }
 
@@ -53,6 +72,12 @@ impl Tree {
             Tree::Records => 1,
             Tree::Audit => 2,
             Tree::Meta => 3,
+            Tree::Terms => 4,
+            Tree::SigningKeys => 5,
+            Tree::Invitations => 6,
+            Tree::Brands => 7,
+            Tree::Agreements => 8,
+            Tree::Jtis => 9,
         }
     }
 
@@ -299,6 +324,11 @@ impl std::fmt::Debug for Tx<'_> {
 }
 
 impl<'a> Tx<'a> {
+    /// The committed store underneath (reads through it do not see staged writes).
+    pub fn store(&self) -> &'a Store {
+        self.store
+    }
+
     fn new(store: &'a Store) -> Self {
         Tx {
             store,

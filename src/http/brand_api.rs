@@ -1,0 +1,203 @@
+//! The brand API under `/brand/v1`: agreements and their receipts. Brands authenticate with an
+//! access token (RFC 6750 bearer), or, where no token can exist yet (accepting the terms), with
+//! their client authentication.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::{HeaderMap, StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tracing::instrument;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::auth::bearer;
+use super::error::{ErrorBody, Json, Path};
+use super::oauth::{ClientAuthParams, client_credentials};
+use crate::domain::brands::{Agreement, Brand};
+use crate::error::AppError;
+use crate::service::tokens::BrandAccess;
+
+/// A brand call with a valid access token: every check of [`crate::service::OpenVault::verify_access_token`] passed.
+#[derive(Debug)]
+pub struct BrandToken(pub BrandAccess);
+
+impl FromRequestParts<AppState> for BrandToken {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let token = bearer(&parts.headers)
+            .ok_or_else(|| AppError::InvalidToken("no bearer token".into()))?;
+        let open = state.vault.open()?;
+        open.verify_access_token(token).map(BrandToken)
+    }
+}
+
+impl BrandToken {
+    fn require(&self, scope: &'static str) -> Result<(), AppError> {
+        if self.0.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(AppError::InsufficientScope(scope))
+        }
+    }
+}
+
+/// The brand behind a request: by bearer token (with `scope`), or by HTTP Basic client
+/// authentication (for a brand whose agreement ended, and so has no token).
+async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: &'static str,
+    endpoint: &str,
+) -> Result<Brand, AppError> {
+    let open = state.vault.open()?;
+    if let Some(token) = bearer(headers) {
+        let access = BrandToken(open.verify_access_token(token)?);
+        access.require(scope)?;
+        return Ok(access.0.brand);
+    }
+    let credentials = client_credentials(headers, ClientAuthParams::default())?;
+    let issuer = open.issuer().to_owned();
+    let audiences = [format!("{issuer}{endpoint}"), issuer];
+    Ok(open.authenticate_client(credentials, &audiences).await?)
+}
+
+/// A receipt, served as the exact bytes the vault signed and stored.
+fn receipt(status: StatusCode, agreement: &Agreement) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        agreement.receipt.clone(),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AcceptRequest {
+    /// The `hash` of the terms in force, from `GET /brand/v1/terms`.
+    #[schema(example = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")]
+    pub terms_hash: String,
+    /// For `private_key_jwt` brands: the RFC 7523 assertion (aud: this endpoint's URL or the issuer).
+    #[serde(flatten)]
+    pub auth: ClientAuthParams,
+}
+
+/// The agreement receipt: RFC 8785 canonical JSON `{"receipt": {...}, "signature": "<JWS>"}`,
+/// the JWS being ES256 over the canonical bytes of `receipt`, payload detached (`header..sig`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Receipt {
+    #[schema(value_type = Object)]
+    pub receipt: serde_json::Value,
+    pub signature: String,
+}
+
+/// Accepts the terms in force, by hash. Authenticated with the brand's client authentication
+/// (HTTP Basic, or `client_assertion_type` and `client_assertion` in the body), since no token
+/// exists before an agreement. Accepting again while the agreement is current returns it (200).
+#[utoipa::path(post, path = "/brand/v1/agreements", tag = "brands", request_body = AcceptRequest,
+    responses((status = 201, body = Receipt), (status = 200, body = Receipt),
+              (status = 401, body = ErrorBody, description = "`invalid_client`"),
+              (status = 409, body = ErrorBody, description = "`terms_changed`: not the terms in force")),
+    security(("client_secret_basic" = []), ("private_key_jwt" = [])))]
+#[instrument(skip_all)]
+pub async fn accept(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(request): Json<AcceptRequest>,
+) -> Result<Response, AppError> {
+    let open = state.vault.open()?;
+    let credentials = client_credentials(&headers, request.auth)?;
+    let issuer = open.issuer().to_owned();
+    let audiences = [
+        format!("{issuer}/brand/v1/agreements"),
+        format!("{issuer}/oauth/token"),
+        issuer,
+    ];
+    let brand = open.authenticate_client(credentials, &audiences).await?;
+    let (agreement, created) = open.accept_terms(&brand, &request.terms_hash).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(receipt(status, &agreement))
+}
+
+/// One of the brand's agreements: the receipt, byte for byte as stored.
+#[utoipa::path(get, path = "/brand/v1/agreements/{id}", tag = "brands",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Receipt), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("brand_token" = ["agreements:read"]), ("client_secret_basic" = [])))]
+pub async fn get_agreement(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let brand = caller(&state, &headers, "agreements:read", "/brand/v1/agreements").await?;
+    let agreement = state.vault.open()?.brand_agreement(&brand, &id)?;
+    Ok(receipt(StatusCode::OK, &agreement))
+}
+
+/// The brand withdraws from an agreement; answers with the new receipt.
+#[utoipa::path(delete, path = "/brand/v1/agreements/{id}", tag = "brands",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Receipt), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("brand_token" = []), ("client_secret_basic" = [])))]
+#[instrument(skip_all)]
+pub async fn withdraw(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let open = state.vault.open()?;
+    let brand = if let Some(token) = bearer(&headers) {
+        open.verify_access_token(token)?.brand
+    } else {
+        caller(&state, &headers, "agreements:read", "/brand/v1/agreements").await?
+    };
+    let agreement = open.withdraw_agreement(&brand, &id).await?;
+    Ok(receipt(StatusCode::OK, &agreement))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BrandAgreementSummary {
+    pub id: String,
+    pub terms_version: u64,
+    pub terms_hash: String,
+    #[schema(example = "accepted")]
+    pub status: String,
+    /// Whether it covers new deliveries: accepted, on the terms in force.
+    pub current: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BrandAgreementList {
+    pub agreements: Vec<BrandAgreementSummary>,
+}
+
+/// The calling brand's agreements, newest first.
+#[utoipa::path(get, path = "/brand/v1/agreements", tag = "brands",
+    responses((status = 200, body = BrandAgreementList), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody, description = "`insufficient_scope`")),
+    security(("brand_token" = ["agreements:read"])))]
+pub async fn list_agreements(
+    State(state): State<AppState>,
+    token: BrandToken,
+) -> Result<Json<BrandAgreementList>, AppError> {
+    token.require("agreements:read")?;
+    let open = state.vault.open()?;
+    let current = open.current_terms()?.version.hash.clone();
+    let agreements = open
+        .list_agreements()?
+        .into_iter()
+        .filter(|a| a.client_id == token.0.brand.client_id)
+        .map(|a| BrandAgreementSummary {
+            current: a.is_current(&current),
+            status: super::brands::status_name(a.status),
+            id: a.id,
+            terms_version: a.terms_version,
+            terms_hash: a.terms_hash,
+        })
+        .collect();
+    Ok(Json(BrandAgreementList { agreements }))
+}

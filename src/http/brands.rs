@@ -1,0 +1,372 @@
+//! The owner's side of brands under `/api/v1`: invitations, registered brands, agreements and
+//! the token-signing key.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+use tracing::instrument;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::auth::OwnerSession;
+use super::error::{ErrorBody, Json, Path};
+use crate::domain::brands::{
+    Agreement, AgreementStatus, Brand, BrandStatus, Invitation, InvitationStatus,
+};
+use crate::error::AppError;
+
+pub(crate) fn status_name(status: AgreementStatus) -> String {
+    match status {
+        AgreementStatus::Accepted => "accepted",
+        AgreementStatus::Withdrawn => "withdrawn",
+        AgreementStatus::Terminated => "terminated",
+    }
+    .to_owned()
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationRequest {
+    /// How many brands may register with it (1–100, default 1).
+    pub max_uses: Option<u32>,
+    /// Hours until it expires (1–720, default 72).
+    pub expires_in_hours: Option<i64>,
+    /// A label for the owner, e.g. the brand it is meant for.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationView {
+    pub id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub max_uses: u32,
+    pub uses: u32,
+    pub note: Option<String>,
+    /// `active`, `spent` or `expired`.
+    pub status: &'static str,
+}
+
+impl InvitationView {
+    fn new(invitation: Invitation, now: OffsetDateTime) -> InvitationView {
+        InvitationView {
+            status: match invitation.status(now) {
+                InvitationStatus::Active => "active",
+                InvitationStatus::Spent => "spent",
+                InvitationStatus::Expired => "expired",
+            },
+            id: invitation.id,
+            created_at: invitation.created_at,
+            expires_at: invitation.expires_at,
+            max_uses: invitation.max_uses,
+            uses: invitation.uses,
+            note: invitation.note,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewInvitation {
+    /// The initial access token for RFC 7591 registration; shown once, stored only hashed.
+    #[schema(example = "vrmia_...")]
+    pub initial_access_token: String,
+    /// Where the brand registers with it.
+    pub registration_endpoint: String,
+    #[serde(flatten)]
+    pub invitation: InvitationView,
+}
+
+/// Creates an invitation for a brand to register (RFC 7591 initial access token).
+#[utoipa::path(post, path = "/api/v1/invitations", tag = "brands", request_body = InvitationRequest,
+    responses((status = 201, body = NewInvitation), (status = 422, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+#[instrument(skip_all)]
+pub async fn create_invitation(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+    Json(request): Json<InvitationRequest>,
+) -> Result<(StatusCode, Json<NewInvitation>), AppError> {
+    let open = state.vault.open()?;
+    let hours = request.expires_in_hours.unwrap_or(72);
+    let (invitation, token) = open
+        .create_invitation(
+            request.max_uses.unwrap_or(1),
+            Duration::hours(hours),
+            request.note,
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(NewInvitation {
+            initial_access_token: token.expose().to_owned(),
+            registration_endpoint: format!("{}/oauth/register", open.issuer()),
+            invitation: InvitationView::new(invitation, state.vault.now()),
+        }),
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationList {
+    /// Newest first.
+    pub invitations: Vec<InvitationView>,
+}
+
+/// Every invitation, newest first.
+#[utoipa::path(get, path = "/api/v1/invitations", tag = "brands",
+    responses((status = 200, body = InvitationList)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+pub async fn list_invitations(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+) -> Result<Json<InvitationList>, AppError> {
+    let now = state.vault.now();
+    let invitations = state
+        .vault
+        .open()?
+        .list_invitations()?
+        .into_iter()
+        .map(|i| InvitationView::new(i, now))
+        .collect();
+    Ok(Json(InvitationList { invitations }))
+}
+
+/// Deletes an invitation: its token stops working at once.
+#[utoipa::path(delete, path = "/api/v1/invitations/{id}", tag = "brands", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+#[instrument(skip_all)]
+pub async fn delete_invitation(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    state.vault.open()?.delete_invitation(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgreementView {
+    pub id: String,
+    pub client_id: String,
+    pub client_name: String,
+    pub terms_version: u64,
+    pub terms_hash: String,
+    /// `accepted`, `withdrawn` or `terminated`.
+    pub status: String,
+    /// Whether it covers new deliveries: accepted, and on the terms in force.
+    pub current: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub accepted_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+impl AgreementView {
+    fn new(agreement: &Agreement, current_hash: &str) -> AgreementView {
+        AgreementView {
+            id: agreement.id.clone(),
+            client_id: agreement.client_id.clone(),
+            client_name: agreement.brand_name.clone(),
+            terms_version: agreement.terms_version,
+            terms_hash: agreement.terms_hash.clone(),
+            status: status_name(agreement.status),
+            current: agreement.is_current(current_hash),
+            accepted_at: agreement.events.get(1).map(|e| e.at),
+            ended_at: agreement.ended_at(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BrandView {
+    pub client_id: String,
+    pub client_name: String,
+    pub client_uri: Option<String>,
+    pub contacts: Vec<String>,
+    /// `active` or `suspended`.
+    pub status: &'static str,
+    #[serde(with = "time::serde::rfc3339")]
+    pub registered_at: OffsetDateTime,
+    pub token_endpoint_auth_method: &'static str,
+    pub scope: String,
+    /// The brand's pairwise pseudonym for you: what it sees instead of any identifier of yours.
+    pub pseudonym: String,
+    /// Its latest agreement.
+    pub agreement: Option<AgreementView>,
+}
+
+fn brand_view(state: &AppState, brand: Brand) -> Result<BrandView, AppError> {
+    let open = state.vault.open()?;
+    let current = open.current_terms()?.version.hash.clone();
+    let agreement = match &brand.agreement_id {
+        Some(id) => open
+            .agreement(id)
+            .ok()
+            .map(|a| AgreementView::new(&a, &current)),
+        None => None,
+    };
+    Ok(BrandView {
+        status: match brand.status {
+            BrandStatus::Active => "active",
+            BrandStatus::Suspended => "suspended",
+        },
+        token_endpoint_auth_method: brand.auth_method.as_str(),
+        scope: brand.scope.join(" "),
+        client_id: brand.client_id,
+        client_name: brand.client_name,
+        client_uri: brand.client_uri,
+        contacts: brand.contacts,
+        registered_at: brand.registered_at,
+        pseudonym: brand.pseudonym,
+        agreement,
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BrandList {
+    /// Newest first.
+    pub brands: Vec<BrandView>,
+}
+
+/// Every registered brand, with its agreement.
+#[utoipa::path(get, path = "/api/v1/brands", tag = "brands",
+    responses((status = 200, body = BrandList)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+pub async fn list_brands(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+) -> Result<Json<BrandList>, AppError> {
+    let brands = state
+        .vault
+        .open()?
+        .list_brands()?
+        .into_iter()
+        .map(|b| brand_view(&state, b))
+        .collect::<Result<_, _>>()?;
+    Ok(Json(BrandList { brands }))
+}
+
+/// One brand.
+#[utoipa::path(get, path = "/api/v1/brands/{client_id}", tag = "brands", params(("client_id" = String, Path)),
+    responses((status = 200, body = BrandView), (status = 404, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+pub async fn get_brand(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+    Path(client_id): Path<String>,
+) -> Result<Json<BrandView>, AppError> {
+    let brand = state.vault.open()?.brand(&client_id)?;
+    brand_view(&state, brand).map(Json)
+}
+
+/// Removes a brand: its agreement is terminated, its tokens stop working, its registration is
+/// deleted. It needs a new invitation to come back.
+#[utoipa::path(delete, path = "/api/v1/brands/{client_id}", tag = "brands", params(("client_id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+#[instrument(skip_all)]
+pub async fn remove_brand(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+    Path(client_id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    state.vault.open()?.remove_brand(&client_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Suspends a brand: its tokens and client authentication are refused until resumed.
+#[utoipa::path(post, path = "/api/v1/brands/{client_id}/suspend", tag = "brands", params(("client_id" = String, Path)),
+    responses((status = 200, body = BrandView), (status = 404, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+#[instrument(skip_all)]
+pub async fn suspend_brand(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+    Path(client_id): Path<String>,
+) -> Result<Json<BrandView>, AppError> {
+    let brand = state
+        .vault
+        .open()?
+        .set_brand_status(&client_id, BrandStatus::Suspended)
+        .await?;
+    brand_view(&state, brand).map(Json)
+}
+
+/// Lets a suspended brand act again.
+#[utoipa::path(post, path = "/api/v1/brands/{client_id}/resume", tag = "brands", params(("client_id" = String, Path)),
+    responses((status = 200, body = BrandView), (status = 404, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+#[instrument(skip_all)]
+pub async fn resume_brand(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+    Path(client_id): Path<String>,
+) -> Result<Json<BrandView>, AppError> {
+    let brand = state
+        .vault
+        .open()?
+        .set_brand_status(&client_id, BrandStatus::Active)
+        .await?;
+    brand_view(&state, brand).map(Json)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgreementList {
+    pub agreements: Vec<AgreementView>,
+}
+
+/// Every agreement, newest first, including ended ones.
+#[utoipa::path(get, path = "/api/v1/agreements", tag = "brands",
+    responses((status = 200, body = AgreementList)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+pub async fn list_agreements(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+) -> Result<Json<AgreementList>, AppError> {
+    let open = state.vault.open()?;
+    let current = open.current_terms()?.version.hash.clone();
+    let agreements = open
+        .list_agreements()?
+        .iter()
+        .map(|a| AgreementView::new(a, &current))
+        .collect();
+    Ok(Json(AgreementList { agreements }))
+}
+
+/// Ends an agreement: the brand's tokens stop working and its receipt records the termination.
+#[utoipa::path(delete, path = "/api/v1/agreements/{id}", tag = "brands", params(("id" = String, Path)),
+    responses((status = 200, body = AgreementView), (status = 404, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+#[instrument(skip_all)]
+pub async fn terminate_agreement(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+    Path(id): Path<String>,
+) -> Result<Json<AgreementView>, AppError> {
+    let open = state.vault.open()?;
+    let agreement = open.terminate_agreement(&id).await?;
+    let current = open.current_terms()?.version.hash.clone();
+    Ok(Json(AgreementView::new(&agreement, &current)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rotated {
+    pub kid: String,
+    pub previous_kid: String,
+}
+
+/// Makes a new token-signing key. The previous one stays in the JWKS until its tokens expire.
+#[utoipa::path(post, path = "/api/v1/signing-keys/rotate", tag = "brands",
+    responses((status = 200, body = Rotated)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+#[instrument(skip_all)]
+pub async fn rotate_signing_key(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+) -> Result<Json<Rotated>, AppError> {
+    let (kid, previous_kid) = state.vault.open()?.rotate_signing_key().await?;
+    Ok(Json(Rotated { kid, previous_kid }))
+}

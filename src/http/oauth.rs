@@ -1,0 +1,439 @@
+//! The OAuth 2.0 authorization server: metadata (RFC 8414), keys (JWKS), dynamic client
+//! registration (RFC 7591), the token endpoint (client credentials, RFC 6749 §4.4) with
+//! `client_secret_basic` and `private_key_jwt` (RFC 7523), revocation (RFC 7009) and
+//! introspection (RFC 7662). Errors here have the RFC 6749 §5.2 shape that OAuth libraries read.
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tracing::instrument;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::auth::{ClientIp, bearer};
+use super::error::OAuthErrorBody;
+use crate::crypto::jwt::{ASSERTION_ALGORITHMS, PublicJwk};
+use crate::domain::brands::{BRAND_SCOPES, ClientMetadata, GRANT_TYPES};
+use crate::error::OAuthError;
+use crate::secret::Secret;
+use crate::service::brands::ClientCredentials;
+
+/// The `client_assertion_type` of RFC 7523 §2.2.
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Authorization server metadata (RFC 8414 §2), plus where brands find and accept the terms.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Metadata {
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    pub registration_endpoint: String,
+    pub revocation_endpoint: String,
+    pub introspection_endpoint: String,
+    pub scopes_supported: Vec<&'static str>,
+    pub response_types_supported: Vec<&'static str>,
+    pub grant_types_supported: Vec<&'static str>,
+    pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub service_documentation: String,
+    /// The public terms brands must accept before any token (vrm-vault extension).
+    pub vrm_terms_endpoint: String,
+    /// Where a brand accepts the terms by hash (vrm-vault extension).
+    pub vrm_agreements_endpoint: String,
+    /// The `aud` of access tokens: the brand API (vrm-vault extension).
+    pub vrm_resource: String,
+}
+
+const AUTH_METHODS: [&str; 2] = ["client_secret_basic", "private_key_jwt"];
+
+/// RFC 8414 metadata. Served whatever the vault's phase: it holds nothing secret.
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth",
+    responses((status = 200, body = Metadata)))]
+pub async fn metadata(State(state): State<AppState>) -> Json<Metadata> {
+    let issuer = state
+        .vault
+        .settings()
+        .issuer
+        .trim_end_matches('/')
+        .to_owned();
+    Json(Metadata {
+        token_endpoint: format!("{issuer}/oauth/token"),
+        jwks_uri: format!("{issuer}/oauth/jwks"),
+        registration_endpoint: format!("{issuer}/oauth/register"),
+        revocation_endpoint: format!("{issuer}/oauth/revoke"),
+        introspection_endpoint: format!("{issuer}/oauth/introspect"),
+        scopes_supported: BRAND_SCOPES.iter().map(|(s, _)| *s).collect(),
+        response_types_supported: vec![],
+        grant_types_supported: GRANT_TYPES.to_vec(),
+        token_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
+        token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS.to_vec(),
+        revocation_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
+        introspection_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
+        service_documentation: format!("{issuer}/openapi.json"),
+        vrm_terms_endpoint: format!("{issuer}/brand/v1/terms"),
+        vrm_agreements_endpoint: format!("{issuer}/brand/v1/agreements"),
+        vrm_resource: format!("{issuer}/brand/v1"),
+        issuer,
+    })
+}
+
+/// A plain JSON response (OAuth endpoints answer in their own error shape, not `AppError`'s).
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JwkSet {
+    #[schema(value_type = Vec<Object>)]
+    pub keys: Vec<PublicJwk>,
+}
+
+/// The public keys access tokens and agreement receipts are signed with. After a rotation the
+/// previous key stays here until every token it signed has expired.
+#[utoipa::path(get, path = "/oauth/jwks", tag = "oauth",
+    responses((status = 200, body = JwkSet), (status = 503, body = OAuthErrorBody)))]
+pub async fn jwks(State(state): State<AppState>) -> Result<Json<JwkSet>, OAuthError> {
+    let open = state.vault.open()?;
+    Ok(Json(JwkSet { keys: open.jwks() }))
+}
+
+/// The client metadata a brand registers with (RFC 7591 §2); unknown members are ignored.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegistrationRequest {
+    #[schema(example = "Bistro Lumière")]
+    pub client_name: String,
+    pub client_uri: Option<String>,
+    pub contacts: Option<Vec<String>>,
+    /// `client_secret_basic` (default) or `private_key_jwt`.
+    pub token_endpoint_auth_method: Option<String>,
+    /// Only `client_credentials`.
+    pub grant_types: Option<Vec<String>>,
+    /// Space-separated; default: every brand scope.
+    #[schema(example = "intents:read offers:write agreements:read")]
+    pub scope: Option<String>,
+    /// Required with `private_key_jwt`: the public keys of the brand's assertions.
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegistrationResponse {
+    pub client_id: String,
+    /// Only for `client_secret_basic`; shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    pub client_id_issued_at: i64,
+    /// `0`: the secret does not expire. Only with a secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_expires_at: Option<i64>,
+    pub client_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    pub contacts: Vec<String>,
+    pub token_endpoint_auth_method: &'static str,
+    pub grant_types: Vec<String>,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<Value>,
+}
+
+/// Dynamic client registration (RFC 7591), with the invitation's initial access token as bearer.
+#[utoipa::path(post, path = "/oauth/register", tag = "oauth", request_body = RegistrationRequest,
+    responses((status = 201, body = RegistrationResponse),
+              (status = 400, body = OAuthErrorBody, description = "`invalid_client_metadata`"),
+              (status = 401, body = OAuthErrorBody, description = "`invalid_token`: no, spent or expired invitation"),
+              (status = 429, body = OAuthErrorBody)),
+    security(("initial_access_token" = [])))]
+#[instrument(skip_all)]
+pub async fn register(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    let token = bearer(&headers).ok_or_else(|| {
+        OAuthError::new(
+            401,
+            "invalid_token",
+            "registration needs an invitation: send its initial access token as Authorization: Bearer",
+        )
+    })?;
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return Err(OAuthError::invalid_request(
+            "the body must be JSON (Content-Type: application/json)",
+        ));
+    }
+    let metadata: ClientMetadata = serde_json::from_slice(&body).map_err(|e| {
+        OAuthError::new(
+            400,
+            "invalid_client_metadata",
+            format!("the body is not client metadata: {e}"),
+        )
+    })?;
+    let metadata = metadata
+        .validate(crate::crypto::jwt::check_client_jwks)
+        .map_err(|e| OAuthError::new(400, "invalid_client_metadata", e))?;
+    let (brand, secret) = state.vault.register_brand(ip, token, metadata).await?;
+    let response = RegistrationResponse {
+        client_secret_expires_at: secret.as_ref().map(|_| 0),
+        client_secret: secret.map(|s| s.expose().to_owned()),
+        client_id_issued_at: brand.registered_at.unix_timestamp(),
+        client_name: brand.client_name,
+        client_uri: brand.client_uri,
+        contacts: brand.contacts,
+        token_endpoint_auth_method: brand.auth_method.as_str(),
+        grant_types: brand.grant_types,
+        scope: brand.scope.join(" "),
+        jwks: brand.jwks,
+        client_id: brand.client_id,
+    };
+    Ok((StatusCode::CREATED, no_store(), axum::Json(response)).into_response())
+}
+
+fn no_store() -> [(header::HeaderName, &'static str); 2] {
+    [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::PRAGMA, "no-cache"),
+    ]
+}
+
+/// The client-authentication parameters of a form or JSON body.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ClientAuthParams {
+    pub client_id: Option<String>,
+    /// Refused: this vault takes secrets only by HTTP Basic.
+    #[schema(ignore)]
+    pub client_secret: Option<String>,
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    pub client_assertion_type: Option<String>,
+    pub client_assertion: Option<String>,
+}
+
+fn percent_decoded(text: &str) -> Option<String> {
+    let text = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&text)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+/// `client_secret_basic` (RFC 6749 §2.3.1): id and secret, each form-urlencoded, in HTTP Basic.
+fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, Secret), OAuthError>> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let malformed = || OAuthError::invalid_client("the Basic credentials are malformed");
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    let Some(decoded) = decoded else {
+        return Some(Err(malformed()));
+    };
+    let Some((id, secret)) = decoded.split_once(':') else {
+        return Some(Err(malformed()));
+    };
+    match (percent_decoded(id), percent_decoded(secret)) {
+        (Some(id), Some(secret)) => Some(Ok((id, Secret::new(secret)))),
+        _ => Some(Err(malformed())),
+    }
+}
+
+/// Finds exactly one client authentication in a request (RFC 6749 §2.3: never more than one).
+pub fn client_credentials(
+    headers: &HeaderMap,
+    params: ClientAuthParams,
+) -> Result<ClientCredentials, OAuthError> {
+    if params.client_secret.is_some() {
+        return Err(OAuthError::invalid_client(
+            "client_secret_post is not supported: send the secret with HTTP Basic (client_secret_basic)",
+        ));
+    }
+    let basic = basic_credentials(headers).transpose()?;
+    match (basic, params.client_assertion_type, params.client_assertion) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(OAuthError::invalid_request(
+            "use one client authentication method per request, not both Basic and an assertion",
+        )),
+        (Some((client_id, secret)), None, None) => {
+            if params.client_id.as_ref().is_some_and(|id| *id != client_id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id differs from the Basic credentials",
+                ));
+            }
+            Ok(ClientCredentials::Basic { client_id, secret })
+        }
+        (None, Some(kind), Some(assertion)) => {
+            if kind != JWT_BEARER_ASSERTION {
+                return Err(OAuthError::invalid_client(format!(
+                    "client_assertion_type must be {JWT_BEARER_ASSERTION}"
+                )));
+            }
+            Ok(ClientCredentials::Assertion {
+                client_id: params.client_id,
+                assertion,
+            })
+        }
+        (None, _, _) => Err(OAuthError::invalid_client(
+            "authenticate the client: HTTP Basic with client id and secret, or a client_assertion (private_key_jwt)",
+        )),
+    }
+}
+
+/// The URLs a client assertion may name as audience: the issuer and the endpoint called.
+fn audiences(state: &AppState, endpoint: &str) -> Vec<String> {
+    let issuer = state
+        .vault
+        .settings()
+        .issuer
+        .trim_end_matches('/')
+        .to_owned();
+    vec![format!("{issuer}{endpoint}"), issuer]
+}
+
+fn form<T>(form: Result<Form<T>, FormRejection>) -> Result<T, OAuthError> {
+    form.map(|Form(f)| f).map_err(|e| {
+        OAuthError::invalid_request(format!(
+            "the body must be application/x-www-form-urlencoded parameters: {}",
+            e.body_text()
+        ))
+    })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TokenRequest {
+    /// `client_credentials`.
+    pub grant_type: Option<String>,
+    /// Space-separated; default: every scope the brand registered.
+    pub scope: Option<String>,
+    #[serde(flatten)]
+    pub auth: ClientAuthParams,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// An RFC 9068 JWT (`typ: at+jwt`, ES256).
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+}
+
+/// The token endpoint: the client-credentials grant, for brands with an agreement on the terms
+/// in force.
+#[utoipa::path(post, path = "/oauth/token", tag = "oauth",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = TokenResponse),
+              (status = 400, body = OAuthErrorBody, description = "`unauthorized_client` until the terms in force are accepted; `invalid_scope`, `unsupported_grant_type`"),
+              (status = 401, body = OAuthErrorBody, description = "`invalid_client`")),
+    security(("client_secret_basic" = []), ("private_key_jwt" = [])))]
+#[instrument(skip_all)]
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Result<Form<TokenRequest>, FormRejection>,
+) -> Result<Response, OAuthError> {
+    let request = form(request)?;
+    let credentials = client_credentials(&headers, request.auth)?;
+    match request.grant_type.as_deref() {
+        Some("client_credentials") => {}
+        Some(other) => {
+            return Err(OAuthError::new(
+                400,
+                "unsupported_grant_type",
+                format!("grant_type {other} is not supported; use client_credentials"),
+            ));
+        }
+        None => return Err(OAuthError::invalid_request("grant_type is required")),
+    }
+    let open = state.vault.open()?;
+    let brand = open
+        .authenticate_client(credentials, &audiences(&state, "/oauth/token"))
+        .await?;
+    let issued = open.issue_token(&brand, request.scope.as_deref()).await?;
+    let body = TokenResponse {
+        access_token: issued.access_token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        scope: issued.scope,
+    };
+    Ok((no_store(), axum::Json(body)).into_response())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TokenParam {
+    pub token: Option<String>,
+    pub token_type_hint: Option<String>,
+    #[serde(flatten)]
+    pub auth: ClientAuthParams,
+}
+
+/// Token revocation (RFC 7009). Answers 200 whether or not the token was known.
+#[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
+    request_body(content = TokenParam, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200), (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)),
+    security(("client_secret_basic" = []), ("private_key_jwt" = [])))]
+#[instrument(skip_all)]
+pub async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Result<Form<TokenParam>, FormRejection>,
+) -> Result<StatusCode, OAuthError> {
+    let request = form(request)?;
+    let credentials = client_credentials(&headers, request.auth)?;
+    let token = request
+        .token
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let open = state.vault.open()?;
+    let brand = open
+        .authenticate_client(credentials, &audiences(&state, "/oauth/revoke"))
+        .await?;
+    open.revoke_token(&brand, &token).await?;
+    Ok(StatusCode::OK)
+}
+
+/// Token introspection (RFC 7662), for the brand's own tokens; any other token is inactive.
+#[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",
+    request_body(content = TokenParam, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = Object, description = "`{\"active\": false}` or the token's claims with `active: true`"),
+              (status = 401, body = OAuthErrorBody)),
+    security(("client_secret_basic" = []), ("private_key_jwt" = [])))]
+#[instrument(skip_all)]
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Result<Form<TokenParam>, FormRejection>,
+) -> Result<Response, OAuthError> {
+    let request = form(request)?;
+    let credentials = client_credentials(&headers, request.auth)?;
+    let token = request
+        .token
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let open = state.vault.open()?;
+    let brand = open
+        .authenticate_client(credentials, &audiences(&state, "/oauth/introspect"))
+        .await?;
+    Ok((
+        no_store(),
+        axum::Json(open.introspect_token(&brand, &token)),
+    )
+        .into_response())
+}

@@ -1,0 +1,232 @@
+//! The person's terms: the owner reads, previews and publishes them under `/api/v1/terms`;
+//! brands read the ones in force at the public `/brand/v1/terms`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use tracing::instrument;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::auth::OwnerSession;
+use super::error::{ErrorBody, Json, Path};
+use crate::domain::terms::{Basis, TEMPLATES, Terms};
+use crate::error::AppError;
+use crate::service::terms::TermsVersion;
+
+/// A terms version as served to the owner and to brands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TermsView {
+    /// The ODRL 2.2 / JSON-LD document.
+    #[schema(value_type = Object)]
+    pub terms: Value,
+    /// `sha256:` and the hex SHA-256 of the document's RFC 8785 canonical form: what brands accept.
+    #[schema(example = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")]
+    pub hash: String,
+    pub version: u64,
+    /// The IEEE 7012 roster agreement the terms are built on.
+    #[schema(example = "SD-BASE")]
+    pub basis: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub published_at: OffsetDateTime,
+    /// The terms in plain language, one sentence a line.
+    pub summary: Vec<String>,
+}
+
+impl TermsView {
+    fn new(version: TermsVersion, terms: &Terms) -> TermsView {
+        TermsView {
+            summary: terms.summary(),
+            terms: version.document,
+            hash: version.hash,
+            version: version.version,
+            basis: version.basis,
+            published_at: version.published_at,
+        }
+    }
+
+    fn of(version: TermsVersion) -> Result<TermsView, AppError> {
+        let terms = Terms::parse(&version.document).map_err(|e| {
+            AppError::Internal(format!(
+                "stored terms version {} no longer parses: {e}",
+                version.version
+            ))
+        })?;
+        Ok(TermsView::new(version, &terms))
+    }
+}
+
+fn current(state: &AppState) -> Result<TermsView, AppError> {
+    let current = state.vault.open()?.current_terms()?;
+    Ok(TermsView::new(current.version.clone(), &current.terms))
+}
+
+/// The terms in force.
+#[utoipa::path(get, path = "/api/v1/terms", tag = "terms",
+    responses((status = 200, body = TermsView), (status = 401, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+pub async fn get_terms(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+) -> Result<Json<TermsView>, AppError> {
+    current(&state).map(Json)
+}
+
+/// The terms in force, for anyone: brands read them here before accepting them by hash.
+#[utoipa::path(get, path = "/brand/v1/terms", tag = "brands",
+    responses((status = 200, body = TermsView), (status = 503, body = ErrorBody)))]
+pub async fn brand_terms(State(state): State<AppState>) -> Result<Json<TermsView>, AppError> {
+    current(&state).map(Json)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TermsDocument {
+    /// The ODRL 2.2 / JSON-LD terms document.
+    #[schema(value_type = Object)]
+    pub terms: Value,
+}
+
+/// Publishes new terms. Every brand must accept them again before its next token or delivery.
+/// Publishing the document already in force changes nothing and answers 200.
+#[utoipa::path(put, path = "/api/v1/terms", tag = "terms", request_body = TermsDocument,
+    responses((status = 201, body = TermsView, description = "a new version"),
+              (status = 200, body = TermsView, description = "identical to the terms in force"),
+              (status = 422, body = ErrorBody, description = "`invalid_terms`; `at` names the rule")),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+#[instrument(skip_all)]
+pub async fn put_terms(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+    Json(request): Json<TermsDocument>,
+) -> Result<(StatusCode, Json<TermsView>), AppError> {
+    let open = state.vault.open()?;
+    let (version, created) = open.publish_terms(&request.terms).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(TermsView::of(version)?)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TermsPreview {
+    pub hash: String,
+    pub basis: String,
+    pub summary: Vec<String>,
+}
+
+/// Checks a terms document and describes it, publishing nothing.
+#[utoipa::path(post, path = "/api/v1/terms/preview", tag = "terms", request_body = TermsDocument,
+    responses((status = 200, body = TermsPreview), (status = 422, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+pub async fn preview_terms(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+    Json(request): Json<TermsDocument>,
+) -> Result<Json<TermsPreview>, AppError> {
+    let preview = state.vault.open()?.preview_terms(&request.terms)?;
+    Ok(Json(TermsPreview {
+        hash: preview.hash,
+        basis: preview.terms.basis().as_str().to_owned(),
+        summary: preview.terms.summary(),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionSummary {
+    pub version: u64,
+    pub hash: String,
+    pub basis: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub published_at: OffsetDateTime,
+    /// Whether this is the version in force.
+    pub current: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionList {
+    /// Newest first.
+    pub versions: Vec<VersionSummary>,
+}
+
+/// Every published version, newest first.
+#[utoipa::path(get, path = "/api/v1/terms/versions", tag = "terms",
+    responses((status = 200, body = VersionList)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+pub async fn terms_versions(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+) -> Result<Json<VersionList>, AppError> {
+    let open = state.vault.open()?;
+    let current = open.current_terms()?.version.version;
+    let versions = open
+        .terms_versions()?
+        .into_iter()
+        .map(|v| VersionSummary {
+            current: v.version == current,
+            version: v.version,
+            hash: v.hash,
+            basis: v.basis,
+            published_at: v.published_at,
+        })
+        .collect();
+    Ok(Json(VersionList { versions }))
+}
+
+/// One published version.
+#[utoipa::path(get, path = "/api/v1/terms/versions/{version}", tag = "terms",
+    params(("version" = u64, Path, description = "the version number, from 1")),
+    responses((status = 200, body = TermsView), (status = 404, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+pub async fn terms_version(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+    Path(version): Path<u64>,
+) -> Result<Json<TermsView>, AppError> {
+    let version = state.vault.open()?.terms_version(version)?;
+    TermsView::of(version).map(Json)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplateView {
+    #[schema(example = "sd-base")]
+    pub id: &'static str,
+    pub title: &'static str,
+    pub basis: &'static str,
+    /// What the basis allows and forbids, in a sentence.
+    pub description: &'static str,
+    #[schema(value_type = Object)]
+    pub terms: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplateList {
+    pub templates: Vec<TemplateView>,
+}
+
+/// The templates shipped in `policies/`, to start new terms from.
+#[utoipa::path(get, path = "/api/v1/terms/templates", tag = "terms",
+    responses((status = 200, body = TemplateList)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+pub async fn terms_templates(_session: OwnerSession) -> Result<Json<TemplateList>, AppError> {
+    let templates = TEMPLATES
+        .iter()
+        .map(|t| {
+            let basis: Basis = t.basis;
+            Ok(TemplateView {
+                id: t.id,
+                title: t.title,
+                basis: basis.as_str(),
+                description: basis.description(),
+                terms: t.document().map_err(|e| {
+                    AppError::Internal(format!("template {} is not JSON: {e}", t.id))
+                })?,
+            })
+        })
+        .collect::<Result<_, AppError>>()?;
+    Ok(Json(TemplateList { templates }))
+}

@@ -1,0 +1,208 @@
+//! The vault's token-signing keys: one active ES256 key, plus retired ones that stay published
+//! until every token they signed has expired.
+//!
+//! Keys live in the `SigningKeys` tree, sealed like every value, under their key id. Rotation
+//! makes a new active key and marks the old one retired; a retired key leaves the store (and the
+//! JWKS) once tokens it signed can no longer be valid.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+use super::OpenVault;
+use crate::crypto::jwt::{PublicJwk, SigningKey};
+use crate::domain::audit::Event;
+use crate::error::AppError;
+use crate::store::{Store, Tree};
+
+/// How long after retirement a key stays published beyond the longest token lifetime, for clock
+/// skew between the vault and brands.
+const RETIRED_GRACE: Duration = Duration::minutes(5);
+
+/// A key as stored.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredKey {
+    kid: String,
+    /// PKCS#8, base64url.
+    pkcs8: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    retired_at: Option<OffsetDateTime>,
+}
+
+/// The keys in memory.
+#[derive(Debug)]
+pub struct KeyRing {
+    pub active: Arc<SigningKey>,
+    /// Keys that still verify tokens: the active one first, then retired ones with when they retired.
+    pub published: Vec<(PublicJwk, Option<OffsetDateTime>)>,
+}
+
+impl KeyRing {
+    /// Public keys a valid token may be signed with at `now`: the active key, and keys retired
+    /// less than `lifetime` (plus a grace period for clock skew) ago.
+    pub fn verifying_keys(&self, now: OffsetDateTime, lifetime: Duration) -> Vec<PublicJwk> {
+        let cutoff = now - lifetime - RETIRED_GRACE;
+        self.published
+            .iter()
+            .filter(|(_, retired)| retired.is_none_or(|at| at >= cutoff))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<StoredKey, AppError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| AppError::Internal(format!("signing key is damaged: {e}")))
+}
+
+fn stored(key: &SigningKey, now: OffsetDateTime) -> Result<Vec<u8>, AppError> {
+    serde_json::to_vec(&StoredKey {
+        kid: key.kid().to_owned(),
+        pkcs8: B64.encode(key.pkcs8()),
+        created_at: now,
+        retired_at: None,
+    })
+    .map_err(|e| AppError::Internal(format!("encoding a signing key: {e}")))
+}
+
+fn generate() -> Result<SigningKey, AppError> {
+    SigningKey::generate().map_err(|e| AppError::Internal(format!("generating a signing key: {e}")))
+}
+
+/// Loads the keys, creating the first one if the vault has none (at setup, or for a vault created
+/// before tokens existed). Runs before the writer thread starts.
+pub(crate) fn load_or_create(store: &Store, now: OffsetDateTime) -> Result<KeyRing, AppError> {
+    let mut active = None;
+    let mut published = Vec::new();
+    for item in store.iter(Tree::SigningKeys) {
+        let key = decode(&item?.1)?;
+        match key.retired_at {
+            None => {
+                let pkcs8 = B64
+                    .decode(&key.pkcs8)
+                    .map_err(|e| AppError::Internal(format!("signing key is damaged: {e}")))?;
+                let signing = SigningKey::from_pkcs8(&pkcs8)
+                    .map_err(|e| AppError::Internal(format!("signing key is damaged: {e}")))?;
+                active = Some(Arc::new(signing));
+            }
+            Some(retired) => {
+                let pkcs8 = B64
+                    .decode(&key.pkcs8)
+                    .map_err(|e| AppError::Internal(format!("signing key is damaged: {e}")))?;
+                if let Ok(signing) = SigningKey::from_pkcs8(&pkcs8) {
+                    published.push((signing.public_jwk().clone(), Some(retired)));
+                }
+            }
+        }
+    }
+    let active = match active {
+        Some(active) => active,
+        None => {
+            let key = generate()?;
+            let bytes = stored(&key, now)?;
+            let kid = key.kid().to_owned();
+            let result = store.transact_offline(|tx| {
+                tx.insert(Tree::SigningKeys, kid.as_bytes(), &bytes)?;
+                super::audit::append_in(
+                    tx,
+                    Event::system("signing_key.created")
+                        .with_detail(serde_json::json!({ "kid": kid })),
+                    now,
+                )?;
+                Ok::<_, AppError>(())
+            });
+            match result {
+                Ok(()) => {}
+                Err(crate::store::TxError::Abort(e)) => return Err(e),
+                Err(crate::store::TxError::Store(e)) => return Err(e.into()),
+            }
+            Arc::new(key)
+        }
+    };
+    published.insert(0, (active.public_jwk().clone(), None));
+    Ok(KeyRing { active, published })
+}
+
+impl OpenVault {
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        self.keys.load_full()
+    }
+
+    /// The public keys brands verify tokens and receipts with (the JWKS).
+    pub fn jwks(&self) -> Vec<PublicJwk> {
+        self.keys
+            .load()
+            .verifying_keys(self.now(), self.token_lifetime)
+    }
+
+    /// Makes a new active key; the old one keeps verifying until its tokens have expired.
+    /// Returns the new and the previous key ids.
+    pub async fn rotate_signing_key(&self) -> Result<(String, String), AppError> {
+        let _rotating = self.rotation.lock().await;
+        let key = Arc::new(generate()?);
+        let now = self.now();
+        let bytes = stored(&key, now)?;
+        let new_kid = key.kid().to_owned();
+        let keep_after = now - self.token_lifetime - RETIRED_GRACE;
+        let ring = self
+            .change(move |tx| {
+                let mut previous = None;
+                let mut published = Vec::new();
+                let entries: Vec<_> = tx
+                    .store()
+                    .iter(Tree::SigningKeys)
+                    .collect::<Result<_, _>>()?;
+                for (kid, _) in entries {
+                    let Some(value) = tx.get(Tree::SigningKeys, &kid)? else {
+                        continue;
+                    };
+                    let mut old = decode(&value)?;
+                    match old.retired_at {
+                        Some(at) if at < keep_after => {
+                            tx.remove(Tree::SigningKeys, &kid)?;
+                            continue;
+                        }
+                        Some(_) => {}
+                        None => {
+                            old.retired_at = Some(now);
+                            previous = Some(old.kid.clone());
+                            let bytes = serde_json::to_vec(&old).map_err(|e| {
+                                AppError::Internal(format!("encoding a signing key: {e}"))
+                            })?;
+                            tx.insert(Tree::SigningKeys, &kid, &bytes)?;
+                        }
+                    }
+                    let pkcs8 = B64
+                        .decode(&old.pkcs8)
+                        .map_err(|e| AppError::Internal(format!("signing key is damaged: {e}")))?;
+                    if let Ok(signing) = SigningKey::from_pkcs8(&pkcs8) {
+                        published.push((signing.public_jwk().clone(), old.retired_at));
+                    }
+                }
+                tx.insert(Tree::SigningKeys, key.kid().as_bytes(), &bytes)?;
+                let previous = previous.unwrap_or_default();
+                published.insert(0, (key.public_jwk().clone(), None));
+                let event = Event::owner("signing_key.rotated", None)
+                    .with_detail(serde_json::json!({ "kid": key.kid(), "previous_kid": previous }));
+                Ok((
+                    (
+                        KeyRing {
+                            active: key,
+                            published,
+                        },
+                        previous,
+                    ),
+                    event,
+                ))
+            })
+            .await?;
+        let (ring, previous) = ring;
+        self.keys.store(Arc::new(ring));
+        Ok((new_kid, previous))
+    }
+}

@@ -1,0 +1,231 @@
+//! The person's terms: published versions, the one in force, and its history.
+//!
+//! Versions live in the `Terms` tree under their big-endian number and are never changed once
+//! written; `Meta/terms_current` names the version in force. A version's hash is SHA-256 over the
+//! RFC 8785 canonical form of its document, so brands can compute it themselves.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::{OpenVault, canonical_hash};
+use crate::domain::audit::Event;
+use crate::domain::terms::{Template, Terms, TermsError};
+use crate::error::AppError;
+use crate::store::{Store, Tree, Tx};
+
+const META_TERMS_CURRENT: &[u8] = b"terms_current";
+/// The template a new vault starts with: the strictest one.
+pub const DEFAULT_TEMPLATE: &str = "sd-base";
+
+/// One published version, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TermsVersion {
+    pub version: u64,
+    pub hash: String,
+    pub basis: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub published_at: OffsetDateTime,
+    pub document: Value,
+}
+
+/// The version in force, parsed once.
+#[derive(Debug)]
+pub struct CurrentTerms {
+    pub version: TermsVersion,
+    pub terms: Terms,
+}
+
+/// A document checked but not published.
+#[derive(Debug)]
+pub struct Preview {
+    pub hash: String,
+    pub terms: Terms,
+}
+
+impl From<TermsError> for AppError {
+    fn from(e: TermsError) -> AppError {
+        AppError::InvalidTerms {
+            at: e.at().to_owned(),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<TermsVersion, AppError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| AppError::Internal(format!("terms version is damaged: {e}")))
+}
+
+fn parse(version: &TermsVersion) -> Result<Terms, AppError> {
+    Terms::parse(&version.document).map_err(|e| {
+        AppError::Internal(format!(
+            "stored terms version {} no longer parses: {e}",
+            version.version
+        ))
+    })
+}
+
+fn current_number(tx: &mut Tx<'_>) -> Result<u64, AppError> {
+    Ok(match tx.get(Tree::Meta, META_TERMS_CURRENT)? {
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| AppError::Internal(format!("terms pointer is damaged: {e}")))?,
+        None => 0,
+    })
+}
+
+/// Stages `terms` as the next version unless it is the one in force. Returns the version in force
+/// afterwards and whether it is new.
+fn publish_in(
+    tx: &mut Tx<'_>,
+    terms: &Terms,
+    hash: String,
+    now: OffsetDateTime,
+) -> Result<(TermsVersion, bool), AppError> {
+    let current = current_number(tx)?;
+    if current > 0
+        && let Some(bytes) = tx.get(Tree::Terms, &current.to_be_bytes())?
+    {
+        let stored = decode(&bytes)?;
+        if stored.hash == hash {
+            return Ok((stored, false));
+        }
+    }
+    let version = TermsVersion {
+        version: current + 1,
+        hash,
+        basis: terms.basis().as_str().to_owned(),
+        published_at: now,
+        document: terms.document().clone(),
+    };
+    let bytes = serde_json::to_vec(&version)
+        .map_err(|e| AppError::Internal(format!("encoding terms: {e}")))?;
+    tx.insert(Tree::Terms, &version.version.to_be_bytes(), &bytes)?;
+    tx.insert(
+        Tree::Meta,
+        META_TERMS_CURRENT,
+        version.version.to_string().as_bytes(),
+    )?;
+    Ok((version, true))
+}
+
+fn published_event(version: &TermsVersion, event: Event) -> Event {
+    event.with_detail(serde_json::json!({
+        "version": version.version,
+        "hash": version.hash,
+        "basis": version.basis,
+    }))
+}
+
+/// Publishes the default template if the vault has no terms yet (a new vault, or one created
+/// before terms existed). Runs before the writer thread starts.
+pub(crate) fn ensure_published(store: &Store, now: OffsetDateTime) -> Result<(), AppError> {
+    if store.get(Tree::Meta, META_TERMS_CURRENT)?.is_some() {
+        return Ok(());
+    }
+    let template = Template::find(DEFAULT_TEMPLATE)
+        .ok_or_else(|| AppError::Internal("the default terms template is missing".into()))?;
+    let document = template
+        .document()
+        .map_err(|e| AppError::Internal(format!("the default template is not JSON: {e}")))?;
+    let terms = Terms::parse(&document)
+        .map_err(|e| AppError::Internal(format!("the default template does not validate: {e}")))?;
+    let hash = canonical_hash(terms.document())?;
+    let result = store.transact_offline(|tx| {
+        let (version, _) = publish_in(tx, &terms, hash, now)?;
+        super::audit::append_in(
+            tx,
+            published_event(&version, Event::system("terms.published")),
+            now,
+        )?;
+        Ok::<_, AppError>(())
+    });
+    match result {
+        Ok(()) => Ok(()),
+        Err(crate::store::TxError::Abort(e)) => Err(e),
+        Err(crate::store::TxError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// Loads the version in force.
+pub(crate) fn load_current(store: &Store) -> Result<Option<CurrentTerms>, AppError> {
+    let Some(pointer) = store.get(Tree::Meta, META_TERMS_CURRENT)? else {
+        return Ok(None);
+    };
+    let number: u64 = serde_json::from_slice(&pointer)
+        .map_err(|e| AppError::Internal(format!("terms pointer is damaged: {e}")))?;
+    let bytes = store
+        .get(Tree::Terms, &number.to_be_bytes())?
+        .ok_or_else(|| AppError::Internal(format!("terms version {number} is missing")))?;
+    let version = decode(&bytes)?;
+    let terms = parse(&version)?;
+    Ok(Some(CurrentTerms { version, terms }))
+}
+
+impl OpenVault {
+    /// The terms in force.
+    pub fn current_terms(&self) -> Result<Arc<CurrentTerms>, AppError> {
+        self.terms
+            .load_full()
+            .ok_or_else(|| AppError::Internal("no terms are published".into()))
+    }
+
+    /// One published version.
+    pub fn terms_version(&self, version: u64) -> Result<TermsVersion, AppError> {
+        match self.store().get(Tree::Terms, &version.to_be_bytes())? {
+            Some(bytes) => decode(&bytes),
+            None => Err(AppError::NotFound("terms version")),
+        }
+    }
+
+    /// Every published version, newest first.
+    pub fn terms_versions(&self) -> Result<Vec<TermsVersion>, AppError> {
+        self.store()
+            .iter_rev_before(Tree::Terms, None)
+            .map(|item| decode(&item?.1))
+            .collect()
+    }
+
+    /// Validates a document and computes its hash, publishing nothing.
+    pub fn preview_terms(&self, document: &Value) -> Result<Preview, AppError> {
+        let terms = Terms::parse(document)?;
+        let hash = canonical_hash(terms.document())?;
+        Ok(Preview { hash, terms })
+    }
+
+    /// Publishes a new version unless `document` is the one in force; returns the version in
+    /// force and whether it is new. Agreements on older versions stop covering new deliveries.
+    pub async fn publish_terms(&self, document: &Value) -> Result<(TermsVersion, bool), AppError> {
+        let Preview { hash, terms } = self.preview_terms(document)?;
+        let now = self.now();
+        let (version, created) = self
+            .change(move |tx| {
+                let (version, created) = publish_in(tx, &terms, hash, now)?;
+                let event = if created {
+                    published_event(&version, Event::owner("terms.published", None))
+                } else {
+                    Event::owner("terms.republished_unchanged", None)
+                        .with_detail(serde_json::json!({ "version": version.version }))
+                };
+                Ok(((version, created), event))
+            })
+            .await?;
+        self.reload_terms()?;
+        Ok((version, created))
+    }
+
+    /// Refreshes the cached terms from the store, never replacing a newer version by an older one
+    /// when two publications race.
+    pub(crate) fn reload_terms(&self) -> Result<(), AppError> {
+        if let Some(loaded) = load_current(self.store())? {
+            let loaded = Arc::new(loaded);
+            self.terms.rcu(|cached| match cached {
+                Some(c) if c.version.version >= loaded.version.version => Some(c.clone()),
+                _ => Some(loaded.clone()),
+            });
+        }
+        Ok(())
+    }
+}
