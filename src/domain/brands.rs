@@ -49,19 +49,21 @@ impl AuthMethod {
     }
 }
 
-/// Parses a space-separated scope string (RFC 6749 §3.3) against `allowed`; duplicates collapse.
+/// Parses a space-separated scope string (RFC 6749 §3.3) against `allowed`; the result keeps
+/// `allowed`'s order and has no duplicates.
 pub fn parse_scope(text: &str, allowed: &[String]) -> Result<Vec<String>, String> {
-    let mut scopes = BTreeSet::new();
-    for scope in text.split(' ').filter(|s| !s.is_empty()) {
-        if !allowed.iter().any(|a| a == scope) {
-            return Err(format!(
-                "scope \"{scope}\" is not available; choose from: {}",
-                allowed.join(" ")
-            ));
-        }
-        scopes.insert(scope.to_owned());
+    let asked: BTreeSet<&str> = text.split(' ').filter(|s| !s.is_empty()).collect();
+    if let Some(unknown) = asked.iter().find(|s| !allowed.iter().any(|a| a == *s)) {
+        return Err(format!(
+            "scope \"{unknown}\" is not available; choose from: {}",
+            allowed.join(" ")
+        ));
     }
-    Ok(scopes.into_iter().collect())
+    Ok(allowed
+        .iter()
+        .filter(|a| asked.contains(a.as_str()))
+        .cloned()
+        .collect())
 }
 
 pub fn all_brand_scopes() -> Vec<String> {
@@ -505,6 +507,13 @@ mod tests {
         assert_eq!(
             parse_scope("offers:write  intents:read offers:write", &allowed),
             Ok(vec!["intents:read".to_owned(), "offers:write".to_owned()])
+        );
+        assert_eq!(
+            parse_scope("agreements:read intents:read", &allowed),
+            Ok(vec![
+                "intents:read".to_owned(),
+                "agreements:read".to_owned()
+            ])
         );
         assert!(parse_scope("intents:READ", &allowed).is_err());
         assert_eq!(parse_scope("", &allowed), Ok(vec![]));

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::auth::bearer;
 use super::error::{ErrorBody, Json, Path};
-use super::oauth::{ClientAuthParams, client_credentials};
+use super::oauth::{ClientAuthParams, audiences, client_credentials};
 use crate::domain::brands::{Agreement, Brand};
 use crate::error::AppError;
 use crate::service::tokens::BrandAccess;
@@ -57,8 +57,7 @@ async fn caller(
         return Ok(access.0.brand);
     }
     let credentials = client_credentials(headers, ClientAuthParams::default())?;
-    let issuer = open.issuer().to_owned();
-    let audiences = [format!("{issuer}{endpoint}"), issuer];
+    let audiences = audiences(open.issuer(), endpoint);
     Ok(open.authenticate_client(credentials, &audiences).await?)
 }
 

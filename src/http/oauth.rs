@@ -297,15 +297,15 @@ pub fn client_credentials(
     }
 }
 
-/// The URLs a client assertion may name as audience: the issuer and the endpoint called.
-fn audiences(state: &AppState, endpoint: &str) -> Vec<String> {
-    let issuer = state
-        .vault
-        .settings()
-        .issuer
-        .trim_end_matches('/')
-        .to_owned();
-    vec![format!("{issuer}{endpoint}"), issuer]
+/// The URLs a client assertion may name as audience (RFC 7523 §3): anything that identifies the
+/// authorization server — the issuer, the token endpoint, or the endpoint called.
+pub fn audiences(issuer: &str, endpoint: &str) -> Vec<String> {
+    let issuer = issuer.trim_end_matches('/');
+    vec![
+        format!("{issuer}{endpoint}"),
+        format!("{issuer}/oauth/token"),
+        issuer.to_owned(),
+    ]
 }
 
 fn form<T>(form: Result<Form<T>, FormRejection>) -> Result<T, OAuthError> {
@@ -366,7 +366,7 @@ pub async fn token(
     }
     let open = state.vault.open()?;
     let brand = open
-        .authenticate_client(credentials, &audiences(&state, "/oauth/token"))
+        .authenticate_client(credentials, &audiences(open.issuer(), "/oauth/token"))
         .await?;
     let issued = open.issue_token(&brand, request.scope.as_deref()).await?;
     let body = TokenResponse {
@@ -404,7 +404,7 @@ pub async fn revoke(
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let open = state.vault.open()?;
     let brand = open
-        .authenticate_client(credentials, &audiences(&state, "/oauth/revoke"))
+        .authenticate_client(credentials, &audiences(open.issuer(), "/oauth/revoke"))
         .await?;
     open.revoke_token(&brand, &token).await?;
     Ok(StatusCode::OK)
@@ -429,7 +429,7 @@ pub async fn introspect(
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let open = state.vault.open()?;
     let brand = open
-        .authenticate_client(credentials, &audiences(&state, "/oauth/introspect"))
+        .authenticate_client(credentials, &audiences(open.issuer(), "/oauth/introspect"))
         .await?;
     Ok((
         no_store(),

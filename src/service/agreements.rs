@@ -274,15 +274,16 @@ impl OpenVault {
         .await
     }
 
-    /// Whether `brand` has an agreement on the terms in force.
-    pub fn has_current_agreement(&self, brand: &Brand) -> Result<bool, AppError> {
+    /// The id of `brand`'s agreement on the terms in force, if it has one.
+    pub fn current_agreement(&self, brand: &Brand) -> Result<Option<String>, AppError> {
         let Some(id) = &brand.agreement_id else {
-            return Ok(false);
+            return Ok(None);
         };
         let current = self.current_terms()?;
         Ok(self
             .agreement(id)
-            .map(|a| a.is_current(&current.version.hash))
-            .unwrap_or(false))
+            .ok()
+            .filter(|a| a.is_current(&current.version.hash))
+            .map(|a| a.id))
     }
 }

@@ -35,7 +35,12 @@ pub struct AccessClaims {
     pub jti: String,
     pub scope: String,
     pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub exp: i64,
+    /// The agreement the token was issued under: when it stops being the brand's current one
+    /// (new terms, withdrawal, termination), the token stops working even after re-acceptance.
+    pub vrm_agreement: String,
 }
 
 /// A token just issued.
@@ -59,7 +64,7 @@ impl BrandAccess {
     }
 }
 
-/// Drops remembered `jti`s whose token or assertion has expired. Runs before the writer starts.
+/// Drops remembered `jti`s (live tokens, spent client assertions) that have expired. Runs before the writer starts.
 pub(crate) fn prune_jtis(store: &Store, now: i64) -> Result<usize, AppError> {
     let mut expired = Vec::new();
     for item in store.iter(Tree::Jtis) {
@@ -121,7 +126,8 @@ impl OpenVault {
                 "ask for at least one scope",
             ));
         }
-        if !self.has_current_agreement(brand)? {
+        let agreement = self.current_agreement(brand)?;
+        let Some(agreement) = agreement else {
             let current = self.current_terms()?;
             let terms_uri = format!("{}/brand/v1/terms", self.issuer);
             return Err(OAuthError::new(
@@ -138,7 +144,7 @@ impl OpenVault {
                 "terms_version": current.version.version,
                 "terms_hash": current.version.hash,
             })));
-        }
+        };
         let now = self.now().unix_timestamp();
         let jti = data_encoding::BASE32_NOPAD
             .encode(&random_array::<15>().map_err(|e| AppError::Internal(e.to_string()))?)
@@ -152,7 +158,9 @@ impl OpenVault {
             jti,
             scope: scopes.join(" "),
             iat: now,
+            nbf: None,
             exp: now + lifetime,
+            vrm_agreement: agreement,
         };
         let access_token = self
             .key_ring()
@@ -164,7 +172,15 @@ impl OpenVault {
             "scope": claims.scope,
             "exp": claims.exp,
         }));
-        self.change(move |_| Ok(((), event))).await?;
+        // The vault keeps every live token's jti: a token it has no record of is refused even if
+        // its signature verifies, and revocation is removing the record.
+        let key = self.jti_key(&claims.jti);
+        let exp = claims.exp;
+        self.change(move |tx| {
+            tx.insert(Tree::Jtis, &key, exp.to_string().as_bytes())?;
+            Ok(((), event))
+        })
+        .await?;
         Ok(IssuedToken {
             access_token,
             expires_in: lifetime,
@@ -188,6 +204,7 @@ impl OpenVault {
             return Err(AppError::InvalidToken("expired".into()));
         }
         if claims.iat > now + SKEW_SECONDS
+            || claims.nbf.is_some_and(|nbf| nbf > now + SKEW_SECONDS)
             || claims.exp - claims.iat > MAX_TOKEN_LIFETIME.whole_seconds()
         {
             return Err(AppError::InvalidToken(
@@ -207,9 +224,9 @@ impl OpenVault {
         if self
             .store()
             .get(Tree::Jtis, &self.jti_key(&claims.jti))?
-            .is_some()
+            .is_none()
         {
-            return Err(AppError::InvalidToken("revoked".into()));
+            return Err(AppError::InvalidToken("revoked, or never issued".into()));
         }
         let brand = self
             .find_brand(&claims.client_id)?
@@ -222,9 +239,9 @@ impl OpenVault {
                 "subject does not match the brand".into(),
             ));
         }
-        if !self.has_current_agreement(&brand)? {
+        if self.current_agreement(&brand)?.as_deref() != Some(claims.vrm_agreement.as_str()) {
             return Err(AppError::InvalidToken(
-                "no agreement on the terms in force".into(),
+                "issued under an agreement that no longer covers the terms in force".into(),
             ));
         }
         Ok(BrandAccess { brand, claims })
@@ -239,15 +256,22 @@ impl OpenVault {
         if claims.client_id != brand.client_id {
             return Ok(());
         }
-        if self
-            .remember_jti(self.jti_key(&claims.jti), claims.exp)
-            .await?
-        {
-            let event = Event::brand("token.revoked", &brand.client_id)
-                .with_detail(serde_json::json!({ "jti": claims.jti }));
-            self.change(move |_| Ok(((), event))).await?;
+        let key = self.jti_key(&claims.jti);
+        let event = Event::brand("token.revoked", &brand.client_id)
+            .with_detail(serde_json::json!({ "jti": claims.jti }));
+        let revoked = self
+            .change(move |tx| {
+                if !tx.remove(Tree::Jtis, &key)? {
+                    // Already revoked: nothing to write, nothing to record.
+                    return Err(AppError::NotFound("token"));
+                }
+                Ok(((), event))
+            })
+            .await;
+        match revoked {
+            Err(AppError::NotFound(_)) => Ok(()),
+            other => other,
         }
-        Ok(())
     }
 
     /// RFC 7662: what `brand` may know about `token`. A token of another brand is inactive to it.

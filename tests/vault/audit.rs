@@ -37,7 +37,7 @@ async fn vault_with_entries() -> (tempfile::TempDir, std::path::PathBuf) {
     );
     let verify: Value = app.get_json(&token, "/api/v1/audit/verify").await;
     assert_eq!(verify["ok"], true, "{verify}");
-    assert_eq!(verify["entries"], 6);
+    assert_eq!(verify["entries"], 8);
     app.stop();
     (dir, data)
 }
@@ -60,7 +60,7 @@ async fn chain_verifies_then_a_flipped_byte_is_detected() {
     let (dir, data) = vault_with_entries().await;
     let (ok, out) = verify_cli(dir.path(), &data);
     assert!(ok, "{out}");
-    assert!(out.contains("intact: 6 entries"), "{out}");
+    assert!(out.contains("intact: 8 entries"), "{out}");
     {
         let store = raw_store(&data);
         let key = 3u64.to_be_bytes();
@@ -119,7 +119,7 @@ async fn removed_and_reordered_entries_are_detected() {
     {
         let store = raw_store(&data);
         store
-            .raw_remove_for_tests(Tree::Audit, &6u64.to_be_bytes())
+            .raw_remove_for_tests(Tree::Audit, &8u64.to_be_bytes())
             .unwrap();
     }
     let (ok, out) = verify_cli(dir.path(), &data);
