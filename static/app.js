@@ -12,6 +12,8 @@ import * as unlockScreen from './js/screens/unlock.js';
 import * as recordsScreen from './js/screens/records.js';
 import * as activityScreen from './js/screens/activity.js';
 import * as settingsScreen from './js/screens/settings.js';
+import * as termsScreen from './js/screens/terms.js';
+import * as brandsScreen from './js/screens/brands.js';
 
 const APP_NAME = 'vrm-vault';
 
@@ -23,13 +25,15 @@ const ROUTES = {
   login: unlockScreen,
   recover: unlockScreen,
   records: recordsScreen,
+  terms: termsScreen,
+  brands: brandsScreen,
   activity: activityScreen,
   settings: settingsScreen,
 };
 
 // Screens that need a logged-in session; we come back to them after the
 // person logs in again.
-const PROTECTED = new Set(['records', 'activity', 'settings']);
+const PROTECTED = new Set(['records', 'terms', 'brands', 'activity', 'settings']);
 
 const screenHost = document.getElementById('screen');
 const flashHost = document.getElementById('flash');
@@ -211,12 +215,14 @@ function endSessionLocally() {
   setCsrfToken(null);
   idleTimer.stop();
   recordsScreen.forgetCleanDraft();
+  termsScreen.forgetCleanDraft();
   rememberWhereWeAre();
 }
 
 // Only promise that typing was kept when there is some.
 function keptNote() {
-  return recordsScreen.hasUnsavedTyping() ? ' Anything you were typing has been kept.' : '';
+  const typing = recordsScreen.hasUnsavedTyping() || termsScreen.hasUnsavedTyping();
+  return typing ? ' Anything you were typing has been kept.' : '';
 }
 
 configureApi({
@@ -281,6 +287,7 @@ logoutButton.addEventListener('click', async () => {
   returnTo = null;
   // The person chose to leave: forget anything half-typed.
   recordsScreen.forgetDrafts();
+  termsScreen.forgetDraft();
   await refreshStatus().catch(() => {});
   ctx.flash('You are logged out.', 'success');
   ctx.navigate(vault.state === 'sealed' ? 'unlock' : 'login');

@@ -128,3 +128,29 @@ export function formatDate(value) {
 export function timeEl(value) {
   return el('time', { datetime: value }, formatDate(value));
 }
+
+/**
+ * Copy text to the clipboard. navigator.clipboard only exists on secure
+ * origins (HTTPS or localhost); a home server reached over plain HTTP on the
+ * local network falls back to selecting the text and execCommand('copy').
+ */
+export async function copyText(text, node) {
+  if (navigator.clipboard && window.isSecureContext) {
+    try {
+      await navigator.clipboard.writeText(text);
+      return true;
+    } catch {
+      // fall through to the selection-based copy
+    }
+  }
+  const selection = window.getSelection();
+  const range = document.createRange();
+  range.selectNodeContents(node);
+  selection.removeAllRanges();
+  selection.addRange(range);
+  try {
+    return document.execCommand('copy');
+  } catch {
+    return false;
+  }
+}

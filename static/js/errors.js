@@ -30,6 +30,7 @@ const MESSAGES = {
   invalid_request: 'The vault could not understand this request. Reload the page and try again.',
   unsupported_media_type: 'The vault could not understand this request. Reload the page and try again.',
   method_not_allowed: 'The vault could not understand this request. Reload the page and try again.',
+  invalid_invitation: invitationProblem,
 };
 
 /**
@@ -70,6 +71,15 @@ function categoryProblem(serverMessage) {
     return 'The vault cannot tell what kind of data this is. Pick one under “Kind of data”, for example “Other personal data”.';
   }
   return 'The vault does not know this kind of data. Pick one from the list under “Kind of data”.';
+}
+
+// The brands page checks these limits before sending; the vault's own
+// wording names its JSON fields.
+function invitationProblem(serverMessage) {
+  if (/max_uses/.test(serverMessage)) return 'The number of brands that may register must be from 1 to 100.';
+  if (/expires_in_hours/.test(serverMessage)) return 'The number of hours must be from 1 to 720 (30 days).';
+  if (/note/.test(serverMessage)) return 'The note is too long or has characters that cannot be stored. Keep it under 200 characters, on one line.';
+  return 'The vault could not create this invitation. Check the fields and try again.';
 }
 
 function passphraseProblem(serverMessage) {

@@ -21,9 +21,23 @@ const ACTION_LABELS = {
   'unlock_key.removed': 'Removed the unlock key file',
   'record.put': 'Saved',
   'record.deleted': 'Deleted',
+  'terms.published': 'Published new terms',
+  'invitation.created': 'Created an invitation for a brand',
+  'invitation.deleted': 'Deleted an invitation',
+  'brand.registered': 'A brand registered',
+  'brand.suspended': 'Suspended a brand',
+  'brand.resumed': 'Resumed a brand',
+  'brand.removed': 'Removed a brand',
+  'agreement.accepted': 'A brand accepted your terms',
+  'agreement.withdrawn': 'A brand withdrew from its agreement',
+  'agreement.terminated': 'Terminated an agreement',
+  'token.issued': 'A brand got an access token',
+  'token.revoked': 'A brand’s access token was revoked',
+  'signing_key.created': 'Created the vault’s signing key',
+  'signing_key.rotated': 'Replaced the vault’s signing key',
 };
 
-const ACTOR_LABELS = { owner: 'You', system: 'The vault' };
+const ACTOR_LABELS = { owner: 'You', system: 'The vault', brand: 'A brand' };
 
 export function render(container) {
   const view = {

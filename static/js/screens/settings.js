@@ -1,7 +1,8 @@
-// Settings: for now, changing the passphrase.
+// Settings: changing the passphrase, and replacing the key the vault signs
+// brands' access tokens and agreement receipts with.
 
 import { api, ApiError, Interrupted, retryAfterSeconds } from '../api.js';
-import { el, announce, setBusy, focusElement } from '../dom.js';
+import { el, announce, setBusy, focusElement, messageBox } from '../dom.js';
 import {
   field, formError, passphraseInput, actions, usernameHint, holdOff,
 } from '../form.js';
@@ -33,6 +34,7 @@ export function render(container, ctx) {
     el('h2', { id: 'change-passphrase' }, 'Change passphrase'),
     el('p', {}, 'From now on you will use the new passphrase to log in and to unlock your vault. Your recovery key keeps working.'),
     form,
+    signingKeySection(),
   );
 
   current.control.addEventListener('input', () => current.clearError());
@@ -112,4 +114,58 @@ function showFieldError(fieldObj, message) {
   fieldObj.control.focus();
   fieldObj.control.select();
   announce(message, { assertive: true });
+}
+
+// --- Signing key ------------------------------------------------------------
+
+function signingKeySection() {
+  const result = el('div', { class: 'notice-slot' });
+  const rotate = el('button', { type: 'button', class: 'button' }, 'Replace the signing key…');
+  const buttons = actions(rotate);
+  const slot = el('div', { class: 'confirm-slot' });
+
+  rotate.addEventListener('click', () => {
+    result.replaceChildren();
+    const question = el('p', { class: 'confirm-question', tabindex: '-1' }, 'Replace the signing key now?');
+    const yes = el('button', { type: 'button', class: 'button primary' }, 'Yes, replace it');
+    const no = el('button', { type: 'button', class: 'button' }, 'Cancel');
+    buttons.hidden = true;
+    slot.replaceChildren(el('div', { class: 'confirm confirm-warning', role: 'group', 'aria-label': 'Replace the signing key?' },
+      question,
+      el('p', {}, 'New access tokens and receipts are signed with the new key. Brands find it in your vault’s published key list on their own.'),
+      actions(yes, no),
+    ));
+    const close = () => {
+      slot.replaceChildren();
+      buttons.hidden = false;
+    };
+    no.addEventListener('click', () => {
+      close();
+      focusElement(rotate);
+    });
+    yes.addEventListener('click', async () => {
+      setBusy(yes, true, 'Replacing…');
+      let box;
+      try {
+        const { data } = await api('POST', '/api/v1/signing-keys/rotate');
+        box = messageBox(`The signing key has been replaced. New key: ${data && data.kid ? data.kid : 'created'}.`, 'success');
+      } catch (err) {
+        if (err instanceof Interrupted || !slot.isConnected) return;
+        box = messageBox(`Not replaced: ${err instanceof ApiError ? err.message : 'Something unexpected went wrong. Try again.'}`, 'error');
+      }
+      close();
+      result.replaceChildren(box);
+      announce(box.textContent, { assertive: box.classList.contains('message-error') });
+      focusElement(box);
+    });
+    focusElement(question);
+  });
+
+  return el('section', { 'aria-labelledby': 'signing-key-heading' },
+    el('h2', { id: 'signing-key-heading' }, 'Signing key'),
+    el('p', {}, 'Your vault signs the access tokens it gives brands and the receipts of their agreements, so brands can check they come from your vault. Replace the key if you think it was copied.'),
+    result,
+    buttons,
+    slot,
+  );
 }

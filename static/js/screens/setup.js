@@ -1,7 +1,7 @@
 // Setup screen: choose the passphrase, then see the recovery key once.
 
 import { api, ApiError, Interrupted } from '../api.js';
-import { el, announce, setBusy, messageBox } from '../dom.js';
+import { el, announce, setBusy, messageBox, copyText } from '../dom.js';
 import { formError, checkbox, actions } from '../form.js';
 import { newPassphraseFields } from '../newpassphrase.js';
 
@@ -136,30 +136,4 @@ function renderRecoveryKey(container, ctx) {
   );
 
   return () => window.removeEventListener('beforeunload', warnBeforeLeaving);
-}
-
-/**
- * Copy text to the clipboard. navigator.clipboard only exists on secure
- * origins (HTTPS or localhost); a home server reached over plain HTTP on the
- * local network falls back to selecting the text and execCommand('copy').
- */
-async function copyText(text, node) {
-  if (navigator.clipboard && window.isSecureContext) {
-    try {
-      await navigator.clipboard.writeText(text);
-      return true;
-    } catch {
-      // fall through to the selection-based copy
-    }
-  }
-  const selection = window.getSelection();
-  const range = document.createRange();
-  range.selectNodeContents(node);
-  selection.removeAllRanges();
-  selection.addRange(range);
-  try {
-    return document.execCommand('copy');
-  } catch {
-    return false;
-  }
 }
