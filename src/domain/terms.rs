@@ -3589,7 +3589,7 @@ mod tests {
         #![proptest_config(ProptestConfig {
             cases: 512,
             failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::SourceParallel("proptest-regressions"),
+                proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
             )),
             ..ProptestConfig::default()
         })]
