@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Interoperability test: Python's authlib (OAuth 2.0 client) and pyjwt (JWT/JWS verification)
+# against a real vrm-vault server. Builds nothing: pass the server binary in VRM_VAULT_BIN
+# (default: target/debug/vrm-vault of this repository).
+#
+#   VRM_VAULT_BIN=target/debug/vrm-vault bash tests/interop/run.sh
+#
+# Makes a virtualenv in tests/interop/.venv (git-ignored) with the exact versions of
+# tests/interop/requirements.txt from PyPI, reusing it while the requirements and the Python
+# interpreter are unchanged. Installs Debian's python3-venv first when `python3 -m venv` lacks it.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+venv="$here/.venv"
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+command -v python3 >/dev/null 2>&1 || { echo "python3 (>= 3.9) is required for the interop test" >&2; exit 1; }
+
+# Debian's python3 ships venv without ensurepip; python3-venv adds it.
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3-venv >/dev/null
+fi
+
+stamp_want="$(cat "$here/requirements.txt" <(python3 -c 'import sys; print(sys.version, sys.executable)') | sha256sum | cut -d' ' -f1)"
+stamp_file="$venv/.requirements.sha256"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp_file" 2>/dev/null || true)" != "$stamp_want" ] \
+    || ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+    --requirement "$here/requirements.txt"
+  echo "$stamp_want" >"$stamp_file"
+fi
+
+export VRM_VAULT_BIN="${VRM_VAULT_BIN:-$repo/target/debug/vrm-vault}"
+# The test bounds itself (RUN_LIMIT_S in test_oauth.py); this is the backstop.
+PYTHONDONTWRITEBYTECODE=1 timeout --kill-after=10 150 "$venv/bin/python" "$here/test_oauth.py"
