@@ -1,7 +1,8 @@
 //! vrm-vault: a personal data vault for Vendor Relationship Management.
 //!
-//! One person runs it; it keeps their data encrypted at rest and answers their browser and, in
-//! later versions, the brands they deal with. The crate is a library plus a thin binary
+//! One person runs it; it keeps their data encrypted at rest, answers their browser, and is the
+//! OAuth 2.0 authorization server and resource server for the brands they deal with: brands
+//! register with an invitation, accept the person's own terms, and get short-lived tokens. The crate is a library plus a thin binary
 //! (`src/main.rs`) that parses the command line and calls [`http::serve`].
 //!
 //! # Layout
@@ -10,24 +11,31 @@
 //!
 //! - [`crypto`] — the only module that imports `ring` or handles key bytes: AES-256-GCM sealing in
 //!   the frozen `[version][nonce][ciphertext+tag]` layout, HKDF purpose keys, HMAC for opaque
-//!   store keys, and the key file ([`crypto::keyfile`]) where the master key lives, wrapped by an
-//!   Argon2id passphrase key, by the recovery key and optionally by an unlock key.
+//!   store keys and pairwise pseudonyms, the key file ([`crypto::keyfile`]) where the master key
+//!   lives, wrapped by an Argon2id passphrase key, by the recovery key and optionally by an
+//!   unlock key, and JWTs ([`crypto::jwt`]: the ES256 signing key, pinned-algorithm
+//!   verification, brands' client assertions) on `jsonwebtoken` 9.3, its last ring-based release.
 //! - [`store`] — the only module that imports `sled`. Every value is sealed on the way in with
 //!   associated data naming its tree and key. All writes of a running server go through one
 //!   [`store::Writer`] thread, which runs queued changes in order, applies each group as one atomic
 //!   batch, flushes once, and only then answers the callers.
 //! - [`domain`] — pure types and rules: record paths and categories, preconditions, the audit
-//!   chain and its verification, login back-off, and the terms of service (ODRL templates from
-//!   `policies/`, validation that personal rules only narrow their IEEE 7012 basis, and the
-//!   evaluation of a request against them). No I/O, no clock, no cryptography.
+//!   chain and its verification, login back-off, the terms of service (ODRL templates from
+//!   `policies/`, validation that personal rules only narrow their IEEE 7012 basis, the
+//!   evaluation of a request against them, a plain-language summary), and brands (RFC 7591
+//!   client metadata, invitations, the agreement event chain and receipt document). No I/O, no
+//!   clock, no cryptography.
 //! - [`service`] — the use cases. [`service::Vault`] moves between setup, sealed and unsealed;
 //!   every change to an open vault goes through [`service::OpenVault::change`], which commits it
-//!   with its audit entry and returns once both are durable.
+//!   with its audit entry and returns once both are durable. Terms versions, invitations, brands,
+//!   agreements with their signed RFC 8785 receipts, signing keys and access tokens live here.
 //! - [`http`] — the only module that imports `axum`: one router listing every route (also the
-//!   OpenAPI document), extractors for authorization ([`http::auth::OwnerSession`]) and for JSON
-//!   that fails in the common error shape, security headers, the sealed-state gate, and the
-//!   embedded browser app ([`http::assets`]).
-//! - [`error`] — the one [`error::AppError`], with a stable code and status per variant.
+//!   OpenAPI document), extractors for authorization ([`http::auth::OwnerSession`],
+//!   [`http::brand_api::BrandToken`]) and for JSON that fails in the common error shape, the
+//!   OAuth endpoints ([`http::oauth`], errors in the RFC 6749 shape), security headers, the
+//!   sealed-state gate, and the embedded browser app ([`http::assets`]).
+//! - [`error`] — [`error::AppError`], with a stable code and status per variant, and
+//!   [`error::OAuthError`] for the OAuth endpoints.
 //! - [`config`], [`clock`], [`secret`] — the typed command line, time as a parameter, and a
 //!   redacting string for passphrases.
 //!
