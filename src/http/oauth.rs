@@ -161,8 +161,19 @@ pub async fn register(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, OAuthError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            OAuthError::new(
+                413,
+                "invalid_request",
+                "the body is larger than this endpoint accepts",
+            )
+        } else {
+            OAuthError::invalid_request(format!("the body could not be read: {}", e.body_text()))
+        }
+    })?;
     let token = bearer(&headers).ok_or_else(|| {
         OAuthError::new(
             401,

@@ -7,7 +7,10 @@
 
 mod at_rest;
 mod audit;
+mod brand_support;
 mod crash;
 mod lifecycle;
+mod oauth;
 mod records;
 mod support;
+mod terms;
