@@ -37,6 +37,18 @@ pub enum AppError {
     /// current agreement (RFC 6750 `invalid_token`). The reason is for the log only.
     #[error("the access token is missing, expired, revoked or not valid here")]
     InvalidToken(String),
+    /// The person's terms do not permit a grant; `rule` is the one that decided.
+    #[error("your terms do not permit this grant: {reason}")]
+    GrantNotPermitted { rule: String, reason: String },
+    /// A grant needs the brand's agreement on the terms in force.
+    #[error("{0}")]
+    NoAgreement(String),
+    /// A brand asked for data its grant does not cover (the message names no data).
+    #[error("{0}")]
+    NotGranted(String),
+    /// A brand called the data API with a token that carries no grant.
+    #[error("this token carries no data grant: get one with authorization_details")]
+    NoGrant,
     /// A brand's client authentication failed (RFC 6749 `invalid_client`) on a brand route.
     #[error("{0}")]
     InvalidClient(String),
@@ -76,7 +88,9 @@ impl AppError {
             AppError::Csrf => 403,
             AppError::NotFound(_) => 404,
             AppError::Conflict(_) | AppError::TermsChanged(_) => 409,
-            AppError::InvalidTerms { .. } => 422,
+            AppError::InvalidTerms { .. } | AppError::GrantNotPermitted { .. } => 422,
+            AppError::NoAgreement(_) => 409,
+            AppError::NotGranted(_) | AppError::NoGrant => 403,
             AppError::InvalidToken(_) | AppError::InvalidClient(_) => 401,
             AppError::InsufficientScope(_) => 403,
             AppError::MethodNotAllowed => 405,
@@ -100,6 +114,10 @@ impl AppError {
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) => "conflict",
             AppError::InvalidTerms { .. } => "invalid_terms",
+            AppError::GrantNotPermitted { .. } => "grant_not_permitted",
+            AppError::NoAgreement(_) => "no_agreement",
+            AppError::NotGranted(_) => "not_granted",
+            AppError::NoGrant => "no_grant",
             AppError::TermsChanged(_) => "terms_changed",
             AppError::InvalidToken(_) => "invalid_token",
             AppError::InvalidClient(_) => "invalid_client",

@@ -17,8 +17,10 @@ pub const BRAND_SCOPES: &[(&str, &str)] = &[
     ("agreements:read", "read its own agreement receipts"),
 ];
 
-/// Grant types a brand may register for. Data grants (authorization code) come later.
-pub const GRANT_TYPES: &[&str] = &["client_credentials"];
+/// Grant types a brand may register for.
+pub const GRANT_TYPES: &[&str] = &["client_credentials", "authorization_code", "refresh_token"];
+/// Most redirect URIs one brand may register.
+const MAX_REDIRECT_URIS: usize = 5;
 
 const MAX_NAME_CHARS: usize = 100;
 const MAX_URI_CHARS: usize = 500;
@@ -85,6 +87,7 @@ pub struct ClientMetadata {
     pub scope: Option<String>,
     pub jwks: Option<Value>,
     pub jwks_uri: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
     pub software_id: Option<String>,
     pub software_version: Option<String>,
 }
@@ -99,8 +102,29 @@ pub struct ValidMetadata {
     pub grant_types: Vec<String>,
     pub scope: Vec<String>,
     pub jwks: Option<Value>,
+    pub redirect_uris: Vec<String>,
     pub software_id: Option<String>,
     pub software_version: Option<String>,
+}
+
+/// A redirect URI a brand may register (RFC 6749 §3.1.2, RFC 9700 §2.1): absolute, no fragment,
+/// https, or plain http only on the loopback interface (for brands developing locally).
+fn check_redirect_uri(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text)
+        .map_err(|e| format!("redirect_uris: \"{text}\" is not a URL ({e})"))?;
+    if url.fragment().is_some() {
+        return Err(format!(
+            "redirect_uris: \"{text}\" must not have a fragment"
+        ));
+    }
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(format!(
+            "redirect_uris: \"{text}\" must be https (plain http only on 127.0.0.1, [::1] or localhost)"
+        )),
+    }
 }
 
 fn short_text(name: &str, value: &str, max: usize) -> Result<(), String> {
@@ -153,7 +177,7 @@ impl ClientMetadata {
         };
         let grant_types = self
             .grant_types
-            .unwrap_or_else(|| GRANT_TYPES.iter().map(|g| (*g).to_owned()).collect());
+            .unwrap_or_else(|| vec!["client_credentials".to_owned()]);
         if grant_types.is_empty() {
             return Err("grant_types must not be empty".into());
         }
@@ -162,13 +186,40 @@ impl ClientMetadata {
             .find(|g| !GRANT_TYPES.contains(&g.as_str()))
         {
             return Err(format!(
-                "grant_types \"{bad}\" is not supported; this vault issues tokens by client_credentials"
+                "grant_types \"{bad}\" is not supported; use client_credentials, authorization_code or refresh_token"
             ));
         }
-        if self.response_types.as_ref().is_some_and(|r| !r.is_empty()) {
-            return Err(
-                "response_types must be empty: the client-credentials grant has none".into(),
-            );
+        let code_flow = grant_types.iter().any(|g| g == "authorization_code");
+        if grant_types.iter().any(|g| g == "refresh_token") && !code_flow {
+            return Err("grant_types refresh_token needs authorization_code".into());
+        }
+        let expected_response: &[&str] = if code_flow { &["code"] } else { &[] };
+        if let Some(types) = &self.response_types
+            && !types.is_empty()
+            && types
+                .iter()
+                .map(String::as_str)
+                .ne(expected_response.iter().copied())
+        {
+            return Err(format!(
+                "response_types must be {expected_response:?} for these grant_types"
+            ));
+        }
+        let redirect_uris = self.redirect_uris.unwrap_or_default();
+        if code_flow && redirect_uris.is_empty() {
+            return Err("redirect_uris is required with the authorization_code grant".into());
+        }
+        if !code_flow && !redirect_uris.is_empty() {
+            return Err("redirect_uris is only used with the authorization_code grant".into());
+        }
+        if redirect_uris.len() > MAX_REDIRECT_URIS {
+            return Err(format!(
+                "redirect_uris may list at most {MAX_REDIRECT_URIS} URIs"
+            ));
+        }
+        for uri in &redirect_uris {
+            short_text("redirect_uris", uri, MAX_URI_CHARS)?;
+            check_redirect_uri(uri)?;
         }
         let scope = match &self.scope {
             None => all_brand_scopes(),
@@ -213,6 +264,7 @@ impl ClientMetadata {
             grant_types,
             scope,
             jwks,
+            redirect_uris,
             software_id: self.software_id,
             software_version: self.software_version,
         })
@@ -239,6 +291,8 @@ pub struct Brand {
     /// Hex SHA-256 of the client secret (a 256-bit random value, so a plain hash is enough).
     pub secret_hash: Option<String>,
     pub jwks: Option<Value>,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
     pub grant_types: Vec<String>,
     pub scope: Vec<String>,
     pub software_id: Option<String>,
@@ -455,6 +509,11 @@ mod tests {
             .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(valid.auth_method, AuthMethod::ClientSecretBasic);
         assert_eq!(valid.grant_types, vec!["client_credentials"]);
+        let code = meta(json!({"client_name": "B", "grant_types": ["authorization_code", "refresh_token"],
+                               "redirect_uris": ["https://b.example/cb", "http://127.0.0.1:9/cb"], "response_types": ["code"]}))
+            .validate(ok_jwks)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(code.redirect_uris.len(), 2);
         assert_eq!(valid.scope, all_brand_scopes());
     }
 

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod brands;
+pub mod grants;
 pub mod login;
 pub mod records;
 pub mod terms;

@@ -10,10 +10,17 @@ use crate::error::AppError;
 #[folder = "static/"]
 struct Assets;
 
-/// Serves an embedded file, `index.html` for `/`; anything else is a JSON 404.
+/// Pages of the app that brands send the browser to by URL; they are the app itself.
+const APP_PAGES: &[&str] = &["", "consent"];
+
+/// Serves an embedded file, `index.html` for `/` and the app's pages; anything else is a JSON 404.
 pub async fn serve_asset(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
-    let path = if path.is_empty() { "index.html" } else { path };
+    let path = if APP_PAGES.contains(&path) {
+        "index.html"
+    } else {
+        path
+    };
     match Assets::get(path) {
         Some(file) => {
             let mime = mime_guess::from_path(path).first_or_octet_stream();

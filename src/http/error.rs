@@ -22,6 +22,9 @@ pub struct ErrorBody {
     /// Where in the submitted document the problem is (terms errors), e.g. `permission[0]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at: Option<String>,
+    /// The rule of the person's terms that refused a grant, e.g. `basis SD-BASE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 impl IntoResponse for AppError {
@@ -43,6 +46,10 @@ impl IntoResponse for AppError {
             message: self.public_message(),
             at: match &self {
                 AppError::InvalidTerms { at, .. } => Some(at.clone()),
+                _ => None,
+            },
+            rule: match &self {
+                AppError::GrantNotPermitted { rule, .. } => Some(rule.clone()),
                 _ => None,
             },
         };

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod brand_api;
 pub mod brands;
 pub mod error;
+pub mod grants;
 pub mod oauth;
 pub mod owner;
 pub mod terms;
@@ -77,6 +78,7 @@ impl AppState {
         (name = "terms", description = "The person's own terms of service"),
         (name = "brands", description = "Brands: invitations, registrations, agreements and their receipts"),
         (name = "oauth", description = "The OAuth 2.0 authorization server brands use"),
+        (name = "grants", description = "Data grants: what a brand may read or write, why and until when"),
         (name = "operations", description = "Health and readiness")
     )
 )]
@@ -181,6 +183,15 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(oauth::token))
         .routes(routes!(oauth::revoke))
         .routes(routes!(oauth::introspect))
+        .routes(routes!(oauth::authorize))
+        .routes(routes!(grants::create_grant, grants::list_grants))
+        .routes(routes!(grants::get_grant, grants::revoke_grant))
+        .routes(routes!(grants::grant_accesses))
+        .routes(routes!(grants::revoke_brand_grants))
+        .routes(routes!(grants::get_consent, grants::answer_consent))
+        .routes(routes!(grants::read_all))
+        .routes(routes!(grants::read_field, grants::write_field))
+        .routes(routes!(grants::grant_status))
         .routes(routes!(terms::brand_terms))
         .routes(routes!(brand_api::accept, brand_api::list_agreements))
         .routes(routes!(brand_api::get_agreement, brand_api::withdraw))

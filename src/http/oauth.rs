@@ -18,8 +18,10 @@ use super::auth::{ClientIp, bearer};
 use super::error::OAuthErrorBody;
 use crate::crypto::jwt::{ASSERTION_ALGORITHMS, PublicJwk};
 use crate::domain::brands::{BRAND_SCOPES, ClientMetadata, GRANT_TYPES};
+use crate::domain::grants::DATA_ACCESS_TYPE;
 use crate::error::OAuthError;
 use crate::secret::Secret;
+use crate::service::authorize::{AuthorizeError, AuthorizeParams};
 use crate::service::brands::ClientCredentials;
 
 /// The `client_assertion_type` of RFC 7523 §2.2.
@@ -29,6 +31,7 @@ pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-t
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Metadata {
     pub issuer: String,
+    pub authorization_endpoint: String,
     pub token_endpoint: String,
     pub jwks_uri: String,
     pub registration_endpoint: String,
@@ -41,6 +44,8 @@ pub struct Metadata {
     pub token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
     pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
     pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub code_challenge_methods_supported: Vec<&'static str>,
+    pub authorization_details_types_supported: Vec<&'static str>,
     pub service_documentation: String,
     /// The public terms brands must accept before any token (vrm-vault extension).
     pub vrm_terms_endpoint: String,
@@ -63,18 +68,21 @@ pub async fn metadata(State(state): State<AppState>) -> Json<Metadata> {
         .trim_end_matches('/')
         .to_owned();
     Json(Metadata {
+        authorization_endpoint: format!("{issuer}/oauth/authorize"),
         token_endpoint: format!("{issuer}/oauth/token"),
         jwks_uri: format!("{issuer}/oauth/jwks"),
         registration_endpoint: format!("{issuer}/oauth/register"),
         revocation_endpoint: format!("{issuer}/oauth/revoke"),
         introspection_endpoint: format!("{issuer}/oauth/introspect"),
         scopes_supported: BRAND_SCOPES.iter().map(|(s, _)| *s).collect(),
-        response_types_supported: vec![],
+        response_types_supported: vec!["code"],
         grant_types_supported: GRANT_TYPES.to_vec(),
         token_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
         token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS.to_vec(),
         revocation_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
         introspection_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
+        code_challenge_methods_supported: vec!["S256"],
+        authorization_details_types_supported: vec![DATA_ACCESS_TYPE],
         service_documentation: format!("{issuer}/openapi.json"),
         vrm_terms_endpoint: format!("{issuer}/brand/v1/terms"),
         vrm_agreements_endpoint: format!("{issuer}/brand/v1/agreements"),
@@ -125,6 +133,10 @@ pub struct RegistrationRequest {
     /// Required with `private_key_jwt`: the public keys of the brand's assertions.
     #[schema(value_type = Option<Object>)]
     pub jwks: Option<Value>,
+    /// Required with `authorization_code`: https, or http on loopback; matched exactly.
+    pub redirect_uris: Option<Vec<String>>,
+    /// `["code"]` with `authorization_code`.
+    pub response_types: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -143,6 +155,9 @@ pub struct RegistrationResponse {
     pub contacts: Vec<String>,
     pub token_endpoint_auth_method: &'static str,
     pub grant_types: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub redirect_uris: Vec<String>,
+    pub response_types: Vec<&'static str>,
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
@@ -209,7 +224,13 @@ pub async fn register(
         client_uri: brand.client_uri,
         contacts: brand.contacts,
         token_endpoint_auth_method: brand.auth_method.as_str(),
+        response_types: if brand.grant_types.iter().any(|g| g == "authorization_code") {
+            vec!["code"]
+        } else {
+            vec![]
+        },
         grant_types: brand.grant_types,
+        redirect_uris: brand.redirect_uris,
         scope: brand.scope.join(" "),
         jwks: brand.jwks,
         client_id: brand.client_id,
@@ -330,10 +351,20 @@ fn form<T>(form: Result<Form<T>, FormRejection>) -> Result<T, OAuthError> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenRequest {
-    /// `client_credentials`.
+    /// `client_credentials`, `authorization_code` or `refresh_token`.
     pub grant_type: Option<String>,
     /// Space-separated; default: every scope the brand registered.
     pub scope: Option<String>,
+    /// RFC 9396, with client credentials: `[{"type": "urn:vrm-vault:data-access:v1", "grant_id": "..."}]`.
+    pub authorization_details: Option<String>,
+    /// The authorization code (authorization_code).
+    pub code: Option<String>,
+    /// The redirect URI of the authorization request (authorization_code).
+    pub redirect_uri: Option<String>,
+    /// The PKCE verifier (authorization_code).
+    pub code_verifier: Option<String>,
+    /// The refresh token (refresh_token).
+    pub refresh_token: Option<String>,
     #[serde(flatten)]
     pub auth: ClientAuthParams,
 }
@@ -345,7 +376,15 @@ pub struct TokenResponse {
     #[schema(example = "Bearer")]
     pub token_type: &'static str,
     pub expires_in: i64,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub scope: String,
+    /// For the authorization-code and refresh grants; rotates on every use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// The grant the token carries (RFC 9396).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub authorization_details: Option<Vec<Value>>,
 }
 
 /// The token endpoint: the client-credentials grant, for brands with an agreement on the terms
@@ -364,27 +403,67 @@ pub async fn token(
 ) -> Result<Response, OAuthError> {
     let request = form(request)?;
     let credentials = client_credentials(&headers, request.auth)?;
-    match request.grant_type.as_deref() {
-        Some("client_credentials") => {}
-        Some(other) => {
-            return Err(OAuthError::new(
-                400,
-                "unsupported_grant_type",
-                format!("grant_type {other} is not supported; use client_credentials"),
-            ));
-        }
-        None => return Err(OAuthError::invalid_request("grant_type is required")),
+    let grant_type = request
+        .grant_type
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+    if !GRANT_TYPES.contains(&grant_type.as_str()) {
+        return Err(OAuthError::new(
+            400,
+            "unsupported_grant_type",
+            format!(
+                "grant_type {grant_type} is not supported; use one of {}",
+                GRANT_TYPES.join(", ")
+            ),
+        ));
     }
     let open = state.vault.open()?;
     let brand = open
         .authenticate_client(credentials, &audiences(open.issuer(), "/oauth/token"))
         .await?;
-    let issued = open.issue_token(&brand, request.scope.as_deref()).await?;
+    if !brand.grant_types.contains(&grant_type) {
+        return Err(OAuthError::new(
+            400,
+            "unauthorized_client",
+            format!("this client did not register the {grant_type} grant"),
+        ));
+    }
+    let issued = match grant_type.as_str() {
+        "authorization_code" => {
+            let code = request
+                .code
+                .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+            open.exchange_code(
+                &brand,
+                &code,
+                request.redirect_uri.as_deref(),
+                request.code_verifier.as_deref(),
+            )
+            .await?
+        }
+        "refresh_token" => {
+            let refresh = request
+                .refresh_token
+                .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+            open.refresh(&brand, &refresh).await?
+        }
+        _ => match request.authorization_details.as_deref() {
+            Some(details) => {
+                open.token_for_named_grant(&brand, request.scope.as_deref(), details)
+                    .await?
+            }
+            None => {
+                open.issue_token(&brand, request.scope.as_deref(), None)
+                    .await?
+            }
+        },
+    };
     let body = TokenResponse {
         access_token: issued.access_token,
         token_type: "Bearer",
         expires_in: issued.expires_in,
         scope: issued.scope,
+        refresh_token: issued.refresh_token,
+        authorization_details: issued.authorization_details,
     };
     Ok((no_store(), axum::Json(body)).into_response())
 }
@@ -447,4 +526,60 @@ pub async fn introspect(
         axum::Json(open.introspect_token(&brand, &token)),
     )
         .into_response())
+}
+
+/// The authorization endpoint (RFC 6749 §4.1.1) with PKCE (S256 only) and RFC 9396
+/// `authorization_details`. A valid request becomes a consent request, and the browser goes to
+/// the consent page, where the person (logged in) decides.
+#[utoipa::path(get, path = "/oauth/authorize", tag = "oauth",
+    params(
+        ("response_type" = String, Query, description = "`code`"),
+        ("client_id" = String, Query),
+        ("redirect_uri" = String, Query, description = "exactly one of the registered redirect URIs"),
+        ("state" = Option<String>, Query),
+        ("code_challenge" = String, Query, description = "base64url(SHA-256(code_verifier))"),
+        ("code_challenge_method" = String, Query, description = "`S256`"),
+        ("authorization_details" = String, Query, description = "JSON: `[{\"type\": \"urn:vrm-vault:data-access:v1\", \"fields\": [...], \"actions\": [\"read\"], \"purpose\": \"dpv:...\", \"expires_in\": seconds}]`"),
+        ("resource" = Option<String>, Query, description = "RFC 8707; if given, the brand API (`vrm_resource`)"),
+    ),
+    responses((status = 303, description = "to the consent page, or back to the brand with an error"),
+              (status = 400, body = OAuthErrorBody, description = "unknown client or redirect URI: no redirect")))]
+#[instrument(skip_all)]
+pub async fn authorize(
+    State(state): State<AppState>,
+    params: Result<axum::extract::Query<AuthorizeParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let params = match params {
+        Ok(axum::extract::Query(p)) => p,
+        Err(e) => {
+            return OAuthError::invalid_request(format!(
+                "the query is malformed: {}",
+                e.body_text()
+            ))
+            .into_response();
+        }
+    };
+    let open = match state.vault.open() {
+        Ok(open) => open,
+        Err(e) => return OAuthError::from(e).into_response(),
+    };
+    match open.authorize(params) {
+        Ok(request_id) => see_other(&format!("/consent?request={request_id}")),
+        Err(e) => match e.redirect() {
+            Some(to) => see_other(&to),
+            None => {
+                let AuthorizeError::NoRedirect(reason) = e else {
+                    return OAuthError::invalid_request("bad request").into_response();
+                };
+                OAuthError::invalid_request(reason).into_response()
+            }
+        },
+    }
+}
+
+fn see_other(to: &str) -> Response {
+    match axum::http::HeaderValue::from_str(to) {
+        Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
+        Err(_) => OAuthError::invalid_request("the redirect URI cannot be used").into_response(),
+    }
 }

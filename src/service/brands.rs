@@ -213,6 +213,7 @@ impl OpenVault {
             auth_method: metadata.auth_method,
             secret_hash: secret.as_ref().map(|s| hex(&sha256(s.as_bytes()))),
             jwks: metadata.jwks,
+            redirect_uris: metadata.redirect_uris,
             grant_types: metadata.grant_types,
             scope: metadata.scope,
             software_id: metadata.software_id,

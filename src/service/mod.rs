@@ -8,7 +8,9 @@
 
 pub mod agreements;
 pub mod audit;
+pub mod authorize;
 pub mod brands;
+pub mod grants;
 pub mod keys;
 pub mod records;
 pub mod session;
@@ -148,6 +150,10 @@ pub struct OpenVault {
     rotation: tokio::sync::Mutex<()>,
     issuer: Arc<str>,
     token_lifetime: Duration,
+    /// Access tokens whose signature and claims were verified, until they expire (bounded).
+    token_cache: quick_cache::sync::Cache<String, Arc<tokens::AccessClaims>>,
+    /// Pending consents and issued authorization codes (in memory: both live minutes).
+    authorizations: Mutex<authorize::Pending>,
 }
 
 impl std::fmt::Debug for OpenVault {
@@ -572,6 +578,8 @@ impl OpenVault {
             rotation: tokio::sync::Mutex::new(()),
             issuer: settings.issuer.trim_end_matches('/').into(),
             token_lifetime: settings.token_lifetime,
+            token_cache: quick_cache::sync::Cache::new(tokens::TOKEN_CACHE_ENTRIES),
+            authorizations: Mutex::new(authorize::Pending::default()),
         }))
     }
 

@@ -45,8 +45,37 @@ pub struct Written {
     pub created: bool,
 }
 
+/// Stages a record write inside a change if `precondition` holds.
+pub(crate) fn stage_record(
+    tx: &mut Tx<'_>,
+    key: &[u8],
+    path: String,
+    value: serde_json::Value,
+    category: &str,
+    now: time::OffsetDateTime,
+    precondition: Precondition,
+) -> Result<Written, AppError> {
+    let current = current(tx, key)?;
+    if !precondition.holds(current.as_ref()) {
+        return Err(AppError::PreconditionFailed);
+    }
+    let record = Record {
+        path,
+        value,
+        category: category.to_owned(),
+        version: current.as_ref().map_or(1, |r| r.version + 1),
+        created_at: current.as_ref().map_or(now, |r| r.created_at),
+        updated_at: now,
+    };
+    tx.insert(Tree::Records, key, &encode(&record)?)?;
+    Ok(Written {
+        created: current.is_none(),
+        record,
+    })
+}
+
 impl OpenVault {
-    fn record_key(&self, path: &RecordPath) -> [u8; 32] {
+    pub(crate) fn record_key(&self, path: &RecordPath) -> [u8; 32] {
         self.index_key("record", path.as_str())
     }
 
@@ -100,33 +129,15 @@ impl OpenVault {
         let now = self.now();
         let path = path.as_str().to_owned();
         self.change(move |tx| {
-            let current = current(tx, &key)?;
-            if !precondition.holds(current.as_ref()) {
-                return Err(AppError::PreconditionFailed);
-            }
-            let record = Record {
-                path,
-                value,
-                category: category.id.to_owned(),
-                version: current.as_ref().map_or(1, |r| r.version + 1),
-                created_at: current.as_ref().map_or(now, |r| r.created_at),
-                updated_at: now,
-            };
-            tx.insert(Tree::Records, &key, &encode(&record)?)?;
-            let event = Event::owner("record.put", Some(record.path.clone())).with_detail(
+            let written = stage_record(tx, &key, path, value, category.id, now, precondition)?;
+            let event = Event::owner("record.put", Some(written.record.path.clone())).with_detail(
                 serde_json::json!({
-                    "category": record.category,
-                    "version": record.version,
-                    "created": current.is_none(),
+                    "category": written.record.category,
+                    "version": written.record.version,
+                    "created": written.created,
                 }),
             );
-            Ok((
-                Written {
-                    created: current.is_none(),
-                    record,
-                },
-                event,
-            ))
+            Ok((written, event))
         })
         .await
     }

@@ -5,6 +5,8 @@
 //! suspended), its agreement (still accepted, on the terms in force) and the revocation list, so
 //! any of those changing stops the very next call.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::Duration;
@@ -13,6 +15,7 @@ use super::OpenVault;
 use crate::crypto::{jwt, random_array};
 use crate::domain::audit::Event;
 use crate::domain::brands::{Brand, BrandStatus, parse_scope};
+use crate::domain::grants::Grant;
 use crate::error::{AppError, OAuthError};
 use crate::store::{Store, Tree};
 
@@ -21,6 +24,9 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 const ACCESS_TOKEN_TYPES: &[&str] = &["at+jwt", "application/at+jwt"];
 /// The longest lifetime an access token may have.
 pub const MAX_TOKEN_LIFETIME: Duration = Duration::minutes(15);
+/// Verified tokens kept in memory; beyond this the least recently used are forgotten (and
+/// simply verified again when presented).
+pub const TOKEN_CACHE_ENTRIES: usize = 10_000;
 /// Clock skew tolerated on `iat`.
 const SKEW_SECONDS: i64 = 60;
 
@@ -33,7 +39,11 @@ pub struct AccessClaims {
     pub sub: String,
     pub client_id: String,
     pub jti: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub scope: String,
+    /// RFC 9396: the data grant the token carries, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<Vec<Value>>,
     pub iat: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
@@ -49,13 +59,28 @@ pub struct IssuedToken {
     pub access_token: String,
     pub expires_in: i64,
     pub scope: String,
+    /// For a token carrying a grant: its RFC 9396 authorization details.
+    pub authorization_details: Option<Vec<Value>>,
+    /// For the authorization-code and refresh grants: the next refresh token.
+    pub refresh_token: Option<String>,
 }
 
 /// A brand call that presented a valid token.
 #[derive(Debug, Clone)]
 pub struct BrandAccess {
     pub brand: Brand,
-    pub claims: AccessClaims,
+    pub claims: Arc<AccessClaims>,
+}
+
+impl AccessClaims {
+    /// The id of the grant the token carries.
+    pub fn grant_id(&self) -> Option<&str> {
+        self.authorization_details
+            .as_ref()?
+            .first()?
+            .get("grant_id")?
+            .as_str()
+    }
 }
 
 impl BrandAccess {
@@ -108,55 +133,79 @@ impl OpenVault {
         self.token_lifetime
     }
 
-    /// The client-credentials grant (RFC 6749 §4.4) for an authenticated brand.
+    /// The client-credentials grant (RFC 6749 §4.4) for an authenticated brand, optionally for
+    /// one of its grants (`authorization_details` naming it).
     pub async fn issue_token(
         &self,
         brand: &Brand,
         scope: Option<&str>,
+        grant: Option<&Grant>,
     ) -> Result<IssuedToken, OAuthError> {
         let scopes = match scope {
             None => brand.scope.clone(),
             Some(text) => parse_scope(text, &brand.scope)
                 .map_err(|e| OAuthError::new(400, "invalid_scope", e))?,
         };
-        if scopes.is_empty() {
+        if scopes.is_empty() && grant.is_none() {
             return Err(OAuthError::new(
                 400,
                 "invalid_scope",
                 "ask for at least one scope",
             ));
         }
-        let agreement = self.current_agreement(brand)?;
-        let Some(agreement) = agreement else {
-            let current = self.current_terms()?;
-            let terms_uri = format!("{}/brand/v1/terms", self.issuer);
-            return Err(OAuthError::new(
-                400,
-                "unauthorized_client",
-                format!(
-                    "no agreement on the terms in force: read {terms_uri} and accept version {} by \
-                     POST {}/brand/v1/agreements {{\"terms_hash\": \"{}\"}}",
-                    current.version.version, self.issuer, current.version.hash
-                ),
-            )
-            .with_extra(serde_json::json!({
-                "terms_uri": terms_uri,
-                "terms_version": current.version.version,
-                "terms_hash": current.version.hash,
-            })));
-        };
+        let agreement = self.require_agreement(brand)?;
+        self.mint(brand, scopes.join(" "), agreement, grant).await
+    }
+
+    /// The brand's agreement on the terms in force, or the OAuth error that says what to accept.
+    pub(crate) fn require_agreement(&self, brand: &Brand) -> Result<String, OAuthError> {
+        if let Some(agreement) = self.current_agreement(brand)? {
+            return Ok(agreement);
+        }
+        let current = self.current_terms()?;
+        let terms_uri = format!("{}/brand/v1/terms", self.issuer);
+        Err(OAuthError::new(
+            400,
+            "unauthorized_client",
+            format!(
+                "no agreement on the terms in force: read {terms_uri} and accept version {} by \
+                 POST {}/brand/v1/agreements {{\"terms_hash\": \"{}\"}}",
+                current.version.version, self.issuer, current.version.hash
+            ),
+        )
+        .with_extra(serde_json::json!({
+            "terms_uri": terms_uri,
+            "terms_version": current.version.version,
+            "terms_hash": current.version.hash,
+        })))
+    }
+
+    /// Signs an access token and records its jti. A token carrying a grant lives no longer
+    /// than the grant.
+    pub(crate) async fn mint(
+        &self,
+        brand: &Brand,
+        scope: String,
+        agreement: String,
+        grant: Option<&Grant>,
+    ) -> Result<IssuedToken, OAuthError> {
         let now = self.now().unix_timestamp();
         let jti = data_encoding::BASE32_NOPAD
             .encode(&random_array::<15>().map_err(|e| AppError::Internal(e.to_string()))?)
             .to_lowercase();
-        let lifetime = self.token_lifetime.whole_seconds();
+        let mut lifetime = self.token_lifetime.whole_seconds();
+        if let Some(grant) = grant {
+            lifetime = lifetime.min(grant.expires_at.unix_timestamp() - now).max(1);
+        }
+        let authorization_details = grant.map(|g| vec![g.authorization_detail(&self.resource())]);
         let claims = AccessClaims {
             iss: self.issuer.to_string(),
             aud: self.resource(),
             sub: brand.pseudonym.clone(),
             client_id: brand.client_id.clone(),
             jti,
-            scope: scopes.join(" "),
+            scope,
+            authorization_details,
             iat: now,
             nbf: None,
             exp: now + lifetime,
@@ -170,6 +219,7 @@ impl OpenVault {
         let event = Event::brand("token.issued", &brand.client_id).with_detail(serde_json::json!({
             "jti": claims.jti,
             "scope": claims.scope,
+            "grant": claims.grant_id(),
             "exp": claims.exp,
         }));
         // The vault keeps every live token's jti: a token it has no record of is refused even if
@@ -185,15 +235,33 @@ impl OpenVault {
             access_token,
             expires_in: lifetime,
             scope: claims.scope,
+            authorization_details: claims.authorization_details,
+            refresh_token: None,
         })
     }
 
     /// Checks a token's signature, type, issuer, audience and times; returns its claims.
-    fn token_claims(&self, token: &str) -> Result<AccessClaims, AppError> {
+    fn token_claims(&self, token: &str) -> Result<Arc<AccessClaims>, AppError> {
+        let now = self.now().unix_timestamp();
+        // A token whose signature and claims were checked before is not checked again: the
+        // cache holds it until it expires, and everything that can change (revocation, brand,
+        // agreement, grant) is checked on every request by the caller.
+        if let Some(claims) = self.token_cache.get(token) {
+            if claims.exp > now {
+                return Ok(claims);
+            }
+            self.token_cache.remove(token);
+            return Err(AppError::InvalidToken("expired".into()));
+        }
+        let claims = Arc::new(self.verify_token_claims(token, now)?);
+        self.token_cache.insert(token.to_owned(), claims.clone());
+        Ok(claims)
+    }
+
+    fn verify_token_claims(&self, token: &str, now: i64) -> Result<AccessClaims, AppError> {
         let keys = self.jwks();
         let claims: AccessClaims = jwt::verify_es256(token, &keys, ACCESS_TOKEN_TYPES)
             .map_err(|e| AppError::InvalidToken(e.to_string()))?;
-        let now = self.now().unix_timestamp();
         if claims.iss != *self.issuer {
             return Err(AppError::InvalidToken(format!("issuer {}", claims.iss)));
         }
@@ -276,23 +344,39 @@ impl OpenVault {
 
     /// RFC 7662: what `brand` may know about `token`. A token of another brand is inactive to it.
     pub fn introspect_token(&self, brand: &Brand, token: &str) -> Value {
-        match self.verify_access_token(token) {
-            Ok(access) if access.claims.client_id == brand.client_id => {
-                let c = access.claims;
-                serde_json::json!({
-                    "active": true,
-                    "scope": c.scope,
-                    "client_id": c.client_id,
-                    "sub": c.sub,
-                    "iss": c.iss,
-                    "aud": c.aud,
-                    "exp": c.exp,
-                    "iat": c.iat,
-                    "jti": c.jti,
-                    "token_type": "Bearer",
-                })
-            }
-            _ => serde_json::json!({ "active": false }),
+        let inactive = serde_json::json!({ "active": false });
+        let Ok(access) = self.verify_access_token(token) else {
+            return inactive;
+        };
+        if access.claims.client_id != brand.client_id {
+            return inactive;
         }
+        // A token carrying a grant is only as active as its grant.
+        if let Some(grant_id) = access.claims.grant_id() {
+            let live = self
+                .grant_for(brand, grant_id)
+                .and_then(|g| self.grant_status(&g))
+                .is_ok_and(|s| s == crate::domain::grants::GrantStatus::Active);
+            if !live {
+                return inactive;
+            }
+        }
+        let c = &access.claims;
+        let mut answer = serde_json::json!({
+            "active": true,
+            "scope": c.scope,
+            "client_id": c.client_id,
+            "sub": c.sub,
+            "iss": c.iss,
+            "aud": c.aud,
+            "exp": c.exp,
+            "iat": c.iat,
+            "jti": c.jti,
+            "token_type": "Bearer",
+        });
+        if let (Some(details), Value::Object(map)) = (&c.authorization_details, &mut answer) {
+            map.insert("authorization_details".into(), Value::from(details.clone()));
+        }
+        answer
     }
 }

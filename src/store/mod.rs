@@ -47,9 +47,13 @@ pub enum Tree {
     Brands,
     /// Agreements and their receipts, keyed by a keyed hash of their id.
     Agreements,
-    /// Revoked access tokens and spent client assertions until they expire, keyed by a keyed
+    /// Live access tokens and spent client assertions until they expire, keyed by a keyed
     /// hash of their `jti`.
     Jtis,
+    /// Data grants, keyed by a keyed hash of their id.
+    Grants,
+    /// Refresh tokens, keyed by a keyed hash of the token.
+    RefreshTokens,
 }
 
 impl Tree {
@@ -64,6 +68,8 @@ impl Tree {
             Tree::Brands => "brands",
             Tree::Agreements => "agreements",
             Tree::Jtis => "jtis",
+            Tree::Grants => "grants",
+            Tree::RefreshTokens => "refresh_tokens",
         }
     }
 
@@ -78,6 +84,8 @@ impl Tree {
             Tree::Brands => 7,
             Tree::Agreements => 8,
             Tree::Jtis => 9,
+            Tree::Grants => 10,
+            Tree::RefreshTokens => 11,
         }
     }
 

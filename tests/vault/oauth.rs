@@ -173,10 +173,19 @@ async fn metadata_advertises_endpoints_that_exist() {
         ("vrm_terms_endpoint", "/brand/v1/terms"),
         ("vrm_agreements_endpoint", "/brand/v1/agreements"),
         ("vrm_resource", "/brand/v1"),
+        ("authorization_endpoint", "/oauth/authorize"),
     ] {
         assert_eq!(meta[field], app.url(path), "{field}: {meta}");
     }
-    assert_eq!(meta["grant_types_supported"], json!(["client_credentials"]));
+    assert_eq!(
+        meta["grant_types_supported"],
+        json!(["client_credentials", "authorization_code", "refresh_token"])
+    );
+    assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(
+        meta["authorization_details_types_supported"],
+        json!(["urn:vrm-vault:data-access:v1"])
+    );
     assert_eq!(
         meta["token_endpoint_auth_methods_supported"],
         json!(["client_secret_basic", "private_key_jwt"])
@@ -196,7 +205,7 @@ async fn metadata_advertises_endpoints_that_exist() {
         .map(|s| s.as_str().unwrap())
         .collect();
     assert_scopes(&json!(supported.join(" ")), ALL_SCOPES);
-    assert_eq!(meta["response_types_supported"], json!([]));
+    assert_eq!(meta["response_types_supported"], json!(["code"]));
 
     // Every advertised endpoint is there and answers a credential-less request the way its RFC
     // says, not with 404 or 405.

@@ -1,0 +1,696 @@
+//! The authorization-code flow with PKCE (RFC 6749 §4.1, RFC 7636, RFC 9396): a brand asks, the
+//! person decides on the consent page, the brand exchanges the code; and refresh tokens that
+//! rotate (RFC 9700 §4.14) and die with their grant.
+//!
+//! Pending consents and codes live in memory: they last minutes, and a restart simply makes the
+//! brand ask again. Refresh tokens live in the store, keyed by a keyed hash of the token.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+use super::OpenVault;
+use super::grants::GrantRequest;
+use super::tokens::IssuedToken;
+use crate::crypto::{constant_time_eq, random_token, sha256};
+use crate::domain::audit::{Actor, Event};
+use crate::domain::brands::{Brand, BrandStatus};
+use crate::domain::grants::{
+    AccessRequestDetail, AskedGrant, FieldSpec, GrantDecision, GrantOrigin, GrantStatus, mask,
+    parse_authorization_details,
+};
+use crate::domain::records::Category;
+use crate::error::{AppError, OAuthError};
+use crate::store::Tree;
+
+/// How long the person has to decide on a consent request.
+pub const CONSENT_LIFETIME: Duration = Duration::minutes(10);
+/// How long an authorization code can be exchanged.
+pub const CODE_LIFETIME: Duration = Duration::seconds(60);
+/// How long a used code is remembered, so that replaying it is detected (and punished).
+const CODE_MEMORY: Duration = Duration::minutes(10);
+/// Most consent requests pending at once (a brand spamming /authorize cannot grow memory).
+const MAX_PENDING: usize = 1_000;
+
+/// A brand's request waiting for the person's decision.
+#[derive(Debug, Clone)]
+pub struct Consent {
+    pub id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub state: Option<String>,
+    pub code_challenge: String,
+    pub asked: AskedGrant,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+struct Code {
+    client_id: String,
+    grant_id: String,
+    redirect_uri: String,
+    code_challenge: String,
+    created_at: OffsetDateTime,
+    used: bool,
+}
+
+/// Consents and codes in flight.
+#[derive(Debug, Default)]
+pub struct Pending {
+    consents: HashMap<String, Consent>,
+    codes: HashMap<[u8; 32], Code>,
+}
+
+impl Pending {
+    fn prune(&mut self, now: OffsetDateTime) {
+        self.consents
+            .retain(|_, c| now < c.created_at + CONSENT_LIFETIME);
+        self.codes.retain(|_, c| now < c.created_at + CODE_MEMORY);
+    }
+}
+
+/// The parameters of an authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3, RFC 9396 §2,
+/// RFC 8707 §2).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AuthorizeParams {
+    pub response_type: Option<String>,
+    pub client_id: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub state: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub authorization_details: Option<String>,
+    pub resource: Option<String>,
+    pub scope: Option<String>,
+}
+
+/// Why an authorization request failed, and whether the brand may be told by redirect.
+#[derive(Debug)]
+pub enum AuthorizeError {
+    /// The client or its redirect URI cannot be trusted: answer the browser, never redirect.
+    NoRedirect(String),
+    /// RFC 6749 §4.1.2.1: redirect back with the error.
+    Redirect {
+        redirect_uri: String,
+        error: &'static str,
+        description: String,
+        state: Option<String>,
+    },
+}
+
+impl From<AppError> for AuthorizeError {
+    fn from(e: AppError) -> AuthorizeError {
+        AuthorizeError::NoRedirect(e.public_message())
+    }
+}
+
+/// `redirect_uri` with the query parameters added.
+pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
+    match url::Url::parse(redirect_uri) {
+        Ok(mut url) => {
+            url.query_pairs_mut().extend_pairs(params);
+            url.to_string()
+        }
+        Err(_) => redirect_uri.to_owned(),
+    }
+}
+
+impl AuthorizeError {
+    /// Where to send the browser, or `None` when it must not be sent anywhere.
+    pub fn redirect(&self) -> Option<String> {
+        match self {
+            AuthorizeError::NoRedirect(_) => None,
+            AuthorizeError::Redirect {
+                redirect_uri,
+                error,
+                description,
+                state,
+            } => {
+                let mut params = vec![
+                    ("error", *error),
+                    ("error_description", description.as_str()),
+                ];
+                if let Some(state) = state {
+                    params.push(("state", state));
+                }
+                Some(redirect_with(redirect_uri, &params))
+            }
+        }
+    }
+}
+
+/// A field on the consent page.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsentField {
+    pub field: String,
+    pub category: String,
+    pub category_label: String,
+    /// Whether the person has data there now.
+    pub present: bool,
+    /// A hint of the current value, never the value.
+    pub masked_value: String,
+}
+
+/// What the consent page shows.
+#[derive(Debug, Clone)]
+pub struct ConsentView {
+    pub consent: Consent,
+    pub brand: Brand,
+    pub fields: Vec<ConsentField>,
+    pub expires_at: OffsetDateTime,
+    pub decision: Result<GrantDecision, (String, String)>,
+    pub expires_in: i64,
+}
+
+/// A refresh token as stored.
+#[derive(Debug, Serialize, Deserialize)]
+struct RefreshRecord {
+    grant_id: String,
+    client_id: String,
+    generation: u64,
+    used: bool,
+}
+
+/// RFC 7636 §4.1: 43–128 characters of the unreserved set.
+fn valid_pkce_text(text: &str) -> bool {
+    (43..=128).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+fn invalid_grant(description: impl Into<String>) -> OAuthError {
+    OAuthError::new(400, "invalid_grant", description)
+}
+
+impl OpenVault {
+    fn pending(&self) -> Result<std::sync::MutexGuard<'_, Pending>, AppError> {
+        self.authorizations
+            .lock()
+            .map_err(|_| AppError::Internal("authorizations lock poisoned".into()))
+    }
+
+    /// Checks an authorization request and opens a consent request for the person; returns its id.
+    pub fn authorize(&self, params: AuthorizeParams) -> Result<String, AuthorizeError> {
+        let client_id = params
+            .client_id
+            .ok_or_else(|| AuthorizeError::NoRedirect("client_id is missing".into()))?;
+        let brand = self
+            .find_brand(&client_id)?
+            .ok_or_else(|| AuthorizeError::NoRedirect("unknown client_id".into()))?;
+        let redirect_uri = params.redirect_uri.ok_or_else(|| {
+            AuthorizeError::NoRedirect(
+                "redirect_uri is missing: send one of the registered redirect URIs".into(),
+            )
+        })?;
+        if !brand.redirect_uris.contains(&redirect_uri) {
+            return Err(AuthorizeError::NoRedirect(
+                "redirect_uri is not one this client registered (it must match exactly)".into(),
+            ));
+        }
+        let state = params.state;
+        let fail = |error: &'static str, description: String| AuthorizeError::Redirect {
+            redirect_uri: redirect_uri.clone(),
+            error,
+            description,
+            state: state.clone(),
+        };
+        if params.response_type.as_deref() != Some("code") {
+            return Err(fail(
+                "unsupported_response_type",
+                "response_type must be code".into(),
+            ));
+        }
+        if !brand.grant_types.iter().any(|g| g == "authorization_code") {
+            return Err(fail(
+                "unauthorized_client",
+                "this client did not register the authorization_code grant".into(),
+            ));
+        }
+        if brand.status == BrandStatus::Suspended {
+            return Err(fail(
+                "access_denied",
+                "this brand is suspended by the person".into(),
+            ));
+        }
+        let Some(code_challenge) = params.code_challenge else {
+            return Err(fail(
+                "invalid_request",
+                "PKCE is required: send code_challenge with code_challenge_method=S256".into(),
+            ));
+        };
+        if params.code_challenge_method.as_deref() != Some("S256") {
+            return Err(fail(
+                "invalid_request",
+                "code_challenge_method must be S256".into(),
+            ));
+        }
+        if code_challenge.len() != 43 || !valid_pkce_text(&code_challenge) {
+            return Err(fail(
+                "invalid_request",
+                "code_challenge must be the base64url SHA-256 of the verifier (43 characters)"
+                    .into(),
+            ));
+        }
+        let resource = self.resource();
+        if params.resource.as_deref().is_some_and(|r| r != resource) {
+            return Err(fail(
+                "invalid_target",
+                format!("resource must be {resource}"),
+            ));
+        }
+        let details = params.authorization_details.ok_or_else(|| {
+            fail(
+                "invalid_authorization_details",
+                "authorization_details is required: say which fields, for what and how long".into(),
+            )
+        })?;
+        let asked = match parse_authorization_details(&details, &resource) {
+            Ok(AccessRequestDetail::Ask(asked)) => asked,
+            Ok(AccessRequestDetail::Existing { .. }) => {
+                return Err(fail("invalid_authorization_details", "grant_id is for the client-credentials grant; ask with fields, actions and purpose here".into()));
+            }
+            Err(e) => return Err(fail("invalid_authorization_details", e)),
+        };
+        if let Err(e) = self.require_agreement(&brand) {
+            return Err(fail("unauthorized_client", e.description));
+        }
+        let id = random_token("").map_err(|e| AppError::Internal(e.to_string()))?;
+        let now = self.now();
+        let mut pending = self.pending()?;
+        pending.prune(now);
+        if pending.consents.len() >= MAX_PENDING {
+            return Err(fail(
+                "temporarily_unavailable",
+                "too many consent requests are waiting; try again later".into(),
+            ));
+        }
+        pending.consents.insert(
+            id.clone(),
+            Consent {
+                id: id.clone(),
+                client_id,
+                redirect_uri,
+                state,
+                code_challenge,
+                asked,
+                created_at: now,
+            },
+        );
+        Ok(id)
+    }
+
+    fn find_consent(&self, id: &str) -> Result<Consent, AppError> {
+        let now = self.now();
+        let mut pending = self.pending()?;
+        pending.prune(now);
+        pending.consents.get(id).cloned().ok_or(AppError::NotFound(
+            "consent request (it may have expired: ask the brand to start again)",
+        ))
+    }
+
+    /// What the consent page shows: the brand, the fields with masked values, why, until when,
+    /// and what the person's terms say.
+    pub fn consent_view(&self, id: &str) -> Result<ConsentView, AppError> {
+        let consent = self.find_consent(id)?;
+        let brand = self.brand(&consent.client_id)?;
+        let mut fields = Vec::new();
+        let mut categories = Vec::new();
+        for spec in &consent.asked.fields {
+            match spec {
+                FieldSpec::Path(path) => {
+                    let record = match self.get_record(path) {
+                        Ok(r) => Some(r),
+                        Err(AppError::NotFound(_)) => None,
+                        Err(e) => return Err(e),
+                    };
+                    let category = match &record {
+                        Some(r) => Category::find(&r.category).unwrap_or(Category::OTHER),
+                        None => Category::resolve(path, None).unwrap_or(Category::OTHER),
+                    };
+                    categories.push(category.id.to_owned());
+                    fields.push(ConsentField {
+                        field: path.as_str().to_owned(),
+                        category: category.id.to_owned(),
+                        category_label: category.label.to_owned(),
+                        present: record.is_some(),
+                        masked_value: record.map(|r| mask(&r.value)).unwrap_or_default(),
+                    });
+                }
+                FieldSpec::Category(id) => {
+                    let category = Category::find(id).unwrap_or(Category::OTHER);
+                    categories.push(category.id.to_owned());
+                    let mut masks = Vec::new();
+                    let mut cursor = None;
+                    loop {
+                        let page =
+                            self.list_records(cursor.as_deref(), super::records::MAX_PAGE)?;
+                        masks.extend(
+                            page.records
+                                .iter()
+                                .filter(|r| r.category == category.id)
+                                .map(|r| mask(&r.value)),
+                        );
+                        match page.next_cursor {
+                            Some(next) => cursor = Some(next),
+                            None => break,
+                        }
+                    }
+                    fields.push(ConsentField {
+                        field: category.id.to_owned(),
+                        category: category.id.to_owned(),
+                        category_label: format!("every {}", category.label.to_lowercase()),
+                        present: !masks.is_empty(),
+                        masked_value: masks.into_iter().take(3).collect::<Vec<_>>().join(", "),
+                    });
+                }
+            }
+        }
+        categories.sort();
+        categories.dedup();
+        let decision = match self.current_agreement(&brand)? {
+            None => Err((
+                "agreement".to_owned(),
+                "this brand has no agreement on your current terms".to_owned(),
+            )),
+            Some(agreement) => match self.check_grant_terms(
+                &agreement,
+                &consent.asked.actions,
+                categories,
+                &consent.asked.purpose,
+            ) {
+                Ok(decision) => Ok(decision),
+                Err(AppError::GrantNotPermitted { rule, reason }) => Err((rule, reason)),
+                Err(e) => return Err(e),
+            },
+        };
+        let now = self.now();
+        Ok(ConsentView {
+            expires_at: consent.created_at + consent.asked.lifetime,
+            expires_in: (consent.created_at + CONSENT_LIFETIME - now)
+                .whole_seconds()
+                .max(0),
+            consent,
+            brand,
+            fields,
+            decision,
+        })
+    }
+
+    /// The person's decision. Approving makes the grant (narrowed to `fields` and `expires_at` if
+    /// given) and a code; either way the answer is where to send the browser.
+    pub async fn decide_consent(
+        &self,
+        id: &str,
+        approve: bool,
+        fields: Option<Vec<String>>,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<String, AppError> {
+        let consent = self.find_consent(id)?;
+        let mut state: Vec<(&str, &str)> = Vec::new();
+        if let Some(s) = &consent.state {
+            state.push(("state", s));
+        }
+        if !approve {
+            self.pending()?.consents.remove(id);
+            self.change({
+                let client_id = consent.client_id.clone();
+                move |_| Ok(((), Event::owner("consent.denied", Some(client_id))))
+            })
+            .await?;
+            let mut params = vec![
+                ("error", "access_denied"),
+                ("error_description", "the person declined"),
+            ];
+            params.extend(state);
+            return Ok(redirect_with(&consent.redirect_uri, &params));
+        }
+        let asked_until = consent.created_at + consent.asked.lifetime;
+        let granted_fields = match fields {
+            None => consent.asked.fields.clone(),
+            Some(fields) => {
+                let narrowed = crate::domain::grants::parse_fields(&fields)
+                    .map_err(|e| AppError::invalid("invalid_grant", e))?;
+                if let Some(extra) = narrowed.iter().find(|f| !consent.asked.fields.contains(f)) {
+                    return Err(AppError::invalid(
+                        "invalid_grant",
+                        format!(
+                            "{} was not asked for: you can only remove fields",
+                            extra.as_str()
+                        ),
+                    ));
+                }
+                narrowed
+            }
+        };
+        let until = match expires_at {
+            None => asked_until,
+            Some(at) if at <= asked_until => at,
+            Some(_) => {
+                return Err(AppError::invalid(
+                    "invalid_grant",
+                    "you can only shorten how long the brand asked for",
+                ));
+            }
+        };
+        // The consent is used up by this decision, whatever happens next.
+        if self.pending()?.consents.remove(id).is_none() {
+            return Err(AppError::NotFound("consent request"));
+        }
+        let grant = self
+            .create_grant(GrantRequest {
+                client_id: consent.client_id.clone(),
+                fields: granted_fields,
+                actions: consent.asked.actions.clone(),
+                purpose: consent.asked.purpose.clone(),
+                expires_at: until,
+                max_uses: None,
+                origin: GrantOrigin::Consent,
+            })
+            .await?;
+        let code = random_token("vrmac_").map_err(|e| AppError::Internal(e.to_string()))?;
+        let now = self.now();
+        {
+            let mut pending = self.pending()?;
+            pending.prune(now);
+            pending.codes.insert(
+                sha256(code.as_bytes()),
+                Code {
+                    client_id: consent.client_id,
+                    grant_id: grant.id,
+                    redirect_uri: consent.redirect_uri.clone(),
+                    code_challenge: consent.code_challenge,
+                    created_at: now,
+                    used: false,
+                },
+            );
+        }
+        let mut params = vec![("code", code.as_str())];
+        params.extend(state);
+        Ok(redirect_with(&consent.redirect_uri, &params))
+    }
+
+    /// Exchanges an authorization code (RFC 6749 §4.1.3) checked with PKCE (RFC 7636 §4.6).
+    /// A code used twice revokes the grant it made (RFC 6749 §4.1.2).
+    pub async fn exchange_code(
+        &self,
+        brand: &Brand,
+        code: &str,
+        redirect_uri: Option<&str>,
+        verifier: Option<&str>,
+    ) -> Result<IssuedToken, OAuthError> {
+        let now = self.now();
+        let key = sha256(code.as_bytes());
+        let entry = {
+            let mut pending = self.pending()?;
+            pending.prune(now);
+            let Some(entry) = pending.codes.get_mut(&key) else {
+                return Err(invalid_grant("unknown or expired authorization code"));
+            };
+            if entry.client_id != brand.client_id {
+                return Err(invalid_grant("unknown or expired authorization code"));
+            }
+            let first_use = !entry.used;
+            entry.used = true;
+            (entry.clone(), first_use)
+        };
+        let (entry, first_use) = entry;
+        if !first_use {
+            self.revoke_grant(&entry.grant_id, Actor::System).await?;
+            return Err(invalid_grant(
+                "this authorization code was already used; the grant it made is revoked",
+            ));
+        }
+        if now >= entry.created_at + CODE_LIFETIME {
+            return Err(invalid_grant("the authorization code has expired"));
+        }
+        if redirect_uri != Some(entry.redirect_uri.as_str()) {
+            return Err(invalid_grant(
+                "redirect_uri must be the one of the authorization request",
+            ));
+        }
+        let verifier = verifier.ok_or_else(|| invalid_grant("code_verifier is required (PKCE)"))?;
+        let computed = B64.encode(sha256(verifier.as_bytes()));
+        if !valid_pkce_text(verifier)
+            || !constant_time_eq(computed.as_bytes(), entry.code_challenge.as_bytes())
+        {
+            return Err(invalid_grant(
+                "code_verifier does not match the code_challenge",
+            ));
+        }
+        self.tokens_for_grant(brand, &entry.grant_id, None).await
+    }
+
+    /// An access token and a new refresh token for a grant.
+    async fn tokens_for_grant(
+        &self,
+        brand: &Brand,
+        grant_id: &str,
+        previous_refresh: Option<[u8; 32]>,
+    ) -> Result<IssuedToken, OAuthError> {
+        let grant = self
+            .grant_for(brand, grant_id)
+            .map_err(|_| invalid_grant("the grant no longer exists"))?;
+        if self.grant_status(&grant)? != GrantStatus::Active {
+            return Err(invalid_grant("the grant has ended: ask the person again"));
+        }
+        let agreement = self.require_agreement(brand)?;
+        let refresh = random_token("vrmrt_").map_err(|e| AppError::Internal(e.to_string()))?;
+        let record = serde_json::to_vec(&RefreshRecord {
+            grant_id: grant.id.clone(),
+            client_id: brand.client_id.clone(),
+            generation: grant.refresh_generation,
+            used: false,
+        })
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+        let new_key = self.index_key("refresh", &refresh);
+        let written = self
+            .writer
+            .write(move |tx| {
+                if let Some(old) = previous_refresh {
+                    let Some(bytes) = tx.get(Tree::RefreshTokens, &old)? else {
+                        return Ok(false);
+                    };
+                    let mut old_record: RefreshRecord =
+                        serde_json::from_slice(&bytes).map_err(|e| {
+                            AppError::Internal(format!("refresh token is damaged: {e}"))
+                        })?;
+                    if old_record.used {
+                        return Ok(false);
+                    }
+                    old_record.used = true;
+                    let bytes = serde_json::to_vec(&old_record)
+                        .map_err(|e| AppError::Internal(e.to_string()))?;
+                    tx.insert(Tree::RefreshTokens, &old, &bytes)?;
+                }
+                tx.insert(Tree::RefreshTokens, &new_key, &record)?;
+                Ok::<_, AppError>(true)
+            })
+            .await;
+        match written {
+            Ok(true) => {}
+            Ok(false) => return Err(invalid_grant("this refresh token was already used")),
+            Err(crate::store::TxError::Abort(e)) => return Err(e.into()),
+            Err(crate::store::TxError::Store(e)) => return Err(AppError::from(e).into()),
+        }
+        let mut issued = self
+            .mint(brand, String::new(), agreement, Some(&grant))
+            .await?;
+        issued.refresh_token = Some(refresh);
+        Ok(issued)
+    }
+
+    /// The refresh-token grant (RFC 6749 §6) with rotation: the old token stops working; replaying
+    /// a used one kills every refresh token of its grant.
+    pub async fn refresh(
+        &self,
+        brand: &Brand,
+        refresh_token: &str,
+    ) -> Result<IssuedToken, OAuthError> {
+        let key = self.index_key("refresh", refresh_token);
+        let Some(bytes) = self
+            .store()
+            .get(Tree::RefreshTokens, &key)
+            .map_err(AppError::from)?
+        else {
+            return Err(invalid_grant("unknown refresh token"));
+        };
+        let record: RefreshRecord = serde_json::from_slice(&bytes)
+            .map_err(|e| AppError::Internal(format!("refresh token is damaged: {e}")))?;
+        if record.client_id != brand.client_id {
+            return Err(invalid_grant("unknown refresh token"));
+        }
+        let grant = self
+            .grant_for(brand, &record.grant_id)
+            .map_err(|_| invalid_grant("the grant no longer exists"))?;
+        if record.used || record.generation != grant.refresh_generation {
+            self.kill_refresh_tokens(&grant.id).await?;
+            return Err(invalid_grant(
+                "this refresh token was already used; every refresh token of the grant is now dead",
+            ));
+        }
+        match self
+            .tokens_for_grant(brand, &record.grant_id, Some(key))
+            .await
+        {
+            Err(e) if e.description == "this refresh token was already used" => {
+                self.kill_refresh_tokens(&grant.id).await?;
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
+    async fn kill_refresh_tokens(&self, grant_id: &str) -> Result<(), AppError> {
+        let key = self.index_key("grant", grant_id);
+        self.change(move |tx| {
+            let mut grant = super::grants::load(tx, &key)?;
+            grant.refresh_generation += 1;
+            let bytes =
+                serde_json::to_vec(&grant).map_err(|e| AppError::Internal(e.to_string()))?;
+            tx.insert(Tree::Grants, &key, &bytes)?;
+            let mut event = Event::system("refresh_token.replayed");
+            event.target = Some(grant.client_id.clone());
+            Ok((
+                (),
+                event.with_detail(serde_json::json!({ "grant": grant.id })),
+            ))
+        })
+        .await
+    }
+
+    /// A token for an owner-made grant named by `authorization_details` (client credentials).
+    pub async fn token_for_named_grant(
+        &self,
+        brand: &Brand,
+        scope: Option<&str>,
+        details: &str,
+    ) -> Result<IssuedToken, OAuthError> {
+        let grant_id = match parse_authorization_details(details, &self.resource()) {
+            Ok(AccessRequestDetail::Existing { grant_id }) => grant_id,
+            Ok(AccessRequestDetail::Ask(_)) => {
+                return Err(OAuthError::new(
+                    400,
+                    "invalid_authorization_details",
+                    "with client_credentials, authorization_details names a grant the person made (grant_id); to ask for data, use the authorization endpoint",
+                ));
+            }
+            Err(e) => return Err(OAuthError::new(400, "invalid_authorization_details", e)),
+        };
+        let grant = self.grant_for(brand, &grant_id).map_err(|_| {
+            OAuthError::new(
+                400,
+                "invalid_authorization_details",
+                "no such grant for this client",
+            )
+        })?;
+        if self.grant_status(&grant)? != GrantStatus::Active {
+            return Err(invalid_grant("the grant has ended"));
+        }
+        self.issue_token(brand, Some(scope.unwrap_or("")), Some(&grant))
+            .await
+    }
+}

@@ -1,0 +1,604 @@
+//! Data grants: made by the owner or approved on the consent page, checked and counted on every
+//! brand data request, revocable at once.
+//!
+//! Every use goes through the writer thread: the grant is re-read there, its status, agreement and
+//! terms checked, its use count moved on and the access recorded in the audit log, in one atomic
+//! batch. So concurrent requests can never exceed a use count, and a revocation queued before a
+//! request is seen by it.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::OpenVault;
+use super::records::stage_record;
+use crate::domain::audit::{Actor, Event};
+use crate::domain::brands::Brand;
+use crate::domain::grants::{
+    FieldSpec, Grant, GrantAction, GrantDecision, GrantOrigin, GrantStatus, MAX_GRANT_LIFETIME,
+    MAX_USES,
+};
+use crate::domain::records::{Category, Precondition, Record, RecordPath, validate_value};
+use crate::domain::terms::{AccessRequest, Action, evaluate};
+use crate::error::AppError;
+use crate::store::{Tree, Tx};
+
+fn decode(bytes: &[u8]) -> Result<Grant, AppError> {
+    serde_json::from_slice(bytes).map_err(|e| AppError::Internal(format!("grant is damaged: {e}")))
+}
+
+fn encode(grant: &Grant) -> Result<Vec<u8>, AppError> {
+    serde_json::to_vec(grant).map_err(|e| AppError::Internal(format!("encoding grant: {e}")))
+}
+
+fn invalid(message: impl Into<String>) -> AppError {
+    AppError::invalid("invalid_grant", message)
+}
+
+/// What a new grant should be.
+#[derive(Debug, Clone)]
+pub struct GrantRequest {
+    pub client_id: String,
+    pub fields: Vec<FieldSpec>,
+    pub actions: Vec<GrantAction>,
+    pub purpose: String,
+    pub expires_at: OffsetDateTime,
+    pub max_uses: Option<u64>,
+    pub origin: GrantOrigin,
+}
+
+/// One access of a grant, from the audit log.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub at: OffsetDateTime,
+    pub action: String,
+    pub fields: Vec<String>,
+    pub purpose: String,
+}
+
+/// Most audit entries scanned, newest first, to list a grant's accesses.
+const ACCESS_SCAN: usize = 20_000;
+
+impl OpenVault {
+    fn grant_key(&self, id: &str) -> [u8; 32] {
+        self.index_key("grant", id)
+    }
+
+    /// The data category a field would have: its record's, or the default for its path.
+    fn category_of(&self, path: &RecordPath) -> Result<&'static str, AppError> {
+        let stored = match self.get_record(path) {
+            Ok(record) => Some(record.category),
+            Err(AppError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let category = Category::resolve(path, stored.as_deref()).unwrap_or(Category::OTHER);
+        Ok(category.id)
+    }
+
+    /// The terms' verdict on `actions` over `categories` for `purpose` now.
+    fn evaluate_grant(
+        &self,
+        agreed_at: OffsetDateTime,
+        actions: &[GrantAction],
+        categories: Vec<String>,
+        purpose: &str,
+        uses: u64,
+    ) -> Result<GrantDecision, AppError> {
+        let terms = self.current_terms()?;
+        let mut last = None;
+        for action in actions {
+            let decision = evaluate(
+                &terms.terms,
+                &AccessRequest {
+                    action: match action {
+                        GrantAction::Read => Action::Read,
+                        GrantAction::Write => Action::Write,
+                    },
+                    categories: categories.clone(),
+                    purpose: purpose.to_owned(),
+                    at: self.now(),
+                    count_so_far: uses,
+                    agreed_at,
+                },
+            );
+            if !decision.permitted {
+                return Err(AppError::GrantNotPermitted {
+                    rule: decision.rule,
+                    reason: decision.reason,
+                });
+            }
+            last = Some(GrantDecision {
+                rule: decision.rule,
+                reason: decision.reason,
+            });
+        }
+        last.ok_or_else(|| invalid("name at least one action"))
+    }
+
+    /// The terms' verdict on a grant under `agreement_id`, as if made now.
+    pub(crate) fn check_grant_terms(
+        &self,
+        agreement_id: &str,
+        actions: &[GrantAction],
+        categories: Vec<String>,
+        purpose: &str,
+    ) -> Result<GrantDecision, AppError> {
+        self.evaluate_grant(
+            self.agreed_at(agreement_id)?,
+            actions,
+            categories,
+            purpose,
+            0,
+        )
+    }
+
+    fn agreed_at(&self, agreement_id: &str) -> Result<OffsetDateTime, AppError> {
+        let agreement = self.agreement(agreement_id)?;
+        agreement
+            .events
+            .get(1)
+            .map(|e| e.at)
+            .ok_or_else(|| AppError::Internal("agreement has no acceptance".into()))
+    }
+
+    /// Makes a grant, if the brand has an agreement on the terms in force and the terms permit it.
+    pub async fn create_grant(&self, request: GrantRequest) -> Result<Grant, AppError> {
+        let brand = self.brand(&request.client_id)?;
+        let agreement_id = self.current_agreement(&brand)?.ok_or_else(|| {
+            AppError::NoAgreement(format!(
+                "{} has no agreement on your current terms; it must accept them first",
+                brand.client_name
+            ))
+        })?;
+        let now = self.now();
+        if request.expires_at <= now {
+            return Err(invalid("expires_at must be in the future"));
+        }
+        if request.expires_at > now + MAX_GRANT_LIFETIME {
+            return Err(invalid("a grant may last at most a year"));
+        }
+        if request.max_uses.is_some_and(|m| m == 0 || m > MAX_USES) {
+            return Err(invalid(format!(
+                "max_uses must be between 1 and {MAX_USES}"
+            )));
+        }
+        let mut categories = Vec::new();
+        for field in &request.fields {
+            categories.push(match field {
+                FieldSpec::Path(path) => self.category_of(path)?.to_owned(),
+                FieldSpec::Category(c) => (*c).to_owned(),
+            });
+        }
+        categories.sort();
+        categories.dedup();
+        let decision = self.evaluate_grant(
+            self.agreed_at(&agreement_id)?,
+            &request.actions,
+            categories,
+            &request.purpose,
+            0,
+        )?;
+        let id = format!(
+            "g_{}",
+            data_encoding::BASE32_NOPAD
+                .encode(
+                    &crate::crypto::random_array::<10>()
+                        .map_err(|e| AppError::Internal(e.to_string()))?
+                )
+                .to_lowercase()
+        );
+        let grant = Grant {
+            id,
+            client_id: brand.client_id.clone(),
+            brand_name: brand.client_name.clone(),
+            fields: request
+                .fields
+                .iter()
+                .map(|f| f.as_str().to_owned())
+                .collect(),
+            actions: request.actions,
+            purpose: request.purpose,
+            created_at: now,
+            expires_at: request.expires_at,
+            max_uses: request.max_uses,
+            uses: 0,
+            origin: request.origin,
+            agreement_id,
+            decision,
+            revoked_at: None,
+            last_used_at: None,
+            refresh_generation: 0,
+        };
+        let key = self.grant_key(&grant.id);
+        let stored = grant.clone();
+        self.change(move |tx| {
+            tx.insert(Tree::Grants, &key, &encode(&stored)?)?;
+            let event = Event::owner("grant.created", Some(stored.client_id.clone())).with_detail(
+                serde_json::json!({
+                    "grant": stored.id,
+                    "fields": stored.fields,
+                    "actions": stored.actions,
+                    "purpose": stored.purpose,
+                    "expires_at": stored.expires_at.unix_timestamp(),
+                    "max_uses": stored.max_uses,
+                    "origin": stored.origin,
+                    "rule": stored.decision.rule,
+                }),
+            );
+            Ok(((), event))
+        })
+        .await?;
+        Ok(grant)
+    }
+
+    pub fn grant(&self, id: &str) -> Result<Grant, AppError> {
+        match self.store().get(Tree::Grants, &self.grant_key(id))? {
+            Some(bytes) => decode(&bytes),
+            None => Err(AppError::NotFound("grant")),
+        }
+    }
+
+    /// Every grant, newest first.
+    pub fn list_grants(&self) -> Result<Vec<Grant>, AppError> {
+        let mut all: Vec<Grant> = self
+            .store()
+            .iter(Tree::Grants)
+            .map(|item| decode(&item?.1))
+            .collect::<Result<_, _>>()?;
+        all.sort_by_key(|g| std::cmp::Reverse(g.created_at));
+        Ok(all)
+    }
+
+    /// A grant's status now, counting an agreement that stopped being current as revoked.
+    pub fn grant_status(&self, grant: &Grant) -> Result<GrantStatus, AppError> {
+        let status = grant.status(self.now());
+        if status != GrantStatus::Active {
+            return Ok(status);
+        }
+        let current = match self.find_brand(&grant.client_id)? {
+            Some(brand) => self.current_agreement(&brand)?,
+            None => None,
+        };
+        Ok(if current.as_deref() == Some(grant.agreement_id.as_str()) {
+            GrantStatus::Active
+        } else {
+            GrantStatus::Revoked
+        })
+    }
+
+    /// Revokes a grant: the brand's next request with it fails, whatever its token says.
+    pub async fn revoke_grant(&self, id: &str, by: Actor) -> Result<Grant, AppError> {
+        let key = self.grant_key(id);
+        let now = self.now();
+        self.change(move |tx| {
+            let mut grant = load(tx, &key)?;
+            if grant.revoked_at.is_none() {
+                grant.revoked_at = Some(now);
+                tx.insert(Tree::Grants, &key, &encode(&grant)?)?;
+            }
+            let mut event = match by {
+                Actor::Owner => Event::owner("grant.revoked", Some(grant.client_id.clone())),
+                Actor::Brand => Event::brand("grant.revoked", &grant.client_id),
+                Actor::System => {
+                    let mut e = Event::system("grant.revoked");
+                    e.target = Some(grant.client_id.clone());
+                    e
+                }
+            };
+            event = event.with_detail(serde_json::json!({ "grant": grant.id }));
+            Ok((grant, event))
+        })
+        .await
+    }
+
+    /// Revokes every active grant of a brand; returns how many.
+    pub async fn revoke_brand_grants(&self, client_id: &str) -> Result<usize, AppError> {
+        self.brand(client_id)?;
+        let now = self.now();
+        let keys: Vec<[u8; 32]> = self
+            .list_grants()?
+            .into_iter()
+            .filter(|g| {
+                g.client_id == client_id
+                    && g.revoked_at.is_none()
+                    && g.status(now) == GrantStatus::Active
+            })
+            .map(|g| self.grant_key(&g.id))
+            .collect();
+        let client_id = client_id.to_owned();
+        self.change(move |tx| {
+            let mut revoked = Vec::new();
+            for key in keys {
+                let mut grant = load(tx, &key)?;
+                if grant.revoked_at.is_none() {
+                    grant.revoked_at = Some(now);
+                    tx.insert(Tree::Grants, &key, &encode(&grant)?)?;
+                    revoked.push(grant.id);
+                }
+            }
+            let count = revoked.len();
+            let event = Event::owner("grant.revoked_all", Some(client_id))
+                .with_detail(serde_json::json!({ "grants": revoked }));
+            Ok((count, event))
+        })
+        .await
+    }
+
+    /// The accesses of a grant, newest first, from the audit log.
+    pub fn grant_accesses(&self, id: &str) -> Result<Vec<Access>, AppError> {
+        self.grant(id)?;
+        let mut accesses = Vec::new();
+        for item in self
+            .store()
+            .iter_rev_before(Tree::Audit, None)
+            .take(ACCESS_SCAN)
+        {
+            let (_, bytes) = item?;
+            let entry: crate::domain::audit::AuditEntry = serde_json::from_slice(&bytes)
+                .map_err(|e| AppError::Internal(format!("audit entry is damaged: {e}")))?;
+            if !entry.action.starts_with("data.") {
+                continue;
+            }
+            let Some(detail) = &entry.detail else {
+                continue;
+            };
+            if detail.get("grant").and_then(Value::as_str) != Some(id) {
+                continue;
+            }
+            accesses.push(Access {
+                at: entry.at,
+                action: entry.action.clone(),
+                fields: serde_json::from_value(detail.get("fields").cloned().unwrap_or_default())
+                    .unwrap_or_default(),
+                purpose: detail
+                    .get("purpose")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            });
+        }
+        Ok(accesses)
+    }
+
+    /// Uses a grant once for `action` on `fields` (path → category): checks, counts and records
+    /// it atomically. Fails with `InvalidToken` when the grant no longer lets the brand in, and
+    /// with `NotGranted` when it does not cover what is asked.
+    async fn use_grant(
+        &self,
+        brand: &Brand,
+        grant_id: &str,
+        action: GrantAction,
+        fields: Vec<(String, String)>,
+        write: Option<(Vec<u8>, String, Value)>,
+    ) -> Result<(Grant, Option<super::records::Written>), AppError> {
+        let key = self.grant_key(grant_id);
+        let current_agreement = self.current_agreement(brand)?;
+        let terms = self.current_terms()?;
+        let agreed_at = match &current_agreement {
+            Some(id) => Some(self.agreed_at(id)?),
+            None => None,
+        };
+        let now = self.now();
+        let client_id = brand.client_id.clone();
+        self.change(move |tx| {
+            let mut grant = match tx.get(Tree::Grants, &key)? {
+                Some(bytes) => decode(&bytes)?,
+                None => return Err(AppError::InvalidToken("the grant no longer exists".into())),
+            };
+            if grant.client_id != client_id {
+                return Err(AppError::InvalidToken("the grant belongs to another brand".into()));
+            }
+            let status = grant.status(now);
+            if status != GrantStatus::Active {
+                return Err(AppError::InvalidToken(format!("the grant is {}", status.as_str())));
+            }
+            let (Some(agreement), Some(agreed_at)) = (&current_agreement, agreed_at) else {
+                return Err(AppError::InvalidToken("no agreement on the terms in force".into()));
+            };
+            if *agreement != grant.agreement_id {
+                return Err(AppError::InvalidToken(
+                    "the grant was made under an agreement that no longer covers the terms in force".into(),
+                ));
+            }
+            if !grant.allows(action) {
+                return Err(AppError::NotGranted(format!("this grant does not allow {}", action.as_str())));
+            }
+            if fields.iter().any(|(path, category)| !grant.covers(path, category)) {
+                return Err(AppError::NotGranted("this grant does not cover that field".into()));
+            }
+            let mut categories: Vec<String> = fields.iter().map(|(_, c)| c.clone()).collect();
+            categories.sort();
+            categories.dedup();
+            if !categories.is_empty() {
+                let decision = evaluate(
+                    &terms.terms,
+                    &AccessRequest {
+                        action: match action {
+                            GrantAction::Read => Action::Read,
+                            GrantAction::Write => Action::Write,
+                        },
+                        categories,
+                        purpose: grant.purpose.clone(),
+                        at: now,
+                        count_so_far: grant.uses,
+                        agreed_at,
+                    },
+                );
+                if !decision.permitted {
+                    return Err(AppError::NotGranted(format!(
+                        "the person's terms no longer permit this ({})",
+                        decision.rule
+                    )));
+                }
+            }
+            let written = match write {
+                Some((record_key, path, value)) => {
+                    let category = fields.first().map(|(_, c)| c.clone()).unwrap_or_default();
+                    Some(stage_record(tx, &record_key, path, value, &category, now, Precondition::None)?)
+                }
+                None => None,
+            };
+            grant.uses += 1;
+            grant.last_used_at = Some(now);
+            tx.insert(Tree::Grants, &key, &encode(&grant)?)?;
+            let names: Vec<&String> = fields.iter().map(|(p, _)| p).collect();
+            let event = Event::brand(
+                match action {
+                    GrantAction::Read => "data.read",
+                    GrantAction::Write => "data.written",
+                },
+                &client_id,
+            )
+            .with_detail(serde_json::json!({
+                "grant": grant.id,
+                "fields": names,
+                "purpose": grant.purpose,
+            }));
+            Ok(((grant, written), event))
+        })
+        .await
+    }
+
+    /// Every existing record the grant covers, read for the brand (one use).
+    pub async fn brand_read_all(
+        &self,
+        brand: &Brand,
+        grant_id: &str,
+    ) -> Result<(Grant, BTreeMap<String, Value>), AppError> {
+        let grant = self.grant_for(brand, grant_id)?;
+        let mut records: Vec<Record> = Vec::new();
+        let mut categories = Vec::new();
+        for field in &grant.fields {
+            match FieldSpec::parse(field).map_err(AppError::Internal)? {
+                FieldSpec::Path(path) => match self.get_record(&path) {
+                    Ok(record) => records.push(record),
+                    Err(AppError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                },
+                FieldSpec::Category(c) => categories.push(c),
+            }
+        }
+        if !categories.is_empty() {
+            let mut cursor = None;
+            loop {
+                let page = self.list_records(cursor.as_deref(), super::records::MAX_PAGE)?;
+                records.extend(
+                    page.records
+                        .into_iter()
+                        .filter(|r| categories.contains(&r.category.as_str())),
+                );
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+        }
+        records.sort_by(|a, b| a.path.cmp(&b.path));
+        records.dedup_by(|a, b| a.path == b.path);
+        let fields = records
+            .iter()
+            .map(|r| (r.path.clone(), r.category.clone()))
+            .collect();
+        let (grant, _) = self
+            .use_grant(brand, grant_id, GrantAction::Read, fields, None)
+            .await?;
+        Ok((
+            grant,
+            records.into_iter().map(|r| (r.path, r.value)).collect(),
+        ))
+    }
+
+    /// One field, read for the brand (one use). A field the grant does not cover is refused
+    /// the same way whether or not it exists.
+    pub async fn brand_read(
+        &self,
+        brand: &Brand,
+        grant_id: &str,
+        path: &RecordPath,
+    ) -> Result<(Grant, Record), AppError> {
+        let grant = self.grant_for(brand, grant_id)?;
+        let record = match self.get_record(path) {
+            Ok(record) => Some(record),
+            Err(AppError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let category = match &record {
+            Some(r) => r.category.clone(),
+            None => Category::resolve(path, None)
+                .unwrap_or(Category::OTHER)
+                .id
+                .to_owned(),
+        };
+        if !grant.covers(path.as_str(), &category) {
+            return Err(AppError::NotGranted(
+                "this grant does not cover that field".into(),
+            ));
+        }
+        let Some(record) = record else {
+            return Err(AppError::NotFound("record at this path"));
+        };
+        let (grant, _) = self
+            .use_grant(
+                brand,
+                grant_id,
+                GrantAction::Read,
+                vec![(record.path.clone(), category)],
+                None,
+            )
+            .await?;
+        Ok((grant, record))
+    }
+
+    /// Writes one field for the brand (one use), if its grant allows writing it.
+    pub async fn brand_write(
+        &self,
+        brand: &Brand,
+        grant_id: &str,
+        path: &RecordPath,
+        value: Value,
+    ) -> Result<super::records::Written, AppError> {
+        validate_value(&value)?;
+        let grant = self.grant_for(brand, grant_id)?;
+        let category = self.category_of(path)?.to_owned();
+        if !grant.covers(path.as_str(), &category) {
+            return Err(AppError::NotGranted(
+                "this grant does not cover that field".into(),
+            ));
+        }
+        if !grant.allows(GrantAction::Write) {
+            return Err(AppError::NotGranted(
+                "this grant does not allow writing".into(),
+            ));
+        }
+        let record_key = self.record_key(path).to_vec();
+        let (_, written) = self
+            .use_grant(
+                brand,
+                grant_id,
+                GrantAction::Write,
+                vec![(path.as_str().to_owned(), category)],
+                Some((record_key, path.as_str().to_owned(), value)),
+            )
+            .await?;
+        written.ok_or_else(|| AppError::Internal("the write was not staged".into()))
+    }
+
+    /// The grant a brand's token names, if it is that brand's.
+    pub fn grant_for(&self, brand: &Brand, grant_id: &str) -> Result<Grant, AppError> {
+        match self.grant(grant_id) {
+            Ok(grant) if grant.client_id == brand.client_id => Ok(grant),
+            Ok(_) | Err(AppError::NotFound(_)) => {
+                Err(AppError::InvalidToken("unknown grant".into()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+pub(crate) fn load(tx: &mut Tx<'_>, key: &[u8]) -> Result<Grant, AppError> {
+    let bytes = tx
+        .get(Tree::Grants, key)?
+        .ok_or(AppError::NotFound("grant"))?;
+    decode(&bytes)
+}
