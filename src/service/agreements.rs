@@ -31,7 +31,7 @@ pub(crate) struct ReceiptSigner {
     pub index: Arc<KeyedHash>,
 }
 
-fn decode(bytes: &[u8]) -> Result<Agreement, AppError> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<Agreement, AppError> {
     serde_json::from_slice(bytes)
         .map_err(|e| AppError::Internal(format!("agreement is damaged: {e}")))
 }

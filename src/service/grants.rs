@@ -373,15 +373,34 @@ impl OpenVault {
         write: Option<(Vec<u8>, String, Value)>,
     ) -> Result<(Grant, Option<super::records::Written>), AppError> {
         let key = self.grant_key(grant_id);
-        let current_agreement = self.current_agreement(brand)?;
         let terms = self.current_terms()?;
-        let agreed_at = match &current_agreement {
-            Some(id) => Some(self.agreed_at(id)?),
-            None => None,
-        };
         let now = self.now();
         let client_id = brand.client_id.clone();
+        let brand_key = self.index_key("brand", &brand.client_id);
+        let index = self.index.clone();
         self.change(move |tx| {
+            // Everything that can end the brand's access is re-read here, in the writer, so a
+            // suspension, termination, new terms or revocation queued before this request is
+            // seen by it.
+            let brand = super::brands::load_brand(tx, &brand_key)
+                .map_err(|_| AppError::InvalidToken("the brand was removed".into()))?;
+            if brand.status == crate::domain::brands::BrandStatus::Suspended {
+                return Err(AppError::InvalidToken("the brand is suspended".into()));
+            }
+            let current_version = super::terms::current_number(tx)?;
+            let agreement = match &brand.agreement_id {
+                Some(id) => tx
+                    .get(Tree::Agreements, &super::index_key(&index, "agreement", id))?
+                    .map(|bytes| super::agreements::decode(&bytes))
+                    .transpose()?,
+                None => None,
+            };
+            let agreement = agreement.filter(|a| {
+                a.status == crate::domain::brands::AgreementStatus::Accepted
+                    && a.terms_version == current_version
+            });
+            let current_agreement = agreement.as_ref().map(|a| a.id.clone());
+            let agreed_at = agreement.as_ref().and_then(|a| a.events.get(1)).map(|e| e.at);
             let mut grant = match tx.get(Tree::Grants, &key)? {
                 Some(bytes) => decode(&bytes)?,
                 None => return Err(AppError::InvalidToken("the grant no longer exists".into())),

@@ -68,7 +68,7 @@ fn parse(version: &TermsVersion) -> Result<Terms, AppError> {
     })
 }
 
-fn current_number(tx: &mut Tx<'_>) -> Result<u64, AppError> {
+pub(crate) fn current_number(tx: &mut Tx<'_>) -> Result<u64, AppError> {
     Ok(match tx.get(Tree::Meta, META_TERMS_CURRENT)? {
         Some(bytes) => serde_json::from_slice(&bytes)
             .map_err(|e| AppError::Internal(format!("terms pointer is damaged: {e}")))?,
