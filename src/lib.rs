@@ -23,12 +23,15 @@
 //!   chain and its verification, login back-off, the terms of service (ODRL templates from
 //!   `policies/`, validation that personal rules only narrow their IEEE 7012 basis, the
 //!   evaluation of a request against them, a plain-language summary), and brands (RFC 7591
-//!   client metadata, invitations, the agreement event chain and receipt document). No I/O, no
-//!   clock, no cryptography.
+//!   client metadata, invitations, the agreement event chain and receipt document), and data
+//!   grants (RFC 9396 authorization details, status, coverage, masking). No I/O, no clock, no
+//!   cryptography.
 //! - [`service`] — the use cases. [`service::Vault`] moves between setup, sealed and unsealed;
 //!   every change to an open vault goes through [`service::OpenVault::change`], which commits it
 //!   with its audit entry and returns once both are durable. Terms versions, invitations, brands,
-//!   agreements with their signed RFC 8785 receipts, signing keys and access tokens live here.
+//!   agreements with their signed RFC 8785 receipts, signing keys, access tokens, data grants and
+//!   the authorization-code flow live here; a brand's data read is checked, counted and audited
+//!   in one writer job.
 //! - [`http`] — the only module that imports `axum`: one router listing every route (also the
 //!   OpenAPI document), extractors for authorization ([`http::auth::OwnerSession`],
 //!   [`http::brand_api::BrandToken`]) and for JSON that fails in the common error shape, the
