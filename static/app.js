@@ -3,6 +3,11 @@
 // Screens live in js/screens/. Each exports render(container, ctx), builds
 // its DOM synchronously (so the router can focus its <h1>), and loads data
 // afterwards. A screen may return a cleanup function.
+//
+// Routes live in the fragment: #/records, #/grants?brand=<client_id>. The
+// one exception is the consent page, which the server sends brands' visitors
+// to as /consent?request=<id> (from /oauth/authorize); boot() turns that into
+// #/consent?request=<id> so the rest of the app only knows one kind of route.
 
 import { api, ApiError, Interrupted, configureApi, setCsrfToken } from './js/api.js';
 import { el, announce, focusElement, messageBox, setBusy } from './js/dom.js';
@@ -14,6 +19,8 @@ import * as activityScreen from './js/screens/activity.js';
 import * as settingsScreen from './js/screens/settings.js';
 import * as termsScreen from './js/screens/terms.js';
 import * as brandsScreen from './js/screens/brands.js';
+import * as grantsScreen from './js/screens/grants.js';
+import * as consentScreen from './js/screens/consent.js';
 
 const APP_NAME = 'vrm-vault';
 
@@ -27,13 +34,15 @@ const ROUTES = {
   records: recordsScreen,
   terms: termsScreen,
   brands: brandsScreen,
+  grants: grantsScreen,
+  consent: consentScreen,
   activity: activityScreen,
   settings: settingsScreen,
 };
 
 // Screens that need a logged-in session; we come back to them after the
 // person logs in again.
-const PROTECTED = new Set(['records', 'terms', 'brands', 'activity', 'settings']);
+const PROTECTED = new Set(['records', 'terms', 'brands', 'grants', 'consent', 'activity', 'settings']);
 
 const screenHost = document.getElementById('screen');
 const flashHost = document.getElementById('flash');
@@ -44,7 +53,7 @@ const versionEl = document.getElementById('version');
 const vault = { state: null, version: null };
 let session = null; // {} while logged in, null otherwise
 const idleTimer = createIdleTimer(sessionTimedOut);
-let returnTo = null; // route to go back to after logging in again
+let returnTo = null; // route (with its query) to go back to after logging in again
 let pendingFlash = null; // { text, kind } shown on the next screen
 let recoveryKeyShowing = false; // while true, the setup screen must stay
 let cleanup = null;
@@ -52,7 +61,7 @@ let cleanup = null;
 const ctx = {
   vault,
 
-  /** Go to a route (name without "#/"). */
+  /** Go to a route (name without "#/", optionally with "?query"). */
   navigate(route) {
     if (location.hash === `#/${route}`) renderRoute();
     else location.hash = `#/${route}`;
@@ -98,11 +107,23 @@ const ctx = {
 
   /** Re-read the vault state (e.g. after a "vault already set up" error). */
   refreshStatus,
+
+  /** The current route's query: #/grants?brand=x gives brand=x. */
+  query() {
+    const at = location.hash.indexOf('?');
+    return new URLSearchParams(at === -1 ? '' : location.hash.slice(at + 1));
+  },
 };
 
 function currentRoute() {
   const match = /^#\/([a-z-]+)/.exec(location.hash);
   return match ? match[1] : '';
+}
+
+/** The route with its query, as navigate() takes it: "consent?request=x". */
+function currentRouteWithQuery() {
+  const match = /^#\/([a-z-]+(?:\?[^#]*)?)$/.exec(location.hash);
+  return match ? match[1] : currentRoute();
 }
 
 /**
@@ -124,9 +145,17 @@ function renderRoute() {
   const requested = currentRoute();
   const route = allowedRoute(requested);
   if (route !== requested) {
-    // Someone opening #/records without a session: remember it so that
-    // logging in leads there.
-    if (PROTECTED.has(requested) && !session) returnTo = requested;
+    // Someone opening #/records without a session: remember it (with its
+    // query, such as a consent request's id) so that logging in leads there.
+    if (PROTECTED.has(requested) && !session) {
+      returnTo = currentRouteWithQuery();
+      if (requested === 'consent' && !pendingFlash) {
+        pendingFlash = {
+          text: `A brand is asking for some of your data. ${route === 'unlock' ? 'Unlock your vault' : 'Log in'} to see the request and answer it.`,
+          kind: 'info',
+        };
+      }
+    }
     history.replaceState(null, '', `#/${route}`);
   }
 
@@ -206,7 +235,7 @@ async function measureSession() {
 
 function rememberWhereWeAre() {
   const route = currentRoute();
-  if (PROTECTED.has(route)) returnTo = route;
+  if (PROTECTED.has(route)) returnTo = currentRouteWithQuery();
 }
 
 /** Forget the session here; keep typing the person may want back. */
@@ -321,7 +350,20 @@ async function loadSession() {
   }
 }
 
+/**
+ * The server sends people answering a brand's request to /consent?request=<id>;
+ * the app routes in the fragment, so move the request there (same document,
+ * no reload). Other paths are left alone.
+ */
+function adoptPathRoute() {
+  if (location.pathname !== '/consent') return;
+  const request = new URLSearchParams(location.search).get('request') || '';
+  const query = request ? `?request=${encodeURIComponent(request)}` : '';
+  history.replaceState(null, '', `/#/consent${query}`);
+}
+
 async function boot() {
+  adoptPathRoute();
   try {
     await refreshStatus();
     if (!['setup', 'sealed', 'unsealed'].includes(vault.state)) {

@@ -31,6 +31,7 @@ const MESSAGES = {
   unsupported_media_type: 'The vault could not understand this request. Reload the page and try again.',
   method_not_allowed: 'The vault could not understand this request. Reload the page and try again.',
   invalid_invitation: invitationProblem,
+  no_agreement: 'This brand has not accepted your current terms, so nothing can be shared with it.',
 };
 
 /**

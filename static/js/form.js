@@ -66,6 +66,61 @@ export function checkbox({ label, checked = false, hint = null, onchange = null 
   return { root, input };
 }
 
+/** A radio button with its label after it; put a set of them in a fieldset(). */
+export function radio({ name, value, label, checked = false, hint = null }) {
+  const id = uid('radio');
+  const input = el('input', { type: 'radio', id, name, value, checked });
+  const hintEl = hint ? el('p', { class: 'hint', id: `${id}-hint` }, hint) : null;
+  if (hintEl) input.setAttribute('aria-describedby', hintEl.id);
+  const root = el('div', { class: 'field field-check' },
+    el('div', { class: 'check-row' }, input, el('label', { for: id }, label)),
+    hintEl,
+  );
+  return { root, input };
+}
+
+/**
+ * Controls that belong together (checkboxes, radio buttons) under a legend
+ * that names them; the hint and an error message describe the group.
+ */
+export function fieldset({ legend, hint = null, children = [], className = '' }) {
+  const id = uid('group');
+  const hintEl = hint ? el('p', { class: 'hint', id: `${id}-hint` }, hint) : null;
+  const errorEl = el('p', { class: 'field-error', id: `${id}-error`, hidden: true });
+  const body = el('div', { class: 'fieldset-body' }, children);
+  const root = el('fieldset', { class: `fieldset ${className}`.trim(), id },
+    el('legend', {}, legend),
+    hintEl,
+    body,
+    errorEl,
+  );
+  describe();
+
+  function describe() {
+    const ids = [];
+    if (hintEl) ids.push(hintEl.id);
+    if (!errorEl.hidden) ids.push(errorEl.id);
+    if (ids.length) root.setAttribute('aria-describedby', ids.join(' '));
+    else root.removeAttribute('aria-describedby');
+  }
+
+  return {
+    root,
+    body,
+    hintEl,
+    setError(message) {
+      errorEl.textContent = message;
+      errorEl.hidden = false;
+      describe();
+    },
+    clearError() {
+      errorEl.textContent = '';
+      errorEl.hidden = true;
+      describe();
+    },
+  };
+}
+
 /** A passphrase input (type=password) with sensible attributes. */
 export function passphraseInput({ autocomplete, name }) {
   return el('input', {
@@ -106,13 +161,15 @@ export function usernameHint() {
   });
 }
 
-/** Error paragraph for problems that concern the whole form. */
+/** Error paragraph(s) for problems that concern the whole form. */
 export function formError() {
   const node = el('div', { class: 'message message-error', hidden: true });
   return {
     node,
+    /** One message, or several paragraphs as an array. */
     show(message) {
-      node.replaceChildren(el('p', {}, message));
+      const paragraphs = Array.isArray(message) ? message : [message];
+      node.replaceChildren(...paragraphs.map((text) => el('p', {}, text)));
       node.hidden = false;
     },
     clear() {

@@ -1,5 +1,6 @@
 // Helpers about records that do not touch the page layout.
 
+import { api } from './api.js';
 import { el } from './dom.js';
 
 // Format of a record path, as enforced by the server: 2 to 4 dot-separated
@@ -7,6 +8,21 @@ import { el } from './dom.js';
 export const PATH_PATTERN = /^[a-z0-9_-]+(\.[a-z0-9_-]+){1,3}$/;
 
 export const PATH_HELP = 'Write it as parts separated by dots, for example contact.email or addresses.home.city: 2 to 4 parts, each made of lowercase letters, digits, “_” or “-”. The first part groups related data together.';
+
+/** Every record, following the list's pages (they come in no particular order). */
+export async function fetchAllRecords() {
+  const records = [];
+  let cursor = null;
+  do {
+    const url = cursor
+      ? `/api/v1/records?limit=1000&cursor=${encodeURIComponent(cursor)}`
+      : '/api/v1/records?limit=1000';
+    const { data } = await api('GET', url);
+    records.push(...((data && data.records) || []));
+    cursor = data && data.next_cursor;
+  } while (cursor);
+  return records;
+}
 
 /** Why a path is not acceptable, in words, or null when it is fine. */
 export function pathProblem(path) {

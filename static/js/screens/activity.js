@@ -35,6 +35,13 @@ const ACTION_LABELS = {
   'token.revoked': 'A brand’s access token was revoked',
   'signing_key.created': 'Created the vault’s signing key',
   'signing_key.rotated': 'Replaced the vault’s signing key',
+  'grant.created': 'Shared data with a brand',
+  'grant.revoked': 'A grant to a brand was revoked',
+  'grant.revoked_all': 'Revoked everything shared with a brand',
+  'consent.denied': 'Denied a brand’s request for data',
+  'data.read': 'A brand read your data',
+  'data.written': 'A brand changed your data',
+  'refresh_token.replayed': 'A brand’s used refresh token was sent again; its grant was stopped',
 };
 
 const ACTOR_LABELS = { owner: 'You', system: 'The vault', brand: 'A brand' };

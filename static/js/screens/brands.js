@@ -3,9 +3,11 @@
 // resume and remove a brand or end an agreement.
 
 import { api, ApiError, Interrupted } from '../api.js';
-import { el, srOnly, messageBox, focusElement, announce, setBusy, timeEl, copyText } from '../dom.js';
+import { el, srOnly, focusElement, announce, setBusy, timeEl, copyText } from '../dom.js';
 import { field, formError, actions } from '../form.js';
 import { plural } from '../errors.js';
+import { errorText, showNotice, loadList, confirmInline, fact } from '../cards.js';
+import { revokeAllForBrand } from '../grants.js';
 
 const MAX_USES = 100;
 const MAX_HOURS = 720;
@@ -75,74 +77,6 @@ export function render(container) {
   loadInvitations(view);
   loadBrands(view);
   loadAgreements(view);
-}
-
-// --- Shared pieces -----------------------------------------------------------
-
-function errorText(err) {
-  return err instanceof ApiError ? err.message : 'Something unexpected went wrong. Try again.';
-}
-
-function showNotice(host, text, kind = 'success') {
-  const box = messageBox(text, kind);
-  host.replaceChildren(box);
-  announce(text, { assertive: kind === 'error' });
-  return box;
-}
-
-/** Load a list into its host, with a retry button when that fails. */
-async function loadList(view, host, url, key, renderItems, what) {
-  host.setAttribute('aria-busy', 'true');
-  try {
-    const { data } = await api('GET', url);
-    if (!view.container.isConnected) return null;
-    const items = (data && Array.isArray(data[key])) ? data[key] : [];
-    host.replaceChildren(...renderItems(items));
-    return items;
-  } catch (err) {
-    if (err instanceof Interrupted || !view.container.isConnected) return null;
-    const retry = el('button', { type: 'button', class: 'button' }, 'Try again');
-    retry.addEventListener('click', () => loadList(view, host, url, key, renderItems, what));
-    const message = `Could not load ${what}. ${errorText(err)}`;
-    host.replaceChildren(messageBox(message, 'error'), actions(retry));
-    announce(message, { assertive: true });
-    return null;
-  } finally {
-    host.removeAttribute('aria-busy');
-  }
-}
-
-/**
- * Ask in place of an item's buttons before something that cannot be undone.
- * onYes gets { yes, error } and returns once done.
- */
-function confirmInline(item, { question, explanation, yesLabel, onYes }) {
-  const buttons = item.querySelector('.card-actions');
-  const slot = item.querySelector('.confirm-slot');
-  const questionEl = el('p', { class: 'confirm-question', tabindex: '-1' }, question);
-  const yes = el('button', { type: 'button', class: 'button danger' }, yesLabel);
-  const no = el('button', { type: 'button', class: 'button' }, 'Cancel');
-  const error = formError();
-  buttons.hidden = true;
-  slot.replaceChildren(el('div', { class: 'confirm', role: 'group', 'aria-label': question },
-    questionEl,
-    explanation ? el('p', {}, explanation) : null,
-    error.node,
-    actions(yes, no),
-  ));
-  no.addEventListener('click', () => {
-    slot.replaceChildren();
-    buttons.hidden = false;
-    focusElement(buttons.querySelector('button'));
-  });
-  yes.addEventListener('click', () => onYes({ yes, error }));
-  announce(question, { assertive: true });
-  focusElement(questionEl);
-}
-
-function fact(term, value) {
-  if (value === null || value === undefined || value === '') return null;
-  return [el('dt', {}, term), el('dd', {}, value)];
 }
 
 // --- Invitations -------------------------------------------------------------
@@ -372,6 +306,10 @@ function brandItem(view, brand) {
     suspended ? 'Resume' : 'Suspend', srOnly(` ${name}`));
   const remove = el('button', { type: 'button', class: 'button small danger-outline', 'data-action': 'remove' },
     'Remove', srOnly(` ${name}`));
+  const sharing = el('a', { class: 'button small', href: `#/grants?brand=${encodeURIComponent(brand.client_id)}` },
+    'What it can see', srOnly(` (${name})`));
+  const revokeAll = el('button', { type: 'button', class: 'button small danger-outline', 'data-action': 'revoke-grants' },
+    'Revoke everything', srOnly(` shared with ${name}`));
 
   const agreement = agreementSentence(brand.agreement);
   const scopes = String(brand.scope || '').split(/\s+/).filter(Boolean).map((s) => SCOPES[s] || s);
@@ -389,11 +327,20 @@ function brandItem(view, brand) {
       fact('Website', brand.client_uri ? String(brand.client_uri) : null),
       fact('Registered', brand.registered_at ? timeEl(brand.registered_at) : null),
     ),
-    el('div', { class: 'card-actions' }, toggle, remove),
+    el('div', { class: 'card-actions' }, sharing, revokeAll, toggle, remove),
     el('div', { class: 'confirm-slot' }),
   );
 
   toggle.addEventListener('click', () => setSuspended(view, brand, !suspended, toggle));
+  revokeAll.addEventListener('click', () => {
+    view.brandsNotice.replaceChildren();
+    confirmInline(item, {
+      question: `Revoke everything you share with ${name}?`,
+      explanation: 'Every grant that lets it read or change your data ends now, and its very next request for your data is refused. Its registration and its agreement to your terms stay.',
+      yesLabel: 'Yes, revoke everything',
+      onYes: (controls) => revokeGrants(view, brand, item, controls),
+    });
+  });
   remove.addEventListener('click', () => {
     view.brandsNotice.replaceChildren();
     confirmInline(item, {
@@ -404,6 +351,28 @@ function brandItem(view, brand) {
     });
   });
   return item;
+}
+
+async function revokeGrants(view, brand, item, { yes, error }) {
+  const name = brandName(brand);
+  setBusy(yes, true, 'Revoking…');
+  try {
+    const count = await revokeAllForBrand(brand.client_id);
+    if (!view.container.isConnected) return;
+    // Close the question: nothing else on the card changed.
+    item.querySelector('.confirm-slot').replaceChildren();
+    const buttons = item.querySelector('.card-actions');
+    buttons.hidden = false;
+    focusElement(buttons.querySelector('[data-action="revoke-grants"]'));
+    showNotice(view.brandsNotice, count
+      ? `Revoked ${plural(count, 'grant')} of ${name}. It can no longer get any of your data.`
+      : `${name} had no active grants: it could not get any of your data.`);
+  } catch (err) {
+    if (err instanceof Interrupted || !view.container.isConnected) return;
+    setBusy(yes, false);
+    error.show(`Nothing revoked: ${errorText(err)}`);
+    announce(`Nothing revoked: ${errorText(err)}`, { assertive: true });
+  }
 }
 
 async function setSuspended(view, brand, suspend, button) {

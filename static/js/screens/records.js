@@ -6,7 +6,7 @@ import { el, srOnly, messageBox, focusElement, announce, setBusy, formatDate, ti
 import { field, checkbox, formError, actions } from '../form.js';
 import {
   PATH_HELP, pathProblem, normalizeRecord, sortRecords, groupByCollection, valueNode, valueToEditorText,
-  recordTitle, humanize,
+  recordTitle, humanize, fetchAllRecords,
 } from '../records.js';
 
 // What the person is typing in the editor. Kept in module memory (never in
@@ -61,21 +61,6 @@ export function render(container, ctx) {
   load(view);
 }
 
-// The list comes in pages (in no particular order); follow them all, then sort here.
-async function allRecords() {
-  const records = [];
-  let cursor = null;
-  do {
-    const url = cursor
-      ? `/api/v1/records?limit=1000&cursor=${encodeURIComponent(cursor)}`
-      : '/api/v1/records?limit=1000';
-    const { data } = await api('GET', url);
-    records.push(...((data && data.records) || []));
-    cursor = data && data.next_cursor;
-  } while (cursor);
-  return records;
-}
-
 async function load(view) {
   view.listHost.setAttribute('aria-busy', 'true');
   view.listHost.replaceChildren(el('p', { class: 'loading' }, 'Loading your data…'));
@@ -83,7 +68,7 @@ async function load(view) {
     // Categories only fill the "Kind of data" menu: the list still works
     // without them.
     const [list, categories] = await Promise.all([
-      allRecords(),
+      fetchAllRecords(),
       api('GET', '/api/v1/categories').then(({ data }) => (data && data.categories) || []).catch((err) => {
         if (err instanceof Interrupted) throw err;
         return [];
