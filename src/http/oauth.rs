@@ -496,7 +496,11 @@ pub async fn revoke(
     let brand = open
         .authenticate_client(credentials, &audiences(open.issuer(), "/oauth/revoke"))
         .await?;
-    open.revoke_token(&brand, &token).await?;
+    if token.starts_with(crate::service::authorize::REFRESH_TOKEN_PREFIX) {
+        open.revoke_refresh_token(&brand, &token).await?;
+    } else {
+        open.revoke_token(&brand, &token).await?;
+    }
     Ok(StatusCode::OK)
 }
 

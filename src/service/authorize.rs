@@ -26,6 +26,8 @@ use crate::domain::records::Category;
 use crate::error::{AppError, OAuthError};
 use crate::store::Tree;
 
+/// The prefix of refresh tokens, which tells them from JWT access tokens at the revocation endpoint.
+pub const REFRESH_TOKEN_PREFIX: &str = "vrmrt_";
 /// How long the person has to decide on a consent request.
 pub const CONSENT_LIFETIME: Duration = Duration::minutes(10);
 /// How long an authorization code can be exchanged.
@@ -558,7 +560,8 @@ impl OpenVault {
             return Err(invalid_grant("the grant has ended: ask the person again"));
         }
         let agreement = self.require_agreement(brand)?;
-        let refresh = random_token("vrmrt_").map_err(|e| AppError::Internal(e.to_string()))?;
+        let refresh =
+            random_token(REFRESH_TOKEN_PREFIX).map_err(|e| AppError::Internal(e.to_string()))?;
         let record = serde_json::to_vec(&RefreshRecord {
             grant_id: grant.id.clone(),
             client_id: brand.client_id.clone(),
@@ -642,6 +645,28 @@ impl OpenVault {
             }
             other => other,
         }
+    }
+
+    /// RFC 7009 for a refresh token: the brand gives up the grant behind it, so its refresh
+    /// tokens and every access token of the grant stop working (§2.1). Unknown or foreign
+    /// tokens are ignored.
+    pub async fn revoke_refresh_token(
+        &self,
+        brand: &Brand,
+        refresh_token: &str,
+    ) -> Result<(), AppError> {
+        let key = self.index_key("refresh", refresh_token);
+        let Some(bytes) = self.store().get(Tree::RefreshTokens, &key)? else {
+            return Ok(());
+        };
+        let record: RefreshRecord = serde_json::from_slice(&bytes)
+            .map_err(|e| AppError::Internal(format!("refresh token is damaged: {e}")))?;
+        if record.client_id != brand.client_id {
+            return Ok(());
+        }
+        self.kill_refresh_tokens(&record.grant_id).await?;
+        self.revoke_grant(&record.grant_id, Actor::Brand).await?;
+        Ok(())
     }
 
     async fn kill_refresh_tokens(&self, grant_id: &str) -> Result<(), AppError> {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Interoperability test: Python's authlib (OAuth 2.0 client) and pyjwt (JWT/JWS verification)
-# against a real vrm-vault server. Builds nothing: pass the server binary in VRM_VAULT_BIN
-# (default: target/debug/vrm-vault of this repository).
+# Interoperability tests: Python's authlib (OAuth 2.0 client) and pyjwt (JWT/JWS verification)
+# against a real vrm-vault server: test_oauth.py (registration, terms, client credentials,
+# receipts) and test_grants.py (data grants: authorization code + PKCE, consent, refresh).
+# Builds nothing: pass the server binary in VRM_VAULT_BIN (default: target/debug/vrm-vault of
+# this repository).
 #
 #   VRM_VAULT_BIN=target/debug/vrm-vault bash tests/interop/run.sh
 #
@@ -35,5 +37,15 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp_file" 2>/dev/null || true)" !
 fi
 
 export VRM_VAULT_BIN="${VRM_VAULT_BIN:-$repo/target/debug/vrm-vault}"
-# The test bounds itself (RUN_LIMIT_S in test_oauth.py); this is the backstop.
-PYTHONDONTWRITEBYTECODE=1 timeout --kill-after=10 150 "$venv/bin/python" "$here/test_oauth.py"
+# Each test file starts its own server and bounds itself (RUN_LIMIT_S); `timeout` is the
+# backstop. Both run even when the first fails; the run fails when either did.
+failed=()
+for test in test_oauth.py test_grants.py; do
+  echo "== interop: $test"
+  PYTHONDONTWRITEBYTECODE=1 timeout --kill-after=10 150 "$venv/bin/python" "$here/$test" \
+    || failed+=("$test")
+done
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "interop: failed: ${failed[*]}" >&2
+  exit 1
+fi
