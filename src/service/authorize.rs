@@ -458,11 +458,12 @@ impl OpenVault {
                 ));
             }
         };
-        // The consent is used up by this decision, whatever happens next.
-        if self.pending()?.consents.remove(id).is_none() {
+        // Taken out while the grant is made, so two approvals cannot both make one; put back if
+        // making it fails, so the person can still change the answer or deny.
+        let Some(taken) = self.pending()?.consents.remove(id) else {
             return Err(AppError::NotFound("consent request"));
-        }
-        let grant = self
+        };
+        let made = self
             .create_grant(GrantRequest {
                 client_id: consent.client_id.clone(),
                 fields: granted_fields,
@@ -472,7 +473,14 @@ impl OpenVault {
                 max_uses: None,
                 origin: GrantOrigin::Consent,
             })
-            .await?;
+            .await;
+        let grant = match made {
+            Ok(grant) => grant,
+            Err(e) => {
+                self.pending()?.consents.insert(id.to_owned(), taken);
+                return Err(e);
+            }
+        };
         let code = random_token("vrmac_").map_err(|e| AppError::Internal(e.to_string()))?;
         let now = self.now();
         {

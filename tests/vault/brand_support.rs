@@ -16,6 +16,27 @@ use serde_json::{Value, json};
 
 use crate::support::TestApp;
 
+/// A running vault the helpers can speak to: the spawned binary ([`TestApp`]), or a server run
+/// in-process on a clock the test moves (`grant_support::InProcessApp`).
+pub trait Server: Sync {
+    fn client(&self) -> &reqwest::Client;
+    /// The issuer: `http://127.0.0.1:<port>`.
+    fn base(&self) -> &str;
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base())
+    }
+}
+
+impl Server for TestApp {
+    fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    fn base(&self) -> &str {
+        &self.base
+    }
+}
+
 /// Every scope a brand can ask for, in the order the contract lists them.
 pub const ALL_SCOPES: &str = "intents:read offers:write agreements:read";
 /// RFC 7523's client assertion type.
@@ -104,13 +125,16 @@ pub async fn status_json(res: Response) -> (u16, Value) {
 
 /// An owner API call with the session token.
 pub async fn owner_call(
-    app: &TestApp,
+    app: &impl Server,
     owner: &str,
     method: Method,
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut req = app.client.request(method, app.url(path)).bearer_auth(owner);
+    let mut req = app
+        .client()
+        .request(method, app.url(path))
+        .bearer_auth(owner);
     if let Some(body) = body {
         req = req.json(&body);
     }
@@ -118,7 +142,7 @@ pub async fn owner_call(
 }
 
 /// Publishes `terms` as the owner.
-pub async fn publish(app: &TestApp, owner: &str, terms: &Value) -> (u16, Value) {
+pub async fn publish(app: &impl Server, owner: &str, terms: &Value) -> (u16, Value) {
     owner_call(
         app,
         owner,
@@ -130,9 +154,9 @@ pub async fn publish(app: &TestApp, owner: &str, terms: &Value) -> (u16, Value) 
 }
 
 /// The terms as brands see them (public, no authentication).
-pub async fn public_terms(app: &TestApp) -> Value {
+pub async fn public_terms(app: &impl Server) -> Value {
     let (status, body) = status_json(
-        app.client
+        app.client()
             .get(app.url("/brand/v1/terms"))
             .send()
             .await
@@ -155,7 +179,7 @@ pub fn narrowed(category: &str) -> Value {
 }
 
 /// Creates an invitation (the owner's side) and returns its body.
-pub async fn invite(app: &TestApp, owner: &str, body: Value) -> Value {
+pub async fn invite(app: &impl Server, owner: &str, body: Value) -> Value {
     let (status, invitation) =
         owner_call(app, owner, Method::POST, "/api/v1/invitations", Some(body)).await;
     assert_eq!(status, 201, "{invitation}");
@@ -163,7 +187,7 @@ pub async fn invite(app: &TestApp, owner: &str, body: Value) -> Value {
 }
 
 /// An invitation's initial access token.
-pub async fn invitation_token(app: &TestApp, owner: &str) -> String {
+pub async fn invitation_token(app: &impl Server, owner: &str) -> String {
     invite(app, owner, json!({})).await["initial_access_token"]
         .as_str()
         .unwrap()
@@ -171,8 +195,12 @@ pub async fn invitation_token(app: &TestApp, owner: &str) -> String {
 }
 
 /// RFC 7591 registration with `initial_token` as the bearer token (none when `None`).
-pub async fn register(app: &TestApp, initial_token: Option<&str>, metadata: &Value) -> Response {
-    let mut req = app.client.post(app.url("/oauth/register")).json(metadata);
+pub async fn register(
+    app: &impl Server,
+    initial_token: Option<&str>,
+    metadata: &Value,
+) -> Response {
+    let mut req = app.client().post(app.url("/oauth/register")).json(metadata);
     if let Some(token) = initial_token {
         req = req.bearer_auth(token);
     }
@@ -275,12 +303,17 @@ pub struct Brand {
 impl Brand {
     /// A form POST to an OAuth endpoint with this brand's client authentication: HTTP Basic, or
     /// a fresh client assertion whose audience is the token endpoint.
-    pub fn oauth_post(&self, app: &TestApp, path: &str, form: &[(&str, &str)]) -> RequestBuilder {
+    pub fn oauth_post(
+        &self,
+        app: &impl Server,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> RequestBuilder {
         let mut fields: Vec<(String, String)> = form
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        let req = app.client.post(app.url(path));
+        let req = app.client().post(app.url(path));
         let req = match &self.auth {
             ClientAuth::Secret(secret) => req.basic_auth(&self.client_id, Some(secret)),
             ClientAuth::Key(key) => {
@@ -299,26 +332,26 @@ impl Brand {
     /// the assertion fields in the body, with the issuer as audience).
     pub fn brand_request(
         &self,
-        app: &TestApp,
+        app: &impl Server,
         method: Method,
         path: &str,
         body: Value,
     ) -> RequestBuilder {
-        let req = app.client.request(method, app.url(path));
+        let req = app.client().request(method, app.url(path));
         match &self.auth {
             ClientAuth::Secret(secret) => req.basic_auth(&self.client_id, Some(secret)).json(&body),
             ClientAuth::Key(key) => {
                 let mut body = body;
                 body["client_assertion_type"] = json!(ASSERTION_TYPE);
                 body["client_assertion"] =
-                    json!(key.assertion(&self.client_id, &app.base, &random_id()));
+                    json!(key.assertion(&self.client_id, app.base(), &random_id()));
                 req.json(&body)
             }
         }
     }
 
     /// Accepts the terms with this hash: `POST /brand/v1/agreements`.
-    pub async fn accept(&self, app: &TestApp, terms_hash: &str) -> Response {
+    pub async fn accept(&self, app: &impl Server, terms_hash: &str) -> Response {
         self.brand_request(
             app,
             Method::POST,
@@ -331,7 +364,7 @@ impl Brand {
     }
 
     /// Accepts whatever terms are current, expecting a receipt.
-    pub async fn accept_current(&self, app: &TestApp) -> Value {
+    pub async fn accept_current(&self, app: &impl Server) -> Value {
         let hash = public_terms(app).await["hash"].as_str().unwrap().to_owned();
         let (status, receipt) = status_json(self.accept(app, &hash).await).await;
         assert_eq!(status, 201, "{receipt}");
@@ -339,7 +372,7 @@ impl Brand {
     }
 
     /// A client-credentials token request, with extra form fields.
-    pub async fn token_response(&self, app: &TestApp, extra: &[(&str, &str)]) -> (u16, Value) {
+    pub async fn token_response(&self, app: &impl Server, extra: &[(&str, &str)]) -> (u16, Value) {
         let mut form = vec![("grant_type", "client_credentials")];
         form.extend_from_slice(extra);
         status_json(
@@ -352,13 +385,13 @@ impl Brand {
     }
 
     /// An access token, expecting the token endpoint to issue one.
-    pub async fn access_token(&self, app: &TestApp) -> String {
+    pub async fn access_token(&self, app: &impl Server) -> String {
         let (status, body) = self.token_response(app, &[]).await;
         assert_eq!(status, 200, "{body}");
         body["access_token"].as_str().unwrap().to_owned()
     }
 
-    pub async fn introspect(&self, app: &TestApp, token: &str) -> (u16, Value) {
+    pub async fn introspect(&self, app: &impl Server, token: &str) -> (u16, Value) {
         status_json(
             self.oauth_post(app, "/oauth/introspect", &[("token", token)])
                 .send()
@@ -368,7 +401,7 @@ impl Brand {
         .await
     }
 
-    pub async fn revoke(&self, app: &TestApp, token: &str) -> u16 {
+    pub async fn revoke(&self, app: &impl Server, token: &str) -> u16 {
         self.oauth_post(
             app,
             "/oauth/revoke",
@@ -383,7 +416,7 @@ impl Brand {
 }
 
 /// Registers a `client_secret_basic` brand through a fresh invitation.
-pub async fn register_brand(app: &TestApp, owner: &str, name: &str) -> Brand {
+pub async fn register_brand(app: &impl Server, owner: &str, name: &str) -> Brand {
     let token = invitation_token(app, owner).await;
     let (status, body) = status_json(
         register(
@@ -408,7 +441,12 @@ pub async fn register_brand(app: &TestApp, owner: &str, name: &str) -> Brand {
 }
 
 /// Registers a `private_key_jwt` brand whose JWKS holds `key`.
-pub async fn register_key_brand(app: &TestApp, owner: &str, name: &str, key: ClientKey) -> Brand {
+pub async fn register_key_brand(
+    app: &impl Server,
+    owner: &str,
+    name: &str,
+    key: ClientKey,
+) -> Brand {
     let token = invitation_token(app, owner).await;
     let (status, body) = status_json(
         register(
@@ -439,15 +477,15 @@ pub async fn register_key_brand(app: &TestApp, owner: &str, name: &str, key: Cli
 }
 
 /// Registers a basic brand and has it accept the current terms; returns it and its receipt.
-pub async fn onboard(app: &TestApp, owner: &str, name: &str) -> (Brand, Value) {
+pub async fn onboard(app: &impl Server, owner: &str, name: &str) -> (Brand, Value) {
     let brand = register_brand(app, owner, name).await;
     let receipt = brand.accept_current(app).await;
     (brand, receipt)
 }
 
 /// `GET /brand/v1/agreements` with a bearer token: the brand API call the access tests use.
-pub async fn brand_call(app: &TestApp, token: &str) -> Response {
-    app.client
+pub async fn brand_call(app: &impl Server, token: &str) -> Response {
+    app.client()
         .get(app.url("/brand/v1/agreements"))
         .bearer_auth(token)
         .send()
@@ -456,7 +494,7 @@ pub async fn brand_call(app: &TestApp, token: &str) -> Response {
 }
 
 /// Asserts the brand API refuses `token` the way RFC 6750 says: 401 with a Bearer challenge.
-pub async fn assert_refused(app: &TestApp, token: &str, why: &str) {
+pub async fn assert_refused(app: &impl Server, token: &str, why: &str) {
     let res = brand_call(app, token).await;
     let status = res.status().as_u16();
     let challenge = res
@@ -476,7 +514,7 @@ pub async fn assert_refused(app: &TestApp, token: &str, why: &str) {
 }
 
 /// Asserts the brand API accepts `token`.
-pub async fn assert_accepted(app: &TestApp, token: &str, why: &str) {
+pub async fn assert_accepted(app: &impl Server, token: &str, why: &str) {
     let res = brand_call(app, token).await;
     let status = res.status().as_u16();
     let body = res.text().await.unwrap();
@@ -484,8 +522,8 @@ pub async fn assert_accepted(app: &TestApp, token: &str, why: &str) {
 }
 
 /// The vault's JWKS.
-pub async fn jwks(app: &TestApp) -> JwkSet {
-    app.client
+pub async fn jwks(app: &impl Server) -> JwkSet {
+    app.client()
         .get(app.url("/oauth/jwks"))
         .send()
         .await
@@ -496,7 +534,7 @@ pub async fn jwks(app: &TestApp) -> JwkSet {
 }
 
 /// The vault's public key for `kid`.
-pub async fn vault_key(app: &TestApp, kid: &str) -> DecodingKey {
+pub async fn vault_key(app: &impl Server, kid: &str) -> DecodingKey {
     let set = jwks(app).await;
     let jwk = set
         .find(kid)
@@ -506,7 +544,7 @@ pub async fn vault_key(app: &TestApp, kid: &str) -> DecodingKey {
 
 /// Whether a receipt's detached JWS verifies against the vault's JWKS over the RFC 8785 bytes
 /// of its `receipt` object.
-pub async fn receipt_verifies(app: &TestApp, receipt: &Value) -> bool {
+pub async fn receipt_verifies(app: &impl Server, receipt: &Value) -> bool {
     let signature = receipt["signature"].as_str().unwrap();
     let parts: Vec<&str> = signature.split('.').collect();
     assert_eq!(parts.len(), 3, "{signature}");
@@ -521,7 +559,7 @@ pub async fn receipt_verifies(app: &TestApp, receipt: &Value) -> bool {
 }
 
 /// The owner's view of one brand.
-pub async fn owner_brand(app: &TestApp, owner: &str, client_id: &str) -> Value {
+pub async fn owner_brand(app: &impl Server, owner: &str, client_id: &str) -> Value {
     let (status, brand) = owner_call(
         app,
         owner,

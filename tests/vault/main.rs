@@ -9,6 +9,8 @@ mod at_rest;
 mod audit;
 mod brand_support;
 mod crash;
+mod grant_support;
+mod grants;
 mod lifecycle;
 mod oauth;
 mod records;
