@@ -46,6 +46,12 @@ pub enum AppError {
     /// A brand asked for data its grant does not cover (the message names no data).
     #[error("{0}")]
     NotGranted(String),
+    /// An offer on an intent that no longer takes offers.
+    #[error("{0}")]
+    IntentClosed(String),
+    /// An offer beyond the number the person asked for.
+    #[error("this intent has all the offers the person asked for")]
+    OfferLimit,
     /// A brand called the data API with a token that carries no grant.
     #[error("this token carries no data grant: get one with authorization_details")]
     NoGrant,
@@ -89,7 +95,7 @@ impl AppError {
             AppError::NotFound(_) => 404,
             AppError::Conflict(_) | AppError::TermsChanged(_) => 409,
             AppError::InvalidTerms { .. } | AppError::GrantNotPermitted { .. } => 422,
-            AppError::NoAgreement(_) => 409,
+            AppError::NoAgreement(_) | AppError::IntentClosed(_) | AppError::OfferLimit => 409,
             AppError::NotGranted(_) | AppError::NoGrant => 403,
             AppError::InvalidToken(_) | AppError::InvalidClient(_) => 401,
             AppError::InsufficientScope(_) => 403,
@@ -116,6 +122,8 @@ impl AppError {
             AppError::InvalidTerms { .. } => "invalid_terms",
             AppError::GrantNotPermitted { .. } => "grant_not_permitted",
             AppError::NoAgreement(_) => "no_agreement",
+            AppError::IntentClosed(_) => "intent_closed",
+            AppError::OfferLimit => "offer_limit",
             AppError::NotGranted(_) => "not_granted",
             AppError::NoGrant => "no_grant",
             AppError::TermsChanged(_) => "terms_changed",

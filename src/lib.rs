@@ -59,3 +59,4 @@ pub mod http;
 pub mod secret;
 pub mod service;
 pub mod store;
+pub mod webhooks;

@@ -53,6 +53,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     settings.session_idle = time::Duration::minutes(config.session_idle_minutes as i64);
     settings.session_max = time::Duration::hours(config.session_max_hours as i64);
     settings.token_lifetime = time::Duration::seconds(config.access_token_seconds as i64);
+    settings.allow_loopback_webhooks = config.allow_loopback_webhooks;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen)

@@ -12,6 +12,7 @@
 
 pub mod jwt;
 pub mod keyfile;
+pub mod webhook;
 
 use std::fmt;
 

@@ -6,6 +6,8 @@
 pub mod audit;
 pub mod brands;
 pub mod grants;
+pub mod intents;
 pub mod login;
+pub mod offers;
 pub mod records;
 pub mod terms;

@@ -10,6 +10,7 @@ pub mod brand_api;
 pub mod brands;
 pub mod error;
 pub mod grants;
+pub mod intents;
 pub mod oauth;
 pub mod owner;
 pub mod terms;
@@ -78,6 +79,7 @@ impl AppState {
         (name = "terms", description = "The person's own terms of service"),
         (name = "brands", description = "Brands: invitations, registrations, agreements and their receipts"),
         (name = "oauth", description = "The OAuth 2.0 authorization server brands use"),
+        (name = "intents", description = "Intentcasting: your intents and the offers brands make"),
         (name = "grants", description = "Data grants: what a brand may read or write, why and until when"),
         (name = "operations", description = "Health and readiness")
     )
@@ -192,6 +194,19 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(grants::read_all))
         .routes(routes!(grants::read_field, grants::write_field))
         .routes(routes!(grants::grant_status))
+        .routes(routes!(intents::create_intent, intents::list_intents))
+        .routes(routes!(intents::get_intent, intents::withdraw_intent))
+        .routes(routes!(intents::intent_offers))
+        .routes(routes!(intents::accept_offer))
+        .routes(routes!(intents::decline_offer))
+        .routes(routes!(intents::intent_categories))
+        .routes(routes!(intents::owner_events))
+        .routes(routes!(intents::put_subscription, intents::get_subscription))
+        .routes(routes!(intents::rotate_secret))
+        .routes(routes!(intents::poll_events))
+        .routes(routes!(intents::brand_events))
+        .routes(routes!(intents::create_offer))
+        .routes(routes!(intents::get_offer))
         .routes(routes!(terms::brand_terms))
         .routes(routes!(brand_api::accept, brand_api::list_agreements))
         .routes(routes!(brand_api::get_agreement, brand_api::withdraw))

@@ -317,6 +317,7 @@ impl OpenVault {
     /// deleted, and its tokens stop working because no brand backs them any more.
     pub async fn remove_brand(&self, client_id: &str) -> Result<(), AppError> {
         let key = self.brand_key(client_id);
+        let subscription_key = self.subscription_key(client_id);
         let signer = self.receipt_signer();
         self.change(move |tx| {
             let brand = load_brand(tx, &key)?;
@@ -324,11 +325,14 @@ impl OpenVault {
                 signer.end_in(tx, agreement_id, AgreementEventKind::Terminated)?;
             }
             tx.remove(Tree::Brands, &key)?;
+            tx.remove(Tree::Subscriptions, &subscription_key)?;
             let event = Event::owner("brand.removed", Some(brand.client_id.clone()))
                 .with_detail(serde_json::json!({ "client_name": brand.client_name }));
             Ok(((), event))
         })
-        .await
+        .await?;
+        self.forget_subscription(client_id);
+        Ok(())
     }
 
     // --- Client authentication ----------------------------------------------------------------

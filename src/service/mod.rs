@@ -10,7 +10,10 @@ pub mod agreements;
 pub mod audit;
 pub mod authorize;
 pub mod brands;
+pub mod delivery;
+pub mod events;
 pub mod grants;
+pub mod intents;
 pub mod keys;
 pub mod records;
 pub mod session;
@@ -59,6 +62,8 @@ pub struct Settings {
     pub issuer: String,
     /// How long brand access tokens live (at most [`tokens::MAX_TOKEN_LIFETIME`]).
     pub token_lifetime: Duration,
+    /// Whether webhooks may target loopback addresses (local testing only).
+    pub allow_loopback_webhooks: bool,
 }
 
 impl Settings {
@@ -66,6 +71,7 @@ impl Settings {
         Settings {
             issuer: "http://127.0.0.1:8080".into(),
             token_lifetime: tokens::MAX_TOKEN_LIFETIME,
+            allow_loopback_webhooks: false,
             data_dir,
             cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             session_idle: Duration::minutes(30),
@@ -154,6 +160,14 @@ pub struct OpenVault {
     token_cache: quick_cache::sync::Cache<String, Arc<tokens::AccessClaims>>,
     /// Pending consents and issued authorization codes (in memory: both live minutes).
     authorizations: Mutex<authorize::Pending>,
+    /// Moves on whenever events were written to brands' streams.
+    event_signal: tokio::sync::watch::Sender<u64>,
+    /// Brands' subscriptions, indexed for matching intents.
+    subscriptions: std::sync::RwLock<crate::domain::intents::SubscriptionIndex>,
+    /// Offers per brand in the current minute.
+    offer_rates: Mutex<std::collections::HashMap<String, (OffsetDateTime, u32)>>,
+    /// New offers, for the owner's live view.
+    offer_signal: tokio::sync::broadcast::Sender<crate::domain::offers::Offer>,
 }
 
 impl std::fmt::Debug for OpenVault {
@@ -297,6 +311,7 @@ impl Vault {
             master,
             self.inner.clock.clone(),
         )?;
+        open.start_delivery()?;
         self.inner.phase.store(Arc::new(Phase::Unsealed(open)));
         tracing::info!("vault created");
         let session = self.inner.sessions.create(now)?;
@@ -410,6 +425,7 @@ impl Vault {
         let settings = self.inner.settings.clone();
         let clock = self.inner.clock.clone();
         let open = OpenVault::open(&settings, keyfile, master, clock)?;
+        open.start_delivery()?;
         self.inner
             .phase
             .store(Arc::new(Phase::Unsealed(open.clone())));
@@ -563,6 +579,7 @@ impl OpenVault {
         let key_ring = keys::load_or_create(&store, now)?;
         tokens::prune_jtis(&store, now.unix_timestamp())?;
         let current_terms = terms::load_current(&store)?.map(Arc::new);
+        let subscription_index = intents::load_index(&store)?;
         let writer = Writer::spawn(store.clone())?;
         Ok(Arc::new(OpenVault {
             keyfile: Mutex::new(keyfile),
@@ -580,6 +597,10 @@ impl OpenVault {
             token_lifetime: settings.token_lifetime,
             token_cache: quick_cache::sync::Cache::new(tokens::TOKEN_CACHE_ENTRIES),
             authorizations: Mutex::new(authorize::Pending::default()),
+            event_signal: tokio::sync::watch::Sender::new(0),
+            subscriptions: std::sync::RwLock::new(subscription_index),
+            offer_rates: Mutex::default(),
+            offer_signal: tokio::sync::broadcast::Sender::new(64),
         }))
     }
 
@@ -653,6 +674,11 @@ impl OpenVault {
     }
 
     pub(crate) fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// The vault's clock (for the HTTP layer's views).
+    pub fn clock_now(&self) -> OffsetDateTime {
         self.clock.now()
     }
 

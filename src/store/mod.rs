@@ -54,6 +54,17 @@ pub enum Tree {
     Grants,
     /// Refresh tokens, keyed by a keyed hash of the token.
     RefreshTokens,
+    /// The person's intents, keyed by a keyed hash of their id.
+    Intents,
+    /// Brands' offers, keyed by a keyed hash of their id.
+    Offers,
+    /// Brands' subscriptions, keyed by a keyed hash of the client id.
+    Subscriptions,
+    /// Every event for a brand: 16 bytes of a keyed hash of the client id, then the big-endian
+    /// event number, so one brand's events are contiguous and in order.
+    Events,
+    /// Webhook deliveries still to make, keyed by big-endian event number.
+    Outbox,
 }
 
 impl Tree {
@@ -70,6 +81,11 @@ impl Tree {
             Tree::Jtis => "jtis",
             Tree::Grants => "grants",
             Tree::RefreshTokens => "refresh_tokens",
+            Tree::Intents => "intents",
+            Tree::Offers => "offers",
+            Tree::Subscriptions => "subscriptions",
+            Tree::Events => "events",
+            Tree::Outbox => "outbox",
         }
     }
 
@@ -86,6 +102,11 @@ impl Tree {
             Tree::Jtis => 9,
             Tree::Grants => 10,
             Tree::RefreshTokens => 11,
+            Tree::Intents => 12,
+            Tree::Offers => 13,
+            Tree::Subscriptions => 14,
+            Tree::Events => 15,
+            Tree::Outbox => 16,
         }
     }
 

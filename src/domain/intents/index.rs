@@ -1,0 +1,672 @@
+//! The subscription index: which brands an intent goes to, without scanning every subscription.
+//!
+//! A trie over category segments holds, at each node, the brands subscribed to that node, so an
+//! intent filed under `food.lunch` visits only the nodes `food` and `food.lunch`. Each node keeps
+//! its brands in three buckets: every brand (for intents without a place), brands without areas
+//! (everywhere), and areas keyed by geohash cells. A cell area is keyed by its own cell; a circle
+//! by the cells covering its bounding box, at the finest precision that needs at most
+//! [`CIRCLE_CELLS`] of them. Cells of every precision live in one ordered map per node, keyed so
+//! that a cell sorts just before its descendants.
+//!
+//! A query covers the intent's place (its cell widened by its radius) with at most
+//! [`QUERY_CELLS`] cells, then looks up, for each, the stored cells that contain it (one exact
+//! look-up per coarser precision) and those inside it (one range). Two geohash cells overlap only
+//! if one contains the other, so this finds every area whose cells meet the place: no true match
+//! is missed. The candidates are then checked with the exact rule of
+//! [`ValidSubscription::matches`], so the answer is exactly the linear scan's ([`linear_scan`]).
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::geo::{self, BBox, CellKey, MAX_PRECISION};
+use super::intent::{IntentLocation, ValidIntent};
+use super::subscription::{Area, ValidSubscription};
+use super::taxonomy::Category;
+
+/// The most cells a circle area is stored under. A 50 km circle then sits in a few cells of
+/// precision 3 (156 km), a 1 km one in a few of precision 6 (1.2 km).
+pub const CIRCLE_CELLS: usize = 16;
+/// The most cells a query covers the intent's place with.
+pub const QUERY_CELLS: usize = 16;
+
+type Slot = u32;
+
+/// An area in the form the exact check wants: the cell's bounds decoded once.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    Cell(BBox),
+    Circle { lat: f64, lon: f64, radius_m: f64 },
+}
+
+impl Shape {
+    fn of(area: &Area) -> Shape {
+        match area {
+            Area::Cell { geohash } => Shape::Cell(geohash.bbox()),
+            Area::Circle { lat, lon, radius_m } => Shape::Circle {
+                lat: *lat,
+                lon: *lon,
+                radius_m: f64::from(*radius_m),
+            },
+        }
+    }
+
+    /// The same decision as [`Area::meets`], from the same numbers.
+    fn meets(&self, place: &BBox, radius_m: f64) -> bool {
+        match self {
+            Shape::Cell(cell) => geo::cell_meets_cell(place, radius_m, cell),
+            Shape::Circle {
+                lat,
+                lon,
+                radius_m: r,
+            } => geo::cell_meets_circle(place, radius_m, *lat, *lon, *r),
+        }
+    }
+}
+
+/// The cells an area is stored under: a cell area its own, a circle those covering its bounds.
+fn area_cells(area: &Area) -> Vec<CellKey> {
+    match area {
+        Area::Cell { geohash } => vec![geo::cell_key(geohash.as_str())],
+        Area::Circle { lat, lon, radius_m } => geo::covering(
+            &geo::expand(&BBox::point(*lat, *lon), f64::from(*radius_m)),
+            MAX_PRECISION,
+            CIRCLE_CELLS,
+        ),
+    }
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    children: Vec<(Box<str>, u32)>,
+    /// Every brand subscribed here.
+    all: Vec<Slot>,
+    /// Brands subscribed here with no areas.
+    everywhere: Vec<Slot>,
+    /// Areas of brands subscribed here, by cell: (brand, index of the area).
+    cells: BTreeMap<CellKey, Vec<(Slot, u16)>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    client_id: Box<str>,
+    nodes: Vec<u32>,
+    shapes: Vec<Shape>,
+    /// Every cell key the entry's areas are stored under, for removal.
+    keys: Vec<CellKey>,
+}
+
+/// Brands' subscriptions, indexed for [`SubscriptionIndex::matches`]. Keyed by client id; one
+/// subscription per brand.
+#[derive(Debug)]
+pub struct SubscriptionIndex {
+    /// `nodes[0]` is the root, above the top-level categories.
+    nodes: Vec<Node>,
+    entries: Vec<Option<Entry>>,
+    free: Vec<Slot>,
+    by_client: HashMap<Box<str>, Slot>,
+}
+
+impl Default for SubscriptionIndex {
+    fn default() -> Self {
+        SubscriptionIndex::new()
+    }
+}
+
+impl SubscriptionIndex {
+    pub fn new() -> SubscriptionIndex {
+        SubscriptionIndex {
+            nodes: vec![Node::default()],
+            entries: Vec::new(),
+            free: Vec::new(),
+            by_client: HashMap::new(),
+        }
+    }
+
+    /// How many brands are indexed.
+    pub fn len(&self) -> usize {
+        self.by_client.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_client.is_empty()
+    }
+
+    pub fn contains(&self, client_id: &str) -> bool {
+        self.by_client.contains_key(client_id)
+    }
+
+    /// Indexes a brand's subscription, replacing the one it had.
+    pub fn insert(&mut self, client_id: &str, subscription: &ValidSubscription) {
+        self.remove(client_id);
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.entries.push(None);
+                Slot::try_from(self.entries.len() - 1).unwrap_or(Slot::MAX)
+            }
+        };
+        let mut nodes: Vec<u32> = subscription
+            .categories
+            .iter()
+            .map(|c| self.node_for(c))
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        let shapes: Vec<Shape> = subscription.areas.iter().map(Shape::of).collect();
+        let area_cells: Vec<Vec<CellKey>> = subscription.areas.iter().map(area_cells).collect();
+        for &n in &nodes {
+            let node = &mut self.nodes[n as usize];
+            node.all.push(slot);
+            if shapes.is_empty() {
+                node.everywhere.push(slot);
+            }
+            for (area, keys) in area_cells.iter().enumerate() {
+                let area = u16::try_from(area).unwrap_or(u16::MAX);
+                for key in keys {
+                    node.cells.entry(*key).or_default().push((slot, area));
+                }
+            }
+        }
+        let mut keys: Vec<CellKey> = area_cells.into_iter().flatten().collect();
+        keys.sort_unstable();
+        keys.dedup();
+        self.entries[slot as usize] = Some(Entry {
+            client_id: client_id.into(),
+            nodes,
+            shapes,
+            keys,
+        });
+        self.by_client.insert(client_id.into(), slot);
+    }
+
+    /// Forgets a brand's subscription; false if it had none.
+    pub fn remove(&mut self, client_id: &str) -> bool {
+        let Some(slot) = self.by_client.remove(client_id) else {
+            return false;
+        };
+        let Some(entry) = self.entries.get_mut(slot as usize).and_then(Option::take) else {
+            return false;
+        };
+        for n in entry.nodes {
+            let node = &mut self.nodes[n as usize];
+            node.all.retain(|s| *s != slot);
+            node.everywhere.retain(|s| *s != slot);
+            for key in &entry.keys {
+                if let Some(bucket) = node.cells.get_mut(key) {
+                    bucket.retain(|(s, _)| *s != slot);
+                    if bucket.is_empty() {
+                        node.cells.remove(key);
+                    }
+                }
+            }
+        }
+        self.free.push(slot);
+        true
+    }
+
+    /// The trie node of a category, created on the way down.
+    fn node_for(&mut self, category: &Category) -> u32 {
+        let mut at = 0usize;
+        for segment in category.segments() {
+            let found = self.nodes[at]
+                .children
+                .iter()
+                .find(|(s, _)| &**s == segment)
+                .map(|(_, n)| *n);
+            at = match found {
+                Some(n) => n as usize,
+                None => {
+                    let n = self.nodes.len();
+                    self.nodes.push(Node::default());
+                    self.nodes[at]
+                        .children
+                        .push((segment.into(), u32::try_from(n).unwrap_or(u32::MAX)));
+                    n
+                }
+            };
+        }
+        u32::try_from(at).unwrap_or(u32::MAX)
+    }
+
+    /// The nodes on the category's path that exist, from the top down (never the root).
+    fn path(&self, category: &Category) -> Vec<&Node> {
+        let mut nodes = Vec::with_capacity(4);
+        let mut at = &self.nodes[0];
+        for segment in category.segments() {
+            match at.children.iter().find(|(s, _)| &**s == segment) {
+                Some((_, n)) => {
+                    at = &self.nodes[*n as usize];
+                    nodes.push(at);
+                }
+                None => break,
+            }
+        }
+        nodes
+    }
+
+    /// The client ids of the brands an intent goes to, sorted.
+    pub fn matches(&self, intent: &ValidIntent) -> Vec<&str> {
+        self.matches_place(&intent.category, intent.location.as_ref())
+    }
+
+    /// [`SubscriptionIndex::matches`] from an intent's category and place alone.
+    pub fn matches_place(
+        &self,
+        category: &Category,
+        location: Option<&IntentLocation>,
+    ) -> Vec<&str> {
+        let nodes = self.path(category);
+        let mut hit = vec![0u64; self.entries.len().div_ceil(64)];
+        let mark = |hit: &mut [u64], slot: Slot| hit[slot as usize / 64] |= 1 << (slot % 64);
+        let marked = |hit: &[u64], slot: Slot| hit[slot as usize / 64] & (1 << (slot % 64)) != 0;
+        match location {
+            None => {
+                for node in &nodes {
+                    for &slot in &node.all {
+                        mark(&mut hit, slot);
+                    }
+                }
+            }
+            Some(location) => {
+                let place = location.geohash.bbox();
+                let radius = f64::from(location.radius_m);
+                let query = geo::covering(&geo::expand(&place, radius), MAX_PRECISION, QUERY_CELLS);
+                let mut containing: Vec<CellKey> = query
+                    .iter()
+                    .flat_map(|k| (1..geo::key_precision(*k)).map(|p| geo::ancestor_key(*k, p)))
+                    .collect();
+                containing.sort_unstable();
+                containing.dedup();
+                let check = |hit: &mut [u64], bucket: &[(Slot, u16)]| {
+                    for &(slot, area) in bucket {
+                        if marked(hit, slot) {
+                            continue;
+                        }
+                        let meets = self.entries[slot as usize]
+                            .as_ref()
+                            .and_then(|e| e.shapes.get(area as usize))
+                            .is_some_and(|s| s.meets(&place, radius));
+                        if meets {
+                            mark(hit, slot);
+                        }
+                    }
+                };
+                for node in &nodes {
+                    for &slot in &node.everywhere {
+                        mark(&mut hit, slot);
+                    }
+                    if node.cells.is_empty() {
+                        continue;
+                    }
+                    for key in &containing {
+                        if let Some(bucket) = node.cells.get(key) {
+                            check(&mut hit, bucket);
+                        }
+                    }
+                    for key in &query {
+                        for (_, bucket) in node.cells.range(*key..=geo::descendants_end(*key)) {
+                            check(&mut hit, bucket);
+                        }
+                    }
+                }
+            }
+        }
+        let mut found: Vec<&str> = Vec::new();
+        for (word_index, word) in hit.iter().enumerate() {
+            let mut bits = *word;
+            while bits != 0 {
+                let slot = word_index * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if let Some(Some(entry)) = self.entries.get(slot) {
+                    found.push(&entry.client_id);
+                }
+            }
+        }
+        found.sort_unstable();
+        found
+    }
+}
+
+/// The reference the index must agree with: every subscription checked in turn. Returns the
+/// client ids that match, sorted and without duplicates.
+pub fn linear_scan<'a>(
+    subscriptions: impl IntoIterator<Item = (&'a str, &'a ValidSubscription)>,
+    intent: &ValidIntent,
+) -> Vec<&'a str> {
+    let mut found: Vec<&str> = subscriptions
+        .into_iter()
+        .filter(|(_, s)| s.matches(&intent.category, intent.location.as_ref()))
+        .map(|(id, _)| id)
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    found
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::domain::intents::geo::Geohash;
+    use crate::domain::intents::subscription::NewSubscription;
+    use crate::domain::intents::taxonomy::TAXONOMY;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+    use time::OffsetDateTime;
+
+    fn sub(body: Value) -> ValidSubscription {
+        serde_json::from_value::<NewSubscription>(body)
+            .unwrap()
+            .validate(false)
+            .unwrap()
+    }
+
+    fn intent(category: &str, place: Option<(&str, u32)>) -> ValidIntent {
+        ValidIntent {
+            category: Category::parse(category).unwrap(),
+            text: "t".into(),
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+            location: place.map(|(hash, radius_m)| IntentLocation {
+                geohash: Geohash::parse(hash).unwrap(),
+                radius_m,
+            }),
+            window: None,
+            price_max: None,
+            party_size: None,
+            tags: Vec::new(),
+            max_offers: 10,
+            disclose: Vec::new(),
+        }
+    }
+
+    fn fixture() -> (SubscriptionIndex, Vec<(String, ValidSubscription)>) {
+        let subs = vec![
+            ("everywhere-food", sub(json!({"categories": ["food"]}))),
+            (
+                "paris-lunch",
+                sub(json!({"categories": ["food.lunch"], "areas": [{"geohash": "u09t"}]})),
+            ),
+            (
+                "paris-circle",
+                sub(
+                    json!({"categories": ["food"], "areas": [{"lat": 48.8566, "lon": 2.3522, "radius_m": 3000}]}),
+                ),
+            ),
+            (
+                "lyon",
+                sub(
+                    json!({"categories": ["food", "travel"], "areas": [{"lat": 45.764, "lon": 4.8357, "radius_m": 20000}]}),
+                ),
+            ),
+            (
+                "plumber",
+                sub(json!({"categories": ["home.repair"], "areas": [{"geohash": "u09"}]})),
+            ),
+            ("hotels", sub(json!({"categories": ["travel.hotel"]}))),
+        ];
+        let subs: Vec<(String, ValidSubscription)> =
+            subs.into_iter().map(|(id, s)| (id.to_owned(), s)).collect();
+        let mut index = SubscriptionIndex::new();
+        for (id, s) in &subs {
+            index.insert(id, s);
+        }
+        (index, subs)
+    }
+
+    #[test]
+    fn matches_follow_category_prefixes() {
+        let (index, _) = fixture();
+        assert_eq!(
+            index.matches(&intent("food.lunch", Some(("u09tv", 500)))),
+            ["everywhere-food", "paris-circle", "paris-lunch"]
+        );
+        assert_eq!(
+            index.matches(&intent("food.dinner", Some(("u09tv", 500)))),
+            ["everywhere-food", "paris-circle"]
+        );
+        assert_eq!(
+            index.matches(&intent("home.repair.plumbing", Some(("u09tv", 500)))),
+            ["plumber"]
+        );
+        assert!(
+            index
+                .matches(&intent("home.cleaning", Some(("u09tv", 500))))
+                .is_empty()
+        );
+        assert_eq!(
+            index.matches(&intent("travel.hotel", None)),
+            ["hotels", "lyon"]
+        );
+    }
+
+    #[test]
+    fn intents_without_a_place_reach_every_area() {
+        let (index, _) = fixture();
+        assert_eq!(
+            index.matches(&intent("food.lunch", None)),
+            ["everywhere-food", "lyon", "paris-circle", "paris-lunch"]
+        );
+    }
+
+    #[test]
+    fn subscriptions_without_areas_reach_every_place() {
+        let (index, _) = fixture();
+        // Reykjavík: only the brands without areas.
+        assert_eq!(
+            index.matches(&intent("food.lunch", Some(("ge85", 1000)))),
+            ["everywhere-food"]
+        );
+    }
+
+    #[test]
+    fn circles_are_reached_across_cell_borders() {
+        let mut index = SubscriptionIndex::new();
+        // A 2 km circle centred 1.5 km east of u09tv's eastern edge (2.373 E), so it spans the
+        // border into u09ty and its cells straddle two precision-5 cells.
+        let lon = 2.373 + 1_500.0 / (111_194.9 * 48.845f64.to_radians().cos());
+        index.insert(
+            "east",
+            &sub(json!({"categories": ["food"], "areas": [{"lat": 48.845, "lon": lon, "radius_m": 2000}]})),
+        );
+        assert_eq!(
+            index.matches(&intent("food.lunch", Some(("u09tv", 1)))),
+            ["east"]
+        );
+        // From the western neighbour (u09tu, east edge 2.3291 E) the circle's edge is
+        // 4716 m - 2000 m = 2716 m away.
+        for radius in [1, 2_700] {
+            assert!(
+                index
+                    .matches(&intent("food.lunch", Some(("u09tu", radius))))
+                    .is_empty()
+            );
+        }
+        assert_eq!(
+            index.matches(&intent("food.lunch", Some(("u09tu", 2_720)))),
+            ["east"]
+        );
+    }
+
+    #[test]
+    fn coarse_and_fine_cells_meet_through_the_hierarchy() {
+        let mut index = SubscriptionIndex::new();
+        index.insert(
+            "coarse",
+            &sub(json!({"categories": ["food"], "areas": [{"geohash": "u"}]})),
+        );
+        index.insert(
+            "fine",
+            &sub(json!({"categories": ["food"], "areas": [{"geohash": "u09tvw0"}]})),
+        );
+        // A fine intent inside a coarse area, a coarse intent around a fine area.
+        assert_eq!(
+            index.matches(&intent("food.lunch", Some(("u09tvw0", 1)))),
+            ["coarse", "fine"]
+        );
+        assert_eq!(
+            index.matches(&intent("food.lunch", Some(("u0", 1)))),
+            ["coarse", "fine"]
+        );
+        assert_eq!(
+            index.matches(&intent("food.lunch", Some(("u09tvw1", 1)))),
+            ["coarse", "fine"]
+        );
+        assert_eq!(
+            index.matches(&intent("food.lunch", Some(("u09tvwh", 1)))),
+            ["coarse"]
+        );
+    }
+
+    #[test]
+    fn replace_and_remove() {
+        let (mut index, _) = fixture();
+        assert_eq!(index.len(), 6);
+        index.insert("paris-lunch", &sub(json!({"categories": ["travel.hotel"]})));
+        assert_eq!(index.len(), 6);
+        assert_eq!(
+            index.matches(&intent("food.lunch", Some(("u09tv", 500)))),
+            ["everywhere-food", "paris-circle"]
+        );
+        assert_eq!(
+            index.matches(&intent("travel.hotel", None)),
+            ["hotels", "lyon", "paris-lunch"]
+        );
+        assert!(index.remove("hotels"));
+        assert!(!index.remove("hotels"));
+        assert!(!index.contains("hotels"));
+        assert_eq!(
+            index.matches(&intent("travel.hotel", None)),
+            ["lyon", "paris-lunch"]
+        );
+        // A freed slot is reused without leaking the old brand's areas.
+        index.insert("newcomer", &sub(json!({"categories": ["leisure"]})));
+        assert_eq!(
+            index.matches(&intent("travel.hotel", None)),
+            ["lyon", "paris-lunch"]
+        );
+        assert_eq!(index.matches(&intent("leisure.cinema", None)), ["newcomer"]);
+        for id in [
+            "everywhere-food",
+            "paris-lunch",
+            "paris-circle",
+            "lyon",
+            "plumber",
+            "newcomer",
+        ] {
+            assert!(index.remove(id));
+        }
+        assert!(index.is_empty());
+        assert!(
+            index
+                .nodes
+                .iter()
+                .all(|n| n.all.is_empty() && n.cells.is_empty())
+        );
+    }
+
+    const CITIES: [(f64, f64); 4] = [
+        (48.8566, 2.3522),
+        (48.7, 2.6),
+        (45.764, 4.8357),
+        (52.52, 13.405),
+    ];
+
+    fn near_city() -> impl Strategy<Value = (f64, f64)> {
+        (0usize..CITIES.len(), -0.3..0.3f64, -0.4..0.4f64)
+            .prop_map(|(c, dlat, dlon)| (CITIES[c].0 + dlat, CITIES[c].1 + dlon))
+    }
+
+    fn area() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            (near_city(), 1usize..=7).prop_map(|((lat, lon), p)| {
+                json!({"geohash": Geohash::encode(lat, lon, p).unwrap().as_str()})
+            }),
+            (near_city(), prop_oneof![1u32..2_000, 1u32..=50_000])
+                .prop_map(|((lat, lon), r)| json!({"lat": lat, "lon": lon, "radius_m": r})),
+        ]
+    }
+
+    fn subscription() -> impl Strategy<Value = ValidSubscription> {
+        (
+            prop::collection::vec(0..TAXONOMY.len(), 1..4),
+            prop_oneof![1 => Just(Vec::new()), 4 => prop::collection::vec(area(), 1..4)],
+        )
+            .prop_map(|(categories, areas)| {
+                let categories: Vec<&str> = categories.iter().map(|i| TAXONOMY[*i].id).collect();
+                sub(json!({"categories": categories, "areas": areas}))
+            })
+    }
+
+    fn random_intent() -> impl Strategy<Value = ValidIntent> {
+        let categories: Vec<&'static str> = TAXONOMY
+            .iter()
+            .map(|e| e.id)
+            .filter(|id| id.contains('.'))
+            .collect();
+        (
+            prop::sample::select(categories),
+            prop::option::weighted(
+                0.9,
+                (
+                    near_city(),
+                    1usize..=7,
+                    prop_oneof![1u32..2_000, 1u32..=50_000],
+                ),
+            ),
+        )
+            .prop_map(|(category, place)| {
+                let hash =
+                    place.map(|((lat, lon), p, r)| (Geohash::encode(lat, lon, p).unwrap(), r));
+                intent(category, hash.as_ref().map(|(h, r)| (h.as_str(), *r)))
+            })
+    }
+
+    proptest! {
+        // Failing seeds are kept beside this file, as in the terms module.
+        #![proptest_config(ProptestConfig {
+            cases: 200,
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+            )),
+            ..ProptestConfig::default()
+        })]
+
+        // The index answers exactly what checking every subscription answers, also after
+        // replacing and removing some.
+        #[test]
+        fn index_agrees_with_the_linear_scan(
+            subs in prop::collection::vec(subscription(), 1..60),
+            replacements in prop::collection::vec((0usize..60, subscription()), 0..10),
+            removals in prop::collection::vec(0usize..60, 0..10),
+            intents in prop::collection::vec(random_intent(), 1..20),
+        ) {
+            let mut subs: Vec<(String, Option<ValidSubscription>)> = subs
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| (format!("brand-{i:02}"), Some(s)))
+                .collect();
+            let mut index = SubscriptionIndex::new();
+            for (id, s) in &subs {
+                if let Some(s) = s {
+                    index.insert(id, s);
+                }
+            }
+            let n = subs.len();
+            for (i, s) in replacements {
+                index.insert(&subs[i % n].0, &s);
+                subs[i % n].1 = Some(s);
+            }
+            for i in removals {
+                index.remove(&subs[i % n].0);
+                subs[i % n].1 = None;
+            }
+            let live: Vec<(&str, &ValidSubscription)> = subs
+                .iter()
+                .filter_map(|(id, s)| s.as_ref().map(|s| (id.as_str(), s)))
+                .collect();
+            prop_assert_eq!(index.len(), live.len());
+            for intent in &intents {
+                prop_assert_eq!(index.matches(intent), linear_scan(live.iter().copied(), intent));
+            }
+        }
+    }
+}

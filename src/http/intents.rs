@@ -1,0 +1,589 @@
+//! Intentcasting over HTTP: the owner's intents and offers (`/api/v1/intents`, `/api/v1/offers`,
+//! live offers at `/api/v1/events`), and the brand's subscription, event stream (SSE and
+//! polling) and offers (`/brand/v1/...`).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use tracing::instrument;
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::auth::{OwnerSession, bearer};
+use super::brand_api::BrandToken;
+use super::error::{ErrorBody, Json, Path, Query};
+use crate::domain::intents::{NewIntent, NewSubscription, TAXONOMY};
+use crate::domain::offers::{NewOffer, Offer};
+use crate::error::AppError;
+use crate::service::OpenVault;
+use crate::service::events::MAX_EVENTS_PAGE;
+use crate::service::intents::{IntentRecord, SubscriptionRecord};
+
+fn invalid_intent(e: impl std::fmt::Display) -> AppError {
+    AppError::invalid("invalid_intent", e.to_string())
+}
+
+// --- The owner's side ---------------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntentView {
+    pub id: String,
+    /// `open`, `withdrawn`, `expired` or `fulfilled`.
+    pub status: &'static str,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// How many brands received it.
+    pub recipients_count: usize,
+    pub offers_count: usize,
+    /// The intent as validated: category, text, expires_at, location, window, price_max,
+    /// party_size, tags, max_offers, disclose.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub intent: Value,
+}
+
+fn intent_view(open: &OpenVault, record: IntentRecord) -> IntentView {
+    IntentView {
+        status: record.intent.status(open_now(open)).as_str(),
+        id: record.intent.id.clone(),
+        created_at: record.intent.created_at,
+        recipients_count: record.recipients.len(),
+        offers_count: record.offers.len(),
+        intent: serde_json::to_value(&record.intent.intent).unwrap_or(Value::Null),
+    }
+}
+
+fn open_now(open: &OpenVault) -> OffsetDateTime {
+    open.clock_now()
+}
+
+/// Broadcasts an intent to the brands that subscribed to its category and area and whose
+/// agreement allows intentcasting. Only `category`, `text` and `expires_at` are required.
+#[utoipa::path(post, path = "/api/v1/intents", tag = "intents",
+    request_body(content = Object, description = "`{\"category\": \"food.lunch\", \"text\": \"...\", \"expires_at\": \"RFC 3339\", \"location\": {\"geohash\": \"u09tv\", \"radius_m\": 1500}, \"window\": {\"from\", \"to\"}, \"price_max\": {\"amount\": \"15.00\", \"currency\": \"EUR\"}, \"party_size\": 2, \"tags\": [], \"max_offers\": 5, \"disclose\": [\"contact.email\"]}`"),
+    responses((status = 201, body = IntentView), (status = 422, body = ErrorBody, description = "`invalid_intent`, naming the field")),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+#[instrument(skip_all)]
+pub async fn create_intent(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+    Json(body): Json<NewIntent>,
+) -> Result<(StatusCode, Json<IntentView>), AppError> {
+    let open = state.vault.open()?;
+    let intent = body.validate(state.vault.now()).map_err(invalid_intent)?;
+    let record = open.create_intent(intent).await?;
+    Ok((StatusCode::CREATED, Json(intent_view(&open, record))))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntentList {
+    /// Newest first.
+    pub intents: Vec<IntentView>,
+}
+
+/// Your intents, newest first.
+#[utoipa::path(get, path = "/api/v1/intents", tag = "intents",
+    responses((status = 200, body = IntentList)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+pub async fn list_intents(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+) -> Result<Json<IntentList>, AppError> {
+    let open = state.vault.open()?;
+    let intents = open
+        .list_intents()?
+        .into_iter()
+        .map(|r| intent_view(&open, r))
+        .collect();
+    Ok(Json(IntentList { intents }))
+}
+
+/// One intent.
+#[utoipa::path(get, path = "/api/v1/intents/{id}", tag = "intents", params(("id" = String, Path)),
+    responses((status = 200, body = IntentView), (status = 404, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+pub async fn get_intent(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+    Path(id): Path<String>,
+) -> Result<Json<IntentView>, AppError> {
+    let open = state.vault.open()?;
+    let record = open.intent(&id)?;
+    Ok(Json(intent_view(&open, record)))
+}
+
+/// Withdraws an intent: its brands are told, later offers are refused.
+#[utoipa::path(delete, path = "/api/v1/intents/{id}", tag = "intents", params(("id" = String, Path)),
+    responses((status = 200, body = IntentView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+#[instrument(skip_all)]
+pub async fn withdraw_intent(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+    Path(id): Path<String>,
+) -> Result<Json<IntentView>, AppError> {
+    let open = state.vault.open()?;
+    let record = open.withdraw_intent(&id).await?;
+    Ok(Json(intent_view(&open, record)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OfferView {
+    pub id: String,
+    pub intent_id: String,
+    pub client_id: String,
+    pub brand_name: String,
+    /// `pending`, `accepted` or `declined`.
+    pub status: &'static str,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub decided_at: Option<OffsetDateTime>,
+    pub grant_id: Option<String>,
+    /// name, description, price, valid_until, fulfilment, url, data_requested.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub offer: Value,
+}
+
+fn offer_view(offer: Offer) -> OfferView {
+    OfferView {
+        status: offer.status.as_str(),
+        offer: serde_json::to_value(&offer.terms).unwrap_or(Value::Null),
+        id: offer.id,
+        intent_id: offer.intent_id,
+        client_id: offer.client_id,
+        brand_name: offer.brand_name,
+        created_at: offer.created_at,
+        decided_at: offer.decided_at,
+        grant_id: offer.grant_id,
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OfferList {
+    pub offers: Vec<OfferView>,
+}
+
+/// The offers brands made on one of your intents.
+#[utoipa::path(get, path = "/api/v1/intents/{id}/offers", tag = "intents", params(("id" = String, Path)),
+    responses((status = 200, body = OfferList), (status = 404, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+pub async fn intent_offers(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+    Path(id): Path<String>,
+) -> Result<Json<OfferList>, AppError> {
+    let offers = state
+        .vault
+        .open()?
+        .intent_offers(&id)?
+        .into_iter()
+        .map(offer_view)
+        .collect();
+    Ok(Json(OfferList { offers }))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptOffer {
+    /// Grant the brand the fields its offer asked for (read, for intentcasting), for a while.
+    #[serde(default)]
+    pub share: bool,
+    /// How long that grant lasts (1–720 hours, default 24).
+    pub expires_in_hours: Option<i64>,
+}
+
+/// Accepts an offer: the intent is fulfilled, the brand is told, and with `share` it gets a grant
+/// for the fields it asked for.
+#[utoipa::path(post, path = "/api/v1/offers/{id}/accept", tag = "intents", params(("id" = String, Path)),
+    request_body = AcceptOffer,
+    responses((status = 200, body = OfferView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+#[instrument(skip_all)]
+pub async fn accept_offer(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<OfferView>, AppError> {
+    // The body is optional: an empty one accepts without sharing.
+    let body: AcceptOffer = if body.is_empty() {
+        AcceptOffer::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            AppError::BadRequest(format!("the JSON does not have the expected shape: {e}"))
+        })?
+    };
+    let hours = body.expires_in_hours.unwrap_or(24);
+    if !(1..=720).contains(&hours) {
+        return Err(AppError::invalid(
+            "invalid_grant",
+            "expires_in_hours must be between 1 and 720",
+        ));
+    }
+    let share = body.share.then(|| time::Duration::hours(hours));
+    let offer = state.vault.open()?.decide_offer(&id, true, share).await?;
+    Ok(Json(offer_view(offer)))
+}
+
+/// Declines an offer; the brand is told.
+#[utoipa::path(post, path = "/api/v1/offers/{id}/decline", tag = "intents", params(("id" = String, Path)),
+    responses((status = 200, body = OfferView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+#[instrument(skip_all)]
+pub async fn decline_offer(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+    Path(id): Path<String>,
+) -> Result<Json<OfferView>, AppError> {
+    let offer = state.vault.open()?.decide_offer(&id, false, None).await?;
+    Ok(Json(offer_view(offer)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntentCategory {
+    pub id: &'static str,
+    pub label: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntentCategories {
+    pub categories: Vec<IntentCategory>,
+}
+
+/// The shipped category taxonomy of intents.
+#[utoipa::path(get, path = "/api/v1/intent-categories", tag = "intents",
+    responses((status = 200, body = IntentCategories)))]
+pub async fn intent_categories() -> Json<IntentCategories> {
+    Json(IntentCategories {
+        categories: TAXONOMY
+            .iter()
+            .map(|t| IntentCategory {
+                id: t.id,
+                label: t.label,
+            })
+            .collect(),
+    })
+}
+
+/// New offers as they arrive (Server-Sent Events, `event: offer`, data: the offer).
+#[utoipa::path(get, path = "/api/v1/events", tag = "intents",
+    responses((status = 200, content_type = "text/event-stream", description = "`event: offer` per new offer")),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+pub async fn owner_events(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, AppError> {
+    let receiver = state.vault.open()?.subscribe_offers();
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(offer) => {
+                    let data = serde_json::to_string(&offer_view(offer)).unwrap_or_default();
+                    return Some((Ok(SseEvent::default().event("offer").data(data)), receiver));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+// --- The brand's side ---------------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionView {
+    pub categories: Vec<String>,
+    #[schema(value_type = Vec<Object>)]
+    pub areas: Vec<Value>,
+    pub webhook_url: Option<String>,
+    /// `webhook`, `sse`, `poll`.
+    pub delivery: Vec<&'static str>,
+    /// Only when a webhook secret was just issued (first webhook, or rotation): keep it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    /// `ok`, `failing` or `paused`.
+    pub delivery_status: &'static str,
+    pub last_error: Option<String>,
+}
+
+fn subscription_view(record: SubscriptionRecord, secret: Option<String>) -> SubscriptionView {
+    SubscriptionView {
+        categories: record
+            .subscription
+            .categories
+            .iter()
+            .map(|c| c.as_str().to_owned())
+            .collect(),
+        areas: record
+            .subscription
+            .areas
+            .iter()
+            .map(|a| serde_json::to_value(a).unwrap_or(Value::Null))
+            .collect(),
+        webhook_url: record.subscription.webhook_url.clone(),
+        delivery: record
+            .subscription
+            .delivery
+            .iter()
+            .map(|d| d.as_str())
+            .collect(),
+        webhook_secret: secret,
+        delivery_status: match record.delivery_status {
+            crate::service::delivery::DeliveryStatus::Ok => "ok",
+            crate::service::delivery::DeliveryStatus::Failing => "failing",
+            crate::service::delivery::DeliveryStatus::Paused => "paused",
+        },
+        last_error: record.last_error,
+    }
+}
+
+fn require(token: &BrandToken, scope: &'static str) -> Result<(), AppError> {
+    if token.0.has_scope(scope) {
+        Ok(())
+    } else {
+        Err(AppError::InsufficientScope(scope))
+    }
+}
+
+/// Says which intents the brand wants (categories by prefix, areas) and how (webhook, SSE,
+/// polling). A first webhook URL gets a `whsec_` secret, returned once; updating resumes paused
+/// deliveries.
+#[utoipa::path(put, path = "/brand/v1/subscription", tag = "brands",
+    request_body(content = Object, description = "`{\"categories\": [\"food\"], \"areas\": [{\"geohash\": \"u09\"} | {\"lat\", \"lon\", \"radius_m\"}], \"webhook_url\": \"https://...\", \"delivery\": [\"webhook\", \"sse\", \"poll\"]}`"),
+    responses((status = 200, body = SubscriptionView), (status = 422, body = ErrorBody, description = "`invalid_subscription`")),
+    security(("brand_token" = ["intents:read"])))]
+#[instrument(skip_all)]
+pub async fn put_subscription(
+    State(state): State<AppState>,
+    token: BrandToken,
+    Json(body): Json<NewSubscription>,
+) -> Result<Json<SubscriptionView>, AppError> {
+    require(&token, "intents:read")?;
+    let subscription = body
+        .validate(state.vault.settings().allow_loopback_webhooks)
+        .map_err(|e| AppError::invalid("invalid_subscription", e.to_string()))?;
+    let (record, secret) = state
+        .vault
+        .open()?
+        .put_subscription(&token.0.brand, subscription)
+        .await?;
+    Ok(Json(subscription_view(record, secret)))
+}
+
+/// The brand's subscription.
+#[utoipa::path(get, path = "/brand/v1/subscription", tag = "brands",
+    responses((status = 200, body = SubscriptionView), (status = 404, body = ErrorBody)),
+    security(("brand_token" = ["intents:read"])))]
+pub async fn get_subscription(
+    State(state): State<AppState>,
+    token: BrandToken,
+) -> Result<Json<SubscriptionView>, AppError> {
+    require(&token, "intents:read")?;
+    let record = state
+        .vault
+        .open()?
+        .subscription(&token.0.brand.client_id)?
+        .ok_or(AppError::NotFound("subscription"))?;
+    Ok(Json(subscription_view(record, None)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewSecret {
+    pub webhook_secret: String,
+}
+
+/// A new webhook secret; deliveries are signed with it from now on.
+#[utoipa::path(post, path = "/brand/v1/subscription/rotate-secret", tag = "brands",
+    responses((status = 200, body = NewSecret), (status = 404, body = ErrorBody)),
+    security(("brand_token" = ["intents:read"])))]
+#[instrument(skip_all)]
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    token: BrandToken,
+) -> Result<Json<NewSecret>, AppError> {
+    require(&token, "intents:read")?;
+    let webhook_secret = state
+        .vault
+        .open()?
+        .rotate_webhook_secret(&token.0.brand)
+        .await?;
+    Ok(Json(NewSecret { webhook_secret }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    /// The `next_cursor` of the previous page; 0 or absent: from the start.
+    pub cursor: Option<u64>,
+    /// At most 500 (default 100).
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    /// CloudEvents 1.0, oldest first.
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<Value>,
+    /// Pass back as `cursor`; unchanged when there was nothing new.
+    pub next_cursor: u64,
+}
+
+/// The brand's events after a cursor (polling).
+#[utoipa::path(get, path = "/brand/v1/intents", tag = "brands", params(EventQuery),
+    responses((status = 200, body = EventPage), (status = 401, body = ErrorBody)),
+    security(("brand_token" = ["intents:read"])))]
+pub async fn poll_events(
+    State(state): State<AppState>,
+    token: BrandToken,
+    Query(query): Query<EventQuery>,
+) -> Result<Json<EventPage>, AppError> {
+    require(&token, "intents:read")?;
+    let cursor = query.cursor.unwrap_or(0);
+    let events = state.vault.open()?.events_after(
+        &token.0.brand.client_id,
+        cursor,
+        query.limit.unwrap_or(100).clamp(1, MAX_EVENTS_PAGE),
+    )?;
+    let next_cursor = events.last().map_or(cursor, |(seq, _)| *seq);
+    Ok(Json(EventPage {
+        events: events.into_iter().map(|(_, e)| e).collect(),
+        next_cursor,
+    }))
+}
+
+struct StreamState {
+    open: Arc<OpenVault>,
+    token: String,
+    client_id: String,
+    cursor: u64,
+    signal: tokio::sync::watch::Receiver<u64>,
+    buffer: VecDeque<(u64, Value)>,
+}
+
+/// The brand's events as Server-Sent Events: each `id:` is a cursor, so a client that reconnects
+/// with `Last-Event-ID` continues exactly after the last event it got. The stream ends when the
+/// token stops being valid (expiry, revocation, new terms...).
+#[utoipa::path(get, path = "/brand/v1/events", tag = "brands",
+    params(("Last-Event-ID" = Option<u64>, Header, description = "resume after this event")),
+    responses((status = 200, content_type = "text/event-stream", description = "one CloudEvent per SSE event")),
+    security(("brand_token" = ["intents:read"])))]
+pub async fn brand_events(
+    State(state): State<AppState>,
+    token: BrandToken,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, AppError> {
+    require(&token, "intents:read")?;
+    let cursor = match headers.get("last-event-id") {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| {
+                AppError::BadRequest("Last-Event-ID must be an event id from this stream".into())
+            })?,
+        None => 0,
+    };
+    let open = state.vault.open()?;
+    let start = StreamState {
+        signal: open.subscribe_events(),
+        open,
+        token: bearer(&headers).unwrap_or_default().to_owned(),
+        client_id: token.0.brand.client_id.clone(),
+        cursor,
+        buffer: VecDeque::new(),
+    };
+    let stream = futures_util::stream::unfold(start, |mut s| async move {
+        loop {
+            if let Some((seq, event)) = s.buffer.pop_front() {
+                s.cursor = seq;
+                let data = serde_json::to_string(&event).unwrap_or_default();
+                return Some((Ok(SseEvent::default().id(seq.to_string()).data(data)), s));
+            }
+            if s.open.verify_access_token(&s.token).is_err() {
+                return None;
+            }
+            // Mark what has been seen before reading, so an event written meanwhile wakes us.
+            s.signal.borrow_and_update();
+            match s.open.events_after(&s.client_id, s.cursor, MAX_EVENTS_PAGE) {
+                Ok(events) if !events.is_empty() => {
+                    s.buffer.extend(events);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+            if s.signal.changed().await.is_err() {
+                return None;
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Answers an intent the brand received.
+#[utoipa::path(post, path = "/brand/v1/intents/{id}/offers", tag = "brands", params(("id" = String, Path)),
+    request_body(content = Object, description = "`{\"name\": \"...\", \"description\", \"price\": {\"amount\": \"24.00\", \"currency\": \"EUR\"}, \"valid_until\": \"RFC 3339\", \"fulfilment\": {\"from\", \"to\", \"place\"}, \"url\": \"https://...\", \"data_requested\": [\"contact.phone\"]}`"),
+    responses((status = 201, body = BrandOfferView), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "`intent_closed` or `offer_limit`"),
+              (status = 422, body = ErrorBody, description = "`invalid_offer`"), (status = 429, body = ErrorBody)),
+    security(("brand_token" = ["offers:write"])))]
+#[instrument(skip_all)]
+pub async fn create_offer(
+    State(state): State<AppState>,
+    token: BrandToken,
+    Path(id): Path<String>,
+    Json(body): Json<NewOffer>,
+) -> Result<(StatusCode, Json<BrandOfferView>), AppError> {
+    require(&token, "offers:write")?;
+    let terms = body
+        .validate(state.vault.now())
+        .map_err(|e| AppError::invalid("invalid_offer", e))?;
+    let offer = state
+        .vault
+        .open()?
+        .create_offer(&token.0.brand, &id, terms)
+        .await?;
+    Ok((StatusCode::CREATED, Json(brand_offer_view(offer))))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BrandOfferView {
+    pub id: String,
+    pub intent_id: String,
+    /// `pending`, `accepted` or `declined`.
+    pub status: &'static str,
+    pub grant_id: Option<String>,
+}
+
+fn brand_offer_view(offer: Offer) -> BrandOfferView {
+    BrandOfferView {
+        status: offer.status.as_str(),
+        id: offer.id,
+        intent_id: offer.intent_id,
+        grant_id: offer.grant_id,
+    }
+}
+
+/// The brand's own offer and its outcome.
+#[utoipa::path(get, path = "/brand/v1/offers/{id}", tag = "brands", params(("id" = String, Path)),
+    responses((status = 200, body = BrandOfferView), (status = 404, body = ErrorBody)),
+    security(("brand_token" = [])))]
+pub async fn get_offer(
+    State(state): State<AppState>,
+    token: BrandToken,
+    Path(id): Path<String>,
+) -> Result<Json<BrandOfferView>, AppError> {
+    let offer = state.vault.open()?.brand_offer(&token.0.brand, &id)?;
+    Ok(Json(brand_offer_view(offer)))
+}

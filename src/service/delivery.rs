@@ -1,0 +1,246 @@
+//! The webhook delivery worker: reads the durable outbox, signs each event per Standard Webhooks,
+//! sends it, and records the outcome — retrying with exponential backoff and jitter, at most a
+//! few deliveries per brand at once, pausing a brand that keeps failing.
+//!
+//! An outbox entry leaves the store only after its delivery succeeded (or the brand stopped
+//! taking webhooks), so a crash or restart at any point re-sends, with the same `webhook-id`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+
+use serde::{Deserialize, Serialize};
+use time::Duration;
+
+use super::OpenVault;
+use super::events::OutboxEntry;
+use crate::domain::audit::Event;
+use crate::error::AppError;
+use crate::store::Tree;
+use crate::webhooks::{Delivery, Sender};
+
+/// Deliveries in flight to one brand at once.
+pub const PER_BRAND_CONCURRENCY: usize = 4;
+/// Deliveries in flight in total.
+const TOTAL_CONCURRENCY: usize = 256;
+/// Consecutive failures after which a brand's deliveries pause until it updates its
+/// subscription (the owner sees it on the brands page).
+pub const PAUSE_AFTER_FAILURES: u32 = 8;
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::minutes(30);
+/// How often the worker looks at the outbox when nothing wakes it.
+const IDLE_TICK: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// How a brand's webhook is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Ok,
+    Failing,
+    Paused,
+}
+
+/// The delay before attempt `attempts + 1`: 1 s, 2 s, 4 s ... capped, each with up to 50 %
+/// random jitter so that many failing deliveries do not retry in lockstep.
+pub fn backoff(attempts: u32, jitter: u8) -> Duration {
+    let base = Duration::seconds(1i64 << attempts.min(20)).min(MAX_BACKOFF);
+    let jitter_ms = base.whole_milliseconds() as i64 * i64::from(jitter) / 510;
+    base + Duration::milliseconds(jitter_ms)
+}
+
+/// What the worker keeps in memory: deliveries in flight.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    seqs: HashSet<u64>,
+    per_brand: HashMap<String, usize>,
+}
+
+impl OpenVault {
+    /// Starts the delivery worker; it stops by itself when the vault is closed.
+    pub(crate) fn start_delivery(self: &Arc<Self>) -> Result<(), AppError> {
+        let sender = Sender::new(crate::webhooks::DELIVERY_TIMEOUT).map_err(AppError::Internal)?;
+        let weak = Arc::downgrade(self);
+        let mut signal = self.subscribe_events();
+        tokio::spawn(async move {
+            let in_flight = Arc::new(Mutex::new(InFlight::default()));
+            loop {
+                let Some(vault) = Weak::upgrade(&weak) else {
+                    return;
+                };
+                if let Err(e) = vault.dispatch_due(&sender, &in_flight) {
+                    tracing::warn!(error = %e, "webhook delivery worker");
+                }
+                vault.expire_due().await;
+                drop(vault);
+                // Woken by new events, or looks again shortly (for retries that came due).
+                let _ = tokio::time::timeout(IDLE_TICK, signal.changed()).await;
+            }
+        });
+        Ok(())
+    }
+
+    /// Starts a send for every outbox entry that is due, within the concurrency caps.
+    fn dispatch_due(
+        self: &Arc<Self>,
+        sender: &Sender,
+        in_flight: &Arc<Mutex<InFlight>>,
+    ) -> Result<(), AppError> {
+        let now = self.now();
+        for item in self.store().iter(Tree::Outbox) {
+            let (_, bytes) = item?;
+            let entry: OutboxEntry = serde_json::from_slice(&bytes)
+                .map_err(|e| AppError::Internal(format!("outbox entry is damaged: {e}")))?;
+            if entry.next_attempt_at > now {
+                continue;
+            }
+            {
+                let mut flight = in_flight
+                    .lock()
+                    .map_err(|_| AppError::Internal("delivery lock poisoned".into()))?;
+                if flight.seqs.len() >= TOTAL_CONCURRENCY {
+                    break;
+                }
+                let brand_count = flight.per_brand.get(&entry.client_id).copied().unwrap_or(0);
+                if flight.seqs.contains(&entry.seq) || brand_count >= PER_BRAND_CONCURRENCY {
+                    continue;
+                }
+                flight.seqs.insert(entry.seq);
+                *flight.per_brand.entry(entry.client_id.clone()).or_default() += 1;
+            }
+            let vault = self.clone();
+            let sender = sender.clone();
+            let in_flight = in_flight.clone();
+            tokio::spawn(async move {
+                let seq = entry.seq;
+                let client_id = entry.client_id.clone();
+                if let Err(e) = vault.deliver(&sender, entry).await {
+                    tracing::warn!(error = %e, seq, "webhook delivery could not be recorded");
+                }
+                if let Ok(mut flight) = in_flight.lock() {
+                    flight.seqs.remove(&seq);
+                    if let Some(count) = flight.per_brand.get_mut(&client_id) {
+                        *count = count.saturating_sub(1);
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// One attempt of one delivery, and its outcome recorded.
+    async fn deliver(&self, sender: &Sender, entry: OutboxEntry) -> Result<(), AppError> {
+        let subscription = self.subscription(&entry.client_id)?;
+        let target = subscription.as_ref().and_then(|s| {
+            let url = s.subscription.webhook_url.clone()?;
+            let secret = s.webhook_secret.clone()?;
+            (s.delivery_status != DeliveryStatus::Paused).then_some((url, secret))
+        });
+        let key = entry.seq.to_be_bytes();
+        let Some((url, secret)) = target else {
+            if subscription
+                .as_ref()
+                .is_some_and(|s| s.delivery_status == DeliveryStatus::Paused)
+            {
+                // Kept for when the brand fixes its endpoint.
+                return Ok(());
+            }
+            // The brand no longer takes webhooks: the event stays in its stream for SSE/polling.
+            self.writer
+                .write(move |tx| tx.remove(Tree::Outbox, &key).map(|_| ()))
+                .await
+                .map_err(|e| AppError::Internal(format!("{e:?}")))?;
+            return Ok(());
+        };
+        let Some(event) = self.event(&entry.client_id, entry.seq)? else {
+            return Ok(());
+        };
+        let body = serde_json::to_vec(&event).map_err(|e| AppError::Internal(e.to_string()))?;
+        let timestamp = self.now().unix_timestamp();
+        let signature = crate::crypto::webhook::sign(&secret, &entry.webhook_id, timestamp, &body)
+            .map_err(|e| AppError::Internal(format!("signing a webhook: {e}")))?;
+        let outcome = sender
+            .send(&Delivery {
+                url,
+                webhook_id: entry.webhook_id.clone(),
+                timestamp,
+                signature,
+                body,
+            })
+            .await;
+        let now = self.now();
+        let jitter: [u8; 1] = crate::crypto::random_array().unwrap_or([0]);
+        let subscription_key = self.subscription_key(&entry.client_id);
+        self.change(move |tx| {
+            let mut subscription = super::intents::load_subscription(tx, &subscription_key)?;
+            let attempt = entry.attempts + 1;
+            let event = match &outcome {
+                Ok(status) => {
+                    tx.remove(Tree::Outbox, &key)?;
+                    if let Some(s) = subscription.as_mut() {
+                        s.consecutive_failures = 0;
+                        s.delivery_status = DeliveryStatus::Ok;
+                        s.last_error = None;
+                    }
+                    Event::brand("delivery.succeeded", &entry.client_id).with_detail(
+                        serde_json::json!({ "event": entry.webhook_id, "attempt": attempt, "status": status }),
+                    )
+                }
+                Err(error) => {
+                    let mut retry = entry.clone();
+                    retry.attempts = attempt;
+                    retry.next_attempt_at = now + backoff(attempt, jitter[0]);
+                    retry.last_error = Some(error.clone());
+                    let bytes = serde_json::to_vec(&retry).map_err(|e| AppError::Internal(e.to_string()))?;
+                    tx.insert(Tree::Outbox, &key, &bytes)?;
+                    if let Some(s) = subscription.as_mut() {
+                        s.consecutive_failures += 1;
+                        s.last_error = Some(error.clone());
+                        s.delivery_status = if s.consecutive_failures >= PAUSE_AFTER_FAILURES {
+                            DeliveryStatus::Paused
+                        } else {
+                            DeliveryStatus::Failing
+                        };
+                    }
+                    Event::brand("delivery.failed", &entry.client_id).with_detail(serde_json::json!({
+                        "event": entry.webhook_id,
+                        "attempt": attempt,
+                        "error": error,
+                        "next_attempt_at": retry.next_attempt_at.unix_timestamp(),
+                    }))
+                }
+            };
+            if let Some(s) = &subscription {
+                super::intents::store_subscription(tx, &subscription_key, s)?;
+            }
+            Ok(((), event))
+        })
+        .await
+    }
+
+    /// Deliveries waiting for a brand.
+    pub fn pending_deliveries(&self, client_id: &str) -> Result<usize, AppError> {
+        let mut count = 0;
+        for item in self.store().iter(Tree::Outbox) {
+            let (_, bytes) = item?;
+            let entry: OutboxEntry = serde_json::from_slice(&bytes)
+                .map_err(|e| AppError::Internal(format!("outbox entry is damaged: {e}")))?;
+            if entry.client_id == client_id {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_bounded_jitter_and_a_cap() {
+        assert_eq!(backoff(0, 0), Duration::seconds(1));
+        assert_eq!(backoff(3, 0), Duration::seconds(8));
+        assert!(backoff(3, 255) <= Duration::seconds(12));
+        assert!(backoff(3, 255) > Duration::seconds(8));
+        assert_eq!(backoff(40, 0), MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,138 @@
+//! Brands' event streams: every CloudEvent a brand receives is appended to its stream in the
+//! store, in the same atomic write as what caused it, and numbered from one global counter.
+//! Polling and Server-Sent Events read the stream after a cursor; webhooks deliver it from the
+//! outbox, which the same write fills.
+//!
+//! Because the event and its outbox entry are written with the change that produced them, an
+//! acknowledged intent is never lost by a crash; the delivery worker picks up where it stopped.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::{OpenVault, index_key};
+use crate::crypto::KeyedHash;
+use crate::error::AppError;
+use crate::store::{Tree, Tx};
+
+const META_EVENT_SEQ: &[u8] = b"event_seq";
+/// Most events one poll or one SSE catch-up returns.
+pub const MAX_EVENTS_PAGE: usize = 500;
+
+/// The stream prefix of a brand: 16 bytes of a keyed hash of its client id.
+pub(crate) fn stream_prefix(index: &KeyedHash, client_id: &str) -> [u8; 16] {
+    let full = index_key(index, "events", client_id);
+    let mut prefix = [0u8; 16];
+    prefix.copy_from_slice(&full[..16]);
+    prefix
+}
+
+fn stream_key(prefix: &[u8; 16], seq: u64) -> [u8; 24] {
+    let mut key = [0u8; 24];
+    key[..16].copy_from_slice(prefix);
+    key[16..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// A webhook delivery still to make.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub seq: u64,
+    pub client_id: String,
+    /// The `webhook-id`: the event's id, the same on every attempt so brands can de-duplicate.
+    pub webhook_id: String,
+    pub attempts: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_attempt_at: OffsetDateTime,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// Appends `event` to a brand's stream (and to the outbox if it takes webhooks) inside a change.
+/// Returns the event's number, its cursor.
+pub(crate) fn append_in(
+    tx: &mut Tx<'_>,
+    index: &KeyedHash,
+    client_id: &str,
+    event: &Value,
+    webhook: bool,
+    now: OffsetDateTime,
+) -> Result<u64, AppError> {
+    let seq = match tx.get(Tree::Meta, META_EVENT_SEQ)? {
+        Some(bytes) => serde_json::from_slice::<u64>(&bytes)
+            .map_err(|e| AppError::Internal(format!("event counter is damaged: {e}")))?,
+        None => 0,
+    } + 1;
+    tx.insert(Tree::Meta, META_EVENT_SEQ, seq.to_string().as_bytes())?;
+    let bytes = serde_json::to_vec(event).map_err(|e| AppError::Internal(e.to_string()))?;
+    tx.insert(
+        Tree::Events,
+        &stream_key(&stream_prefix(index, client_id), seq),
+        &bytes,
+    )?;
+    if webhook {
+        let entry = OutboxEntry {
+            seq,
+            client_id: client_id.to_owned(),
+            webhook_id: event
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+        };
+        let bytes = serde_json::to_vec(&entry).map_err(|e| AppError::Internal(e.to_string()))?;
+        tx.insert(Tree::Outbox, &seq.to_be_bytes(), &bytes)?;
+    }
+    Ok(seq)
+}
+
+impl OpenVault {
+    /// A brand's events after `cursor` (0: from the start), oldest first, at most `limit`.
+    pub fn events_after(
+        &self,
+        client_id: &str,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Value)>, AppError> {
+        let prefix = stream_prefix(&self.index, client_id);
+        let start = stream_key(&prefix, cursor);
+        let mut events = Vec::new();
+        for item in self.store().iter_after(Tree::Events, Some(&start)) {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) || events.len() >= limit.clamp(1, MAX_EVENTS_PAGE) {
+                break;
+            }
+            let mut seq = [0u8; 8];
+            seq.copy_from_slice(&key[16..24]);
+            let event: Value = serde_json::from_slice(&value)
+                .map_err(|e| AppError::Internal(format!("event is damaged: {e}")))?;
+            events.push((u64::from_be_bytes(seq), event));
+        }
+        Ok(events)
+    }
+
+    /// One event of a brand's stream, by number.
+    pub fn event(&self, client_id: &str, seq: u64) -> Result<Option<Value>, AppError> {
+        let key = stream_key(&stream_prefix(&self.index, client_id), seq);
+        self.store()
+            .get(Tree::Events, &key)?
+            .map(|bytes| {
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| AppError::Internal(format!("event is damaged: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Wakes everyone waiting for new events (SSE streams, the delivery worker).
+    pub(crate) fn announce_events(&self) {
+        self.event_signal.send_modify(|n| *n += 1);
+    }
+
+    /// A receiver that changes whenever new events were written.
+    pub fn subscribe_events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.event_signal.subscribe()
+    }
+}

@@ -1,0 +1,680 @@
+//! Intentcasting: the person's intents, brands' subscriptions, matching, the events brands
+//! receive, and the offers they answer with.
+//!
+//! Creating an intent finds its recipients in the in-memory [`SubscriptionIndex`], keeps those
+//! the person's terms allow (a current agreement whose basis permits intentcasting, and the
+//! disclosed fields permitted for it), and appends one CloudEvent per recipient to its stream
+//! (and outbox) in the same atomic write as the intent: acknowledged means delivered eventually.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::{Duration, OffsetDateTime};
+
+use super::OpenVault;
+use super::delivery::DeliveryStatus;
+use super::events::append_in;
+use crate::crypto::random_array;
+use crate::domain::audit::Event;
+use crate::domain::brands::{Brand, BrandStatus};
+use crate::domain::grants::{FieldSpec, GrantAction, GrantOrigin};
+use crate::domain::intents::{
+    Delivery, Intent, IntentStatus, SubscriptionIndex, ValidIntent, ValidSubscription,
+};
+use crate::domain::offers::{Offer, OfferStatus, OfferTerms};
+use crate::domain::records::RecordPath;
+use crate::domain::terms::{AccessRequest, Action, Basis, INTENTCASTING_PURPOSE, evaluate};
+use crate::error::AppError;
+use crate::store::{Store, Tree, Tx};
+
+/// Offers one brand may make per minute.
+pub const OFFERS_PER_MINUTE: u32 = 30;
+
+/// A brand's subscription, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubscriptionRecord {
+    pub client_id: String,
+    pub subscription: ValidSubscription,
+    /// `whsec_...`, when the brand takes webhooks.
+    pub webhook_secret: Option<String>,
+    pub delivery_status: DeliveryStatus,
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl SubscriptionRecord {
+    fn takes_webhooks(&self) -> bool {
+        self.subscription.webhook_url.is_some()
+            && self.webhook_secret.is_some()
+            && (self.subscription.delivery.is_empty()
+                || self.subscription.delivery.contains(&Delivery::Webhook))
+    }
+}
+
+/// An intent as stored: the domain's intent, who received it, and its offers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IntentRecord {
+    #[serde(flatten)]
+    pub intent: Intent,
+    /// Client ids of the brands it went to (never shown to brands).
+    pub recipients: Vec<String>,
+    pub offers: Vec<String>,
+    /// Whether the brands were told it expired.
+    #[serde(default)]
+    pub expiry_announced: bool,
+}
+
+pub(crate) fn load_subscription(
+    tx: &mut Tx<'_>,
+    key: &[u8],
+) -> Result<Option<SubscriptionRecord>, AppError> {
+    tx.get(Tree::Subscriptions, key)?
+        .map(|bytes| {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| AppError::Internal(format!("subscription is damaged: {e}")))
+        })
+        .transpose()
+}
+
+pub(crate) fn store_subscription(
+    tx: &mut Tx<'_>,
+    key: &[u8],
+    record: &SubscriptionRecord,
+) -> Result<(), AppError> {
+    let bytes = serde_json::to_vec(record).map_err(|e| AppError::Internal(e.to_string()))?;
+    tx.insert(Tree::Subscriptions, key, &bytes)?;
+    Ok(())
+}
+
+/// Builds the matching index from the stored subscriptions (at unseal).
+pub(crate) fn load_index(store: &Store) -> Result<SubscriptionIndex, AppError> {
+    let mut index = SubscriptionIndex::new();
+    for item in store.iter(Tree::Subscriptions) {
+        let (_, bytes) = item?;
+        let record: SubscriptionRecord = serde_json::from_slice(&bytes)
+            .map_err(|e| AppError::Internal(format!("subscription is damaged: {e}")))?;
+        index.insert(&record.client_id, &record.subscription);
+    }
+    Ok(index)
+}
+
+fn new_id(prefix: &str) -> Result<String, AppError> {
+    let bytes = random_array::<10>().map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(format!(
+        "{prefix}{}",
+        data_encoding::BASE32_NOPAD.encode(&bytes).to_lowercase()
+    ))
+}
+
+fn decode_intent(bytes: &[u8]) -> Result<IntentRecord, AppError> {
+    serde_json::from_slice(bytes).map_err(|e| AppError::Internal(format!("intent is damaged: {e}")))
+}
+
+fn decode_offer(bytes: &[u8]) -> Result<Offer, AppError> {
+    serde_json::from_slice(bytes).map_err(|e| AppError::Internal(format!("offer is damaged: {e}")))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, AppError> {
+    serde_json::to_vec(value).map_err(|e| AppError::Internal(e.to_string()))
+}
+
+/// What a brand sees of an intent: everything but the list of disclosed paths, plus their values.
+fn brand_view(record: &IntentRecord, disclosed: &BTreeMap<String, Value>) -> Value {
+    let intent = &record.intent.intent;
+    serde_json::json!({
+        "id": record.intent.id,
+        "category": intent.category,
+        "text": intent.text,
+        "expires_at": intent.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "location": intent.location,
+        "window": intent.window,
+        "price_max": intent.price_max,
+        "party_size": intent.party_size,
+        "tags": intent.tags,
+        "max_offers": intent.max_offers,
+        "disclosed": disclosed,
+    })
+}
+
+impl OpenVault {
+    pub(crate) fn subscription_key(&self, client_id: &str) -> [u8; 32] {
+        self.index_key("subscription", client_id)
+    }
+
+    fn intent_key(&self, id: &str) -> [u8; 32] {
+        self.index_key("intent", id)
+    }
+
+    fn offer_key(&self, id: &str) -> [u8; 32] {
+        self.index_key("offer", id)
+    }
+
+    /// A CloudEvents 1.0 structured event for one brand.
+    fn cloud_event(
+        &self,
+        kind: &str,
+        subject: &str,
+        data: Value,
+        now: OffsetDateTime,
+    ) -> Result<Value, AppError> {
+        Ok(serde_json::json!({
+            "specversion": "1.0",
+            "id": new_id("evt_")?,
+            "source": self.issuer(),
+            "type": kind,
+            "subject": subject,
+            "time": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            "datacontenttype": "application/json",
+            "data": data,
+        }))
+    }
+
+    // --- Subscriptions ----------------------------------------------------------------------
+
+    pub fn subscription(&self, client_id: &str) -> Result<Option<SubscriptionRecord>, AppError> {
+        self.store()
+            .get(Tree::Subscriptions, &self.subscription_key(client_id))?
+            .map(|bytes| {
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| AppError::Internal(format!("subscription is damaged: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Replaces a brand's subscription. A webhook gets a secret the first time (returned once);
+    /// updating the subscription resumes paused deliveries.
+    pub async fn put_subscription(
+        &self,
+        brand: &Brand,
+        subscription: ValidSubscription,
+    ) -> Result<(SubscriptionRecord, Option<String>), AppError> {
+        let key = self.subscription_key(&brand.client_id);
+        let now = self.now();
+        let fresh_secret =
+            crate::crypto::webhook::new_secret().map_err(|e| AppError::Internal(e.to_string()))?;
+        let client_id = brand.client_id.clone();
+        let (record, new_secret) = self
+            .change(move |tx| {
+                let previous = load_subscription(tx, &key)?;
+                let wants_webhook = subscription.webhook_url.is_some();
+                let (secret, new_secret) =
+                    match previous.as_ref().and_then(|p| p.webhook_secret.clone()) {
+                        Some(secret) if wants_webhook => (Some(secret), None),
+                        _ if wants_webhook => (Some(fresh_secret.clone()), Some(fresh_secret)),
+                        _ => (None, None),
+                    };
+                let record = SubscriptionRecord {
+                    client_id: client_id.clone(),
+                    subscription,
+                    webhook_secret: secret,
+                    delivery_status: DeliveryStatus::Ok,
+                    consecutive_failures: 0,
+                    last_error: None,
+                    updated_at: now,
+                };
+                store_subscription(tx, &key, &record)?;
+                let event = Event::brand("subscription.updated", &client_id).with_detail(
+                    serde_json::json!({
+                        "categories": record.subscription.categories,
+                        "areas": record.subscription.areas.len(),
+                        "webhook": wants_webhook,
+                    }),
+                );
+                Ok(((record, new_secret), event))
+            })
+            .await?;
+        if let Ok(mut index) = self.subscriptions.write() {
+            index.insert(&record.client_id, &record.subscription);
+        }
+        self.announce_events();
+        Ok((record, new_secret))
+    }
+
+    /// A new webhook secret; the old one stops signing at once.
+    pub async fn rotate_webhook_secret(&self, brand: &Brand) -> Result<String, AppError> {
+        let key = self.subscription_key(&brand.client_id);
+        let secret =
+            crate::crypto::webhook::new_secret().map_err(|e| AppError::Internal(e.to_string()))?;
+        let client_id = brand.client_id.clone();
+        let returned = secret.clone();
+        self.change(move |tx| {
+            let mut record = load_subscription(tx, &key)?
+                .filter(|r| r.subscription.webhook_url.is_some())
+                .ok_or(AppError::NotFound("webhook subscription"))?;
+            record.webhook_secret = Some(secret);
+            store_subscription(tx, &key, &record)?;
+            Ok(((), Event::brand("webhook_secret.rotated", &client_id)))
+        })
+        .await?;
+        Ok(returned)
+    }
+
+    /// Forgets a brand's subscription (when the brand is removed).
+    pub(crate) fn forget_subscription(&self, client_id: &str) {
+        if let Ok(mut index) = self.subscriptions.write() {
+            index.remove(client_id);
+        }
+    }
+
+    // --- Intents ----------------------------------------------------------------------------
+
+    /// Whether `brand` may receive an intent disclosing `categories`: active, with an agreement
+    /// on the terms in force whose basis permits intentcasting, and the terms permitting the
+    /// disclosed data for it.
+    fn may_receive(
+        &self,
+        brand: &Brand,
+        categories: &[String],
+        now: OffsetDateTime,
+    ) -> Result<bool, AppError> {
+        if brand.status != BrandStatus::Active {
+            return Ok(false);
+        }
+        let Some(agreement_id) = self.current_agreement(brand)? else {
+            return Ok(false);
+        };
+        let terms = self.current_terms()?;
+        if !Basis::parse(&terms.version.basis).is_some_and(Basis::permits_intentcasting) {
+            return Ok(false);
+        }
+        if categories.is_empty() {
+            return Ok(true);
+        }
+        let agreement = self.agreement(&agreement_id)?;
+        let agreed_at = agreement.events.get(1).map_or(now, |e| e.at);
+        Ok(evaluate(
+            &terms.terms,
+            &AccessRequest {
+                action: Action::ReceiveIntent,
+                categories: categories.to_vec(),
+                purpose: INTENTCASTING_PURPOSE.to_owned(),
+                at: now,
+                count_so_far: 0,
+                agreed_at,
+            },
+        )
+        .permitted)
+    }
+
+    /// Broadcasts an intent to every matching brand the terms allow; returns it.
+    pub async fn create_intent(&self, intent: ValidIntent) -> Result<IntentRecord, AppError> {
+        let now = self.now();
+        let mut disclosed = BTreeMap::new();
+        let mut categories = Vec::new();
+        for path in &intent.disclose {
+            let path = RecordPath::parse(path)?;
+            match self.get_record(&path) {
+                Ok(record) => {
+                    categories.push(record.category.clone());
+                    disclosed.insert(record.path, record.value);
+                }
+                Err(AppError::NotFound(_)) => {
+                    return Err(AppError::invalid(
+                        "invalid_intent",
+                        format!("disclose: you have no data at {}", path.as_str()),
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        categories.sort();
+        categories.dedup();
+        let candidates: Vec<String> = match self.subscriptions.read() {
+            Ok(index) => index
+                .matches(&intent)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            Err(_) => return Err(AppError::Internal("subscription index poisoned".into())),
+        };
+        let mut recipients = Vec::new();
+        for client_id in candidates {
+            if let Some(brand) = self.find_brand(&client_id)?
+                && self.may_receive(&brand, &categories, now)?
+            {
+                let webhook = self
+                    .subscription(&client_id)?
+                    .is_some_and(|s| s.takes_webhooks());
+                recipients.push((brand, webhook));
+            }
+        }
+        let record = IntentRecord {
+            intent: Intent {
+                id: new_id("i_")?,
+                intent,
+                created_at: now,
+                withdrawn_at: None,
+                fulfilled_at: None,
+            },
+            recipients: recipients
+                .iter()
+                .map(|(b, _)| b.client_id.clone())
+                .collect(),
+            offers: Vec::new(),
+            expiry_announced: false,
+        };
+        let view = brand_view(&record, &disclosed);
+        let mut events = Vec::new();
+        for (brand, webhook) in &recipients {
+            let data = serde_json::json!({ "intent": view, "person": brand.pseudonym });
+            events.push((
+                brand.client_id.clone(),
+                self.cloud_event("vrm.intent.created.v1", &record.intent.id, data, now)?,
+                *webhook,
+            ));
+        }
+        let key = self.intent_key(&record.intent.id);
+        let index = self.index.clone();
+        let stored = record.clone();
+        self.change(move |tx| {
+            tx.insert(Tree::Intents, &key, &encode(&stored)?)?;
+            for (client_id, event, webhook) in &events {
+                append_in(tx, &index, client_id, event, *webhook, now)?;
+            }
+            let event = Event::owner("intent.created", Some(stored.intent.id.clone())).with_detail(
+                serde_json::json!({
+                    "category": stored.intent.intent.category,
+                    "recipients": stored.recipients.len(),
+                    "disclosed": stored.intent.intent.disclose,
+                }),
+            );
+            Ok(((), event))
+        })
+        .await?;
+        self.announce_events();
+        Ok(record)
+    }
+
+    pub fn intent(&self, id: &str) -> Result<IntentRecord, AppError> {
+        match self.store().get(Tree::Intents, &self.intent_key(id))? {
+            Some(bytes) => decode_intent(&bytes),
+            None => Err(AppError::NotFound("intent")),
+        }
+    }
+
+    /// Every intent, newest first.
+    pub fn list_intents(&self) -> Result<Vec<IntentRecord>, AppError> {
+        let mut all: Vec<IntentRecord> = self
+            .store()
+            .iter(Tree::Intents)
+            .map(|item| decode_intent(&item?.1))
+            .collect::<Result<_, _>>()?;
+        all.sort_by_key(|i| std::cmp::Reverse(i.intent.created_at));
+        Ok(all)
+    }
+
+    /// Closes an intent and tells its recipients (`withdrawn` or `expired`).
+    async fn close_intent(&self, id: &str, expired: bool) -> Result<IntentRecord, AppError> {
+        let key = self.intent_key(id);
+        let now = self.now();
+        let record = self.intent(id)?;
+        let kind = if expired {
+            "vrm.intent.expired.v1"
+        } else {
+            "vrm.intent.withdrawn.v1"
+        };
+        let mut events = Vec::new();
+        for client_id in &record.recipients {
+            let webhook = self
+                .subscription(client_id)?
+                .is_some_and(|s| s.takes_webhooks());
+            let person = self.pseudonym(client_id);
+            let data =
+                serde_json::json!({ "intent": { "id": record.intent.id }, "person": person });
+            events.push((
+                client_id.clone(),
+                self.cloud_event(kind, &record.intent.id, data, now)?,
+                webhook,
+            ));
+        }
+        let index = self.index.clone();
+        let record = self
+            .change(move |tx| {
+                let mut record = decode_intent(
+                    &tx.get(Tree::Intents, &key)?
+                        .ok_or(AppError::NotFound("intent"))?,
+                )?;
+                if expired {
+                    if record.expiry_announced || record.intent.status(now) != IntentStatus::Expired
+                    {
+                        return Err(AppError::Conflict("the intent is not due to expire"));
+                    }
+                    record.expiry_announced = true;
+                } else {
+                    if !record.intent.is_open(now) {
+                        return Err(AppError::Conflict("the intent is no longer open"));
+                    }
+                    record.intent.withdrawn_at = Some(now);
+                }
+                tx.insert(Tree::Intents, &key, &encode(&record)?)?;
+                for (client_id, event, webhook) in &events {
+                    append_in(tx, &index, client_id, event, *webhook, now)?;
+                }
+                let action = if expired {
+                    "intent.expired"
+                } else {
+                    "intent.withdrawn"
+                };
+                let event = if expired {
+                    Event::system(action)
+                } else {
+                    Event::owner(action, None)
+                };
+                let mut event =
+                    event.with_detail(serde_json::json!({ "recipients": record.recipients.len() }));
+                event.target = Some(record.intent.id.clone());
+                Ok((record, event))
+            })
+            .await?;
+        self.announce_events();
+        Ok(record)
+    }
+
+    pub async fn withdraw_intent(&self, id: &str) -> Result<IntentRecord, AppError> {
+        self.close_intent(id, false).await
+    }
+
+    /// Tells the brands about intents that expired (run by the background worker).
+    pub(crate) async fn expire_due(&self) {
+        let now = self.now();
+        let due: Vec<String> = match self.list_intents() {
+            Ok(all) => all
+                .into_iter()
+                .filter(|r| !r.expiry_announced && r.intent.status(now) == IntentStatus::Expired)
+                .map(|r| r.intent.id)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "listing intents to expire");
+                return;
+            }
+        };
+        for id in due {
+            if let Err(e) = self.close_intent(&id, true).await
+                && !matches!(e, AppError::Conflict(_))
+            {
+                tracing::warn!(error = %e, intent = id, "announcing an expired intent");
+            }
+        }
+    }
+
+    // --- Offers -----------------------------------------------------------------------------
+
+    /// A brand answers an intent it received.
+    pub async fn create_offer(
+        &self,
+        brand: &Brand,
+        intent_id: &str,
+        terms: OfferTerms,
+    ) -> Result<Offer, AppError> {
+        let now = self.now();
+        {
+            let mut rates = self
+                .offer_rates
+                .lock()
+                .map_err(|_| AppError::Internal("offer rate lock poisoned".into()))?;
+            let entry = rates.entry(brand.client_id.clone()).or_insert((now, 0));
+            if now - entry.0 >= Duration::minutes(1) {
+                *entry = (now, 0);
+            }
+            if entry.1 >= OFFERS_PER_MINUTE {
+                let wait = (entry.0 + Duration::minutes(1) - now)
+                    .whole_seconds()
+                    .max(1) as u64;
+                return Err(AppError::TooManyRequests { retry_after: wait });
+            }
+            entry.1 += 1;
+        }
+        let offer = Offer {
+            id: new_id("o_")?,
+            intent_id: intent_id.to_owned(),
+            client_id: brand.client_id.clone(),
+            brand_name: brand.client_name.clone(),
+            terms,
+            status: OfferStatus::Pending,
+            created_at: now,
+            decided_at: None,
+            grant_id: None,
+        };
+        let intent_key = self.intent_key(intent_id);
+        let offer_key = self.offer_key(&offer.id);
+        let stored = offer.clone();
+        self.change(move |tx| {
+            let Some(bytes) = tx.get(Tree::Intents, &intent_key)? else {
+                return Err(AppError::NotFound("intent"));
+            };
+            let mut record = decode_intent(&bytes)?;
+            // An intent the brand did not receive does not exist for it.
+            if !record.recipients.contains(&stored.client_id) {
+                return Err(AppError::NotFound("intent"));
+            }
+            if !record.intent.is_open(now) {
+                return Err(AppError::IntentClosed(format!(
+                    "this intent is {}: it takes no more offers",
+                    record.intent.status(now).as_str()
+                )));
+            }
+            if record.offers.len() >= record.intent.intent.max_offers as usize {
+                return Err(AppError::OfferLimit);
+            }
+            record.offers.push(stored.id.clone());
+            tx.insert(Tree::Intents, &intent_key, &encode(&record)?)?;
+            tx.insert(Tree::Offers, &offer_key, &encode(&stored)?)?;
+            let event = Event::brand("offer.received", &stored.client_id)
+                .with_detail(serde_json::json!({ "intent": stored.intent_id, "offer": stored.id }));
+            Ok(((), event))
+        })
+        .await?;
+        let _ = self.offer_signal.send(offer.clone());
+        Ok(offer)
+    }
+
+    pub fn offer(&self, id: &str) -> Result<Offer, AppError> {
+        match self.store().get(Tree::Offers, &self.offer_key(id))? {
+            Some(bytes) => decode_offer(&bytes),
+            None => Err(AppError::NotFound("offer")),
+        }
+    }
+
+    /// The brand's own offer; another brand's does not exist for it.
+    pub fn brand_offer(&self, brand: &Brand, id: &str) -> Result<Offer, AppError> {
+        self.offer(id)
+            .ok()
+            .filter(|o| o.client_id == brand.client_id)
+            .ok_or(AppError::NotFound("offer"))
+    }
+
+    /// The offers on one intent, oldest first.
+    pub fn intent_offers(&self, intent_id: &str) -> Result<Vec<Offer>, AppError> {
+        let record = self.intent(intent_id)?;
+        record.offers.iter().map(|id| self.offer(id)).collect()
+    }
+
+    /// Live offers for the owner's browser.
+    pub fn subscribe_offers(&self) -> tokio::sync::broadcast::Receiver<Offer> {
+        self.offer_signal.subscribe()
+    }
+
+    /// The person accepts or declines an offer; the brand is told. Accepting fulfils the intent
+    /// and, with `share`, grants the brand the fields it asked for, for `share_for`.
+    pub async fn decide_offer(
+        &self,
+        id: &str,
+        accept: bool,
+        share_for: Option<Duration>,
+    ) -> Result<Offer, AppError> {
+        let offer = self.offer(id)?;
+        if offer.status != OfferStatus::Pending {
+            return Err(AppError::Conflict("this offer was already decided"));
+        }
+        let now = self.now();
+        let mut grant_id = None;
+        if accept
+            && let Some(duration) = share_for
+            && !offer.terms.data_requested.is_empty()
+        {
+            let fields = offer
+                .terms
+                .data_requested
+                .iter()
+                .map(|f| FieldSpec::parse(f).map_err(|e| AppError::invalid("invalid_grant", e)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let grant = self
+                .create_grant(super::grants::GrantRequest {
+                    client_id: offer.client_id.clone(),
+                    fields,
+                    actions: vec![GrantAction::Read],
+                    purpose: INTENTCASTING_PURPOSE.to_owned(),
+                    expires_at: now + duration,
+                    max_uses: None,
+                    origin: GrantOrigin::Owner,
+                })
+                .await?;
+            grant_id = Some(grant.id);
+        }
+        let kind = if accept {
+            "vrm.offer.accepted.v1"
+        } else {
+            "vrm.offer.declined.v1"
+        };
+        let data = serde_json::json!({
+            "offer": { "id": offer.id, "intent_id": offer.intent_id, "status": if accept { "accepted" } else { "declined" }, "grant_id": grant_id },
+            "person": self.pseudonym(&offer.client_id),
+        });
+        let event = self.cloud_event(kind, &offer.id, data, now)?;
+        let webhook = self
+            .subscription(&offer.client_id)?
+            .is_some_and(|s| s.takes_webhooks());
+        let offer_key = self.offer_key(id);
+        let intent_key = self.intent_key(&offer.intent_id);
+        let index = self.index.clone();
+        let decided = self
+            .change(move |tx| {
+                let mut offer = decode_offer(&tx.get(Tree::Offers, &offer_key)?.ok_or(AppError::NotFound("offer"))?)?;
+                if offer.status != OfferStatus::Pending {
+                    return Err(AppError::Conflict("this offer was already decided"));
+                }
+                offer.status = if accept { OfferStatus::Accepted } else { OfferStatus::Declined };
+                offer.decided_at = Some(now);
+                offer.grant_id = grant_id;
+                tx.insert(Tree::Offers, &offer_key, &encode(&offer)?)?;
+                if accept && let Some(bytes) = tx.get(Tree::Intents, &intent_key)? {
+                    let mut record = decode_intent(&bytes)?;
+                    if record.intent.fulfilled_at.is_none() {
+                        record.intent.fulfilled_at = Some(now);
+                        tx.insert(Tree::Intents, &intent_key, &encode(&record)?)?;
+                    }
+                }
+                append_in(tx, &index, &offer.client_id, &event, webhook, now)?;
+                let action = if accept { "offer.accepted" } else { "offer.declined" };
+                let audit = Event::owner(action, Some(offer.client_id.clone()))
+                    .with_detail(serde_json::json!({ "offer": offer.id, "intent": offer.intent_id, "grant": offer.grant_id }));
+                Ok((offer, audit))
+            })
+            .await?;
+        self.announce_events();
+        Ok(decided)
+    }
+}
