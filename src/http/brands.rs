@@ -196,9 +196,25 @@ pub struct BrandView {
     pub pseudonym: String,
     /// Its latest agreement.
     pub agreement: Option<AgreementView>,
+    /// How webhook deliveries to it are going, when it takes webhooks.
+    pub delivery: Option<DeliveryView>,
 }
 
-fn brand_view(state: &AppState, brand: Brand) -> Result<BrandView, AppError> {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// `ok`, `failing`, or `paused` (after repeated failures, until the brand updates its
+    /// subscription; nothing is lost meanwhile).
+    pub status: &'static str,
+    /// Deliveries waiting.
+    pub pending: usize,
+    pub last_error: Option<String>,
+}
+
+fn brand_view(
+    state: &AppState,
+    brand: Brand,
+    pending: &std::collections::HashMap<String, usize>,
+) -> Result<BrandView, AppError> {
     let open = state.vault.open()?;
     let current = open.current_terms()?.version.hash.clone();
     let agreement = match &brand.agreement_id {
@@ -208,7 +224,20 @@ fn brand_view(state: &AppState, brand: Brand) -> Result<BrandView, AppError> {
             .map(|a| AgreementView::new(&a, &current)),
         None => None,
     };
+    let delivery = match open.subscription(&brand.client_id)? {
+        Some(sub) if sub.subscription.webhook_url.is_some() => Some(DeliveryView {
+            status: match sub.delivery_status {
+                crate::service::delivery::DeliveryStatus::Ok => "ok",
+                crate::service::delivery::DeliveryStatus::Failing => "failing",
+                crate::service::delivery::DeliveryStatus::Paused => "paused",
+            },
+            pending: pending.get(&brand.client_id).copied().unwrap_or(0),
+            last_error: sub.last_error,
+        }),
+        _ => None,
+    };
     Ok(BrandView {
+        delivery,
         status: match brand.status {
             BrandStatus::Active => "active",
             BrandStatus::Suspended => "suspended",
@@ -239,12 +268,12 @@ pub async fn list_brands(
     State(state): State<AppState>,
     _session: OwnerSession,
 ) -> Result<Json<BrandList>, AppError> {
-    let brands = state
-        .vault
-        .open()?
+    let open = state.vault.open()?;
+    let pending = open.pending_deliveries()?;
+    let brands = open
         .list_brands()?
         .into_iter()
-        .map(|b| brand_view(&state, b))
+        .map(|b| brand_view(&state, b, &pending))
         .collect::<Result<_, _>>()?;
     Ok(Json(BrandList { brands }))
 }
@@ -259,7 +288,8 @@ pub async fn get_brand(
     Path(client_id): Path<String>,
 ) -> Result<Json<BrandView>, AppError> {
     let brand = state.vault.open()?.brand(&client_id)?;
-    brand_view(&state, brand).map(Json)
+    let pending = state.vault.open()?.pending_deliveries()?;
+    brand_view(&state, brand, &pending).map(Json)
 }
 
 /// Removes a brand: its agreement is terminated, its tokens stop working, its registration is
@@ -292,7 +322,8 @@ pub async fn suspend_brand(
         .open()?
         .set_brand_status(&client_id, BrandStatus::Suspended)
         .await?;
-    brand_view(&state, brand).map(Json)
+    let pending = state.vault.open()?.pending_deliveries()?;
+    brand_view(&state, brand, &pending).map(Json)
 }
 
 /// Lets a suspended brand act again.
@@ -310,7 +341,8 @@ pub async fn resume_brand(
         .open()?
         .set_brand_status(&client_id, BrandStatus::Active)
         .await?;
-    brand_view(&state, brand).map(Json)
+    let pending = state.vault.open()?.pending_deliveries()?;
+    brand_view(&state, brand, &pending).map(Json)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -216,18 +216,16 @@ impl OpenVault {
         .await
     }
 
-    /// Deliveries waiting for a brand.
-    pub fn pending_deliveries(&self, client_id: &str) -> Result<usize, AppError> {
-        let mut count = 0;
+    /// Deliveries waiting, per brand (one pass over the outbox).
+    pub fn pending_deliveries(&self) -> Result<HashMap<String, usize>, AppError> {
+        let mut counts = HashMap::new();
         for item in self.store().iter(Tree::Outbox) {
             let (_, bytes) = item?;
             let entry: OutboxEntry = serde_json::from_slice(&bytes)
                 .map_err(|e| AppError::Internal(format!("outbox entry is damaged: {e}")))?;
-            if entry.client_id == client_id {
-                count += 1;
-            }
+            *counts.entry(entry.client_id).or_insert(0) += 1;
         }
-        Ok(count)
+        Ok(counts)
     }
 }
 
