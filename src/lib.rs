@@ -24,19 +24,22 @@
 //!   `policies/`, validation that personal rules only narrow their IEEE 7012 basis, the
 //!   evaluation of a request against them, a plain-language summary), and brands (RFC 7591
 //!   client metadata, invitations, the agreement event chain and receipt document), and data
-//!   grants (RFC 9396 authorization details, status, coverage, masking). No I/O, no clock, no
-//!   cryptography.
+//!   grants (RFC 9396 authorization details, status, coverage, masking), intents (taxonomy,
+//!   geohash geometry, the subscription index) and offers. No I/O, no clock, no cryptography.
 //! - [`service`] — the use cases. [`service::Vault`] moves between setup, sealed and unsealed;
 //!   every change to an open vault goes through [`service::OpenVault::change`], which commits it
 //!   with its audit entry and returns once both are durable. Terms versions, invitations, brands,
 //!   agreements with their signed RFC 8785 receipts, signing keys, access tokens, data grants and
 //!   the authorization-code flow live here; a brand's data read is checked, counted and audited
-//!   in one writer job.
+//!   in one writer job. Intents, subscriptions and offers too: an intent's CloudEvents go to each
+//!   recipient's stream and the webhook outbox in the intent's own write, and a delivery worker
+//!   sends them, signed per Standard Webhooks, through [`webhooks`].
 //! - [`http`] — the only module that imports `axum`: one router listing every route (also the
 //!   OpenAPI document), extractors for authorization ([`http::auth::OwnerSession`],
 //!   [`http::brand_api::BrandToken`]) and for JSON that fails in the common error shape, the
 //!   OAuth endpoints ([`http::oauth`], errors in the RFC 6749 shape), security headers, the
 //!   sealed-state gate, and the embedded browser app ([`http::assets`]).
+//! - [`webhooks`] — the only module that makes outbound HTTP requests (reqwest on rustls/ring).
 //! - [`error`] — [`error::AppError`], with a stable code and status per variant, and
 //!   [`error::OAuthError`] for the OAuth endpoints.
 //! - [`config`], [`clock`], [`secret`] — the typed command line, time as a parameter, and a
