@@ -57,7 +57,11 @@ pub struct InFlight {
 impl OpenVault {
     /// Starts the delivery worker; it stops by itself when the vault is closed.
     pub(crate) fn start_delivery(self: &Arc<Self>) -> Result<(), AppError> {
-        let sender = Sender::new(crate::webhooks::DELIVERY_TIMEOUT).map_err(AppError::Internal)?;
+        let sender = Sender::new(
+            crate::webhooks::DELIVERY_TIMEOUT,
+            self.allow_loopback_webhooks,
+        )
+        .map_err(AppError::Internal)?;
         let weak = Arc::downgrade(self);
         let mut signal = self.subscribe_events();
         tokio::spawn(async move {

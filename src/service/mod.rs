@@ -156,6 +156,7 @@ pub struct OpenVault {
     rotation: tokio::sync::Mutex<()>,
     issuer: Arc<str>,
     token_lifetime: Duration,
+    allow_loopback_webhooks: bool,
     /// Access tokens whose signature and claims were verified, until they expire (bounded).
     token_cache: quick_cache::sync::Cache<String, Arc<tokens::AccessClaims>>,
     /// Pending consents and issued authorization codes (in memory: both live minutes).
@@ -595,6 +596,7 @@ impl OpenVault {
             rotation: tokio::sync::Mutex::new(()),
             issuer: settings.issuer.trim_end_matches('/').into(),
             token_lifetime: settings.token_lifetime,
+            allow_loopback_webhooks: settings.allow_loopback_webhooks,
             token_cache: quick_cache::sync::Cache::new(tokens::TOKEN_CACHE_ENTRIES),
             authorizations: Mutex::new(authorize::Pending::default()),
             event_signal: tokio::sync::watch::Sender::new(0),
