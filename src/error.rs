@@ -7,7 +7,7 @@
 use crate::crypto::keyfile::KeyFileError;
 use crate::domain::audit::ChainError;
 use crate::domain::records::RecordError;
-use crate::store::StoreError;
+use crate::store::{StoreError, TxError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -188,6 +188,16 @@ impl From<StoreError> for AppError {
                 AppError::Internal(format!("store integrity: {e}"))
             }
             StoreError::Io(_) => AppError::Storage(e),
+        }
+    }
+}
+
+impl From<TxError<AppError>> for AppError {
+    /// A write that did not commit: the change's own error, or the store's.
+    fn from(e: TxError<AppError>) -> Self {
+        match e {
+            TxError::Abort(e) => e,
+            TxError::Store(e) => e.into(),
         }
     }
 }

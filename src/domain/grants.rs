@@ -38,6 +38,14 @@ impl GrantAction {
         }
     }
 
+    /// The action the terms evaluate for this one.
+    pub const fn terms_action(self) -> crate::domain::terms::Action {
+        match self {
+            GrantAction::Read => crate::domain::terms::Action::Read,
+            GrantAction::Write => crate::domain::terms::Action::Write,
+        }
+    }
+
     fn parse(text: &str) -> Option<GrantAction> {
         match text {
             "read" => Some(GrantAction::Read),

@@ -281,15 +281,19 @@ pub async fn intent_categories() -> Json<IntentCategories> {
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn owner_events(
     State(state): State<AppState>,
-    _session: OwnerSession,
+    session: OwnerSession,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, AppError> {
     let receiver = state.vault.open()?.subscribe_offers();
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+    let start = (receiver, state.vault.clone(), session.token);
+    let stream = futures_util::stream::unfold(start, |(mut receiver, vault, token)| async move {
         loop {
             match receiver.recv().await {
                 Ok(offer) => {
+                    // The stream lives only as long as the session that opened it.
+                    vault.authenticate(&token).ok()?;
                     let data = serde_json::to_string(&offer_view(offer)).unwrap_or_default();
-                    return Some((Ok(SseEvent::default().event("offer").data(data)), receiver));
+                    let event = SseEvent::default().event("offer").data(data);
+                    return Some((Ok(event), (receiver, vault, token)));
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,

@@ -42,12 +42,8 @@ pub(crate) fn append_offline(
     event: Event,
     now: OffsetDateTime,
 ) -> Result<ChainHead, AppError> {
-    let result = store.transact_offline(|tx| append_in(tx, event, now).map_err(AppError::from));
-    match result {
-        Ok(entry) => Ok(entry.head()),
-        Err(crate::store::TxError::Abort(e)) => Err(e),
-        Err(crate::store::TxError::Store(e)) => Err(e.into()),
-    }
+    let entry = store.transact_offline(|tx| append_in(tx, event, now).map_err(AppError::from))?;
+    Ok(entry.head())
 }
 
 /// Reads the stored chain head (the genesis head for an empty log).

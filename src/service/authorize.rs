@@ -601,11 +601,8 @@ impl OpenVault {
                 Ok::<_, AppError>(true)
             })
             .await;
-        match written {
-            Ok(true) => {}
-            Ok(false) => return Err(invalid_grant("this refresh token was already used")),
-            Err(crate::store::TxError::Abort(e)) => return Err(e.into()),
-            Err(crate::store::TxError::Store(e)) => return Err(AppError::from(e).into()),
+        if !written.map_err(AppError::from)? {
+            return Err(invalid_grant("this refresh token was already used"));
         }
         let mut issued = self
             .mint(brand, String::new(), agreement, Some(&grant))

@@ -91,11 +91,7 @@ impl OpenVault {
                 Ok::<_, AppError>(true)
             })
             .await;
-        match written {
-            Ok(fresh) => Ok(fresh),
-            Err(crate::store::TxError::Abort(e)) => Err(e),
-            Err(crate::store::TxError::Store(e)) => Err(e.into()),
-        }
+        Ok(written?)
     }
 
     fn invitation_key(&self, id: &str) -> [u8; 32] {

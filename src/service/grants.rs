@@ -20,7 +20,7 @@ use crate::domain::grants::{
     MAX_USES,
 };
 use crate::domain::records::{Category, Precondition, Record, RecordPath, validate_value};
-use crate::domain::terms::{AccessRequest, Action, evaluate};
+use crate::domain::terms::{AccessRequest, evaluate};
 use crate::error::AppError;
 use crate::store::{Tree, Tx};
 
@@ -91,10 +91,7 @@ impl OpenVault {
             let decision = evaluate(
                 &terms.terms,
                 &AccessRequest {
-                    action: match action {
-                        GrantAction::Read => Action::Read,
-                        GrantAction::Write => Action::Write,
-                    },
+                    action: action.terms_action(),
                     categories: categories.clone(),
                     purpose: purpose.to_owned(),
                     at: self.now(),
@@ -433,10 +430,7 @@ impl OpenVault {
                 let decision = evaluate(
                     &terms.terms,
                     &AccessRequest {
-                        action: match action {
-                            GrantAction::Read => Action::Read,
-                            GrantAction::Write => Action::Write,
-                        },
+                        action: action.terms_action(),
                         categories,
                         purpose: grant.purpose.clone(),
                         at: now,

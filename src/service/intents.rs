@@ -610,6 +610,18 @@ impl OpenVault {
             return Err(AppError::Conflict("this offer was already decided"));
         }
         let now = self.now();
+        if accept {
+            let intent = self.intent(&offer.intent_id)?;
+            if !intent.intent.is_open(now) {
+                return Err(AppError::IntentClosed(format!(
+                    "this intent is {}: its offers can only be declined",
+                    intent.intent.status(now).as_str()
+                )));
+            }
+            if offer.terms.valid_until <= now {
+                return Err(AppError::Conflict("this offer is no longer valid"));
+            }
+        }
         let mut grant_id = None;
         if accept
             && let Some(duration) = share_for
@@ -650,11 +662,20 @@ impl OpenVault {
         let offer_key = self.offer_key(id);
         let intent_key = self.intent_key(&offer.intent_id);
         let index = self.index.clone();
+        let made_grant = grant_id.clone();
         let decided = self
             .change(move |tx| {
                 let mut offer = decode_offer(&tx.get(Tree::Offers, &offer_key)?.ok_or(AppError::NotFound("offer"))?)?;
                 if offer.status != OfferStatus::Pending {
                     return Err(AppError::Conflict("this offer was already decided"));
+                }
+                if accept && let Some(bytes) = tx.get(Tree::Intents, &intent_key)? {
+                    let record = decode_intent(&bytes)?;
+                    if !record.intent.is_open(now) {
+                        return Err(AppError::IntentClosed(
+                            "this intent is no longer open: its offers can only be declined".into(),
+                        ));
+                    }
                 }
                 offer.status = if accept { OfferStatus::Accepted } else { OfferStatus::Declined };
                 offer.decided_at = Some(now);
@@ -673,7 +694,18 @@ impl OpenVault {
                     .with_detail(serde_json::json!({ "offer": offer.id, "intent": offer.intent_id, "grant": offer.grant_id }));
                 Ok((offer, audit))
             })
-            .await?;
+            .await;
+        let decided = match decided {
+            Ok(offer) => offer,
+            Err(e) => {
+                // Another decision won the race: the grant made for this one must not outlive it.
+                if let Some(grant) = made_grant {
+                    self.revoke_grant(&grant, crate::domain::audit::Actor::System)
+                        .await?;
+                }
+                return Err(e);
+            }
+        };
         self.announce_events();
         Ok(decided)
     }

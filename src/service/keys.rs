@@ -116,11 +116,7 @@ pub(crate) fn load_or_create(store: &Store, now: OffsetDateTime) -> Result<KeyRi
                 )?;
                 Ok::<_, AppError>(())
             });
-            match result {
-                Ok(()) => {}
-                Err(crate::store::TxError::Abort(e)) => return Err(e),
-                Err(crate::store::TxError::Store(e)) => return Err(e.into()),
-            }
+            result?;
             Arc::new(key)
         }
     };

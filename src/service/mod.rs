@@ -35,7 +35,7 @@ use crate::domain::audit::Event;
 use crate::domain::login::LoginThrottle;
 use crate::error::AppError;
 use crate::secret::Secret;
-use crate::store::{Store, TxError, Writer};
+use crate::store::{Store, Writer};
 
 pub use session::{NewSession, SessionInfo};
 
@@ -664,11 +664,7 @@ impl OpenVault {
                 Ok::<_, AppError>(value)
             })
             .await;
-        match written {
-            Ok(value) => Ok(value),
-            Err(TxError::Abort(e)) => Err(e),
-            Err(TxError::Store(e)) => Err(e.into()),
-        }
+        Ok(written?)
     }
 
     pub(crate) fn store(&self) -> &Store {

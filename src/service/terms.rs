@@ -142,11 +142,7 @@ pub(crate) fn ensure_published(store: &Store, now: OffsetDateTime) -> Result<(),
         )?;
         Ok::<_, AppError>(())
     });
-    match result {
-        Ok(()) => Ok(()),
-        Err(crate::store::TxError::Abort(e)) => Err(e),
-        Err(crate::store::TxError::Store(e)) => Err(e.into()),
-    }
+    Ok(result?)
 }
 
 /// Loads the version in force.

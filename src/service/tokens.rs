@@ -110,11 +110,7 @@ pub(crate) fn prune_jtis(store: &Store, now: i64) -> Result<usize, AppError> {
             }
             Ok::<_, AppError>(())
         });
-        match result {
-            Ok(()) => {}
-            Err(crate::store::TxError::Abort(e)) => return Err(e),
-            Err(crate::store::TxError::Store(e)) => return Err(e.into()),
-        }
+        result?;
     }
     Ok(count)
 }
