@@ -12,6 +12,7 @@
 import { api, ApiError, Interrupted, configureApi, setCsrfToken } from './js/api.js';
 import { el, announce, focusElement, messageBox, setBusy } from './js/dom.js';
 import { createIdleTimer } from './js/idle.js';
+import { closeOfferStream } from './js/live.js';
 import * as setupScreen from './js/screens/setup.js';
 import * as unlockScreen from './js/screens/unlock.js';
 import * as recordsScreen from './js/screens/records.js';
@@ -20,6 +21,7 @@ import * as settingsScreen from './js/screens/settings.js';
 import * as termsScreen from './js/screens/terms.js';
 import * as brandsScreen from './js/screens/brands.js';
 import * as grantsScreen from './js/screens/grants.js';
+import * as intentsScreen from './js/screens/intents.js';
 import * as consentScreen from './js/screens/consent.js';
 
 const APP_NAME = 'vrm-vault';
@@ -35,6 +37,7 @@ const ROUTES = {
   terms: termsScreen,
   brands: brandsScreen,
   grants: grantsScreen,
+  intents: intentsScreen,
   consent: consentScreen,
   activity: activityScreen,
   settings: settingsScreen,
@@ -42,7 +45,7 @@ const ROUTES = {
 
 // Screens that need a logged-in session; we come back to them after the
 // person logs in again.
-const PROTECTED = new Set(['records', 'terms', 'brands', 'grants', 'consent', 'activity', 'settings']);
+const PROTECTED = new Set(['records', 'terms', 'brands', 'grants', 'intents', 'consent', 'activity', 'settings']);
 
 const screenHost = document.getElementById('screen');
 const flashHost = document.getElementById('flash');
@@ -242,6 +245,8 @@ function rememberWhereWeAre() {
 function endSessionLocally() {
   session = null;
   setCsrfToken(null);
+  // The vault checks the session when a live stream opens, not after.
+  closeOfferStream();
   idleTimer.stop();
   recordsScreen.forgetCleanDraft();
   termsScreen.forgetCleanDraft();
@@ -312,6 +317,7 @@ logoutButton.addEventListener('click', async () => {
   }
   setCsrfToken(null);
   session = null;
+  closeOfferStream();
   idleTimer.stop();
   returnTo = null;
   // The person chose to leave: forget anything half-typed.

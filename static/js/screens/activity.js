@@ -41,6 +41,16 @@ const ACTION_LABELS = {
   'consent.denied': 'Denied a brand’s request for data',
   'data.read': 'A brand read your data',
   'data.written': 'A brand changed your data',
+  'intent.created': 'Made a wish',
+  'intent.withdrawn': 'Withdrew a wish',
+  'intent.expired': 'A wish expired',
+  'offer.received': 'A brand sent an offer',
+  'offer.accepted': 'Accepted an offer',
+  'offer.declined': 'Declined an offer',
+  'subscription.updated': 'A brand changed which wishes it hears',
+  'webhook_secret.rotated': 'A brand replaced its webhook secret',
+  'delivery.succeeded': 'News about a wish reached a brand’s webhook',
+  'delivery.failed': 'News about a wish could not reach a brand’s webhook',
   'refresh_token.replayed': 'A brand’s used refresh token was sent again; its grant was stopped',
 };
 
