@@ -14,6 +14,7 @@ use time::Duration;
 use super::OpenVault;
 use super::events::OutboxEntry;
 use crate::domain::audit::Event;
+use crate::domain::brands::BrandStatus;
 use crate::error::AppError;
 use crate::store::Tree;
 use crate::webhooks::{Delivery, Sender};
@@ -22,9 +23,12 @@ use crate::webhooks::{Delivery, Sender};
 pub const PER_BRAND_CONCURRENCY: usize = 4;
 /// Deliveries in flight in total.
 const TOTAL_CONCURRENCY: usize = 256;
-/// Consecutive failures after which a brand's deliveries pause until it updates its
-/// subscription (the owner sees it on the brands page).
+/// A brand's deliveries pause after this many consecutive failures spread over at least
+/// [`PAUSE_AFTER_FAILING_FOR`] (a burst of events during a short outage does not pause it). A
+/// paused brand gets one delivery at a time, as a probe, until one succeeds; updating its
+/// subscription resumes it at once. The owner sees the state on the brands page.
 pub const PAUSE_AFTER_FAILURES: u32 = 8;
+pub const PAUSE_AFTER_FAILING_FOR: Duration = Duration::minutes(1);
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::minutes(30);
 /// How often the worker looks at the outbox when nothing wakes it.
@@ -39,10 +43,11 @@ pub enum DeliveryStatus {
     Paused,
 }
 
-/// The delay before attempt `attempts + 1`: 1 s, 2 s, 4 s ... capped, each with up to 50 %
-/// random jitter so that many failing deliveries do not retry in lockstep.
+/// The delay after `attempts` failed attempts before the next one: 1 s after the first failure,
+/// then 2 s, 4 s ... capped, each with up to 50 % random jitter so that many failing deliveries
+/// do not retry in lockstep.
 pub fn backoff(attempts: u32, jitter: u8) -> Duration {
-    let base = Duration::seconds(1i64 << attempts.min(20)).min(MAX_BACKOFF);
+    let base = Duration::seconds(1i64 << attempts.saturating_sub(1).min(20)).min(MAX_BACKOFF);
     let jitter_ms = base.whole_milliseconds() as i64 * i64::from(jitter) / 510;
     base + Duration::milliseconds(jitter_ms)
 }
@@ -89,6 +94,16 @@ impl OpenVault {
         in_flight: &Arc<Mutex<InFlight>>,
     ) -> Result<(), AppError> {
         let now = self.now();
+        let paused: HashSet<String> = self
+            .store()
+            .iter(Tree::Subscriptions)
+            .filter_map(|item| item.ok())
+            .filter_map(|(_, bytes)| {
+                serde_json::from_slice::<super::intents::SubscriptionRecord>(&bytes).ok()
+            })
+            .filter(|s| s.delivery_status == DeliveryStatus::Paused)
+            .map(|s| s.client_id)
+            .collect();
         for item in self.store().iter(Tree::Outbox) {
             let (_, bytes) = item?;
             let entry: OutboxEntry = serde_json::from_slice(&bytes)
@@ -104,7 +119,12 @@ impl OpenVault {
                     break;
                 }
                 let brand_count = flight.per_brand.get(&entry.client_id).copied().unwrap_or(0);
-                if flight.seqs.contains(&entry.seq) || brand_count >= PER_BRAND_CONCURRENCY {
+                let cap = if paused.contains(&entry.client_id) {
+                    1
+                } else {
+                    PER_BRAND_CONCURRENCY
+                };
+                if flight.seqs.contains(&entry.seq) || brand_count >= cap {
                     continue;
                 }
                 flight.seqs.insert(entry.seq);
@@ -132,26 +152,44 @@ impl OpenVault {
 
     /// One attempt of one delivery, and its outcome recorded.
     async fn deliver(&self, sender: &Sender, entry: OutboxEntry) -> Result<(), AppError> {
+        let key = entry.seq.to_be_bytes();
+        // The entry may have been delivered by an attempt that finished since it was read.
+        let Some(current) = self.store().get(Tree::Outbox, &key)? else {
+            return Ok(());
+        };
+        let current: OutboxEntry = serde_json::from_slice(&current)
+            .map_err(|e| AppError::Internal(format!("outbox entry is damaged: {e}")))?;
+        if current.attempts != entry.attempts {
+            return Ok(());
+        }
+        // Whoever may no longer receive anything gets nothing more, even what was queued: a
+        // suspended brand's deliveries wait, a brand without a current agreement loses them
+        // (its stream keeps them, readable again once it accepts the terms in force).
+        let brand = self.find_brand(&entry.client_id)?;
+        if brand
+            .as_ref()
+            .is_some_and(|b| b.status == BrandStatus::Suspended)
+        {
+            return Ok(());
+        }
+        let eligible = match &brand {
+            Some(brand) => self.current_agreement(brand)?.is_some(),
+            None => false,
+        };
         let subscription = self.subscription(&entry.client_id)?;
         let target = subscription.as_ref().and_then(|s| {
             let url = s.subscription.webhook_url.clone()?;
             let secret = s.webhook_secret.clone()?;
-            (s.delivery_status != DeliveryStatus::Paused).then_some((url, secret))
+            Some((url, secret))
         });
-        let key = entry.seq.to_be_bytes();
-        let Some((url, secret)) = target else {
-            if subscription
-                .as_ref()
-                .is_some_and(|s| s.delivery_status == DeliveryStatus::Paused)
-            {
-                // Kept for when the brand fixes its endpoint.
-                return Ok(());
-            }
-            // The brand no longer takes webhooks: the event stays in its stream for SSE/polling.
+        let (Some((url, secret)), true) = (target, eligible) else {
             self.writer
-                .write(move |tx| tx.remove(Tree::Outbox, &key).map(|_| ()))
-                .await
-                .map_err(|e| AppError::Internal(format!("{e:?}")))?;
+                .write(move |tx| {
+                    tx.remove(Tree::Outbox, &key)
+                        .map(|_| ())
+                        .map_err(AppError::from)
+                })
+                .await?;
             return Ok(());
         };
         let Some(event) = self.event(&entry.client_id, entry.seq)? else {
@@ -181,6 +219,7 @@ impl OpenVault {
                     tx.remove(Tree::Outbox, &key)?;
                     if let Some(s) = subscription.as_mut() {
                         s.consecutive_failures = 0;
+                        s.failing_since = None;
                         s.delivery_status = DeliveryStatus::Ok;
                         s.last_error = None;
                     }
@@ -192,13 +231,20 @@ impl OpenVault {
                     let mut retry = entry.clone();
                     retry.attempts = attempt;
                     retry.next_attempt_at = now + backoff(attempt, jitter[0]);
+                    // A retry must not be mistaken for the attempt that failed.
                     retry.last_error = Some(error.clone());
                     let bytes = serde_json::to_vec(&retry).map_err(|e| AppError::Internal(e.to_string()))?;
                     tx.insert(Tree::Outbox, &key, &bytes)?;
                     if let Some(s) = subscription.as_mut() {
+                        if s.consecutive_failures == 0 {
+                            s.failing_since = Some(now);
+                        }
                         s.consecutive_failures += 1;
                         s.last_error = Some(error.clone());
-                        s.delivery_status = if s.consecutive_failures >= PAUSE_AFTER_FAILURES {
+                        let failing_for = s.failing_since.map_or(Duration::ZERO, |t| now - t);
+                        s.delivery_status = if s.consecutive_failures >= PAUSE_AFTER_FAILURES
+                            && failing_for >= PAUSE_AFTER_FAILING_FOR
+                        {
                             DeliveryStatus::Paused
                         } else {
                             DeliveryStatus::Failing
@@ -239,10 +285,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_with_bounded_jitter_and_a_cap() {
-        assert_eq!(backoff(0, 0), Duration::seconds(1));
-        assert_eq!(backoff(3, 0), Duration::seconds(8));
-        assert!(backoff(3, 255) <= Duration::seconds(12));
-        assert!(backoff(3, 255) > Duration::seconds(8));
+        assert_eq!(backoff(1, 0), Duration::seconds(1));
+        assert_eq!(backoff(2, 0), Duration::seconds(2));
+        assert_eq!(backoff(4, 0), Duration::seconds(8));
+        assert!(backoff(4, 255) <= Duration::seconds(12));
+        assert!(backoff(4, 255) > Duration::seconds(8));
         assert_eq!(backoff(40, 0), MAX_BACKOFF);
     }
 }

@@ -40,6 +40,9 @@ pub struct SubscriptionRecord {
     pub webhook_secret: Option<String>,
     pub delivery_status: DeliveryStatus,
     pub consecutive_failures: u32,
+    /// When the current run of failures began.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub failing_since: Option<OffsetDateTime>,
     pub last_error: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
@@ -212,10 +215,22 @@ impl OpenVault {
                     webhook_secret: secret,
                     delivery_status: DeliveryStatus::Ok,
                     consecutive_failures: 0,
+                    failing_since: None,
                     last_error: None,
                     updated_at: now,
                 };
                 store_subscription(tx, &key, &record)?;
+                // Whatever waited for this brand is tried again now, not at its old backoff.
+                let waiting: Vec<(Vec<u8>, Vec<u8>)> =
+                    tx.store().iter(Tree::Outbox).collect::<Result<_, _>>()?;
+                for (seq, bytes) in waiting {
+                    let mut entry: super::events::OutboxEntry = serde_json::from_slice(&bytes)
+                        .map_err(|e| AppError::Internal(format!("outbox entry is damaged: {e}")))?;
+                    if entry.client_id == client_id && entry.next_attempt_at > now {
+                        entry.next_attempt_at = now;
+                        tx.insert(Tree::Outbox, &seq, &encode(&entry)?)?;
+                    }
+                }
                 let event = Event::brand("subscription.updated", &client_id).with_detail(
                     serde_json::json!({
                         "categories": record.subscription.categories,
@@ -418,6 +433,13 @@ impl OpenVault {
         };
         let mut events = Vec::new();
         for client_id in &record.recipients {
+            // A brand that may no longer receive anything is not told either.
+            let Some(brand) = self.find_brand(client_id)? else {
+                continue;
+            };
+            if brand.status != BrandStatus::Active || self.current_agreement(&brand)?.is_none() {
+                continue;
+            }
             let webhook = self
                 .subscription(client_id)?
                 .is_some_and(|s| s.takes_webhooks());
@@ -655,7 +677,7 @@ impl OpenVault {
             "offer": { "id": offer.id, "intent_id": offer.intent_id, "status": if accept { "accepted" } else { "declined" }, "grant_id": grant_id },
             "person": self.pseudonym(&offer.client_id),
         });
-        let event = self.cloud_event(kind, &offer.id, data, now)?;
+        let event = self.cloud_event(kind, &offer.intent_id, data, now)?;
         let webhook = self
             .subscription(&offer.client_id)?
             .is_some_and(|s| s.takes_webhooks());

@@ -11,6 +11,8 @@ mod brand_support;
 mod crash;
 mod grant_support;
 mod grants;
+mod intent_support;
+mod intents;
 mod lifecycle;
 mod oauth;
 mod records;
