@@ -1,9 +1,9 @@
 // Browser test of the terms editor and the brands page.
 //
-// Same set-up as smoke.test.mjs: Debian's headless Chromium through
-// playwright-core (which never downloads a browser) against a real vrm-vault
-// server on a fresh temporary data directory. Build the server first
-// (`cargo build`), or point VRM_VAULT_BIN at a binary.
+// Same set-up as the other browser tests (helpers.mjs): Debian's headless
+// Chromium through playwright-core (which never downloads a browser) against
+// a real vrm-vault server on a fresh temporary data directory. Build the
+// server first (`cargo build`), or point VRM_VAULT_BIN at a binary.
 //
 //   cd tests/browser && npm ci && node --test
 //
@@ -13,343 +13,52 @@
 // lets it accept the terms, as a brand's own software would (node fetch).
 // The person then suspends, resumes, ends the agreement with and removes the
 // brand, and the test checks what the brand sees at the token endpoint after
-// each. Screenshots go to artifacts/screenshots/; any console error that is
-// not an HTTP error provoked on purpose, any uncaught page error and any
-// Content Security Policy violation fails the test.
+// each. Screenshots go to artifacts/screenshots/brands-terms-*; any console
+// error that is not an HTTP error provoked on purpose, any uncaught page
+// error and any Content Security Policy violation fails the test.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import {
+  acceptTerms,
+  assertNoHorizontalOverflow,
+  expectScreen,
+  expectText,
+  factValue,
+  fetchJson,
+  freshDataDir,
+  newContext,
+  openFromNav,
+  registerBrand as registerClient,
+  setUpBrowserTests,
+  setUpVault,
+  startServer,
+  stopServer,
+  tokenRequest,
+  watchPage,
+} from './helpers.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, '..', '..');
-const SERVER_BIN = process.env.VRM_VAULT_BIN
-  ? path.resolve(process.env.VRM_VAULT_BIN)
-  : path.resolve(HERE, '..', '..', 'target', 'debug', 'vrm-vault');
-const CHROMIUM = '/usr/bin/chromium';
-const SCREENSHOTS = path.join(REPO, 'artifacts', 'screenshots');
-// Screenshots of this file start with this, so neither file's clean-up
-// removes the other's.
-const PREFIX = 'brands-terms';
-
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic', // no outbound QUIC attempts on a closed network
-];
+// Screenshots of this file start with brands-terms-, so no file's clean-up
+// removes another's.
+const { step, shot } = setUpBrowserTests({ screenshotPrefix: 'brands-terms' });
 
 const PASSPHRASE = 'plum orbit lantern seventy';
 const BRAND_NAME = 'Corner Bookshop';
 
-// Time limits. Every browser action and wait has ACTION_MS by default; every
-// step has its own limit on top; each test has one more.
-const ACTION_MS = 10_000;
-const STEP_MS = 20_000;
-const SERVER_START_MS = 20_000;
-const SERVER_STOP_MS = 10_000;
-
-const servers = new Set(); // every server process started, to kill at the end
-const tempDirs = [];
-let browser = null;
-
-// --- Server ----------------------------------------------------------------
-
-/** Start vrm-vault on 127.0.0.1:0; resolves once it printed its address. */
-function startServer(dataDir) {
-  const child = spawn(SERVER_BIN, ['serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
-  });
-  servers.add(child);
-  const logs = [];
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => {
-    logs.push(chunk);
-    if (logs.length > 400) logs.shift();
-  });
-  child.on('exit', () => servers.delete(child));
-
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    const timer = setTimeout(() => {
-      fail(new Error(`vrm-vault did not print its address within ${SERVER_START_MS} ms`));
-    }, SERVER_START_MS);
-    function fail(err) {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      err.message += `\n--- server stderr ---\n${logs.join('').slice(-4000)}`;
-      reject(err);
-    }
-    child.on('error', (err) => fail(new Error(`could not start ${SERVER_BIN}: ${err.message}`)));
-    child.on('exit', (code, signal) => fail(new Error(`vrm-vault exited early (code ${code}, signal ${signal})`)));
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-      const match = /^vrm-vault listening on (http:\/\/127\.0\.0\.1:\d+)\s*$/m.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        child.removeAllListeners('exit');
-        child.on('exit', () => servers.delete(child));
-        resolve({ child, url: match[1], logs });
-      }
-    });
-  });
-}
-
-/** SIGTERM, wait for a clean exit (SIGKILL after SERVER_STOP_MS). */
-function stopServer(server) {
-  const { child } = server;
-  return new Promise((resolve, reject) => {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      resolve({ code: child.exitCode, signal: child.signalCode });
-      return;
-    }
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`vrm-vault did not stop within ${SERVER_STOP_MS} ms of SIGTERM`));
-    }, SERVER_STOP_MS);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal });
-    });
-    child.kill('SIGTERM');
-  });
-}
-
-function killAllServersNow() {
-  for (const child of servers) {
-    try { child.kill('SIGKILL'); } catch { /* already gone */ }
-  }
-}
-// Even if the runner kills this file on a timeout, leave no server behind.
-process.on('exit', killAllServersNow);
-
-function freshDataDir() {
-  const dir = mkdtempSync(path.join(tmpdir(), 'vrm-vault-browser-'));
-  tempDirs.push(dir);
-  return path.join(dir, 'data');
-}
-
-// --- Page watching -----------------------------------------------------------
-
-/**
- * Collects console errors, uncaught exceptions and CSP violations. HTTP error
- * statuses the test provokes on purpose are declared with allowHttpError()
- * and not counted.
- */
-function watchPage(page) {
-  const problems = [];
-  const allowed = []; // { status, pathname }
-
-  page.on('console', (msg) => {
-    const text = msg.text();
-    if (/Content.Security.Policy/i.test(text)) {
-      problems.push(`CSP (console): ${text}`);
-      return;
-    }
-    if (msg.type() !== 'error') return;
-    const status = /status of (\d{3})/.exec(text);
-    if (status) {
-      let pathname = '';
-      try { pathname = new URL(msg.location().url).pathname; } catch { /* no url */ }
-      const ok = allowed.some((a) => a.status === Number(status[1]) && a.pathname === pathname);
-      if (ok) return;
-      problems.push(`console error: ${text} (${msg.location().url || 'no url'})`);
-      return;
-    }
-    problems.push(`console error: ${text}`);
-  });
-  page.on('pageerror', (err) => problems.push(`uncaught page error: ${err.message}`));
-  page.on('crash', () => problems.push('the page crashed'));
-
-  return {
-    problems,
-    allowHttpError(status, pathname) {
-      allowed.push({ status, pathname });
-    },
-    clearAllowed() {
-      allowed.length = 0;
-    },
-    assertClean(where) {
-      assert.deepEqual(problems, [], `console errors or CSP violations ${where}`);
-    },
-  };
-}
-
-/**
- * A browser context whose pages report CSP violations (the
- * securitypolicyviolation DOM event) to the test through a binding, which
- * itself is not subject to the page's CSP.
- */
-async function newContext(viewport) {
-  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, reducedMotion: 'reduce' });
-  context.setDefaultTimeout(ACTION_MS);
-  context.setDefaultNavigationTimeout(ACTION_MS);
-  const violations = [];
-  await context.exposeBinding('__vrmReportCsp', (_source, v) => violations.push(v));
-  await context.addInitScript(() => {
-    document.addEventListener('securitypolicyviolation', (e) => {
-      window.__vrmReportCsp(`${e.effectiveDirective} blocked ${e.blockedURI || 'inline'} in ${e.sourceFile || e.documentURI}:${e.lineNumber}`);
-    }, true);
-  });
-  return { context, violations };
-}
-
-// --- Small helpers -----------------------------------------------------------
-
-/** Run one step with its own time limit; name it in any failure. */
-async function step(t, page, name, fn, ms = STEP_MS) {
-  const started = Date.now();
-  let timer;
-  try {
-    await Promise.race([
-      fn(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-      }),
-    ]);
-  } catch (err) {
-    if (page && !page.isClosed()) {
-      const file = path.join(SCREENSHOTS, `FAILED-${PREFIX}-${slug(name)}.png`);
-      await page.screenshot({ path: file, fullPage: true, timeout: 5000 }).catch(() => {});
-    }
-    err.message = `step "${name}" failed: ${err.message}`;
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
-  t.diagnostic(`ok  ${name} (${Date.now() - started} ms)`);
-}
-
-function slug(text) {
-  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
-}
-
-async function shot(page, name) {
-  await page.screenshot({ path: path.join(SCREENSHOTS, `${PREFIX}-${name}.png`), fullPage: true, timeout: ACTION_MS });
-}
-
-/** Wait for the screen whose <h1> has this text. */
-async function expectScreen(page, title) {
-  await page.locator('#screen h1', { hasText: title }).waitFor({ state: 'visible' });
-  assert.equal((await page.locator('#screen h1').innerText()).trim(), title);
-}
-
-/** Wait until a locator's text matches. */
-async function expectText(locator, pattern) {
-  await locator.filter({ hasText: pattern }).first().waitFor({ state: 'visible' });
-}
-
-async function assertNoHorizontalOverflow(page, where) {
-  const result = await page.evaluate(() => {
-    const root = document.documentElement;
-    const width = root.clientWidth;
-    const wide = [];
-    for (const node of document.querySelectorAll('body *')) {
-      const box = node.getBoundingClientRect();
-      if (box.width > 0 && box.right > width + 0.5) {
-        const id = node.id ? `#${node.id}` : '';
-        const cls = node.className && typeof node.className === 'string' ? `.${node.className.trim().split(/\s+/).join('.')}` : '';
-        wide.push(`${node.tagName.toLowerCase()}${id}${cls} (right edge ${Math.round(box.right)} px)`);
-      }
-    }
-    return { scrollWidth: root.scrollWidth, clientWidth: width, wide: wide.slice(0, 8) };
-  });
-  assert.ok(
-    result.scrollWidth <= result.clientWidth,
-    `horizontal overflow on ${where}: scrollWidth ${result.scrollWidth} > clientWidth ${result.clientWidth}; too wide: ${result.wide.join(', ')}`,
-  );
-}
-
-/** The value next to a label in a list of facts (<dt>label</dt><dd>value</dd>). */
-function factValue(scope, term) {
-  return scope.locator(`dt:text-is("${term}") + dd`);
-}
-
-/** Fill the setup form, create the vault, confirm the recovery key. */
-async function setUpVault(page) {
-  await page.getByLabel('Passphrase', { exact: true }).fill(PASSPHRASE);
-  await page.getByLabel('Repeat the passphrase', { exact: true }).fill(PASSPHRASE);
-  await page.getByRole('button', { name: 'Create my vault' }).click();
-  await expectScreen(page, 'Save your recovery key');
-  await page.getByLabel('I have saved my recovery key').check();
-  await page.getByRole('button', { name: 'Continue' }).click();
-  await expectScreen(page, 'My data');
-}
-
-async function openFromNav(page, link, title) {
-  await page.locator('#nav').getByRole('link', { name: link, exact: true }).click();
-  await expectScreen(page, title);
-}
-
 // --- A brand's side, as its own software would do it --------------------------
 
-async function fetchJson(url, init = {}) {
-  const response = await fetch(url, { ...init, signal: AbortSignal.timeout(ACTION_MS) });
-  const text = await response.text();
-  let data = null;
-  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
-  return { status: response.status, data };
-}
-
-/** RFC 7591 registration with the invitation's initial access token. */
+/** RFC 7591 registration of this brand with the invitation's initial access token. */
 function registerBrand(baseUrl, initialAccessToken) {
-  return fetchJson(`${baseUrl}/oauth/register`, {
-    method: 'POST',
-    headers: {
-      Authorization: `Bearer ${initialAccessToken}`,
-      'Content-Type': 'application/json',
-      Accept: 'application/json',
-    },
-    body: JSON.stringify({
-      client_name: BRAND_NAME,
-      token_endpoint_auth_method: 'client_secret_basic',
-      grant_types: ['client_credentials'],
-      scope: 'intents:read agreements:read',
-    }),
+  return registerClient(baseUrl, initialAccessToken, {
+    client_name: BRAND_NAME,
+    grant_types: ['client_credentials'],
+    scope: 'intents:read agreements:read',
   });
-}
-
-/** HTTP Basic client authentication (RFC 6749 §2.3.1: each part form-encoded first). */
-function basicAuth(client) {
-  const encode = (s) => encodeURIComponent(s).replace(/%20/g, '+');
-  return `Basic ${Buffer.from(`${encode(client.client_id)}:${encode(client.client_secret)}`).toString('base64')}`;
 }
 
 /** The client-credentials grant: what a brand does before every use of the vault. */
 function requestToken(baseUrl, client) {
-  return fetchJson(`${baseUrl}/oauth/token`, {
-    method: 'POST',
-    headers: {
-      Authorization: basicAuth(client),
-      'Content-Type': 'application/x-www-form-urlencoded',
-      Accept: 'application/json',
-    },
-    body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'agreements:read' }).toString(),
-  });
-}
-
-/** The brand reads the published terms and accepts them by their hash. */
-async function acceptTerms(baseUrl, client) {
-  const terms = await fetchJson(`${baseUrl}/brand/v1/terms`, { headers: { Accept: 'application/json' } });
-  assert.equal(terms.status, 200, `GET /brand/v1/terms answers 200 (got ${terms.status}: ${JSON.stringify(terms.data)})`);
-  const accepted = await fetchJson(`${baseUrl}/brand/v1/agreements`, {
-    method: 'POST',
-    headers: { Authorization: basicAuth(client), 'Content-Type': 'application/json', Accept: 'application/json' },
-    body: JSON.stringify({ terms_hash: terms.data.hash }),
-  });
-  assert.equal(accepted.status, 201, `POST /brand/v1/agreements answers 201 (got ${accepted.status}: ${JSON.stringify(accepted.data)})`);
-  return terms.data;
+  return tokenRequest(baseUrl, client, { grant_type: 'client_credentials', scope: 'agreements:read' });
 }
 
 // --- Terms documents ---------------------------------------------------------------
@@ -369,36 +78,6 @@ function narrowed(template) {
   return doc;
 }
 
-// --- Set-up and tear-down ---------------------------------------------------
-
-before(async () => {
-  assert.ok(
-    existsSync(CHROMIUM),
-    `Chromium was not found at ${CHROMIUM}. The browser tests need Debian's chromium package: apt-get install chromium`,
-  );
-  assert.ok(
-    existsSync(SERVER_BIN),
-    `vrm-vault binary not found at ${SERVER_BIN}. Build it first (cargo build) or set VRM_VAULT_BIN.`,
-  );
-  mkdirSync(SCREENSHOTS, { recursive: true });
-  // Failure screenshots of an earlier run of this file would mislead.
-  for (const name of readdirSync(SCREENSHOTS)) {
-    if (name.startsWith(`FAILED-${PREFIX}-`)) rmSync(path.join(SCREENSHOTS, name), { force: true });
-  }
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: CHROMIUM_ARGS,
-    headless: true,
-    timeout: 30_000,
-  });
-});
-
-after(async () => {
-  killAllServersNow();
-  if (browser) await browser.close().catch(() => {});
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-});
-
 // --- The test ---------------------------------------------------------------------
 
 test('terms: refuse, check, publish version 2; brands: invite, register, suspend, resume, terminate, remove', { timeout: 180_000 }, async (t) => {
@@ -416,7 +95,7 @@ test('terms: refuse, check, publish version 2; brands: invite, register, suspend
     await step(t, page, 'set up a vault', async () => {
       await page.goto(server.url);
       await expectScreen(page, 'Set up your vault');
-      await setUpVault(page);
+      await setUpVault(page, PASSPHRASE);
     }, 40_000);
 
     await step(t, page, 'the terms screen shows version 1 in plain words', async () => {

@@ -8,268 +8,41 @@
 //   cd tests/browser && npm ci && node --test
 //
 // Screenshots of every screen go to artifacts/screenshots/ at the top of the
-// repository (git-ignored). Any console error that is not an HTTP error the
-// test provoked on purpose, any uncaught page error and any Content Security
-// Policy violation fails the test.
+// repository (git-ignored), with no prefix. The set-up is shared with the
+// other browser tests (helpers.mjs): any console error that is not an HTTP
+// error the test provoked on purpose, any uncaught page error and any Content
+// Security Policy violation fails the test.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import {
+  assertNoHorizontalOverflow,
+  expectScreen,
+  expectText,
+  freshDataDir,
+  newContext,
+  setUpBrowserTests,
+  startServer,
+  stopServer,
+  watchPage,
+} from './helpers.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, '..', '..');
-const SERVER_BIN = process.env.VRM_VAULT_BIN
-  ? path.resolve(process.env.VRM_VAULT_BIN)
-  : path.resolve(HERE, '..', '..', 'target', 'debug', 'vrm-vault');
-const CHROMIUM = '/usr/bin/chromium';
-const SCREENSHOTS = path.join(REPO, 'artifacts', 'screenshots');
-
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic', // no outbound QUIC attempts on a closed network
-];
+// The smoke test's screenshots came first and carry no prefix; its clean-up
+// of old failure screenshots removes every FAILED-* file.
+const { step, shot } = setUpBrowserTests({ screenshotPrefix: '' });
 
 const PASSPHRASE = 'plum orbit lantern seventy';
 const WRONG_PASSPHRASE = 'plum orbit lantern seventy-one';
 const NEW_PASSPHRASE = 'quiet harbour moss ninety';
 
-// Time limits. Every browser action and wait has ACTION_MS by default; every
-// step has its own limit on top; each test has one more.
-const ACTION_MS = 10_000;
-const STEP_MS = 20_000;
-const SERVER_START_MS = 20_000;
-const SERVER_STOP_MS = 10_000;
-
-const servers = new Set(); // every server process started, to kill at the end
-const tempDirs = [];
-let browser = null;
-
-// --- Server ----------------------------------------------------------------
-
-/** Start vrm-vault on 127.0.0.1:0; resolves once it printed its address. */
-function startServer(dataDir) {
-  const child = spawn(SERVER_BIN, ['serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
-  });
-  servers.add(child);
-  const logs = [];
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => {
-    logs.push(chunk);
-    if (logs.length > 400) logs.shift();
-  });
-  child.on('exit', () => servers.delete(child));
-
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    const timer = setTimeout(() => {
-      fail(new Error(`vrm-vault did not print its address within ${SERVER_START_MS} ms`));
-    }, SERVER_START_MS);
-    function fail(err) {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      err.message += `\n--- server stderr ---\n${logs.join('').slice(-4000)}`;
-      reject(err);
-    }
-    child.on('error', (err) => fail(new Error(`could not start ${SERVER_BIN}: ${err.message}`)));
-    child.on('exit', (code, signal) => fail(new Error(`vrm-vault exited early (code ${code}, signal ${signal})`)));
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-      const match = /^vrm-vault listening on (http:\/\/127\.0\.0\.1:\d+)\s*$/m.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        child.removeAllListeners('exit');
-        child.on('exit', () => servers.delete(child));
-        resolve({ child, url: match[1], logs });
-      }
-    });
-  });
-}
-
-/** SIGTERM, wait for a clean exit (SIGKILL after SERVER_STOP_MS). */
-function stopServer(server) {
-  const { child } = server;
-  return new Promise((resolve, reject) => {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      resolve({ code: child.exitCode, signal: child.signalCode });
-      return;
-    }
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`vrm-vault did not stop within ${SERVER_STOP_MS} ms of SIGTERM`));
-    }, SERVER_STOP_MS);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal });
-    });
-    child.kill('SIGTERM');
-  });
-}
-
-function killAllServersNow() {
-  for (const child of servers) {
-    try { child.kill('SIGKILL'); } catch { /* already gone */ }
-  }
-}
-// Even if the runner kills this file on a timeout, leave no server behind.
-process.on('exit', killAllServersNow);
-
-function freshDataDir() {
-  const dir = mkdtempSync(path.join(tmpdir(), 'vrm-vault-browser-'));
-  tempDirs.push(dir);
-  return path.join(dir, 'data');
-}
-
-// --- Page watching -----------------------------------------------------------
-
-/**
- * Collects console errors, uncaught exceptions and CSP violations. HTTP error
- * statuses the test provokes on purpose are declared with allowHttpError()
- * and not counted.
- */
-function watchPage(page) {
-  const problems = [];
-  const allowed = []; // { status, pathname }
-
-  page.on('console', (msg) => {
-    const text = msg.text();
-    if (/Content.Security.Policy/i.test(text)) {
-      problems.push(`CSP (console): ${text}`);
-      return;
-    }
-    if (msg.type() !== 'error') return;
-    const status = /status of (\d{3})/.exec(text);
-    if (status) {
-      let pathname = '';
-      try { pathname = new URL(msg.location().url).pathname; } catch { /* no url */ }
-      const ok = allowed.some((a) => a.status === Number(status[1]) && a.pathname === pathname);
-      if (ok) return;
-      problems.push(`console error: ${text} (${msg.location().url || 'no url'})`);
-      return;
-    }
-    problems.push(`console error: ${text}`);
-  });
-  page.on('pageerror', (err) => problems.push(`uncaught page error: ${err.message}`));
-  page.on('crash', () => problems.push('the page crashed'));
-
-  return {
-    problems,
-    allowHttpError(status, pathname) {
-      allowed.push({ status, pathname });
-    },
-    clearAllowed() {
-      allowed.length = 0;
-    },
-    assertClean(where) {
-      assert.deepEqual(problems, [], `console errors or CSP violations ${where}`);
-    },
-  };
-}
-
-/**
- * A browser context whose pages report CSP violations (the
- * securitypolicyviolation DOM event) to the test through a binding, which
- * itself is not subject to the page's CSP.
- */
-async function newContext(viewport) {
-  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, reducedMotion: 'reduce' });
-  context.setDefaultTimeout(ACTION_MS);
-  context.setDefaultNavigationTimeout(ACTION_MS);
-  const violations = [];
-  await context.exposeBinding('__vrmReportCsp', (_source, v) => violations.push(v));
-  await context.addInitScript(() => {
-    document.addEventListener('securitypolicyviolation', (e) => {
-      window.__vrmReportCsp(`${e.effectiveDirective} blocked ${e.blockedURI || 'inline'} in ${e.sourceFile || e.documentURI}:${e.lineNumber}`);
-    }, true);
-  });
-  return { context, violations };
-}
-
 // --- Small helpers -----------------------------------------------------------
-
-/** Run one step with its own time limit; name it in any failure. */
-async function step(t, page, name, fn, ms = STEP_MS) {
-  const started = Date.now();
-  let timer;
-  try {
-    await Promise.race([
-      fn(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-      }),
-    ]);
-  } catch (err) {
-    if (page && !page.isClosed()) {
-      const file = path.join(SCREENSHOTS, `FAILED-${slug(name)}.png`);
-      await page.screenshot({ path: file, fullPage: true, timeout: 5000 }).catch(() => {});
-    }
-    err.message = `step "${name}" failed: ${err.message}`;
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
-  t.diagnostic(`ok  ${name} (${Date.now() - started} ms)`);
-}
-
-function slug(text) {
-  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
-}
-
-async function shot(page, name) {
-  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true, timeout: ACTION_MS });
-}
-
-/** Wait for the screen whose <h1> has this text. */
-async function expectScreen(page, title) {
-  await page.locator('#screen h1', { hasText: title }).waitFor({ state: 'visible' });
-  assert.equal((await page.locator('#screen h1').innerText()).trim(), title);
-}
-
-/** Wait until a locator's text matches. */
-async function expectText(locator, pattern) {
-  await locator.filter({ hasText: pattern }).first().waitFor({ state: 'visible' });
-}
-
-async function assertNoHorizontalOverflow(page, where) {
-  const result = await page.evaluate(() => {
-    const root = document.documentElement;
-    const width = root.clientWidth;
-    const wide = [];
-    for (const node of document.querySelectorAll('body *')) {
-      const box = node.getBoundingClientRect();
-      if (box.width > 0 && box.right > width + 0.5) {
-        const id = node.id ? `#${node.id}` : '';
-        const cls = node.className && typeof node.className === 'string' ? `.${node.className.trim().split(/\s+/).join('.')}` : '';
-        wide.push(`${node.tagName.toLowerCase()}${id}${cls} (right edge ${Math.round(box.right)} px)`);
-      }
-    }
-    return { scrollWidth: root.scrollWidth, clientWidth: width, wide: wide.slice(0, 8) };
-  });
-  assert.ok(
-    result.scrollWidth <= result.clientWidth,
-    `horizontal overflow on ${where}: scrollWidth ${result.scrollWidth} > clientWidth ${result.clientWidth}; too wide: ${result.wide.join(', ')}`,
-  );
-}
 
 function recordItem(page, recordPath) {
   return page.locator(`li.record[data-path="${recordPath}"]`);
 }
 
 /** Fill the setup form and create the vault; returns the recovery key. */
-async function setUpVault(page) {
+async function createVault(page) {
   await page.getByLabel('Passphrase', { exact: true }).fill(PASSPHRASE);
   await page.getByLabel('Repeat the passphrase', { exact: true }).fill(PASSPHRASE);
   await page.getByRole('button', { name: 'Create my vault' }).click();
@@ -295,36 +68,6 @@ async function addRecord(page, { recordPath, value, category }) {
   await page.getByLabel('Value', { exact: true }).fill(value);
   await page.getByLabel('Kind of data').selectOption(category);
 }
-
-// --- Set-up and tear-down ---------------------------------------------------
-
-before(async () => {
-  assert.ok(
-    existsSync(CHROMIUM),
-    `Chromium was not found at ${CHROMIUM}. The browser smoke test needs Debian's chromium package: apt-get install chromium`,
-  );
-  assert.ok(
-    existsSync(SERVER_BIN),
-    `vrm-vault binary not found at ${SERVER_BIN}. Build it first (cargo build) or set VRM_VAULT_BIN.`,
-  );
-  mkdirSync(SCREENSHOTS, { recursive: true });
-  // Failure screenshots of an earlier run would mislead.
-  for (const name of readdirSync(SCREENSHOTS)) {
-    if (name.startsWith('FAILED-')) rmSync(path.join(SCREENSHOTS, name), { force: true });
-  }
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: CHROMIUM_ARGS,
-    headless: true,
-    timeout: 30_000,
-  });
-});
-
-after(async () => {
-  killAllServersNow();
-  if (browser) await browser.close().catch(() => {});
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-});
 
 // --- The tests ----------------------------------------------------------------
 
@@ -352,7 +95,7 @@ test('desktop: set up, add, reload, edit, activity, change passphrase, log out, 
     });
 
     await step(t, page, 'create the vault and see the recovery key', async () => {
-      recoveryKey = await setUpVault(page);
+      recoveryKey = await createVault(page);
       await shot(page, 'desktop-03-recovery-key');
     });
 
@@ -536,7 +279,7 @@ test('360 px wide: setup and records fit the screen', { timeout: 45_000 }, async
     });
 
     await step(t, page, '360: recovery key', async () => {
-      await setUpVault(page);
+      await createVault(page);
       await assertNoHorizontalOverflow(page, 'the recovery key screen');
       await shot(page, 'mobile360-02-recovery-key');
       await confirmRecoveryKey(page);
