@@ -6,23 +6,45 @@
 //! cargo bench --bench http
 //! ```
 //!
-//! It takes about two to three minutes and prints a plain-text table and a summary. What it
-//! measures, in this order, all on 127.0.0.1:
+//! It takes about two to three minutes (the `grants` section about 45 s of it) and prints a
+//! plain-text table and a summary. What it measures, in this order, all on 127.0.0.1 (the section
+//! names in brackets):
 //!
-//! 1. **Raw sled ceiling**: sled 0.34 opened the way the vault opens it (its default cache,
-//!    high-throughput mode), inserting batches of 32 values of ~300 bytes under fresh 32-byte keys,
-//!    each batch followed by `flush()`. This is the best a durable, group-committed store can do on
-//!    this disk, and the yardstick for the HTTP write numbers.
-//! 2. **Durable writes over HTTP**: the real `vrm-vault serve` binary runs as a child process; 32
-//!    concurrent writers, each on its own keep-alive HTTP/1.1 connection, `PUT` fresh records. The
-//!    server acknowledges a write only after its group-commit fsync, so every 2xx is durable.
-//! 3. **Reads over HTTP**: 32 connections cycle `GET` through ~1000 existing records. The baseline
-//!    is a constant-JSON axum endpoint served by this very binary re-executed with
+//! 1. **Raw sled ceiling** [`sled`]: sled 0.34 opened the way the vault opens it (its default
+//!    cache, high-throughput mode), inserting batches of 32 values of ~300 bytes under fresh
+//!    32-byte keys, each batch followed by `flush()`. This is the best a durable, group-committed
+//!    store can do on this disk, and the yardstick for the HTTP write numbers.
+//! 2. **Durable writes over HTTP** [`records`]: the real `vrm-vault serve` binary runs as a child
+//!    process; 32 concurrent writers, each on its own keep-alive HTTP/1.1 connection, `PUT` fresh
+//!    records. The server acknowledges a write only after its group-commit fsync, so every 2xx is
+//!    durable.
+//! 3. **Reads over HTTP** [`records`]: 32 connections cycle `GET` through ~1000 existing records.
+//!    The baseline is a constant-JSON axum endpoint served by this very binary re-executed with
 //!    `--constant-server`, so both servers are separate processes measured by the same load
 //!    generator with the same connections and duration.
-//! 4. **Resident memory**: the vault is filled up to 100,000 records, then the server's `VmRSS`
-//!    and `VmHWM` are read from `/proc/<pid>/status`, before and after listing every record
-//!    (`GET /api/v1/records`, 1,000 per page).
+//! 4. **Granted-field reads** [`grants`]: a fresh vault with one record (`contact.email`), one
+//!    brand (invited, registered with `client_secret_basic`, terms accepted) and one owner-made
+//!    read grant of that record without a use limit; the brand's client-credentials token naming
+//!    the grant then drives `GET /brand/v1/data/contact.email` on 64 connections, against the
+//!    constant endpoint on 64 connections, and again both with wrk when it is installed. Only 200
+//!    answers count and anything else stops the bench; the grant's use count and the audit log
+//!    must grow by exactly the number of 200s. Every such read is also a durable write (the use
+//!    count and a `data.read` audit entry), so the section parses the store writer's trace log for
+//!    how many writes each group commit (one fsync) carried and how long commit + fsync took, and
+//!    reads `/proc` for the CPU time per request of each server (by thread: the tokio workers,
+//!    the store's writer thread, sled's I/O threads) and for how the writer thread spent the run
+//!    (on a CPU, waiting for one, blocked). `VRM_BENCH_GROUP_LOG=0` runs the vault without the
+//!    trace log.
+//! 5. **Resident memory** [`memory`]: the vault is filled up to 100,000 records, then the
+//!    server's `VmRSS` and `VmHWM` are read from `/proc/<pid>/status`, before and after listing
+//!    every record (`GET /api/v1/records`, 1,000 per page).
+//!
+//! To run only some sections, name them in `VRM_BENCH_ONLY` (comma-separated) or after `--`:
+//!
+//! ```text
+//! VRM_BENCH_ONLY=grants cargo bench --bench http
+//! cargo bench --bench http -- grants
+//! ```
 //!
 //! The load generator is a small hyper 1 client (one task per connection, looping until a
 //! deadline) running on its own tokio runtime in this process. It counts 2xx responses, everything
@@ -76,20 +98,25 @@ fn main() {
         constant_server();
         return;
     }
+    let sections = selected_sections();
 
     let cpu = cpu_model();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("vrm-vault HTTP bench on {cores} cores, {cpu}");
+    println!("sections: {}", sections.join(", "));
     println!();
 
     // 1. Raw sled ceiling (no server running yet, so it has the machine to itself).
-    let raw = raw_sled_ceiling();
-    println!(
-        "raw sled: {} inserts in {:.1} s = {:.0} inserts/s",
-        raw.inserts,
-        raw.elapsed.as_secs_f64(),
-        raw.per_sec()
-    );
+    let raw = sections.contains(&"sled").then(|| {
+        let raw = raw_sled_ceiling();
+        println!(
+            "raw sled: {} inserts in {:.1} s = {:.0} inserts/s",
+            raw.inserts,
+            raw.elapsed.as_secs_f64(),
+            raw.per_sec()
+        );
+        raw
+    });
 
     // The load generator's own runtime; the servers are separate processes.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -97,6 +124,172 @@ fn main() {
         .build()
         .unwrap();
 
+    // 2 and 3. Durable writes, record reads, the constant endpoint (and wrk).
+    let records = sections.contains(&"records").then(|| records_section(&rt));
+
+    // 4. Granted-field reads by a brand, against the constant endpoint with 64 connections.
+    let grants = sections.contains(&"grants").then(|| grants_section(&rt));
+
+    // 5. Resident memory with 100,000 records.
+    let memory = sections.contains(&"memory").then(|| memory_section(&rt));
+
+    // 6. Summary.
+    println!();
+    println!("==================== summary ====================");
+    println!("machine: {cores} cores, {cpu}");
+    let mut errors = 0;
+    if let Some(raw) = &raw {
+        println!(
+            "raw sled batched insert+flush (batch 32):  {:.0} inserts/s",
+            raw.per_sec()
+        );
+    }
+    if let Some(r) = &records {
+        let ratio = raw.as_ref().map_or_else(
+            || "n/a without the sled section".to_owned(),
+            |raw| format!("{:.2}", r.writes.per_sec() / raw.per_sec()),
+        );
+        println!(
+            "HTTP durable writes, 32 writers:           {:.0} writes/s  (ratio {ratio} of raw, \
+             target >= 0.30)",
+            r.writes.per_sec(),
+        );
+        let (p50, p99) = r.reads.percentiles();
+        println!(
+            "HTTP record reads, 32 conns:               {:.0} reads/s   (p50 {:.2} ms, p99 {:.2} ms)",
+            r.reads.per_sec(),
+            p50,
+            p99
+        );
+        println!(
+            "constant axum endpoint, 32 conns:          {:.0} req/s     (ratio {:.2}, target >= \
+             0.50)",
+            r.constant.per_sec(),
+            r.reads.per_sec() / r.constant.per_sec()
+        );
+        match &r.with_wrk {
+            Some((reads, constant)) => println!(
+                "same reads / constant, driven by wrk:      {reads:.0} / {constant:.0} req/s (ratio {:.2}, \
+                 target >= 0.50)",
+                reads / constant
+            ),
+            None => println!("same reads / constant, driven by wrk:      wrk not installed"),
+        }
+        errors += r.writes.errors + r.reads.errors + r.constant.errors;
+    }
+    if let Some(g) = &grants {
+        // Labels padded to the same column as the lines above.
+        let label = |text: String| format!("{text:<43}");
+        let (p50, p99) = g.reads.percentiles();
+        println!(
+            "{}{:.0} reads/s   (p50 {p50:.2} ms, p99 {p99:.2} ms)",
+            label(format!("granted-field reads, {GRANT_CONNECTIONS} conns:")),
+            g.reads.per_sec()
+        );
+        let (p50, p99) = g.constant.percentiles();
+        println!(
+            "{}{:.0} req/s     (p50 {p50:.2} ms, p99 {p99:.2} ms)",
+            label(format!(
+                "constant axum endpoint, {GRANT_CONNECTIONS} conns:"
+            )),
+            g.constant.per_sec()
+        );
+        println!(
+            "{}ratio {:.2} (target >= 0.50)",
+            label("granted reads / constant:".into()),
+            g.reads.per_sec() / g.constant.per_sec()
+        );
+        if let (Some(granted), Some(constant)) = (g.reads.server_cpu_us, g.constant.server_cpu_us) {
+            // CPU per request is far less sensitive to the machine's other load than rates.
+            println!(
+                "{}{granted:.1} µs granted, {constant:.1} µs constant ({:.1}x)",
+                label("server CPU per request:".into()),
+                granted / constant
+            );
+        }
+        match &g.with_wrk {
+            Some((reads, constant)) => println!(
+                "{}{:.0} / {:.0} req/s (ratio {:.2})",
+                label("same, driven by wrk:".into()),
+                reads.per_sec,
+                constant.per_sec,
+                reads.per_sec / constant.per_sec
+            ),
+            None => println!("{}wrk not installed", label("same, driven by wrk:".into())),
+        }
+        if let Some(groups) = &g.groups {
+            println!(
+                "{}{:.1} writes per fsync on average ({} groups)",
+                label("writer groups during the granted reads:".into()),
+                groups.mean_size(),
+                groups.sizes.len()
+            );
+        }
+        errors += g.reads.errors + g.constant.errors;
+    }
+    if let Some(m) = &memory {
+        println!(
+            "server RSS with {} records:{:pad$}{:.0} MiB (peak {:.0} MiB); after full \
+             list: {:.0} MiB",
+            m.records,
+            "",
+            m.before.rss,
+            m.before.hwm,
+            m.after.rss,
+            pad = 43usize.saturating_sub(format!("server RSS with {} records:", m.records).len())
+        );
+        errors += m.fill.errors;
+    }
+    println!("errors (non-2xx or failed requests):       {errors}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Section selection
+// ---------------------------------------------------------------------------------------------
+
+/// The sections, in the order they run.
+const SECTIONS: [&str; 4] = ["sled", "records", "grants", "memory"];
+
+/// The sections to run: those named in `VRM_BENCH_ONLY` (comma-separated) and those given as
+/// arguments (`cargo bench --bench http -- grants`); every section when none is named. An unknown
+/// name in the variable stops the bench; unknown arguments are ignored (cargo passes its own).
+fn selected_sections() -> Vec<&'static str> {
+    let mut asked: Vec<String> = Vec::new();
+    if let Ok(only) = std::env::var("VRM_BENCH_ONLY") {
+        for name in only.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            assert!(
+                SECTIONS.contains(&name),
+                "VRM_BENCH_ONLY: unknown section {name:?}; the sections are {SECTIONS:?}"
+            );
+            asked.push(name.to_owned());
+        }
+    }
+    asked.extend(
+        std::env::args()
+            .skip(1)
+            .filter(|a| SECTIONS.contains(&a.as_str())),
+    );
+    if asked.is_empty() {
+        return SECTIONS.to_vec();
+    }
+    SECTIONS
+        .into_iter()
+        .filter(|s| asked.iter().any(|a| a == s))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records: durable writes, record reads, the constant endpoint
+// ---------------------------------------------------------------------------------------------
+
+struct RecordsResults {
+    writes: LoadResult,
+    reads: LoadResult,
+    constant: LoadResult,
+    with_wrk: Option<(f64, f64)>,
+}
+
+fn records_section(rt: &tokio::runtime::Runtime) -> RecordsResults {
     // 2. Durable writes.
     let vault = Server::start_vault();
     let token = rt.block_on(setup_vault(vault.addr));
@@ -149,39 +342,80 @@ fn main() {
     ));
 
     // 3b. The constant endpoint, same generator, same connections, same duration.
-    let constant = {
-        let server = Server::start_constant();
-        let get = |_: usize, _: u64| Some(get_request("/", None));
-        rt.block_on(run_load(
-            server.addr,
-            CONNECTIONS,
-            Some(Instant::now() + WARMUP),
-            get,
-        ));
-        let result = rt.block_on(run_load(
-            server.addr,
-            CONNECTIONS,
-            Some(Instant::now() + HTTP_DURATION),
-            get,
-        ));
-        result.print("constant axum endpoint (GET /)");
-        result
-        // The constant server is killed here, before the fill, so it does not compete for CPU.
-    };
+    let constant = measure_constant(rt, CONNECTIONS);
 
     // 3c. The same comparison driven by wrk, when it is installed: a C load generator takes less
     // of the two cores away from the servers than the in-process one above, which costs the busier
     // server more. Both are reported; neither is tuned.
     let with_wrk = wrk_comparison(vault.addr, &auth, &read_set);
+    RecordsResults {
+        writes,
+        reads,
+        constant,
+        with_wrk,
+    }
+}
 
-    // 4. A fresh vault filled to exactly 100,000 records, then its memory is measured. (The write
-    // test's vault already holds more than that.) Every write goes to a fresh path, so each
-    // acknowledged one created a record; counting by listing would inflate the server's peak
-    // memory before we measure it.
-    drop(vault);
+/// A fresh constant server, warmed up, then measured with `connections` connections for
+/// `HTTP_DURATION`; killed before this returns so it competes with nothing afterwards.
+fn measure_constant(rt: &tokio::runtime::Runtime, connections: usize) -> LoadResult {
+    let server = Server::start_constant();
+    let get = |_: usize, _: u64| Some(get_request("/", None));
+    rt.block_on(run_load(
+        server.addr,
+        connections,
+        Some(Instant::now() + WARMUP),
+        get,
+    ));
+    let cpu_before = (
+        CpuSample::of(server.child.id()),
+        CpuSample::of(std::process::id()),
+    );
+    let result = rt.block_on(run_load(
+        server.addr,
+        connections,
+        Some(Instant::now() + HTTP_DURATION),
+        get,
+    ));
+    let cpu_after = (
+        CpuSample::of(server.child.id()),
+        CpuSample::of(std::process::id()),
+    );
+    result.print(&format!(
+        "constant axum endpoint (GET /, {connections} conns)"
+    ));
+    let mut result = result;
+    result.server_cpu_us = Some(cpu_after.0.print_since(
+        &cpu_before.0,
+        result.ok,
+        result.elapsed,
+        "constant server",
+    ));
+    cpu_after
+        .1
+        .print_since(&cpu_before.1, result.ok, result.elapsed, "load generator");
+    result
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+// ---------------------------------------------------------------------------------------------
+
+struct MemoryResults {
+    fill: LoadResult,
+    records: u64,
+    before: Memory,
+    after: Memory,
+}
+
+/// A fresh vault filled to exactly 100,000 records, then its memory is measured. Every write goes
+/// to a fresh path, so each acknowledged one created a record; counting by listing would inflate
+/// the server's peak memory before we measure it.
+fn memory_section(rt: &tokio::runtime::Runtime) -> MemoryResults {
     let vault = Server::start_vault();
     let token = rt.block_on(setup_vault(vault.addr));
     let auth = format!("Bearer {token}");
+    let value = record_value();
     let already = 0;
     println!("filling the vault from {already} to {TARGET_RECORDS} records…");
     let fill = rt.block_on(fill_vault(vault.addr, &auth, &value, already));
@@ -201,55 +435,546 @@ fn main() {
          list: VmRSS {:.1} MiB, VmHWM {:.1} MiB",
         before.rss, before.hwm, after.rss, after.hwm
     );
+    MemoryResults {
+        fill,
+        records,
+        before,
+        after,
+    }
+}
 
-    drop(vault);
+// ---------------------------------------------------------------------------------------------
+// Granted-field reads
+// ---------------------------------------------------------------------------------------------
 
-    // 5. Summary.
-    let (p50, p99) = reads.percentiles();
-    println!();
-    println!("==================== summary ====================");
-    println!("machine: {cores} cores, {cpu}");
+/// Connections for the granted-read comparison (brands are many clients at once).
+const GRANT_CONNECTIONS: usize = 64;
+/// The record the brand reads, and its value.
+const GRANT_FIELD: &str = "contact.email";
+const GRANT_VALUE: &str = "bench.reader@example.org";
+/// RFC 9396 authorization-details type of the vault's data grants.
+const DETAILS_TYPE: &str = "urn:vrm-vault:data-access:v1";
+
+struct GrantResults {
+    reads: LoadResult,
+    constant: LoadResult,
+    with_wrk: Option<(WrkResult, WrkResult)>,
+    /// The writer's groups during the measured in-process run, when logged.
+    groups: Option<GroupStats>,
+}
+
+/// What the brand needs to read, and what the owner needs to check its use.
+struct GrantSetup {
+    owner_auth: String,
+    brand_auth: String,
+    grant_id: String,
+}
+
+/// A vault with one record, one brand that accepted the terms, one owner-made grant of that
+/// record without a use limit, and a token for it; then the brand's reads of the record over
+/// `GRANT_CONNECTIONS` connections against the constant endpoint over as many.
+///
+/// Every read is a durable write too (the grant's use count and a `data.read` audit entry,
+/// group-committed by the store's writer thread). The writer logs each group at trace level, so
+/// the vault runs with `VRM_LOG=info,vrm_vault::store=trace` and the log is parsed for group sizes
+/// and commit-and-fsync times (`VRM_BENCH_GROUP_LOG=0` turns that off).
+fn grants_section(rt: &tokio::runtime::Runtime) -> GrantResults {
+    let log_groups = std::env::var("VRM_BENCH_GROUP_LOG").map_or(true, |v| v != "0");
+    let vault = if log_groups {
+        Server::start_vault_with(&[
+            ("VRM_LOG", "info,vrm_vault::store=trace"),
+            ("NO_COLOR", "1"),
+        ])
+    } else {
+        Server::start_vault()
+    };
+    let setup = rt.block_on(setup_grant(vault.addr));
     println!(
-        "raw sled batched insert+flush (batch 32):  {:.0} inserts/s",
-        raw.per_sec()
+        "granted reads: vault pid {}, grant {}, {GRANT_CONNECTIONS} connections",
+        vault.child.id(),
+        setup.grant_id
     );
-    println!(
-        "HTTP durable writes, 32 writers:           {:.0} writes/s  (ratio {:.2} of raw, \
-         target >= 0.30)",
-        writes.per_sec(),
-        writes.per_sec() / raw.per_sec()
+    let uri = format!("/brand/v1/data/{GRANT_FIELD}");
+    let get = {
+        let auth = setup.brand_auth.clone();
+        move |_: usize, _: u64| Some(get_request(&uri, Some(&auth)))
+    };
+    rt.block_on(run_load(
+        vault.addr,
+        GRANT_CONNECTIONS,
+        Some(Instant::now() + WARMUP),
+        get.clone(),
+    ))
+    .expect_only(200, "granted reads (warm-up)");
+
+    let uses_before = rt.block_on(grant_uses(vault.addr, &setup));
+    let audit_before = rt.block_on(audit_seq(vault.addr, &setup.owner_auth));
+    let log_before = vault.log_len();
+    let cpu_before = (
+        CpuSample::of(vault.child.id()),
+        CpuSample::of(std::process::id()),
     );
-    println!(
-        "HTTP record reads, 32 conns:               {:.0} reads/s   (p50 {:.2} ms, p99 {:.2} ms)",
-        reads.per_sec(),
-        p50,
-        p99
+    let reads = rt.block_on(run_load(
+        vault.addr,
+        GRANT_CONNECTIONS,
+        Some(Instant::now() + HTTP_DURATION),
+        get,
+    ));
+    let cpu_after = (
+        CpuSample::of(vault.child.id()),
+        CpuSample::of(std::process::id()),
     );
+    let log_after = vault.log_len();
+    reads.print(&format!("granted reads (GET /brand/v1/data/{GRANT_FIELD})"));
+    reads.expect_only(200, "granted reads");
+    let mut reads = reads;
+    reads.server_cpu_us = Some(cpu_after.0.print_since(
+        &cpu_before.0,
+        reads.ok,
+        reads.elapsed,
+        "vault server",
+    ));
+    cpu_after
+        .0
+        .print_thread_time(&cpu_before.0, "vrm-store-write", reads.elapsed);
+    cpu_after
+        .1
+        .print_since(&cpu_before.1, reads.ok, reads.elapsed, "load generator");
+    let uses = rt.block_on(grant_uses(vault.addr, &setup)) - uses_before;
+    let audited = rt.block_on(audit_seq(vault.addr, &setup.owner_auth)) - audit_before;
     println!(
-        "constant axum endpoint, 32 conns:          {:.0} req/s     (ratio {:.2}, target >= \
-         0.50)",
-        constant.per_sec(),
+        "  check: {} answers 200, grant uses +{uses}, audit entries +{audited}",
+        reads.ok
+    );
+    assert!(
+        uses == reads.ok && audited == reads.ok,
+        "every 200 must be exactly one use of the grant and one audit entry"
+    );
+    let groups = log_groups.then(|| {
+        let groups = GroupStats::from_log(&vault.log, log_before, log_after);
+        groups.print(reads.elapsed);
+        groups
+    });
+
+    // The constant endpoint right after, same generator, connections and duration. The vault
+    // stays up but idle.
+    let constant = measure_constant(rt, GRANT_CONNECTIONS);
+    println!("granted reads/s: {:.0}", reads.per_sec());
+    println!("constant/s:      {:.0}", constant.per_sec());
+    println!(
+        "ratio:           {:.2} (target >= 0.50)",
         reads.per_sec() / constant.per_sec()
     );
-    match &with_wrk {
-        Some((reads, constant)) => println!(
-            "same reads / constant, driven by wrk:      {reads:.0} / {constant:.0} req/s (ratio {:.2}, \
-             target >= 0.50)",
-            reads / constant
-        ),
-        None => println!("same reads / constant, driven by wrk:      wrk not installed"),
+
+    // The same pair driven by wrk, lighter on the shared cores than the in-process generator.
+    let with_wrk = wrk_installed().then(|| {
+        let uses_before = rt.block_on(grant_uses(vault.addr, &setup));
+        let log_before = vault.log_len();
+        let url = format!("http://{}/brand/v1/data/{GRANT_FIELD}", vault.addr);
+        let header = format!("Authorization: {}", setup.brand_auth);
+        let cpu_before = CpuSample::of(vault.child.id());
+        let reads = run_wrk(&url, GRANT_CONNECTIONS, Some(&header), None)
+            .unwrap_or_else(|| panic!("wrk gave no result for the granted reads"));
+        let cpu_after = CpuSample::of(vault.child.id());
+        let log_after = vault.log_len();
+        let uses = rt.block_on(grant_uses(vault.addr, &setup)) - uses_before;
+        reads.print(&format!("wrk: granted reads, {GRANT_CONNECTIONS} conns"));
+        // wrk stops counting at its deadline with up to one request per connection in flight,
+        // which the server may still complete.
+        assert!(
+            reads.non_2xx == 0
+                && (reads.requests..=reads.requests + GRANT_CONNECTIONS as u64).contains(&uses),
+            "wrk: {} non-2xx answers, {} responses counted for {uses} uses of the grant:\n{}",
+            reads.non_2xx,
+            reads.requests,
+            reads.text
+        );
+        println!(
+            "  check: wrk counted {} responses, all 2xx; grant uses +{uses}",
+            reads.requests
+        );
+        cpu_after.print_since(&cpu_before, reads.requests, reads.elapsed, "vault server");
+        cpu_after.print_thread_time(&cpu_before, "vrm-store-write", reads.elapsed);
+        if log_groups {
+            GroupStats::from_log(&vault.log, log_before, log_after).print(reads.elapsed);
+        }
+        let server = Server::start_constant();
+        let cpu_before = CpuSample::of(server.child.id());
+        let constant = run_wrk(
+            &format!("http://{}/", server.addr),
+            GRANT_CONNECTIONS,
+            None,
+            None,
+        )
+        .unwrap_or_else(|| panic!("wrk gave no result for the constant endpoint"));
+        let cpu_after = CpuSample::of(server.child.id());
+        drop(server);
+        constant.print(&format!(
+            "wrk: constant endpoint, {GRANT_CONNECTIONS} conns"
+        ));
+        cpu_after.print_since(
+            &cpu_before,
+            constant.requests,
+            constant.elapsed,
+            "constant server",
+        );
+        println!(
+            "wrk: granted reads/s {:.0}, constant/s {:.0}, ratio {:.2}",
+            reads.per_sec,
+            constant.per_sec,
+            reads.per_sec / constant.per_sec
+        );
+        (reads, constant)
+    });
+    GrantResults {
+        reads,
+        constant,
+        with_wrk,
+        groups,
     }
-    println!(
-        "server RSS with {records} records:{:pad$}{:.0} MiB (peak {:.0} MiB); after full \
-         list: {:.0} MiB",
-        "",
-        before.rss,
-        before.hwm,
-        after.rss,
-        pad = 43usize.saturating_sub(format!("server RSS with {records} records:").len())
+}
+
+/// Sets up the vault at `addr` for granted reads, checking each step and the first read.
+async fn setup_grant(addr: SocketAddr) -> GrantSetup {
+    let owner_auth = format!("Bearer {}", setup_vault(addr).await);
+    let owner = Some(owner_auth.as_str());
+    let (status, body) = call(
+        addr,
+        json_request(
+            "PUT",
+            &format!("/api/v1/records/{GRANT_FIELD}"),
+            owner,
+            &serde_json::json!({ "value": GRANT_VALUE }),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "record: {body}");
+
+    // The brand: invitation, registration with a client secret, acceptance of the terms.
+    let (status, invitation) = call(
+        addr,
+        json_request("POST", "/api/v1/invitations", owner, &serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "invitation: {invitation}");
+    let initial = format!(
+        "Bearer {}",
+        invitation["initial_access_token"].as_str().unwrap()
     );
-    let errors = writes.errors + reads.errors + constant.errors + fill.errors;
-    println!("errors (non-2xx or failed requests):       {errors}");
+    let (status, client) = call(
+        addr,
+        json_request(
+            "POST",
+            "/oauth/register",
+            Some(&initial),
+            &serde_json::json!({
+                "client_name": "Bench Reader Ltd",
+                "token_endpoint_auth_method": "client_secret_basic",
+                "grant_types": ["client_credentials"],
+                "scope": "intents:read offers:write agreements:read",
+            }),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "registration: {client}");
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{client_id}:{}", client["client_secret"].as_str().unwrap())
+        )
+    );
+    let (status, terms) = call(addr, get_request("/brand/v1/terms", None)).await;
+    assert_eq!(status, 200, "terms: {terms}");
+    let (status, receipt) = call(
+        addr,
+        json_request(
+            "POST",
+            "/brand/v1/agreements",
+            Some(&basic),
+            &serde_json::json!({ "terms_hash": terms["hash"] }),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "agreement: {receipt}");
+
+    // The owner's grant: read the record, no use limit, for a day.
+    let expires_at = (time::OffsetDateTime::now_utc() + time::Duration::days(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (status, grant) = call(
+        addr,
+        json_request(
+            "POST",
+            "/api/v1/grants",
+            owner,
+            &serde_json::json!({
+                "client_id": client_id,
+                "fields": [GRANT_FIELD],
+                "actions": ["read"],
+                "purpose": "dpv:ServiceProvision",
+                "expires_at": expires_at,
+            }),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "grant: {grant}");
+    assert!(
+        grant["max_uses"].is_null(),
+        "the grant has a use limit: {grant}"
+    );
+    let grant_id = grant["id"].as_str().unwrap().to_owned();
+
+    // Its token, by client credentials naming the grant.
+    let details = serde_json::json!([{ "type": DETAILS_TYPE, "grant_id": grant_id }]).to_string();
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "client_credentials")
+        .append_pair("authorization_details", &details)
+        .finish();
+    let req = Request::post("/oauth/token")
+        .header(HOST, "127.0.0.1")
+        .header(AUTHORIZATION, &basic)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(form)))
+        .unwrap();
+    let (status, token) = call(addr, req).await;
+    assert_eq!(status, 200, "token: {token}");
+    let brand_auth = format!("Bearer {}", token["access_token"].as_str().unwrap());
+
+    // The read the bench repeats works and returns the value.
+    let (status, field) = call(
+        addr,
+        get_request(&format!("/brand/v1/data/{GRANT_FIELD}"), Some(&brand_auth)),
+    )
+    .await;
+    assert_eq!(status, 200, "granted read: {field}");
+    assert_eq!(field["value"], GRANT_VALUE, "granted read: {field}");
+    GrantSetup {
+        owner_auth,
+        brand_auth,
+        grant_id,
+    }
+}
+
+/// The grant's use count, as the owner sees it.
+async fn grant_uses(addr: SocketAddr, setup: &GrantSetup) -> u64 {
+    let (status, grant) = call(
+        addr,
+        get_request(
+            &format!("/api/v1/grants/{}", setup.grant_id),
+            Some(&setup.owner_auth),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "grant: {grant}");
+    assert_eq!(grant["status"], "active", "grant: {grant}");
+    grant["uses"].as_u64().unwrap()
+}
+
+/// The sequence number of the newest audit entry (the log's length).
+async fn audit_seq(addr: SocketAddr, owner_auth: &str) -> u64 {
+    let (status, page) = call(addr, get_request("/api/v1/audit?limit=1", Some(owner_auth))).await;
+    assert_eq!(status, 200, "audit: {page}");
+    page["entries"][0]["seq"].as_u64().unwrap()
+}
+
+/// The writer thread's groups (one batch and one fsync each), read from its trace lines
+/// `group committed writes=N micros=M` in the server's log between two offsets.
+struct GroupStats {
+    /// Writes per group, sorted.
+    sizes: Vec<u64>,
+    /// Commit (apply_batch) + flush (fsync) time of each group, in microseconds, sorted.
+    micros: Vec<u64>,
+}
+
+impl GroupStats {
+    fn from_log(log: &std::path::Path, from: u64, to: u64) -> GroupStats {
+        let bytes = std::fs::read(log).unwrap();
+        let window = &bytes[(from as usize).min(bytes.len())..(to as usize).min(bytes.len())];
+        let field = |line: &str, name: &str| -> Option<u64> {
+            let at = line.find(name)? + name.len();
+            let digits: String = line[at..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().ok()
+        };
+        let mut stats = GroupStats {
+            sizes: Vec::new(),
+            micros: Vec::new(),
+        };
+        for line in String::from_utf8_lossy(window).lines() {
+            if !line.contains("group committed") {
+                continue;
+            }
+            if let (Some(writes), Some(micros)) = (field(line, "writes="), field(line, "micros=")) {
+                stats.sizes.push(writes);
+                stats.micros.push(micros);
+            }
+        }
+        stats.sizes.sort_unstable();
+        stats.micros.sort_unstable();
+        stats
+    }
+
+    fn mean_size(&self) -> f64 {
+        self.sizes.iter().sum::<u64>() as f64 / self.sizes.len().max(1) as f64
+    }
+
+    fn print(&self, elapsed: Duration) {
+        if self.sizes.is_empty() {
+            println!("  writer groups: none logged (is VRM_LOG honoured?)");
+            return;
+        }
+        let at = |v: &[u64], q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        let writes: u64 = self.sizes.iter().sum();
+        let busy: u64 = self.micros.iter().sum();
+        println!(
+            "  writer groups: {} groups for {writes} writes = {:.1} writes/fsync (p50 {}, p99 {}, max {}); \
+             commit+fsync p50 {} µs, p99 {} µs, mean {:.0} µs, {:.0}% of the run",
+            self.sizes.len(),
+            self.mean_size(),
+            at(&self.sizes, 0.5),
+            at(&self.sizes, 0.99),
+            at(&self.sizes, 1.0),
+            at(&self.micros, 0.5),
+            at(&self.micros, 0.99),
+            busy as f64 / self.micros.len() as f64,
+            busy as f64 / elapsed.as_micros() as f64 * 100.0
+        );
+    }
+}
+
+fn json_request(
+    method: &str,
+    uri: &str,
+    auth: Option<&str>,
+    body: &serde_json::Value,
+) -> Request<Full<Bytes>> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(HOST, "127.0.0.1")
+        .header(CONTENT_TYPE, "application/json");
+    if let Some(auth) = auth {
+        req = req.header(AUTHORIZATION, auth);
+    }
+    req.body(Full::new(Bytes::from(body.to_string()))).unwrap()
+}
+
+/// One request on a fresh connection; the status and the JSON body (`null` when not JSON).
+async fn call(addr: SocketAddr, req: Request<Full<Bytes>>) -> (u16, serde_json::Value) {
+    let (status, body) = one_shot(addr, req).await;
+    (
+        status,
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// CPU time used so far by a process, in total and by thread name, from `/proc` (clock ticks
+/// of 1/100 s, Linux's `USER_HZ`).
+struct CpuSample {
+    /// (user, system) seconds of the whole process.
+    total: (f64, f64),
+    /// (user, system) seconds by thread name (threads of the same name summed).
+    threads: BTreeMap<String, (f64, f64)>,
+    /// Seconds on a CPU and seconds runnable but waiting for one, by thread name, from
+    /// `/proc/.../schedstat` (nanosecond resolution).
+    sched: BTreeMap<String, (f64, f64)>,
+}
+
+/// User and system seconds in a `/proc/.../stat` file.
+fn stat_seconds(path: &std::path::Path) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The fields after the command name (which may hold spaces) start at field 3 (state);
+    // utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    Some((user / 100.0, system / 100.0))
+}
+
+impl CpuSample {
+    fn of(pid: u32) -> CpuSample {
+        let mut threads = BTreeMap::new();
+        let mut sched = BTreeMap::new();
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for task in tasks.flatten() {
+                let dir = task.path();
+                let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+                if let Some((user, system)) = stat_seconds(&dir.join("stat")) {
+                    let entry: &mut (f64, f64) = threads.entry(name.trim().to_owned()).or_default();
+                    entry.0 += user;
+                    entry.1 += system;
+                }
+                let schedstat = std::fs::read_to_string(dir.join("schedstat")).unwrap_or_default();
+                let mut fields = schedstat
+                    .split_whitespace()
+                    .map(|n| n.parse::<f64>().unwrap_or(0.0) / 1e9);
+                if let (Some(running), Some(waiting)) = (fields.next(), fields.next()) {
+                    let entry: &mut (f64, f64) = sched.entry(name.trim().to_owned()).or_default();
+                    entry.0 += running;
+                    entry.1 += waiting;
+                }
+            }
+        }
+        let stat = std::path::PathBuf::from(format!("/proc/{pid}/stat"));
+        CpuSample {
+            total: stat_seconds(&stat).unwrap_or_default(),
+            threads,
+            sched,
+        }
+    }
+
+    /// Prints how thread `name` spent the time since `before`: on a CPU, runnable but waiting
+    /// for one, and the rest blocked (for the writer: in fsync, or with nothing queued).
+    fn print_thread_time(&self, before: &CpuSample, name: &str, elapsed: Duration) {
+        let (Some(now), Some(then)) = (self.sched.get(name), before.sched.get(name)) else {
+            return;
+        };
+        let wall = elapsed.as_secs_f64();
+        let (running, waiting) = ((now.0 - then.0) / wall, (now.1 - then.1) / wall);
+        println!(
+            "  {name} thread: on a CPU {:.0}%, runnable but waiting for a CPU {:.0}%, blocked \
+             {:.0}% of the run",
+            running * 100.0,
+            waiting * 100.0,
+            (1.0 - running - waiting).max(0.0) * 100.0
+        );
+    }
+
+    /// Prints the CPU time used since `before`, per request, in total and by thread name.
+    /// Returns the CPU time per request in microseconds.
+    fn print_since(&self, before: &CpuSample, requests: u64, elapsed: Duration, name: &str) -> f64 {
+        let per = |seconds: f64| seconds * 1e6 / requests.max(1) as f64;
+        let (user, system) = (self.total.0 - before.total.0, self.total.1 - before.total.1);
+        let mut by_thread: Vec<(String, f64)> = self
+            .threads
+            .iter()
+            .map(|(thread, now)| {
+                let then = before.threads.get(thread).copied().unwrap_or_default();
+                (thread.clone(), (now.0 - then.0) + (now.1 - then.1))
+            })
+            .filter(|(_, seconds)| *seconds > 0.0)
+            .collect();
+        by_thread.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let threads = by_thread
+            .iter()
+            .map(|(thread, seconds)| format!("{thread} {:.1}", per(*seconds)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!(
+            "  {name} CPU: {:.1} µs per request (user {:.1}, system {:.1}; {:.2} cores busy); \
+             by thread: {threads}",
+            per(user + system),
+            per(user),
+            per(system),
+            (user + system) / elapsed.as_secs_f64()
+        );
+        per(user + system)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -326,13 +1051,19 @@ struct Server {
 
 impl Server {
     fn start_vault() -> Server {
+        // The server's own defaults (cache size included): what a self-hoster runs.
+        Server::start_vault_with(&[])
+    }
+
+    /// A vault server with extra environment variables (e.g. its log filter).
+    fn start_vault_with(envs: &[(&str, &str)]) -> Server {
         let data = TempDir::new().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vrm-vault"));
-        // The server's own defaults (cache size included): what a self-hoster runs.
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(data.path())
-            .args(["--listen", "127.0.0.1:0"]);
+            .args(["--listen", "127.0.0.1:0"])
+            .envs(envs.iter().copied());
         Server::spawn(cmd, data)
     }
 
@@ -382,6 +1113,11 @@ impl Server {
 
     fn memory(&self) -> Memory {
         read_memory(self.child.id())
+    }
+
+    /// How many bytes the server has logged so far.
+    fn log_len(&self) -> u64 {
+        std::fs::metadata(&self.log).map_or(0, |m| m.len())
     }
 }
 
@@ -623,10 +1359,14 @@ struct LoadResult {
     elapsed: Duration,
     /// Every request's latency (successful or not), in microseconds.
     latencies_us: Vec<u32>,
+    /// 2xx statuses and how often each occurred.
+    ok_statuses: BTreeMap<u16, u64>,
     /// Non-2xx statuses (0 = transport failure or timeout) and how often each occurred.
     error_statuses: BTreeMap<u16, u64>,
     /// The first few error bodies, verbatim, for the report.
     error_samples: Vec<String>,
+    /// The server's CPU time per successful request, in microseconds, where measured.
+    server_cpu_us: Option<f64>,
 }
 
 impl LoadResult {
@@ -652,6 +1392,9 @@ impl LoadResult {
         self.ok += other.ok;
         self.errors += other.errors;
         self.latencies_us.extend(other.latencies_us);
+        for (status, n) in other.ok_statuses {
+            *self.ok_statuses.entry(status).or_default() += n;
+        }
         for (status, n) in other.error_statuses {
             *self.error_statuses.entry(status).or_default() += n;
         }
@@ -682,6 +1425,21 @@ impl LoadResult {
                 println!("  error body: {sample}");
             }
         }
+    }
+
+    /// Stops the bench, showing what came back, unless every answer had status `status`.
+    fn expect_only(&self, status: u16, name: &str) {
+        let others: BTreeMap<_, _> = self
+            .ok_statuses
+            .iter()
+            .chain(&self.error_statuses)
+            .filter(|(s, _)| **s != status)
+            .collect();
+        assert!(
+            others.is_empty(),
+            "{name}: answers other than {status}: {others:?}; first error bodies: {:?}",
+            self.error_samples
+        );
     }
 
     fn error(&mut self, status: u16, sample: String) {
@@ -759,7 +1517,10 @@ where
             .latencies_us
             .push(sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
         match outcome {
-            Ok(Ok((status, _))) if status.is_success() => result.ok += 1,
+            Ok(Ok((status, _))) if status.is_success() => {
+                result.ok += 1;
+                *result.ok_statuses.entry(status.as_u16()).or_default() += 1;
+            }
             Ok(Ok((status, body))) => {
                 result.error(status.as_u16(), String::from_utf8_lossy(&body).into_owned())
             }
@@ -786,11 +1547,14 @@ async fn reconnect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
     }
 }
 
+fn wrk_installed() -> bool {
+    Command::new("wrk").arg("--version").output().is_ok()
+}
+
 /// Runs wrk (1 thread, 32 connections, the same duration) against the vault's record reads,
 /// cycling through `paths`, and against a fresh constant server; `None` without wrk.
 fn wrk_comparison(vault: SocketAddr, auth: &str, paths: &[String]) -> Option<(f64, f64)> {
-    let available = Command::new("wrk").arg("--version").output().is_ok();
-    if !available {
+    if !wrk_installed() {
         return None;
     }
     let dir = TempDir::new().ok()?;
@@ -808,30 +1572,123 @@ fn wrk_comparison(vault: SocketAddr, auth: &str, paths: &[String]) -> Option<(f6
         ),
     )
     .ok()?;
-    let seconds = format!("{}s", HTTP_DURATION.as_secs());
-    let run = |url: String, script: Option<&std::path::Path>| -> Option<f64> {
-        let mut cmd = Command::new("wrk");
-        cmd.args(["-t1", "-c32", "-d", &seconds]);
-        if let Some(script) = script {
-            cmd.arg("-s").arg(script);
-        }
-        let out = cmd.arg(url).output().ok()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let errors = text
-            .lines()
-            .any(|l| l.contains("Non-2xx") || l.contains("Socket errors"));
-        if errors {
-            println!("wrk reported errors:\n{text}");
-        }
-        text.lines()
-            .find_map(|l| l.strip_prefix("Requests/sec:"))
-            .and_then(|v| v.trim().parse().ok())
-    };
-    let reads = run(format!("http://{vault}"), Some(&script))?;
+    let reads = run_wrk(&format!("http://{vault}"), CONNECTIONS, None, Some(&script))?;
     let constant = {
         let server = Server::start_constant();
-        run(format!("http://{}/", server.addr), None)?
+        run_wrk(&format!("http://{}/", server.addr), CONNECTIONS, None, None)?
     };
-    println!("wrk: record reads {reads:.0} req/s, constant endpoint {constant:.0} req/s");
-    Some((reads, constant))
+    for result in [&reads, &constant] {
+        if result.non_2xx > 0 || result.socket_errors.is_some() {
+            println!("wrk reported errors:\n{}", result.text);
+        }
+    }
+    println!(
+        "wrk: record reads {:.0} req/s, constant endpoint {:.0} req/s",
+        reads.per_sec, constant.per_sec
+    );
+    Some((reads.per_sec, constant.per_sec))
+}
+
+/// What one wrk run reported.
+struct WrkResult {
+    per_sec: f64,
+    /// Responses received.
+    requests: u64,
+    elapsed: Duration,
+    /// Responses with a status of 400 or more.
+    non_2xx: u64,
+    /// wrk's `Socket errors:` line, if any.
+    socket_errors: Option<String>,
+    /// p50 and p99 latency in milliseconds.
+    p50: f64,
+    p99: f64,
+    /// wrk's whole output.
+    text: String,
+}
+
+impl WrkResult {
+    fn print(&self, name: &str) {
+        println!(
+            "{name:<42} {:>9} ok {:>6} errors in {:>5.1} s = {:>8.0}/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
+            self.requests - self.non_2xx,
+            self.non_2xx,
+            self.elapsed.as_secs_f64(),
+            self.per_sec,
+            self.p50,
+            self.p99
+        );
+        if let Some(errors) = &self.socket_errors {
+            println!("  wrk: {errors}");
+        }
+    }
+}
+
+/// Runs wrk with one thread, `connections` connections, for `HTTP_DURATION`, with an optional
+/// header and Lua script; `None` if it cannot run or its output has no rate.
+fn run_wrk(
+    url: &str,
+    connections: usize,
+    header: Option<&str>,
+    script: Option<&std::path::Path>,
+) -> Option<WrkResult> {
+    let seconds = format!("{}s", HTTP_DURATION.as_secs());
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t1", "--latency", "-d", &seconds])
+        .arg(format!("-c{connections}"));
+    if let Some(header) = header {
+        cmd.arg("-H").arg(header);
+    }
+    if let Some(script) = script {
+        cmd.arg("-s").arg(script);
+    }
+    let out = cmd.arg(url).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // "1.23ms", "456.00us", "1.02s", "2.00m" in milliseconds.
+    let millis = |v: &str| -> Option<f64> {
+        let v = v.trim();
+        let split = v.find(|c: char| c.is_ascii_alphabetic())?;
+        let (n, unit) = v.split_at(split);
+        let n: f64 = n.parse().ok()?;
+        Some(match unit {
+            "us" => n / 1000.0,
+            "ms" => n,
+            "s" => n * 1000.0,
+            "m" => n * 60_000.0,
+            _ => return None,
+        })
+    };
+    let percentile = |p: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(p))
+            .and_then(millis)
+            .unwrap_or(f64::NAN)
+    };
+    let (requests, elapsed) = text
+        .lines()
+        .find_map(|l| {
+            let (n, rest) = l.trim().split_once(" requests in ")?;
+            let time = rest.split(',').next()?;
+            Some((n.parse().ok()?, millis(time)?))
+        })
+        .unwrap_or((0, 0.0));
+    Some(WrkResult {
+        per_sec: text
+            .lines()
+            .find_map(|l| l.strip_prefix("Requests/sec:"))
+            .and_then(|v| v.trim().parse().ok())?,
+        requests,
+        elapsed: Duration::from_secs_f64(elapsed / 1000.0),
+        non_2xx: text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0),
+        socket_errors: text
+            .lines()
+            .find(|l| l.contains("Socket errors"))
+            .map(|l| l.trim().to_owned()),
+        p50: percentile("50%"),
+        p99: percentile("99%"),
+        text,
+    })
 }

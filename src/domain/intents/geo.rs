@@ -237,14 +237,79 @@ pub fn box_to_box_m(a: &BBox, b: &BBox) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-/// Whether the points within `radius_m` of cell `place` meet cell `area`.
-pub fn cell_meets_cell(place: &BBox, radius_m: f64, area: &BBox) -> bool {
-    box_to_box_m(place, area) <= radius_m + SLACK_M
+/// A cell with its centre and the distance from the centre to its farthest point (a corner: along
+/// an edge the distance from the centre has no interior maximum), for cheap first checks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Disc {
+    pub bbox: BBox,
+    lat: f64,
+    lon: f64,
+    circumradius_m: f64,
 }
 
-/// Whether the points within `radius_m` of cell `place` meet the circle around `(lat, lon)`.
-pub fn cell_meets_circle(place: &BBox, radius_m: f64, lat: f64, lon: f64, circle_m: f64) -> bool {
-    point_to_box_m(lat, lon, place) <= radius_m + circle_m + SLACK_M
+impl Disc {
+    pub fn new(bbox: BBox) -> Disc {
+        let lat = (bbox.lat_min + bbox.lat_max) / 2.0;
+        let lon = (bbox.lon_min + bbox.lon_max) / 2.0;
+        let circumradius_m = bbox
+            .corners()
+            .iter()
+            .map(|(a, o)| haversine_m(lat, lon, *a, *o))
+            .fold(0.0, f64::max);
+        Disc {
+            bbox,
+            lat,
+            lon,
+            circumradius_m,
+        }
+    }
+}
+
+/// An intent's place prepared for many checks: every point within `radius_m` of a cell.
+///
+/// Each check first compares centres (one haversine): within reach of the centre means within
+/// reach of the cell; beyond reach by more than the circumradii means out of reach of every point.
+/// Only the cases in between compute the exact closest distance. Both shortcuts follow from the
+/// triangle inequality, so the answer is the exact one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Place {
+    cell: Disc,
+    radius_m: f64,
+}
+
+impl Place {
+    pub fn new(cell: BBox, radius_m: f64) -> Place {
+        Place {
+            cell: Disc::new(cell),
+            radius_m,
+        }
+    }
+
+    /// Whether the place meets the circle of `circle_m` around `(lat, lon)`.
+    pub fn meets_circle(&self, lat: f64, lon: f64, circle_m: f64) -> bool {
+        let reach = self.radius_m + circle_m + SLACK_M;
+        let d = haversine_m(self.cell.lat, self.cell.lon, lat, lon);
+        if d <= reach {
+            return true;
+        }
+        if d - self.cell.circumradius_m > reach {
+            return false;
+        }
+        point_to_box_m(lat, lon, &self.cell.bbox) <= reach
+    }
+
+    /// Whether the place meets the cell `area`.
+    pub fn meets_cell(&self, area: &Disc) -> bool {
+        let reach = self.radius_m + SLACK_M;
+        let d = haversine_m(self.cell.lat, self.cell.lon, area.lat, area.lon);
+        if d <= reach {
+            return true;
+        }
+        if d - self.cell.circumradius_m - area.circumradius_m > reach {
+            return false;
+        }
+        box_to_box_m(&self.cell.bbox, &area.bbox) <= reach
+    }
 }
 
 /// A latitude/longitude range that may run past ±180° in longitude (it then wraps).
@@ -578,6 +643,29 @@ mod tests {
             if d > 0.0 {
                 prop_assert!(d <= sampled + 1e-3, "{d} > {sampled}");
                 prop_assert!(sampled - d <= step + 1e-3, "{d} much below {sampled}");
+            }
+        }
+
+        // The centre-distance shortcuts never change the exact answer (away from the last
+        // micrometre, where rounding may go either way).
+        #[test]
+        fn place_shortcuts_agree_with_exact_distances(
+            cell in small_box(),
+            (dlat, dlon) in (-0.8..0.8f64, -0.8..0.8f64),
+            area_precision in 1usize..=7,
+            radius in 1.0..50_000.0f64,
+            circle in 1.0..50_000.0f64,
+        ) {
+            let place = Place::new(cell, radius);
+            let (lat, lon) = (cell.lat_min + dlat, cell.lon_min + dlon);
+            let area = Geohash::encode(lat, lon, area_precision).unwrap().bbox();
+            let d = point_to_box_m(lat, lon, &cell);
+            if (d - radius - circle - SLACK_M).abs() > 1e-6 {
+                prop_assert_eq!(place.meets_circle(lat, lon, circle), d <= radius + circle + SLACK_M);
+            }
+            let d = box_to_box_m(&cell, &area);
+            if (d - radius - SLACK_M).abs() > 1e-6 {
+                prop_assert_eq!(place.meets_cell(&Disc::new(area)), d <= radius + SLACK_M);
             }
         }
 

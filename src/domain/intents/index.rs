@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::geo::{self, BBox, CellKey, MAX_PRECISION};
+use super::geo::{self, BBox, CellKey, Disc, MAX_PRECISION, Place};
 use super::intent::{IntentLocation, ValidIntent};
 use super::subscription::{Area, ValidSubscription};
 use super::taxonomy::Category;
@@ -30,17 +30,17 @@ pub const QUERY_CELLS: usize = 16;
 
 type Slot = u32;
 
-/// An area in the form the exact check wants: the cell's bounds decoded once.
+/// An area in the form the check wants: a cell's bounds decoded once.
 #[derive(Debug, Clone, Copy)]
 enum Shape {
-    Cell(BBox),
+    Cell(Disc),
     Circle { lat: f64, lon: f64, radius_m: f64 },
 }
 
 impl Shape {
     fn of(area: &Area) -> Shape {
         match area {
-            Area::Cell { geohash } => Shape::Cell(geohash.bbox()),
+            Area::Cell { geohash } => Shape::Cell(Disc::new(geohash.bbox())),
             Area::Circle { lat, lon, radius_m } => Shape::Circle {
                 lat: *lat,
                 lon: *lon,
@@ -50,14 +50,10 @@ impl Shape {
     }
 
     /// The same decision as [`Area::meets`], from the same numbers.
-    fn meets(&self, place: &BBox, radius_m: f64) -> bool {
+    fn meets(&self, place: &Place) -> bool {
         match self {
-            Shape::Cell(cell) => geo::cell_meets_cell(place, radius_m, cell),
-            Shape::Circle {
-                lat,
-                lon,
-                radius_m: r,
-            } => geo::cell_meets_circle(place, radius_m, *lat, *lon, *r),
+            Shape::Cell(cell) => place.meets_cell(cell),
+            Shape::Circle { lat, lon, radius_m } => place.meets_circle(*lat, *lon, *radius_m),
         }
     }
 }
@@ -243,7 +239,8 @@ impl SubscriptionIndex {
         nodes
     }
 
-    /// The client ids of the brands an intent goes to, sorted.
+    /// The client ids of the brands an intent goes to, each once, in no particular order (sorting
+    /// thousands of ids would cost more than finding them).
     pub fn matches(&self, intent: &ValidIntent) -> Vec<&str> {
         self.matches_place(&intent.category, intent.location.as_ref())
     }
@@ -267,9 +264,10 @@ impl SubscriptionIndex {
                 }
             }
             Some(location) => {
-                let place = location.geohash.bbox();
+                let cell = location.geohash.bbox();
                 let radius = f64::from(location.radius_m);
-                let query = geo::covering(&geo::expand(&place, radius), MAX_PRECISION, QUERY_CELLS);
+                let place = Place::new(cell, radius);
+                let query = geo::covering(&geo::expand(&cell, radius), MAX_PRECISION, QUERY_CELLS);
                 let mut containing: Vec<CellKey> = query
                     .iter()
                     .flat_map(|k| (1..geo::key_precision(*k)).map(|p| geo::ancestor_key(*k, p)))
@@ -284,7 +282,7 @@ impl SubscriptionIndex {
                         let meets = self.entries[slot as usize]
                             .as_ref()
                             .and_then(|e| e.shapes.get(area as usize))
-                            .is_some_and(|s| s.meets(&place, radius));
+                            .is_some_and(|s| s.meets(&place));
                         if meets {
                             mark(hit, slot);
                         }
@@ -321,7 +319,6 @@ impl SubscriptionIndex {
                 }
             }
         }
-        found.sort_unstable();
         found
     }
 }
@@ -378,6 +375,13 @@ mod tests {
         }
     }
 
+    /// The index's answer, sorted like the scan's.
+    fn found<'a>(index: &'a SubscriptionIndex, intent: &ValidIntent) -> Vec<&'a str> {
+        let mut found = index.matches(intent);
+        found.sort_unstable();
+        found
+    }
+
     fn fixture() -> (SubscriptionIndex, Vec<(String, ValidSubscription)>) {
         let subs = vec![
             ("everywhere-food", sub(json!({"categories": ["food"]}))),
@@ -416,15 +420,18 @@ mod tests {
     fn matches_follow_category_prefixes() {
         let (index, _) = fixture();
         assert_eq!(
-            index.matches(&intent("food.lunch", Some(("u09tv", 500)))),
+            found(&index, &intent("food.lunch", Some(("u09tv", 500)))),
             ["everywhere-food", "paris-circle", "paris-lunch"]
         );
         assert_eq!(
-            index.matches(&intent("food.dinner", Some(("u09tv", 500)))),
+            found(&index, &intent("food.dinner", Some(("u09tv", 500)))),
             ["everywhere-food", "paris-circle"]
         );
         assert_eq!(
-            index.matches(&intent("home.repair.plumbing", Some(("u09tv", 500)))),
+            found(
+                &index,
+                &intent("home.repair.plumbing", Some(("u09tv", 500)))
+            ),
             ["plumber"]
         );
         assert!(
@@ -433,7 +440,7 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(
-            index.matches(&intent("travel.hotel", None)),
+            found(&index, &intent("travel.hotel", None)),
             ["hotels", "lyon"]
         );
     }
@@ -442,7 +449,7 @@ mod tests {
     fn intents_without_a_place_reach_every_area() {
         let (index, _) = fixture();
         assert_eq!(
-            index.matches(&intent("food.lunch", None)),
+            found(&index, &intent("food.lunch", None)),
             ["everywhere-food", "lyon", "paris-circle", "paris-lunch"]
         );
     }
@@ -452,7 +459,7 @@ mod tests {
         let (index, _) = fixture();
         // Reykjavík: only the brands without areas.
         assert_eq!(
-            index.matches(&intent("food.lunch", Some(("ge85", 1000)))),
+            found(&index, &intent("food.lunch", Some(("ge85", 1000)))),
             ["everywhere-food"]
         );
     }
@@ -468,7 +475,7 @@ mod tests {
             &sub(json!({"categories": ["food"], "areas": [{"lat": 48.845, "lon": lon, "radius_m": 2000}]})),
         );
         assert_eq!(
-            index.matches(&intent("food.lunch", Some(("u09tv", 1)))),
+            found(&index, &intent("food.lunch", Some(("u09tv", 1)))),
             ["east"]
         );
         // From the western neighbour (u09tu, east edge 2.3291 E) the circle's edge is
@@ -481,7 +488,7 @@ mod tests {
             );
         }
         assert_eq!(
-            index.matches(&intent("food.lunch", Some(("u09tu", 2_720)))),
+            found(&index, &intent("food.lunch", Some(("u09tu", 2_720)))),
             ["east"]
         );
     }
@@ -499,19 +506,19 @@ mod tests {
         );
         // A fine intent inside a coarse area, a coarse intent around a fine area.
         assert_eq!(
-            index.matches(&intent("food.lunch", Some(("u09tvw0", 1)))),
+            found(&index, &intent("food.lunch", Some(("u09tvw0", 1)))),
             ["coarse", "fine"]
         );
         assert_eq!(
-            index.matches(&intent("food.lunch", Some(("u0", 1)))),
+            found(&index, &intent("food.lunch", Some(("u0", 1)))),
             ["coarse", "fine"]
         );
         assert_eq!(
-            index.matches(&intent("food.lunch", Some(("u09tvw1", 1)))),
+            found(&index, &intent("food.lunch", Some(("u09tvw1", 1)))),
             ["coarse", "fine"]
         );
         assert_eq!(
-            index.matches(&intent("food.lunch", Some(("u09tvwh", 1)))),
+            found(&index, &intent("food.lunch", Some(("u09tvwh", 1)))),
             ["coarse"]
         );
     }
@@ -523,27 +530,27 @@ mod tests {
         index.insert("paris-lunch", &sub(json!({"categories": ["travel.hotel"]})));
         assert_eq!(index.len(), 6);
         assert_eq!(
-            index.matches(&intent("food.lunch", Some(("u09tv", 500)))),
+            found(&index, &intent("food.lunch", Some(("u09tv", 500)))),
             ["everywhere-food", "paris-circle"]
         );
         assert_eq!(
-            index.matches(&intent("travel.hotel", None)),
+            found(&index, &intent("travel.hotel", None)),
             ["hotels", "lyon", "paris-lunch"]
         );
         assert!(index.remove("hotels"));
         assert!(!index.remove("hotels"));
         assert!(!index.contains("hotels"));
         assert_eq!(
-            index.matches(&intent("travel.hotel", None)),
+            found(&index, &intent("travel.hotel", None)),
             ["lyon", "paris-lunch"]
         );
         // A freed slot is reused without leaking the old brand's areas.
         index.insert("newcomer", &sub(json!({"categories": ["leisure"]})));
         assert_eq!(
-            index.matches(&intent("travel.hotel", None)),
+            found(&index, &intent("travel.hotel", None)),
             ["lyon", "paris-lunch"]
         );
-        assert_eq!(index.matches(&intent("leisure.cinema", None)), ["newcomer"]);
+        assert_eq!(found(&index, &intent("leisure.cinema", None)), ["newcomer"]);
         for id in [
             "everywhere-food",
             "paris-lunch",
@@ -665,7 +672,7 @@ mod tests {
                 .collect();
             prop_assert_eq!(index.len(), live.len());
             for intent in &intents {
-                prop_assert_eq!(index.matches(intent), linear_scan(live.iter().copied(), intent));
+                prop_assert_eq!(found(&index, intent), linear_scan(live.iter().copied(), intent));
             }
         }
     }

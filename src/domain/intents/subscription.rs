@@ -44,12 +44,11 @@ pub enum Area {
 impl Area {
     /// Whether the area meets the intent's place (every point within its radius of its cell).
     pub fn meets(&self, location: &IntentLocation) -> bool {
-        let place = location.geohash.bbox();
-        let radius = f64::from(location.radius_m);
+        let place = geo::Place::new(location.geohash.bbox(), f64::from(location.radius_m));
         match self {
-            Area::Cell { geohash } => geo::cell_meets_cell(&place, radius, &geohash.bbox()),
+            Area::Cell { geohash } => place.meets_cell(&geo::Disc::new(geohash.bbox())),
             Area::Circle { lat, lon, radius_m } => {
-                geo::cell_meets_circle(&place, radius, *lat, *lon, f64::from(*radius_m))
+                place.meets_circle(*lat, *lon, f64::from(*radius_m))
             }
         }
     }
