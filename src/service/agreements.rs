@@ -31,6 +31,33 @@ pub(crate) struct ReceiptSigner {
     pub index: Arc<KeyedHash>,
 }
 
+/// What the checks on every brand request need of an agreement: decoding it skips the signed
+/// receipt, a multi-kilobyte string that is only needed when a receipt is served.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct AgreementHead {
+    pub id: String,
+    pub terms_version: u64,
+    pub terms_hash: String,
+    pub status: AgreementStatus,
+    pub events: Vec<crate::domain::brands::AgreementEvent>,
+}
+
+impl AgreementHead {
+    pub fn is_current(&self, current_terms_hash: &str) -> bool {
+        self.status == AgreementStatus::Accepted && self.terms_hash == current_terms_hash
+    }
+
+    /// When the brand accepted.
+    pub fn accepted_at(&self) -> Option<OffsetDateTime> {
+        self.events.get(1).map(|e| e.at)
+    }
+}
+
+pub(crate) fn decode_head(bytes: &[u8]) -> Result<AgreementHead, AppError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| AppError::Internal(format!("agreement is damaged: {e}")))
+}
+
 pub(crate) fn decode(bytes: &[u8]) -> Result<Agreement, AppError> {
     serde_json::from_slice(bytes)
         .map_err(|e| AppError::Internal(format!("agreement is damaged: {e}")))
@@ -280,10 +307,11 @@ impl OpenVault {
             return Ok(None);
         };
         let current = self.current_terms()?;
-        Ok(self
-            .agreement(id)
-            .ok()
-            .filter(|a| a.is_current(&current.version.hash))
-            .map(|a| a.id))
+        let key = index_key(&self.index, "agreement", id);
+        let Some(bytes) = self.store().get(Tree::Agreements, &key)? else {
+            return Ok(None);
+        };
+        let head = decode_head(&bytes)?;
+        Ok(head.is_current(&current.version.hash).then_some(head.id))
     }
 }

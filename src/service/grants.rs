@@ -388,7 +388,7 @@ impl OpenVault {
             let agreement = match &brand.agreement_id {
                 Some(id) => tx
                     .get(Tree::Agreements, &super::index_key(&index, "agreement", id))?
-                    .map(|bytes| super::agreements::decode(&bytes))
+                    .map(|bytes| super::agreements::decode_head(&bytes))
                     .transpose()?,
                 None => None,
             };
@@ -397,7 +397,7 @@ impl OpenVault {
                     && a.terms_version == current_version
             });
             let current_agreement = agreement.as_ref().map(|a| a.id.clone());
-            let agreed_at = agreement.as_ref().and_then(|a| a.events.get(1)).map(|e| e.at);
+            let agreed_at = agreement.as_ref().and_then(|a| a.accepted_at());
             let mut grant = match tx.get(Tree::Grants, &key)? {
                 Some(bytes) => decode(&bytes)?,
                 None => return Err(AppError::InvalidToken("the grant no longer exists".into())),

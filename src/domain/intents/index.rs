@@ -81,12 +81,11 @@ struct Node {
     cells: BTreeMap<CellKey, Vec<(Slot, u16)>>,
 }
 
+/// What removing a brand needs to know.
 #[derive(Debug)]
 struct Entry {
-    client_id: Box<str>,
     nodes: Vec<u32>,
-    shapes: Vec<Shape>,
-    /// Every cell key the entry's areas are stored under, for removal.
+    /// Every cell key the brand's areas are stored under.
     keys: Vec<CellKey>,
 }
 
@@ -96,6 +95,10 @@ struct Entry {
 pub struct SubscriptionIndex {
     /// `nodes[0]` is the root, above the top-level categories.
     nodes: Vec<Node>,
+    /// Per slot: client ids and areas sit in their own compact arrays because queries read them
+    /// for thousands of slots, in increasing slot order for the ids.
+    ids: Vec<Option<Box<str>>>,
+    shapes: Vec<Box<[Shape]>>,
     entries: Vec<Option<Entry>>,
     free: Vec<Slot>,
     by_client: HashMap<Box<str>, Slot>,
@@ -111,6 +114,8 @@ impl SubscriptionIndex {
     pub fn new() -> SubscriptionIndex {
         SubscriptionIndex {
             nodes: vec![Node::default()],
+            ids: Vec::new(),
+            shapes: Vec::new(),
             entries: Vec::new(),
             free: Vec::new(),
             by_client: HashMap::new(),
@@ -137,6 +142,8 @@ impl SubscriptionIndex {
             Some(slot) => slot,
             None => {
                 self.entries.push(None);
+                self.ids.push(None);
+                self.shapes.push(Box::new([]));
                 Slot::try_from(self.entries.len() - 1).unwrap_or(Slot::MAX)
             }
         };
@@ -147,7 +154,7 @@ impl SubscriptionIndex {
             .collect();
         nodes.sort_unstable();
         nodes.dedup();
-        let shapes: Vec<Shape> = subscription.areas.iter().map(Shape::of).collect();
+        let shapes: Box<[Shape]> = subscription.areas.iter().map(Shape::of).collect();
         let area_cells: Vec<Vec<CellKey>> = subscription.areas.iter().map(area_cells).collect();
         for &n in &nodes {
             let node = &mut self.nodes[n as usize];
@@ -165,12 +172,9 @@ impl SubscriptionIndex {
         let mut keys: Vec<CellKey> = area_cells.into_iter().flatten().collect();
         keys.sort_unstable();
         keys.dedup();
-        self.entries[slot as usize] = Some(Entry {
-            client_id: client_id.into(),
-            nodes,
-            shapes,
-            keys,
-        });
+        self.entries[slot as usize] = Some(Entry { nodes, keys });
+        self.ids[slot as usize] = Some(client_id.into());
+        self.shapes[slot as usize] = shapes;
         self.by_client.insert(client_id.into(), slot);
     }
 
@@ -182,6 +186,8 @@ impl SubscriptionIndex {
         let Some(entry) = self.entries.get_mut(slot as usize).and_then(Option::take) else {
             return false;
         };
+        self.ids[slot as usize] = None;
+        self.shapes[slot as usize] = Box::new([]);
         for n in entry.nodes {
             let node = &mut self.nodes[n as usize];
             node.all.retain(|s| *s != slot);
@@ -279,9 +285,8 @@ impl SubscriptionIndex {
                         if marked(hit, slot) {
                             continue;
                         }
-                        let meets = self.entries[slot as usize]
-                            .as_ref()
-                            .and_then(|e| e.shapes.get(area as usize))
+                        let meets = self.shapes[slot as usize]
+                            .get(area as usize)
                             .is_some_and(|s| s.meets(&place));
                         if meets {
                             mark(hit, slot);
@@ -314,8 +319,8 @@ impl SubscriptionIndex {
             while bits != 0 {
                 let slot = word_index * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                if let Some(Some(entry)) = self.entries.get(slot) {
-                    found.push(&entry.client_id);
+                if let Some(Some(id)) = self.ids.get(slot) {
+                    found.push(id);
                 }
             }
         }
