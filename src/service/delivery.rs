@@ -71,17 +71,29 @@ impl OpenVault {
         let mut signal = self.subscribe_events();
         tokio::spawn(async move {
             let in_flight = Arc::new(Mutex::new(InFlight::default()));
+            // A finished delivery frees a slot: it wakes the worker to fill it at once, so a
+            // burst larger than the concurrency cap flows instead of waiting for the tick.
+            let slot_freed = Arc::new(tokio::sync::Notify::new());
+            let mut last_expiry_check = tokio::time::Instant::now();
             loop {
                 let Some(vault) = Weak::upgrade(&weak) else {
                     return;
                 };
-                if let Err(e) = vault.dispatch_due(&sender, &in_flight) {
+                if let Err(e) = vault.dispatch_due(&sender, &in_flight, &slot_freed) {
                     tracing::warn!(error = %e, "webhook delivery worker");
                 }
-                vault.expire_due().await;
+                if last_expiry_check.elapsed() >= IDLE_TICK {
+                    vault.expire_due().await;
+                    last_expiry_check = tokio::time::Instant::now();
+                }
                 drop(vault);
-                // Woken by new events, or looks again shortly (for retries that came due).
-                let _ = tokio::time::timeout(IDLE_TICK, signal.changed()).await;
+                // Woken by new events or a freed slot, or looks again shortly (for retries
+                // that came due and intents that expired).
+                tokio::select! {
+                    _ = signal.changed() => {}
+                    _ = slot_freed.notified() => {}
+                    _ = tokio::time::sleep(IDLE_TICK) => {}
+                }
             }
         });
         Ok(())
@@ -92,6 +104,7 @@ impl OpenVault {
         self: &Arc<Self>,
         sender: &Sender,
         in_flight: &Arc<Mutex<InFlight>>,
+        slot_freed: &Arc<tokio::sync::Notify>,
     ) -> Result<(), AppError> {
         let now = self.now();
         let paused: HashSet<String> = self
@@ -133,6 +146,7 @@ impl OpenVault {
             let vault = self.clone();
             let sender = sender.clone();
             let in_flight = in_flight.clone();
+            let slot_freed = slot_freed.clone();
             tokio::spawn(async move {
                 let seq = entry.seq;
                 let client_id = entry.client_id.clone();
@@ -145,6 +159,7 @@ impl OpenVault {
                         *count = count.saturating_sub(1);
                     }
                 }
+                slot_freed.notify_one();
             });
         }
         Ok(())
