@@ -326,6 +326,7 @@ function brandItem(view, brand) {
       fact('Signs in with', AUTH_METHODS[brand.token_endpoint_auth_method] || brand.token_endpoint_auth_method),
       fact('Website', brand.client_uri ? String(brand.client_uri) : null),
       fact('Registered', brand.registered_at ? timeEl(brand.registered_at) : null),
+      fact('Webhook deliveries', deliverySentence(brand.delivery)),
     ),
     el('div', { class: 'card-actions' }, sharing, revokeAll, toggle, remove),
     el('div', { class: 'confirm-slot' }),
@@ -468,4 +469,16 @@ async function terminateAgreement(view, agreement, name, { yes, error }) {
     error.show(`Not terminated: ${errorText(err)}`);
     announce(`Not terminated: ${errorText(err)}`, { assertive: true });
   }
+}
+
+/** How webhook deliveries to a brand are going, in a sentence; nothing without a webhook. */
+function deliverySentence(delivery) {
+  if (!delivery) return null;
+  const waiting = delivery.pending ? ` ${delivery.pending} waiting.` : '';
+  const error = delivery.last_error ? ` Last problem: ${delivery.last_error}.` : '';
+  if (delivery.status === 'paused') {
+    return `Paused: its endpoint kept failing, so the vault only tries one at a time until it answers again.${waiting}${error}`;
+  }
+  if (delivery.status === 'failing') return `Failing, being retried.${waiting}${error}`;
+  return `Working.${waiting}`;
 }
