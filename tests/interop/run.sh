@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# Interoperability tests: Python's authlib (OAuth 2.0 client) and pyjwt (JWT/JWS verification)
-# against a real vrm-vault server: test_oauth.py (registration, terms, client credentials,
-# receipts) and test_grants.py (data grants: authorization code + PKCE, consent, refresh).
+# Interoperability tests: third-party libraries against a real vrm-vault server.
+#   test_oauth.py           authlib (OAuth 2.0 client) and pyjwt (JWT/JWS verification):
+#                           registration, terms, client credentials, receipts;
+#   test_grants.py          data grants: authorization code + PKCE, consent, refresh;
+#   test_intents.py         intentcasting: webhook receivers verifying with standardwebhooks and
+#                           parsing with the cloudevents SDK, polling, SSE resumed with
+#                           Last-Event-ID;
+#   test_delivery_faults.py webhook deliveries through failing and hanging receivers, a vault
+#                           killed with SIGKILL mid-delivery, then restarted, a suspended brand
+#                           and a paused one (reached after a minute of failures: ~65 s).
 # Builds nothing: pass the server binary in VRM_VAULT_BIN (default: target/debug/vrm-vault of
 # this repository).
 #
@@ -37,10 +44,10 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp_file" 2>/dev/null || true)" !
 fi
 
 export VRM_VAULT_BIN="${VRM_VAULT_BIN:-$repo/target/debug/vrm-vault}"
-# Each test file starts its own server and bounds itself (RUN_LIMIT_S); `timeout` is the
-# backstop. Both run even when the first fails; the run fails when either did.
+# Each test file starts its own server on 127.0.0.1 and bounds itself (RUN_LIMIT_S, 90-110 s);
+# `timeout` is the backstop. All run even when one fails; the run fails when any did.
 failed=()
-for test in test_oauth.py test_grants.py; do
+for test in test_oauth.py test_grants.py test_intents.py test_delivery_faults.py; do
   echo "== interop: $test"
   PYTHONDONTWRITEBYTECODE=1 timeout --kill-after=10 150 "$venv/bin/python" "$here/$test" \
     || failed+=("$test")

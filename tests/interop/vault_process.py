@@ -1,8 +1,10 @@
 """What the interoperability tests share: the server process and the bounded test runner.
 
-Each test file (test_oauth.py, test_grants.py) starts its own `vrm-vault serve` on 127.0.0.1:0 in
-a fresh temporary data directory and stops it at the end; every HTTP call has a timeout
-(HTTP_TIMEOUT_S) and each whole run is bounded (`run_bounded`).
+Each test file (test_oauth.py, test_grants.py, test_intents.py, test_delivery_faults.py) starts
+its own `vrm-vault serve` on 127.0.0.1:0 in a fresh temporary data directory and stops it at the
+end; every HTTP call has a timeout (HTTP_TIMEOUT_S) and each whole run is bounded (`run_bounded`).
+A server can also be killed (SIGKILL, no clean shutdown) and started again on the same data
+directory and the same port, so that its issuer URL and the brands' tokens stay valid.
 """
 
 import base64
@@ -37,20 +39,34 @@ def b64url(data: bytes) -> str:
 
 
 class Server:
-    """`vrm-vault serve` on 127.0.0.1:0 in a temporary data directory."""
+    """`vrm-vault serve` on 127.0.0.1:0 in a temporary data directory, with `args` added to its
+    command line (e.g. `--allow-loopback-webhooks`)."""
 
-    def __init__(self):
+    def __init__(self, args=()):
+        self.args = list(args)
         self.data_dir = tempfile.mkdtemp(prefix="vrm-interop-")
-        self.log = tempfile.TemporaryFile()  # stderr, shown when something fails
+        # stderr of every process started (restarts append), shown when something fails. Append
+        # mode: reading it (which moves the shared file offset) never makes the server overwrite.
+        self.log = tempfile.TemporaryFile(mode="a+b")
         self.proc = None
         self.base = None
+        self.listen = "127.0.0.1:0"  # the first start picks a port; restarts keep it
+        self.starts = 0
 
     def start(self):
+        """Starts the server; after `kill`, starts it again on the same data directory and the
+        same port (a restarted vault is sealed until the owner logs in)."""
         if not os.access(SERVER_BIN, os.X_OK):
             raise RuntimeError(f"no server binary at {SERVER_BIN}: build it or set VRM_VAULT_BIN")
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError("the server is already running")
+        self.starts += 1
+        if self.starts > 1:
+            self.log.write(f"\n----- start #{self.starts} (same data directory) -----\n".encode())
+            self.log.flush()
         env = dict(os.environ, NO_COLOR="1")
         self.proc = subprocess.Popen(
-            [SERVER_BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir],
+            [SERVER_BIN, "serve", "--listen", self.listen, "--data-dir", self.data_dir, *self.args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self.log,
@@ -76,8 +92,18 @@ class Server:
         prefix = "vrm-vault listening on "
         if not first_line[0].startswith(prefix):
             raise RuntimeError(f"unexpected first line {first_line[0]!r}\n{self.stderr_tail()}")
-        self.base = first_line[0][len(prefix):].rstrip("/")
+        base = first_line[0][len(prefix):].rstrip("/")
+        if self.base is not None and base != self.base:
+            raise RuntimeError(f"restarted on {base}, not on {self.base}")
+        self.base = base
+        self.listen = base[len("http://"):]
         return self.base
+
+    def kill(self):
+        """SIGKILL: no clean shutdown, no final flush; the data directory stays for `start`."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(SERVER_STOP_S)
 
     def stderr_tail(self, limit=4000):
         self.log.seek(0)
@@ -102,10 +128,11 @@ class VaultTestCase(unittest.TestCase):
 
     server = None
     state = {}
+    server_args = ()  # added to `vrm-vault serve`'s command line
 
     @classmethod
     def setUpClass(cls):
-        cls.server = Server()
+        cls.server = Server(cls.server_args)
         try:
             cls.base = cls.server.start()
         except BaseException:
