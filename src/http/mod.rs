@@ -201,7 +201,10 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(intents::decline_offer))
         .routes(routes!(intents::intent_categories))
         .routes(routes!(intents::owner_events))
-        .routes(routes!(intents::put_subscription, intents::get_subscription))
+        .routes(routes!(
+            intents::put_subscription,
+            intents::get_subscription
+        ))
         .routes(routes!(intents::rotate_secret))
         .routes(routes!(intents::poll_events))
         .routes(routes!(intents::brand_events))

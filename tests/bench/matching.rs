@@ -20,6 +20,8 @@
 //!    of precision 5 to 7 near a random city, radius 100 m to 50 km log-uniform), 10% without.
 //! 4. Times `matches` for every intent (after a warm-up pass), then [`linear_scan`] over all
 //!    100,000 subscriptions for every intent, and checks both answer the same.
+//!    Each intent is also run 5 times more and the fastest run kept, which shows the work itself
+//!    when a shared machine's scheduler adds whole time slices to the slowest percent.
 //! 5. Times replacing 10,000 random brands' subscriptions (what `PUT /brand/v1/subscription`
 //!    costs the index).
 //!
@@ -181,6 +183,14 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
+/// The 1-minute load average, which says how much the machine was shared.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 struct Stats {
     p50: Duration,
     p99: Duration,
@@ -217,7 +227,8 @@ fn print_row(name: &str, s: &Stats) {
 fn main() {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpu = cpu_model();
-    println!("vrm-vault intent matching bench on {cores} cores, {cpu}");
+    let load_before = load_average();
+    println!("vrm-vault intent matching bench on {cores} cores, {cpu}, load average {load_before}");
     println!(
         "{SUBSCRIPTIONS} subscriptions around {} cities, {INTENTS} intents",
         CITIES.len()
@@ -280,6 +291,23 @@ fn main() {
     }
     let matched: usize = answers.iter().map(Vec::len).sum();
 
+    // On a shared machine a query preempted by the scheduler costs a whole time slice (~4 ms),
+    // which is what a p99 then measures. The best of 5 runs per intent shows the work itself
+    // (with warmer caches than a single run).
+    let best_times: Vec<Duration> = intents
+        .iter()
+        .map(|intent| {
+            (0..5)
+                .map(|_| {
+                    let started = Instant::now();
+                    std::hint::black_box(index.matches(intent));
+                    started.elapsed()
+                })
+                .min()
+                .unwrap()
+        })
+        .collect();
+
     // `VRM_BENCH_SCAN=<n>` times the scan on the first n intents only (it takes minutes in all).
     let scanned = std::env::var("VRM_BENCH_SCAN")
         .ok()
@@ -313,6 +341,7 @@ fn main() {
     let placed_stats = stats(placed.into_iter().map(|(_, t)| *t).collect());
     let unplaced_stats = stats(unplaced.into_iter().map(|(_, t)| *t).collect());
     let index_stats = stats(index_times);
+    let best_stats = stats(best_times);
     let scan_stats = stats(scan_times);
     let replace_stats = stats(replace_times);
     println!(
@@ -321,10 +350,14 @@ fn main() {
     );
     println!();
     println!("==================== summary ====================");
-    println!("machine: {cores} cores, {cpu}");
+    println!(
+        "machine: {cores} cores, {cpu}; load average {load_before} before, {} after",
+        load_average()
+    );
     print_row("index.matches per intent", &index_stats);
     print_row("  of which with a place", &placed_stats);
     print_row("  of which without a place", &unplaced_stats);
+    print_row("index.matches, best of 5", &best_stats);
     print_row("linear_scan per intent", &scan_stats);
     print_row("index replace per brand", &replace_stats);
     println!(

@@ -98,12 +98,6 @@ impl Geohash {
             Err(_) => BBox::WORLD,
         }
     }
-
-    /// The cell's centre.
-    pub fn centre(&self) -> (f64, f64) {
-        let b = self.bbox();
-        ((b.lat_min + b.lat_max) / 2.0, (b.lon_min + b.lon_max) / 2.0)
-    }
 }
 
 impl TryFrom<String> for Geohash {

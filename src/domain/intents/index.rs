@@ -12,8 +12,9 @@
 //! [`QUERY_CELLS`] cells, then looks up, for each, the stored cells that contain it (one exact
 //! look-up per coarser precision) and those inside it (one range). Two geohash cells overlap only
 //! if one contains the other, so this finds every area whose cells meet the place: no true match
-//! is missed. The candidates are then checked with the exact rule of
-//! [`ValidSubscription::matches`], so the answer is exactly the linear scan's ([`linear_scan`]).
+//! is missed. Each candidate area is then checked once with the rule of
+//! [`ValidSubscription::matches`], so the answer is the same set as the linear scan's
+//! ([`linear_scan`]); a proptest holds the two together.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -22,13 +23,17 @@ use super::intent::{IntentLocation, ValidIntent};
 use super::subscription::{Area, ValidSubscription};
 use super::taxonomy::Category;
 
-/// The most cells a circle area is stored under. A 50 km circle then sits in a few cells of
-/// precision 3 (156 km), a 1 km one in a few of precision 6 (1.2 km).
-pub const CIRCLE_CELLS: usize = 16;
-/// The most cells a query covers the intent's place with.
+/// The most cells a circle area is stored under: a 50 km circle sits in one to four cells of
+/// precision 3 (156 km), a 1 km one in one to four of precision 5 (4.9 km). Finer coverings (16
+/// cells) made the index 45% larger and slower to update for no faster query in the benchmark
+/// (`tests/bench/matching.rs`), since a candidate's check is cheap once its area is in cache.
+pub const CIRCLE_CELLS: usize = 4;
+/// The most cells a query covers the intent's place with (32 measured the same as 16).
 pub const QUERY_CELLS: usize = 16;
 
 type Slot = u32;
+/// An area's place in the index's arena of shapes.
+type ShapeId = u32;
 
 /// An area in the form the check wants: a cell's bounds decoded once.
 #[derive(Debug, Clone, Copy)]
@@ -70,35 +75,42 @@ fn area_cells(area: &Area) -> Vec<CellKey> {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Node {
     children: Vec<(Box<str>, u32)>,
     /// Every brand subscribed here.
     all: Vec<Slot>,
     /// Brands subscribed here with no areas.
     everywhere: Vec<Slot>,
-    /// Areas of brands subscribed here, by cell: (brand, index of the area).
-    cells: BTreeMap<CellKey, Vec<(Slot, u16)>>,
+    /// Areas of brands subscribed here, by cell: (brand, the area's place in the arena).
+    cells: BTreeMap<CellKey, Vec<(Slot, ShapeId)>>,
 }
 
 /// What removing a brand needs to know.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Entry {
     nodes: Vec<u32>,
     /// Every cell key the brand's areas are stored under.
     keys: Vec<CellKey>,
+    /// Where its areas start in the arena, and how many there are.
+    shapes: ShapeId,
+    shape_count: u32,
 }
 
 /// Brands' subscriptions, indexed for [`SubscriptionIndex::matches`]. Keyed by client id; one
 /// subscription per brand.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SubscriptionIndex {
     /// `nodes[0]` is the root, above the top-level categories.
     nodes: Vec<Node>,
-    /// Per slot: client ids and areas sit in their own compact arrays because queries read them
-    /// for thousands of slots, in increasing slot order for the ids.
+    /// Client ids by slot, apart and compact because a query reads thousands of them, in
+    /// increasing slot order.
     ids: Vec<Option<Box<str>>>,
-    shapes: Vec<Box<[Shape]>>,
+    /// Every brand's areas, one after the other; buckets point here, so checking a candidate
+    /// costs one memory access. Removed brands leave holes until [`Self::compact`].
+    shapes: Vec<Shape>,
+    /// Arena entries that belong to no brand any more.
+    dead_shapes: usize,
     entries: Vec<Option<Entry>>,
     free: Vec<Slot>,
     by_client: HashMap<Box<str>, Slot>,
@@ -116,6 +128,7 @@ impl SubscriptionIndex {
             nodes: vec![Node::default()],
             ids: Vec::new(),
             shapes: Vec::new(),
+            dead_shapes: 0,
             entries: Vec::new(),
             free: Vec::new(),
             by_client: HashMap::new(),
@@ -143,7 +156,6 @@ impl SubscriptionIndex {
             None => {
                 self.entries.push(None);
                 self.ids.push(None);
-                self.shapes.push(Box::new([]));
                 Slot::try_from(self.entries.len() - 1).unwrap_or(Slot::MAX)
             }
         };
@@ -154,16 +166,16 @@ impl SubscriptionIndex {
             .collect();
         nodes.sort_unstable();
         nodes.dedup();
-        let shapes: Box<[Shape]> = subscription.areas.iter().map(Shape::of).collect();
+        let first_shape = ShapeId::try_from(self.shapes.len()).unwrap_or(ShapeId::MAX);
+        self.shapes.extend(subscription.areas.iter().map(Shape::of));
         let area_cells: Vec<Vec<CellKey>> = subscription.areas.iter().map(area_cells).collect();
         for &n in &nodes {
             let node = &mut self.nodes[n as usize];
             node.all.push(slot);
-            if shapes.is_empty() {
+            if area_cells.is_empty() {
                 node.everywhere.push(slot);
             }
-            for (area, keys) in area_cells.iter().enumerate() {
-                let area = u16::try_from(area).unwrap_or(u16::MAX);
+            for (area, keys) in (first_shape..).zip(&area_cells) {
                 for key in keys {
                     node.cells.entry(*key).or_default().push((slot, area));
                 }
@@ -172,9 +184,13 @@ impl SubscriptionIndex {
         let mut keys: Vec<CellKey> = area_cells.into_iter().flatten().collect();
         keys.sort_unstable();
         keys.dedup();
-        self.entries[slot as usize] = Some(Entry { nodes, keys });
+        self.entries[slot as usize] = Some(Entry {
+            nodes,
+            keys,
+            shapes: first_shape,
+            shape_count: u32::try_from(subscription.areas.len()).unwrap_or(u32::MAX),
+        });
         self.ids[slot as usize] = Some(client_id.into());
-        self.shapes[slot as usize] = shapes;
         self.by_client.insert(client_id.into(), slot);
     }
 
@@ -187,7 +203,6 @@ impl SubscriptionIndex {
             return false;
         };
         self.ids[slot as usize] = None;
-        self.shapes[slot as usize] = Box::new([]);
         for n in entry.nodes {
             let node = &mut self.nodes[n as usize];
             node.all.retain(|s| *s != slot);
@@ -202,7 +217,36 @@ impl SubscriptionIndex {
             }
         }
         self.free.push(slot);
+        self.dead_shapes += entry.shape_count as usize;
+        if self.dead_shapes > 1024 && self.dead_shapes * 2 > self.shapes.len() {
+            self.compact();
+        }
         true
+    }
+
+    /// Drops the arena's holes: live brands' areas move down, and every bucket follows them.
+    /// Runs once holes are half the arena, so its cost is spread over the removals that made them.
+    fn compact(&mut self) {
+        let mut moved = vec![ShapeId::MAX; self.shapes.len()];
+        let mut shapes = Vec::with_capacity(self.shapes.len() - self.dead_shapes);
+        for entry in self.entries.iter_mut().flatten() {
+            let start = entry.shapes as usize;
+            let new_start = ShapeId::try_from(shapes.len()).unwrap_or(ShapeId::MAX);
+            for (old, new) in (start..start + entry.shape_count as usize).zip(new_start..) {
+                moved[old] = new;
+                shapes.push(self.shapes[old]);
+            }
+            entry.shapes = new_start;
+        }
+        for node in &mut self.nodes {
+            for bucket in node.cells.values_mut() {
+                for (_, shape) in bucket.iter_mut() {
+                    *shape = moved[*shape as usize];
+                }
+            }
+        }
+        self.shapes = shapes;
+        self.dead_shapes = 0;
     }
 
     /// The trie node of a category, created on the way down.
@@ -259,8 +303,8 @@ impl SubscriptionIndex {
     ) -> Vec<&str> {
         let nodes = self.path(category);
         let mut hit = vec![0u64; self.entries.len().div_ceil(64)];
-        let mark = |hit: &mut [u64], slot: Slot| hit[slot as usize / 64] |= 1 << (slot % 64);
-        let marked = |hit: &[u64], slot: Slot| hit[slot as usize / 64] & (1 << (slot % 64)) != 0;
+        let mark = |bits: &mut [u64], i: u32| bits[i as usize / 64] |= 1 << (i % 64);
+        let marked = |bits: &[u64], i: u32| bits[i as usize / 64] & (1 << (i % 64)) != 0;
         match location {
             None => {
                 for node in &nodes {
@@ -280,15 +324,16 @@ impl SubscriptionIndex {
                     .collect();
                 containing.sort_unstable();
                 containing.dedup();
-                let check = |hit: &mut [u64], bucket: &[(Slot, u16)]| {
-                    for &(slot, area) in bucket {
-                        if marked(hit, slot) {
+                // A circle sits in several cells, and a brand in several nodes of the path: each
+                // area is checked once, and none of a brand that already matched.
+                let mut checked = vec![0u64; self.shapes.len().div_ceil(64)];
+                let mut check = |hit: &mut [u64], bucket: &[(Slot, ShapeId)]| {
+                    for &(slot, shape) in bucket {
+                        if marked(hit, slot) || marked(&checked, shape) {
                             continue;
                         }
-                        let meets = self.shapes[slot as usize]
-                            .get(area as usize)
-                            .is_some_and(|s| s.meets(&place));
-                        if meets {
+                        mark(&mut checked, shape);
+                        if self.shapes[shape as usize].meets(&place) {
                             mark(hit, slot);
                         }
                     }
@@ -573,6 +618,70 @@ mod tests {
                 .iter()
                 .all(|n| n.all.is_empty() && n.cells.is_empty())
         );
+    }
+
+    #[test]
+    fn compaction_keeps_every_area_reachable() {
+        // Enough churn to compact the arena several times over.
+        let mut seed = 7u64;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let random_sub = |next: &mut dyn FnMut(u64) -> u64| {
+            let lat = 48.5 + next(1000) as f64 / 1000.0;
+            let lon = 2.0 + next(1000) as f64 / 1000.0;
+            let areas: Vec<Value> = (0..1 + next(3))
+                .map(|i| {
+                    if i % 2 == 0 {
+                        json!({"lat": lat, "lon": lon, "radius_m": 1 + next(20_000)})
+                    } else {
+                        json!({"geohash": Geohash::encode(lat, lon, 3 + next(5) as usize).unwrap().as_str()})
+                    }
+                })
+                .collect();
+            let category = TAXONOMY[next(TAXONOMY.len() as u64) as usize].id;
+            sub(json!({"categories": [category], "areas": areas}))
+        };
+        let ids: Vec<String> = (0..1500).map(|i| format!("b{i}")).collect();
+        let mut live: Vec<Option<ValidSubscription>> = vec![None; ids.len()];
+        let mut index = SubscriptionIndex::new();
+        let mut inserted = 0;
+        for round in 0..6 {
+            for (i, id) in ids.iter().enumerate() {
+                if round % 2 == 1 && i % 3 == 0 {
+                    index.remove(id);
+                    live[i] = None;
+                } else {
+                    let s = random_sub(&mut next);
+                    inserted += s.areas.len();
+                    index.insert(id, &s);
+                    live[i] = Some(s);
+                }
+            }
+            assert!(index.dead_shapes * 2 <= index.shapes.len().max(2048));
+        }
+        assert!(
+            index.shapes.len() < inserted / 2,
+            "the arena was never compacted"
+        );
+        let subs: Vec<(&str, &ValidSubscription)> = ids
+            .iter()
+            .zip(&live)
+            .filter_map(|(id, s)| s.as_ref().map(|s| (id.as_str(), s)))
+            .collect();
+        let mut matched = 0;
+        for hash in ["u09tv", "u09w", "u0d", "u09tvw0", "u0", "u09y5"] {
+            for category in ["food.lunch", "home.repair.plumbing", "travel.hotel"] {
+                let intent = intent(category, Some((hash, 2_000)));
+                let expected = linear_scan(subs.iter().copied(), &intent);
+                matched += expected.len();
+                assert_eq!(found(&index, &intent), expected, "{hash} {category}");
+            }
+        }
+        assert!(matched > 100, "{matched}");
     }
 
     const CITIES: [(f64, f64); 4] = [

@@ -10,8 +10,8 @@
 //! - [`intent`] — the owner's `POST /api/v1/intents` body, its rules, and an intent's status.
 //! - [`subscription`] — a brand's `PUT /brand/v1/subscription` body, its rules, and the matching
 //!   rule ([`ValidSubscription::matches`]).
-//! - [`index`] — [`SubscriptionIndex`], a category trie × geohash cells, which answers exactly
-//!   what [`linear_scan`] does.
+//! - [`index`] — [`SubscriptionIndex`], a category trie × geohash cells, which finds the same
+//!   brands as [`linear_scan`] does.
 
 pub mod geo;
 pub mod index;
