@@ -4,8 +4,9 @@
 //! An intent's place is a cell plus a radius: every point within `radius_m` of the cell. A
 //! subscription area is a cell or a circle. Whether the two meet is decided exactly on the sphere
 //! (closest distance between a point or cell and a cell, by haversine), with a centimetre of slack
-//! so rounding can only add matches, never lose one. Cells that touch across the antimeridian are
-//! treated as far apart; no subscription area or intent the vault expects comes near it.
+//! so rounding can only add matches, never lose one. Longitudes are compared modulo 360° and spans
+//! that reach a pole take every longitude, so places meet across the antimeridian too (one test
+//! near Fiji); near the poles it is untested, as no place the vault expects comes near them.
 
 use serde::{Deserialize, Serialize};
 

@@ -621,6 +621,28 @@ mod tests {
     }
 
     #[test]
+    fn places_meet_across_the_antimeridian() {
+        // Fiji straddles 180°: an intent just west of it, brands just east.
+        let west = Geohash::encode(-17.0, 179.99, 7).unwrap();
+        let east_cell = Geohash::encode(-17.0, -179.99, 3).unwrap();
+        let mut index = SubscriptionIndex::new();
+        index.insert(
+            "circle",
+            &sub(json!({"categories": ["food"], "areas": [{"lat": -17.0, "lon": -179.99, "radius_m": 1500}]})),
+        );
+        index.insert(
+            "cell",
+            &sub(json!({"categories": ["food"], "areas": [{"geohash": east_cell.as_str()}]})),
+        );
+        // Across the line, the 3-character cell is 1022 m from the intent's cell and the
+        // circle's edge 2085 m - 1500 m = 585 m.
+        let at = |radius| found(&index, &intent("food.lunch", Some((west.as_str(), radius))));
+        assert!(at(500).is_empty());
+        assert_eq!(at(1_000), ["circle"]);
+        assert_eq!(at(1_100), ["cell", "circle"]);
+    }
+
+    #[test]
     fn compaction_keeps_every_area_reachable() {
         // Enough churn to compact the arena several times over.
         let mut seed = 7u64;
