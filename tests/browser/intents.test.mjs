@@ -435,7 +435,8 @@ test('wishes: broadcast, live offer, accept with sharing, decline, withdraw', { 
       await page.getByLabel('1 hour', { exact: true }).check();
       await page.getByRole('button', { name: 'Send my wish', exact: true }).click();
       await expectText(page.locator('.notice-slot .message-success'), 'Your wish was sent to 1 brand.');
-      const item = page.locator('li.intent').first();
+      // Found by its text: wishes made within the same second have no defined order.
+      const item = page.locator('li.intent').filter({ hasText: DINNER }).first();
       await expectText(item.locator('.card-title'), DINNER);
       dinner = await item.getAttribute('data-id');
       assert.notEqual(dinner, lunch, 'newest first');
@@ -489,7 +490,7 @@ test('wishes: broadcast, live offer, accept with sharing, decline, withdraw', { 
       assert.equal(await form().getByLabel('Area code (geohash)', { exact: true }).inputValue(), '');
       await page.getByRole('button', { name: 'Send my wish', exact: true }).click();
       await expectText(page.locator('.notice-slot .message-info'), 'Your wish is saved, but no brand heard it');
-      const item = page.locator('li.intent').first();
+      const item = page.locator('li.intent').filter({ hasText: HOTEL }).first();
       await expectText(item.locator('.card-title'), HOTEL);
       assert.equal((await factValue(item, 'Heard by').innerText()).trim(), 'No brand');
       assert.equal((await factValue(item, 'Where').innerText()).trim(), 'Anywhere');
