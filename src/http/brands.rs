@@ -317,13 +317,17 @@ pub async fn suspend_brand(
     _session: OwnerSession,
     Path(client_id): Path<String>,
 ) -> Result<Json<BrandView>, AppError> {
-    let brand = state
-        .vault
-        .open()?
-        .set_brand_status(&client_id, BrandStatus::Suspended)
-        .await?;
-    let pending = state.vault.open()?.pending_deliveries()?;
-    brand_view(&state, brand, &pending).map(Json)
+    set_status(&state, &client_id, BrandStatus::Suspended).await
+}
+
+async fn set_status(
+    state: &AppState,
+    client_id: &str,
+    status: BrandStatus,
+) -> Result<Json<BrandView>, AppError> {
+    let open = state.vault.open()?;
+    let brand = open.set_brand_status(client_id, status).await?;
+    brand_view(state, brand, &open.pending_deliveries()?).map(Json)
 }
 
 /// Lets a suspended brand act again.
@@ -336,13 +340,7 @@ pub async fn resume_brand(
     _session: OwnerSession,
     Path(client_id): Path<String>,
 ) -> Result<Json<BrandView>, AppError> {
-    let brand = state
-        .vault
-        .open()?
-        .set_brand_status(&client_id, BrandStatus::Active)
-        .await?;
-    let pending = state.vault.open()?.pending_deliveries()?;
-    brand_view(&state, brand, &pending).map(Json)
+    set_status(&state, &client_id, BrandStatus::Active).await
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -12,10 +12,9 @@ use tracing::instrument;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::auth::{OwnerSession, bearer};
+use super::auth::OwnerSession;
 use super::brand_api::BrandToken;
 use super::error::{ErrorBody, Json, Path, Query};
-use super::oauth::{ClientAuthParams, audiences, client_credentials};
 use crate::domain::audit::Actor;
 use crate::domain::grants::{Grant, GrantOrigin, parse_actions, parse_fields};
 use crate::domain::records::RecordPath;
@@ -535,13 +534,7 @@ pub async fn grant_status(
     Path(id): Path<String>,
 ) -> Result<Json<GrantStatusView>, AppError> {
     let open = state.vault.open()?;
-    let brand = if let Some(token) = bearer(&headers) {
-        open.verify_access_token(token)?.brand
-    } else {
-        let credentials = client_credentials(&headers, ClientAuthParams::default())?;
-        open.authenticate_client(credentials, &audiences(open.issuer(), "/brand/v1/grants"))
-            .await?
-    };
+    let brand = super::brand_api::caller(&state, &headers, None, "/brand/v1/grants").await?;
     let grant = open
         .grant_for(&brand, &id)
         .map_err(|_| AppError::NotFound("grant"))?;

@@ -17,12 +17,15 @@ use super::AppState;
 use super::auth::{ClientIp, bearer};
 use super::error::OAuthErrorBody;
 use crate::crypto::jwt::{ASSERTION_ALGORITHMS, PublicJwk};
+use crate::domain::brands::Brand;
 use crate::domain::brands::{BRAND_SCOPES, ClientMetadata, GRANT_TYPES};
 use crate::domain::grants::DATA_ACCESS_TYPE;
 use crate::error::OAuthError;
 use crate::secret::Secret;
+use crate::service::OpenVault;
 use crate::service::authorize::{AuthorizeError, AuthorizeParams};
 use crate::service::brands::ClientCredentials;
+use std::sync::Arc;
 
 /// The `client_assertion_type` of RFC 7523 §2.2.
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -476,6 +479,25 @@ pub struct TokenParam {
     pub auth: ClientAuthParams,
 }
 
+/// What revocation and introspection share: the form, the brand's authentication, the token.
+async fn token_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: Result<Form<TokenParam>, FormRejection>,
+    endpoint: &str,
+) -> Result<(Arc<OpenVault>, Brand, String), OAuthError> {
+    let request = form(request)?;
+    let credentials = client_credentials(headers, request.auth)?;
+    let token = request
+        .token
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let open = state.vault.open()?;
+    let brand = open
+        .authenticate_client(credentials, &audiences(open.issuer(), endpoint))
+        .await?;
+    Ok((open, brand, token))
+}
+
 /// Token revocation (RFC 7009). Answers 200 whether or not the token was known.
 #[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
     request_body(content = TokenParam, content_type = "application/x-www-form-urlencoded"),
@@ -487,15 +509,7 @@ pub async fn revoke(
     headers: HeaderMap,
     request: Result<Form<TokenParam>, FormRejection>,
 ) -> Result<StatusCode, OAuthError> {
-    let request = form(request)?;
-    let credentials = client_credentials(&headers, request.auth)?;
-    let token = request
-        .token
-        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    let open = state.vault.open()?;
-    let brand = open
-        .authenticate_client(credentials, &audiences(open.issuer(), "/oauth/revoke"))
-        .await?;
+    let (open, brand, token) = token_request(&state, &headers, request, "/oauth/revoke").await?;
     if token.starts_with(crate::service::authorize::REFRESH_TOKEN_PREFIX) {
         open.revoke_refresh_token(&brand, &token).await?;
     } else {
@@ -516,15 +530,8 @@ pub async fn introspect(
     headers: HeaderMap,
     request: Result<Form<TokenParam>, FormRejection>,
 ) -> Result<Response, OAuthError> {
-    let request = form(request)?;
-    let credentials = client_credentials(&headers, request.auth)?;
-    let token = request
-        .token
-        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    let open = state.vault.open()?;
-    let brand = open
-        .authenticate_client(credentials, &audiences(open.issuer(), "/oauth/introspect"))
-        .await?;
+    let (open, brand, token) =
+        token_request(&state, &headers, request, "/oauth/introspect").await?;
     Ok((
         no_store(),
         axum::Json(open.introspect_token(&brand, &token)),
