@@ -35,6 +35,45 @@ pub enum Command {
         #[command(subcommand)]
         command: UnlockKeyCommand,
     },
+    /// Write everything the vault holds as one JSON document readable without the vault (server
+    /// stopped; while it runs, use GET /api/v1/export).
+    Export {
+        #[command(flatten)]
+        vault: OfflineArgs,
+        /// Where to write the export (`-` for standard output).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Write an encrypted backup (server stopped; while it runs, use GET /api/v1/backup).
+    Backup {
+        #[command(flatten)]
+        vault: OfflineArgs,
+        /// Where to write the backup.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Restore a backup into an empty data directory, opening it with the passphrase it was made
+    /// under, or with the recovery key and a new passphrase.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The empty data directory to restore into.
+    #[arg(long, env = "VRM_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The backup file.
+    #[arg(long, value_name = "FILE")]
+    pub backup: PathBuf,
+    /// A file holding the passphrase the vault had when the backup was made (`-`: standard input).
+    #[arg(long, value_name = "FILE", conflicts_with = "recovery_key_file")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Or a file holding the recovery key ...
+    #[arg(long, value_name = "FILE", requires = "new_passphrase_file")]
+    pub recovery_key_file: Option<PathBuf>,
+    /// ... and one holding the restored vault's new passphrase.
+    #[arg(long, value_name = "FILE", requires = "recovery_key_file")]
+    pub new_passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

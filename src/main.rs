@@ -22,6 +22,9 @@ fn main() -> ExitCode {
             command: AuditCommand::Verify(args),
         } => audit_verify(args),
         Command::UnlockKey { command } => unlock_key(command),
+        Command::Export { vault, out } => export(vault, &out),
+        Command::Backup { vault, out } => backup(vault, &out),
+        Command::Restore(args) => restore(args),
     };
     match result {
         Ok(code) => code,
@@ -187,4 +190,75 @@ fn unlock_key(command: UnlockKeyCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn export(args: config::OfflineArgs, out: &Path) -> anyhow::Result<ExitCode> {
+    let data_dir = config::data_dir(args.data_dir)?;
+    let passphrase = read_passphrase(&args.passphrase_file)?;
+    let (store, _, _) =
+        service::open_offline(&data_dir, &passphrase).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let now = SystemClock.now();
+    let mut writer: Box<dyn Write> = if out == Path::new("-") {
+        Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
+    } else {
+        let file =
+            std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+        Box::new(std::io::BufWriter::new(file))
+    };
+    let counts = service::export::write_export(&store, now, &mut writer)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    drop(writer);
+    service::audit::record_offline(&store, "vault.exported", now)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    eprintln!("Exported {}.", summary.join(", "));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn backup(args: config::OfflineArgs, out: &Path) -> anyhow::Result<ExitCode> {
+    let data_dir = config::data_dir(args.data_dir)?;
+    let passphrase = read_passphrase(&args.passphrase_file)?;
+    let summary = service::backup::backup_offline(&data_dir, &passphrase, out, SystemClock.now())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!(
+        "Backup written to {} ({} entries, format version {}). It is encrypted: restoring it \
+         needs the passphrase or the recovery key.",
+        out.display(),
+        summary.entries,
+        summary.format_version
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn restore(args: config::RestoreArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = config::data_dir(args.data_dir)?;
+    let credential = match (
+        args.passphrase_file,
+        args.recovery_key_file,
+        args.new_passphrase_file,
+    ) {
+        (Some(passphrase), None, None) => {
+            service::backup::RestoreCredential::Passphrase(read_passphrase(&passphrase)?)
+        }
+        (None, Some(recovery), Some(new_passphrase)) => {
+            service::backup::RestoreCredential::RecoveryKey {
+                recovery_key: read_passphrase(&recovery)?,
+                new_passphrase: read_passphrase(&new_passphrase)?,
+            }
+        }
+        _ => anyhow::bail!(
+            "give --passphrase-file, or --recovery-key-file with --new-passphrase-file"
+        ),
+    };
+    let settings = Settings::new(data_dir.clone());
+    let (_, _, summary) =
+        service::backup::restore(&settings, &args.backup, credential, SystemClock.now())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!(
+        "Restored {} entries (backup format version {}) into {}. Start the server and unlock it.",
+        summary.entries,
+        summary.format_version,
+        data_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -351,9 +351,13 @@ impl KeyFile {
 
     /// Reads and checks a key file.
     pub fn load(path: &Path) -> Result<KeyFile, KeyFileError> {
-        let bytes = fs::read(path)?;
+        KeyFile::parse(&fs::read(path)?)
+    }
+
+    /// Checks the bytes of a key file (as [`KeyFile::encode`] wrote them).
+    pub fn parse(bytes: &[u8]) -> Result<KeyFile, KeyFileError> {
         let file: KeyFile =
-            serde_json::from_slice(&bytes).map_err(|e| KeyFileError::Corrupt(format!("{e}")))?;
+            serde_json::from_slice(bytes).map_err(|e| KeyFileError::Corrupt(format!("{e}")))?;
         if file.format != FORMAT || file.version != FORMAT_VERSION {
             return Err(KeyFileError::Corrupt(format!(
                 "unknown format {} version {}",
@@ -369,12 +373,21 @@ impl KeyFile {
         Ok(file)
     }
 
+    /// The key file's bytes.
+    pub fn encode(&self) -> Result<Vec<u8>, KeyFileError> {
+        serde_json::to_vec_pretty(self)
+            .map_err(|e| KeyFileError::Corrupt(format!("cannot encode: {e}")))
+    }
+
     /// Writes the key file atomically: a crash leaves the old file or the new one, never half of one.
     pub fn save(&self, path: &Path) -> Result<(), KeyFileError> {
-        let bytes = serde_json::to_vec_pretty(self)
-            .map_err(|e| KeyFileError::Corrupt(format!("cannot encode: {e}")))?;
-        write_atomically(path, &bytes)?;
+        write_atomically(path, &self.encode()?)?;
         Ok(())
+    }
+
+    /// This vault's random identifier (public: it only tells two vaults apart).
+    pub fn vault_id(&self) -> &str {
+        &self.vault_id
     }
 }
 

@@ -208,6 +208,37 @@ impl KeyedHash {
         out.copy_from_slice(tag.as_ref());
         out
     }
+
+    /// Starts a keyed hash over data that arrives in pieces.
+    pub fn start(&self) -> KeyedHashing {
+        KeyedHashing(hmac::Context::with_key(&self.key))
+    }
+}
+
+/// A keyed hash in progress (see [`KeyedHash::start`]).
+pub struct KeyedHashing(hmac::Context);
+
+impl fmt::Debug for KeyedHashing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyedHashing(..)")
+    }
+}
+
+impl KeyedHashing {
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    pub fn finish(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(self.0.sign().as_ref());
+        out
+    }
+}
+
+/// The key that authenticates backups of the vault whose master key is `master`.
+pub fn backup_mac_key(master: &MasterKey) -> KeyedHash {
+    KeyedHash::new(&derive(master, Purpose::BackupMac))
 }
 
 /// What a key derived from the master key is for; the label is the HKDF `info` and is frozen.
@@ -219,6 +250,8 @@ pub enum Purpose {
     StoreIndex,
     /// Makes each brand's pairwise pseudonym for the person.
     Pseudonym,
+    /// Authenticates a whole backup file, so a cut or spliced backup is refused at restore.
+    BackupMac,
 }
 
 impl Purpose {
@@ -227,6 +260,7 @@ impl Purpose {
             Purpose::StoreSeal => b"vrm-vault/v1/store-seal",
             Purpose::StoreIndex => b"vrm-vault/v1/store-index",
             Purpose::Pseudonym => b"vrm-vault/v1/pseudonym",
+            Purpose::BackupMac => b"vrm-vault/v1/backup-mac",
         }
     }
 }

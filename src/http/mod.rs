@@ -14,6 +14,7 @@ pub mod intents;
 pub mod oauth;
 pub mod owner;
 pub mod terms;
+pub mod vault;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -81,6 +82,7 @@ impl AppState {
         (name = "oauth", description = "The OAuth 2.0 authorization server brands use"),
         (name = "intents", description = "Intentcasting: your intents and the offers brands make"),
         (name = "grants", description = "Data grants: what a brand may read or write, why and until when"),
+        (name = "vault", description = "The whole vault: export, encrypted backup and restore, delete everything"),
         (name = "operations", description = "Health and readiness")
     )
 )]
@@ -213,6 +215,10 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(terms::brand_terms))
         .routes(routes!(brand_api::accept, brand_api::list_agreements))
         .routes(routes!(brand_api::get_agreement, brand_api::withdraw))
+        .routes(routes!(vault::export))
+        .routes(routes!(vault::export_schema))
+        .routes(routes!(vault::backup))
+        .routes(routes!(vault::restore))
 }
 
 /// The whole application: API, OpenAPI document, static app, and the layers around them.
@@ -275,7 +281,12 @@ async fn method_not_allowed() -> AppError {
 fn open_while_sealed(method: &Method, path: &str) -> bool {
     matches!(
         path,
-        "/healthz" | "/readyz" | "/api/v1/status" | "/api/v1/setup" | "/openapi.json"
+        "/healthz"
+            | "/readyz"
+            | "/api/v1/status"
+            | "/api/v1/setup"
+            | "/api/v1/restore"
+            | "/openapi.json"
     ) || (path == "/api/v1/session" && method == Method::POST)
         || !(path.starts_with("/api/")
             || path.starts_with("/brand/")

@@ -87,7 +87,11 @@ fn session_cookie(state: &AppState, token: &str, max_age: i64) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-fn with_cookie(state: &AppState, session: &NewSession, body: impl IntoResponse) -> Response {
+pub(crate) fn with_cookie(
+    state: &AppState,
+    session: &NewSession,
+    body: impl IntoResponse,
+) -> Response {
     let max_age = state.vault.settings().session_max.whole_seconds();
     let cookie = session_cookie(state, session.token.expose(), max_age);
     let mut response = (StatusCode::CREATED, body).into_response();

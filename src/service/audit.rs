@@ -46,6 +46,15 @@ pub(crate) fn append_offline(
     Ok(entry.head())
 }
 
+/// Records an owner action taken while the server is stopped (the offline CLI commands).
+pub fn record_offline(
+    store: &Store,
+    action: &'static str,
+    now: OffsetDateTime,
+) -> Result<(), AppError> {
+    append_offline(store, Event::owner(action, None), now).map(|_| ())
+}
+
 /// Reads the stored chain head (the genesis head for an empty log).
 pub(crate) fn load_head(store: &Store) -> Result<ChainHead, AppError> {
     match store.get(Tree::Meta, META_AUDIT_HEAD)? {

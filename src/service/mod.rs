@@ -9,9 +9,11 @@
 pub mod agreements;
 pub mod audit;
 pub mod authorize;
+pub mod backup;
 pub mod brands;
 pub mod delivery;
 pub mod events;
+pub mod export;
 pub mod grants;
 pub mod intents;
 pub mod keys;
@@ -47,8 +49,8 @@ pub const MAX_PASSPHRASE_CHARS: usize = 1024;
 const CONCURRENT_KDF: usize = 2;
 
 const KEY_FILE: &str = "keys.json";
-const STORE_DIR: &str = "store";
-const STORE_SETUP_DIR: &str = "store.setup";
+pub(crate) const STORE_DIR: &str = "store";
+pub(crate) const STORE_SETUP_DIR: &str = "store.setup";
 
 /// Runtime settings of the service, derived from the configuration.
 #[derive(Debug, Clone)]
@@ -181,7 +183,7 @@ fn blocking_error(e: tokio::task::JoinError) -> AppError {
     AppError::Internal(format!("background task failed: {e}"))
 }
 
-fn io_error(what: &str, e: std::io::Error) -> AppError {
+pub(crate) fn io_error(what: &str, e: std::io::Error) -> AppError {
     AppError::Internal(format!("{what}: {e}"))
 }
 
@@ -206,7 +208,7 @@ pub fn validate_new_passphrase(passphrase: &Secret) -> Result<(), AppError> {
 }
 
 /// What start-up found in the data directory.
-fn initial_phase(settings: &Settings) -> Result<Phase, AppError> {
+pub(crate) fn initial_phase(settings: &Settings) -> Result<Phase, AppError> {
     let key_file = settings.key_file();
     let store = settings.store_dir();
     let setup_store = settings.data_dir.join(STORE_SETUP_DIR);
@@ -243,6 +245,7 @@ impl Vault {
     /// Opens the service on a data directory: setup mode if it holds no vault, sealed otherwise.
     pub fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Vault, AppError> {
         let phase = initial_phase(&settings)?;
+        backup::remove_temporary_backups(&settings.data_dir);
         let sessions = session::Sessions::new(settings.session_idle, settings.session_max);
         Ok(Vault {
             inner: Arc::new(Inner {
@@ -317,6 +320,34 @@ impl Vault {
         tracing::info!("vault created");
         let session = self.inner.sessions.create(now)?;
         Ok((Secret::new(recovery.display().as_str()), session))
+    }
+
+    /// Restores a backup (setup mode only), unseals the restored vault and logs the owner in.
+    pub async fn restore(
+        &self,
+        backup: PathBuf,
+        credential: backup::RestoreCredential,
+    ) -> Result<(backup::BackupSummary, NewSession), AppError> {
+        let _guard = self.inner.lifecycle.lock().await;
+        if !matches!(**self.inner.phase.load(), Phase::Setup) {
+            return Err(AppError::Conflict("the vault is already set up"));
+        }
+        let settings = self.inner.settings.clone();
+        let now = self.now();
+        let (keyfile, master, summary) = self
+            .with_kdf(move || backup::restore(&settings, &backup, credential, now))
+            .await??;
+        let open = OpenVault::open(
+            &self.inner.settings,
+            keyfile,
+            master,
+            self.inner.clock.clone(),
+        )?;
+        open.start_delivery()?;
+        self.inner.phase.store(Arc::new(Phase::Unsealed(open)));
+        tracing::info!(entries = summary.entries, "vault restored from a backup");
+        let session = self.inner.sessions.create(now)?;
+        Ok((summary, session))
     }
 
     /// Checks the owner's credential, unseals the vault if needed, and opens a session.
@@ -547,7 +578,7 @@ fn create_vault(
     Ok((keyfile, master, recovery))
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), AppError> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), AppError> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]

@@ -1,0 +1,384 @@
+//! Encrypted backups and restore.
+//!
+//! A backup is the vault as it is on disk, not decrypted: the key file (whose master key is
+//! wrapped by the passphrase and the recovery key; the unlock-key slot is left out) and every
+//! store entry still sealed. So it is as safe to copy off-site as the data directory itself, and
+//! restoring it needs the passphrase or the recovery key.
+//!
+//! Layout, format version 1 (all integers big-endian):
+//!
+//! ```text
+//! "vrm-vault backup\n"  u32 version
+//! u32 length, key file JSON
+//! repeated: u32 key length (> 0), full store key, u32 value length, sealed value
+//! u32 0                                    (end of entries)
+//! u64 entry count, 32-byte HMAC-SHA256 over every byte before it
+//! ```
+//!
+//! The HMAC key is derived from the master key, so a restore proves the backup whole (not cut
+//! short, nothing spliced in or left out) once the passphrase has opened it; each value also
+//! opens only at its own key, as in the store.
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+use super::{
+    MAX_PASSPHRASE_CHARS, OpenVault, STORE_DIR, STORE_SETUP_DIR, Settings, create_private_dir,
+    initial_phase, io_error,
+};
+use crate::crypto::keyfile::{KdfParams, KeyFile, RecoveryKey};
+use crate::crypto::{KeyedHashing, MasterKey, VaultKeys, backup_mac_key};
+use crate::domain::audit::Event;
+use crate::error::AppError;
+use crate::secret::Secret;
+use crate::store::{Entry, Store};
+
+const MAGIC: &[u8] = b"vrm-vault backup\n";
+/// The format this version writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Longest key file or store key a backup may declare (a damaged length must not allocate GiBs).
+const MAX_SMALL_LEN: u32 = 1 << 20;
+/// Longest store value a backup may declare.
+const MAX_VALUE_LEN: u32 = 64 << 20;
+/// Entries written to the new store per batch during a restore.
+const RESTORE_BATCH: usize = 4096;
+
+fn backup_error(message: impl Into<String>) -> AppError {
+    AppError::invalid("invalid_backup", message)
+}
+
+/// What a backup held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct BackupSummary {
+    pub format_version: u32,
+    pub entries: u64,
+}
+
+/// Writes bytes through the backup's MAC.
+struct MacWriter<'a> {
+    out: &'a mut dyn Write,
+    mac: KeyedHashing,
+}
+
+impl MacWriter<'_> {
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.mac.update(bytes);
+        self.out.write_all(bytes)
+    }
+
+    fn put_chunk(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let len = u32::try_from(bytes.len())
+            .map_err(|_| std::io::Error::other("a backup item over 4 GiB"))?;
+        self.put(&len.to_be_bytes())?;
+        self.put(bytes)
+    }
+}
+
+/// Writes a backup of `store` (which must not change meanwhile: run it in a writer job or
+/// offline) with `keyfile` to `out`.
+pub fn write_backup(
+    store: &Store,
+    keyfile: &KeyFile,
+    master: &MasterKey,
+    out: &mut dyn Write,
+) -> Result<BackupSummary, AppError> {
+    let io = |e: std::io::Error| AppError::Internal(format!("writing the backup: {e}"));
+    let mut keyfile = keyfile.clone();
+    keyfile.remove_unlock_key();
+    let mut w = MacWriter {
+        out,
+        mac: backup_mac_key(master).start(),
+    };
+    w.put(MAGIC).map_err(io)?;
+    w.put(&FORMAT_VERSION.to_be_bytes()).map_err(io)?;
+    w.put_chunk(&keyfile.encode()?).map_err(io)?;
+    let mut entries = 0u64;
+    for entry in store.raw_entries() {
+        let (key, value) = entry?;
+        w.put_chunk(&key).map_err(io)?;
+        w.put_chunk(&value).map_err(io)?;
+        entries += 1;
+    }
+    w.put(&0u32.to_be_bytes()).map_err(io)?;
+    w.put(&entries.to_be_bytes()).map_err(io)?;
+    let mac = w.mac.finish();
+    w.out.write_all(&mac).map_err(io)?;
+    w.out.flush().map_err(io)?;
+    Ok(BackupSummary {
+        format_version: FORMAT_VERSION,
+        entries,
+    })
+}
+
+/// How the owner opens the backup being restored.
+#[derive(Debug)]
+pub enum RestoreCredential {
+    Passphrase(Secret),
+    /// The recovery key, with the passphrase the restored vault will have.
+    RecoveryKey {
+        recovery_key: Secret,
+        new_passphrase: Secret,
+    },
+}
+
+/// Reads a backup, checking as it goes.
+struct BackupReader<R: Read> {
+    input: R,
+    /// Bytes read, kept until the MAC key is known (only the short header), then fed directly.
+    pending: Vec<u8>,
+    mac: Option<KeyedHashing>,
+}
+
+impl<R: Read> BackupReader<R> {
+    fn exact(&mut self, n: usize) -> Result<Vec<u8>, AppError> {
+        let mut buf = vec![0u8; n];
+        self.input
+            .read_exact(&mut buf)
+            .map_err(|_| backup_error("the backup is cut short"))?;
+        match &mut self.mac {
+            Some(mac) => mac.update(&buf),
+            None => self.pending.extend_from_slice(&buf),
+        }
+        Ok(buf)
+    }
+
+    fn u32(&mut self) -> Result<u32, AppError> {
+        let bytes = self.exact(4)?;
+        Ok(u32::from_be_bytes(bytes.try_into().unwrap_or_default()))
+    }
+
+    fn chunk(&mut self, max: u32, what: &str) -> Result<Vec<u8>, AppError> {
+        let len = self.u32()?;
+        if len > max {
+            return Err(backup_error(format!(
+                "the backup declares a {what} of {len} bytes: damaged"
+            )));
+        }
+        self.exact(len as usize)
+    }
+}
+
+/// Restores a backup into `settings.data_dir`, which must hold no vault, and returns the opened
+/// key file and master key. A failure at any point leaves the directory without a vault.
+///
+/// Blocking (Argon2id, disk): run it off the async runtime.
+pub fn restore(
+    settings: &Settings,
+    backup: &Path,
+    credential: RestoreCredential,
+    now: OffsetDateTime,
+) -> Result<(KeyFile, MasterKey, BackupSummary), AppError> {
+    if !matches!(initial_phase(settings)?, super::Phase::Setup) {
+        return Err(AppError::Conflict(
+            "a vault already exists here: restore into an empty data directory",
+        ));
+    }
+    let file = std::fs::File::open(backup)
+        .map_err(|e| io_error(&format!("opening {}", backup.display()), e))?;
+    let mut reader = BackupReader {
+        input: BufReader::with_capacity(1 << 16, file),
+        pending: Vec::new(),
+        mac: None,
+    };
+    if reader.exact(MAGIC.len())? != MAGIC {
+        return Err(backup_error("this is not a vrm-vault backup"));
+    }
+    let version = reader.u32()?;
+    if version != FORMAT_VERSION {
+        return Err(backup_error(format!(
+            "backup format version {version} is newer than this vrm-vault understands"
+        )));
+    }
+    let mut keyfile = KeyFile::parse(&reader.chunk(MAX_SMALL_LEN, "key file")?)
+        .map_err(|e| backup_error(format!("the backup's key file is damaged: {e}")))?;
+    let master = open_backup_keyfile(&mut keyfile, credential, settings.kdf)?;
+    let mut mac = backup_mac_key(&master).start();
+    mac.update(&reader.pending);
+    reader.mac = Some(mac);
+
+    create_private_dir(&settings.data_dir)?;
+    let staging = settings.data_dir.join(STORE_SETUP_DIR);
+    remove_dir_if_present(&staging)?;
+    let restored = (|| {
+        let keys = VaultKeys::derive(&master);
+        let store = Store::open(&staging, keys.sealer, settings.cache_bytes)?;
+        let mut batch: Vec<Entry> = Vec::with_capacity(RESTORE_BATCH);
+        let mut entries = 0u64;
+        loop {
+            let key_len = reader.u32()?;
+            if key_len == 0 {
+                break;
+            }
+            if key_len > MAX_SMALL_LEN {
+                return Err(backup_error(
+                    "the backup declares an oversized key: damaged",
+                ));
+            }
+            let key = reader.exact(key_len as usize)?;
+            let value = reader.chunk(MAX_VALUE_LEN, "value")?;
+            store.check_raw(&key, &value).map_err(|_| {
+                backup_error("a value in the backup does not open: damaged or from another vault")
+            })?;
+            batch.push((key, value));
+            entries += 1;
+            if batch.len() == RESTORE_BATCH {
+                store.import_raw(std::mem::take(&mut batch))?;
+            }
+        }
+        store.import_raw(batch)?;
+        let count_bytes = reader.exact(8)?;
+        let declared = u64::from_be_bytes(count_bytes.try_into().unwrap_or_default());
+        let computed = reader.mac.take().map(KeyedHashing::finish);
+        let mut stored_mac = [0u8; 32];
+        reader
+            .input
+            .read_exact(&mut stored_mac)
+            .map_err(|_| backup_error("the backup is cut short"))?;
+        let mut rest = [0u8; 1];
+        let trailing = reader.input.read(&mut rest).unwrap_or(0) != 0;
+        if declared != entries
+            || trailing
+            || !computed.is_some_and(|m| crate::crypto::constant_time_eq(&m, &stored_mac))
+        {
+            return Err(backup_error(
+                "the backup does not check out (cut short, spliced or modified)",
+            ));
+        }
+        super::audit::append_offline(
+            &store,
+            Event::owner("vault.restored", None).with_detail(serde_json::json!({
+                "backup_format_version": version,
+                "entries": entries,
+            })),
+            now,
+        )?;
+        store.flush()?;
+        Ok(BackupSummary {
+            format_version: version,
+            entries,
+        })
+    })();
+    let summary = match restored {
+        Ok(summary) => summary,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    // As at setup: the key file first, then the store moves into place; a crash in between is
+    // finished at the next start.
+    keyfile.save(&settings.key_file())?;
+    std::fs::rename(&staging, settings.data_dir.join(STORE_DIR))
+        .map_err(|e| io_error("moving the restored store", e))?;
+    std::fs::File::open(&settings.data_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error("syncing the data directory", e))?;
+    Ok((keyfile, master, summary))
+}
+
+fn open_backup_keyfile(
+    keyfile: &mut KeyFile,
+    credential: RestoreCredential,
+    kdf: KdfParams,
+) -> Result<MasterKey, AppError> {
+    match credential {
+        RestoreCredential::Passphrase(passphrase) => {
+            if passphrase.expose().chars().count() > MAX_PASSPHRASE_CHARS {
+                return Err(AppError::InvalidCredentials);
+            }
+            Ok(keyfile.unlock_with_passphrase(passphrase.expose())?)
+        }
+        RestoreCredential::RecoveryKey {
+            recovery_key,
+            new_passphrase,
+        } => {
+            super::validate_new_passphrase(&new_passphrase)?;
+            let key = RecoveryKey::parse(recovery_key.expose())?;
+            let master = keyfile.unlock_with_recovery_key(&key)?;
+            keyfile.set_passphrase(&master, new_passphrase.expose(), kdf)?;
+            Ok(master)
+        }
+    }
+}
+
+fn remove_dir_if_present(dir: &Path) -> Result<(), AppError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error(&format!("removing {}", dir.display()), e)),
+    }
+}
+
+/// Where a running server puts a backup while it is being downloaded: in the data directory
+/// (the same disk, and only sealed bytes), removed once sent and at every start.
+pub(crate) fn temporary_backup_path(data_dir: &Path) -> Result<PathBuf, AppError> {
+    let id: [u8; 8] = crate::crypto::random_array().map_err(crate::store::StoreError::from)?;
+    Ok(data_dir.join(format!(
+        "{TEMP_PREFIX}{}.tmp",
+        data_encoding::HEXLOWER.encode(&id)
+    )))
+}
+
+/// The file-name prefix of temporary backups.
+pub(crate) const TEMP_PREFIX: &str = ".backup-";
+
+/// Removes temporary backups left by a server that stopped while sending one.
+pub(crate) fn remove_temporary_backups(data_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+impl OpenVault {
+    /// Writes a consistent backup to `path` while the server runs: the copy is made inside the
+    /// store's writer, between two groups of writes, with an audit entry saying so.
+    pub async fn backup_to(&self, path: PathBuf) -> Result<BackupSummary, AppError> {
+        let keyfile = self.keyfile()?;
+        let master = self.master.clone();
+        self.change(move |tx| {
+            let file = std::fs::File::create(&path)
+                .map_err(|e| io_error("creating the backup file", e))?;
+            let mut out = BufWriter::with_capacity(1 << 16, file);
+            let summary = write_backup(tx.store(), &keyfile, &master, &mut out)?;
+            Ok((
+                summary,
+                Event::owner("vault.backed_up", None)
+                    .with_detail(serde_json::json!({ "entries": summary.entries })),
+            ))
+        })
+        .await
+    }
+}
+
+/// Writes a backup while the server is stopped (`vrm-vault backup`).
+pub fn backup_offline(
+    data_dir: &Path,
+    passphrase: &Secret,
+    out: &Path,
+    now: OffsetDateTime,
+) -> Result<BackupSummary, AppError> {
+    let (store, keyfile, master) = super::open_offline(data_dir, passphrase)?;
+    let file = std::fs::File::create(out)
+        .map_err(|e| io_error(&format!("creating {}", out.display()), e))?;
+    let mut writer = BufWriter::with_capacity(1 << 16, file);
+    let summary = write_backup(&store, &keyfile, &master, &mut writer)?;
+    writer
+        .into_inner()
+        .map_err(|e| io_error("writing the backup", e.into_error()))?
+        .sync_all()
+        .map_err(|e| io_error("syncing the backup", e))?;
+    super::audit::append_offline(
+        &store,
+        Event::owner("vault.backed_up", None)
+            .with_detail(serde_json::json!({ "entries": summary.entries })),
+        now,
+    )?;
+    Ok(summary)
+}
