@@ -55,6 +55,22 @@ pub enum Command {
     /// Restore a backup into an empty data directory, opening it with the passphrase it was made
     /// under, or with the recovery key and a new passphrase.
     Restore(RestoreArgs),
+    /// Delete everything, for real (server stopped): revoke all access, send brands with a webhook
+    /// a signed erasure request, destroy the keys and the store, and print the final signed
+    /// receipt on standard output. The data directory is left empty, ready for a new vault.
+    DeleteEverything(DeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub vault: OfflineArgs,
+    /// Exactly `delete everything`, to confirm.
+    #[arg(long, value_name = "PHRASE")]
+    pub confirm: String,
+    /// Let brands' webhooks on loopback addresses be told (local testing only).
+    #[arg(long, env = "VRM_ALLOW_LOOPBACK_WEBHOOKS")]
+    pub allow_loopback_webhooks: bool,
 }
 
 #[derive(Debug, Args)]

@@ -75,6 +75,8 @@ pub enum AppError {
     Sealed,
     #[error("this vault has not been set up yet: open the web app to set it up")]
     SetupRequired,
+    #[error("the vault is being deleted")]
+    Erasing,
     #[error("storage is unavailable; nothing was changed, try again later")]
     Storage(#[source] StoreError),
     #[error("the audit log does not verify: {0}")]
@@ -104,7 +106,10 @@ impl AppError {
             AppError::PayloadTooLarge => 413,
             AppError::UnsupportedMediaType => 415,
             AppError::TooManyRequests { .. } => 429,
-            AppError::Sealed | AppError::SetupRequired | AppError::Storage(_) => 503,
+            AppError::Sealed
+            | AppError::SetupRequired
+            | AppError::Erasing
+            | AppError::Storage(_) => 503,
             AppError::Chain(_) | AppError::Internal(_) => 500,
         }
     }
@@ -137,6 +142,7 @@ impl AppError {
             AppError::TooManyRequests { .. } => "too_many_requests",
             AppError::Sealed => "vault_sealed",
             AppError::SetupRequired => "setup_required",
+            AppError::Erasing => "vault_erasing",
             AppError::Storage(_) => "storage_unavailable",
             AppError::Chain(_) => "audit_chain_broken",
             AppError::Internal(_) => "internal",
@@ -148,7 +154,7 @@ impl AppError {
         match self {
             AppError::TooManyRequests { retry_after } => Some(*retry_after),
             AppError::Sealed | AppError::SetupRequired => Some(30),
-            AppError::Storage(_) => Some(5),
+            AppError::Storage(_) | AppError::Erasing => Some(5),
             _ => None,
         }
     }
@@ -253,7 +259,10 @@ impl OAuthError {
 impl From<AppError> for OAuthError {
     fn from(e: AppError) -> OAuthError {
         match &e {
-            AppError::Sealed | AppError::SetupRequired | AppError::Storage(_) => {
+            AppError::Sealed
+            | AppError::SetupRequired
+            | AppError::Erasing
+            | AppError::Storage(_) => {
                 OAuthError::new(503, "temporarily_unavailable", e.public_message())
             }
             AppError::TooManyRequests { .. } => {

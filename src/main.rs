@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Export { vault, out } => export(vault, &out),
         Command::Backup { vault, out } => backup(vault, &out),
         Command::Restore(args) => restore(args),
+        Command::DeleteEverything(args) => delete_everything(args),
     };
     match result {
         Ok(code) => code,
@@ -260,5 +261,30 @@ fn restore(args: config::RestoreArgs) -> anyhow::Result<ExitCode> {
         summary.format_version,
         data_dir.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn delete_everything(args: config::DeleteArgs) -> anyhow::Result<ExitCode> {
+    init_tracing(false);
+    let data_dir = config::data_dir(args.vault.data_dir)?;
+    let mut settings = Settings::new(data_dir.clone());
+    settings.allow_loopback_webhooks = args.allow_loopback_webhooks;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let receipt = runtime.block_on(async move {
+        let vault = Vault::start(settings, Arc::new(SystemClock))
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", data_dir.display()))?;
+        let here = std::net::IpAddr::from([127, 0, 0, 1]);
+        let passphrase = read_passphrase(&args.vault.passphrase_file)?;
+        vault
+            .login(service::Credential::Passphrase(passphrase.clone()), here)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        vault
+            .delete_everything(passphrase, &args.confirm, here)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    })?;
+    println!("{}", serde_json::to_string_pretty(&receipt)?);
+    eprintln!("Everything is deleted. The receipt above lists what was deleted and who was told.");
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@
 //! and their associated data names where the value lives, so that a value copied to another place
 //! fails to open.
 
+pub mod buckets;
 pub mod jwt;
 pub mod keyfile;
 pub mod webhook;
@@ -24,7 +25,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// The first byte of every sealed value; bump it (and keep opening the old one) when the layout changes.
 pub const SEALED_VERSION: u8 = 1;
-const NONCE_LEN: usize = 12;
+pub(crate) const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 /// Bytes that sealing adds to a plaintext.
 pub const SEAL_OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
@@ -60,12 +61,12 @@ impl SecretKey {
         Ok(Self(random_array()?))
     }
 
-    fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
+    pub(crate) fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
         let array: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::Open)?;
         Ok(Self(array))
     }
 
-    fn as_bytes(&self) -> &[u8; 32] {
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
 }
@@ -110,6 +111,8 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// An AES-256-GCM key that seals and opens values in the frozen sealed layout.
 pub struct Sealer {
     key: LessSafeKey,
+    /// The layout version this key's values carry (see [`buckets`] for version 2).
+    version: u8,
 }
 
 impl fmt::Debug for Sealer {
@@ -120,11 +123,17 @@ impl fmt::Debug for Sealer {
 
 impl Sealer {
     pub fn new(key: &SecretKey) -> Self {
+        Self::with_version(key, SEALED_VERSION)
+    }
+
+    /// A sealer whose values carry another layout version (same layout, another key family).
+    pub(crate) fn with_version(key: &SecretKey, version: u8) -> Self {
         // AES-256-GCM accepts any 32-byte key, so this cannot fail for a SecretKey.
         let unbound = UnboundKey::new(&aead::AES_256_GCM, key.as_bytes())
             .unwrap_or_else(|_| unreachable!("AES-256-GCM takes 32-byte keys"));
         Self {
             key: LessSafeKey::new(unbound),
+            version,
         }
     }
 
@@ -144,7 +153,7 @@ impl Sealer {
         plaintext: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
         let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
-        out.push(SEALED_VERSION);
+        out.push(self.version);
         out.extend_from_slice(&nonce_bytes);
         out.extend_from_slice(plaintext);
         let (header, body) = out.split_at_mut(1 + NONCE_LEN);
@@ -156,7 +165,7 @@ impl Sealer {
                 body,
             )
             .map_err(|_| CryptoError::Open)?;
-        debug_assert_eq!(header[0], SEALED_VERSION);
+        debug_assert_eq!(header[0], self.version);
         out.extend_from_slice(tag.as_ref());
         Ok(out)
     }
@@ -164,7 +173,7 @@ impl Sealer {
     /// Opens a sealed value; fails unless it was sealed by this key with exactly this `aad`.
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let (&version, rest) = sealed.split_first().ok_or(CryptoError::Open)?;
-        if version != SEALED_VERSION {
+        if version != self.version {
             return Err(CryptoError::Version(version));
         }
         if rest.len() < NONCE_LEN + TAG_LEN {
@@ -250,6 +259,8 @@ pub enum Purpose {
     StoreIndex,
     /// Makes each brand's pairwise pseudonym for the person.
     Pseudonym,
+    /// Wraps the bucket keys in their file.
+    BucketWrap,
     /// Authenticates a whole backup file, so a cut or spliced backup is refused at restore.
     BackupMac,
 }
@@ -261,6 +272,7 @@ impl Purpose {
             Purpose::StoreIndex => b"vrm-vault/v1/store-index",
             Purpose::Pseudonym => b"vrm-vault/v1/pseudonym",
             Purpose::BackupMac => b"vrm-vault/v1/backup-mac",
+            Purpose::BucketWrap => b"vrm-vault/v1/bucket-wrap",
         }
     }
 }
@@ -287,7 +299,10 @@ pub fn derive(master: &MasterKey, purpose: Purpose) -> SecretKey {
 /// The keys an unsealed vault works with, derived once at unlock.
 #[derive(Debug)]
 pub struct VaultKeys {
+    /// The single store key of vaults made before bucket keys (sealed layout version 1).
     pub sealer: Sealer,
+    /// Wraps the bucket keys ([`buckets`]) in their file.
+    pub bucket_wrap: Sealer,
     pub index: KeyedHash,
     pub pseudonym: KeyedHash,
 }
@@ -296,6 +311,7 @@ impl VaultKeys {
     pub fn derive(master: &MasterKey) -> Self {
         Self {
             sealer: Sealer::new(&derive(master, Purpose::StoreSeal)),
+            bucket_wrap: Sealer::new(&derive(master, Purpose::BucketWrap)),
             index: KeyedHash::new(&derive(master, Purpose::StoreIndex)),
             pseudonym: KeyedHash::new(&derive(master, Purpose::Pseudonym)),
         }
@@ -325,6 +341,23 @@ mod tests {
         assert_eq!(
             sealer.open(b"records\0key", &sealed).as_deref(),
             Ok(&b"hello"[..])
+        );
+    }
+
+    #[test]
+    fn bucket_sealed_layout_is_frozen() {
+        // Version 2 is version 1's layout under a bucket key: same bytes after the version byte.
+        let sealer = Sealer::with_version(&SecretKey([7u8; 32]), buckets::BUCKET_SEALED_VERSION);
+        let sealed = sealer
+            .seal_with_nonce([1u8; 12], b"records\0key", b"hello")
+            .unwrap_or_default();
+        assert_eq!(
+            data_encoding::HEXLOWER.encode(&sealed),
+            "020101010101010101010101011e84e5dbffc3403ac0fd97eb0fc159308379e45442"
+        );
+        assert_eq!(
+            Sealer::new(&SecretKey([7u8; 32])).open(b"records\0key", &sealed),
+            Err(CryptoError::Version(2))
         );
     }
 

@@ -292,8 +292,9 @@ pub async fn get_brand(
     brand_view(&state, brand, &pending).map(Json)
 }
 
-/// Removes a brand: its agreement is terminated, its tokens stop working, its registration is
-/// deleted. It needs a new invitation to come back.
+/// Ends a brand's whole relationship, for real: its registration, agreements and receipts,
+/// grants, subscription, offers and event stream are deleted (and made unreadable on disk by a
+/// key rotation), and its tokens stop working. It needs a new invitation to come back.
 #[utoipa::path(delete, path = "/api/v1/brands/{client_id}", tag = "brands", params(("client_id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]

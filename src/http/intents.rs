@@ -120,6 +120,22 @@ pub async fn get_intent(
     Ok(Json(intent_view(&open, record)))
 }
 
+/// Deletes an intent for real: the intent, its offers and its events in the brands' streams
+/// are removed and made unreadable on disk (a key rotation). Withdraw it first if brands should
+/// be told it is over.
+#[utoipa::path(post, path = "/api/v1/intents/{id}/erase", tag = "intents", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+#[instrument(skip_all)]
+pub async fn erase_intent(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+    Path(id): Path<String>,
+) -> Result<axum::http::StatusCode, AppError> {
+    state.vault.open()?.erase_intent(&id).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
 /// Withdraws an intent: its brands are told, later offers are refused.
 #[utoipa::path(delete, path = "/api/v1/intents/{id}", tag = "intents", params(("id" = String, Path)),
     responses((status = 200, body = IntentView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),

@@ -198,6 +198,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(grants::grant_status))
         .routes(routes!(intents::create_intent, intents::list_intents))
         .routes(routes!(intents::get_intent, intents::withdraw_intent))
+        .routes(routes!(intents::erase_intent))
         .routes(routes!(intents::intent_offers))
         .routes(routes!(intents::accept_offer))
         .routes(routes!(intents::decline_offer))
@@ -219,6 +220,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(vault::export_schema))
         .routes(routes!(vault::backup))
         .routes(routes!(vault::restore))
+        .routes(routes!(vault::delete_vault))
 }
 
 /// The whole application: API, OpenAPI document, static app, and the layers around them.

@@ -75,7 +75,7 @@ pub struct SetupResponse {
     pub expires_at: OffsetDateTime,
 }
 
-fn session_cookie(state: &AppState, token: &str, max_age: i64) -> HeaderValue {
+pub(crate) fn session_cookie(state: &AppState, token: &str, max_age: i64) -> HeaderValue {
     let (name, secure) = if state.secure_cookies {
         (SECURE_COOKIE, "; Secure")
     } else {

@@ -11,12 +11,13 @@ use tracing::instrument;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::OwnerSession;
-use super::error::ErrorBody;
+use super::auth::{ClientIp, OwnerSession};
+use super::error::{ErrorBody, Json};
 use super::owner::with_cookie;
 use crate::error::AppError;
 use crate::secret::Secret;
 use crate::service::backup::{self, BackupSummary, RestoreCredential};
+use crate::service::erase::ErasureReceipt;
 use crate::service::export;
 
 /// Size of the pieces a streamed download is sent in.
@@ -338,4 +339,42 @@ async fn receive_restore_form(
             "send either `passphrase`, or `recovery_key` and `new_passphrase`".into(),
         )),
     }
+}
+
+/// The confirmation of `DELETE /api/v1/vault`.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteVault {
+    /// The owner's passphrase.
+    pub passphrase: Secret,
+    /// Exactly `delete everything`.
+    pub confirm: String,
+}
+
+/// Deletes everything, for real: every grant and token is revoked and every brand suspended;
+/// brands with a webhook get a signed CloudEvents erasure request (`vrm.erasure.requested.v1`,
+/// best effort within a few seconds); the keys are destroyed, which leaves nothing on disk
+/// readable, and the store removed. Answers with the final signed receipt; the vault is then in
+/// setup mode.
+#[utoipa::path(delete, path = "/api/v1/vault", tag = "vault", request_body = DeleteVault,
+    responses((status = 200, body = ErasureReceipt), (status = 401, body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+#[instrument(skip_all)]
+pub async fn delete_vault(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    _session: OwnerSession,
+    Json(request): Json<DeleteVault>,
+) -> Result<Response, AppError> {
+    let receipt = state
+        .vault
+        .delete_everything(request.passphrase, &request.confirm, ip)
+        .await?;
+    let mut response = Json(receipt).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        super::owner::session_cookie(&state, "", 0),
+    );
+    Ok(response)
 }

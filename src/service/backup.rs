@@ -5,11 +5,12 @@
 //! store entry still sealed. So it is as safe to copy off-site as the data directory itself, and
 //! restoring it needs the passphrase or the recovery key.
 //!
-//! Layout, format version 1 (all integers big-endian):
+//! Layout (all integers big-endian):
 //!
 //! ```text
 //! "vrm-vault backup\n"  u32 version
 //! u32 length, key file JSON
+//! u32 length, bucket-key file             (version 2 on; version 1 vaults had no bucket keys)
 //! repeated: u32 key length (> 0), full store key, u32 value length, sealed value
 //! u32 0                                    (end of entries)
 //! u64 entry count, 32-byte HMAC-SHA256 over every byte before it
@@ -24,20 +25,23 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
+use super::shred::{BUCKET_FILE, BucketFile};
 use super::{
     MAX_PASSPHRASE_CHARS, OpenVault, STORE_DIR, STORE_SETUP_DIR, Settings, create_private_dir,
     initial_phase, io_error,
 };
-use crate::crypto::keyfile::{KdfParams, KeyFile, RecoveryKey};
+use crate::crypto::buckets::{BucketKeys, StoreCipher};
+use crate::crypto::keyfile::{KdfParams, KeyFile, RecoveryKey, write_atomically};
 use crate::crypto::{KeyedHashing, MasterKey, VaultKeys, backup_mac_key};
 use crate::domain::audit::Event;
 use crate::error::AppError;
 use crate::secret::Secret;
-use crate::store::{Entry, Store};
+use crate::store::{Entry, Store, StoreError};
 
 const MAGIC: &[u8] = b"vrm-vault backup\n";
-/// The format this version writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format this version writes. Version 1 (no bucket keys: every value under the single
+/// derived store key) is still restored; the restored store is migrated when it is first opened.
+pub const FORMAT_VERSION: u32 = 2;
 /// Longest key file or store key a backup may declare (a damaged length must not allocate GiBs).
 const MAX_SMALL_LEN: u32 = 1 << 20;
 /// Longest store value a backup may declare.
@@ -81,6 +85,7 @@ impl MacWriter<'_> {
 pub fn write_backup(
     store: &Store,
     keyfile: &KeyFile,
+    bucket_file: &[u8],
     master: &MasterKey,
     out: &mut dyn Write,
 ) -> Result<BackupSummary, AppError> {
@@ -94,6 +99,7 @@ pub fn write_backup(
     w.put(MAGIC).map_err(io)?;
     w.put(&FORMAT_VERSION.to_be_bytes()).map_err(io)?;
     w.put_chunk(&keyfile.encode()?).map_err(io)?;
+    w.put_chunk(bucket_file).map_err(io)?;
     let mut entries = 0u64;
     for entry in store.raw_entries() {
         let (key, value) = entry?;
@@ -186,7 +192,7 @@ pub fn restore(
         return Err(backup_error("this is not a vrm-vault backup"));
     }
     let version = reader.u32()?;
-    if version != FORMAT_VERSION {
+    if !(1..=FORMAT_VERSION).contains(&version) {
         return Err(backup_error(format!(
             "backup format version {version} is newer than this vrm-vault understands"
         )));
@@ -197,13 +203,26 @@ pub fn restore(
     let mut mac = backup_mac_key(&master).start();
     mac.update(&reader.pending);
     reader.mac = Some(mac);
+    let derived = VaultKeys::derive(&master);
+    let bucket_file = BucketFile::new(&settings.data_dir, derived.bucket_wrap, &keyfile);
+    // A version 1 backup has no bucket keys: its values all open with the derived store key.
+    // It gets new bucket keys here (what the restore itself writes is sealed under them), and its
+    // old values are moved under them when the restored vault is first opened.
+    let (bucket_keys, bucket_bytes) = if version >= 2 {
+        let bytes = reader.chunk(MAX_SMALL_LEN, "bucket-key file")?;
+        (bucket_file.decode(&bytes)?, bytes)
+    } else {
+        let keys = BucketKeys::generate().map_err(StoreError::from)?;
+        let bytes = bucket_file.encode(&keys)?;
+        (keys, bytes)
+    };
 
     create_private_dir(&settings.data_dir)?;
     let staging = settings.data_dir.join(STORE_SETUP_DIR);
     remove_dir_if_present(&staging)?;
     let restored = (|| {
-        let keys = VaultKeys::derive(&master);
-        let store = Store::open(&staging, keys.sealer, settings.cache_bytes)?;
+        let cipher = StoreCipher::new(derived.sealer, &bucket_keys);
+        let store = Store::open(&staging, std::sync::Arc::new(cipher), settings.cache_bytes)?;
         let mut batch: Vec<Entry> = Vec::with_capacity(RESTORE_BATCH);
         let mut entries = 0u64;
         loop {
@@ -267,8 +286,10 @@ pub fn restore(
             return Err(e);
         }
     };
-    // As at setup: the key file first, then the store moves into place; a crash in between is
-    // finished at the next start.
+    // As at setup: the bucket keys and the key file first, then the store moves into place; a
+    // crash in between is finished at the next start.
+    write_atomically(&settings.data_dir.join(BUCKET_FILE), &bucket_bytes)
+        .map_err(|e| io_error("writing the bucket keys", e))?;
     keyfile.save(&settings.key_file())?;
     std::fs::rename(&staging, settings.data_dir.join(STORE_DIR))
         .map_err(|e| io_error("moving the restored store", e))?;
@@ -342,11 +363,14 @@ impl OpenVault {
     pub async fn backup_to(&self, path: PathBuf) -> Result<BackupSummary, AppError> {
         let keyfile = self.keyfile()?;
         let master = self.master.clone();
+        // Held until the copy is done, so no deletion rotates keys in the middle of it.
+        let buckets = self.bucket_keys.lock().await;
+        let bucket_bytes = self.bucket_file.encode(&buckets)?;
         self.change(move |tx| {
             let file = std::fs::File::create(&path)
                 .map_err(|e| io_error("creating the backup file", e))?;
             let mut out = BufWriter::with_capacity(1 << 16, file);
-            let summary = write_backup(tx.store(), &keyfile, &master, &mut out)?;
+            let summary = write_backup(tx.store(), &keyfile, &bucket_bytes, &master, &mut out)?;
             Ok((
                 summary,
                 Event::owner("vault.backed_up", None)
@@ -365,10 +389,12 @@ pub fn backup_offline(
     now: OffsetDateTime,
 ) -> Result<BackupSummary, AppError> {
     let (store, keyfile, master) = super::open_offline(data_dir, passphrase)?;
+    let bucket_bytes = std::fs::read(data_dir.join(BUCKET_FILE))
+        .map_err(|e| io_error("reading the bucket keys", e))?;
     let file = std::fs::File::create(out)
         .map_err(|e| io_error(&format!("creating {}", out.display()), e))?;
     let mut writer = BufWriter::with_capacity(1 << 16, file);
-    let summary = write_backup(&store, &keyfile, &master, &mut writer)?;
+    let summary = write_backup(&store, &keyfile, &bucket_bytes, &master, &mut writer)?;
     writer
         .into_inner()
         .map_err(|e| io_error("writing the backup", e.into_error()))?

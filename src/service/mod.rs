@@ -12,6 +12,7 @@ pub mod authorize;
 pub mod backup;
 pub mod brands;
 pub mod delivery;
+pub mod erase;
 pub mod events;
 pub mod export;
 pub mod grants;
@@ -19,6 +20,7 @@ pub mod intents;
 pub mod keys;
 pub mod records;
 pub mod session;
+pub mod shred;
 pub mod terms;
 pub mod tokens;
 
@@ -48,7 +50,7 @@ pub const MAX_PASSPHRASE_CHARS: usize = 1024;
 /// Key derivations (64 MiB each) allowed at once, so a flood of logins cannot exhaust memory.
 const CONCURRENT_KDF: usize = 2;
 
-const KEY_FILE: &str = "keys.json";
+pub(crate) const KEY_FILE: &str = "keys.json";
 pub(crate) const STORE_DIR: &str = "store";
 pub(crate) const STORE_SETUP_DIR: &str = "store.setup";
 
@@ -97,6 +99,8 @@ pub enum Phase {
     Setup,
     Sealed(KeyFile),
     Unsealed(Arc<OpenVault>),
+    /// Everything is being deleted (see [`erase`]); setup follows.
+    Erasing,
 }
 
 impl Phase {
@@ -105,6 +109,7 @@ impl Phase {
             Phase::Setup => "setup",
             Phase::Sealed(_) => "sealed",
             Phase::Unsealed(_) => "unsealed",
+            Phase::Erasing => "erasing",
         }
     }
 }
@@ -144,6 +149,9 @@ struct Inner {
 pub struct OpenVault {
     keyfile: Mutex<KeyFile>,
     key_file_path: PathBuf,
+    /// The store's bucket keys; locked for the length of a rotation.
+    bucket_keys: tokio::sync::Mutex<crate::crypto::buckets::BucketKeys>,
+    bucket_file: shred::BucketFile,
     master: MasterKey,
     index: Arc<KeyedHash>,
     pseudonyms: KeyedHash,
@@ -209,6 +217,9 @@ pub fn validate_new_passphrase(passphrase: &Secret) -> Result<(), AppError> {
 
 /// What start-up found in the data directory.
 pub(crate) fn initial_phase(settings: &Settings) -> Result<Phase, AppError> {
+    if erase::finish_interrupted(&settings.data_dir)? {
+        return Ok(Phase::Setup);
+    }
     let key_file = settings.key_file();
     let store = settings.store_dir();
     let setup_store = settings.data_dir.join(STORE_SETUP_DIR);
@@ -280,6 +291,7 @@ impl Vault {
             Phase::Unsealed(open) => Ok(open.clone()),
             Phase::Sealed(_) => Err(AppError::Sealed),
             Phase::Setup => Err(AppError::SetupRequired),
+            Phase::Erasing => Err(AppError::Erasing),
         }
     }
 
@@ -360,6 +372,7 @@ impl Vault {
         self.check_throttle(from, now)?;
         let keyfile = match &**self.inner.phase.load() {
             Phase::Setup => return Err(AppError::SetupRequired),
+            Phase::Erasing => return Err(AppError::Erasing),
             Phase::Sealed(keyfile) => keyfile.clone(),
             Phase::Unsealed(open) => open.keyfile()?,
         };
@@ -452,6 +465,7 @@ impl Vault {
         let keyfile = match &**self.inner.phase.load() {
             Phase::Unsealed(open) => return Ok(open.clone()),
             Phase::Setup => return Err(AppError::SetupRequired),
+            Phase::Erasing => return Err(AppError::Erasing),
             Phase::Sealed(keyfile) => keyfile.clone(),
         };
         let settings = self.inner.settings.clone();
@@ -475,6 +489,7 @@ impl Vault {
         let keyfile = match &**self.inner.phase.load() {
             Phase::Sealed(keyfile) => keyfile.clone(),
             Phase::Setup => return Err(AppError::SetupRequired),
+            Phase::Erasing => return Err(AppError::Erasing),
             Phase::Unsealed(_) => return Ok(()),
         };
         let master = keyfile.unlock_with_unlock_key(&key).map_err(|e| match e {
@@ -564,8 +579,7 @@ fn create_vault(
     }
     let (keyfile, master, recovery) = KeyFile::create(passphrase.expose(), settings.kdf)?;
     {
-        let keys = VaultKeys::derive(&master);
-        let store = Store::open(&setup_store, keys.sealer, settings.cache_bytes)?;
+        let (store, _) = shred::create_for_new_store(&setup_store, settings, &master, &keyfile)?;
         audit::append_offline(&store, Event::owner("vault.created", None), now)?;
         store.flush()?;
     }
@@ -600,11 +614,9 @@ impl OpenVault {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<OpenVault>, AppError> {
         let VaultKeys {
-            sealer,
-            index,
-            pseudonym,
+            index, pseudonym, ..
         } = VaultKeys::derive(&master);
-        let store = Store::open(&settings.store_dir(), sealer, settings.cache_bytes)?;
+        let (store, buckets, bucket_file) = shred::open_store(settings, &keyfile, &master)?;
         // What every open vault has, created here for a new vault or one made by an older version.
         let now = clock.now();
         terms::ensure_published(&store, now)?;
@@ -616,6 +628,8 @@ impl OpenVault {
         Ok(Arc::new(OpenVault {
             keyfile: Mutex::new(keyfile),
             key_file_path: settings.key_file(),
+            bucket_keys: tokio::sync::Mutex::new(buckets),
+            bucket_file,
             master,
             index: Arc::new(index),
             pseudonyms: pseudonym,
@@ -757,8 +771,7 @@ pub fn open_offline(
         }
     };
     let master = keyfile.unlock_with_passphrase(passphrase.expose())?;
-    let VaultKeys { sealer, .. } = VaultKeys::derive(&master);
-    let store = Store::open(&settings.store_dir(), sealer, settings.cache_bytes).map_err(|e| {
+    let (store, _, _) = shred::open_store(&settings, &keyfile, &master).map_err(|e| {
         AppError::Internal(format!(
             "cannot open the store (is the server running? stop it first): {e}"
         ))

@@ -160,6 +160,9 @@ impl OpenVault {
             tx.remove(Tree::Records, &key)?;
             Ok(((), Event::owner("record.deleted", Some(record.path))))
         })
-        .await
+        .await?;
+        // What sled keeps of the record becomes unreadable once its bucket has a new key.
+        self.shred_buckets([crate::store::Store::bucket(Tree::Records, &key)].into())
+            .await
     }
 }

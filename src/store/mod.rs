@@ -16,7 +16,7 @@
 //! with concurrent writers sharing flushes (21,000 vs 8,400 three-value writes/s on the 2-core
 //! development machine), because it sees one writer, as in its own benchmarks. Readers never wait.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
@@ -25,7 +25,8 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
-use crate::crypto::{CryptoError, Sealer};
+use crate::crypto::CryptoError;
+use crate::crypto::buckets::{StoreCipher, bucket_of};
 
 /// The logical tables of the vault. The name is part of every value's associated data and the
 /// prefix part of every sled key: both frozen.
@@ -174,7 +175,7 @@ const SLED_TREE: &str = "vault";
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
-    sealer: Arc<Sealer>,
+    cipher: Arc<StoreCipher>,
 }
 
 impl std::fmt::Debug for Store {
@@ -200,7 +201,11 @@ impl Store {
     /// sled holds an exclusive lock on its files, and a just-dropped handle (setup closes the new
     /// store and reopens it after moving it into place) may still hold it for a moment while
     /// sled's threads wind down: a busy lock is retried for up to two seconds.
-    pub fn open(dir: &Path, sealer: Sealer, cache_bytes: u64) -> Result<Store, StoreError> {
+    pub fn open(
+        dir: &Path,
+        cipher: Arc<StoreCipher>,
+        cache_bytes: u64,
+    ) -> Result<Store, StoreError> {
         let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
@@ -222,11 +227,7 @@ impl Store {
             }
         };
         let tree = db.open_tree(SLED_TREE)?;
-        Ok(Store {
-            db,
-            tree,
-            sealer: Arc::new(sealer),
-        })
+        Ok(Store { db, tree, cipher })
     }
 
     /// Reads and opens one value.
@@ -238,7 +239,7 @@ impl Store {
     }
 
     fn open_value(&self, tree: Tree, key: &[u8], sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
-        self.sealer
+        self.cipher
             .open(&aad(tree, key), sealed)
             .map_err(|_| StoreError::Tampered { tree: tree.name() })
     }
@@ -360,6 +361,26 @@ impl Store {
         self.open_value(tree, key, sealed).map(|_| ())
     }
 
+    /// Opens a raw entry: its full key and plaintext (for copying into another store).
+    pub fn opened_raw(&self, full_key: &[u8], sealed: &[u8]) -> Result<Entry, StoreError> {
+        let (tree, key) = Tree::split(full_key).ok_or(StoreError::Tampered { tree: "unknown" })?;
+        Ok((full_key.to_vec(), self.open_value(tree, key, sealed)?))
+    }
+
+    /// Seals and writes entries opened by [`Store::opened_raw`] in one batch (not flushed): for
+    /// copying into a new, empty store.
+    pub fn import_plain(&self, entries: Vec<Entry>) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (full_key, plain) in entries {
+            let (tree, key) =
+                Tree::split(&full_key).ok_or(StoreError::Tampered { tree: "unknown" })?;
+            let sealed = self.cipher.seal(&aad(tree, key), &plain)?;
+            batch.insert(full_key, sealed);
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
     /// Writes raw entries as they are (already sealed) in one batch, then flushes: for restore
     /// into a new, empty store.
     pub fn import_raw(&self, entries: Vec<Entry>) -> Result<(), StoreError> {
@@ -369,6 +390,67 @@ impl Store {
         }
         self.tree.apply_batch(batch)?;
         Ok(())
+    }
+
+    /// The bucket whose key seals the value at `key` in `tree` (see [`crate::crypto::buckets`]).
+    pub fn bucket(tree: Tree, key: &[u8]) -> u8 {
+        bucket_of(&aad(tree, key))
+    }
+
+    /// The cipher the store seals with (to switch bucket keys during a rotation).
+    pub fn cipher(&self) -> &StoreCipher {
+        &self.cipher
+    }
+
+    /// Seals again every value that needs it (version 1 values, and those of `buckets`) in
+    /// batches, flushing each: for offline use only (start-up, restore), when no writer runs.
+    pub fn reseal_offline(&self, buckets: &BTreeSet<u8>) -> Result<u64, StoreError> {
+        let mut resealed = 0;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let range = match &after {
+                Some(key) => self
+                    .tree
+                    .range::<&[u8], _>((Bound::Excluded(key.as_slice()), Bound::Unbounded)),
+                None => self.tree.range::<&[u8], _>(..),
+            };
+            let mut batch = sled::Batch::default();
+            let mut count = 0;
+            for item in range.take(RESEAL_BATCH) {
+                let (full, sealed) = item?;
+                after = Some(full.to_vec());
+                if let Some(value) = self.resealed(&full, &sealed, buckets)? {
+                    batch.insert(full.to_vec(), value);
+                    resealed += 1;
+                }
+                count += 1;
+            }
+            self.tree.apply_batch(batch)?;
+            self.db.flush()?;
+            if count < RESEAL_BATCH {
+                return Ok(resealed);
+            }
+        }
+    }
+
+    /// The value at a full key sealed again under its bucket's current key, if it needs it.
+    fn resealed(
+        &self,
+        full_key: &[u8],
+        sealed: &[u8],
+        buckets: &BTreeSet<u8>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let (tree, key) = Tree::split(full_key).ok_or(StoreError::Tampered { tree: "unknown" })?;
+        let aad = aad(tree, key);
+        if !self.cipher.needs_reseal(&aad, sealed, buckets) {
+            return Ok(None);
+        }
+        let plain = zeroize::Zeroizing::new(
+            self.cipher
+                .open(&aad, sealed)
+                .map_err(|_| StoreError::Tampered { tree: tree.name() })?,
+        );
+        Ok(Some(self.cipher.seal(&aad, &plain)?))
     }
 
     /// Raw keys of a tree, in order: for verification walks that must see unopenable values.
@@ -466,9 +548,40 @@ impl<'a> Tx<'a> {
 
     /// Seals and stages a value.
     pub fn insert(&mut self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        let sealed = self.store.sealer.seal(&aad(tree, key), value)?;
+        let sealed = self.store.cipher.seal(&aad(tree, key), value)?;
         self.stage(tree.key(key), Some(sealed));
         Ok(())
+    }
+
+    /// Seals again, under their bucket's current key, every value of `buckets` (and every version
+    /// 1 value): the committed ones and those staged earlier in this group. Run inside a writer
+    /// job after the cipher switched to the new keys, so that once it is durable the retiring
+    /// keys can be forgotten.
+    pub fn reseal_buckets(&mut self, buckets: &BTreeSet<u8>) -> Result<u64, StoreError> {
+        let store = self.store;
+        let staged: Vec<(Vec<u8>, Vec<u8>)> = self
+            .pending
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
+            .collect();
+        let mut resealed = 0;
+        for item in store.tree.iter() {
+            let (full, sealed) = item?;
+            if self.pending.contains_key(full.as_ref()) {
+                continue;
+            }
+            if let Some(value) = store.resealed(&full, &sealed, buckets)? {
+                self.stage(full.to_vec(), Some(value));
+                resealed += 1;
+            }
+        }
+        for (full, sealed) in staged {
+            if let Some(value) = store.resealed(&full, &sealed, buckets)? {
+                self.stage(full, Some(value));
+                resealed += 1;
+            }
+        }
+        Ok(resealed)
     }
 
     /// Stages a removal; returns whether there was a value.
@@ -478,6 +591,9 @@ impl<'a> Tx<'a> {
         Ok(existed)
     }
 }
+
+/// Values resealed per batch by [`Store::reseal_offline`].
+const RESEAL_BATCH: usize = 4096;
 
 /// Groups that one writer pass takes at most, so that a flood of writes still gets answered.
 const MAX_GROUP: usize = 1024;
@@ -584,10 +700,15 @@ fn run_writer(store: &Store, queue: &mpsc::Receiver<Job>, flushes: &AtomicU64) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::crypto::SecretKey;
+    use crate::crypto::buckets::BucketKeys;
+    use crate::crypto::{Sealer, SecretKey};
 
     fn store(dir: &Path) -> Store {
-        Store::open(dir, Sealer::new(&SecretKey::generate().unwrap()), 4 << 20).unwrap()
+        let cipher = StoreCipher::new(
+            Sealer::new(&SecretKey::generate().unwrap()),
+            &BucketKeys::generate().unwrap(),
+        );
+        Store::open(dir, Arc::new(cipher), 4 << 20).unwrap()
     }
 
     #[test]

@@ -203,10 +203,15 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
 /// Opens a stopped vault's store with a throwaway key: raw reads and writes need no key, so tests
 /// can tamper with what is on disk the way an attacker with the disk could.
 pub fn raw_store(data_dir: &Path) -> vrm_vault::store::Store {
+    use vrm_vault::crypto::buckets::{BucketKeys, StoreCipher};
     use vrm_vault::crypto::{Sealer, SecretKey};
+    let cipher = StoreCipher::new(
+        Sealer::new(&SecretKey::generate().unwrap()),
+        &BucketKeys::generate().unwrap(),
+    );
     vrm_vault::store::Store::open(
         &data_dir.join("store"),
-        Sealer::new(&SecretKey::generate().unwrap()),
+        std::sync::Arc::new(cipher),
         4 << 20,
     )
     .unwrap()

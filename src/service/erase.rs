@@ -1,0 +1,620 @@
+//! Deleting for real (GDPR Art. 17 and 19): one intent, one brand's whole relationship, or
+//! everything.
+//!
+//! Removing an item from sled does not erase it (DESIGN §3), so every deletion here ends by
+//! rotating the bucket keys of what it removed ([`OpenVault::shred_buckets`]): the old copies
+//! that stay in sled's files are then ciphertext under keys that no longer exist.
+//!
+//! Deleting everything goes further and destroys the key file and the bucket-key file (each
+//! overwritten, synced, then removed), then the store directory. A marker file written before
+//! the first destructive step makes the deletion survive a crash: a start that finds it finishes
+//! the deletion before anything else, and never brings the data back.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{OpenVault, Phase, Vault, index_key, io_error};
+use crate::crypto::keyfile::KeyFileError;
+use crate::domain::audit::Event;
+use crate::domain::brands::{Brand, BrandStatus};
+use crate::error::AppError;
+use crate::secret::Secret;
+use crate::store::{Store, Tree, Tx};
+use crate::webhooks::{Delivery, Sender};
+
+/// The phrase the owner types to confirm deleting everything.
+pub const CONFIRM_PHRASE: &str = "delete everything";
+/// The CloudEvents type brands receive when the person deletes everything.
+pub const ERASURE_EVENT_TYPE: &str = "vrm.erasure.requested.v1";
+/// How long the brands are given, all together, to take the erasure request.
+pub const NOTIFY_DEADLINE: Duration = Duration::from_secs(5);
+/// The file whose presence means a deletion of everything has begun.
+pub(crate) const ERASE_MARKER: &str = "ERASING";
+const RECEIPT_TYP: &str = "vrm-erasure-receipt+jws";
+
+/// Stops the process at a named point when `VRM_FAILPOINT` names it: how the crash tests kill
+/// the server at an exact step of the deletion. Unset in normal use.
+fn failpoint(name: &str) {
+    if std::env::var("VRM_FAILPOINT").is_ok_and(|v| v == name) {
+        tracing::error!(failpoint = name, "failpoint reached: aborting the process");
+        std::process::abort();
+    }
+}
+
+fn places_to_buckets(places: &[(Tree, Vec<u8>)]) -> BTreeSet<u8> {
+    places
+        .iter()
+        .map(|(tree, key)| Store::bucket(*tree, key))
+        .collect()
+}
+
+/// Removes a value and remembers its place for the key rotation.
+fn remove(
+    tx: &mut Tx<'_>,
+    places: &mut Vec<(Tree, Vec<u8>)>,
+    tree: Tree,
+    key: &[u8],
+) -> Result<(), AppError> {
+    tx.remove(tree, key)?;
+    places.push((tree, key.to_vec()));
+    Ok(())
+}
+
+/// Removes a brand's event stream and the webhooks still queued for it.
+fn remove_events(
+    tx: &mut Tx<'_>,
+    places: &mut Vec<(Tree, Vec<u8>)>,
+    prefix: &[u8; 16],
+    only_subject: Option<&str>,
+) -> Result<(), AppError> {
+    let mut doomed = Vec::new();
+    for item in tx.store().iter_after(Tree::Events, Some(prefix)) {
+        let (key, value) = item?;
+        if !key.starts_with(prefix) {
+            break;
+        }
+        if let Some(subject) = only_subject {
+            let event: Value = serde_json::from_slice(&value)
+                .map_err(|e| AppError::Internal(format!("event is damaged: {e}")))?;
+            if event.get("subject").and_then(Value::as_str) != Some(subject) {
+                continue;
+            }
+        }
+        doomed.push(key);
+    }
+    for key in doomed {
+        remove(tx, places, Tree::Events, &key)?;
+        if let Some(seq) = key.get(16..24) {
+            remove(tx, places, Tree::Outbox, seq)?;
+        }
+    }
+    Ok(())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, AppError> {
+    serde_json::from_slice(bytes).map_err(|e| AppError::Internal(format!("{what} is damaged: {e}")))
+}
+
+impl OpenVault {
+    /// Deletes one intent for real: the intent, the offers made to it, and its events in the
+    /// streams of the brands it went to (with their queued webhooks).
+    pub async fn erase_intent(&self, id: &str) -> Result<(), AppError> {
+        let key = self.index_key("intent", id);
+        let index = self.index.clone();
+        let id = id.to_owned();
+        let places = self
+            .change(move |tx| {
+                let Some(bytes) = tx.get(Tree::Intents, &key)? else {
+                    return Err(AppError::NotFound("intent"));
+                };
+                let record: super::intents::IntentRecord = decode(&bytes, "intent")?;
+                let mut places = Vec::new();
+                for offer in &record.offers {
+                    remove(
+                        tx,
+                        &mut places,
+                        Tree::Offers,
+                        &index_key(&index, "offer", offer),
+                    )?;
+                }
+                for client_id in &record.recipients {
+                    let prefix = super::events::stream_prefix(&index, client_id);
+                    remove_events(tx, &mut places, &prefix, Some(&id))?;
+                }
+                remove(tx, &mut places, Tree::Intents, &key)?;
+                let event = Event::owner("intent.erased", Some(id))
+                    .with_detail(serde_json::json!({ "offers": record.offers.len() }));
+                Ok((places, event))
+            })
+            .await?;
+        self.shred_buckets(places_to_buckets(&places)).await
+    }
+
+    /// Ends a brand's whole relationship for real: the brand, its agreements and their receipts,
+    /// its grants and refresh tokens, its subscription, its offers and its event stream. Its
+    /// access tokens die with it (every token check needs the brand).
+    pub async fn erase_brand(&self, client_id: &str) -> Result<(), AppError> {
+        let brand_key = self.index_key("brand", client_id);
+        let subscription_key = self.subscription_key(client_id);
+        let index = self.index.clone();
+        let client = client_id.to_owned();
+        let places = self
+            .change(move |tx| {
+                let brand = super::brands::load_brand(tx, &brand_key)?;
+                let mut places = Vec::new();
+                remove(tx, &mut places, Tree::Brands, &brand_key)?;
+                if tx.get(Tree::Subscriptions, &subscription_key)?.is_some() {
+                    remove(tx, &mut places, Tree::Subscriptions, &subscription_key)?;
+                }
+                let belongs = |value: &Value| {
+                    value.get("client_id").and_then(Value::as_str) == Some(client.as_str())
+                };
+                let mut removed_offers = BTreeSet::new();
+                for tree in [
+                    Tree::Agreements,
+                    Tree::Grants,
+                    Tree::RefreshTokens,
+                    Tree::Offers,
+                ] {
+                    let mut doomed = Vec::new();
+                    for item in tx.store().iter(tree) {
+                        let (key, bytes) = item?;
+                        let value: Value = decode(&bytes, tree.name())?;
+                        if belongs(&value) {
+                            if tree == Tree::Offers
+                                && let Some(id) = value.get("id").and_then(Value::as_str)
+                            {
+                                removed_offers.insert(id.to_owned());
+                            }
+                            doomed.push(key);
+                        }
+                    }
+                    for key in doomed {
+                        remove(tx, &mut places, tree, &key)?;
+                    }
+                }
+                // Intents keep no dangling reference to the offers just removed.
+                if !removed_offers.is_empty() {
+                    let mut changed = Vec::new();
+                    for item in tx.store().iter(Tree::Intents) {
+                        let (key, bytes) = item?;
+                        let mut record: super::intents::IntentRecord = decode(&bytes, "intent")?;
+                        let before = record.offers.len();
+                        record.offers.retain(|o| !removed_offers.contains(o));
+                        if record.offers.len() != before {
+                            changed.push((key, record));
+                        }
+                    }
+                    for (key, record) in changed {
+                        let bytes = serde_json::to_vec(&record)
+                            .map_err(|e| AppError::Internal(e.to_string()))?;
+                        tx.insert(Tree::Intents, &key, &bytes)?;
+                        places.push((Tree::Intents, key));
+                    }
+                }
+                let prefix = super::events::stream_prefix(&index, &client);
+                remove_events(tx, &mut places, &prefix, None)?;
+                let event = Event::owner("brand.removed", Some(brand.client_id.clone()))
+                    .with_detail(serde_json::json!({ "client_name": brand.client_name }));
+                Ok((places, event))
+            })
+            .await?;
+        self.forget_subscription(client_id);
+        self.shred_buckets(places_to_buckets(&places)).await
+    }
+
+    /// The first steps of deleting everything, while the keys are still here: revoke every grant,
+    /// refresh token and access token, suspend every brand, tell the brands, and sign the final
+    /// receipt. A failure of one step is written into the receipt; deletion goes on regardless.
+    async fn wind_down(&self, requested_at: time::OffsetDateTime) -> ErasureReceipt {
+        let counts = self.object_counts();
+        let mut problems = Vec::new();
+        let brands = match self.revoke_everything().await {
+            Ok(brands) => brands,
+            Err(e) => {
+                tracing::error!(error = %e, "revoking before deleting everything");
+                problems.push(format!("revoking access failed: {e}"));
+                self.list_brands().unwrap_or_default()
+            }
+        };
+        failpoint("erase:revoked");
+        let told = self.tell_brands(&brands, requested_at).await;
+        failpoint("erase:notified");
+        let receipt = self.sign_erasure_receipt(requested_at, counts, told, problems);
+        failpoint("erase:receipt");
+        receipt
+    }
+
+    fn object_counts(&self) -> BTreeMap<&'static str, usize> {
+        [
+            ("records", Tree::Records),
+            ("terms_versions", Tree::Terms),
+            ("brands", Tree::Brands),
+            ("agreements", Tree::Agreements),
+            ("grants", Tree::Grants),
+            ("intents", Tree::Intents),
+            ("offers", Tree::Offers),
+            ("audit_entries", Tree::Audit),
+        ]
+        .into_iter()
+        .map(|(name, tree)| (name, self.store.raw_keys(tree).map_or(0, |k| k.len())))
+        .collect()
+    }
+
+    /// Revokes every grant, refresh token and access token, suspends every brand, and returns
+    /// the brands.
+    async fn revoke_everything(&self) -> Result<Vec<Brand>, AppError> {
+        let now = self.now();
+        let brands = self
+            .change(move |tx| {
+                let mut brands = Vec::new();
+                for tree in [Tree::RefreshTokens, Tree::Jtis] {
+                    for key in tx.store().raw_keys(tree)? {
+                        tx.remove(tree, &key)?;
+                    }
+                }
+                let grants: Vec<_> = tx.store().iter(Tree::Grants).collect::<Result<_, _>>()?;
+                for (key, bytes) in grants {
+                    let mut grant: crate::domain::grants::Grant = decode(&bytes, "grant")?;
+                    if grant.revoked_at.is_none() {
+                        grant.revoked_at = Some(now);
+                        let bytes = serde_json::to_vec(&grant)
+                            .map_err(|e| AppError::Internal(e.to_string()))?;
+                        tx.insert(Tree::Grants, &key, &bytes)?;
+                    }
+                }
+                let all: Vec<_> = tx.store().iter(Tree::Brands).collect::<Result<_, _>>()?;
+                for (key, bytes) in all {
+                    let mut brand: Brand = decode(&bytes, "brand")?;
+                    brand.status = BrandStatus::Suspended;
+                    let bytes = serde_json::to_vec(&brand)
+                        .map_err(|e| AppError::Internal(e.to_string()))?;
+                    tx.insert(Tree::Brands, &key, &bytes)?;
+                    brands.push(brand);
+                }
+                Ok((brands, Event::owner("vault.erasing", None)))
+            })
+            .await?;
+        self.token_cache.clear();
+        Ok(brands)
+    }
+
+    /// Sends every brand with a webhook a signed erasure request, all at once, within
+    /// [`NOTIFY_DEADLINE`]; returns who was told and who could not be reached.
+    async fn tell_brands(
+        &self,
+        brands: &[Brand],
+        requested_at: time::OffsetDateTime,
+    ) -> Vec<BrandTold> {
+        let sender = Sender::new(NOTIFY_DEADLINE, self.allow_loopback_webhooks).ok();
+        let mut sends = Vec::new();
+        let mut outcomes = Vec::new();
+        for brand in brands {
+            let told = BrandTold {
+                client_id: brand.client_id.clone(),
+                client_name: brand.client_name.clone(),
+                pseudonym: brand.pseudonym.clone(),
+                told: false,
+                outcome: String::new(),
+            };
+            let target = self
+                .subscription(&brand.client_id)
+                .ok()
+                .flatten()
+                .and_then(|s| Some((s.subscription.webhook_url.clone()?, s.webhook_secret?)));
+            match (target, &sender) {
+                (Some((url, secret)), Some(sender)) => {
+                    let delivery = self.erasure_delivery(brand, url, &secret, requested_at);
+                    let sender = sender.clone();
+                    sends.push(async move {
+                        let outcome = match delivery {
+                            Ok(delivery) => sender.send(&delivery).await,
+                            Err(e) => Err(e.to_string()),
+                        };
+                        (told, outcome)
+                    });
+                }
+                _ => outcomes.push(BrandTold {
+                    outcome: "no webhook to reach it".into(),
+                    ..told
+                }),
+            }
+        }
+        let results = tokio::time::timeout(
+            NOTIFY_DEADLINE + Duration::from_millis(500),
+            futures_util::future::join_all(sends),
+        )
+        .await;
+        match results {
+            Ok(results) => {
+                for (told, outcome) in results {
+                    outcomes.push(match outcome {
+                        Ok(status) if (200..300).contains(&status) => BrandTold {
+                            told: true,
+                            outcome: format!("webhook answered {status}"),
+                            ..told
+                        },
+                        Ok(status) => BrandTold {
+                            outcome: format!("webhook answered {status}"),
+                            ..told
+                        },
+                        Err(e) => BrandTold {
+                            outcome: format!("webhook failed: {e}"),
+                            ..told
+                        },
+                    });
+                }
+            }
+            Err(_) => {
+                for brand in brands {
+                    if !outcomes.iter().any(|o| o.client_id == brand.client_id) {
+                        outcomes.push(BrandTold {
+                            client_id: brand.client_id.clone(),
+                            client_name: brand.client_name.clone(),
+                            pseudonym: brand.pseudonym.clone(),
+                            told: false,
+                            outcome: "no answer before the deadline".into(),
+                        });
+                    }
+                }
+            }
+        }
+        outcomes.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        outcomes
+    }
+
+    fn erasure_delivery(
+        &self,
+        brand: &Brand,
+        url: String,
+        secret: &str,
+        requested_at: time::OffsetDateTime,
+    ) -> Result<Delivery, AppError> {
+        let id = format!(
+            "evt_{}",
+            data_encoding::BASE32_NOPAD
+                .encode(
+                    &crate::crypto::random_array::<10>().map_err(crate::store::StoreError::from)?
+                )
+                .to_lowercase()
+        );
+        let at = requested_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let event = serde_json::json!({
+            "specversion": "1.0",
+            "id": id,
+            "source": self.issuer(),
+            "type": ERASURE_EVENT_TYPE,
+            "subject": brand.pseudonym,
+            "time": at,
+            "datacontenttype": "application/json",
+            "data": {
+                "pseudonym": brand.pseudonym,
+                "agreement_id": brand.agreement_id,
+                "requested_at": at,
+                "basis": "GDPR Art. 17 and 19",
+                "request": "Erase all personal data you received from this person through this vault, \
+                            and tell anyone you passed it to. The vault no longer exists: tokens and \
+                            grants are revoked and no answer is expected.",
+            },
+        });
+        let body = serde_json::to_vec(&event).map_err(|e| AppError::Internal(e.to_string()))?;
+        let timestamp = self.now().unix_timestamp();
+        let signature = crate::crypto::webhook::sign(secret, &id, timestamp, &body)
+            .map_err(|e| AppError::Internal(format!("signing a webhook: {e}")))?;
+        Ok(Delivery {
+            url,
+            webhook_id: id,
+            timestamp,
+            signature,
+            body,
+        })
+    }
+
+    fn sign_erasure_receipt(
+        &self,
+        requested_at: time::OffsetDateTime,
+        deleted: BTreeMap<&'static str, usize>,
+        brands: Vec<BrandTold>,
+        problems: Vec<String>,
+    ) -> ErasureReceipt {
+        let key = self.key_ring().active.clone();
+        let vault_id = self
+            .keyfile()
+            .map(|k| k.vault_id().to_owned())
+            .unwrap_or_default();
+        let document = serde_json::json!({
+            "type": "vrm-vault/erasure-receipt",
+            "issuer": self.issuer(),
+            "vault_id": vault_id,
+            "requested_at": requested_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            "deleted": deleted,
+            "brands": brands,
+            "problems": problems,
+            "method": "Every grant, refresh token and access token revoked and every brand \
+                       suspended; brands with a webhook sent a signed CloudEvents erasure request; \
+                       then the key file and the bucket-key file overwritten and removed \
+                       (crypto-shredding every stored value) and the store directory removed.",
+        });
+        let signature = super::canonical(&document).ok().and_then(|payload| {
+            key.sign_detached(RECEIPT_TYP, &payload)
+                .map_err(|e| tracing::error!(error = %e, "signing the erasure receipt"))
+                .ok()
+        });
+        ErasureReceipt {
+            receipt: document,
+            signature,
+            jwk: serde_json::to_value(key.public_jwk()).unwrap_or_default(),
+        }
+    }
+}
+
+/// What one brand was told.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BrandTold {
+    pub client_id: String,
+    pub client_name: String,
+    pub pseudonym: String,
+    /// Whether its webhook took the erasure request (a 2xx answer).
+    pub told: bool,
+    pub outcome: String,
+}
+
+/// The owner's final receipt: what was deleted and who was told, signed with the vault's last
+/// signing key (a detached JWS over the RFC 8785 form of `receipt`, like agreement receipts),
+/// with that key's public JWK, since the vault that could publish it is gone.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ErasureReceipt {
+    #[schema(value_type = Object)]
+    pub receipt: Value,
+    pub signature: Option<String>,
+    #[schema(value_type = Object)]
+    pub jwk: Value,
+}
+
+impl Vault {
+    /// Deletes everything, after the owner typed [`CONFIRM_PHRASE`] and their passphrase, and
+    /// returns the final receipt. The vault is back in setup mode afterwards.
+    pub async fn delete_everything(
+        &self,
+        passphrase: Secret,
+        confirm: &str,
+        from: IpAddr,
+    ) -> Result<ErasureReceipt, AppError> {
+        if confirm != CONFIRM_PHRASE {
+            return Err(AppError::invalid(
+                "confirmation_required",
+                format!("type exactly \"{CONFIRM_PHRASE}\" to confirm"),
+            ));
+        }
+        let now = self.now();
+        self.check_throttle(from, now)?;
+        let open = self.open()?;
+        let keyfile = open.keyfile()?;
+        let checked = self
+            .with_kdf(move || {
+                keyfile
+                    .unlock_with_passphrase(passphrase.expose())
+                    .map(|_| ())
+            })
+            .await?;
+        if let Err(e) = checked {
+            if matches!(e, KeyFileError::WrongSecret) {
+                self.record_failure(from);
+            }
+            return Err(e.into());
+        }
+        let _guard = self.inner.lifecycle.lock().await;
+        match &**self.inner.phase.load() {
+            Phase::Unsealed(current) if Arc::ptr_eq(current, &open) => {}
+            _ => {
+                return Err(AppError::Conflict(
+                    "the vault changed state meanwhile; try again",
+                ));
+            }
+        }
+        let data_dir = self.inner.settings.data_dir.clone();
+        // The point of no return: from here a crash is finished at the next start.
+        write_marker(&data_dir)?;
+        self.inner.phase.store(Arc::new(Phase::Erasing));
+        self.inner.sessions.clear();
+        tracing::warn!("deleting everything, as the owner asked");
+        let receipt = open.wind_down(now).await;
+        drop(open);
+        shred_files(&data_dir)?;
+        self.inner.phase.store(Arc::new(Phase::Setup));
+        tracing::warn!("everything deleted; back in setup mode");
+        Ok(receipt)
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), AppError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error(&format!("syncing {}", dir.display()), e))
+}
+
+fn write_marker(data_dir: &Path) -> Result<(), AppError> {
+    let path = data_dir.join(ERASE_MARKER);
+    let mut file =
+        std::fs::File::create(&path).map_err(|e| io_error("writing the deletion marker", e))?;
+    file.write_all(b"A deletion of everything began here; the next start finishes it.\n")
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_error("writing the deletion marker", e))?;
+    sync_dir(data_dir)
+}
+
+/// Overwrites a file with random bytes, syncs it, then removes it. On a copy-on-write or
+/// journaling file system, or an SSD, the old blocks may survive the overwrite (SECURITY.md).
+fn overwrite_and_remove(path: &Path) -> Result<(), AppError> {
+    let len = match std::fs::metadata(path) {
+        Ok(meta) => meta.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error(&format!("reading {}", path.display()), e)),
+    };
+    let mut noise = vec![0u8; usize::try_from(len).unwrap_or(0)];
+    for chunk in noise.chunks_mut(32) {
+        let random: [u8; 32] = crate::crypto::random_array().unwrap_or([0xA5; 32]);
+        chunk.copy_from_slice(&random[..chunk.len()]);
+    }
+    let overwrite = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|mut file| {
+            file.write_all(&noise)?;
+            file.sync_all()
+        });
+    if let Err(e) = overwrite {
+        tracing::warn!(error = %e, file = %path.display(), "could not overwrite before removing");
+    }
+    std::fs::remove_file(path).map_err(|e| io_error(&format!("removing {}", path.display()), e))
+}
+
+fn remove_dir(path: &Path) -> Result<(), AppError> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error(&format!("removing {}", path.display()), e)),
+    }
+}
+
+/// Destroys everything the vault wrote in its data directory: the keys first (after which
+/// nothing left can be opened), then the store, then the marker. Safe to run again after a
+/// crash at any point.
+pub(crate) fn shred_files(data_dir: &Path) -> Result<(), AppError> {
+    for name in [super::KEY_FILE, super::shred::BUCKET_FILE] {
+        overwrite_and_remove(&data_dir.join(name))?;
+        // A half-written replacement of either file (a crash mid-save) is key material too.
+        overwrite_and_remove(&data_dir.join(format!(".{name}.tmp")))?;
+    }
+    sync_dir(data_dir)?;
+    failpoint("erase:keys-shredded");
+    remove_dir(&data_dir.join(super::STORE_DIR))?;
+    remove_dir(&data_dir.join(super::STORE_SETUP_DIR))?;
+    super::backup::remove_temporary_backups(data_dir);
+    sync_dir(data_dir)?;
+    failpoint("erase:store-removed");
+    let marker = data_dir.join(ERASE_MARKER);
+    std::fs::remove_file(&marker).map_err(|e| io_error("removing the deletion marker", e))?;
+    sync_dir(data_dir)
+}
+
+/// Finishes a deletion a crash interrupted, if the marker says one began.
+pub(crate) fn finish_interrupted(data_dir: &Path) -> Result<bool, AppError> {
+    if !data_dir.join(ERASE_MARKER).exists() {
+        return Ok(false);
+    }
+    tracing::warn!("finishing a deletion of everything that a stop interrupted");
+    shred_files(data_dir)?;
+    Ok(true)
+}
