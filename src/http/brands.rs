@@ -292,9 +292,9 @@ pub async fn get_brand(
     brand_view(&state, brand, &pending).map(Json)
 }
 
-/// Ends a brand's whole relationship, for real: its registration, agreements and receipts,
-/// grants, subscription, offers and event stream are deleted (and made unreadable on disk by a
-/// key rotation), and its tokens stop working. It needs a new invitation to come back.
+/// Removes a brand: its agreement is terminated, its tokens stop working, its registration is
+/// deleted. The person keeps the ended agreement and its receipt; `POST .../erase` deletes the
+/// whole relationship instead. The brand needs a new invitation to come back.
 #[utoipa::path(delete, path = "/api/v1/brands/{client_id}", tag = "brands", params(("client_id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
@@ -305,6 +305,23 @@ pub async fn remove_brand(
     Path(client_id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     state.vault.open()?.remove_brand(&client_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a brand's whole relationship with the person, for real: its registration,
+/// agreements and their receipts, grants, refresh tokens, subscription, offers and event stream
+/// are removed and made unreadable on disk (a key rotation); its tokens stop working. The audit
+/// log keeps that the brand existed and was erased.
+#[utoipa::path(post, path = "/api/v1/brands/{client_id}/erase", tag = "brands", params(("client_id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+#[instrument(skip_all)]
+pub async fn erase_brand(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+    Path(client_id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    state.vault.open()?.erase_brand(&client_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

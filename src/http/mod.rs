@@ -158,6 +158,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(owner::setup))
         .routes(routes!(owner::login, owner::session, owner::logout))
         .routes(routes!(owner::change_passphrase))
+        .routes(routes!(owner::regenerate_recovery_key))
+        .routes(routes!(owner::settings))
         .routes(routes!(owner::list_records))
         .routes(routes!(
             owner::get_record,
@@ -177,6 +179,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(brands::list_brands))
         .routes(routes!(brands::get_brand, brands::remove_brand))
         .routes(routes!(brands::suspend_brand))
+        .routes(routes!(brands::erase_brand))
         .routes(routes!(brands::resume_brand))
         .routes(routes!(brands::list_agreements))
         .routes(routes!(brands::terminate_agreement))

@@ -240,6 +240,76 @@ pub async fn change_passphrase(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryKeyRequest {
+    /// The current passphrase.
+    pub passphrase: Secret,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryKeyResponse {
+    /// Shown once: the old recovery key no longer opens the vault.
+    pub recovery_key: String,
+}
+
+/// Makes a new recovery key (the old one stops working) after checking the passphrase.
+#[utoipa::path(post, path = "/api/v1/recovery-key", tag = "session", request_body = RecoveryKeyRequest,
+    responses((status = 201, body = RecoveryKeyResponse), (status = 401, body = ErrorBody),
+              (status = 429, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+#[instrument(skip_all)]
+pub async fn regenerate_recovery_key(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    _session: OwnerSession,
+    Json(request): Json<RecoveryKeyRequest>,
+) -> Result<(StatusCode, Json<RecoveryKeyResponse>), AppError> {
+    let key = state
+        .vault
+        .regenerate_recovery_key(request.passphrase, ip)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(RecoveryKeyResponse {
+            recovery_key: key.expose().to_owned(),
+        }),
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VaultSettings {
+    /// Whether an unlock key file can unseal this vault at start-up.
+    pub unlock_key: bool,
+    /// Minutes of inactivity that end a session.
+    pub session_idle_minutes: i64,
+    /// Hours after which a session ends regardless.
+    pub session_max_hours: i64,
+    /// Lifetime of brands' access tokens.
+    pub access_token_seconds: i64,
+    /// The URL brands reach the vault at.
+    pub issuer: String,
+}
+
+/// The vault's settings as the settings screen shows them.
+#[utoipa::path(get, path = "/api/v1/settings", tag = "session",
+    responses((status = 200, body = VaultSettings), (status = 401, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+pub async fn settings(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+) -> Result<Json<VaultSettings>, AppError> {
+    let open = state.vault.open()?;
+    let settings = state.vault.settings();
+    Ok(Json(VaultSettings {
+        unlock_key: open.has_unlock_key(),
+        session_idle_minutes: settings.session_idle.whole_minutes(),
+        session_max_hours: settings.session_max.whole_hours(),
+        access_token_seconds: settings.token_lifetime.whole_seconds(),
+        issuer: settings.issuer.clone(),
+    }))
+}
+
 /// A record as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecordView {

@@ -13,10 +13,12 @@ use time::Duration;
 use super::OpenVault;
 use crate::crypto::{constant_time_eq, jwt, random_array, random_token, sha256};
 use crate::domain::audit::Event;
-use crate::domain::brands::{AuthMethod, Brand, BrandStatus, Invitation, ValidMetadata};
+use crate::domain::brands::{
+    AgreementEventKind, AuthMethod, Brand, BrandStatus, Invitation, ValidMetadata,
+};
 use crate::error::{AppError, OAuthError};
 use crate::secret::Secret;
-use crate::store::{Tree, Tx};
+use crate::store::{Store, Tree, Tx};
 
 /// Prefix of initial access tokens (invitations).
 const INVITATION_PREFIX: &str = "vrmia_";
@@ -307,10 +309,34 @@ impl OpenVault {
         .await
     }
 
-    /// Removes a brand and everything of its relationship with the person, for real (see
-    /// [`OpenVault::erase_brand`]).
+    /// Removes a brand: its agreement is terminated (the receipt says so and stays with the
+    /// person as their record), its registration is deleted, and its tokens stop working
+    /// because no brand backs them any more. [`OpenVault::erase_brand`] deletes the whole
+    /// relationship instead.
     pub async fn remove_brand(&self, client_id: &str) -> Result<(), AppError> {
-        self.erase_brand(client_id).await
+        let key = self.brand_key(client_id);
+        let subscription_key = self.subscription_key(client_id);
+        let signer = self.receipt_signer();
+        let places = self
+            .change(move |tx| {
+                let brand = load_brand(tx, &key)?;
+                if let Some(agreement_id) = &brand.agreement_id {
+                    signer.end_in(tx, agreement_id, AgreementEventKind::Terminated)?;
+                }
+                tx.remove(Tree::Brands, &key)?;
+                tx.remove(Tree::Subscriptions, &subscription_key)?;
+                let event = Event::owner("brand.removed", Some(brand.client_id.clone()))
+                    .with_detail(serde_json::json!({ "client_name": brand.client_name }));
+                Ok((
+                    [(Tree::Brands, key), (Tree::Subscriptions, subscription_key)],
+                    event,
+                ))
+            })
+            .await?;
+        self.forget_subscription(client_id);
+        // The registration (with its secret's hash) and the webhook secret are gone for real.
+        self.shred_buckets(places.iter().map(|(t, k)| Store::bucket(*t, k)).collect())
+            .await
     }
 
     // --- Client authentication ----------------------------------------------------------------

@@ -201,7 +201,7 @@ impl OpenVault {
                 }
                 let prefix = super::events::stream_prefix(&index, &client);
                 remove_events(tx, &mut places, &prefix, None)?;
-                let event = Event::owner("brand.removed", Some(brand.client_id.clone()))
+                let event = Event::owner("brand.erased", Some(brand.client_id.clone()))
                     .with_detail(serde_json::json!({ "client_name": brand.client_name }));
                 Ok((places, event))
             })

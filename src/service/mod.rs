@@ -560,6 +560,41 @@ impl Vault {
             }
         }
     }
+
+    /// Replaces the recovery key after checking the passphrase; the old key stops working. Stored
+    /// data is not re-encrypted: only the key file's recovery slot is rewritten.
+    pub async fn regenerate_recovery_key(
+        &self,
+        passphrase: Secret,
+        from: IpAddr,
+    ) -> Result<Secret, AppError> {
+        let now = self.now();
+        self.check_throttle(from, now)?;
+        let open = self.open()?;
+        let keyfile = open.keyfile()?;
+        let result = self
+            .with_kdf(move || -> Result<(KeyFile, RecoveryKey), KeyFileError> {
+                let master = keyfile.unlock_with_passphrase(passphrase.expose())?;
+                let mut updated = keyfile;
+                let key = updated.regenerate_recovery_key(&master)?;
+                Ok((updated, key))
+            })
+            .await?;
+        match result {
+            Ok((updated, key)) => {
+                open.replace_keyfile(updated, Event::owner("recovery_key.regenerated", None))
+                    .await?;
+                Ok(Secret::new(key.display().as_str()))
+            }
+            Err(e) => {
+                let error = AppError::from(e);
+                if matches!(error, AppError::InvalidCredentials) {
+                    self.record_failure(from);
+                }
+                Err(error)
+            }
+        }
+    }
 }
 
 /// Creates a vault on disk: the store first (in a side directory), then the key file, then the
@@ -731,7 +766,9 @@ impl OpenVault {
 }
 
 /// The opaque store key of `name` in `namespace`: a keyed hash, so store keys reveal nothing.
-pub(crate) fn index_key(index: &KeyedHash, namespace: &str, name: &str) -> [u8; 32] {
+/// Public for tools and tests that look for a named item on disk (a record is `"record"` and its
+/// path).
+pub fn index_key(index: &KeyedHash, namespace: &str, name: &str) -> [u8; 32] {
     let mut data = Vec::with_capacity(namespace.len() + 1 + name.len());
     data.extend_from_slice(namespace.as_bytes());
     data.push(0);
