@@ -10,7 +10,9 @@
 //! Each outside dependency is owned by one module, and the boundaries are invariants:
 //!
 //! - [`crypto`] — the only module that imports `ring` or handles key bytes: AES-256-GCM sealing in
-//!   the frozen `[version][nonce][ciphertext+tag]` layout, HKDF purpose keys, HMAC for opaque
+//!   the frozen `[version][nonce][ciphertext+tag]` layout, the 256 random bucket keys every stored
+//!   value is sealed under ([`crypto::buckets`]: rotating one makes what sled keeps of a deleted
+//!   item unreadable), HKDF purpose keys, HMAC for opaque
 //!   store keys and pairwise pseudonyms, the key file ([`crypto::keyfile`]) where the master key
 //!   lives, wrapped by an Argon2id passphrase key, by the recovery key and optionally by an
 //!   unlock key, and JWTs ([`crypto::jwt`]: the ES256 signing key, pinned-algorithm
@@ -18,7 +20,8 @@
 //! - [`store`] — the only module that imports `sled`. Every value is sealed on the way in with
 //!   associated data naming its tree and key. All writes of a running server go through one
 //!   [`store::Writer`] thread, which runs queued changes in order, applies each group as one atomic
-//!   batch, flushes once, and only then answers the callers.
+//!   batch, flushes once, and only then answers the callers. It also reseals a bucket's values
+//!   during a key rotation, and reads and writes raw sealed entries for backups.
 //! - [`domain`] — pure types and rules: record paths and categories, preconditions, the audit
 //!   chain and its verification, login back-off, the terms of service (ODRL templates from
 //!   `policies/`, validation that personal rules only narrow their IEEE 7012 basis, the
@@ -33,7 +36,11 @@
 //!   the authorization-code flow live here; a brand's data read is checked, counted and audited
 //!   in one writer job. Intents, subscriptions and offers too: an intent's CloudEvents go to each
 //!   recipient's stream and the webhook outbox in the intent's own write, and a delivery worker
-//!   sends them, signed per Standard Webhooks, through [`webhooks`].
+//!   sends them, signed per Standard Webhooks, through [`webhooks`]. The person's own data
+//!   operations too: the streamed JSON export ([`service::export`]), encrypted backups and
+//!   restore ([`service::backup`]), and deleting for real ([`service::erase`]: one intent, a
+//!   brand's relationship, or everything — revoke, tell brands, sign a receipt, destroy the keys
+//!   — with the bucket-key rotations of [`service::shred`]).
 //! - [`http`] — the only module that imports `axum`: one router listing every route (also the
 //!   OpenAPI document), extractors for authorization ([`http::auth::OwnerSession`],
 //!   [`http::brand_api::BrandToken`]) and for JSON that fails in the common error shape, the

@@ -2,7 +2,7 @@
 //! everything.
 //!
 //! Removing an item from sled does not erase it (DESIGN §3), so every deletion here ends by
-//! rotating the bucket keys of what it removed ([`OpenVault::shred_buckets`]): the old copies
+//! rotating the bucket keys of what it removed (`OpenVault::shred_buckets`): the old copies
 //! that stay in sled's files are then ciphertext under keys that no longer exist.
 //!
 //! Deleting everything goes further and destroys the key file and the bucket-key file (each
@@ -207,6 +207,7 @@ impl OpenVault {
             })
             .await?;
         self.forget_subscription(client_id);
+        self.announce_events();
         self.shred_buckets(places_to_buckets(&places)).await
     }
 
@@ -283,6 +284,8 @@ impl OpenVault {
             })
             .await?;
         self.token_cache.clear();
+        // Open event streams re-check their token when woken, and end.
+        self.announce_events();
         Ok(brands)
     }
 
@@ -529,11 +532,17 @@ impl Vault {
         self.inner.phase.store(Arc::new(Phase::Erasing));
         self.inner.sessions.clear();
         tracing::warn!("deleting everything, as the owner asked");
+        let started = std::time::Instant::now();
         let receipt = open.wind_down(now).await;
+        let wound_down = started.elapsed();
         drop(open);
         shred_files(&data_dir)?;
         self.inner.phase.store(Arc::new(Phase::Setup));
-        tracing::warn!("everything deleted; back in setup mode");
+        tracing::warn!(
+            wind_down_us = wound_down.as_micros() as u64,
+            total_us = started.elapsed().as_micros() as u64,
+            "everything deleted; back in setup mode"
+        );
         Ok(receipt)
     }
 }
