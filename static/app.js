@@ -23,6 +23,7 @@ import * as brandsScreen from './js/screens/brands.js';
 import * as grantsScreen from './js/screens/grants.js';
 import * as intentsScreen from './js/screens/intents.js';
 import * as consentScreen from './js/screens/consent.js';
+import * as deleteScreen from './js/screens/delete.js';
 
 const APP_NAME = 'vrm-vault';
 
@@ -30,6 +31,7 @@ const APP_NAME = 'vrm-vault';
 // it is the same passphrase form with a different title.
 const ROUTES = {
   setup: setupScreen,
+  restore: setupScreen,
   unlock: unlockScreen,
   login: unlockScreen,
   recover: unlockScreen,
@@ -41,11 +43,12 @@ const ROUTES = {
   consent: consentScreen,
   activity: activityScreen,
   settings: settingsScreen,
+  delete: deleteScreen,
 };
 
 // Screens that need a logged-in session; we come back to them after the
 // person logs in again.
-const PROTECTED = new Set(['records', 'terms', 'brands', 'grants', 'intents', 'consent', 'activity', 'settings']);
+const PROTECTED = new Set(['records', 'terms', 'brands', 'grants', 'intents', 'consent', 'activity', 'settings', 'delete']);
 
 const screenHost = document.getElementById('screen');
 const flashHost = document.getElementById('flash');
@@ -108,6 +111,24 @@ const ctx = {
     updateHeader(currentRoute());
   },
 
+  /**
+   * Everything was deleted: the vault is back in setup mode and the session
+   * is gone. The delete screen keeps showing the receipt until receiptDone().
+   */
+  vaultDeleted() {
+    endSessionLocally();
+    returnTo = null;
+    recordsScreen.forgetDrafts();
+    termsScreen.forgetDraft();
+    vault.state = 'setup';
+    updateHeader(currentRoute());
+  },
+
+  /** The person left the receipt: only setup is left. */
+  receiptDone() {
+    refreshStatus().catch(() => {});
+  },
+
   /** Re-read the vault state (e.g. after a "vault already set up" error). */
   refreshStatus,
 
@@ -134,7 +155,11 @@ function currentRouteWithQuery() {
  * state and whether we have a session.
  */
 function allowedRoute(requested) {
-  if (vault.state === 'setup' || recoveryKeyShowing) return 'setup';
+  // The vault is gone, but its final receipt must stay until the person
+  // has seen it (see ctx.vaultDeleted).
+  if (deleteScreen.receiptShowing()) return 'delete';
+  if (recoveryKeyShowing) return 'setup';
+  if (vault.state === 'setup') return requested === 'restore' ? 'restore' : 'setup';
   if (vault.state === 'sealed') {
     return requested === 'recover' ? 'recover' : 'unlock';
   }
@@ -272,6 +297,12 @@ configureApi({
     vault.state = 'sealed';
     ctx.flash(`Your vault has been locked. Unlock it to continue.${keptNote()}`, 'warning');
     ctx.navigate('unlock');
+  },
+  vaultGone() {
+    if (vault.state === 'setup') return;
+    ctx.vaultDeleted();
+    ctx.flash('This vault no longer exists: everything in it was deleted. You can set up a new one, or restore a backup.', 'warning');
+    ctx.navigate('setup');
   },
   // Every successful request restarted the server's idle timer.
   answered({ url }) {

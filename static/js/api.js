@@ -19,10 +19,12 @@ let csrfToken = null;
 let onSessionEnded = () => {};
 let onVaultSealed = () => {};
 let onAnswered = () => {};
+let onVaultGone = () => {};
 
-export function configureApi({ sessionEnded, vaultSealed, answered }) {
+export function configureApi({ sessionEnded, vaultSealed, vaultGone, answered }) {
   onSessionEnded = sessionEnded;
   onVaultSealed = vaultSealed;
+  if (vaultGone) onVaultGone = vaultGone;
   if (answered) onAnswered = answered;
 }
 
@@ -115,23 +117,125 @@ export async function api(method, url, { body, headers = {}, allow401 = false, c
     return { status: response.status, data, headers: response.headers };
   }
 
-  const code = (data && typeof data.error === 'string') ? data.error : `http_${response.status}`;
+  throw failure(response.status, data, response.headers, { allow401, checksSecret });
+}
+
+/**
+ * The error for a non-2xx answer. A 401 (unless expected) and a sealed
+ * vault also tell app.js, which moves the person to the right screen; the
+ * caller then gets Interrupted and should simply stop.
+ */
+function failure(status, data, headers, { allow401 = false, checksSecret = false } = {}) {
+  const code = (data && typeof data.error === 'string') ? data.error : `http_${status}`;
   const wrongSecret = checksSecret && code === 'invalid_credentials';
 
-  if (response.status === 401 && !allow401 && !wrongSecret) {
+  if (status === 401 && !allow401 && !wrongSecret) {
     csrfToken = null;
     onSessionEnded();
-    throw new Interrupted('session_ended');
+    return new Interrupted('session_ended');
   }
-  if (response.status === 503 && code === 'vault_sealed') {
+  if (status === 503 && code === 'vault_sealed') {
     csrfToken = null;
     onVaultSealed();
-    throw new Interrupted('vault_sealed');
+    return new Interrupted('vault_sealed');
+  }
+  // Everything was deleted (in another tab, or with the command line):
+  // there is nothing left to be logged in to.
+  if (status === 503 && code === 'setup_required' && csrfToken) {
+    csrfToken = null;
+    onVaultGone();
+    return new Interrupted('setup_required');
   }
 
   const serverMessage = (data && typeof data.message === 'string') ? data.message.trim() : '';
-  const message = friendlyMessage(response.status, code, serverMessage, response.headers);
-  throw new ApiError(response.status, code, message, data, response.headers);
+  const message = friendlyMessage(status, code, serverMessage, headers);
+  return new ApiError(status, code, message, data, headers);
+}
+
+const NO_ANSWER = 'Could not reach your vault. Check your connection and that the vault server is running, then try again.';
+
+/**
+ * Download a file the vault makes (export, backup) into memory, reporting
+ * progress as it arrives: onProgress(bytesSoFar). These answers are
+ * streamed, so their size is not known in advance. No time limit: a large
+ * vault takes as long as it takes. Resolves to { blob, filename }.
+ */
+export async function apiDownload(url, { onProgress = () => {} } = {}) {
+  let response;
+  try {
+    response = await fetch(url, { method: 'GET', credentials: 'same-origin', cache: 'no-store' });
+  } catch {
+    throw new ApiError(0, 'network', NO_ANSWER);
+  }
+  if (!response.ok) throw failure(response.status, await readJson(response), response.headers);
+
+  const parts = [];
+  let received = 0;
+  try {
+    const reader = response.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      received += value.byteLength;
+      onProgress(received);
+    }
+  } catch {
+    // The vault ends the body with an error when it fails midway, so that a
+    // cut-short file is never mistaken for a whole one.
+    throw new ApiError(0, 'broken_download', 'The download stopped before the end, so nothing was saved. Try again.');
+  }
+  onAnswered({ method: 'GET', url, headers: response.headers });
+  const type = response.headers.get('Content-Type') || 'application/octet-stream';
+  return { blob: new Blob(parts, { type }), filename: attachmentName(response.headers) };
+}
+
+/** The file name of a Content-Disposition: attachment header, or null. */
+function attachmentName(headers) {
+  const match = /filename="?([^";]+)"?/i.exec(headers.get('Content-Disposition') || '');
+  return match ? match[1] : null;
+}
+
+/**
+ * Send a form with a file (multipart/form-data), reporting upload progress:
+ * onProgress(sent, total). XMLHttpRequest, because fetch cannot tell how
+ * much of a request body has gone out. Resolves like api().
+ */
+export function apiUpload(url, formData, { onProgress = () => {}, allow401 = false } = {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', url);
+    xhr.setRequestHeader('Accept', 'application/json');
+    if (csrfToken) xhr.setRequestHeader('X-CSRF-Token', csrfToken);
+    xhr.upload.addEventListener('progress', (event) => {
+      if (event.lengthComputable) onProgress(event.loaded, event.total);
+    });
+    xhr.addEventListener('error', () => reject(new ApiError(0, 'network', NO_ANSWER)));
+    xhr.addEventListener('load', () => {
+      let data = null;
+      try { data = xhr.responseText ? JSON.parse(xhr.responseText) : null; } catch { data = null; }
+      const headers = new Headers();
+      const retry = xhr.getResponseHeader('Retry-After');
+      if (retry) headers.set('Retry-After', retry);
+      if (xhr.status >= 200 && xhr.status < 300) resolve({ status: xhr.status, data, headers });
+      else reject(failure(xhr.status, data, headers, { allow401 }));
+    });
+    xhr.send(formData);
+  });
+}
+
+/** Let the browser save data made in the page (a Blob) as a file. */
+export function saveBlob(blob, filename) {
+  const href = URL.createObjectURL(blob);
+  const link = document.createElement('a');
+  link.href = href;
+  link.download = filename;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  // The browser has taken the data once the click was handled.
+  window.setTimeout(() => URL.revokeObjectURL(href), 60_000);
 }
 
 async function readJson(response) {

@@ -32,6 +32,9 @@ const MESSAGES = {
   method_not_allowed: 'The vault could not understand this request. Reload the page and try again.',
   invalid_invitation: invitationProblem,
   no_agreement: 'This brand has not accepted your current terms, so nothing can be shared with it.',
+  invalid_backup: 'This file is not a vrm-vault backup, or it was cut short or changed.',
+  confirmation_required: 'Type “delete everything” exactly to confirm.',
+  vault_erasing: 'Your vault is being deleted. Wait a moment.',
 };
 
 /**

@@ -304,18 +304,20 @@ test('terms: refuse, check, publish version 2; brands: invite, register, suspend
       assert.ok(token.status >= 400, `no token once the agreement is terminated (got ${token.status}: ${JSON.stringify(token.data)})`);
     });
 
-    await step(t, page, 'remove the brand after confirming: its credentials stop working', async () => {
+    await step(t, page, 'remove the brand after confirming: its credentials stop working, its agreement is gone', async () => {
       const card = page.locator('li.brand-card', { hasText: BRAND_NAME });
       await card.getByRole('button', { name: `Remove ${BRAND_NAME}` }).click();
-      await expectText(card.locator('.confirm'), `Remove ${BRAND_NAME}?`);
+      await expectText(card.locator('.confirm'), `Remove ${BRAND_NAME} and delete everything about it?`);
       await card.getByRole('button', { name: 'Cancel' }).click();
       assert.equal(await card.locator('.confirm').count(), 0, 'Cancel closes the question');
       await card.getByRole('button', { name: `Remove ${BRAND_NAME}` }).click();
       await shot(page, '11-brands-remove-confirm');
-      await card.getByRole('button', { name: 'Yes, remove' }).click();
+      await card.getByRole('button', { name: 'Yes, remove and delete' }).click();
       await expectText(page.locator('.notice-slot .message-success'), `Removed ${BRAND_NAME}.`);
       await expectText(page.locator('.cards-host p.hint'), 'No brand has registered yet.');
       assert.equal(await page.locator('li.brand-card').count(), 0, 'the brand is gone');
+      await expectText(page.locator('.cards-host p.hint'), 'No brand has accepted your terms yet.');
+      assert.equal(await page.locator('li.agreement').count(), 0, 'and so is its agreement, receipt and all');
       const token = await requestToken(server.url, client);
       assert.equal(token.status, 401, `a removed brand's credentials are refused (got ${token.status}: ${JSON.stringify(token.data)})`);
       assert.equal(token.data && token.data.error, 'invalid_client');

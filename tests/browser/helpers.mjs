@@ -18,7 +18,8 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -130,9 +131,13 @@ function slug(text) {
 
 // --- Server ----------------------------------------------------------------
 
-/** Start vrm-vault on 127.0.0.1:0; resolves once it printed its address. */
-export function startServer(dataDir) {
-  const child = spawn(SERVER_BIN, ['serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0'], {
+/**
+ * Start vrm-vault on 127.0.0.1:0 (or `listen`, to come back on the address
+ * of a server stopped before, as a restart does); resolves once it printed
+ * its address.
+ */
+export function startServer(dataDir, { listen = '127.0.0.1:0' } = {}) {
+  const child = spawn(SERVER_BIN, ['serve', '--data-dir', dataDir, '--listen', listen], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1' },
   });
@@ -205,6 +210,30 @@ export function freshDataDir() {
   const dir = mkdtempSync(path.join(tmpdir(), 'vrm-vault-browser-'));
   tempDirs.push(dir);
   return path.join(dir, 'data');
+}
+
+/**
+ * What keeps Chromium from offering to install the app at `url`
+ * (Page.getInstallabilityErrors; [] when it is installable). A profile on
+ * disk of its own: in the tests' usual incognito contexts Chromium never
+ * offers to install anything.
+ */
+export async function installabilityErrors(url) {
+  const profile = mkdtempSync(path.join(tmpdir(), 'vrm-vault-profile-'));
+  tempDirs.push(profile);
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, timeout: 30_000,
+  });
+  try {
+    const page = await context.newPage();
+    await page.goto(url);
+    await page.locator('#screen h1').waitFor();
+    const cdp = await context.newCDPSession(page);
+    const { installabilityErrors: errors } = await cdp.send('Page.getInstallabilityErrors');
+    return errors.map((e) => e.errorId);
+  } finally {
+    await context.close().catch(() => {});
+  }
 }
 
 // --- Page watching -----------------------------------------------------------
@@ -305,6 +334,36 @@ export async function assertNoHorizontalOverflow(page, where) {
     result.scrollWidth <= result.clientWidth,
     `horizontal overflow on ${where}: scrollWidth ${result.scrollWidth} > clientWidth ${result.clientWidth}; too wide: ${result.wide.join(', ')}`,
   );
+}
+
+// --- Accessibility ---------------------------------------------------------------
+
+const AXE_PATH = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+let axeSource = null;
+
+/**
+ * Run axe-core in the page and fail on any serious or critical violation;
+ * returns the minor and moderate ones, to report. axe is put into the page
+ * with page.evaluate (DevTools' Runtime.evaluate), which the page's Content
+ * Security Policy does not govern: page.addScriptTag adds an inline
+ * <script>, which `script-src 'self'` rightly blocks. So the a11y checks run
+ * with the real CSP on, and its violation detector stays meaningful.
+ */
+export async function checkAccessibility(page, where) {
+  if (!axeSource) axeSource = readFileSync(AXE_PATH, 'utf8');
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(axeSource);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'] });
+    return result.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      nodes: v.nodes.slice(0, 4).map((n) => `${n.target.join(' ')}: ${n.failureSummary.replace(/\s+/g, ' ')}`),
+    }));
+  });
+  const serious = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(serious, [], `axe found serious or critical accessibility problems on ${where}`);
+  return violations;
 }
 
 /** The value next to a label in a list of facts (<dt>label</dt><dd>value</dd>). */

@@ -1,5 +1,6 @@
 // Activity: the vault's tamper-evident log, newest first, with a check that
-// the chain of hashes is intact.
+// the chain of hashes is intact, and a filter over the entries loaded so far
+// (by who acted, and by words), applied here in the page.
 
 import { api, ApiError, Interrupted } from '../api.js';
 import { el, messageBox, focusElement, announce, setBusy, timeEl } from '../dom.js';
@@ -52,7 +53,24 @@ const ACTION_LABELS = {
   'delivery.succeeded': 'News about a wish reached a brand’s webhook',
   'delivery.failed': 'News about a wish could not reach a brand’s webhook',
   'refresh_token.replayed': 'A brand’s used refresh token was sent again; its grant was stopped',
+  'agreement.reaccepted': 'A brand accepted your terms again',
+  'terms.republished_unchanged': 'Published the same terms again',
+  'recovery_key.regenerated': 'Made a new recovery key',
+  'vault.exported': 'Exported all your data',
+  'vault.backed_up': 'Made a backup',
+  'vault.restored': 'Restored the vault from a backup',
+  'vault.erasing': 'Started deleting everything',
+  'intent.erased': 'Deleted a wish for good',
+  'brand.erased': 'Removed a brand and deleted everything about it',
 };
+
+// The filter's choices: which actors each one shows.
+const WHO = [
+  { value: 'all', label: 'Everyone' },
+  { value: 'owner', label: 'You' },
+  { value: 'brand', label: 'Brands' },
+  { value: 'system', label: 'The vault itself' },
+];
 
 const ACTOR_LABELS = { owner: 'You', system: 'The vault', brand: 'A brand' };
 
@@ -66,7 +84,9 @@ export function render(container) {
     moreHost: el('div', { class: 'more' }),
     nextBefore: null,
     count: 0,
+    filterStatus: el('p', { class: 'hint filter-status', role: 'status' }),
   };
+  const filter = filterForm(view);
   view.listHost.append(el('p', { class: 'loading' }, 'Loading activity…'));
 
   container.append(
@@ -74,6 +94,8 @@ export function render(container) {
     el('p', { class: 'lead' }, 'Everything that happens in your vault is written to a log. Each entry is chained to the one before it, so changes to the log can be detected.'),
     view.verifyHost,
     el('h2', {}, 'Recent activity'),
+    filter,
+    view.filterStatus,
     view.listHost,
     view.moreHost,
   );
@@ -123,6 +145,47 @@ async function verify(view) {
   announce(spoken, { assertive: !box.classList.contains('message-success') });
 }
 
+// --- Filter ------------------------------------------------------------
+
+function filterForm(view) {
+  const who = el('select', { id: 'activity-who', name: 'who' },
+    WHO.map((w) => el('option', { value: w.value }, w.label)));
+  const words = el('input', { type: 'search', id: 'activity-words', name: 'words', autocomplete: 'off', spellcheck: 'false', 'aria-describedby': 'activity-words-hint' });
+  view.filter = { who, words };
+  const changed = () => applyFilter(view, { speak: true });
+  who.addEventListener('change', changed);
+  words.addEventListener('input', changed);
+  // Nothing to send: the filter works on what is already on the page.
+  return el('form', { class: 'activity-filter', role: 'search', 'aria-label': 'Filter the activity', onsubmit: (e) => e.preventDefault() },
+    el('div', { class: 'field' }, el('label', { for: 'activity-who' }, 'Who did it'), who),
+    el('div', { class: 'field' }, el('label', { for: 'activity-words' }, 'Containing the words'),
+      el('p', { class: 'hint', id: 'activity-words-hint' }, 'For example “read”, “contact.email” or a brand’s name.'), words),
+  );
+}
+
+/** Hide the entries the filter leaves out, and say how many are shown. */
+function applyFilter(view, { speak = false } = {}) {
+  if (!view.filter) return;
+  const who = view.filter.who.value;
+  const words = view.filter.words.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+  let shown = 0;
+  for (const item of view.list.children) {
+    const match = (who === 'all' || item.dataset.actor === who)
+      && words.every((w) => item.dataset.search.includes(w));
+    item.hidden = !match;
+    if (match) shown += 1;
+  }
+  const filtering = who !== 'all' || words.length > 0;
+  let text = '';
+  if (filtering) {
+    text = shown
+      ? `Showing ${shown} of the ${view.count} entries loaded.`
+      : `None of the ${view.count} entries loaded matches.${view.nextBefore !== null && view.nextBefore !== undefined ? ' Load older entries to look further back.' : ''}`;
+  }
+  view.filterStatus.textContent = text;
+  if (speak && text) announce(text);
+}
+
 // --- Entries ------------------------------------------------------------
 
 async function loadPage(view, before) {
@@ -146,6 +209,7 @@ async function loadPage(view, before) {
     const items = entries.map(entryItem);
     view.list.append(...items);
     view.count += entries.length;
+    applyFilter(view);
     renderMore(view);
 
     if (!firstPage) {
@@ -212,7 +276,10 @@ function entryItem(entry) {
     ),
   );
 
-  return el('li', { class: 'entry' },
+  // What the filter's words are looked for in.
+  const search = [action, actor, entry.action, entry.target, entry.detail ? JSON.stringify(entry.detail) : '']
+    .join(' ').toLowerCase();
+  return el('li', { class: 'entry', 'data-actor': String(entry.actor || ''), 'data-search': search },
     el('p', { class: 'entry-what' },
       el('strong', {}, action),
       entry.target ? [' ', el('code', {}, entry.target)] : null),

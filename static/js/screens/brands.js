@@ -61,7 +61,7 @@ export function render(container) {
 
     el('section', { 'aria-labelledby': 'brands-heading' },
       view.brandsHeading,
-      el('p', {}, 'Suspending a brand stops its access until you resume it. Removing a brand ends its agreement, stops its access at once and deletes its registration; to come back it needs a new invitation.'),
+      el('p', {}, 'Suspending a brand stops its access until you resume it. Removing a brand deletes your whole relationship with it, for real: its registration, its agreements and their receipts, what you shared with it and its offers. To come back it needs a new invitation.'),
       view.brandsNotice,
       view.brandsHost,
     ),
@@ -345,9 +345,9 @@ function brandItem(view, brand) {
   remove.addEventListener('click', () => {
     view.brandsNotice.replaceChildren();
     confirmInline(item, {
-      question: `Remove ${name}?`,
-      explanation: 'Its agreement ends, its access stops at once and its registration is deleted. This cannot be undone: to come back it needs a new invitation.',
-      yesLabel: 'Yes, remove',
+      question: `Remove ${name} and delete everything about it?`,
+      explanation: 'Its access stops at once, and your whole relationship with it is deleted for real: its registration, its agreements with their signed receipts, every grant, its subscription, its offers and the news waiting for it. What it already received from you stays with it. Your activity log keeps a line saying it was removed. This cannot be undone: to come back it needs a new invitation. To keep the signed receipts, download an export in Settings first.',
+      yesLabel: 'Yes, remove and delete',
       onYes: (controls) => removeBrand(view, brand, controls),
     });
   });
@@ -401,10 +401,12 @@ async function removeBrand(view, brand, { yes, error }) {
   const name = brandName(brand);
   setBusy(yes, true, 'Removing…');
   try {
-    await api('DELETE', `/api/v1/brands/${encodeURIComponent(brand.client_id)}`);
+    // The whole relationship, receipts included (DELETE only ends the
+    // agreement and keeps its receipt).
+    await api('POST', `/api/v1/brands/${encodeURIComponent(brand.client_id)}/erase`);
     if (!view.container.isConnected) return;
     await Promise.all([loadBrands(view), loadAgreements(view)]);
-    showNotice(view.brandsNotice, `Removed ${name}. Its access has stopped and its registration is deleted.`);
+    showNotice(view.brandsNotice, `Removed ${name}. Its access has stopped and everything about it is deleted.`);
     focusElement(view.brandsHeading);
   } catch (err) {
     if (err instanceof Interrupted || !view.container.isConnected) return;

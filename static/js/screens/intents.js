@@ -861,6 +861,7 @@ function intentItem(view, intent) {
   const withdraw = isOpen
     ? el('button', { type: 'button', class: 'button small danger-outline', 'data-action': 'withdraw' }, 'Withdraw', srOnly(` “${text}”`))
     : null;
+  const erase = el('button', { type: 'button', class: 'button small danger-outline', 'data-action': 'erase' }, 'Delete for good', srOnly(` “${text}”`));
   const panel = el('div', { class: 'offers-panel', id: offersId, hidden: true });
   const disclosed = Array.isArray(intent.disclose) ? intent.disclose : [];
   const recipients = Number(intent.recipients_count) || 0;
@@ -888,7 +889,7 @@ function intentItem(view, intent) {
     ),
     recipients ? null : el('p', { class: 'hint' }, 'No brand that accepted terms allowing wishes asked for this kind of wish when you made it, so nobody heard it.'),
     el('div', { class: 'notice-slot' }),
-    el('div', { class: 'card-actions' }, toggle, withdraw),
+    el('div', { class: 'card-actions' }, toggle, withdraw, erase),
     el('div', { class: 'confirm-slot' }),
     panel,
   );
@@ -915,7 +916,35 @@ function intentItem(view, intent) {
       });
     });
   }
+  erase.addEventListener('click', () => {
+    confirmInline(item, {
+      question: `Delete your wish “${text}” for good?`,
+      explanation: `The wish and ${isOpen ? 'any offers' : 'the offers'} for it are deleted from your vault for real, and brands that have not fetched it yet never will. Brands that already received it keep what they got${isOpen ? ', and are not told: withdraw it first if they should be' : ''}. Data you shared by accepting an offer stays shared until you revoke it under Sharing. Your activity log keeps a line saying a wish was deleted, without its text. This cannot be undone.`,
+      yesLabel: 'Yes, delete for good',
+      onYes: (controls) => eraseIntent(view, intent, controls),
+    });
+  });
   return item;
+}
+
+async function eraseIntent(view, intent, { yes, error }) {
+  setBusy(yes, true, 'Deleting…');
+  try {
+    await api('POST', `/api/v1/intents/${encodeURIComponent(intent.id)}/erase`);
+    if (!view.container.isConnected) return;
+    view.open.delete(intent.id);
+    await loadIntents(view);
+    const box = showNotice(view.listNotice, `Deleted your wish “${String(intent.text || '')}” and its offers for good.`);
+    focusElement(box);
+  } catch (err) {
+    if (err instanceof Interrupted || !view.container.isConnected) return;
+    setBusy(yes, false);
+    const message = err instanceof ApiError && err.status === 404
+      ? 'Not deleted: this wish is no longer in your vault. Reload the page.'
+      : `Not deleted: ${errorText(err)}`;
+    error.show(message);
+    announce(message, { assertive: true });
+  }
 }
 
 async function withdrawIntent(view, intent, { yes, error }) {
