@@ -233,16 +233,51 @@ pub struct RestoreResponse {
               (status = 401, body = ErrorBody), (status = 409, body = ErrorBody),
               (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[instrument(skip_all)]
-pub async fn restore(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, AppError> {
+pub async fn restore(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     if state.vault.phase_name() != "setup" {
-        return Err(AppError::Conflict(
+        // Refused before the upload is read: read (a bounded part of) it anyway, so the client,
+        // still sending, sees the answer rather than a reset connection.
+        drain(body, REFUSAL_DRAIN_BYTES).await;
+        return closing(AppError::Conflict(
             "a vault already exists: a backup is restored into an empty vault (delete everything first)",
         ));
     }
+    match restore_upload(&state, &headers, body).await {
+        Ok(response) => response,
+        Err(e) => closing(e),
+    }
+}
+
+/// How much of a refused upload is read before answering.
+const REFUSAL_DRAIN_BYTES: usize = 8 << 20;
+
+/// Reads and drops up to `limit` bytes of a body.
+async fn drain(body: Body, limit: usize) {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut read = 0;
+    while read < limit {
+        match stream.next().await {
+            Some(Ok(chunk)) => read += chunk.len(),
+            _ => break,
+        }
+    }
+}
+
+/// An error answer that also closes the connection: whatever is left of the upload is not read.
+fn closing(error: AppError) -> Response {
+    let mut response = error.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+async fn restore_upload(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, AppError> {
     let boundary = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -258,13 +293,13 @@ pub async fn restore(
     };
     let _ = tokio::fs::remove_file(&upload).await;
     let (summary, session) = outcome?;
-    let body = axum::Json(RestoreResponse {
+    let body = Json(RestoreResponse {
         backup: summary,
         token: session.token.expose().to_owned(),
         csrf_token: session.info.csrf_token.clone(),
         expires_at: session.info.expires_at,
     });
-    Ok(with_cookie(&state, &session, body))
+    Ok(with_cookie(state, &session, body))
 }
 
 /// Reads the restore form: the backup goes to `upload`, the credential is returned.

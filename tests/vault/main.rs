@@ -15,6 +15,7 @@ mod intent_support;
 mod intents;
 mod lifecycle;
 mod oauth;
+mod portability;
 mod records;
 mod support;
 mod terms;

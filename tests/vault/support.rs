@@ -27,13 +27,35 @@ impl TestApp {
         Self::spawn(data_dir, &[], Stdio::from(file), "info")
     }
 
+    /// Starts the server with extra environment variables (such as `VRM_FAILPOINT`).
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> TestApp {
+        Self::spawn_with_env(data_dir, extra, env, Stdio::inherit(), "warn")
+    }
+
+    /// Starts the server with extra arguments and its log (at info level) written to `log`.
+    pub fn start_with_logging_to(data_dir: &Path, extra: &[&str], log: &Path) -> TestApp {
+        let file = std::fs::File::create(log).unwrap();
+        Self::spawn_with_env(data_dir, extra, &[], Stdio::from(file), "info")
+    }
+
     fn spawn(data_dir: &Path, extra: &[&str], stderr: Stdio, level: &str) -> TestApp {
+        Self::spawn_with_env(data_dir, extra, &[], stderr, level)
+    }
+
+    fn spawn_with_env(
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        stderr: Stdio,
+        level: &str,
+    ) -> TestApp {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .args(["--log-format", "json"])
             .env("VRM_LOG", level)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -228,4 +250,67 @@ pub fn serve_refuses(data_dir: &Path) -> String {
     ]);
     assert!(!ok, "the server started: {err}");
     err
+}
+
+/// The byte strings that would betray `secret` in a file: raw, hex (both cases), and base64
+/// (standard and URL-safe) at each of the three alignments it can have inside a longer encoded
+/// string. The same scheme as `at_rest`'s scanner, over bytes so that key material can be
+/// searched for too.
+pub fn encodings_of(secret: &[u8]) -> Vec<Vec<u8>> {
+    use base64::Engine;
+    let hex = |upper: bool| -> Vec<u8> {
+        secret
+            .iter()
+            .map(|b| {
+                if upper {
+                    format!("{b:02X}")
+                } else {
+                    format!("{b:02x}")
+                }
+            })
+            .collect::<String>()
+            .into_bytes()
+    };
+    let mut out = vec![secret.to_vec(), hex(false), hex(true)];
+    for engine in [
+        &base64::engine::general_purpose::STANDARD_NO_PAD,
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ] {
+        for shift in 0..3 {
+            let mut shifted = vec![b'_'; shift];
+            shifted.extend_from_slice(secret);
+            let encoded = engine.encode(&shifted);
+            // Drop the characters that depend on the bytes around the secret.
+            let start = (shift * 4).div_ceil(3) + 1;
+            let end = encoded.len().saturating_sub(2);
+            if start < end {
+                out.push(encoded.as_bytes()[start..end].to_vec());
+            }
+        }
+    }
+    out
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every place one of `secrets` (named by their label) turns up in `files`, in any of its
+/// [`encodings_of`]: `"label in path"` lines.
+pub fn residue(files: &[PathBuf], secrets: &[(String, Vec<u8>)]) -> Vec<String> {
+    let needles: Vec<(&str, Vec<Vec<u8>>)> = secrets
+        .iter()
+        .map(|(label, bytes)| (label.as_str(), encodings_of(bytes)))
+        .collect();
+    let mut found = vec![];
+    for file in files {
+        let bytes = std::fs::read(file).unwrap();
+        for (label, encodings) in &needles {
+            if encodings.iter().any(|n| contains_bytes(&bytes, n)) {
+                found.push(format!("{label} in {}", file.display()));
+            }
+        }
+    }
+    found
 }
