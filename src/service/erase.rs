@@ -233,20 +233,29 @@ impl OpenVault {
         receipt
     }
 
-    fn object_counts(&self) -> BTreeMap<&'static str, usize> {
-        [
-            ("records", Tree::Records),
+    /// What the receipt says was deleted. Records and audit entries are counted by counters the
+    /// vault keeps (their number is unbounded); the rest are person-sized and counted directly.
+    fn object_counts(&self) -> BTreeMap<&'static str, u64> {
+        let mut counts: BTreeMap<&'static str, u64> = [
             ("terms_versions", Tree::Terms),
             ("brands", Tree::Brands),
             ("agreements", Tree::Agreements),
             ("grants", Tree::Grants),
             ("intents", Tree::Intents),
             ("offers", Tree::Offers),
-            ("audit_entries", Tree::Audit),
         ]
         .into_iter()
-        .map(|(name, tree)| (name, self.store.raw_keys(tree).map_or(0, |k| k.len())))
-        .collect()
+        .map(|(name, tree)| (name, self.store.raw_keys(tree).map_or(0, |k| k.len() as u64)))
+        .collect();
+        counts.insert(
+            "records",
+            super::records::record_count(&self.store).unwrap_or_default(),
+        );
+        counts.insert(
+            "audit_entries",
+            super::audit::load_head(&self.store).map_or(0, |h| h.seq),
+        );
+        counts
     }
 
     /// Revokes every grant, refresh token and access token, suspends every brand, and returns
@@ -425,7 +434,7 @@ impl OpenVault {
     fn sign_erasure_receipt(
         &self,
         requested_at: time::OffsetDateTime,
-        deleted: BTreeMap<&'static str, usize>,
+        deleted: BTreeMap<&'static str, u64>,
         brands: Vec<BrandTold>,
         problems: Vec<String>,
     ) -> ErasureReceipt {
@@ -535,8 +544,10 @@ impl Vault {
         let started = std::time::Instant::now();
         let receipt = open.wind_down(now).await;
         let wound_down = started.elapsed();
-        drop(open);
         shred_files(&data_dir)?;
+        // Closing sled (it flushes its caches, now into files that no longer exist) is left to a
+        // background thread: nothing waits for it.
+        tokio::task::spawn_blocking(move || drop(open));
         self.inner.phase.store(Arc::new(Phase::Setup));
         tracing::warn!(
             wind_down_us = wound_down.as_micros() as u64,

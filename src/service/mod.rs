@@ -659,6 +659,7 @@ impl OpenVault {
         tokens::prune_jtis(&store, now.unix_timestamp())?;
         let current_terms = terms::load_current(&store)?.map(Arc::new);
         let subscription_index = intents::load_index(&store)?;
+        records::ensure_record_count(&store)?;
         let writer = Writer::spawn(store.clone())?;
         Ok(Arc::new(OpenVault {
             keyfile: Mutex::new(keyfile),

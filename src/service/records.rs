@@ -6,7 +6,7 @@
 use crate::domain::audit::Event;
 use crate::domain::records::{Category, Precondition, Record, RecordPath, validate_value};
 use crate::error::AppError;
-use crate::store::{Tree, Tx};
+use crate::store::{Store, Tree, Tx};
 
 use super::OpenVault;
 
@@ -68,10 +68,55 @@ pub(crate) fn stage_record(
         updated_at: now,
     };
     tx.insert(Tree::Records, key, &encode(&record)?)?;
+    if current.is_none() {
+        adjust_record_count(tx, 1)?;
+    }
     Ok(Written {
         created: current.is_none(),
         record,
     })
+}
+
+/// The `Meta` entry that counts records, so that knowing how many there are (for the erasure
+/// receipt) costs the same however large the vault is.
+const META_RECORD_COUNT: &[u8] = b"record_count";
+
+fn adjust_record_count(tx: &mut Tx<'_>, delta: i64) -> Result<(), AppError> {
+    let count = parse_count(tx.get(Tree::Meta, META_RECORD_COUNT)?.as_deref())?;
+    let count = count.saturating_add_signed(delta);
+    tx.insert(Tree::Meta, META_RECORD_COUNT, count.to_string().as_bytes())?;
+    Ok(())
+}
+
+fn parse_count(bytes: Option<&[u8]>) -> Result<u64, AppError> {
+    match bytes {
+        None => Ok(0),
+        Some(bytes) => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| AppError::Internal("the record count is damaged".into())),
+    }
+}
+
+/// How many records the store holds.
+pub(crate) fn record_count(store: &Store) -> Result<u64, AppError> {
+    parse_count(store.get(Tree::Meta, META_RECORD_COUNT)?.as_deref())
+}
+
+/// Counts the records of a vault made before the count was kept (once, at start-up).
+pub(crate) fn ensure_record_count(store: &Store) -> Result<(), AppError> {
+    if store.get(Tree::Meta, META_RECORD_COUNT)?.is_some() {
+        return Ok(());
+    }
+    let count = store.raw_keys(Tree::Records)?.len();
+    store
+        .transact_offline(|tx| {
+            tx.insert(Tree::Meta, META_RECORD_COUNT, count.to_string().as_bytes())
+        })
+        .map_err(|e| match e {
+            crate::store::TxError::Abort(e) | crate::store::TxError::Store(e) => AppError::from(e),
+        })?;
+    Ok(())
 }
 
 impl OpenVault {
@@ -158,6 +203,7 @@ impl OpenVault {
                 return Err(AppError::PreconditionFailed);
             }
             tx.remove(Tree::Records, &key)?;
+            adjust_record_count(tx, -1)?;
             Ok(((), Event::owner("record.deleted", Some(record.path))))
         })
         .await?;

@@ -198,15 +198,15 @@ fn strip_ansi(text: &str) -> String {
     out
 }
 
-/// The deletion's own duration, from the server's log line (`total_us=...`).
-fn logged_deletion_us(server: &Server) -> Option<u64> {
+/// A duration the server logged on its deletion line (`total_us=...`, `wind_down_us=...`).
+fn logged_deletion_us(server: &Server, field: &str) -> Option<u64> {
     let log = std::fs::read_to_string(&server.log).ok()?;
     let line = log
         .lines()
         .rev()
         .find(|l| l.contains("everything deleted"))?;
     let line = strip_ansi(line);
-    let (_, rest) = line.split_once("total_us=")?;
+    let (_, rest) = line.split_once(&format!("{field}="))?;
     rest.chars()
         .take_while(char::is_ascii_digit)
         .collect::<String>()
@@ -222,6 +222,8 @@ struct SizeResult {
     backup: Streamed,
     delete_request_ms: f64,
     delete_logged_us: u64,
+    /// Of which revoking, telling brands and signing the receipt (the rest destroys files).
+    wind_down_us: u64,
 }
 
 async fn run_size(records: u64) -> SizeResult {
@@ -269,7 +271,9 @@ async fn run_size(records: u64) -> SizeResult {
     assert_eq!(receipt["receipt"]["deleted"]["records"], records);
     // Give the log line a moment to reach the file.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let delete_logged_us = logged_deletion_us(&server).expect("the deletion's log line");
+    let delete_logged_us =
+        logged_deletion_us(&server, "total_us").expect("the deletion's log line");
+    let wind_down_us = logged_deletion_us(&server, "wind_down_us").unwrap_or_default();
     SizeResult {
         records,
         fill_seconds,
@@ -283,6 +287,7 @@ async fn run_size(records: u64) -> SizeResult {
         },
         delete_request_ms,
         delete_logged_us,
+        wind_down_us,
         export_again: Streamed {
             body: Vec::new(),
             ..export_again
@@ -338,8 +343,10 @@ fn main() {
                 r.export.rss_before, r.export.peak, r.backup.rss_before, r.backup.peak
             ),
             format!(
-                "{:.1} ({:.0} req)",
+                "{:.1} ({:.1} + {:.1}; {:.0} req)",
                 r.delete_logged_us as f64 / 1000.0,
+                r.wind_down_us as f64 / 1000.0,
+                (r.delete_logged_us - r.wind_down_us) as f64 / 1000.0,
                 r.delete_request_ms
             ),
         );
