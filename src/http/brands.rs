@@ -3,6 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 use tracing::instrument;
@@ -382,6 +383,38 @@ pub async fn list_agreements(
         .map(|a| AgreementView::new(a, &current))
         .collect();
     Ok(Json(AgreementList { agreements }))
+}
+
+/// An agreement's signed receipt, byte for byte as the brand gets it from
+/// `GET /brand/v1/agreements/{id}`: the RFC 8785 JSON of the receipt and a detached ES256 JWS.
+#[utoipa::path(get, path = "/api/v1/agreements/{id}/receipt", tag = "brands", params(("id" = String, Path)),
+    responses((status = 200, description = "The receipt (application/json)", content_type = "application/json"),
+              (status = 404, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+pub async fn agreement_receipt(
+    State(state): State<AppState>,
+    _session: OwnerSession,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, AppError> {
+    let agreement = state.vault.open()?.agreement(&id)?;
+    let name = format!(
+        "attachment; filename=\"agreement-{}.json\"",
+        agreement.id.replace(
+            |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_',
+            ""
+        )
+    );
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/json".to_owned(),
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, name),
+        ],
+        agreement.receipt,
+    )
+        .into_response())
 }
 
 /// Ends an agreement: the brand's tokens stop working and its receipt records the termination.

@@ -183,6 +183,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(brands::resume_brand))
         .routes(routes!(brands::list_agreements))
         .routes(routes!(brands::terminate_agreement))
+        .routes(routes!(brands::agreement_receipt))
         .routes(routes!(brands::rotate_signing_key))
         .routes(routes!(oauth::metadata))
         .routes(routes!(oauth::jwks))

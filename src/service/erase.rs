@@ -245,7 +245,12 @@ impl OpenVault {
             ("offers", Tree::Offers),
         ]
         .into_iter()
-        .map(|(name, tree)| (name, self.store.raw_keys(tree).map_or(0, |k| k.len() as u64)))
+        .map(|(name, tree)| {
+            (
+                name,
+                self.store.raw_keys(tree).map_or(0, |k| k.len() as u64),
+            )
+        })
         .collect();
         counts.insert(
             "records",

@@ -747,10 +747,25 @@ async fn the_export_holds_every_kind_of_object_and_validates_against_its_schema(
             .await
             .unwrap();
         assert_eq!(served.status(), 200);
+        let served = served.text().await.unwrap();
         assert_eq!(
             agreement[0]["receipt"].as_str().unwrap(),
-            served.text().await.unwrap(),
+            served,
             "the exported receipt is not the served one"
+        );
+        // The owner downloads the same bytes from the Brands screen.
+        let owned = app
+            .client
+            .get(app.url(&format!("/api/v1/agreements/{id}/receipt")))
+            .bearer_auth(owner)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(owned.status(), 200);
+        assert_eq!(
+            owned.text().await.unwrap(),
+            served,
+            "the owner's receipt differs"
         );
     }
 

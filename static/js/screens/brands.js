@@ -440,7 +440,11 @@ function agreementItem(view, agreement) {
       agreement.ended_at ? el('span', {}, 'Ended ', timeEl(agreement.ended_at)) : null),
     el('p', { class: 'version-hash' }, el('span', { class: 'visually-hidden' }, 'Fingerprint of the terms: '),
       el('code', { class: 'hash' }, String(agreement.terms_hash || ''))),
-    el('div', { class: 'card-actions' }, terminate),
+    el('div', { class: 'card-actions' },
+      // A same-origin link: the browser sends the session cookie and saves the exact bytes.
+      el('a', { class: 'button small', href: `/api/v1/agreements/${encodeURIComponent(agreement.id)}/receipt`, download: '' },
+        'Download the signed receipt', srOnly(` of ${name}`)),
+      terminate),
     el('div', { class: 'confirm-slot' }),
   );
   if (terminate) {
