@@ -21,7 +21,6 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{OpenVault, Phase, Vault, index_key, io_error};
-use crate::crypto::keyfile::KeyFileError;
 use crate::domain::audit::Event;
 use crate::domain::brands::{Brand, BrandStatus};
 use crate::error::AppError;
@@ -515,22 +514,9 @@ impl Vault {
             ));
         }
         let now = self.now();
-        self.check_throttle(from, now)?;
         let open = self.open()?;
-        let keyfile = open.keyfile()?;
-        let checked = self
-            .with_kdf(move || {
-                keyfile
-                    .unlock_with_passphrase(passphrase.expose())
-                    .map(|_| ())
-            })
+        self.with_passphrase(passphrase, from, |_, _| Ok(()))
             .await?;
-        if let Err(e) = checked {
-            if matches!(e, KeyFileError::WrongSecret) {
-                self.record_failure(from);
-            }
-            return Err(e.into());
-        }
         let _guard = self.inner.lifecycle.lock().await;
         match &**self.inner.phase.load() {
             Phase::Unsealed(current) if Arc::ptr_eq(current, &open) => {}

@@ -321,6 +321,18 @@ impl Vault {
         let (keyfile, master, recovery) = self
             .with_kdf(move || create_vault(&settings, &passphrase, now))
             .await??;
+        let session = self.install(keyfile, master, now)?;
+        tracing::info!("vault created");
+        Ok((Secret::new(recovery.display().as_str()), session))
+    }
+
+    /// Opens a vault just created or restored, makes it the one served, and logs the owner in.
+    fn install(
+        &self,
+        keyfile: KeyFile,
+        master: MasterKey,
+        now: OffsetDateTime,
+    ) -> Result<NewSession, AppError> {
         let open = OpenVault::open(
             &self.inner.settings,
             keyfile,
@@ -329,9 +341,7 @@ impl Vault {
         )?;
         open.start_delivery()?;
         self.inner.phase.store(Arc::new(Phase::Unsealed(open)));
-        tracing::info!("vault created");
-        let session = self.inner.sessions.create(now)?;
-        Ok((Secret::new(recovery.display().as_str()), session))
+        self.inner.sessions.create(now)
     }
 
     /// Restores a backup (setup mode only), unseals the restored vault and logs the owner in.
@@ -349,16 +359,8 @@ impl Vault {
         let (keyfile, master, summary) = self
             .with_kdf(move || backup::restore(&settings, &backup, credential, now))
             .await??;
-        let open = OpenVault::open(
-            &self.inner.settings,
-            keyfile,
-            master,
-            self.inner.clock.clone(),
-        )?;
-        open.start_delivery()?;
-        self.inner.phase.store(Arc::new(Phase::Unsealed(open)));
+        let session = self.install(keyfile, master, now)?;
         tracing::info!(entries = summary.entries, "vault restored from a backup");
-        let session = self.inner.sessions.create(now)?;
         Ok((summary, session))
     }
 
@@ -533,32 +535,16 @@ impl Vault {
         from: IpAddr,
     ) -> Result<(), AppError> {
         validate_new_passphrase(&new)?;
-        let now = self.now();
-        self.check_throttle(from, now)?;
-        let open = self.open()?;
-        let keyfile = open.keyfile()?;
         let kdf = self.inner.settings.kdf;
-        let result = self
-            .with_kdf(move || -> Result<KeyFile, KeyFileError> {
-                let master = keyfile.unlock_with_passphrase(current.expose())?;
-                let mut updated = keyfile;
-                updated.set_passphrase(&master, new.expose(), kdf)?;
-                Ok(updated)
+        let updated = self
+            .with_passphrase(current, from, move |mut keyfile, master| {
+                keyfile.set_passphrase(&master, new.expose(), kdf)?;
+                Ok(keyfile)
             })
             .await?;
-        match result {
-            Ok(updated) => {
-                open.replace_keyfile(updated, Event::owner("passphrase.changed", None))
-                    .await
-            }
-            Err(e) => {
-                let error = AppError::from(e);
-                if matches!(error, AppError::InvalidCredentials) {
-                    self.record_failure(from);
-                }
-                Err(error)
-            }
-        }
+        self.open()?
+            .replace_keyfile(updated, Event::owner("passphrase.changed", None))
+            .await
     }
 
     /// Replaces the recovery key after checking the passphrase; the old key stops working. Stored
@@ -568,32 +554,42 @@ impl Vault {
         passphrase: Secret,
         from: IpAddr,
     ) -> Result<Secret, AppError> {
-        let now = self.now();
-        self.check_throttle(from, now)?;
-        let open = self.open()?;
-        let keyfile = open.keyfile()?;
-        let result = self
-            .with_kdf(move || -> Result<(KeyFile, RecoveryKey), KeyFileError> {
-                let master = keyfile.unlock_with_passphrase(passphrase.expose())?;
-                let mut updated = keyfile;
-                let key = updated.regenerate_recovery_key(&master)?;
-                Ok((updated, key))
+        let (updated, key) = self
+            .with_passphrase(passphrase, from, |mut keyfile, master| {
+                let key = keyfile.regenerate_recovery_key(&master)?;
+                Ok((keyfile, key))
             })
             .await?;
-        match result {
-            Ok((updated, key)) => {
-                open.replace_keyfile(updated, Event::owner("recovery_key.regenerated", None))
-                    .await?;
-                Ok(Secret::new(key.display().as_str()))
+        self.open()?
+            .replace_keyfile(updated, Event::owner("recovery_key.regenerated", None))
+            .await?;
+        Ok(Secret::new(key.display().as_str()))
+    }
+
+    /// Checks the owner's passphrase against the open vault's key file (Argon2id, off the async
+    /// runtime, under the login back-off: a wrong one counts as a failed login), then runs `f`
+    /// with the key file and the master key it opened.
+    pub(crate) async fn with_passphrase<T: Send + 'static>(
+        &self,
+        passphrase: Secret,
+        from: IpAddr,
+        f: impl FnOnce(KeyFile, MasterKey) -> Result<T, KeyFileError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        self.check_throttle(from, self.now())?;
+        let keyfile = self.open()?.keyfile()?;
+        let result = self
+            .with_kdf(move || {
+                let master = keyfile.unlock_with_passphrase(passphrase.expose())?;
+                f(keyfile, master)
+            })
+            .await?;
+        result.map_err(|e| {
+            let error = AppError::from(e);
+            if matches!(error, AppError::InvalidCredentials) {
+                self.record_failure(from);
             }
-            Err(e) => {
-                let error = AppError::from(e);
-                if matches!(error, AppError::InvalidCredentials) {
-                    self.record_failure(from);
-                }
-                Err(error)
-            }
-        }
+            error
+        })
     }
 }
 
