@@ -530,27 +530,22 @@ impl OpenVault {
         grant_id: &str,
         path: &RecordPath,
     ) -> Result<(Grant, Record), AppError> {
-        let grant = self.grant_for(brand, grant_id)?;
         let record = match self.get_record(path) {
-            Ok(record) => Some(record),
-            Err(AppError::NotFound(_)) => None,
+            Ok(record) => record,
+            Err(AppError::NotFound(_)) => {
+                // Whether the grant covers the field decides between "not granted" and "empty".
+                let grant = self.grant_for(brand, grant_id)?;
+                let category = Category::resolve(path, None).unwrap_or(Category::OTHER);
+                return Err(if grant.covers(path.as_str(), category.id) {
+                    AppError::NotFound("record at this path")
+                } else {
+                    AppError::NotGranted("this grant does not cover that field".into())
+                });
+            }
             Err(e) => return Err(e),
         };
-        let category = match &record {
-            Some(r) => r.category.clone(),
-            None => Category::resolve(path, None)
-                .unwrap_or(Category::OTHER)
-                .id
-                .to_owned(),
-        };
-        if !grant.covers(path.as_str(), &category) {
-            return Err(AppError::NotGranted(
-                "this grant does not cover that field".into(),
-            ));
-        }
-        let Some(record) = record else {
-            return Err(AppError::NotFound("record at this path"));
-        };
+        // The grant's owner, status and coverage are checked in the writer, in `use_grant`.
+        let category = record.category.clone();
         let (grant, _) = self
             .use_grant(
                 brand,

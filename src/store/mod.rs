@@ -415,6 +415,13 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
+    /// Whether the current job has staged a write (or removal) in `tree` so far.
+    pub fn wrote(&self, tree: Tree) -> bool {
+        self.undo
+            .iter()
+            .any(|(key, _)| key.first() == Some(&tree.prefix()))
+    }
+
     /// Stages a removal; returns whether there was a value.
     pub fn remove(&mut self, tree: Tree, key: &[u8]) -> Result<bool, StoreError> {
         let existed = self.get(tree, key)?.is_some();
