@@ -525,7 +525,11 @@ pub(crate) fn load_brand(tx: &mut Tx<'_>, key: &[u8]) -> Result<Brand, AppError>
     let bytes = tx
         .get(Tree::Brands, key)?
         .ok_or(AppError::NotFound("brand"))?;
-    serde_json::from_slice(&bytes).map_err(internal("brand is damaged"))
+    decode_brand(&bytes)
+}
+
+pub(crate) fn decode_brand(bytes: &[u8]) -> Result<Brand, AppError> {
+    serde_json::from_slice(bytes).map_err(internal("brand is damaged"))
 }
 
 /// The `sub` of a JWT, read without verifying it: only to know whose keys verify it.

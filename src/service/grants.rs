@@ -373,23 +373,32 @@ impl OpenVault {
         let terms = self.current_terms()?;
         let now = self.now();
         let client_id = brand.client_id.clone();
-        let brand_key = self.index_key("brand", &brand.client_id);
         let index = self.index.clone();
+        let cached = self.in_writer.clone();
         self.change(move |tx| {
             // Everything that can end the brand's access is re-read here, in the writer, so a
             // suspension, termination, new terms or revocation queued before this request is
-            // seen by it.
-            let brand = super::brands::load_brand(tx, &brand_key)
-                .map_err(|_| AppError::InvalidToken("the brand was removed".into()))?;
+            // seen by it (the writer's caches hold what the transaction would read).
+            let brand = cached
+                .brands
+                .get(
+                    tx,
+                    &client_id,
+                    || super::index_key(&index, "brand", &client_id),
+                    super::brands::decode_brand,
+                )?
+                .ok_or_else(|| AppError::InvalidToken("the brand was removed".into()))?;
             if brand.status == crate::domain::brands::BrandStatus::Suspended {
                 return Err(AppError::InvalidToken("the brand is suspended".into()));
             }
             let current_version = super::terms::current_number(tx)?;
             let agreement = match &brand.agreement_id {
-                Some(id) => tx
-                    .get(Tree::Agreements, &super::index_key(&index, "agreement", id))?
-                    .map(|bytes| super::agreements::decode_head(&bytes))
-                    .transpose()?,
+                Some(id) => cached.agreements.get(
+                    tx,
+                    id,
+                    || super::index_key(&index, "agreement", id),
+                    super::agreements::decode_head,
+                )?,
                 None => None,
             };
             let agreement = agreement.filter(|a| {

@@ -180,6 +180,22 @@ pub struct OpenVault {
     records_cache: cache::Opened<crate::domain::records::Record>,
     brands_cache: cache::Opened<crate::domain::brands::Brand>,
     agreements_cache: cache::Opened<agreements::AgreementHead>,
+    /// Brands and agreement heads as the writer's checks see them.
+    in_writer: Arc<InWriterCaches>,
+}
+
+/// The caches only the writer thread uses (see [`cache::InWriter`]).
+#[derive(Debug)]
+struct InWriterCaches {
+    brands: cache::InWriter<crate::domain::brands::Brand>,
+    agreements: cache::InWriter<agreements::AgreementHead>,
+}
+
+impl InWriterCaches {
+    fn forget_written(&self, tx: &crate::store::Tx<'_>) -> Result<(), AppError> {
+        self.brands.forget_written(tx)?;
+        self.agreements.forget_written(tx)
+    }
 }
 
 impl std::fmt::Debug for OpenVault {
@@ -631,6 +647,10 @@ impl OpenVault {
                 BRANDS_CACHE_BYTES,
             ),
             epochs,
+            in_writer: Arc::new(InWriterCaches {
+                brands: cache::InWriter::new(crate::store::Tree::Brands),
+                agreements: cache::InWriter::new(crate::store::Tree::Agreements),
+            }),
         }))
     }
 
@@ -700,10 +720,12 @@ impl OpenVault {
         f: impl FnOnce(&mut crate::store::Tx<'_>) -> Result<T, AppError> + Send + 'static,
     ) -> Result<T, AppError> {
         let epochs = self.epochs.clone();
+        let in_writer = self.in_writer.clone();
         let (value, _applied) = self
             .writer
             .write(move |tx| {
                 let value = f(tx)?;
+                in_writer.forget_written(tx)?;
                 Ok::<_, AppError>((value, cache::Applied::of(tx, epochs)))
             })
             .await?;

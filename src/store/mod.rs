@@ -422,6 +422,11 @@ impl<'a> Tx<'a> {
             .any(|(key, _)| key.first() == Some(&tree.prefix()))
     }
 
+    /// Whether a write (or removal) of `key` in `tree` is staged in this group so far.
+    pub fn staged(&self, tree: Tree, key: &[u8]) -> bool {
+        self.pending.contains_key(&tree.key(key))
+    }
+
     /// Stages a removal; returns whether there was a value.
     pub fn remove(&mut self, tree: Tree, key: &[u8]) -> Result<bool, StoreError> {
         let existed = self.get(tree, key)?.is_some();
