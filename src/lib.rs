@@ -34,7 +34,8 @@
 //!   with its audit entry and returns once both are durable. Terms versions, invitations, brands,
 //!   agreements with their signed RFC 8785 receipts, signing keys, access tokens, data grants and
 //!   the authorization-code flow live here; a brand's data read is checked, counted and audited
-//!   in one writer job. Intents, subscriptions and offers too: an intent's CloudEvents go to each
+//!   in one writer job. Records, brands and agreement heads are read through in-memory caches of
+//!   opened values that every write retires once applied (`service::cache`). Intents, subscriptions and offers too: an intent's CloudEvents go to each
 //!   recipient's stream and the webhook outbox in the intent's own write, and a delivery worker
 //!   sends them, signed per Standard Webhooks, through [`webhooks`]. The person's own data
 //!   operations too: the streamed JSON export ([`service::export`]), encrypted backups and

@@ -183,6 +183,14 @@ impl StoreCipher {
         }
     }
 
+    /// A cipher with fresh random keys, for stores nothing else will open (tests, tools).
+    pub fn generate() -> Result<StoreCipher, CryptoError> {
+        Ok(StoreCipher::new(
+            Sealer::new(&SecretKey::generate()?),
+            &BucketKeys::generate()?,
+        ))
+    }
+
     /// Switches to new bucket keys (a rotation beginning or finishing).
     pub fn set_keys(&self, keys: &BucketKeys) {
         self.sealers.store(Arc::new(Sealers::new(keys)));

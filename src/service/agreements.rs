@@ -308,10 +308,14 @@ impl OpenVault {
         };
         let current = self.current_terms()?;
         let key = index_key(&self.index, "agreement", id);
-        let Some(bytes) = self.store().get(Tree::Agreements, &key)? else {
-            return Ok(None);
-        };
-        let head = decode_head(&bytes)?;
-        Ok(head.is_current(&current.version.hash).then_some(head.id))
+        let head = self.agreements_cache.get(&key, || {
+            self.store()
+                .get(Tree::Agreements, &key)?
+                .map(|bytes| Ok((decode_head(&bytes)?, bytes.len())))
+                .transpose()
+        })?;
+        Ok(head
+            .filter(|head| head.is_current(&current.version.hash))
+            .map(|head| head.id.clone()))
     }
 }

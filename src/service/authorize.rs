@@ -579,7 +579,6 @@ impl OpenVault {
         .map_err(|e| AppError::Internal(e.to_string()))?;
         let new_key = self.index_key("refresh", &refresh);
         let written = self
-            .writer
             .write(move |tx| {
                 if let Some(old) = previous_refresh {
                     let Some(bytes) = tx.get(Tree::RefreshTokens, &old)? else {
@@ -598,10 +597,10 @@ impl OpenVault {
                     tx.insert(Tree::RefreshTokens, &old, &bytes)?;
                 }
                 tx.insert(Tree::RefreshTokens, &new_key, &record)?;
-                Ok::<_, AppError>(true)
+                Ok(true)
             })
             .await;
-        if !written.map_err(AppError::from)? {
+        if !written? {
             return Err(invalid_grant("this refresh token was already used"));
         }
         let mut issued = self

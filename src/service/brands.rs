@@ -81,17 +81,14 @@ impl OpenVault {
     /// Remembers a `jti` (of a client assertion or a revoked token) until `exp`; false if it was
     /// already remembered. Not audited: the request it belongs to is.
     pub(crate) async fn remember_jti(&self, key: [u8; 32], exp: i64) -> Result<bool, AppError> {
-        let written = self
-            .writer
-            .write(move |tx| {
-                if tx.get(Tree::Jtis, &key)?.is_some() {
-                    return Ok(false);
-                }
-                tx.insert(Tree::Jtis, &key, exp.to_string().as_bytes())?;
-                Ok::<_, AppError>(true)
-            })
-            .await;
-        Ok(written?)
+        self.write(move |tx| {
+            if tx.get(Tree::Jtis, &key)?.is_some() {
+                return Ok(false);
+            }
+            tx.insert(Tree::Jtis, &key, exp.to_string().as_bytes())?;
+            Ok(true)
+        })
+        .await
     }
 
     fn invitation_key(&self, id: &str) -> [u8; 32] {
@@ -265,11 +262,20 @@ impl OpenVault {
 
     // --- The owner's view ---------------------------------------------------------------------
 
+    /// A brand, from the cache of opened brands when it holds the current version.
     pub fn find_brand(&self, client_id: &str) -> Result<Option<Brand>, AppError> {
-        self.store()
-            .get(Tree::Brands, &self.brand_key(client_id))?
-            .map(|bytes| serde_json::from_slice(&bytes).map_err(internal("brand is damaged")))
-            .transpose()
+        let key = self.brand_key(client_id);
+        let brand = self.brands_cache.get(&key, || {
+            self.store()
+                .get(Tree::Brands, &key)?
+                .map(|bytes| {
+                    let brand =
+                        serde_json::from_slice(&bytes).map_err(internal("brand is damaged"))?;
+                    Ok((brand, bytes.len()))
+                })
+                .transpose()
+        })?;
+        Ok(brand.map(|b| Brand::clone(&b)))
     }
 
     pub fn brand(&self, client_id: &str) -> Result<Brand, AppError> {
@@ -527,7 +533,11 @@ pub(crate) fn load_brand(tx: &mut Tx<'_>, key: &[u8]) -> Result<Brand, AppError>
     let bytes = tx
         .get(Tree::Brands, key)?
         .ok_or(AppError::NotFound("brand"))?;
-    serde_json::from_slice(&bytes).map_err(internal("brand is damaged"))
+    decode_brand(&bytes)
+}
+
+pub(crate) fn decode_brand(bytes: &[u8]) -> Result<Brand, AppError> {
+    serde_json::from_slice(bytes).map_err(internal("brand is damaged"))
 }
 
 /// The `sub` of a JWT, read without verifying it: only to know whose keys verify it.

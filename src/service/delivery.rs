@@ -198,13 +198,12 @@ impl OpenVault {
             Some((url, secret))
         });
         let (Some((url, secret)), true) = (target, eligible) else {
-            self.writer
-                .write(move |tx| {
-                    tx.remove(Tree::Outbox, &key)
-                        .map(|_| ())
-                        .map_err(AppError::from)
-                })
-                .await?;
+            self.write(move |tx| {
+                tx.remove(Tree::Outbox, &key)
+                    .map(|_| ())
+                    .map_err(AppError::from)
+            })
+            .await?;
             return Ok(());
         };
         let Some(event) = self.event(&entry.client_id, entry.seq)? else {

@@ -373,23 +373,32 @@ impl OpenVault {
         let terms = self.current_terms()?;
         let now = self.now();
         let client_id = brand.client_id.clone();
-        let brand_key = self.index_key("brand", &brand.client_id);
         let index = self.index.clone();
+        let cached = self.in_writer.clone();
         self.change(move |tx| {
             // Everything that can end the brand's access is re-read here, in the writer, so a
             // suspension, termination, new terms or revocation queued before this request is
-            // seen by it.
-            let brand = super::brands::load_brand(tx, &brand_key)
-                .map_err(|_| AppError::InvalidToken("the brand was removed".into()))?;
+            // seen by it (the writer's caches hold what the transaction would read).
+            let brand = cached
+                .brands
+                .get(
+                    tx,
+                    &client_id,
+                    || super::index_key(&index, "brand", &client_id),
+                    super::brands::decode_brand,
+                )?
+                .ok_or_else(|| AppError::InvalidToken("the brand was removed".into()))?;
             if brand.status == crate::domain::brands::BrandStatus::Suspended {
                 return Err(AppError::InvalidToken("the brand is suspended".into()));
             }
             let current_version = super::terms::current_number(tx)?;
             let agreement = match &brand.agreement_id {
-                Some(id) => tx
-                    .get(Tree::Agreements, &super::index_key(&index, "agreement", id))?
-                    .map(|bytes| super::agreements::decode_head(&bytes))
-                    .transpose()?,
+                Some(id) => cached.agreements.get(
+                    tx,
+                    id,
+                    || super::index_key(&index, "agreement", id),
+                    super::agreements::decode_head,
+                )?,
                 None => None,
             };
             let agreement = agreement.filter(|a| {
@@ -530,27 +539,22 @@ impl OpenVault {
         grant_id: &str,
         path: &RecordPath,
     ) -> Result<(Grant, Record), AppError> {
-        let grant = self.grant_for(brand, grant_id)?;
         let record = match self.get_record(path) {
-            Ok(record) => Some(record),
-            Err(AppError::NotFound(_)) => None,
+            Ok(record) => record,
+            Err(AppError::NotFound(_)) => {
+                // Whether the grant covers the field decides between "not granted" and "empty".
+                let grant = self.grant_for(brand, grant_id)?;
+                let category = Category::resolve(path, None).unwrap_or(Category::OTHER);
+                return Err(if grant.covers(path.as_str(), category.id) {
+                    AppError::NotFound("record at this path")
+                } else {
+                    AppError::NotGranted("this grant does not cover that field".into())
+                });
+            }
             Err(e) => return Err(e),
         };
-        let category = match &record {
-            Some(r) => r.category.clone(),
-            None => Category::resolve(path, None)
-                .unwrap_or(Category::OTHER)
-                .id
-                .to_owned(),
-        };
-        if !grant.covers(path.as_str(), &category) {
-            return Err(AppError::NotGranted(
-                "this grant does not cover that field".into(),
-            ));
-        }
-        let Some(record) = record else {
-            return Err(AppError::NotFound("record at this path"));
-        };
+        // The grant's owner, status and coverage are checked in the writer, in `use_grant`.
+        let category = record.category.clone();
         let (grant, _) = self
             .use_grant(
                 brand,

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod authorize;
 pub mod backup;
 pub mod brands;
+mod cache;
 pub mod delivery;
 pub mod erase;
 pub mod events;
@@ -47,6 +48,10 @@ pub use session::{NewSession, SessionInfo};
 pub const MIN_PASSPHRASE_CHARS: usize = 12;
 /// Longest passphrase accepted (Argon2id input is unbounded; requests are not).
 pub const MAX_PASSPHRASE_CHARS: usize = 1024;
+/// Bytes of opened records kept in memory at most (the hot part of a vault is small).
+const RECORDS_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+/// Bytes of opened brands and of opened agreements kept in memory at most, each.
+const BRANDS_CACHE_BYTES: u64 = 1024 * 1024;
 /// Key derivations (64 MiB each) allowed at once, so a flood of logins cannot exhaust memory.
 const CONCURRENT_KDF: usize = 2;
 
@@ -179,6 +184,28 @@ pub struct OpenVault {
     offer_rates: Mutex<std::collections::HashMap<String, (OffsetDateTime, u32)>>,
     /// New offers, for the owner's live view.
     offer_signal: tokio::sync::broadcast::Sender<crate::domain::offers::Offer>,
+    /// The epochs that keep the caches below coherent with the store (see [`cache`]).
+    epochs: Arc<cache::Epochs>,
+    /// Opened records, brands and agreement heads.
+    records_cache: cache::Opened<crate::domain::records::Record>,
+    brands_cache: cache::Opened<crate::domain::brands::Brand>,
+    agreements_cache: cache::Opened<agreements::AgreementHead>,
+    /// Brands and agreement heads as the writer's checks see them.
+    in_writer: Arc<InWriterCaches>,
+}
+
+/// The caches only the writer thread uses (see [`cache::InWriter`]).
+#[derive(Debug)]
+struct InWriterCaches {
+    brands: cache::InWriter<crate::domain::brands::Brand>,
+    agreements: cache::InWriter<agreements::AgreementHead>,
+}
+
+impl InWriterCaches {
+    fn forget_written(&self, tx: &crate::store::Tx<'_>) -> Result<(), AppError> {
+        self.brands.forget_written(tx)?;
+        self.agreements.forget_written(tx)
+    }
 }
 
 impl std::fmt::Debug for OpenVault {
@@ -657,6 +684,7 @@ impl OpenVault {
         let subscription_index = intents::load_index(&store)?;
         records::ensure_record_count(&store)?;
         let writer = Writer::spawn(store.clone())?;
+        let epochs = Arc::new(cache::Epochs::default());
         Ok(Arc::new(OpenVault {
             keyfile: Mutex::new(keyfile),
             key_file_path: settings.key_file(),
@@ -680,6 +708,26 @@ impl OpenVault {
             subscriptions: std::sync::RwLock::new(subscription_index),
             offer_rates: Mutex::default(),
             offer_signal: tokio::sync::broadcast::Sender::new(64),
+            records_cache: cache::Opened::new(
+                cache::Cached::Records,
+                epochs.clone(),
+                RECORDS_CACHE_BYTES,
+            ),
+            brands_cache: cache::Opened::new(
+                cache::Cached::Brands,
+                epochs.clone(),
+                BRANDS_CACHE_BYTES,
+            ),
+            agreements_cache: cache::Opened::new(
+                cache::Cached::Agreements,
+                epochs.clone(),
+                BRANDS_CACHE_BYTES,
+            ),
+            epochs,
+            in_writer: Arc::new(InWriterCaches {
+                brands: cache::InWriter::new(crate::store::Tree::Brands),
+                agreements: cache::InWriter::new(crate::store::Tree::Agreements),
+            }),
         }))
     }
 
@@ -733,15 +781,32 @@ impl OpenVault {
         f: impl FnOnce(&mut crate::store::Tx<'_>) -> Result<(T, Event), AppError> + Send + 'static,
     ) -> Result<T, AppError> {
         let now = self.clock.now();
-        let written = self
+        self.write(move |tx| {
+            let (value, event) = f(tx)?;
+            audit::append_in(tx, event, now)?;
+            Ok(value)
+        })
+        .await
+    }
+
+    /// Runs `f` in the store's writer thread and returns its result once what it wrote is
+    /// durable; the one way a running vault writes, so that the caches ([`cache`]) learn of
+    /// every write. Writes that the owner would want on the record go through [`Self::change`].
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut crate::store::Tx<'_>) -> Result<T, AppError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let epochs = self.epochs.clone();
+        let in_writer = self.in_writer.clone();
+        let (value, _applied) = self
             .writer
             .write(move |tx| {
-                let (value, event) = f(tx)?;
-                audit::append_in(tx, event, now)?;
-                Ok::<_, AppError>(value)
+                let value = f(tx)?;
+                in_writer.forget_written(tx)?;
+                Ok::<_, AppError>((value, cache::Applied::of(tx, epochs)))
             })
-            .await;
-        Ok(written?)
+            .await?;
+        Ok(value)
     }
 
     pub(crate) fn store(&self) -> &Store {

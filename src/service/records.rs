@@ -153,9 +153,17 @@ impl OpenVault {
         })
     }
 
+    /// One record, from the cache of opened records when it holds the current version.
     pub fn get_record(&self, path: &RecordPath) -> Result<Record, AppError> {
-        match self.store().get(Tree::Records, &self.record_key(path))? {
-            Some(bytes) => decode(&bytes),
+        let key = self.record_key(path);
+        let record = self.records_cache.get(&key, || {
+            self.store()
+                .get(Tree::Records, &key)?
+                .map(|bytes| Ok((decode(&bytes)?, bytes.len())))
+                .transpose()
+        })?;
+        match record {
+            Some(record) => Ok(Record::clone(&record)),
             None => Err(AppError::NotFound("record at this path")),
         }
     }

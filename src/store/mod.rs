@@ -584,6 +584,18 @@ impl<'a> Tx<'a> {
         Ok(resealed)
     }
 
+    /// Whether the current job has staged a write (or removal) in `tree` so far.
+    pub fn wrote(&self, tree: Tree) -> bool {
+        self.undo
+            .iter()
+            .any(|(key, _)| key.first() == Some(&tree.prefix()))
+    }
+
+    /// Whether a write (or removal) of `key` in `tree` is staged in this group so far.
+    pub fn staged(&self, tree: Tree, key: &[u8]) -> bool {
+        self.pending.contains_key(&tree.key(key))
+    }
+
     /// Stages a removal; returns whether there was a value.
     pub fn remove(&mut self, tree: Tree, key: &[u8]) -> Result<bool, StoreError> {
         let existed = self.get(tree, key)?.is_some();
@@ -700,15 +712,8 @@ fn run_writer(store: &Store, queue: &mpsc::Receiver<Job>, flushes: &AtomicU64) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::crypto::buckets::BucketKeys;
-    use crate::crypto::{Sealer, SecretKey};
-
     fn store(dir: &Path) -> Store {
-        let cipher = StoreCipher::new(
-            Sealer::new(&SecretKey::generate().unwrap()),
-            &BucketKeys::generate().unwrap(),
-        );
-        Store::open(dir, Arc::new(cipher), 4 << 20).unwrap()
+        Store::open(dir, Arc::new(StoreCipher::generate().unwrap()), 4 << 20).unwrap()
     }
 
     #[test]
