@@ -208,6 +208,15 @@ impl From<TxError<AppError>> for AppError {
     }
 }
 
+impl From<TxError<StoreError>> for AppError {
+    /// An offline transaction whose only failures are the store's.
+    fn from(e: TxError<StoreError>) -> Self {
+        match e {
+            TxError::Abort(e) | TxError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<KeyFileError> for AppError {
     fn from(e: KeyFileError) -> Self {
         match e {

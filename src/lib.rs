@@ -29,7 +29,8 @@
 //!   client metadata, invitations, the agreement event chain and receipt document), and data
 //!   grants (RFC 9396 authorization details, status, coverage, masking), intents (taxonomy,
 //!   geohash geometry, the subscription index) and offers. No I/O, no clock, no cryptography.
-//! - [`service`] — the use cases. [`service::Vault`] moves between setup, sealed and unsealed;
+//! - [`service`] — the use cases. [`service::Vault`] moves between setup, sealed, unsealed and
+//!   erasing (while everything is being deleted);
 //!   every change to an open vault goes through [`service::OpenVault::change`], which commits it
 //!   with its audit entry and returns once both are durable. Terms versions, invitations, brands,
 //!   agreements with their signed RFC 8785 receipts, signing keys, access tokens, data grants and

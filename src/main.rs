@@ -206,11 +206,12 @@ fn export(args: config::OfflineArgs, out: &Path) -> anyhow::Result<ExitCode> {
             std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
         Box::new(std::io::BufWriter::new(file))
     };
+    // Recorded first, as over HTTP: the export holds its own `vault.exported` entry.
+    service::audit::record_offline(&store, "vault.exported", now)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let counts = service::export::write_export(&store, now, &mut writer)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     drop(writer);
-    service::audit::record_offline(&store, "vault.exported", now)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
     eprintln!("Exported {}.", summary.join(", "));
     Ok(ExitCode::SUCCESS)

@@ -28,6 +28,26 @@ pub struct Delivery {
     pub body: Vec<u8>,
 }
 
+impl Delivery {
+    /// `body` for `url`, signed per Standard Webhooks with the brand's `secret` at `timestamp`.
+    pub fn signed(
+        url: String,
+        secret: &str,
+        webhook_id: String,
+        timestamp: i64,
+        body: Vec<u8>,
+    ) -> Result<Delivery, crate::crypto::CryptoError> {
+        let signature = crate::crypto::webhook::sign(secret, &webhook_id, timestamp, &body)?;
+        Ok(Delivery {
+            url,
+            webhook_id,
+            timestamp,
+            signature,
+            body,
+        })
+    }
+}
+
 /// Whether a webhook may be sent to `ip`: never to this machine's or a private network's
 /// addresses (a brand must not make the vault reach into the self-hoster's network), except
 /// loopback when explicitly allowed for local testing.

@@ -397,15 +397,22 @@ fn params_are_strong(p: KdfParams) -> bool {
         && p.p_cost >= KdfParams::MINIMUM.p_cost
 }
 
-/// Replaces `path` with `bytes`: temporary file in the same directory, fsync, rename, fsync of the
-/// directory so the rename itself is durable. The file is readable by its owner only.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Where [`write_atomically`] writes `path`'s next version before renaming it into place (a
+/// crash can leave it behind).
+pub fn temporary_path(path: &Path) -> std::path::PathBuf {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "keyfile".into());
-    let tmp = dir.join(format!(".{file_name}.tmp"));
+    dir.join(format!(".{file_name}.tmp"))
+}
+
+/// Replaces `path` with `bytes`: temporary file in the same directory, fsync, rename, fsync of the
+/// directory so the rename itself is durable. The file is readable by its owner only.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let tmp = temporary_path(path);
     {
         let mut options = fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);

@@ -173,10 +173,11 @@ pub async fn backup(
     };
     let now = open.clock_now();
     let body = streamed(move |out| {
-        let copied = std::fs::File::open(&path).and_then(|mut file| std::io::copy(&mut file, out));
+        let opened = std::fs::File::open(&path);
         // Unlinked at once: the open file is gone from the directory whatever happens next.
         let _ = std::fs::remove_file(&path);
-        copied
+        opened
+            .and_then(|mut file| std::io::copy(&mut file, out))
             .map(|_| ())
             .map_err(|e| AppError::Internal(format!("sending the backup: {e}")))
     });

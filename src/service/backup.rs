@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 use super::shred::{BUCKET_FILE, BucketFile};
 use super::{
     MAX_PASSPHRASE_CHARS, OpenVault, STORE_DIR, STORE_SETUP_DIR, Settings, create_private_dir,
-    initial_phase, io_error,
+    initial_phase, io_error, remove_dir_if_present, sync_dir,
 };
 use crate::crypto::buckets::{BucketKeys, StoreCipher};
 use crate::crypto::keyfile::{KdfParams, KeyFile, RecoveryKey, write_atomically};
@@ -293,9 +293,7 @@ pub fn restore(
     keyfile.save(&settings.key_file())?;
     std::fs::rename(&staging, settings.data_dir.join(STORE_DIR))
         .map_err(|e| io_error("moving the restored store", e))?;
-    std::fs::File::open(&settings.data_dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_error("syncing the data directory", e))?;
+    sync_dir(&settings.data_dir)?;
     Ok((keyfile, master, summary))
 }
 
@@ -321,14 +319,6 @@ fn open_backup_keyfile(
             keyfile.set_passphrase(&master, new_passphrase.expose(), kdf)?;
             Ok(master)
         }
-    }
-}
-
-fn remove_dir_if_present(dir: &Path) -> Result<(), AppError> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_error(&format!("removing {}", dir.display()), e)),
     }
 }
 

@@ -210,18 +210,15 @@ impl OpenVault {
             return Ok(());
         };
         let body = serde_json::to_vec(&event).map_err(|e| AppError::Internal(e.to_string()))?;
-        let timestamp = self.now().unix_timestamp();
-        let signature = crate::crypto::webhook::sign(&secret, &entry.webhook_id, timestamp, &body)
-            .map_err(|e| AppError::Internal(format!("signing a webhook: {e}")))?;
-        let outcome = sender
-            .send(&Delivery {
-                url,
-                webhook_id: entry.webhook_id.clone(),
-                timestamp,
-                signature,
-                body,
-            })
-            .await;
+        let delivery = Delivery::signed(
+            url,
+            &secret,
+            entry.webhook_id.clone(),
+            self.now().unix_timestamp(),
+            body,
+        )
+        .map_err(|e| AppError::Internal(format!("signing a webhook: {e}")))?;
+        let outcome = sender.send(&delivery).await;
         let now = self.now();
         let jitter: [u8; 1] = crate::crypto::random_array().unwrap_or([0]);
         let subscription_key = self.subscription_key(&entry.client_id);

@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{OpenVault, Phase, Vault, index_key, io_error};
+use super::{OpenVault, Phase, Vault, index_key, io_error, remove_dir_if_present, sync_dir};
 use crate::domain::audit::Event;
 use crate::domain::brands::{Brand, BrandStatus};
 use crate::error::AppError;
@@ -179,15 +179,16 @@ impl OpenVault {
                         remove(tx, &mut places, tree, &key)?;
                     }
                 }
-                // Intents keep no dangling reference to the offers just removed.
-                if !removed_offers.is_empty() {
+                // Intents keep no trace of the brand: not as a recipient, not by its offers.
+                {
                     let mut changed = Vec::new();
                     for item in tx.store().iter(Tree::Intents) {
                         let (key, bytes) = item?;
                         let mut record: super::intents::IntentRecord = decode(&bytes, "intent")?;
-                        let before = record.offers.len();
+                        let before = (record.offers.len(), record.recipients.len());
                         record.offers.retain(|o| !removed_offers.contains(o));
-                        if record.offers.len() != before {
+                        record.recipients.retain(|r| *r != client);
+                        if (record.offers.len(), record.recipients.len()) != before {
                             changed.push((key, record));
                         }
                     }
@@ -244,12 +245,7 @@ impl OpenVault {
             ("offers", Tree::Offers),
         ]
         .into_iter()
-        .map(|(name, tree)| {
-            (
-                name,
-                self.store.raw_keys(tree).map_or(0, |k| k.len() as u64),
-            )
-        })
+        .map(|(name, tree)| (name, self.store.count(tree).unwrap_or_default()))
         .collect();
         counts.insert(
             "records",
@@ -302,86 +298,45 @@ impl OpenVault {
         Ok(brands)
     }
 
-    /// Sends every brand with a webhook a signed erasure request, all at once, within
-    /// [`NOTIFY_DEADLINE`]; returns who was told and who could not be reached.
+    /// Sends every brand with a webhook a signed erasure request, all at once (each send has
+    /// [`NOTIFY_DEADLINE`]); returns who was told and who could not be reached.
     async fn tell_brands(
         &self,
         brands: &[Brand],
         requested_at: time::OffsetDateTime,
     ) -> Vec<BrandTold> {
-        let sender = Sender::new(NOTIFY_DEADLINE, self.allow_loopback_webhooks).ok();
-        let mut sends = Vec::new();
-        let mut outcomes = Vec::new();
-        for brand in brands {
-            let told = BrandTold {
-                client_id: brand.client_id.clone(),
-                client_name: brand.client_name.clone(),
-                pseudonym: brand.pseudonym.clone(),
-                told: false,
-                outcome: String::new(),
-            };
+        let sender = Sender::new(NOTIFY_DEADLINE, self.allow_loopback_webhooks);
+        let sends = brands.iter().map(|brand| {
             let target = self
                 .subscription(&brand.client_id)
                 .ok()
                 .flatten()
                 .and_then(|s| Some((s.subscription.webhook_url.clone()?, s.webhook_secret?)));
-            match (target, &sender) {
-                (Some((url, secret)), Some(sender)) => {
-                    let delivery = self.erasure_delivery(brand, url, &secret, requested_at);
-                    let sender = sender.clone();
-                    sends.push(async move {
-                        let outcome = match delivery {
-                            Ok(delivery) => sender.send(&delivery).await,
-                            Err(e) => Err(e.to_string()),
-                        };
-                        (told, outcome)
-                    });
-                }
-                _ => outcomes.push(BrandTold {
-                    outcome: "no webhook to reach it".into(),
-                    ..told
-                }),
-            }
-        }
-        let results = tokio::time::timeout(
-            NOTIFY_DEADLINE + Duration::from_millis(500),
-            futures_util::future::join_all(sends),
-        )
-        .await;
-        match results {
-            Ok(results) => {
-                for (told, outcome) in results {
-                    outcomes.push(match outcome {
-                        Ok(status) if (200..300).contains(&status) => BrandTold {
-                            told: true,
-                            outcome: format!("webhook answered {status}"),
-                            ..told
-                        },
-                        Ok(status) => BrandTold {
-                            outcome: format!("webhook answered {status}"),
-                            ..told
-                        },
-                        Err(e) => BrandTold {
-                            outcome: format!("webhook failed: {e}"),
-                            ..told
-                        },
-                    });
+            let delivery = target.map(|(url, secret)| {
+                self.erasure_delivery(brand, url, &secret, requested_at)
+                    .map_err(|e| e.to_string())
+            });
+            let sender = sender.clone();
+            async move {
+                let outcome = match (delivery, sender) {
+                    (None, _) => Err("no webhook to reach it".to_owned()),
+                    (Some(Err(e)), _) | (_, Err(e)) => Err(format!("webhook not sent: {e}")),
+                    (Some(Ok(delivery)), Ok(sender)) => sender
+                        .send(&delivery)
+                        .await
+                        .map(|status| format!("webhook answered {status}"))
+                        .map_err(|e| format!("webhook failed: {e}")),
+                };
+                BrandTold {
+                    client_id: brand.client_id.clone(),
+                    client_name: brand.client_name.clone(),
+                    pseudonym: brand.pseudonym.clone(),
+                    told: outcome.is_ok(),
+                    outcome: outcome.unwrap_or_else(|e| e),
                 }
             }
-            Err(_) => {
-                for brand in brands {
-                    if !outcomes.iter().any(|o| o.client_id == brand.client_id) {
-                        outcomes.push(BrandTold {
-                            client_id: brand.client_id.clone(),
-                            client_name: brand.client_name.clone(),
-                            pseudonym: brand.pseudonym.clone(),
-                            told: false,
-                            outcome: "no answer before the deadline".into(),
-                        });
-                    }
-                }
-            }
-        }
+        });
+        let mut outcomes = futures_util::future::join_all(sends).await;
         outcomes.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         outcomes
     }
@@ -393,46 +348,23 @@ impl OpenVault {
         secret: &str,
         requested_at: time::OffsetDateTime,
     ) -> Result<Delivery, AppError> {
-        let id = format!(
-            "evt_{}",
-            data_encoding::BASE32_NOPAD
-                .encode(
-                    &crate::crypto::random_array::<10>().map_err(crate::store::StoreError::from)?
-                )
-                .to_lowercase()
-        );
         let at = requested_at
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        let event = serde_json::json!({
-            "specversion": "1.0",
-            "id": id,
-            "source": self.issuer(),
-            "type": ERASURE_EVENT_TYPE,
-            "subject": brand.pseudonym,
-            "time": at,
-            "datacontenttype": "application/json",
-            "data": {
-                "pseudonym": brand.pseudonym,
-                "agreement_id": brand.agreement_id,
-                "requested_at": at,
-                "basis": "GDPR Art. 17 and 19",
-                "request": "Erase all personal data you received from this person through this vault, \
-                            and tell anyone you passed it to. The vault no longer exists: tokens and \
-                            grants are revoked and no answer is expected.",
-            },
+        let data = serde_json::json!({
+            "pseudonym": brand.pseudonym,
+            "agreement_id": brand.agreement_id,
+            "requested_at": at,
+            "basis": "GDPR Art. 17 and 19",
+            "request": "Erase all personal data you received from this person through this vault, \
+                        and tell anyone you passed it to. The vault no longer exists: tokens and \
+                        grants are revoked and no answer is expected.",
         });
+        let event = self.cloud_event(ERASURE_EVENT_TYPE, &brand.pseudonym, data, self.now())?;
+        let id = event["id"].as_str().unwrap_or_default().to_owned();
         let body = serde_json::to_vec(&event).map_err(|e| AppError::Internal(e.to_string()))?;
-        let timestamp = self.now().unix_timestamp();
-        let signature = crate::crypto::webhook::sign(secret, &id, timestamp, &body)
-            .map_err(|e| AppError::Internal(format!("signing a webhook: {e}")))?;
-        Ok(Delivery {
-            url,
-            webhook_id: id,
-            timestamp,
-            signature,
-            body,
-        })
+        Delivery::signed(url, secret, id, self.now().unix_timestamp(), body)
+            .map_err(|e| AppError::Internal(format!("signing a webhook: {e}")))
     }
 
     fn sign_erasure_receipt(
@@ -535,7 +467,11 @@ impl Vault {
         let started = std::time::Instant::now();
         let receipt = open.wind_down(now).await;
         let wound_down = started.elapsed();
-        shred_files(&data_dir)?;
+        shred_files(&data_dir).map_err(|e| {
+            AppError::Internal(format!(
+                "{e}; restarting the server finishes the deletion (the ERASING marker is in place)"
+            ))
+        })?;
         // Closing sled (it flushes its caches, now into files that no longer exist) is left to a
         // background thread: nothing waits for it.
         tokio::task::spawn_blocking(move || drop(open));
@@ -547,12 +483,6 @@ impl Vault {
         );
         Ok(receipt)
     }
-}
-
-fn sync_dir(dir: &Path) -> Result<(), AppError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_error(&format!("syncing {}", dir.display()), e))
 }
 
 fn write_marker(data_dir: &Path) -> Result<(), AppError> {
@@ -591,14 +521,6 @@ fn overwrite_and_remove(path: &Path) -> Result<(), AppError> {
     std::fs::remove_file(path).map_err(|e| io_error(&format!("removing {}", path.display()), e))
 }
 
-fn remove_dir(path: &Path) -> Result<(), AppError> {
-    match std::fs::remove_dir_all(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_error(&format!("removing {}", path.display()), e)),
-    }
-}
-
 /// Destroys everything the vault wrote in its data directory: the keys first (after which
 /// nothing left can be opened), then the store, then the marker. Safe to run again after a
 /// crash at any point.
@@ -606,12 +528,15 @@ pub(crate) fn shred_files(data_dir: &Path) -> Result<(), AppError> {
     for name in [super::KEY_FILE, super::shred::BUCKET_FILE] {
         overwrite_and_remove(&data_dir.join(name))?;
         // A half-written replacement of either file (a crash mid-save) is key material too.
-        overwrite_and_remove(&data_dir.join(format!(".{name}.tmp")))?;
+        overwrite_and_remove(&crate::crypto::keyfile::temporary_path(
+            &data_dir.join(name),
+        ))?;
     }
     sync_dir(data_dir)?;
     failpoint("erase:keys-shredded");
-    remove_dir(&data_dir.join(super::STORE_DIR))?;
-    remove_dir(&data_dir.join(super::STORE_SETUP_DIR))?;
+    remove_dir_if_present(&data_dir.join(super::STORE_DIR))?;
+    remove_dir_if_present(&data_dir.join(super::STORE_SETUP_DIR))?;
+    remove_dir_if_present(&data_dir.join(super::STORE_OLD_DIR))?;
     super::backup::remove_temporary_backups(data_dir);
     sync_dir(data_dir)?;
     failpoint("erase:store-removed");

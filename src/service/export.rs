@@ -115,12 +115,20 @@ pub fn write_export(
     // The header object without its closing brace; the sections follow as further members.
     out.write_all(header.get(..header.len() - 1).unwrap_or_default())
         .map_err(io_error)?;
+    // The chain head is read first and the audit section stops at it, so the log and its head
+    // agree even if entries are appended while the export streams. (The other sections are read
+    // as they are when reached: an export is not a point-in-time copy; a backup is.)
+    let head = super::audit::load_head(store)?;
+    let last_entry = head.seq.to_be_bytes();
     let mut counts = ExportCounts::new();
     for section in &SECTIONS {
         write!(out, ",\"{}\":[", section.name).map_err(io_error)?;
         let mut count = 0u64;
         for item in store.iter(section.tree) {
-            let (_, bytes) = item?;
+            let (key, bytes) = item?;
+            if section.tree == Tree::Audit && key.as_slice() > last_entry.as_slice() {
+                break;
+            }
             let mut value: Value = serde_json::from_slice(&bytes).map_err(|e| {
                 AppError::Internal(format!("a stored {} is damaged: {e}", section.name))
             })?;
@@ -138,7 +146,6 @@ pub fn write_export(
         out.write_all(b"]").map_err(io_error)?;
         counts.insert(section.name, count);
     }
-    let head = super::audit::load_head(store)?;
     out.write_all(b",\"audit_head\":").map_err(io_error)?;
     serde_json::to_writer(&mut *out, &head).map_err(json_error)?;
     out.write_all(b"}\n").map_err(io_error)?;

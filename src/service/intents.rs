@@ -156,7 +156,7 @@ impl OpenVault {
     }
 
     /// A CloudEvents 1.0 structured event for one brand.
-    fn cloud_event(
+    pub(crate) fn cloud_event(
         &self,
         kind: &str,
         subject: &str,

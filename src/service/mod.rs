@@ -1,8 +1,9 @@
 //! The use cases of the vault: setup, unlock, sessions, records and the audit log.
 //!
 //! Handlers only translate HTTP; everything that changes state happens here. The vault moves through
-//! three phases — [`Phase::Setup`] (no vault yet), [`Phase::Sealed`] (a key file exists, the master
-//! key is not in memory) and [`Phase::Unsealed`] (an [`OpenVault`] holds the keys and the store).
+//! four phases — [`Phase::Setup`] (no vault yet), [`Phase::Sealed`] (a key file exists, the master
+//! key is not in memory), [`Phase::Unsealed`] (an [`OpenVault`] holds the keys and the store) and
+//! [`Phase::Erasing`] (everything is being deleted; setup follows).
 //! Every state change of an open vault goes through [`OpenVault::change`], which commits the change
 //! and its audit entry in one transaction and returns only once both are durable.
 
@@ -58,6 +59,8 @@ const CONCURRENT_KDF: usize = 2;
 pub(crate) const KEY_FILE: &str = "keys.json";
 pub(crate) const STORE_DIR: &str = "store";
 pub(crate) const STORE_SETUP_DIR: &str = "store.setup";
+/// Where a migration sets the previous store aside until the new one is in place.
+pub(crate) const STORE_OLD_DIR: &str = "store.old";
 
 /// Runtime settings of the service, derived from the configuration.
 #[derive(Debug, Clone)]
@@ -255,7 +258,8 @@ pub(crate) fn initial_phase(settings: &Settings) -> Result<Phase, AppError> {
             .map_err(|e| AppError::Internal(format!("cannot read {}: {e}", key_file.display())))?;
         if !store.exists() {
             if setup_store.exists() {
-                // Setup wrote the key file and crashed before moving the new store into place.
+                // Setup, a restore or a migration made the new store complete and stopped
+                // before moving it into place.
                 std::fs::rename(&setup_store, &store)
                     .map_err(|e| io_error("finishing setup", e))?;
             } else {
@@ -266,6 +270,8 @@ pub(crate) fn initial_phase(settings: &Settings) -> Result<Phase, AppError> {
                 )));
             }
         }
+        // A migration stopped after the new store was in place: the old one can go.
+        remove_dir_if_present(&settings.data_dir.join(STORE_OLD_DIR))?;
         return Ok(Phase::Sealed(keyfile));
     }
     if store.exists() {
@@ -631,10 +637,7 @@ fn create_vault(
     let dir = &settings.data_dir;
     create_private_dir(dir)?;
     let setup_store = dir.join(STORE_SETUP_DIR);
-    if setup_store.exists() {
-        std::fs::remove_dir_all(&setup_store)
-            .map_err(|e| io_error("clearing a failed setup", e))?;
-    }
+    remove_dir_if_present(&setup_store)?;
     let (keyfile, master, recovery) = KeyFile::create(passphrase.expose(), settings.kdf)?;
     {
         let (store, _) = shred::create_for_new_store(&setup_store, settings, &master, &keyfile)?;
@@ -644,10 +647,24 @@ fn create_vault(
     keyfile.save(&settings.key_file())?;
     std::fs::rename(&setup_store, settings.store_dir())
         .map_err(|e| io_error("moving the new store", e))?;
+    sync_dir(dir)?;
+    Ok((keyfile, master, recovery))
+}
+
+/// Makes a directory's entries (a rename, a removal) durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), AppError> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| io_error("syncing the data directory", e))?;
-    Ok((keyfile, master, recovery))
+        .map_err(|e| io_error(&format!("syncing {}", dir.display()), e))
+}
+
+/// Removes a directory and everything in it; one that is already gone is fine.
+pub(crate) fn remove_dir_if_present(dir: &Path) -> Result<(), AppError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error(&format!("removing {}", dir.display()), e)),
+    }
 }
 
 pub(crate) fn create_private_dir(dir: &Path) -> Result<(), AppError> {

@@ -108,14 +108,10 @@ pub(crate) fn ensure_record_count(store: &Store) -> Result<(), AppError> {
     if store.get(Tree::Meta, META_RECORD_COUNT)?.is_some() {
         return Ok(());
     }
-    let count = store.raw_keys(Tree::Records)?.len();
-    store
-        .transact_offline(|tx| {
-            tx.insert(Tree::Meta, META_RECORD_COUNT, count.to_string().as_bytes())
-        })
-        .map_err(|e| match e {
-            crate::store::TxError::Abort(e) | crate::store::TxError::Store(e) => AppError::from(e),
-        })?;
+    let count = store.count(Tree::Records)?;
+    store.transact_offline(|tx| {
+        tx.insert(Tree::Meta, META_RECORD_COUNT, count.to_string().as_bytes())
+    })?;
     Ok(())
 }
 

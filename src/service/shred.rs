@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{OpenVault, STORE_SETUP_DIR, Settings, io_error};
-use crate::crypto::buckets::{BucketKeys, StoreCipher};
+use super::{OpenVault, STORE_OLD_DIR, STORE_SETUP_DIR, Settings, io_error};
+use crate::crypto::buckets::{BUCKET_SEALED_VERSION, BucketKeys, StoreCipher};
 use crate::crypto::keyfile::{KeyFile, write_atomically};
 use crate::crypto::{MasterKey, Sealer, VaultKeys};
 use crate::error::AppError;
@@ -108,11 +108,7 @@ pub(crate) fn create_for_new_store(
 }
 
 fn mark_migrated(store: &Store) -> Result<(), AppError> {
-    store
-        .transact_offline(|tx| tx.insert(Tree::Meta, META_SEALING, SEALING_BUCKETS))
-        .map_err(|e| match e {
-            crate::store::TxError::Abort(e) | crate::store::TxError::Store(e) => AppError::from(e),
-        })?;
+    store.transact_offline(|tx| tx.insert(Tree::Meta, META_SEALING, SEALING_BUCKETS))?;
     Ok(())
 }
 
@@ -125,17 +121,27 @@ pub(crate) fn open_store(
 ) -> Result<(Store, BucketKeys, BucketFile), AppError> {
     let derived = VaultKeys::derive(master);
     let file = BucketFile::new(&settings.data_dir, derived.bucket_wrap, keyfile);
-    let mut buckets = match file.load()? {
+    let loaded = file.load()?;
+    let created = loaded.is_none();
+    let mut buckets = match loaded {
         Some(buckets) => buckets,
-        None => {
-            let buckets = BucketKeys::generate().map_err(crypto_error)?;
-            file.save(&buckets)?;
-            buckets
-        }
+        None => BucketKeys::generate().map_err(crypto_error)?,
     };
     let store_dir = settings.store_dir();
     let cipher = || Arc::new(StoreCipher::new(VaultKeys::derive(master).sealer, &buckets));
     let store = Store::open(&store_dir, cipher(), settings.cache_bytes)?;
+    if created {
+        // Only a store made before bucket keys may lack their file; for any other, new keys
+        // would open nothing, so say what is missing instead.
+        let marker = store.raw_get(Tree::Meta, META_SEALING)?;
+        if marker.is_some_and(|m| m.first() == Some(&BUCKET_SEALED_VERSION)) {
+            return Err(AppError::Internal(format!(
+                "{} is missing: without it the store cannot be read. Restore it from a backup",
+                settings.data_dir.join(BUCKET_FILE).display()
+            )));
+        }
+        file.save(&buckets)?;
+    }
     let store = if store.get(Tree::Meta, META_SEALING)?.as_deref() == Some(SEALING_BUCKETS) {
         store
     } else {
@@ -159,16 +165,15 @@ pub(crate) fn open_store(
 }
 
 /// Copies every value of a store made before bucket keys into a fresh store directory, sealed
-/// under bucket keys, then replaces the old directory with it. A crash before the replacement
-/// leaves the old store (migrated again at the next start); a crash after the old directory is
-/// removed is finished at the next start (see [`super::initial_phase`]).
+/// under bucket keys, then swaps the directories by renames: the old store becomes
+/// `store.old`, the new one `store`, and `store.old` is removed. A crash before the first rename
+/// leaves the old store (migrated again at the next start); after it, the next start finishes
+/// the swap or removes `store.old` (see [`super::initial_phase`]). The old store is never
+/// removed before the new one is in place.
 fn migrate(settings: &Settings, cipher: Arc<StoreCipher>) -> Result<(), AppError> {
     let store_dir = settings.store_dir();
     let next_dir = settings.data_dir.join(STORE_SETUP_DIR);
-    if next_dir.exists() {
-        std::fs::remove_dir_all(&next_dir)
-            .map_err(|e| io_error("clearing a failed migration", e))?;
-    }
+    super::remove_dir_if_present(&next_dir)?;
     let mut copied = 0u64;
     {
         let old = Store::open(&store_dir, cipher.clone(), settings.cache_bytes)?;
@@ -186,11 +191,13 @@ fn migrate(settings: &Settings, cipher: Arc<StoreCipher>) -> Result<(), AppError
         mark_migrated(&new)?;
         new.flush()?;
     }
-    std::fs::remove_dir_all(&store_dir).map_err(|e| io_error("removing the old store", e))?;
+    let old_dir = settings.data_dir.join(STORE_OLD_DIR);
+    super::remove_dir_if_present(&old_dir)?;
+    std::fs::rename(&store_dir, &old_dir)
+        .map_err(|e| io_error("setting the old store aside", e))?;
     std::fs::rename(&next_dir, &store_dir).map_err(|e| io_error("moving the migrated store", e))?;
-    std::fs::File::open(&settings.data_dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_error("syncing the data directory", e))?;
+    super::sync_dir(&settings.data_dir)?;
+    super::remove_dir_if_present(&old_dir)?;
     tracing::info!(values = copied, "store migrated to bucket keys");
     Ok(())
 }
@@ -214,12 +221,7 @@ impl OpenVault {
         let resealed = self
             .writer
             .write(move |tx| tx.reseal_buckets(&retiring))
-            .await
-            .map_err(|e| match e {
-                crate::store::TxError::Abort(e) | crate::store::TxError::Store(e) => {
-                    AppError::from(e)
-                }
-            })?;
+            .await?;
         rotated.finish_rotation();
         self.bucket_file.save(&rotated)?;
         self.store.cipher().set_keys(&rotated);

@@ -26,7 +26,8 @@ use crate::brand_support::{
     status_json, unb64,
 };
 use crate::grant_support::{
-    EMAIL, NAME, PHONE, grant_token, put_record, read_all, read_ok, record_value, wall_now,
+    EMAIL, NAME, PHONE, assert_invalid_token, grant_token, put_record, read_all, read_ok,
+    record_value, wall_now,
 };
 use crate::intent_support::{
     LOOPBACK, Receiver, Subscriber, assert_error, categories, eventually, intent_body, intent_id,
@@ -1258,14 +1259,21 @@ async fn deleting_everything_revokes_tells_the_brands_signs_a_receipt_and_leaves
 
     assert_setup_mode(app, owner, "after deleting everything").await;
     assert_empty_dir(&full.data(), "after deleting everything");
+    // There is no vault any more: every brand call meets setup mode.
     for (token, why) in [(&full.bistro.token, "bistro"), (&full.shop.token, "shop")] {
-        let status = brand_call(app, token).await.status();
-        assert!(!status.is_success(), "{why}'s token: {status}");
+        let (status, body) = status_json(brand_call(app, token).await).await;
+        assert_error(
+            status,
+            &body,
+            503,
+            "setup_required",
+            &format!("{why}'s token"),
+        );
     }
-    let status = read_all(app, &grant_token).await.status();
-    assert!(!status.is_success(), "the grant token: {status}");
-    let (status, _) = full.bistro.brand.token_response(app, &[]).await;
-    assert!(!(200..300).contains(&status), "a new token: {status}");
+    let (status, body) = status_json(read_all(app, &grant_token).await).await;
+    assert_error(status, &body, 503, "setup_required", "the grant token");
+    let (status, body) = full.bistro.brand.token_response(app, &[]).await;
+    assert_error(status, &body, 503, "setup_required", "a new token");
 }
 
 #[tokio::test]
@@ -1595,11 +1603,11 @@ async fn an_erased_brand_leaves_nothing_of_its_relationship() {
     .await;
     assert_eq!(status, 204, "{body}");
     assert_refused(&app, &gone.token, "the erased brand's token").await;
-    let status = read_all(&app, &grant_token).await.status();
-    assert!(
-        !status.is_success(),
-        "the erased brand's grant token: {status}"
-    );
+    assert_invalid_token(
+        read_all(&app, &grant_token).await,
+        "the erased brand's grant token",
+    )
+    .await;
     assert_accepted(&app, &stays.token, "the other brand").await;
 
     let export = export(&app, &owner).await;
@@ -1617,6 +1625,15 @@ async fn an_erased_brand_leaves_nothing_of_its_relationship() {
         1,
         "{export}"
     );
+    for intent in export["intents"].as_array().unwrap() {
+        assert!(
+            !intent["recipients"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(client_id)),
+            "the erased brand is still a recipient: {intent}"
+        );
+    }
     // The audit log keeps that the brand existed (by design), and nothing of what it held.
     let removed: Vec<_> = export["audit"]
         .as_array()
