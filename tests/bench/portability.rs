@@ -16,8 +16,9 @@
 //! 2. **Backup**: `GET /api/v1/backup`, same measures.
 //! 3. **Delete everything**: `DELETE /api/v1/vault`. The request includes an Argon2id check of
 //!    the passphrase (the same cost whatever the size), so the figure that matters is the
-//!    deletion itself, which the server logs (`total_ms`: revoking, telling brands, signing the
-//!    receipt, destroying the keys and removing the store). Both are reported.
+//!    deletion itself, which the server logs: `total_us`, of which `wind_down_us` is revoking,
+//!    telling brands and signing the receipt, and the rest destroying the keys and removing the
+//!    store. Both are reported.
 //!
 //! Targets (issue 6): deletion of 100,000 records within 1 s, and within 3× of 1,000 records.
 
