@@ -64,6 +64,17 @@ pub(crate) fn load_head(store: &Store) -> Result<ChainHead, AppError> {
     }
 }
 
+/// The time of the newest audit entry: a time the vault has certainly already seen.
+pub(crate) fn latest_time(store: &Store) -> Result<Option<OffsetDateTime>, AppError> {
+    let head = load_head(store)?;
+    match store.get(Tree::Audit, &head.seq.to_be_bytes())? {
+        Some(bytes) => serde_json::from_slice::<AuditEntry>(&bytes)
+            .map(|entry| Some(entry.at))
+            .map_err(|e| AppError::Internal(format!("audit entry {} is damaged: {e}", head.seq))),
+        None => Ok(None),
+    }
+}
+
 fn seq_of(key: &[u8]) -> u64 {
     key.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }

@@ -290,6 +290,7 @@ impl Vault {
     pub fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Vault, AppError> {
         let phase = initial_phase(&settings)?;
         backup::remove_temporary_backups(&settings.data_dir);
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::NeverBackwards::new(clock));
         let sessions = session::Sessions::new(settings.session_idle, settings.session_max);
         Ok(Vault {
             inner: Arc::new(Inner {
@@ -692,6 +693,9 @@ impl OpenVault {
             index, pseudonym, ..
         } = VaultKeys::derive(&master);
         let (store, buckets, bucket_file) = shred::open_store(settings, &keyfile, &master)?;
+        if let Some(latest) = audit::latest_time(&store)? {
+            clock.not_before(latest);
+        }
         // What every open vault has, created here for a new vault or one made by an older version.
         let now = clock.now();
         terms::ensure_published(&store, now)?;
