@@ -79,6 +79,9 @@ pub enum AppError {
     Erasing,
     #[error("storage is unavailable; nothing was changed, try again later")]
     Storage(#[source] StoreError),
+    /// The disk is full (HTTP 507): nothing was changed; writes work again once there is room.
+    #[error("the vault's disk is full; nothing was changed. Free some space and try again")]
+    InsufficientStorage(#[source] StoreError),
     #[error("the audit log does not verify: {0}")]
     Chain(#[from] ChainError),
     /// Shown in logs and on the command line; clients only ever see `public_message`.
@@ -110,6 +113,7 @@ impl AppError {
             | AppError::SetupRequired
             | AppError::Erasing
             | AppError::Storage(_) => 503,
+            AppError::InsufficientStorage(_) => 507,
             AppError::Chain(_) | AppError::Internal(_) => 500,
         }
     }
@@ -144,6 +148,7 @@ impl AppError {
             AppError::SetupRequired => "setup_required",
             AppError::Erasing => "vault_erasing",
             AppError::Storage(_) => "storage_unavailable",
+            AppError::InsufficientStorage(_) => "insufficient_storage",
             AppError::Chain(_) => "audit_chain_broken",
             AppError::Internal(_) => "internal",
         }
@@ -155,6 +160,7 @@ impl AppError {
             AppError::TooManyRequests { retry_after } => Some(*retry_after),
             AppError::Sealed | AppError::SetupRequired => Some(30),
             AppError::Storage(_) | AppError::Erasing => Some(5),
+            AppError::InsufficientStorage(_) => Some(60),
             _ => None,
         }
     }
@@ -194,6 +200,7 @@ impl From<StoreError> for AppError {
                 AppError::Internal(format!("store integrity: {e}"))
             }
             StoreError::Io(_) => AppError::Storage(e),
+            StoreError::Full(_) => AppError::InsufficientStorage(e),
         }
     }
 }
@@ -271,7 +278,8 @@ impl From<AppError> for OAuthError {
             AppError::Sealed
             | AppError::SetupRequired
             | AppError::Erasing
-            | AppError::Storage(_) => {
+            | AppError::Storage(_)
+            | AppError::InsufficientStorage(_) => {
                 OAuthError::new(503, "temporarily_unavailable", e.public_message())
             }
             AppError::TooManyRequests { .. } => {

@@ -33,12 +33,15 @@ impl IntoResponse for AppError {
             StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         // The cause goes to the log (by the layer that knows the request id), never to the client.
         let detail = match &self {
-            AppError::Internal(_) | AppError::Chain(_) | AppError::Storage(_) => {
-                Some(ErrorDetail(match &self {
-                    AppError::Storage(source) => format!("{self} ({source})"),
-                    other => other.to_string(),
-                }))
-            }
+            AppError::Internal(_)
+            | AppError::Chain(_)
+            | AppError::Storage(_)
+            | AppError::InsufficientStorage(_) => Some(ErrorDetail(match &self {
+                AppError::Storage(source) | AppError::InsufficientStorage(source) => {
+                    format!("{self} ({source})")
+                }
+                other => other.to_string(),
+            })),
             _ => None,
         };
         let body = ErrorBody {

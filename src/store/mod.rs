@@ -153,6 +153,9 @@ impl Tree {
 pub enum StoreError {
     #[error("storage I/O failed: {0}")]
     Io(String),
+    /// The disk (or the filesystem's quota) is full: nothing was written.
+    #[error("the disk is full: {0}")]
+    Full(String),
     #[error("a stored value is damaged or was tampered with in tree {tree}")]
     Tampered { tree: &'static str },
     #[error(transparent)]
@@ -161,8 +164,19 @@ pub enum StoreError {
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
-        StoreError::Io(e.to_string())
+        match &e {
+            sled::Error::Io(io) if is_disk_full(io) => StoreError::Full(e.to_string()),
+            _ => StoreError::Io(e.to_string()),
+        }
     }
+}
+
+/// Whether an I/O error means "no space left" (ENOSPC) or "quota exceeded" (EDQUOT).
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// Cache size handed to sled. Its default (1 GiB) is far more than one person's vault needs.
