@@ -15,13 +15,19 @@
 //! batch, flushes once, and only then answers every caller. sled measured 2.5× faster this way than
 //! with concurrent writers sharing flushes (21,000 vs 8,400 three-value writes/s on the 2-core
 //! development machine), because it sees one writer, as in its own benchmarks. Readers never wait.
+//!
+//! sled 0.34 cannot go on after a failed log write (a full disk): its error is sticky, and its
+//! flushes can hang. So the first failure, or a flush that outlasts a deadline, is answered with
+//! an error and fails the store for the rest of the process: writes are refused at once, and the
+//! keys of the failed group read as the error (sled may hold half of it in memory). What was
+//! acknowledged before is durable; a restart reads it back and writes again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, mpsc};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -131,8 +137,10 @@ impl Tree {
         Tree::Outbox,
     ];
 
-    /// The tree and key of a full sled key.
-    fn split(full_key: &[u8]) -> Option<(Tree, &[u8])> {
+    /// The tree and key of a full sled key (as [`Store::raw_entries`] yields it and backups
+    /// carry it). Public so that readers of raw entries outside a store, such as the backup
+    /// fuzz target, find a value's place as the store does.
+    pub fn split(full_key: &[u8]) -> Option<(Tree, &[u8])> {
         let (&prefix, key) = full_key.split_first()?;
         Tree::ALL
             .into_iter()
@@ -160,6 +168,28 @@ pub enum StoreError {
     Tampered { tree: &'static str },
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+}
+
+impl StoreError {
+    /// The same failure again, for the next caller it concerns (the error holds no `Clone`
+    /// source, so this rebuilds it; a crypto failure is never a write failure).
+    fn again(&self) -> StoreError {
+        match self {
+            StoreError::Io(m) => StoreError::Io(m.clone()),
+            StoreError::Full(m) => StoreError::Full(m.clone()),
+            other => StoreError::Io(other.to_string()),
+        }
+    }
+}
+
+/// The first failed write of a process (see [`Store::fail`]).
+#[derive(Debug)]
+struct Failure {
+    error: StoreError,
+    /// The full keys the failed group wrote. sled applies a group in memory before making it
+    /// durable, and after a failure it may hold some of the group's writes (never acknowledged)
+    /// in memory: these keys read as the failure until a restart reads sled's files again.
+    unsure: BTreeSet<Vec<u8>>,
 }
 
 impl From<sled::Error> for StoreError {
@@ -190,6 +220,11 @@ pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
     cipher: Arc<StoreCipher>,
+    /// The first failed write of this process, after which nothing more is written (see
+    /// [`Store::fail`]).
+    failed: Arc<OnceLock<Failure>>,
+    /// Where sled's files are (for the space probe of a stalled flush).
+    dir: Arc<Path>,
 }
 
 impl std::fmt::Debug for Store {
@@ -198,7 +233,9 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn aad(tree: Tree, key: &[u8]) -> Vec<u8> {
+/// The associated data a value at `key` in `tree` is sealed with: the tree's name, a zero byte,
+/// the key. Frozen. Public for readers of raw entries outside a store (the backup fuzz target).
+pub fn aad(tree: Tree, key: &[u8]) -> Vec<u8> {
     let mut aad = Vec::with_capacity(tree.name().len() + 1 + key.len());
     aad.extend_from_slice(tree.name().as_bytes());
     aad.push(0);
@@ -241,12 +278,25 @@ impl Store {
             }
         };
         let tree = db.open_tree(SLED_TREE)?;
-        Ok(Store { db, tree, cipher })
+        Ok(Store {
+            db,
+            tree,
+            cipher,
+            failed: Arc::default(),
+            dir: Arc::from(dir),
+        })
+    }
+
+    /// The size of sled's files on disk (0 if it cannot tell).
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
     }
 
     /// Reads and opens one value.
     pub fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.tree.get(tree.key(key))? {
+        let full = tree.key(key);
+        self.readable(&full)?;
+        match self.tree.get(full)? {
             Some(sealed) => Ok(Some(self.open_value(tree, key, &sealed)?)),
             None => Ok(None),
         }
@@ -264,6 +314,7 @@ impl Store {
         item: sled::Result<(sled::IVec, sled::IVec)>,
     ) -> Result<Entry, StoreError> {
         let (full, sealed) = item?;
+        self.readable(&full)?;
         let key = full.get(1..).unwrap_or_default();
         let value = self.open_value(tree, key, &sealed)?;
         Ok((key.to_vec(), value))
@@ -329,13 +380,81 @@ impl Store {
 
     /// Flushes everything to disk now (blocking). A running server flushes through its [`Writer`].
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.writable()?;
         self.db.flush()?;
         Ok(())
     }
 
+    /// Refuses to write once a write has failed in this process.
+    fn writable(&self) -> Result<(), StoreError> {
+        match self.failed.get() {
+            Some(failure) => Err(failure.error.again()),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the disk has room for a group: [`DISK_RESERVE`] plus four times what it stages
+    /// (sled rewrites whole nodes, so a write costs the disk several times its size). A disk
+    /// whose free space cannot be read is assumed to have room.
+    fn room_for(&self, tx: &Tx<'_>) -> Result<(), StoreError> {
+        let staged: u64 = tx
+            .pending
+            .iter()
+            .map(|(k, v)| (k.len() + v.as_ref().map_or(0, Vec::len) + 64) as u64)
+            .sum();
+        let needed = DISK_RESERVE + 4 * staged;
+        match fs2::available_space(&*self.dir) {
+            Ok(free) if free < needed => Err(StoreError::Full(format!(
+                "{free} bytes free, below the {needed} a write keeps in reserve"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses to read a key that a failed write may have left half-done (see [`Failure`]).
+    fn readable(&self, full_key: &[u8]) -> Result<(), StoreError> {
+        match self.failed.get() {
+            Some(failure) if failure.unsure.contains(full_key) => Err(failure.error.again()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a failed write; returns whether it is the first. sled 0.34 does not recover from
+    /// a failed log write within the process: the error is sticky, every later write fails, and
+    /// flushing or even closing the database can then wait forever (seen with ENOSPC). So from
+    /// the first failure on, writes get that error at once without touching sled. Everything
+    /// acknowledged before it is durable, and a restart recovers it and writes again.
+    fn fail(&self, e: &StoreError, unsure: BTreeSet<Vec<u8>>) -> bool {
+        let failure = Failure {
+            error: e.again(),
+            unsure,
+        };
+        self.failed.set(failure).is_ok()
+    }
+
+    /// The error for a flush that did not finish within `waited`: the disk is full if a probe
+    /// file cannot be written beside the store (sled may not have said so), an I/O failure
+    /// otherwise.
+    fn stalled(&self, waited: Duration) -> StoreError {
+        let probe = self.dir.with_extension("space-probe");
+        let written = std::fs::write(&probe, vec![0u8; 64 * 1024]);
+        let _ = std::fs::remove_file(&probe);
+        let waited = waited.as_secs_f32();
+        match written {
+            Err(e) if is_disk_full(&e) => StoreError::Full(format!(
+                "a flush did not finish within {waited} s and the disk has no space left: {e}"
+            )),
+            _ => StoreError::Io(format!(
+                "a flush did not finish within {waited} s: the store stopped making writes durable"
+            )),
+        }
+    }
+
     /// The raw, still sealed bytes under a key: for tests and tools that check what is on disk.
     pub fn raw_get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree.get(tree.key(key))?.map(|v| v.to_vec()))
+        let full = tree.key(key);
+        self.readable(&full)?;
+        Ok(self.tree.get(full)?.map(|v| v.to_vec()))
     }
 
     /// Writes raw bytes under a key without sealing: only for tests that simulate tampering.
@@ -364,8 +483,9 @@ impl Store {
     /// that is inside a writer job or offline.
     pub fn raw_entries(&self) -> impl Iterator<Item = Result<Entry, StoreError>> + '_ {
         self.tree.iter().map(|item| {
-            item.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                .map_err(Into::into)
+            let (k, v) = item?;
+            self.readable(&k)?;
+            Ok((k.to_vec(), v.to_vec()))
         })
     }
 
@@ -641,9 +761,16 @@ const RESEAL_BATCH: usize = 4096;
 const MAX_GROUP: usize = 1024;
 
 /// One queued write: runs inside the writer thread and returns how to answer once the group's
-/// flush is done (with the flush's outcome).
-type Job = Box<dyn FnOnce(&mut Tx<'_>) -> Reply + Send>;
-type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// flush is done (with the flush's outcome). Given no transaction, it does not run and its
+/// answer is the (failed) outcome alone.
+type Job = Box<dyn FnOnce(Option<&mut Tx<'_>>) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(&Result<(), StoreError>) + Send>;
+/// The writer's queue, shared with its watchdog (see [`Watchdog`]).
+type Queue = Arc<Mutex<mpsc::Receiver<Job>>>;
+
+fn lock_queue(queue: &Queue) -> std::sync::MutexGuard<'_, mpsc::Receiver<Job>> {
+    queue.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The handle to the store's single writer thread. Cheap to clone; the thread stops when the last
 /// handle is dropped, after answering everything already queued.
@@ -651,19 +778,44 @@ type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
     flushes: Arc<AtomicU64>,
+    /// The store's failure, if it has failed: then a write is refused before it is queued.
+    failed: Arc<OnceLock<Failure>>,
 }
 
 impl Writer {
     /// Starts the writer thread for `store`.
     pub fn spawn(store: Store) -> Result<Writer, StoreError> {
         let (jobs, queue) = mpsc::channel::<Job>();
+        let queue: Queue = Arc::new(Mutex::new(queue));
         let flushes = Arc::new(AtomicU64::new(0));
         let counted = flushes.clone();
+        let failed = store.failed.clone();
+        let watchdog = Arc::new(Watchdog::new(FLUSH_DEADLINE));
+        let (watched, watching, watched_queue) = (store.clone(), watchdog.clone(), queue.clone());
         std::thread::Builder::new()
+            .name("vrm-store-watch".into())
+            .spawn(move || watching.run(&watched, &watched_queue))
+            .map_err(|e| StoreError::Io(format!("cannot start the flush watchdog: {e}")))?;
+        let spawned = std::thread::Builder::new()
             .name("vrm-store-writer".into())
-            .spawn(move || run_writer(&store, &queue, &counted))
-            .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
-        Ok(Writer { jobs, flushes })
+            .spawn({
+                let watchdog = watchdog.clone();
+                move || {
+                    let _stop = StopOnDrop(&watchdog);
+                    run_writer(&store, &queue, &counted, &watchdog);
+                }
+            });
+        if let Err(e) = spawned {
+            watchdog.stop();
+            return Err(StoreError::Io(format!(
+                "cannot start the writer thread: {e}"
+            )));
+        }
+        Ok(Writer {
+            jobs,
+            flushes,
+            failed,
+        })
     }
 
     /// Runs `f` in the writer thread and returns its result once everything it wrote is durable
@@ -677,13 +829,22 @@ impl Writer {
         E: Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
-        let job: Job = Box::new(move |tx: &mut Tx<'_>| -> Reply {
+        let job: Job = Box::new(move |tx: Option<&mut Tx<'_>>| -> Reply {
+            let Some(tx) = tx else {
+                return Box::new(move |refused: &Result<(), StoreError>| {
+                    let why = match refused {
+                        Err(e) => e.again(),
+                        Ok(()) => StoreError::Io("the store writer has stopped".into()),
+                    };
+                    let _ = answer.send(Err(TxError::Store(why)));
+                });
+            };
             tx.begin();
             match f(tx) {
-                Ok(value) => Box::new(move |durable: Result<(), String>| {
+                Ok(value) => Box::new(move |durable: &Result<(), StoreError>| {
                     let _ = answer.send(match durable {
                         Ok(()) => Ok(value),
-                        Err(e) => Err(TxError::Store(StoreError::Io(e))),
+                        Err(e) => Err(TxError::Store(e.again())),
                     });
                 }),
                 Err(e) => {
@@ -694,9 +855,32 @@ impl Writer {
                 }
             }
         });
+        if let Some(failure) = self.failed.get() {
+            return Err(TxError::Store(failure.error.again()));
+        }
         let stopped = || TxError::Store(StoreError::Io("the store writer has stopped".into()));
         self.jobs.send(job).map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?
+    }
+
+    /// Queues `f` without waiting for it: for bookkeeping whose loss costs nothing (a write
+    /// that fails or is lost in a crash is simply redone later).
+    pub fn write_detached(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<(), StoreError> + Send + 'static,
+    ) {
+        let job: Job = Box::new(move |tx: Option<&mut Tx<'_>>| -> Reply {
+            if let Some(tx) = tx {
+                tx.begin();
+                if f(tx).is_err() {
+                    tx.rollback();
+                }
+            }
+            Box::new(|_| {})
+        });
+        if self.failed.get().is_none() {
+            let _ = self.jobs.send(job);
+        }
     }
 
     /// How many flushes have run so far (each covers a whole group of writes).
@@ -707,34 +891,192 @@ impl Writer {
 
 /// The writer thread: take every job waiting, run them in order on one overlay, apply the group as
 /// one batch, flush once, answer everyone.
-fn run_writer(store: &Store, queue: &mpsc::Receiver<Job>, flushes: &AtomicU64) {
-    while let Ok(first) = queue.recv() {
+fn run_writer(store: &Store, queue: &Queue, flushes: &AtomicU64, watchdog: &Watchdog) {
+    loop {
         let mut replies: Vec<Reply> = Vec::new();
         let mut tx = Tx::new(store);
-        replies.push(first(&mut tx));
-        while replies.len() < MAX_GROUP {
-            match queue.try_recv() {
-                Ok(job) => replies.push(job(&mut tx)),
-                Err(_) => break,
+        {
+            let queue = lock_queue(queue);
+            let Ok(first) = queue.recv() else {
+                return;
+            };
+            // Once the store has failed, jobs are answered without running.
+            let failed = store.failed.get().is_some();
+            let mut run = |job: Job| job((!failed).then_some(&mut tx));
+            replies.push(run(first));
+            while replies.len() < MAX_GROUP {
+                match queue.try_recv() {
+                    Ok(job) => replies.push(run(job)),
+                    Err(_) => break,
+                }
             }
         }
+        // A group that would eat into the disk's last reserve is refused before sled sees it:
+        // sled does not recover from a failed write within the process, so never letting it
+        // meet a full disk is what lets writes resume as soon as space returns.
+        if let Err(e) = store.room_for(&tx) {
+            for reply in replies {
+                reply(&Err(e.again()));
+            }
+            continue;
+        }
         let started = std::time::Instant::now();
-        let outcome = tx
-            .commit()
-            .and_then(|()| store.flush())
-            .map_err(|e| e.to_string());
+        // What the group writes, in case it fails (a handful of short keys per write).
+        let keys: BTreeSet<Vec<u8>> = tx.pending.keys().cloned().collect();
+        let (replies, keys, outcome) = match store.writable().and_then(|()| tx.commit()) {
+            Ok(()) => watchdog.flush(replies, keys, || store.flush()),
+            Err(e) => (replies, keys, Err(e)),
+        };
         flushes.fetch_add(1, Ordering::Relaxed);
         tracing::trace!(
             writes = replies.len(),
             micros = started.elapsed().as_micros() as u64,
             "group committed"
         );
-        if let Err(e) = &outcome {
-            tracing::error!(error = %e, "store write failed; the group's writes are not acknowledged");
+        if let Err(e) = &outcome
+            && store.fail(e, keys)
+        {
+            tracing::error!(
+                error = %e,
+                "store write failed; the group's writes are not acknowledged, and no write is \
+                 accepted until the vault restarts: free space if the disk is full, then restart"
+            );
         }
         for reply in replies {
-            reply(outcome.clone());
+            reply(&outcome);
         }
+    }
+}
+
+/// Free disk space the store never writes into: enough for sled to finish what it has begun
+/// (node rewrites, its log's segment headers) so that a full disk is refused cleanly instead of
+/// failing inside sled.
+pub const DISK_RESERVE: u64 = 8 * 1024 * 1024;
+
+/// How long a group's flush may take before the group is answered with an error and the store
+/// stops writing (see [`Watchdog`]). Flushes take milliseconds; a disk that needs longer is
+/// failing anyway.
+const FLUSH_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Answers a group whose flush never ends. After a failed log write (seen with ENOSPC), sled 0.34
+/// can stop making its log durable without reporting any error: the writer's flush, and every
+/// flush after it, then waits forever, and so would everyone whose write is queued. When a flush
+/// outlasts [`FLUSH_DEADLINE`], the watchdog's thread answers the group with an error (the disk
+/// is full, if it is), marks the store failed so that later writes are refused before they are
+/// queued, and from then on answers whatever reaches the queue with the same error, without
+/// running it. The writer thread stays blocked in sled until the process ends; a restart
+/// recovers everything acknowledged before.
+struct Watchdog {
+    state: Mutex<Watch>,
+    changed: Condvar,
+    deadline: Duration,
+}
+
+#[derive(Default)]
+struct Watch {
+    /// The group being flushed: its number, its callers' replies until they are answered, and
+    /// the keys it wrote.
+    flushing: Option<(u64, Vec<Reply>, BTreeSet<Vec<u8>>)>,
+    started: u64,
+    stopped: bool,
+}
+
+impl Watchdog {
+    fn new(deadline: Duration) -> Watchdog {
+        Watchdog {
+            state: Mutex::default(),
+            changed: Condvar::new(),
+            deadline,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Watch> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `flush` for a group under watch; returns the outcome with the replies still to send
+    /// and the group's keys (none of either if the watchdog answered the group meanwhile).
+    fn flush(
+        &self,
+        replies: Vec<Reply>,
+        keys: BTreeSet<Vec<u8>>,
+        flush: impl FnOnce() -> Result<(), StoreError>,
+    ) -> (Vec<Reply>, BTreeSet<Vec<u8>>, Result<(), StoreError>) {
+        {
+            let mut state = self.lock();
+            state.started += 1;
+            state.flushing = Some((state.started, replies, keys));
+        }
+        self.changed.notify_all();
+        let outcome = flush();
+        let group = self.lock().flushing.take();
+        self.changed.notify_all();
+        let (replies, keys) = group.map(|(_, r, k)| (r, k)).unwrap_or_default();
+        (replies, keys, outcome)
+    }
+
+    fn stop(&self) {
+        self.lock().stopped = true;
+        self.changed.notify_all();
+    }
+
+    /// The watchdog's thread: idle until a flush starts, then waits for it up to its deadline.
+    /// Ends (dropping its handle on the store) when the writer stops.
+    fn run(&self, store: &Store, queue: &Queue) {
+        let mut state = self.lock();
+        while !state.stopped {
+            let Some(number) = state.flushing.as_ref().map(|(n, _, _)| *n) else {
+                state = self
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            };
+            let (waited, timeout) = self
+                .changed
+                .wait_timeout_while(state, self.deadline, |w| {
+                    !w.stopped && w.flushing.as_ref().is_some_and(|(n, _, _)| *n == number)
+                })
+                .unwrap_or_else(PoisonError::into_inner);
+            state = waited;
+            if !timeout.timed_out() {
+                continue;
+            }
+            let Some((_, replies, keys)) = state.flushing.take() else {
+                continue;
+            };
+            drop(state);
+            let outcome = Err(store.stalled(self.deadline));
+            if let Err(e) = &outcome
+                && store.fail(e, keys)
+            {
+                tracing::error!(
+                    error = %e,
+                    "store flush stalled; its writes are not acknowledged, and no write is \
+                     accepted until the vault restarts: free space if the disk is full, then \
+                     restart"
+                );
+            }
+            for reply in replies {
+                reply(&outcome);
+            }
+            // The writer is blocked in sled for good: take its place at the queue, until the
+            // last handle to the writer is dropped.
+            let queue = lock_queue(queue);
+            while let Ok(job) = queue.recv() {
+                job(None)(&outcome);
+            }
+            return;
+        }
+    }
+}
+
+/// Stops the watchdog when the writer thread ends, however it ends.
+struct StopOnDrop<'a>(&'a Watchdog);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stop();
     }
 }
 
@@ -860,6 +1202,89 @@ mod tests {
             .map(|e| u32::from_be_bytes(e.unwrap().0.try_into().unwrap()))
             .collect();
         assert_eq!(kept, (0..64).step_by(2).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_write_the_store_refuses_writes_without_touching_sled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let writer = Writer::spawn(store.clone()).unwrap();
+        writer
+            .write(|tx| tx.insert(Tree::Records, b"before", b"v"))
+            .await
+            .map_err(|_| ())
+            .unwrap();
+        // What the writer records when sled reports ENOSPC, for a group that wrote `unsure`.
+        store
+            .transact_offline(|tx| tx.insert(Tree::Records, b"unsure", b"maybe"))
+            .map_err(|_| ())
+            .unwrap();
+        let full = StoreError::Full("No space left on device".into());
+        assert!(store.fail(&full, [Tree::Records.key(b"unsure")].into()));
+        let refused = writer
+            .write(|tx| tx.insert(Tree::Records, b"after", b"v"))
+            .await;
+        assert!(
+            matches!(refused, Err(TxError::Store(StoreError::Full(_)))),
+            "{refused:?}"
+        );
+        assert!(matches!(store.flush(), Err(StoreError::Full(_))));
+        assert!(store.get(Tree::Records, b"after").unwrap().is_none());
+        assert_eq!(store.get(Tree::Records, b"before").unwrap().unwrap(), b"v");
+        // What the failed group wrote reads as the failure, alone or in a walk.
+        assert!(matches!(
+            store.get(Tree::Records, b"unsure"),
+            Err(StoreError::Full(_))
+        ));
+        let walked: Vec<_> = store.iter(Tree::Records).map(|e| e.is_ok()).collect();
+        assert_eq!(walked, vec![true, false]);
+    }
+
+    #[test]
+    fn a_flush_that_never_ends_is_answered_and_later_writes_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let watchdog = Arc::new(Watchdog::new(Duration::from_millis(50)));
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue: Queue = Arc::new(Mutex::new(queue));
+        let watcher = {
+            let (watchdog, store, queue) = (watchdog.clone(), store.clone(), queue.clone());
+            std::thread::spawn(move || watchdog.run(&store, &queue))
+        };
+        // A group whose flush hangs, as sled's did once its disk was full.
+        let (answer, answered) = mpsc::channel();
+        let reply: Reply = Box::new(move |outcome| {
+            let _ = answer.send(outcome.is_err());
+        });
+        let (release, hang) = mpsc::channel::<()>();
+        let flusher = {
+            let watchdog = watchdog.clone();
+            std::thread::spawn(move || {
+                watchdog.flush(vec![reply], BTreeSet::new(), || {
+                    let _ = hang.recv();
+                    Ok(())
+                })
+            })
+        };
+        let waited = Duration::from_secs(10);
+        assert_eq!(answered.recv_timeout(waited), Ok(true));
+        assert!(store.failed.get().is_some());
+        // What reaches the queue afterwards is answered with the error, without running.
+        let (tell, told) = mpsc::channel();
+        let job: Job = Box::new(move |tx: Option<&mut Tx<'_>>| -> Reply {
+            let ran = tx.is_some();
+            Box::new(move |outcome: &Result<(), StoreError>| {
+                let _ = tell.send((ran, outcome.is_err()));
+            })
+        });
+        jobs.send(job).unwrap();
+        assert_eq!(told.recv_timeout(waited), Ok((false, true)));
+        // The flush ending late answers no one twice; the watchdog ends with the queue.
+        release.send(()).unwrap();
+        let (left, _, _) = flusher.join().unwrap();
+        assert!(left.is_empty());
+        drop(jobs);
+        watcher.join().unwrap();
     }
 
     #[tokio::test]
