@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -136,6 +136,11 @@ pub struct InitArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
+    /// A TOML file of options, keyed by their long names (`listen = "127.0.0.1:8080"`,
+    /// `cache-mb = 32`, `trusted-proxies = ["127.0.0.1"]`). Flags and environment variables win
+    /// over the file; the file wins over the defaults.
+    #[arg(long, env = "VRM_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Where the vault keeps its key file and encrypted store. Defaults to the per-user data
     /// directory (on Linux `~/.local/share/vrm-vault`).
     #[arg(long, env = "VRM_DATA_DIR", value_name = "DIR")]
@@ -177,6 +182,115 @@ pub struct ServeConfig {
     /// Let webhooks target loopback addresses (for local testing only).
     #[arg(long, env = "VRM_ALLOW_LOOPBACK_WEBHOOKS", default_value_t = false)]
     pub allow_loopback_webhooks: bool,
+    /// A reverse proxy (address or network, e.g. `127.0.0.1` or `10.0.0.0/8`) whose
+    /// `X-Forwarded-For` names the client, for rate limits. Repeat it, or separate with commas.
+    /// Without it forwarding headers are ignored: behind a proxy, every client then shares the
+    /// proxy's address, which makes rate limits stricter, not looser.
+    #[arg(long = "trusted-proxy", visible_alias = "trusted-proxies", env = "VRM_TRUSTED_PROXIES",
+          value_delimiter = ',', value_name = "IP[/BITS]", value_parser = parse_network)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Serve Prometheus metrics at `GET /metrics` on this second address (off by default). Keep
+    /// it on loopback or a private network: it is not authenticated.
+    #[arg(long, env = "VRM_METRICS_LISTEN", value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Open connections at most; more wait until one closes.
+    #[arg(long, env = "VRM_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub max_connections: u32,
+}
+
+/// An address or a network in CIDR notation.
+fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is not an IP address or network (like 10.0.0.0/8)"))
+}
+
+/// Parses the command line, with `serve --config FILE` filling in what neither the command line
+/// nor the environment set. The file's entries become arguments, so they are checked exactly as
+/// flags are.
+pub fn parse() -> Result<Cli, String> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = match Cli::command().try_get_matches_from(&args) {
+        Ok(matches) => matches,
+        Err(e) => e.exit(),
+    };
+    let cli = Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+    let Command::Serve(ServeConfig {
+        config: Some(path), ..
+    }) = &cli.command
+    else {
+        return Ok(cli);
+    };
+    let Some(serve) = matches.subcommand_matches("serve") else {
+        return Ok(cli);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("reading the config file {}: {e}", path.display()))?;
+    let extra =
+        file_arguments(&text, serve).map_err(|e| format!("config file {}: {e}", path.display()))?;
+    let mut all = args;
+    all.extend(extra.into_iter().map(Into::into));
+    let matches = Cli::command()
+        .try_get_matches_from(all)
+        .map_err(|e| format!("config file {}: {}", path.display(), e.render()))?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.to_string())
+}
+
+/// The arguments a config file adds: one per key whose option was not set on the command line or
+/// in the environment.
+fn file_arguments(text: &str, given: &clap::ArgMatches) -> Result<Vec<String>, String> {
+    use clap::parser::ValueSource;
+    let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    let command = Cli::command();
+    let serve = command
+        .find_subcommand("serve")
+        .ok_or("the serve command is missing")?;
+    let mut extra = Vec::new();
+    for (key, value) in table {
+        let arg = serve
+            .get_arguments()
+            .find(|arg| {
+                arg.get_long_and_visible_aliases()
+                    .is_some_and(|names| names.contains(&key.as_str()))
+            })
+            .filter(|arg| arg.get_id() != "config")
+            .ok_or_else(|| format!("unknown option {key:?}"))?;
+        if matches!(
+            given.value_source(arg.get_id().as_str()),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        ) {
+            continue;
+        }
+        let long = format!("--{}", arg.get_long().unwrap_or(&key));
+        let values = match value {
+            toml::Value::Array(items) => items,
+            single => vec![single],
+        };
+        for value in values {
+            match value {
+                toml::Value::Boolean(on) if !arg.get_action().takes_values() => {
+                    if on {
+                        extra.push(long.clone());
+                    }
+                }
+                toml::Value::String(s) => extra.extend([long.clone(), s]),
+                toml::Value::Integer(n) => extra.extend([long.clone(), n.to_string()]),
+                other => {
+                    return Err(format!(
+                        "{key}: expected {}, got {}",
+                        if arg.get_action().takes_values() {
+                            "a string or a number"
+                        } else {
+                            "true or false"
+                        },
+                        other.type_str()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(extra)
 }
 
 impl ServeConfig {
@@ -220,4 +334,74 @@ pub fn data_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     directories::ProjectDirs::from("org", "vrm-vault", "vrm-vault")
         .map(|dirs| dirs.data_dir().to_path_buf())
         .ok_or_else(|| anyhow::anyhow!("no home directory found: pass --data-dir"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> ServeConfig {
+        let all = ["vrm-vault", "serve"].iter().chain(args);
+        match Cli::try_parse_from(all).unwrap().command {
+            Command::Serve(config) => config,
+            other => panic!("parsed {other:?}"),
+        }
+    }
+
+    #[test]
+    fn by_default_the_vault_listens_on_loopback_only() {
+        let config = serve(&[]);
+        assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+        assert!(config.trusted_proxies.is_empty());
+        assert!(config.metrics_listen.is_none());
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_networks() {
+        let config = serve(&[
+            "--trusted-proxy",
+            "127.0.0.1,10.0.0.0/8",
+            "--trusted-proxy",
+            "::1",
+        ]);
+        let nets: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]);
+        assert!(
+            Cli::try_parse_from(["vrm-vault", "serve", "--trusted-proxy", "proxy.lan"]).is_err()
+        );
+    }
+
+    #[test]
+    fn a_config_file_fills_in_only_what_flags_left_unset() {
+        let given = Cli::command()
+            .try_get_matches_from(["vrm-vault", "serve", "--cache-mb", "64"])
+            .unwrap();
+        let serve = given.subcommand_matches("serve").unwrap();
+        let extra = file_arguments(
+            "cache-mb = 32\nmax-connections = 100\nallow-loopback-webhooks = true\n\
+             trusted-proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\n",
+            serve,
+        )
+        .unwrap();
+        assert_eq!(
+            extra,
+            [
+                "--allow-loopback-webhooks",
+                "--max-connections",
+                "100",
+                "--trusted-proxy",
+                "127.0.0.1",
+                "--trusted-proxy",
+                "10.0.0.0/8"
+            ]
+        );
+        assert!(file_arguments("config = \"x.toml\"\n", serve).is_err());
+        assert!(file_arguments("max-connections = [[1]]\n", serve).is_err());
+        assert!(file_arguments("not toml at all", serve).is_err());
+    }
 }

@@ -23,6 +23,9 @@ pub enum AppError {
     InvalidCredentials,
     #[error("missing or wrong CSRF token: send the X-CSRF-Token header given at login")]
     Csrf,
+    /// A state-changing request sent by another site's page (its `Origin` is not the vault's).
+    #[error("this request comes from another site's page; use the vault's own app")]
+    CrossOrigin,
     #[error("no such {0}")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -65,6 +68,9 @@ pub enum AppError {
     PreconditionFailed,
     #[error("this method is not allowed on this path")]
     MethodNotAllowed,
+    /// The `Host` header names another site (DNS rebinding): HTTP 421.
+    #[error("this request is addressed to another host; use the vault's own address")]
+    MisdirectedRequest,
     #[error("the request body is larger than this endpoint accepts")]
     PayloadTooLarge,
     #[error("requests must be JSON (Content-Type: application/json)")]
@@ -96,7 +102,7 @@ impl AppError {
             AppError::BadRequest(_) => 400,
             AppError::Invalid { .. } => 422,
             AppError::Unauthenticated | AppError::InvalidCredentials => 401,
-            AppError::Csrf => 403,
+            AppError::Csrf | AppError::CrossOrigin => 403,
             AppError::NotFound(_) => 404,
             AppError::Conflict(_) | AppError::TermsChanged(_) => 409,
             AppError::InvalidTerms { .. } | AppError::GrantNotPermitted { .. } => 422,
@@ -105,6 +111,7 @@ impl AppError {
             AppError::InvalidToken(_) | AppError::InvalidClient(_) => 401,
             AppError::InsufficientScope(_) => 403,
             AppError::MethodNotAllowed => 405,
+            AppError::MisdirectedRequest => 421,
             AppError::PreconditionFailed => 412,
             AppError::PayloadTooLarge => 413,
             AppError::UnsupportedMediaType => 415,
@@ -125,7 +132,7 @@ impl AppError {
             AppError::Invalid { code, .. } => code,
             AppError::Unauthenticated => "unauthenticated",
             AppError::InvalidCredentials => "invalid_credentials",
-            AppError::Csrf => "csrf_failed",
+            AppError::Csrf | AppError::CrossOrigin => "csrf_failed",
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) => "conflict",
             AppError::InvalidTerms { .. } => "invalid_terms",
@@ -140,6 +147,7 @@ impl AppError {
             AppError::InvalidClient(_) => "invalid_client",
             AppError::InsufficientScope(_) => "insufficient_scope",
             AppError::MethodNotAllowed => "method_not_allowed",
+            AppError::MisdirectedRequest => "misdirected_request",
             AppError::PreconditionFailed => "precondition_failed",
             AppError::PayloadTooLarge => "payload_too_large",
             AppError::UnsupportedMediaType => "unsupported_media_type",
@@ -245,6 +253,8 @@ pub struct OAuthError {
     pub description: String,
     /// Extra members, e.g. where to accept the terms.
     pub extra: Option<serde_json::Value>,
+    /// Seconds to wait before retrying (`Retry-After`), for 429 and 503.
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -254,6 +264,7 @@ impl OAuthError {
             error,
             description: description.into(),
             extra: None,
+            retry_after: None,
         }
     }
 
@@ -274,7 +285,8 @@ impl OAuthError {
 
 impl From<AppError> for OAuthError {
     fn from(e: AppError) -> OAuthError {
-        match &e {
+        let retry_after = e.retry_after();
+        let mut error = match &e {
             AppError::Sealed
             | AppError::SetupRequired
             | AppError::Erasing
@@ -288,8 +300,12 @@ impl From<AppError> for OAuthError {
             AppError::BadRequest(_)
             | AppError::UnsupportedMediaType
             | AppError::PayloadTooLarge => OAuthError::invalid_request(e.public_message()),
+            AppError::MisdirectedRequest => OAuthError::new(421, "invalid_request", e.to_string()),
+            AppError::CrossOrigin => OAuthError::new(403, "access_denied", e.to_string()),
             _ => OAuthError::new(500, "server_error", e.to_string()),
-        }
+        };
+        error.retry_after = retry_after;
+        error
     }
 }
 

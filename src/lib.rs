@@ -2,8 +2,9 @@
 //!
 //! One person runs it; it keeps their data encrypted at rest, answers their browser, and is the
 //! OAuth 2.0 authorization server and resource server for the brands they deal with: brands
-//! register with an invitation, accept the person's own terms, and get short-lived tokens. The crate is a library plus a thin binary
-//! (`src/main.rs`) that parses the command line and calls [`http::serve`].
+//! register with an invitation, accept the person's own terms, and get short-lived tokens. The
+//! crate is a library plus a thin binary (`src/main.rs`) that parses the command line and calls
+//! [`http::serve_with`].
 //!
 //! # Layout
 //!
@@ -48,15 +49,23 @@
 //!   [`http::brand_api::BrandToken`]) and for JSON that fails in the common error shape, the
 //!   OAuth endpoints ([`http::oauth`], errors in the RFC 6749 shape), security headers, the
 //!   sealed-state gate, and the embedded browser app ([`http::assets`]).
+//!   [`http::serve::serve_with_limits`] owns the connections: a cap on open connections, a 10 s
+//!   header-read timeout that also closes idle keep-alive connections, limits on header count
+//!   and size, a write timeout for clients that stop reading, and a graceful shutdown that ends
+//!   event streams and drains for up to 10 s. [`http::auth::ClientIp`] reads `X-Forwarded-For` only from configured trusted
+//!   proxies. [`http::metrics`] keeps Prometheus counters, served on a separate listener.
 //! - [`webhooks`] — the only module that makes outbound HTTP requests (reqwest on rustls/ring).
 //! - [`error`] — [`error::AppError`], with a stable code and status per variant, and
 //!   [`error::OAuthError`] for the OAuth endpoints.
-//! - [`config`], [`clock`], [`secret`] — the typed command line, time as a parameter, and a
-//!   redacting string for passphrases.
+//! - [`config`], [`clock`], [`secret`] — the typed command line (flags, `VRM_*` environment and
+//!   an optional TOML file, in that order of precedence), time as a parameter (wrapped by the
+//!   service in [`clock::NeverBackwards`], so a clock set back cannot revive expired grants),
+//!   and a redacting string for passphrases.
 //!
 //! # A request's path
 //!
-//! `PUT /api/v1/records/contact.email` → security headers and request id → the sealed gate (503
+//! `PUT /api/v1/records/contact.email` → the connection loop's limits → security headers, request
+//! id and (when on) metrics → the sealed gate (503
 //! while sealed) → [`http::auth::OwnerSession`] (bearer token, or cookie plus CSRF token) → the
 //! handler parses the path and `If-Match` → [`service::OpenVault::put_record`] queues a change on
 //! the writer thread, which checks the precondition and stages the sealed record and its sealed

@@ -6,15 +6,20 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
 use vrm_vault::clock::{Clock as _, SystemClock};
-use vrm_vault::config::{self, AuditCommand, Cli, Command, ServeConfig, UnlockKeyCommand};
+use vrm_vault::config::{self, AuditCommand, Command, ServeConfig, UnlockKeyCommand};
 use vrm_vault::http::{self, AppState};
 use vrm_vault::secret::Secret;
 use vrm_vault::service::{self, Settings, Vault};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match config::parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("vrm-vault: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Serve(config) => serve(config),
         Command::Init(args) => init(args),
@@ -37,8 +42,16 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VRM_LOG")
+    let spec = std::env::var("VRM_LOG").unwrap_or_else(|_| "info".into());
+    let mut filter = tracing_subscriber::EnvFilter::try_new(&spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // sled logs every key and sealed value it writes at trace level: a whole-store dump in the
+    // log. It stays at info unless the filter names it.
+    if !spec.contains("sled")
+        && let Ok(quiet) = "sled=info".parse()
+    {
+        filter = filter.add_directive(quiet);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -65,6 +78,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
         settings.issuer = config.public_url_on(addr);
+        let public_url = settings.issuer.clone();
         let data_dir = settings.data_dir.clone();
         let vault = Vault::start(settings, Arc::new(SystemClock))
             .map_err(|e| anyhow::anyhow!("cannot start on {}: {e}", data_dir.display()))?;
@@ -78,39 +92,75 @@ fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         if !addr.ip().is_loopback() {
             tracing::warn!(%addr, "listening beyond loopback: put a TLS reverse proxy in front");
         }
+        let mut state = AppState::new(vault.clone(), config.secure_cookies())
+            .with_trusted_proxies(config.trusted_proxies.clone())
+            .with_public_url(&public_url);
+        if let Some(metrics_addr) = config.metrics_listen {
+            let metrics = serve_metrics(metrics_addr, &vault, &state).await?;
+            state = state.with_metrics(metrics);
+        }
+        let shutdown = shutdown_signal()?;
         // One line on stdout that scripts (and the tests) read to learn the address.
         println!("vrm-vault listening on http://{addr}");
         std::io::stdout().flush()?;
-        let state = AppState::new(vault.clone(), config.secure_cookies());
-        http::serve(listener, state, shutdown_signal()).await?;
+        let limits = http::serve::Limits {
+            max_connections: config.max_connections as usize,
+            ..http::serve::Limits::default()
+        };
+        http::serve_with(listener, state, limits, shutdown).await?;
         vault.flush()?;
         tracing::info!("stopped cleanly");
         Ok(ExitCode::SUCCESS)
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Binds the metrics listener and serves `/metrics` on it until the server shuts down.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    vault: &Vault,
+    state: &AppState,
+) -> anyhow::Result<Arc<http::metrics::Metrics>> {
+    let metrics = Arc::new(http::metrics::Metrics::new());
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the metrics listener {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "serving metrics at /metrics");
+    let router = http::metrics::router(metrics.clone(), vault.clone());
+    let stop = state.shutdown.requested();
+    tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(stop)
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
+    Ok(metrics)
+}
+
+/// SIGTERM (systemd's stop) or SIGINT (Ctrl-C). The handlers are installed now, before the
+/// server announces its address, so a signal sent right after start is not lost.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+            tracing::info!("shutting down: draining requests");
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        Ok(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down: draining requests");
+        })
     }
-    tracing::info!("shutting down: draining requests");
 }
 
 /// Reads a passphrase from the first line of a file, or of standard input for `-`.

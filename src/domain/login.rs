@@ -42,15 +42,29 @@ impl Failures {
 pub struct LoginThrottle {
     by_address: HashMap<IpAddr, Failures>,
     global: Option<Failures>,
+    /// No global back-off: for brands' client authentication, where one party's failures must
+    /// not lock every other brand out.
+    per_address_only: bool,
+    /// Failures allowed per address before waiting starts ([`FREE_FAILURES`] unless set).
+    free_failures: Option<u32>,
 }
 
 impl LoginThrottle {
+    /// A throttle with per-address back-off only, after `free` failures.
+    pub fn per_address(free: u32) -> LoginThrottle {
+        LoginThrottle {
+            per_address_only: true,
+            free_failures: Some(free),
+            ..LoginThrottle::default()
+        }
+    }
+
     /// How long `addr` must wait before its next attempt, if at all.
     pub fn wait(&self, addr: IpAddr, now: OffsetDateTime) -> Option<Duration> {
         let local = self
             .by_address
             .get(&addr)
-            .and_then(|f| f.locked_until(FREE_FAILURES));
+            .and_then(|f| f.locked_until(self.free_failures.unwrap_or(FREE_FAILURES)));
         let global = self
             .global
             .and_then(|f| f.locked_until(GLOBAL_FREE_FAILURES));
@@ -75,6 +89,9 @@ impl LoginThrottle {
         });
         entry.count = entry.count.saturating_add(1);
         entry.last = now;
+        if self.per_address_only {
+            return;
+        }
         let global = self.global.get_or_insert(Failures {
             count: 0,
             last: now,
@@ -107,6 +124,11 @@ mod tests {
         throttle.record_failure(addr, t0);
         assert_eq!(throttle.wait(addr, t0), Some(Duration::seconds(2)));
         assert_eq!(throttle.wait(addr, t0 + Duration::seconds(2)), None);
+        let mut per_address = LoginThrottle::per_address(FREE_FAILURES);
+        for n in 0..100u8 {
+            per_address.record_failure(IpAddr::from([192, 0, 2, n]), t0);
+        }
+        assert_eq!(per_address.wait("198.51.100.1".parse().unwrap(), t0), None);
         for _ in 0..30 {
             throttle.record_failure(addr, t0);
         }

@@ -10,7 +10,10 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::{HeaderMap, Method, header, request::Parts};
 
+use utoipa::IntoResponses;
+
 use super::AppState;
+use super::error::ErrorBody;
 use crate::crypto::constant_time_eq;
 use crate::error::AppError;
 use crate::service::SessionInfo;
@@ -81,20 +84,148 @@ impl FromRequestParts<AppState> for OwnerSession {
     }
 }
 
-/// The address of the client, for throttling. Proxies are not trusted (yet): behind a reverse
-/// proxy every client shares the proxy's address, which makes throttling stricter, not looser.
+/// What an owner route refuses before its handler runs, for the OpenAPI document
+/// (`responses(OwnerRefusals, ...)` on every route that takes an [`OwnerSession`]): the
+/// extractor's refusals and those of the gate in front of every API route.
+#[derive(Debug, IntoResponses)]
+pub enum OwnerRefusals {
+    /// `unauthenticated`: no session token or cookie, or one that has ended.
+    #[response(status = 401)]
+    Unauthenticated(ErrorBody),
+    /// `csrf_failed`: a state-changing request made with the session cookie but without the
+    /// session's `X-CSRF-Token`.
+    #[response(status = 403)]
+    Csrf(ErrorBody),
+    /// `vault_sealed`, `setup_required`, `vault_erasing` or `storage_unavailable`.
+    #[response(status = 503, headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    Unavailable(ErrorBody),
+}
+
+/// What the JSON body extractor ([`super::error::Json`]) refuses, for the OpenAPI document of
+/// every route that reads a JSON body.
+#[derive(Debug, IntoResponses)]
+pub enum JsonBodyRefusals {
+    /// `invalid_request`: the body is not JSON, or not of the documented shape (unknown fields
+    /// are refused too).
+    #[response(status = 400)]
+    Malformed(ErrorBody),
+    /// `payload_too_large`: the body is over 128 KiB.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// `unsupported_media_type`: the body is not sent as `application/json`.
+    #[response(status = 415)]
+    NotJson(ErrorBody),
+}
+
+// For the OpenAPI document of the routes that take a path or query parameter or read a header.
+/// `invalid_request`: a path or query parameter, or a header, that cannot be read.
+#[derive(Debug, IntoResponses)]
+#[response(status = 400)]
+pub struct BadParameter(pub ErrorBody);
+
+/// The address of the client, for throttling: the TCP peer, or, when the peer is a configured
+/// trusted proxy, the rightmost address in `X-Forwarded-For` that is not itself a trusted proxy.
+/// Forwarding headers from anyone else are ignored, so a client cannot pick its own address.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AppError> {
-        let addr = parts
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        Ok(ClientIp(addr))
+        Ok(ClientIp(client_ip(
+            peer,
+            &parts.headers,
+            &state.trusted_proxies,
+        )))
+    }
+}
+
+fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    // Hops are appended left to right, each proxy adding the address it received from; walking
+    // from the right, the first address no trusted proxy vouches for is the client. Several
+    // header lines are one list (RFC 9110 §5.3). An unreadable entry stops the walk at the last
+    // address known good.
+    let mut client = peer;
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .collect::<Vec<_>>();
+    for hop in hops.into_iter().rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => client = ip,
+            Ok(ip) => return ip,
+            Err(_) => return client,
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for value in values {
+            map.append(
+                "x-forwarded-for",
+                value.parse().unwrap_or(HeaderValue::from_static("")),
+            );
+        }
+        map
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+
+    fn nets(list: &[&str]) -> Vec<ipnet::IpNet> {
+        list.iter().filter_map(|n| n.parse().ok()).collect()
+    }
+
+    #[test]
+    fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
+        let h = headers(&["203.0.113.9"]);
+        assert_eq!(client_ip(ip("198.51.100.7"), &h, &[]), ip("198.51.100.7"));
+        let trusted = nets(&["10.0.0.0/8"]);
+        assert_eq!(
+            client_ip(ip("198.51.100.7"), &h, &trusted),
+            ip("198.51.100.7")
+        );
+    }
+
+    #[test]
+    fn the_rightmost_untrusted_hop_is_the_client() {
+        let trusted = nets(&["127.0.0.1/32", "10.0.0.0/8"]);
+        // A client that sends its own X-Forwarded-For cannot choose its address: the proxy
+        // appends the real one, and that is the one taken.
+        let h = headers(&["1.2.3.4, 203.0.113.9, 10.0.0.2"]);
+        assert_eq!(client_ip(ip("127.0.0.1"), &h, &trusted), ip("203.0.113.9"));
+        let h = headers(&["1.2.3.4", "203.0.113.9"]);
+        assert_eq!(client_ip(ip("127.0.0.1"), &h, &trusted), ip("203.0.113.9"));
+    }
+
+    #[test]
+    fn garbage_or_only_trusted_hops_fall_back_to_the_last_trusted_address() {
+        let trusted = nets(&["127.0.0.1/32", "10.0.0.0/8"]);
+        let h = headers(&["not-an-ip, 10.0.0.2"]);
+        assert_eq!(client_ip(ip("127.0.0.1"), &h, &trusted), ip("10.0.0.2"));
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &headers(&[]), &trusted),
+            ip("127.0.0.1")
+        );
     }
 }

@@ -7,10 +7,10 @@ use axum::http::{HeaderMap, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
 use super::AppState;
-use super::auth::bearer;
+use super::auth::{BadParameter, ClientIp, JsonBodyRefusals, bearer};
 use super::error::{ErrorBody, Json, Path};
 use super::oauth::{ClientAuthParams, audiences, client_credentials};
 use crate::domain::brands::{Agreement, Brand};
@@ -42,10 +42,30 @@ impl BrandToken {
     }
 }
 
+/// What a brand route refuses before its handler runs, for the OpenAPI document
+/// (`responses(BrandRefusals, ...)` on every route that takes a [`BrandToken`]): the token
+/// checks and the gate in front of every API route.
+#[derive(Debug, IntoResponses)]
+pub enum BrandRefusals {
+    /// `invalid_token` (or `invalid_client` for client authentication): no access token, or one
+    /// that is expired, revoked, or no longer backed by the brand's registration, agreement or
+    /// grant. `WWW-Authenticate` names the error.
+    #[response(status = 401)]
+    InvalidToken(ErrorBody),
+    /// `insufficient_scope`: the token lacks the scope this call needs (`WWW-Authenticate` names
+    /// it).
+    #[response(status = 403)]
+    InsufficientScope(ErrorBody),
+    /// `vault_sealed`, `vault_erasing` or `storage_unavailable`.
+    #[response(status = 503, headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    Unavailable(ErrorBody),
+}
+
 /// The brand behind a request: by bearer token (with `scope`), or by HTTP Basic client
 /// authentication (for a brand whose agreement ended, and so has no token).
 pub(crate) async fn caller(
     state: &AppState,
+    from: std::net::IpAddr,
     headers: &HeaderMap,
     scope: Option<&'static str>,
     endpoint: &str,
@@ -59,8 +79,11 @@ pub(crate) async fn caller(
         return Ok(access.0.brand);
     }
     let credentials = client_credentials(headers, ClientAuthParams::default())?;
-    let audiences = audiences(open.issuer(), endpoint);
-    Ok(open.authenticate_client(credentials, &audiences).await?)
+    let (_, brand) = state
+        .vault
+        .authenticate_client_from(from, credentials, |issuer| audiences(issuer, endpoint))
+        .await?;
+    Ok(brand)
 }
 
 /// A receipt, served as the exact bytes the vault signed and stored.
@@ -96,25 +119,25 @@ pub struct Receipt {
 /// (HTTP Basic, or `client_assertion_type` and `client_assertion` in the body), since no token
 /// exists before an agreement. Accepting again while the agreement is current returns it (200).
 #[utoipa::path(post, path = "/brand/v1/agreements", tag = "brands", request_body = AcceptRequest,
-    responses((status = 201, body = Receipt), (status = 200, body = Receipt),
+    responses(JsonBodyRefusals, (status = 201, body = Receipt), (status = 200, body = Receipt),
               (status = 401, body = ErrorBody, description = "`invalid_client`"),
-              (status = 409, body = ErrorBody, description = "`terms_changed`: not the terms in force")),
+              (status = 409, body = ErrorBody, description = "`terms_changed`: not the terms in force"),
+              (status = 429, body = ErrorBody, description = "`too_many_requests`: too many failed client authentications from this address", headers(("Retry-After" = u64, description = "Seconds to wait")))),
     security(("client_secret_basic" = []), ("private_key_jwt" = [])))]
 #[instrument(skip_all)]
 pub async fn accept(
     State(state): State<AppState>,
+    ClientIp(from): ClientIp,
     headers: HeaderMap,
     Json(request): Json<AcceptRequest>,
 ) -> Result<Response, AppError> {
-    let open = state.vault.open()?;
     let credentials = client_credentials(&headers, request.auth)?;
-    let issuer = open.issuer().to_owned();
-    let audiences = [
-        format!("{issuer}/brand/v1/agreements"),
-        format!("{issuer}/oauth/token"),
-        issuer,
-    ];
-    let brand = open.authenticate_client(credentials, &audiences).await?;
+    let (open, brand) = state
+        .vault
+        .authenticate_client_from(from, credentials, |issuer| {
+            audiences(issuer, "/brand/v1/agreements")
+        })
+        .await?;
     let (agreement, created) = open.accept_terms(&brand, &request.terms_hash).await?;
     let status = if created {
         StatusCode::CREATED
@@ -127,15 +150,18 @@ pub async fn accept(
 /// One of the brand's agreements: the receipt, byte for byte as stored.
 #[utoipa::path(get, path = "/brand/v1/agreements/{id}", tag = "brands",
     params(("id" = String, Path)),
-    responses((status = 200, body = Receipt), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses(BrandRefusals, BadParameter, (status = 200, body = Receipt), (status = 404, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "`too_many_requests`: too many failed client authentications from this address", headers(("Retry-After" = u64, description = "Seconds to wait")))),
     security(("brand_token" = ["agreements:read"]), ("client_secret_basic" = [])))]
 pub async fn get_agreement(
     State(state): State<AppState>,
+    ClientIp(from): ClientIp,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let brand = caller(
         &state,
+        from,
         &headers,
         Some("agreements:read"),
         "/brand/v1/agreements",
@@ -148,17 +174,19 @@ pub async fn get_agreement(
 /// The brand withdraws from an agreement; answers with the new receipt.
 #[utoipa::path(delete, path = "/brand/v1/agreements/{id}", tag = "brands",
     params(("id" = String, Path)),
-    responses((status = 200, body = Receipt), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses(BrandRefusals, BadParameter, (status = 200, body = Receipt), (status = 404, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "`too_many_requests`: too many failed client authentications from this address", headers(("Retry-After" = u64, description = "Seconds to wait")))),
     security(("brand_token" = []), ("client_secret_basic" = [])))]
 #[instrument(skip_all)]
 pub async fn withdraw(
     State(state): State<AppState>,
+    ClientIp(from): ClientIp,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let open = state.vault.open()?;
     // Withdrawing needs no particular scope: any valid token of the brand, or its credentials.
-    let brand = caller(&state, &headers, None, "/brand/v1/agreements").await?;
+    let brand = caller(&state, from, &headers, None, "/brand/v1/agreements").await?;
     let agreement = open.withdraw_agreement(&brand, &id).await?;
     Ok(receipt(StatusCode::OK, &agreement))
 }
@@ -181,7 +209,7 @@ pub struct BrandAgreementList {
 
 /// The calling brand's agreements, newest first.
 #[utoipa::path(get, path = "/brand/v1/agreements", tag = "brands",
-    responses((status = 200, body = BrandAgreementList), (status = 401, body = ErrorBody),
+    responses(BrandRefusals, (status = 200, body = BrandAgreementList),
               (status = 403, body = ErrorBody, description = "`insufficient_scope`")),
     security(("brand_token" = ["agreements:read"])))]
 pub async fn list_agreements(

@@ -118,6 +118,9 @@ impl IntoResponse for OAuthError {
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.error == "invalid_token" {
             // RFC 7591 §3 refers to RFC 6750 for a bad initial access token.
             headers.insert(

@@ -12,8 +12,8 @@ use tracing::instrument;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::auth::OwnerSession;
-use super::brand_api::BrandToken;
+use super::auth::{BadParameter, ClientIp, JsonBodyRefusals, OwnerRefusals, OwnerSession};
+use super::brand_api::{BrandRefusals, BrandToken};
 use super::error::{ErrorBody, Json, Path, Query};
 use crate::domain::audit::Actor;
 use crate::domain::grants::{Grant, GrantOrigin, parse_actions, parse_fields};
@@ -108,7 +108,7 @@ pub struct NewGrant {
 /// Offers a brand access to some of your data: it then gets a token for it by client credentials
 /// with `authorization_details` naming the grant.
 #[utoipa::path(post, path = "/api/v1/grants", tag = "grants", request_body = NewGrant,
-    responses((status = 201, body = GrantView), (status = 404, body = ErrorBody),
+    responses(OwnerRefusals, JsonBodyRefusals, (status = 201, body = GrantView), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "`no_agreement`"),
               (status = 422, body = ErrorBody, description = "`grant_not_permitted` (with `rule`) or `invalid_grant`")),
     security(("owner_token" = []), ("owner_cookie" = [])))]
@@ -150,7 +150,7 @@ pub struct GrantList {
 
 /// Your grants, newest first.
 #[utoipa::path(get, path = "/api/v1/grants", tag = "grants", params(GrantFilter),
-    responses((status = 200, body = GrantList)),
+    responses(OwnerRefusals, BadParameter, (status = 200, body = GrantList)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn list_grants(
     State(state): State<AppState>,
@@ -180,7 +180,7 @@ pub async fn list_grants(
 
 /// One grant.
 #[utoipa::path(get, path = "/api/v1/grants/{id}", tag = "grants", params(("id" = String, Path)),
-    responses((status = 200, body = GrantView), (status = 404, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 200, body = GrantView), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn get_grant(
     State(state): State<AppState>,
@@ -194,7 +194,7 @@ pub async fn get_grant(
 
 /// Revokes a grant: the brand's very next request with it fails, even with an unexpired token.
 #[utoipa::path(delete, path = "/api/v1/grants/{id}", tag = "grants", params(("id" = String, Path)),
-    responses((status = 200, body = GrantView), (status = 404, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 200, body = GrantView), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn revoke_grant(
@@ -215,7 +215,7 @@ pub struct Revoked {
 /// Revokes every active grant of a brand.
 #[utoipa::path(delete, path = "/api/v1/brands/{client_id}/grants", tag = "grants",
     params(("client_id" = String, Path)),
-    responses((status = 200, body = Revoked), (status = 404, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 200, body = Revoked), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn revoke_brand_grants(
@@ -245,7 +245,7 @@ pub struct AccessList {
 
 /// What the brand read or wrote with a grant, and when (from the audit log).
 #[utoipa::path(get, path = "/api/v1/grants/{id}/accesses", tag = "grants", params(("id" = String, Path)),
-    responses((status = 200, body = AccessList), (status = 404, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 200, body = AccessList), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn grant_accesses(
     State(state): State<AppState>,
@@ -299,7 +299,7 @@ pub struct ConsentRequestView {
 
 /// What a brand asks for, for the consent page: values are masked.
 #[utoipa::path(get, path = "/api/v1/consent/{request_id}", tag = "grants", params(("request_id" = String, Path)),
-    responses((status = 200, body = ConsentRequestView), (status = 404, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 200, body = ConsentRequestView), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn get_consent(
     State(state): State<AppState>,
@@ -337,10 +337,20 @@ pub async fn get_consent(
     }))
 }
 
+// For the OpenAPI document only: the body reads a string, so that another value gets a message
+// naming the two.
+/// The owner's decision on a consent request.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum ConsentDecisionName {
+    Approve,
+    Deny,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentAnswer {
-    /// `approve` or `deny`.
+    #[schema(value_type = ConsentDecisionName)]
     pub decision: String,
     /// To approve fewer fields than asked.
     pub fields: Option<Vec<String>>,
@@ -358,7 +368,7 @@ pub struct ConsentRedirect {
 /// Approves (possibly narrowed) or denies a brand's request.
 #[utoipa::path(post, path = "/api/v1/consent/{request_id}", tag = "grants", params(("request_id" = String, Path)),
     request_body = ConsentAnswer,
-    responses((status = 200, body = ConsentRedirect), (status = 404, body = ErrorBody),
+    responses(OwnerRefusals, BadParameter, JsonBodyRefusals, (status = 200, body = ConsentRedirect), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody, description = "wider than asked, or not permitted by your terms")),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
@@ -406,7 +416,7 @@ pub struct GrantedData {
 
 /// Every field the token's grant covers (one use of the grant).
 #[utoipa::path(get, path = "/brand/v1/data", tag = "brands",
-    responses((status = 200, body = GrantedData),
+    responses(BrandRefusals, (status = 200, body = GrantedData),
               (status = 401, body = ErrorBody, description = "token, grant or agreement no longer valid"),
               (status = 403, body = ErrorBody, description = "`no_grant`")),
     security(("brand_token" = [])))]
@@ -433,7 +443,7 @@ pub async fn read_all(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GrantedField {
     pub path: String,
-    #[schema(value_type = Object)]
+    /// The record's value: any JSON value but null.
     pub value: Value,
     pub category: String,
     pub version: u64,
@@ -441,10 +451,13 @@ pub struct GrantedField {
 
 /// One granted field (one use of the grant). A field the grant does not cover is `403
 /// not_granted`, whether or not it exists.
-#[utoipa::path(get, path = "/brand/v1/data/{path}", tag = "brands", params(("path" = String, Path)),
-    responses((status = 200, body = GrantedField), (status = 401, body = ErrorBody),
+#[utoipa::path(get, path = "/brand/v1/data/{path}", tag = "brands",
+    params(("path" = String, Path, description = "Dotted record path, e.g. `contact.email`: 2 to 4 parts of lowercase letters, digits, `_` and `-`",
+            pattern = r"^[a-z0-9][a-z0-9_-]{0,63}(\.[a-z0-9][a-z0-9_-]{0,63}){1,3}$")),
+    responses(BrandRefusals, BadParameter, (status = 200, body = GrantedField),
               (status = 403, body = ErrorBody, description = "`not_granted`"),
-              (status = 404, body = ErrorBody, description = "granted, but empty")),
+              (status = 404, body = ErrorBody, description = "granted, but empty"),
+              (status = 422, body = ErrorBody, description = "`invalid_path`")),
     security(("brand_token" = [])))]
 #[instrument(skip_all)]
 pub async fn read_field(
@@ -470,15 +483,18 @@ pub async fn read_field(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BrandWrite {
-    #[schema(value_type = Object)]
+    /// Any JSON value but null, at most 64 KiB.
     pub value: Value,
 }
 
 /// Writes a granted field (grants with the `write` action; one use).
-#[utoipa::path(put, path = "/brand/v1/data/{path}", tag = "brands", params(("path" = String, Path)),
+#[utoipa::path(put, path = "/brand/v1/data/{path}", tag = "brands",
+    params(("path" = String, Path, description = "Dotted record path, e.g. `contact.email`: 2 to 4 parts of lowercase letters, digits, `_` and `-`",
+            pattern = r"^[a-z0-9][a-z0-9_-]{0,63}(\.[a-z0-9][a-z0-9_-]{0,63}){1,3}$")),
     request_body = BrandWrite,
-    responses((status = 200, body = GrantedField), (status = 201, body = GrantedField),
-              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses(BrandRefusals, BadParameter, JsonBodyRefusals, (status = 200, body = GrantedField), (status = 201, body = GrantedField),
+              (status = 403, body = ErrorBody, description = "`not_granted`, `no_grant` or `insufficient_scope`"),
+              (status = 422, body = ErrorBody, description = "`invalid_path` or `invalid_value`")),
     security(("brand_token" = [])))]
 #[instrument(skip_all)]
 pub async fn write_field(
@@ -526,15 +542,17 @@ pub struct GrantStatusView {
 
 /// A grant's state, for the brand it was made for (bearer token or client authentication).
 #[utoipa::path(get, path = "/brand/v1/grants/{id}", tag = "brands", params(("id" = String, Path)),
-    responses((status = 200, body = GrantStatusView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses(BrandRefusals, BadParameter, (status = 200, body = GrantStatusView), (status = 404, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "`too_many_requests`: too many failed client authentications from this address", headers(("Retry-After" = u64, description = "Seconds to wait")))),
     security(("brand_token" = []), ("client_secret_basic" = [])))]
 pub async fn grant_status(
     State(state): State<AppState>,
+    ClientIp(from): ClientIp,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<GrantStatusView>, AppError> {
     let open = state.vault.open()?;
-    let brand = super::brand_api::caller(&state, &headers, None, "/brand/v1/grants").await?;
+    let brand = super::brand_api::caller(&state, from, &headers, None, "/brand/v1/grants").await?;
     let grant = open
         .grant_for(&brand, &id)
         .map_err(|_| AppError::NotFound("grant"))?;

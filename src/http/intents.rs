@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt as _};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -17,8 +17,8 @@ use tracing::instrument;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::auth::{OwnerSession, bearer};
-use super::brand_api::BrandToken;
+use super::auth::{BadParameter, JsonBodyRefusals, OwnerRefusals, OwnerSession, bearer};
+use super::brand_api::{BrandRefusals, BrandToken};
 use super::error::{ErrorBody, Json, Path, Query};
 use crate::domain::intents::{NewIntent, NewSubscription, TAXONOMY};
 use crate::domain::offers::{NewOffer, Offer};
@@ -68,8 +68,8 @@ fn open_now(open: &OpenVault) -> OffsetDateTime {
 /// Broadcasts an intent to the brands that subscribed to its category and area and whose
 /// agreement allows intentcasting. Only `category`, `text` and `expires_at` are required.
 #[utoipa::path(post, path = "/api/v1/intents", tag = "intents",
-    request_body(content = Object, description = "`{\"category\": \"food.lunch\", \"text\": \"...\", \"expires_at\": \"RFC 3339\", \"location\": {\"geohash\": \"u09tv\", \"radius_m\": 1500}, \"window\": {\"from\", \"to\"}, \"price_max\": {\"amount\": \"15.00\", \"currency\": \"EUR\"}, \"party_size\": 2, \"tags\": [], \"max_offers\": 5, \"disclose\": [\"contact.email\"]}`"),
-    responses((status = 201, body = IntentView), (status = 422, body = ErrorBody, description = "`invalid_intent`, naming the field")),
+    request_body = NewIntent,
+    responses(OwnerRefusals, JsonBodyRefusals, (status = 201, body = IntentView), (status = 422, body = ErrorBody, description = "`invalid_intent`, naming the field")),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn create_intent(
@@ -91,7 +91,7 @@ pub struct IntentList {
 
 /// Your intents, newest first.
 #[utoipa::path(get, path = "/api/v1/intents", tag = "intents",
-    responses((status = 200, body = IntentList)),
+    responses(OwnerRefusals, (status = 200, body = IntentList)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn list_intents(
     State(state): State<AppState>,
@@ -108,7 +108,7 @@ pub async fn list_intents(
 
 /// One intent.
 #[utoipa::path(get, path = "/api/v1/intents/{id}", tag = "intents", params(("id" = String, Path)),
-    responses((status = 200, body = IntentView), (status = 404, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 200, body = IntentView), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn get_intent(
     State(state): State<AppState>,
@@ -124,7 +124,7 @@ pub async fn get_intent(
 /// are removed and made unreadable on disk (a key rotation). Withdraw it first if brands should
 /// be told it is over.
 #[utoipa::path(post, path = "/api/v1/intents/{id}/erase", tag = "intents", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 204), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn erase_intent(
@@ -138,7 +138,7 @@ pub async fn erase_intent(
 
 /// Withdraws an intent: its brands are told, later offers are refused.
 #[utoipa::path(delete, path = "/api/v1/intents/{id}", tag = "intents", params(("id" = String, Path)),
-    responses((status = 200, body = IntentView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 200, body = IntentView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn withdraw_intent(
@@ -191,7 +191,7 @@ pub struct OfferList {
 
 /// The offers brands made on one of your intents.
 #[utoipa::path(get, path = "/api/v1/intents/{id}/offers", tag = "intents", params(("id" = String, Path)),
-    responses((status = 200, body = OfferList), (status = 404, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 200, body = OfferList), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn intent_offers(
     State(state): State<AppState>,
@@ -221,23 +221,38 @@ pub struct AcceptOffer {
 /// Accepts an offer: the intent is fulfilled, the brand is told, and with `share` it gets a grant
 /// for the fields it asked for.
 #[utoipa::path(post, path = "/api/v1/offers/{id}/accept", tag = "intents", params(("id" = String, Path)),
-    request_body = AcceptOffer,
-    responses((status = 200, body = OfferView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    request_body(content = Option<AcceptOffer>, description = "Optional: an empty body or `null` accepts without sharing"),
+    responses(OwnerRefusals, (status = 200, body = OfferView),
+              (status = 400, body = ErrorBody, description = "`invalid_request`: a body or path that cannot be read"),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 413, body = ErrorBody, description = "`payload_too_large`"),
+              (status = 422, body = ErrorBody, description = "`invalid_grant`: `expires_in_hours` out of range, or a grant your terms do not permit")),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn accept_offer(
     State(state): State<AppState>,
     _session: OwnerSession,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<OfferView>, AppError> {
-    // The body is optional: an empty one accepts without sharing.
+    // Read as bytes, not with the JSON extractor, because the body is optional; its refusals are
+    // turned into the common error shape here (axum's own are plain text).
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge
+        } else {
+            AppError::BadRequest(format!("the body could not be read: {}", e.body_text()))
+        }
+    })?;
+    // The body is optional: an empty one (or JSON `null`) accepts without sharing.
     let body: AcceptOffer = if body.is_empty() {
         AcceptOffer::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            AppError::BadRequest(format!("the JSON does not have the expected shape: {e}"))
-        })?
+        serde_json::from_slice::<Option<AcceptOffer>>(&body)
+            .map_err(|e| {
+                AppError::BadRequest(format!("the JSON does not have the expected shape: {e}"))
+            })?
+            .unwrap_or_default()
     };
     let hours = body.expires_in_hours.unwrap_or(24);
     if !(1..=720).contains(&hours) {
@@ -253,7 +268,7 @@ pub async fn accept_offer(
 
 /// Declines an offer; the brand is told.
 #[utoipa::path(post, path = "/api/v1/offers/{id}/decline", tag = "intents", params(("id" = String, Path)),
-    responses((status = 200, body = OfferView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 200, body = OfferView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn decline_offer(
@@ -293,7 +308,7 @@ pub async fn intent_categories() -> Json<IntentCategories> {
 
 /// New offers as they arrive (Server-Sent Events, `event: offer`, data: the offer).
 #[utoipa::path(get, path = "/api/v1/events", tag = "intents",
-    responses((status = 200, content_type = "text/event-stream", description = "`event: offer` per new offer")),
+    responses(OwnerRefusals, (status = 200, content_type = "text/event-stream", description = "`event: offer` per new offer")),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn owner_events(
     State(state): State<AppState>,
@@ -316,6 +331,7 @@ pub async fn owner_events(
             }
         }
     });
+    let stream = stream.take_until(state.shutdown.requested());
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
@@ -380,8 +396,8 @@ fn require(token: &BrandToken, scope: &'static str) -> Result<(), AppError> {
 /// polling). A first webhook URL gets a `whsec_` secret, returned once; updating resumes paused
 /// deliveries.
 #[utoipa::path(put, path = "/brand/v1/subscription", tag = "brands",
-    request_body(content = Object, description = "`{\"categories\": [\"food\"], \"areas\": [{\"geohash\": \"u09\"} | {\"lat\", \"lon\", \"radius_m\"}], \"webhook_url\": \"https://...\", \"delivery\": [\"webhook\", \"sse\", \"poll\"]}`"),
-    responses((status = 200, body = SubscriptionView), (status = 422, body = ErrorBody, description = "`invalid_subscription`")),
+    request_body = NewSubscription,
+    responses(BrandRefusals, JsonBodyRefusals, (status = 200, body = SubscriptionView), (status = 422, body = ErrorBody, description = "`invalid_subscription`")),
     security(("brand_token" = ["intents:read"])))]
 #[instrument(skip_all)]
 pub async fn put_subscription(
@@ -403,7 +419,7 @@ pub async fn put_subscription(
 
 /// The brand's subscription.
 #[utoipa::path(get, path = "/brand/v1/subscription", tag = "brands",
-    responses((status = 200, body = SubscriptionView), (status = 404, body = ErrorBody)),
+    responses(BrandRefusals, (status = 200, body = SubscriptionView), (status = 404, body = ErrorBody)),
     security(("brand_token" = ["intents:read"])))]
 pub async fn get_subscription(
     State(state): State<AppState>,
@@ -425,7 +441,7 @@ pub struct NewSecret {
 
 /// A new webhook secret; deliveries are signed with it from now on.
 #[utoipa::path(post, path = "/brand/v1/subscription/rotate-secret", tag = "brands",
-    responses((status = 200, body = NewSecret), (status = 404, body = ErrorBody)),
+    responses(BrandRefusals, (status = 200, body = NewSecret), (status = 404, body = ErrorBody)),
     security(("brand_token" = ["intents:read"])))]
 #[instrument(skip_all)]
 pub async fn rotate_secret(
@@ -461,7 +477,7 @@ pub struct EventPage {
 
 /// The brand's events after a cursor (polling).
 #[utoipa::path(get, path = "/brand/v1/intents", tag = "brands", params(EventQuery),
-    responses((status = 200, body = EventPage), (status = 401, body = ErrorBody)),
+    responses(BrandRefusals, BadParameter, (status = 200, body = EventPage)),
     security(("brand_token" = ["intents:read"])))]
 pub async fn poll_events(
     State(state): State<AppState>,
@@ -496,7 +512,7 @@ struct StreamState {
 /// token stops being valid (expiry, revocation, new terms...).
 #[utoipa::path(get, path = "/brand/v1/events", tag = "brands",
     params(("Last-Event-ID" = Option<u64>, Header, description = "resume after this event")),
-    responses((status = 200, content_type = "text/event-stream", description = "one CloudEvent per SSE event")),
+    responses(BrandRefusals, BadParameter, (status = 200, content_type = "text/event-stream", description = "one CloudEvent per SSE event")),
     security(("brand_token" = ["intents:read"])))]
 pub async fn brand_events(
     State(state): State<AppState>,
@@ -548,15 +564,17 @@ pub async fn brand_events(
             }
         }
     });
+    let stream = stream.take_until(state.shutdown.requested());
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 /// Answers an intent the brand received.
 #[utoipa::path(post, path = "/brand/v1/intents/{id}/offers", tag = "brands", params(("id" = String, Path)),
-    request_body(content = Object, description = "`{\"name\": \"...\", \"description\", \"price\": {\"amount\": \"24.00\", \"currency\": \"EUR\"}, \"valid_until\": \"RFC 3339\", \"fulfilment\": {\"from\", \"to\", \"place\"}, \"url\": \"https://...\", \"data_requested\": [\"contact.phone\"]}`"),
-    responses((status = 201, body = BrandOfferView), (status = 404, body = ErrorBody),
+    request_body = NewOffer,
+    responses(BrandRefusals, BadParameter, JsonBodyRefusals, (status = 201, body = BrandOfferView), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "`intent_closed` or `offer_limit`"),
-              (status = 422, body = ErrorBody, description = "`invalid_offer`"), (status = 429, body = ErrorBody)),
+              (status = 422, body = ErrorBody, description = "`invalid_offer`"),
+              (status = 429, body = ErrorBody, description = "`too_many_requests`: too many offers from this brand", headers(("Retry-After" = u64, description = "Seconds to wait")))),
     security(("brand_token" = ["offers:write"])))]
 #[instrument(skip_all)]
 pub async fn create_offer(
@@ -597,7 +615,7 @@ fn brand_offer_view(offer: Offer) -> BrandOfferView {
 
 /// The brand's own offer and its outcome.
 #[utoipa::path(get, path = "/brand/v1/offers/{id}", tag = "brands", params(("id" = String, Path)),
-    responses((status = 200, body = BrandOfferView), (status = 404, body = ErrorBody)),
+    responses(BrandRefusals, BadParameter, (status = 200, body = BrandOfferView), (status = 404, body = ErrorBody)),
     security(("brand_token" = [])))]
 pub async fn get_offer(
     State(state): State<AppState>,

@@ -11,13 +11,14 @@ pub mod brands;
 pub mod error;
 pub mod grants;
 pub mod intents;
+pub mod metrics;
 pub mod oauth;
 pub mod owner;
+pub mod serve;
 pub mod terms;
 pub mod vault;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +54,17 @@ pub struct AppState {
     pub vault: Vault,
     /// Cookies are marked Secure (and HSTS is sent) when the public URL is https.
     pub secure_cookies: bool,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (none unless configured).
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// Ends the event streams when the server shuts down.
+    pub shutdown: serve::ShutdownSignal,
+    /// Counts requests and connections when metrics are on.
+    pub metrics: Option<Arc<metrics::Metrics>>,
+    /// The host name of the public URL, the one name besides `localhost` that requests may
+    /// address (see [`host_allowed`]).
+    pub public_host: Option<Arc<str>>,
+    /// The public URL's origin (`https://vault.example.org`), which browsers send as `Origin`.
+    pub public_origin: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -60,7 +72,35 @@ impl AppState {
         AppState {
             vault,
             secure_cookies,
+            trusted_proxies: Arc::new([]),
+            shutdown: serve::ShutdownSignal::default(),
+            metrics: None,
+            public_host: None,
+            public_origin: None,
         }
+    }
+
+    /// Accepts requests addressed to the host of `public_url` (besides IP literals and
+    /// `localhost`).
+    pub fn with_public_url(mut self, public_url: &str) -> AppState {
+        let url = url::Url::parse(public_url).ok();
+        self.public_host = url
+            .as_ref()
+            .and_then(|url| url.host_str().map(|h| h.to_ascii_lowercase().into()));
+        self.public_origin = url.map(|url| url.origin().ascii_serialization().into());
+        self
+    }
+
+    /// Counts requests and connections into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<metrics::Metrics>) -> AppState {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Trusts these proxies to name the client in `X-Forwarded-For`.
+    pub fn with_trusted_proxies(mut self, proxies: Vec<ipnet::IpNet>) -> AppState {
+        self.trusted_proxies = proxies.into();
+        self
     }
 }
 
@@ -299,6 +339,71 @@ fn open_while_sealed(method: &Method, path: &str) -> bool {
             || path.starts_with("/oauth/"))
 }
 
+/// Whether the request's `Host` names this vault: an IP address, `localhost`, or the public URL's
+/// host. A web page that rebinds its own DNS name to the vault's address (DNS rebinding) gets
+/// past the browser's same-origin policy but still sends its own name as `Host`, so it is
+/// refused here: that is what keeps a vault on loopback (in setup mode, say) out of reach of
+/// the pages its owner visits.
+fn host_allowed(headers: &axum::http::HeaderMap, public_host: Option<&str>) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        // HTTP/1.0 without Host, or the authority only in the request line: no name to check.
+        return !headers.contains_key(header::HOST);
+    };
+    let name = match host.strip_prefix('[') {
+        // An IPv6 literal, `[::1]:8080`.
+        Some(rest) => {
+            return rest
+                .split(']')
+                .next()
+                .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
+        }
+        None => host.rsplit_once(':').map_or(host, |(name, _port)| name),
+    };
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || public_host.is_some_and(|public| name.eq_ignore_ascii_case(public))
+}
+
+/// Whether a state-changing request may come from the page that sent it. Browsers name the page's
+/// origin in `Origin` on every cross-origin POST, PUT and DELETE; requests that do not come from
+/// a browser (scripts, brands' servers) send none and are let through, to be authenticated as
+/// usual. A request whose `Origin` is neither the origin its `Host` names nor the public URL's is
+/// another site's page acting through the owner's browser: refused, whatever else it carries.
+/// This is what keeps a page the owner visits from posting to setup, restore or login, which
+/// have no session to carry a CSRF token.
+fn origin_allowed(
+    method: &Method,
+    headers: &axum::http::HeaderMap,
+    public_origin: Option<&str>,
+) -> bool {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return true;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Some(origin) = origin
+        .to_str()
+        .ok()
+        .and_then(|o| url::Url::parse(o).ok())
+        .filter(|o| matches!(o.scheme(), "http" | "https"))
+    else {
+        // `null` (a sandboxed frame, a file) or garbage.
+        return false;
+    };
+    if public_origin == Some(origin.origin().ascii_serialization().as_str()) {
+        return true;
+    }
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let Ok(addressed) = url::Url::parse(&format!("{}://{host}", origin.scheme())) else {
+        return false;
+    };
+    addressed.host_str() == origin.host_str()
+        && addressed.port_or_known_default() == origin.port_or_known_default()
+}
+
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; manifest-src 'self'; object-src 'none'; base-uri 'none'; \
                    form-action 'self'; frame-ancestors 'none'";
@@ -331,12 +436,21 @@ async fn gate_and_headers(State(state): State<AppState>, req: Request, next: Nex
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
     let request_id = req.headers().get("x-request-id").cloned();
-    let sealed = if open_while_sealed(req.method(), req.uri().path()) {
+    let started = state.metrics.as_ref().map(|_| std::time::Instant::now());
+    let refused = if !host_allowed(req.headers(), state.public_host.as_deref())
+        && !matches!(path, "/healthz" | "/readyz")
+    {
+        Some(AppError::MisdirectedRequest)
+    } else if !origin_allowed(req.method(), req.headers(), state.public_origin.as_deref()) {
+        Some(AppError::CrossOrigin)
+    } else if open_while_sealed(req.method(), path) {
         None
     } else {
         state.vault.open().err()
     };
-    let mut response = match sealed {
+    let mut response = match refused {
+        // The OAuth endpoints answer in RFC 6749's shape, which OAuth libraries read.
+        Some(e) if path.starts_with("/oauth/") => crate::error::OAuthError::from(e).into_response(),
         Some(e) => e.into_response(),
         None => next.run(req).await,
     };
@@ -366,6 +480,18 @@ async fn gate_and_headers(State(state): State<AppState>, req: Request, next: Nex
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    if let (Some(metrics), Some(started)) = (&state.metrics, started) {
+        let route = route.as_ref().map_or(
+            if is_api { "unmatched" } else { "static" },
+            MatchedPath::as_str,
+        );
+        metrics.request(
+            &method,
+            route,
+            response.status().as_u16(),
+            started.elapsed(),
         );
     }
     response
@@ -398,16 +524,24 @@ impl MakeRequestId for RequestIds {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+/// Serves the app on `listener` with the default [`serve::Limits`] until `shutdown` resolves,
+/// then lets in-flight requests finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, state, serve::Limits::default(), shutdown).await
+}
+
+/// [`serve`] with the given limits.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    limits: serve::Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let signal = state.shutdown.clone();
+    let metrics = state.metrics.clone();
+    serve::serve_with_limits(listener, app(state), limits, signal, metrics, shutdown).await
 }

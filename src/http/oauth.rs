@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::{ClientIp, bearer};
-use super::error::OAuthErrorBody;
+use super::error::{ErrorBody, OAuthErrorBody};
 use crate::crypto::jwt::{ASSERTION_ALGORITHMS, PublicJwk};
 use crate::domain::brands::Brand;
 use crate::domain::brands::{BRAND_SCOPES, ClientMetadata, GRANT_TYPES};
@@ -113,7 +113,8 @@ pub struct JwkSet {
 /// The public keys access tokens and agreement receipts are signed with. After a rotation the
 /// previous key stays here until every token it signed has expired.
 #[utoipa::path(get, path = "/oauth/jwks", tag = "oauth",
-    responses((status = 200, body = JwkSet), (status = 503, body = OAuthErrorBody)))]
+    responses((status = 200, body = JwkSet),
+              (status = 503, body = ErrorBody, description = "`vault_sealed`: there are no keys to publish until the owner unlocks the vault")))]
 pub async fn jwks(State(state): State<AppState>) -> Result<Json<JwkSet>, OAuthError> {
     let open = state.vault.open()?;
     Ok(Json(JwkSet { keys: open.jwks() }))
@@ -352,9 +353,21 @@ fn form<T>(form: Result<Form<T>, FormRejection>) -> Result<T, OAuthError> {
     })
 }
 
+// For the OpenAPI document only: the form reads a plain string, so that another value is
+// answered with `unsupported_grant_type`.
+/// The grant types of the token endpoint.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum GrantTypeName {
+    ClientCredentials,
+    AuthorizationCode,
+    RefreshToken,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenRequest {
-    /// `client_credentials`, `authorization_code` or `refresh_token`.
+    // Read as optional so that its absence gets `invalid_request`.
+    #[schema(value_type = GrantTypeName, required = true)]
     pub grant_type: Option<String>,
     /// Space-separated; default: every scope the brand registered.
     pub scope: Option<String>,
@@ -396,11 +409,13 @@ pub struct TokenResponse {
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = TokenResponse),
               (status = 400, body = OAuthErrorBody, description = "`unauthorized_client` until the terms in force are accepted; `invalid_scope`, `unsupported_grant_type`"),
-              (status = 401, body = OAuthErrorBody, description = "`invalid_client`")),
+              (status = 401, body = OAuthErrorBody, description = "`invalid_client`"),
+              (status = 429, body = OAuthErrorBody, description = "`temporarily_unavailable`: too many failed client authentications from this address")),
     security(("client_secret_basic" = []), ("private_key_jwt" = [])))]
 #[instrument(skip_all)]
 pub async fn token(
     State(state): State<AppState>,
+    ClientIp(from): ClientIp,
     headers: HeaderMap,
     request: Result<Form<TokenRequest>, FormRejection>,
 ) -> Result<Response, OAuthError> {
@@ -419,9 +434,11 @@ pub async fn token(
             ),
         ));
     }
-    let open = state.vault.open()?;
-    let brand = open
-        .authenticate_client(credentials, &audiences(open.issuer(), "/oauth/token"))
+    let (open, brand) = state
+        .vault
+        .authenticate_client_from(from, credentials, |issuer| {
+            audiences(issuer, "/oauth/token")
+        })
         .await?;
     if !brand.grant_types.contains(&grant_type) {
         return Err(OAuthError::new(
@@ -482,6 +499,7 @@ pub struct TokenParam {
 /// What revocation and introspection share: the form, the brand's authentication, the token.
 async fn token_request(
     state: &AppState,
+    from: std::net::IpAddr,
     headers: &HeaderMap,
     request: Result<Form<TokenParam>, FormRejection>,
     endpoint: &str,
@@ -491,9 +509,9 @@ async fn token_request(
     let token = request
         .token
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    let open = state.vault.open()?;
-    let brand = open
-        .authenticate_client(credentials, &audiences(open.issuer(), endpoint))
+    let (open, brand) = state
+        .vault
+        .authenticate_client_from(from, credentials, |issuer| audiences(issuer, endpoint))
         .await?;
     Ok((open, brand, token))
 }
@@ -501,15 +519,18 @@ async fn token_request(
 /// Token revocation (RFC 7009). Answers 200 whether or not the token was known.
 #[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
     request_body(content = TokenParam, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200), (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)),
+    responses((status = 200), (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody),
+              (status = 429, body = OAuthErrorBody, description = "`temporarily_unavailable`: too many failed client authentications from this address")),
     security(("client_secret_basic" = []), ("private_key_jwt" = [])))]
 #[instrument(skip_all)]
 pub async fn revoke(
     State(state): State<AppState>,
+    ClientIp(from): ClientIp,
     headers: HeaderMap,
     request: Result<Form<TokenParam>, FormRejection>,
 ) -> Result<StatusCode, OAuthError> {
-    let (open, brand, token) = token_request(&state, &headers, request, "/oauth/revoke").await?;
+    let (open, brand, token) =
+        token_request(&state, from, &headers, request, "/oauth/revoke").await?;
     if token.starts_with(crate::service::authorize::REFRESH_TOKEN_PREFIX) {
         open.revoke_refresh_token(&brand, &token).await?;
     } else {
@@ -522,16 +543,19 @@ pub async fn revoke(
 #[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",
     request_body(content = TokenParam, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = Object, description = "`{\"active\": false}` or the token's claims with `active: true`"),
-              (status = 401, body = OAuthErrorBody)),
+              (status = 400, body = OAuthErrorBody, description = "`invalid_request`: no `token`, or a malformed form or client authentication"),
+              (status = 401, body = OAuthErrorBody, description = "`invalid_client`"),
+              (status = 429, body = OAuthErrorBody, description = "`temporarily_unavailable`: too many failed client authentications from this address")),
     security(("client_secret_basic" = []), ("private_key_jwt" = [])))]
 #[instrument(skip_all)]
 pub async fn introspect(
     State(state): State<AppState>,
+    ClientIp(from): ClientIp,
     headers: HeaderMap,
     request: Result<Form<TokenParam>, FormRejection>,
 ) -> Result<Response, OAuthError> {
     let (open, brand, token) =
-        token_request(&state, &headers, request, "/oauth/introspect").await?;
+        token_request(&state, from, &headers, request, "/oauth/introspect").await?;
     Ok((
         no_store(),
         axum::Json(open.introspect_token(&brand, &token)),

@@ -103,11 +103,13 @@ impl OpenVault {
 
     // --- Invitations -------------------------------------------------------------------------
 
-    /// Creates an invitation; returns it and its token (shown once, stored only hashed).
+    /// Creates an invitation valid for `valid_for_hours`; returns it and its token (shown once,
+    /// stored only hashed). The hours are checked before they become a `Duration`, whose
+    /// constructor panics on a number too large for it.
     pub async fn create_invitation(
         &self,
         max_uses: u32,
-        valid_for: Duration,
+        valid_for_hours: i64,
         note: Option<String>,
     ) -> Result<(Invitation, Secret), AppError> {
         if !(1..=MAX_INVITATION_USES).contains(&max_uses) {
@@ -116,7 +118,7 @@ impl OpenVault {
                 format!("max_uses must be between 1 and {MAX_INVITATION_USES}"),
             ));
         }
-        if valid_for < Duration::hours(1) || valid_for > Duration::hours(MAX_INVITATION_HOURS) {
+        if !(1..=MAX_INVITATION_HOURS).contains(&valid_for_hours) {
             return Err(AppError::invalid(
                 "invalid_invitation",
                 format!("expires_in_hours must be between 1 and {MAX_INVITATION_HOURS}"),
@@ -137,7 +139,7 @@ impl OpenVault {
             id: invitation_id(&token),
             token_hash: hex(&sha256(token.as_bytes())),
             created_at: now,
-            expires_at: now + valid_for,
+            expires_at: now + Duration::hours(valid_for_hours),
             max_uses,
             uses: 0,
             note,
@@ -485,6 +487,47 @@ impl OpenVault {
 }
 
 impl super::Vault {
+    /// Authenticates a brand (see [`OpenVault::authenticate_client`]) with back-off per address
+    /// after failures, so that a client secret or key cannot be tried at speed and a flood of bad
+    /// assertions costs the vault little. Returns the open vault too, for the caller's next step.
+    pub async fn authenticate_client_from(
+        &self,
+        from: std::net::IpAddr,
+        credentials: ClientCredentials,
+        audiences: impl FnOnce(&str) -> Vec<String>,
+    ) -> Result<(std::sync::Arc<OpenVault>, Brand), OAuthError> {
+        let wait = self
+            .inner
+            .client_auth_throttle
+            .lock()
+            .map_err(|_| AppError::Internal("throttle poisoned".into()))?
+            .wait(from, self.now());
+        if let Some(wait) = wait {
+            return Err(AppError::TooManyRequests {
+                retry_after: wait.whole_seconds().max(1).unsigned_abs(),
+            }
+            .into());
+        }
+        let open = self.open()?;
+        let audiences = audiences(open.issuer());
+        match open.authenticate_client(credentials, &audiences).await {
+            Ok(brand) => {
+                if let Ok(mut throttle) = self.inner.client_auth_throttle.lock() {
+                    throttle.record_success(from);
+                }
+                Ok((open, brand))
+            }
+            Err(e) => {
+                if e.status == 401
+                    && let Ok(mut throttle) = self.inner.client_auth_throttle.lock()
+                {
+                    throttle.record_failure(from, self.now());
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Registers a brand (see [`OpenVault::register_brand`]), with back-off per address after
     /// wrong invitation tokens so that they cannot be guessed at speed.
     pub async fn register_brand(

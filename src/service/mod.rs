@@ -139,6 +139,12 @@ pub struct Vault {
     inner: Arc<Inner>,
 }
 
+/// Failed brand client authentications allowed per address before back-off: more than for the
+/// owner's passphrase, since a brand's server retrying with a stale secret is common and a
+/// 256-bit secret is not guessable anyway; the back-off bounds the work a flood of bad
+/// assertions costs.
+pub const CLIENT_AUTH_FREE_FAILURES: u32 = 10;
+
 #[derive(Debug)]
 struct Inner {
     settings: Settings,
@@ -151,6 +157,8 @@ struct Inner {
     sessions: session::Sessions,
     /// Back-off for registration attempts with a wrong initial access token, per address.
     registration_throttle: Mutex<LoginThrottle>,
+    /// Back-off for failed brand client authentication, per address only.
+    client_auth_throttle: Mutex<LoginThrottle>,
 }
 
 /// An unsealed vault: keys in memory, store open.
@@ -166,6 +174,8 @@ pub struct OpenVault {
     store: Store,
     writer: Writer,
     clock: Arc<dyn Clock>,
+    /// The clock floor last queued to the store (Unix seconds).
+    clock_floor_saved: std::sync::atomic::AtomicI64,
     /// The terms in force, parsed (reloaded after each publication).
     terms: ArcSwapOption<terms::CurrentTerms>,
     /// The token-signing keys.
@@ -302,6 +312,9 @@ impl Vault {
                 kdf_permits: Semaphore::new(CONCURRENT_KDF),
                 sessions,
                 registration_throttle: Mutex::new(LoginThrottle::default()),
+                client_auth_throttle: Mutex::new(LoginThrottle::per_address(
+                    CLIENT_AUTH_FREE_FAILURES,
+                )),
             }),
         })
     }
@@ -696,6 +709,13 @@ impl OpenVault {
         if let Some(latest) = audit::latest_time(&store)? {
             clock.not_before(latest);
         }
+        let saved_floor = store
+            .get(crate::store::Tree::Meta, META_CLOCK_FLOOR)?
+            .and_then(|bytes| std::str::from_utf8(&bytes).ok()?.parse::<i64>().ok())
+            .and_then(|seconds| OffsetDateTime::from_unix_timestamp(seconds).ok());
+        if let Some(floor) = saved_floor {
+            clock.not_before(floor);
+        }
         // What every open vault has, created here for a new vault or one made by an older version.
         let now = clock.now();
         terms::ensure_published(&store, now)?;
@@ -716,6 +736,9 @@ impl OpenVault {
             pseudonyms: pseudonym,
             store,
             writer,
+            clock_floor_saved: std::sync::atomic::AtomicI64::new(
+                saved_floor.map_or(i64::MIN, OffsetDateTime::unix_timestamp),
+            ),
             clock,
             terms: ArcSwapOption::new(current_terms),
             keys: ArcSwap::from_pointee(key_ring),
@@ -834,8 +857,45 @@ impl OpenVault {
         &self.store
     }
 
+    /// The vault's time, which never goes backwards, and is remembered across restarts: once
+    /// it has moved a minute past the last saved floor, the new floor is queued to the store, so
+    /// a clock set back before a restart cannot revive what had already expired.
     pub(crate) fn now(&self) -> OffsetDateTime {
-        self.clock.now()
+        let now = self.clock.now();
+        let seconds = now.unix_timestamp();
+        let saved = self
+            .clock_floor_saved
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if seconds >= saved.saturating_add(CLOCK_FLOOR_EVERY_SECONDS)
+            && self
+                .clock_floor_saved
+                .compare_exchange(
+                    saved,
+                    seconds,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            self.writer.write_detached(move |tx| {
+                tx.insert(
+                    crate::store::Tree::Meta,
+                    META_CLOCK_FLOOR,
+                    seconds.to_string().as_bytes(),
+                )
+            });
+        }
+        now
+    }
+
+    /// How many records the vault holds (0 if the counter cannot be read).
+    pub fn record_count(&self) -> u64 {
+        records::record_count(&self.store).unwrap_or(0)
+    }
+
+    /// The size of the store's files on disk.
+    pub fn store_size(&self) -> u64 {
+        self.store.size_on_disk()
     }
 
     /// The vault's clock (for the HTTP layer's views).
@@ -938,3 +998,8 @@ pub fn init_offline(
 
 /// A store key in the `Meta` tree.
 pub(crate) const META_AUDIT_HEAD: &[u8] = b"audit_head";
+/// The latest time the running vault has seen, saved at most once a minute (see
+/// [`OpenVault::now`]).
+pub(crate) const META_CLOCK_FLOOR: &[u8] = b"clock_floor";
+/// How far the clock moves before the vault saves it as its new floor.
+const CLOCK_FLOOR_EVERY_SECONDS: i64 = 60;

@@ -1272,8 +1272,9 @@ async fn deleting_everything_revokes_tells_the_brands_signs_a_receipt_and_leaves
     }
     let (status, body) = status_json(read_all(app, &grant_token).await).await;
     assert_error(status, &body, 503, "setup_required", "the grant token");
+    // The token endpoint answers in RFC 6749's shape, which OAuth libraries read.
     let (status, body) = full.bistro.brand.token_response(app, &[]).await;
-    assert_error(status, &body, 503, "setup_required", "a new token");
+    assert_error(status, &body, 503, "temporarily_unavailable", "a new token");
 }
 
 #[tokio::test]
