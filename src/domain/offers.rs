@@ -13,31 +13,45 @@ const MAX_PLACE: usize = 200;
 const MAX_URL: usize = 500;
 const MAX_REQUESTED: usize = 10;
 
+// The doc comments are the OpenAPI document's.
 /// The body of `POST /brand/v1/intents/{id}/offers`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOffer {
+    #[schema(example = "Two-course lunch")]
     pub name: String,
     pub description: Option<String>,
     pub price: Option<NewPrice>,
     /// RFC 3339.
+    #[schema(format = DateTime)]
     pub valid_until: String,
     pub fulfilment: Option<NewFulfilment>,
+    /// https.
     pub url: Option<String>,
+    /// Record paths the brand would like shared if the person accepts.
+    #[schema(example = json!(["contact.phone"]))]
     pub data_requested: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPrice {
+    /// A decimal number as text.
+    #[schema(example = "24.00")]
     pub amount: String,
+    /// ISO 4217.
+    #[schema(example = "EUR")]
     pub currency: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewFulfilment {
+    /// RFC 3339.
+    #[schema(format = DateTime)]
     pub from: Option<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
     pub to: Option<String>,
     pub place: Option<String>,
 }

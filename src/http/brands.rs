@@ -5,12 +5,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 use tracing::instrument;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::OwnerSession;
+use super::auth::{BadParameter, JsonBodyRefusals, OwnerRefusals, OwnerSession};
 use super::error::{ErrorBody, Json, Path};
 use crate::domain::brands::{
     Agreement, AgreementStatus, Brand, BrandStatus, Invitation, InvitationStatus,
@@ -82,7 +82,7 @@ pub struct NewInvitation {
 
 /// Creates an invitation for a brand to register (RFC 7591 initial access token).
 #[utoipa::path(post, path = "/api/v1/invitations", tag = "brands", request_body = InvitationRequest,
-    responses((status = 201, body = NewInvitation), (status = 422, body = ErrorBody)),
+    responses(OwnerRefusals, JsonBodyRefusals, (status = 201, body = NewInvitation), (status = 422, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn create_invitation(
@@ -91,11 +91,10 @@ pub async fn create_invitation(
     Json(request): Json<InvitationRequest>,
 ) -> Result<(StatusCode, Json<NewInvitation>), AppError> {
     let open = state.vault.open()?;
-    let hours = request.expires_in_hours.unwrap_or(72);
     let (invitation, token) = open
         .create_invitation(
             request.max_uses.unwrap_or(1),
-            Duration::hours(hours),
+            request.expires_in_hours.unwrap_or(72),
             request.note,
         )
         .await?;
@@ -117,7 +116,7 @@ pub struct InvitationList {
 
 /// Every invitation, newest first.
 #[utoipa::path(get, path = "/api/v1/invitations", tag = "brands",
-    responses((status = 200, body = InvitationList)),
+    responses(OwnerRefusals, (status = 200, body = InvitationList)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn list_invitations(
     State(state): State<AppState>,
@@ -136,7 +135,7 @@ pub async fn list_invitations(
 
 /// Deletes an invitation: its token stops working at once.
 #[utoipa::path(delete, path = "/api/v1/invitations/{id}", tag = "brands", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 204), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn delete_invitation(
@@ -263,7 +262,7 @@ pub struct BrandList {
 
 /// Every registered brand, with its agreement.
 #[utoipa::path(get, path = "/api/v1/brands", tag = "brands",
-    responses((status = 200, body = BrandList)),
+    responses(OwnerRefusals, (status = 200, body = BrandList)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn list_brands(
     State(state): State<AppState>,
@@ -281,7 +280,7 @@ pub async fn list_brands(
 
 /// One brand.
 #[utoipa::path(get, path = "/api/v1/brands/{client_id}", tag = "brands", params(("client_id" = String, Path)),
-    responses((status = 200, body = BrandView), (status = 404, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 200, body = BrandView), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn get_brand(
     State(state): State<AppState>,
@@ -297,7 +296,7 @@ pub async fn get_brand(
 /// deleted. The person keeps the ended agreement and its receipt; `POST .../erase` deletes the
 /// whole relationship instead. The brand needs a new invitation to come back.
 #[utoipa::path(delete, path = "/api/v1/brands/{client_id}", tag = "brands", params(("client_id" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 204), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn remove_brand(
@@ -314,7 +313,7 @@ pub async fn remove_brand(
 /// are removed and made unreadable on disk (a key rotation); its tokens stop working. The audit
 /// log keeps that the brand existed and was erased.
 #[utoipa::path(post, path = "/api/v1/brands/{client_id}/erase", tag = "brands", params(("client_id" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 204), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn erase_brand(
@@ -328,7 +327,7 @@ pub async fn erase_brand(
 
 /// Suspends a brand: its tokens and client authentication are refused until resumed.
 #[utoipa::path(post, path = "/api/v1/brands/{client_id}/suspend", tag = "brands", params(("client_id" = String, Path)),
-    responses((status = 200, body = BrandView), (status = 404, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 200, body = BrandView), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn suspend_brand(
@@ -351,7 +350,7 @@ async fn set_status(
 
 /// Lets a suspended brand act again.
 #[utoipa::path(post, path = "/api/v1/brands/{client_id}/resume", tag = "brands", params(("client_id" = String, Path)),
-    responses((status = 200, body = BrandView), (status = 404, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 200, body = BrandView), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn resume_brand(
@@ -369,7 +368,7 @@ pub struct AgreementList {
 
 /// Every agreement, newest first, including ended ones.
 #[utoipa::path(get, path = "/api/v1/agreements", tag = "brands",
-    responses((status = 200, body = AgreementList)),
+    responses(OwnerRefusals, (status = 200, body = AgreementList)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn list_agreements(
     State(state): State<AppState>,
@@ -388,7 +387,7 @@ pub async fn list_agreements(
 /// An agreement's signed receipt, byte for byte as the brand gets it from
 /// `GET /brand/v1/agreements/{id}`: the RFC 8785 JSON of the receipt and a detached ES256 JWS.
 #[utoipa::path(get, path = "/api/v1/agreements/{id}/receipt", tag = "brands", params(("id" = String, Path)),
-    responses((status = 200, description = "The receipt (application/json)", content_type = "application/json"),
+    responses(OwnerRefusals, BadParameter, (status = 200, description = "The receipt (application/json)", content_type = "application/json"),
               (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn agreement_receipt(
@@ -419,7 +418,7 @@ pub async fn agreement_receipt(
 
 /// Ends an agreement: the brand's tokens stop working and its receipt records the termination.
 #[utoipa::path(delete, path = "/api/v1/agreements/{id}", tag = "brands", params(("id" = String, Path)),
-    responses((status = 200, body = AgreementView), (status = 404, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 200, body = AgreementView), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn terminate_agreement(
@@ -441,7 +440,7 @@ pub struct Rotated {
 
 /// Makes a new token-signing key. The previous one stays in the JWKS until its tokens expire.
 #[utoipa::path(post, path = "/api/v1/signing-keys/rotate", tag = "brands",
-    responses((status = 200, body = Rotated)),
+    responses(OwnerRefusals, (status = 200, body = Rotated)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn rotate_signing_key(

@@ -10,7 +10,9 @@ use tracing::instrument;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::auth::{COOKIE, ClientIp, OwnerSession, SECURE_COOKIE};
+use super::auth::{
+    BadParameter, COOKIE, ClientIp, JsonBodyRefusals, OwnerRefusals, OwnerSession, SECURE_COOKIE,
+};
 use super::error::{ErrorBody, Json, Path, Query};
 use crate::domain::audit::AuditEntry;
 use crate::domain::records::{CATEGORIES, Category, Precondition, Record, RecordPath};
@@ -101,8 +103,9 @@ pub(crate) fn with_cookie(
 
 /// Creates the vault (setup mode only). The owner is logged in by the answer.
 #[utoipa::path(post, path = "/api/v1/setup", tag = "session", request_body = SetupRequest,
-    responses((status = 201, body = SetupResponse), (status = 409, body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+    responses(JsonBodyRefusals, (status = 201, body = SetupResponse),
+              (status = 409, body = ErrorBody, description = "`conflict`: the vault exists"),
+              (status = 422, body = ErrorBody, description = "`weak_passphrase`")))]
 #[instrument(skip_all)]
 pub async fn setup(
     State(state): State<AppState>,
@@ -140,8 +143,10 @@ pub struct SessionResponse {
 
 /// Logs the owner in; unseals a sealed vault. Slow on purpose (Argon2id).
 #[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = LoginRequest,
-    responses((status = 201, body = SessionResponse), (status = 401, body = ErrorBody),
-              (status = 429, body = ErrorBody)))]
+    responses(JsonBodyRefusals, (status = 201, body = SessionResponse),
+              (status = 401, body = ErrorBody, description = "`invalid_credentials`"),
+              (status = 422, body = ErrorBody, description = "`weak_passphrase`: the new passphrase that goes with a recovery key"),
+              (status = 429, body = ErrorBody, description = "`too_many_requests`", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 #[instrument(skip_all)]
 pub async fn login(
     State(state): State<AppState>,
@@ -188,7 +193,7 @@ pub struct SessionState {
 
 /// The current session (refreshes its idle timer).
 #[utoipa::path(get, path = "/api/v1/session", tag = "session",
-    responses((status = 200, body = SessionState), (status = 401, body = ErrorBody)),
+    responses(OwnerRefusals, (status = 200, body = SessionState)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn session(session: OwnerSession) -> Json<SessionState> {
     Json(SessionState {
@@ -200,7 +205,7 @@ pub async fn session(session: OwnerSession) -> Json<SessionState> {
 
 /// Logs out: the session token stops working and the cookie is cleared.
 #[utoipa::path(delete, path = "/api/v1/session", tag = "session",
-    responses((status = 204), (status = 401, body = ErrorBody)),
+    responses(OwnerRefusals, (status = 204)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn logout(
@@ -224,7 +229,10 @@ pub struct PassphraseChange {
 
 /// Changes the passphrase. Stored data is not re-encrypted; only the key file's passphrase slot is.
 #[utoipa::path(put, path = "/api/v1/passphrase", tag = "session", request_body = PassphraseChange,
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses(OwnerRefusals, JsonBodyRefusals, (status = 204),
+              (status = 401, body = ErrorBody, description = "`invalid_credentials`: not the current passphrase (or no session)"),
+              (status = 422, body = ErrorBody, description = "`weak_passphrase`"),
+              (status = 429, body = ErrorBody, description = "`too_many_requests`", headers(("Retry-After" = u64, description = "Seconds to wait")))),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn change_passphrase(
@@ -255,8 +263,9 @@ pub struct RecoveryKeyResponse {
 
 /// Makes a new recovery key (the old one stops working) after checking the passphrase.
 #[utoipa::path(post, path = "/api/v1/recovery-key", tag = "session", request_body = RecoveryKeyRequest,
-    responses((status = 201, body = RecoveryKeyResponse), (status = 401, body = ErrorBody),
-              (status = 429, body = ErrorBody)),
+    responses(OwnerRefusals, JsonBodyRefusals, (status = 201, body = RecoveryKeyResponse),
+              (status = 401, body = ErrorBody, description = "`invalid_credentials`: not the current passphrase (or no session)"),
+              (status = 429, body = ErrorBody, description = "`too_many_requests`", headers(("Retry-After" = u64, description = "Seconds to wait")))),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn regenerate_recovery_key(
@@ -293,7 +302,7 @@ pub struct VaultSettings {
 
 /// The vault's settings as the settings screen shows them.
 #[utoipa::path(get, path = "/api/v1/settings", tag = "session",
-    responses((status = 200, body = VaultSettings), (status = 401, body = ErrorBody)),
+    responses(OwnerRefusals, (status = 200, body = VaultSettings)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn settings(
     State(state): State<AppState>,
@@ -320,7 +329,6 @@ pub struct RecordView {
     #[schema(example = "email")]
     pub field: String,
     /// Any JSON value but null.
-    #[schema(value_type = Object)]
     pub value: serde_json::Value,
     #[schema(example = "pd:EmailAddress")]
     pub category: String,
@@ -377,8 +385,7 @@ pub struct RecordListQuery {
 
 /// The records, a page at a time.
 #[utoipa::path(get, path = "/api/v1/records", tag = "records", params(RecordListQuery),
-    responses((status = 200, body = RecordList), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 200, body = RecordList)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn list_records(
     State(state): State<AppState>,
@@ -413,9 +420,11 @@ fn with_etag(status: StatusCode, record: Record) -> Response {
 
 /// Reads one record; its `ETag` goes with it.
 #[utoipa::path(get, path = "/api/v1/records/{path}", tag = "records",
-    params(("path" = String, Path, description = "Dotted record path, e.g. `contact.email`")),
-    responses((status = 200, body = RecordView), (status = 404, body = ErrorBody),
-              (status = 422, body = ErrorBody)),
+    params(("path" = String, Path, description = "Dotted record path, e.g. `contact.email`: 2 to 4 parts of lowercase letters, digits, `_` and `-`",
+            pattern = r"^[a-z0-9][a-z0-9_-]{0,63}(\.[a-z0-9][a-z0-9_-]{0,63}){1,3}$")),
+    responses(OwnerRefusals, BadParameter, (status = 200, body = RecordView, headers(("ETag" = String, description = "The record's version, for `If-Match`"))),
+              (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody, description = "`invalid_path`")),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn get_record(
     State(state): State<AppState>,
@@ -431,7 +440,6 @@ pub async fn get_record(
 #[serde(deny_unknown_fields)]
 pub struct PutRecord {
     /// Any JSON value but null, at most 64 KiB.
-    #[schema(value_type = Object)]
     pub value: serde_json::Value,
     /// A DPV personal-data category (`GET /api/v1/categories`); well-known fields have a default.
     #[schema(example = "pd:EmailAddress")]
@@ -472,13 +480,16 @@ fn precondition(headers: &HeaderMap) -> Result<Precondition, AppError> {
 /// Creates or replaces a record. `If-Match` makes it conditional (412 on conflict);
 /// `If-None-Match: *` makes it create-only. Acknowledged once durable on disk.
 #[utoipa::path(put, path = "/api/v1/records/{path}", tag = "records", request_body = PutRecord,
-    params(("path" = String, Path, description = "Dotted record path, e.g. `contact.email`"),
+    params(("path" = String, Path, description = "Dotted record path, e.g. `contact.email`: 2 to 4 parts of lowercase letters, digits, `_` and `-`",
+            pattern = r"^[a-z0-9][a-z0-9_-]{0,63}(\.[a-z0-9][a-z0-9_-]{0,63}){1,3}$"),
            ("If-Match" = Option<String>, Header, description = "ETag the record must still have"),
            ("If-None-Match" = Option<String>, Header, description = "`*`: only create")),
-    responses((status = 200, body = RecordView, description = "Replaced"),
-              (status = 201, body = RecordView, description = "Created"),
-              (status = 400, body = ErrorBody), (status = 412, body = ErrorBody),
-              (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses(OwnerRefusals, JsonBodyRefusals,
+              (status = 200, body = RecordView, description = "Replaced", headers(("ETag" = String, description = "The record's version, for `If-Match`"))),
+              (status = 201, body = RecordView, description = "Created", headers(("ETag" = String, description = "The record's version, for `If-Match`"))),
+              (status = 400, body = ErrorBody, description = "`invalid_request`: a bad body, path or precondition header"),
+              (status = 412, body = ErrorBody, description = "`precondition_failed`"),
+              (status = 422, body = ErrorBody, description = "`invalid_path`, `invalid_category` or `invalid_value`")),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn put_record(
@@ -505,9 +516,12 @@ pub async fn put_record(
 
 /// Deletes a record (`If-Match` honoured).
 #[utoipa::path(delete, path = "/api/v1/records/{path}", tag = "records",
-    params(("path" = String, Path, description = "Dotted record path"),
+    params(("path" = String, Path, description = "Dotted record path, e.g. `contact.email`: 2 to 4 parts of lowercase letters, digits, `_` and `-`",
+            pattern = r"^[a-z0-9][a-z0-9_-]{0,63}(\.[a-z0-9][a-z0-9_-]{0,63}){1,3}$"),
            ("If-Match" = Option<String>, Header, description = "ETag the record must still have")),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 204), (status = 404, body = ErrorBody),
+              (status = 412, body = ErrorBody, description = "`precondition_failed`"),
+              (status = 422, body = ErrorBody, description = "`invalid_path`")),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn delete_record(
@@ -540,7 +554,7 @@ pub struct CategoryList {
 
 /// The personal-data categories a record may carry (W3C DPV).
 #[utoipa::path(get, path = "/api/v1/categories", tag = "records",
-    responses((status = 200, body = CategoryList)),
+    responses(OwnerRefusals, (status = 200, body = CategoryList)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn categories(_session: OwnerSession) -> Json<CategoryList> {
     Json(CategoryList {
@@ -608,7 +622,7 @@ pub struct AuditPageView {
 
 /// The audit log, newest first, paged.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = AuditPageView), (status = 401, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 200, body = AuditPageView)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn audit(
     State(state): State<AppState>,
@@ -636,7 +650,7 @@ pub struct AuditVerification {
 
 /// Verifies the audit log's hash chain.
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
-    responses((status = 200, body = AuditVerification), (status = 401, body = ErrorBody)),
+    responses(OwnerRefusals, (status = 200, body = AuditVerification)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn audit_verify(
     State(state): State<AppState>,

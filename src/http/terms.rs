@@ -10,7 +10,7 @@ use tracing::instrument;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::OwnerSession;
+use super::auth::{BadParameter, JsonBodyRefusals, OwnerRefusals, OwnerSession};
 use super::error::{ErrorBody, Json, Path};
 use crate::domain::terms::{Basis, TEMPLATES, Terms};
 use crate::error::AppError;
@@ -65,7 +65,7 @@ fn current(state: &AppState) -> Result<TermsView, AppError> {
 
 /// The terms in force.
 #[utoipa::path(get, path = "/api/v1/terms", tag = "terms",
-    responses((status = 200, body = TermsView), (status = 401, body = ErrorBody)),
+    responses(OwnerRefusals, (status = 200, body = TermsView)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn get_terms(
     State(state): State<AppState>,
@@ -92,7 +92,7 @@ pub struct TermsDocument {
 /// Publishes new terms. Every brand must accept them again before its next token or delivery.
 /// Publishing the document already in force changes nothing and answers 200.
 #[utoipa::path(put, path = "/api/v1/terms", tag = "terms", request_body = TermsDocument,
-    responses((status = 201, body = TermsView, description = "a new version"),
+    responses(OwnerRefusals, JsonBodyRefusals, (status = 201, body = TermsView, description = "a new version"),
               (status = 200, body = TermsView, description = "identical to the terms in force"),
               (status = 422, body = ErrorBody, description = "`invalid_terms`; `at` names the rule")),
     security(("owner_token" = []), ("owner_cookie" = [])))]
@@ -121,7 +121,7 @@ pub struct TermsPreview {
 
 /// Checks a terms document and describes it, publishing nothing.
 #[utoipa::path(post, path = "/api/v1/terms/preview", tag = "terms", request_body = TermsDocument,
-    responses((status = 200, body = TermsPreview), (status = 422, body = ErrorBody)),
+    responses(OwnerRefusals, JsonBodyRefusals, (status = 200, body = TermsPreview), (status = 422, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn preview_terms(
     State(state): State<AppState>,
@@ -155,7 +155,7 @@ pub struct VersionList {
 
 /// Every published version, newest first.
 #[utoipa::path(get, path = "/api/v1/terms/versions", tag = "terms",
-    responses((status = 200, body = VersionList)),
+    responses(OwnerRefusals, (status = 200, body = VersionList)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn terms_versions(
     State(state): State<AppState>,
@@ -180,7 +180,7 @@ pub async fn terms_versions(
 /// One published version.
 #[utoipa::path(get, path = "/api/v1/terms/versions/{version}", tag = "terms",
     params(("version" = u64, Path, description = "the version number, from 1")),
-    responses((status = 200, body = TermsView), (status = 404, body = ErrorBody)),
+    responses(OwnerRefusals, BadParameter, (status = 200, body = TermsView), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn terms_version(
     State(state): State<AppState>,
@@ -210,7 +210,7 @@ pub struct TemplateList {
 
 /// The templates shipped in `policies/`, to start new terms from.
 #[utoipa::path(get, path = "/api/v1/terms/templates", tag = "terms",
-    responses((status = 200, body = TemplateList)),
+    responses(OwnerRefusals, (status = 200, body = TemplateList)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn terms_templates(_session: OwnerSession) -> Result<Json<TemplateList>, AppError> {
     let templates = TEMPLATES

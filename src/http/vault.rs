@@ -11,7 +11,7 @@ use tracing::instrument;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::{ClientIp, OwnerSession};
+use super::auth::{ClientIp, JsonBodyRefusals, OwnerRefusals, OwnerSession};
 use super::error::{ErrorBody, Json};
 use super::owner::with_cookie;
 use crate::error::AppError;
@@ -109,9 +109,8 @@ fn dated(now: OffsetDateTime, stem: &str, extension: &str) -> String {
 /// subscriptions and the audit log with its chain. Streamed; its shape is the schema at
 /// `/api/v1/export/schema`.
 #[utoipa::path(get, path = "/api/v1/export", tag = "vault",
-    responses((status = 200, description = "The export (application/json), streamed",
-               content_type = "application/json"),
-              (status = 401, body = ErrorBody)),
+    responses(OwnerRefusals, (status = 200, description = "The export (application/json), streamed",
+               content_type = "application/json")),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn export(
@@ -153,9 +152,8 @@ pub async fn export_schema() -> Response {
 /// wrapped by the passphrase and the recovery key) and every stored value still sealed. Restore
 /// it into an empty data directory with `POST /api/v1/restore` or `vrm-vault restore`.
 #[utoipa::path(get, path = "/api/v1/backup", tag = "vault",
-    responses((status = 200, description = "The backup (application/octet-stream)",
-               content_type = "application/octet-stream"),
-              (status = 401, body = ErrorBody)),
+    responses(OwnerRefusals, (status = 200, description = "The backup (application/octet-stream)",
+               content_type = "application/octet-stream")),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn backup(
@@ -393,8 +391,10 @@ pub struct DeleteVault {
 /// readable, and the store removed. Answers with the final signed receipt; the vault is then in
 /// setup mode.
 #[utoipa::path(delete, path = "/api/v1/vault", tag = "vault", request_body = DeleteVault,
-    responses((status = 200, body = ErasureReceipt), (status = 401, body = ErrorBody),
-              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)),
+    responses(OwnerRefusals, JsonBodyRefusals, (status = 200, body = ErasureReceipt),
+              (status = 401, body = ErrorBody, description = "`invalid_credentials`: not the passphrase (or no session)"),
+              (status = 422, body = ErrorBody, description = "`confirmation_required`"),
+              (status = 429, body = ErrorBody, description = "`too_many_requests`: too many wrong passphrases", headers(("Retry-After" = u64, description = "Seconds to wait")))),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn delete_vault(

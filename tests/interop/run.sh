@@ -8,7 +8,11 @@
 #                           Last-Event-ID;
 #   test_delivery_faults.py webhook deliveries through failing and hanging receivers, a vault
 #                           killed with SIGKILL mid-delivery, then restarted, a suspended brand
-#                           and a paused one (reached after a minute of failures: ~65 s).
+#                           and a paused one (reached after a minute of failures: ~65 s);
+#   test_schemathesis.py    schemathesis: every operation of /openapi.json with generated cases,
+#                           owner and brand credentials, checking for 5xx answers and answers the
+#                           document does not describe (status, content type, headers, schema);
+#                           four phases, ~140 s.
 # Builds nothing: pass the server binary in VRM_VAULT_BIN (default: target/debug/vrm-vault of
 # this repository).
 #
@@ -44,12 +48,16 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp_file" 2>/dev/null || true)" !
 fi
 
 export VRM_VAULT_BIN="${VRM_VAULT_BIN:-$repo/target/debug/vrm-vault}"
-# Each test file starts its own server on 127.0.0.1 and bounds itself (RUN_LIMIT_S, 90-110 s);
-# `timeout` is the backstop. All run even when one fails; the run fails when any did.
+# Each test file starts its own server on 127.0.0.1 and bounds itself (RUN_LIMIT_S: 90-110 s,
+# 175 s for test_schemathesis.py); `timeout` is the backstop. All run even when one fails; the
+# run fails when any did.
 failed=()
-for test in test_oauth.py test_grants.py test_intents.py test_delivery_faults.py; do
+for test in test_oauth.py test_grants.py test_intents.py test_delivery_faults.py \
+    test_schemathesis.py; do
+  limit=150
+  [ "$test" = test_schemathesis.py ] && limit=200
   echo "== interop: $test"
-  PYTHONDONTWRITEBYTECODE=1 timeout --kill-after=10 150 "$venv/bin/python" "$here/$test" \
+  PYTHONDONTWRITEBYTECODE=1 timeout --kill-after=10 "$limit" "$venv/bin/python" "$here/$test" \
     || failed+=("$test")
 done
 if [ "${#failed[@]}" -gt 0 ]; then

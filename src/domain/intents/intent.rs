@@ -23,14 +23,20 @@ pub const MAX_DISCLOSED: usize = 10;
 /// Digits before the decimal point of an amount: enough for any price, small enough for `i64`.
 const MAX_AMOUNT_INTEGER_DIGITS: usize = 12;
 
-/// The body of `POST /api/v1/intents`. Numbers are read wide so that an out-of-range value gets
-/// a message naming its field rather than a bare type error.
-#[derive(Debug, Clone, Deserialize)]
+// Numbers are read wide so that an out-of-range value gets a message naming its field rather
+// than a bare type error. The doc comments are the OpenAPI document's.
+/// The body of `POST /api/v1/intents`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewIntent {
+    /// A category of `GET /api/v1/intent-categories`, e.g. `food.lunch`.
+    #[schema(example = "food.lunch")]
     pub category: String,
+    /// What the person wants, at most 500 characters.
+    #[schema(example = "Lunch for two near the office")]
     pub text: String,
-    /// RFC 3339.
+    /// RFC 3339, within 30 days.
+    #[schema(format = DateTime)]
     pub expires_at: String,
     pub location: Option<NewLocation>,
     pub window: Option<NewWindow>,
@@ -41,24 +47,35 @@ pub struct NewIntent {
     pub disclose: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLocation {
+    /// The cell, at the precision the person picks.
+    #[schema(example = "u09tv")]
     pub geohash: String,
+    /// Up to 50 000.
     pub radius_m: i64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWindow {
+    /// RFC 3339.
+    #[schema(format = DateTime)]
     pub from: String,
+    /// RFC 3339, after `from`.
+    #[schema(format = DateTime)]
     pub to: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMoney {
+    /// A decimal number as text.
+    #[schema(example = "15.00")]
     pub amount: String,
+    /// ISO 4217.
+    #[schema(example = "EUR")]
     pub currency: String,
 }
 

@@ -11,20 +11,27 @@ pub const MAX_CATEGORIES: usize = 50;
 pub const MAX_AREAS: usize = 50;
 pub const MAX_WEBHOOK_URL_CHARS: usize = 2000;
 
+// The doc comments are the OpenAPI document's.
 /// The body of `PUT /brand/v1/subscription`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSubscription {
+    /// Category prefixes, e.g. `food` for every `food.*` intent.
+    #[schema(example = json!(["food"]))]
     pub categories: Vec<String>,
+    /// Where from; everywhere when absent.
     pub areas: Option<Vec<NewArea>>,
+    /// https (or loopback http where the vault allows it for testing).
     pub webhook_url: Option<String>,
+    /// `webhook`, `sse` and/or `poll`.
+    #[schema(example = json!(["poll"]))]
     pub delivery: Option<Vec<String>>,
 }
 
-/// An area as sent: `{"geohash": "u33"}` or `{"lat": 48.85, "lon": 2.35, "radius_m": 5000}`.
-/// One flat struct rather than an untagged enum, so that a wrong shape gets a message naming the
-/// area instead of serde's "did not match any variant".
-#[derive(Debug, Clone, Default, Deserialize)]
+// One flat struct rather than an untagged enum, so that a wrong shape gets a message naming the
+// area instead of serde's "did not match any variant".
+/// An area: `{"geohash": "u33"}` or `{"lat": 48.85, "lon": 2.35, "radius_m": 5000}`.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewArea {
     pub geohash: Option<String>,
