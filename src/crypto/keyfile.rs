@@ -43,6 +43,15 @@ impl KdfParams {
         t_cost: 3,
         p_cost: 1,
     };
+
+    /// The ceiling: 1 GiB, 16 passes, 16 lanes. A key file is read before anything in it can be
+    /// authenticated (and a backup's key file comes with an upload, before any vault exists), so
+    /// unbounded parameters would let its bytes make an unlock allocate or compute without limit.
+    pub const MAXIMUM: KdfParams = KdfParams {
+        m_kib: 1024 * 1024,
+        t_cost: 16,
+        p_cost: 16,
+    };
 }
 
 impl Default for KdfParams {
@@ -62,6 +71,10 @@ pub enum KeyFileError {
     Corrupt(String),
     #[error("the key file's Argon2id parameters are below the minimum (64 MiB, 3 passes)")]
     WeakParams,
+    #[error(
+        "the key file's Argon2id parameters are above the maximum (1 GiB, 16 passes, 16 lanes)"
+    )]
+    ExcessiveParams,
     #[error("key file I/O failed: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -252,9 +265,7 @@ impl KeyFile {
         passphrase: &str,
         params: KdfParams,
     ) -> Result<(KeyFile, MasterKey, RecoveryKey), KeyFileError> {
-        if !params_are_strong(params) {
-            return Err(KeyFileError::WeakParams);
-        }
+        check_params(params)?;
         let master = SecretKey::generate()?;
         let recovery = RecoveryKey::generate()?;
         let vault_id = B64.encode(random_array::<16>()?);
@@ -309,9 +320,7 @@ impl KeyFile {
         passphrase: &str,
         params: KdfParams,
     ) -> Result<(), KeyFileError> {
-        if !params_are_strong(params) {
-            return Err(KeyFileError::WeakParams);
-        }
+        check_params(params)?;
         self.passphrase = passphrase_slot(&self.vault_id, passphrase, params, master)?;
         Ok(())
     }
@@ -367,9 +376,7 @@ impl KeyFile {
         if file.passphrase.kdf != "argon2id" {
             return Err(KeyFileError::Corrupt("unknown key derivation".into()));
         }
-        if !params_are_strong(file.passphrase.params) {
-            return Err(KeyFileError::WeakParams);
-        }
+        check_params(file.passphrase.params)?;
         Ok(file)
     }
 
@@ -391,10 +398,16 @@ impl KeyFile {
     }
 }
 
-fn params_are_strong(p: KdfParams) -> bool {
-    p.m_kib >= KdfParams::MINIMUM.m_kib
-        && p.t_cost >= KdfParams::MINIMUM.t_cost
-        && p.p_cost >= KdfParams::MINIMUM.p_cost
+/// Parameters between [`KdfParams::MINIMUM`] and [`KdfParams::MAXIMUM`], each one.
+fn check_params(p: KdfParams) -> Result<(), KeyFileError> {
+    let (min, max) = (KdfParams::MINIMUM, KdfParams::MAXIMUM);
+    if p.m_kib < min.m_kib || p.t_cost < min.t_cost || p.p_cost < min.p_cost {
+        return Err(KeyFileError::WeakParams);
+    }
+    if p.m_kib > max.m_kib || p.t_cost > max.t_cost || p.p_cost > max.p_cost {
+        return Err(KeyFileError::ExcessiveParams);
+    }
+    Ok(())
 }
 
 /// Where [`write_atomically`] writes `path`'s next version before renaming it into place (a
@@ -487,6 +500,39 @@ mod tests {
         assert!(matches!(
             KeyFile::create("x", weak),
             Err(KeyFileError::WeakParams)
+        ));
+    }
+
+    #[test]
+    fn a_key_file_cannot_ask_for_unbounded_key_derivation() {
+        // Regression: a key file (the first part of a backup, which `POST /api/v1/restore` takes
+        // before any vault exists) named m_kib = 4294967295, and unlocking it asked Argon2id for
+        // 4 TiB. A failed allocation aborts, it does not unwind: the whole vault stopped. A huge
+        // t_cost instead held a key-derivation slot for ever. Both are now refused at parse.
+        let (file, _, _) = KeyFile::create("passphrase one", KdfParams::MINIMUM).unwrap();
+        let mut json: serde_json::Value = serde_json::from_slice(&file.encode().unwrap()).unwrap();
+        for (member, huge) in [
+            ("m_kib", 4_294_967_295u64),
+            ("t_cost", 4_294_967_295),
+            ("p_cost", 16_777_215),
+        ] {
+            let mut bad = json.clone();
+            bad["passphrase"][member] = huge.into();
+            let bytes = serde_json::to_vec(&bad).unwrap();
+            assert!(
+                matches!(KeyFile::parse(&bytes), Err(KeyFileError::ExcessiveParams)),
+                "{member}"
+            );
+        }
+        json["passphrase"]["m_kib"] = KdfParams::MAXIMUM.m_kib.into();
+        assert!(KeyFile::parse(&serde_json::to_vec(&json).unwrap()).is_ok());
+        let too_much = KdfParams {
+            t_cost: 17,
+            ..KdfParams::MINIMUM
+        };
+        assert!(matches!(
+            KeyFile::create("passphrase one", too_much),
+            Err(KeyFileError::ExcessiveParams)
         ));
     }
 

@@ -61,7 +61,9 @@ impl SecretKey {
         Ok(Self(random_array()?))
     }
 
-    pub(crate) fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
+    /// The key made of exactly 32 bytes. Public for tests and fuzz targets that need a fixed
+    /// key; the vault's own keys come from [`SecretKey::generate`] or from unwrapping.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
         let array: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::Open)?;
         Ok(Self(array))
     }

@@ -129,15 +129,123 @@ pub enum RestoreCredential {
     },
 }
 
-/// Reads a backup, checking as it goes.
-struct BackupReader<R: Read> {
+/// Reads a backup, checking its framing as it goes: the header, the key file, the bucket-key
+/// file, each entry, and at the end the entry count and the MAC over everything before it.
+///
+/// It parses bytes only: opening the key file, checking that each value opens and writing the
+/// entries somewhere is the caller's ([`restore`]). Public so that the backup format can be
+/// fuzzed without a data directory or a key derivation (`tests/fuzz`).
+pub struct BackupReader<R: Read> {
     input: R,
+    version: u32,
     /// Bytes read, kept until the MAC key is known (only the short header), then fed directly.
     pending: Vec<u8>,
     mac: Option<KeyedHashing>,
+    entries: u64,
+}
+
+impl<R: Read> std::fmt::Debug for BackupReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupReader")
+            .field("version", &self.version)
+            .field("entries", &self.entries)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<R: Read> BackupReader<R> {
+    /// Reads the header and the key file. The key file is checked ([`KeyFile::parse`]) but not
+    /// opened: the caller opens it and passes the master key to [`BackupReader::unlocked`].
+    pub fn start(input: R) -> Result<(BackupReader<R>, KeyFile), AppError> {
+        let mut reader = BackupReader {
+            input,
+            version: 0,
+            pending: Vec::new(),
+            mac: None,
+            entries: 0,
+        };
+        if reader.exact(MAGIC.len())? != MAGIC {
+            return Err(backup_error("this is not a vrm-vault backup"));
+        }
+        let version = reader.u32()?;
+        if !(1..=FORMAT_VERSION).contains(&version) {
+            return Err(backup_error(format!(
+                "backup format version {version} is newer than this vrm-vault understands"
+            )));
+        }
+        reader.version = version;
+        let keyfile = KeyFile::parse(&reader.chunk(MAX_SMALL_LEN, "key file")?)
+            .map_err(|e| backup_error(format!("the backup's key file is damaged: {e}")))?;
+        Ok((reader, keyfile))
+    }
+
+    /// The backup's format version (1 or 2).
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// Starts authenticating what was read and what follows with the key of the vault whose
+    /// master key is `master`.
+    pub fn unlocked(&mut self, master: &MasterKey) {
+        let mut mac = backup_mac_key(master).start();
+        mac.update(&self.pending);
+        self.pending = Vec::new();
+        self.mac = Some(mac);
+    }
+
+    /// The bytes of the bucket-key file, or `None` for a version 1 backup, which has none.
+    pub fn bucket_file(&mut self) -> Result<Option<Vec<u8>>, AppError> {
+        if self.version >= 2 {
+            self.chunk(MAX_SMALL_LEN, "bucket-key file").map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The next entry (full store key, sealed value), or `None` after the last one.
+    pub fn next_entry(&mut self) -> Result<Option<Entry>, AppError> {
+        let key_len = self.u32()?;
+        if key_len == 0 {
+            return Ok(None);
+        }
+        if key_len > MAX_SMALL_LEN {
+            return Err(backup_error(
+                "the backup declares an oversized key: damaged",
+            ));
+        }
+        let key = self.exact(key_len as usize)?;
+        let value = self.chunk(MAX_VALUE_LEN, "value")?;
+        self.entries += 1;
+        Ok(Some((key, value)))
+    }
+
+    /// Checks the end of the backup, after [`BackupReader::next_entry`] returned `None`: the
+    /// declared entry count, the MAC (so nothing was cut, spliced in or modified), and that
+    /// nothing follows.
+    pub fn finish(mut self) -> Result<BackupSummary, AppError> {
+        let count_bytes = self.exact(8)?;
+        let declared = u64::from_be_bytes(count_bytes.try_into().unwrap_or_default());
+        let computed = self.mac.take().map(KeyedHashing::finish);
+        let mut stored_mac = [0u8; 32];
+        self.input
+            .read_exact(&mut stored_mac)
+            .map_err(|_| backup_error("the backup is cut short"))?;
+        let mut rest = [0u8; 1];
+        let trailing = self.input.read(&mut rest).unwrap_or(0) != 0;
+        if declared != self.entries
+            || trailing
+            || !computed.is_some_and(|m| crate::crypto::constant_time_eq(&m, &stored_mac))
+        {
+            return Err(backup_error(
+                "the backup does not check out (cut short, spliced or modified)",
+            ));
+        }
+        Ok(BackupSummary {
+            format_version: self.version,
+            entries: self.entries,
+        })
+    }
+
     fn exact(&mut self, n: usize) -> Result<Vec<u8>, AppError> {
         let mut buf = vec![0u8; n];
         self.input
@@ -183,38 +291,22 @@ pub fn restore(
     }
     let file = std::fs::File::open(backup)
         .map_err(|e| io_error(&format!("opening {}", backup.display()), e))?;
-    let mut reader = BackupReader {
-        input: BufReader::with_capacity(1 << 16, file),
-        pending: Vec::new(),
-        mac: None,
-    };
-    if reader.exact(MAGIC.len())? != MAGIC {
-        return Err(backup_error("this is not a vrm-vault backup"));
-    }
-    let version = reader.u32()?;
-    if !(1..=FORMAT_VERSION).contains(&version) {
-        return Err(backup_error(format!(
-            "backup format version {version} is newer than this vrm-vault understands"
-        )));
-    }
-    let mut keyfile = KeyFile::parse(&reader.chunk(MAX_SMALL_LEN, "key file")?)
-        .map_err(|e| backup_error(format!("the backup's key file is damaged: {e}")))?;
+    let (mut reader, mut keyfile) = BackupReader::start(BufReader::with_capacity(1 << 16, file))?;
+    let version = reader.version();
     let master = open_backup_keyfile(&mut keyfile, credential, settings.kdf)?;
-    let mut mac = backup_mac_key(&master).start();
-    mac.update(&reader.pending);
-    reader.mac = Some(mac);
+    reader.unlocked(&master);
     let derived = VaultKeys::derive(&master);
     let bucket_file = BucketFile::new(&settings.data_dir, derived.bucket_wrap, &keyfile);
     // A version 1 backup has no bucket keys: its values all open with the derived store key.
     // It gets new bucket keys here (what the restore itself writes is sealed under them), and its
     // old values are moved under them when the restored vault is first opened.
-    let (bucket_keys, bucket_bytes) = if version >= 2 {
-        let bytes = reader.chunk(MAX_SMALL_LEN, "bucket-key file")?;
-        (bucket_file.decode(&bytes)?, bytes)
-    } else {
-        let keys = BucketKeys::generate().map_err(StoreError::from)?;
-        let bytes = bucket_file.encode(&keys)?;
-        (keys, bytes)
+    let (bucket_keys, bucket_bytes) = match reader.bucket_file()? {
+        Some(bytes) => (bucket_file.decode(&bytes)?, bytes),
+        None => {
+            let keys = BucketKeys::generate().map_err(StoreError::from)?;
+            let bytes = bucket_file.encode(&keys)?;
+            (keys, bytes)
+        }
     };
 
     create_private_dir(&settings.data_dir)?;
@@ -224,60 +316,27 @@ pub fn restore(
         let cipher = StoreCipher::new(derived.sealer, &bucket_keys);
         let store = Store::open(&staging, std::sync::Arc::new(cipher), settings.cache_bytes)?;
         let mut batch: Vec<Entry> = Vec::with_capacity(RESTORE_BATCH);
-        let mut entries = 0u64;
-        loop {
-            let key_len = reader.u32()?;
-            if key_len == 0 {
-                break;
-            }
-            if key_len > MAX_SMALL_LEN {
-                return Err(backup_error(
-                    "the backup declares an oversized key: damaged",
-                ));
-            }
-            let key = reader.exact(key_len as usize)?;
-            let value = reader.chunk(MAX_VALUE_LEN, "value")?;
+        while let Some((key, value)) = reader.next_entry()? {
             store.check_raw(&key, &value).map_err(|_| {
                 backup_error("a value in the backup does not open: damaged or from another vault")
             })?;
             batch.push((key, value));
-            entries += 1;
             if batch.len() == RESTORE_BATCH {
                 store.import_raw(std::mem::take(&mut batch))?;
             }
         }
         store.import_raw(batch)?;
-        let count_bytes = reader.exact(8)?;
-        let declared = u64::from_be_bytes(count_bytes.try_into().unwrap_or_default());
-        let computed = reader.mac.take().map(KeyedHashing::finish);
-        let mut stored_mac = [0u8; 32];
-        reader
-            .input
-            .read_exact(&mut stored_mac)
-            .map_err(|_| backup_error("the backup is cut short"))?;
-        let mut rest = [0u8; 1];
-        let trailing = reader.input.read(&mut rest).unwrap_or(0) != 0;
-        if declared != entries
-            || trailing
-            || !computed.is_some_and(|m| crate::crypto::constant_time_eq(&m, &stored_mac))
-        {
-            return Err(backup_error(
-                "the backup does not check out (cut short, spliced or modified)",
-            ));
-        }
+        let summary = reader.finish()?;
         super::audit::append_offline(
             &store,
             Event::owner("vault.restored", None).with_detail(serde_json::json!({
                 "backup_format_version": version,
-                "entries": entries,
+                "entries": summary.entries,
             })),
             now,
         )?;
         store.flush()?;
-        Ok(BackupSummary {
-            format_version: version,
-            entries,
-        })
+        Ok(summary)
     })();
     let summary = match restored {
         Ok(summary) => summary,

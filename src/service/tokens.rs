@@ -89,6 +89,40 @@ impl BrandAccess {
     }
 }
 
+/// Checks the claims of an access token whose signature verified: issuer, audience, and times
+/// against `now` (Unix seconds). Public so that it can be fuzzed with claims a test key signed
+/// (`tests/fuzz`); the service calls it on every token it has not seen before.
+pub fn check_access_claims(
+    claims: &AccessClaims,
+    issuer: &str,
+    resource: &str,
+    now: i64,
+) -> Result<(), AppError> {
+    if claims.iss != issuer {
+        return Err(AppError::InvalidToken(format!("issuer {}", claims.iss)));
+    }
+    if claims.aud != resource {
+        return Err(AppError::InvalidToken(format!("audience {}", claims.aud)));
+    }
+    if claims.exp <= now {
+        return Err(AppError::InvalidToken("expired".into()));
+    }
+    // Checked subtraction: the claims are only as sane as whoever signed them, and a lifetime
+    // that overflows must count as too long, not wrap around to a short one.
+    let lifetime = claims.exp.checked_sub(claims.iat);
+    if claims.iat > now.saturating_add(SKEW_SECONDS)
+        || claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(SKEW_SECONDS))
+        || lifetime.is_none_or(|l| l > MAX_TOKEN_LIFETIME.whole_seconds())
+    {
+        return Err(AppError::InvalidToken(
+            "issued in the future or for too long".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Drops remembered `jti`s (live tokens, spent client assertions) that have expired. Runs before the writer starts.
 pub(crate) fn prune_jtis(store: &Store, now: i64) -> Result<usize, AppError> {
     let mut expired = Vec::new();
@@ -258,23 +292,7 @@ impl OpenVault {
         let keys = self.jwks();
         let claims: AccessClaims = jwt::verify_es256(token, &keys, ACCESS_TOKEN_TYPES)
             .map_err(|e| AppError::InvalidToken(e.to_string()))?;
-        if claims.iss != *self.issuer {
-            return Err(AppError::InvalidToken(format!("issuer {}", claims.iss)));
-        }
-        if claims.aud != self.resource() {
-            return Err(AppError::InvalidToken(format!("audience {}", claims.aud)));
-        }
-        if claims.exp <= now {
-            return Err(AppError::InvalidToken("expired".into()));
-        }
-        if claims.iat > now + SKEW_SECONDS
-            || claims.nbf.is_some_and(|nbf| nbf > now + SKEW_SECONDS)
-            || claims.exp - claims.iat > MAX_TOKEN_LIFETIME.whole_seconds()
-        {
-            return Err(AppError::InvalidToken(
-                "issued in the future or for too long".into(),
-            ));
-        }
+        check_access_claims(&claims, &self.issuer, &self.resource(), now)?;
         Ok(claims)
     }
 
@@ -374,5 +392,60 @@ impl OpenVault {
             map.insert("authorization_details".into(), Value::from(details.clone()));
         }
         answer
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_767_225_600;
+    const ISSUER: &str = "https://vault.example";
+    const RESOURCE: &str = "https://vault.example/brand/v1";
+
+    fn claims(iat: i64, nbf: Option<i64>, exp: i64) -> AccessClaims {
+        AccessClaims {
+            iss: ISSUER.into(),
+            aud: RESOURCE.into(),
+            sub: "pseudonym".into(),
+            client_id: "brand".into(),
+            jti: "jti".into(),
+            scope: String::new(),
+            authorization_details: None,
+            iat,
+            nbf,
+            exp,
+            vrm_agreement: "agreement".into(),
+        }
+    }
+
+    fn check(claims: &AccessClaims) -> bool {
+        check_access_claims(claims, ISSUER, RESOURCE, NOW).is_ok()
+    }
+
+    #[test]
+    fn times_are_checked_against_now_and_the_longest_lifetime() {
+        assert!(check(&claims(NOW, None, NOW + 900)));
+        assert!(check(&claims(NOW + 60, Some(NOW + 60), NOW + 960)));
+        assert!(!check(&claims(NOW, None, NOW + 901)));
+        assert!(!check(&claims(NOW - 900, None, NOW)));
+        assert!(!check(&claims(NOW + 61, None, NOW + 900)));
+        assert!(!check(&claims(NOW, Some(NOW + 61), NOW + 900)));
+        let mut foreign = claims(NOW, None, NOW + 900);
+        foreign.aud = ISSUER.into();
+        assert!(!check(&foreign));
+    }
+
+    #[test]
+    fn a_lifetime_too_long_to_compute_is_too_long() {
+        // Regression: `exp - iat` overflowed for an `iat` near i64::MIN (the fuzz target `jwt`
+        // reaches it from tests/fuzz/seeds/jwt/claims-extreme-times.bin). With overflow checks
+        // that panicked; without them (release builds) it wrapped to a negative lifetime and the
+        // token passed as short-lived.
+        assert!(!check(&claims(i64::MIN, None, i64::MAX)));
+        assert!(!check(&claims(i64::MIN, None, NOW + 60)));
+        assert!(!check(&claims(i64::MIN + 1, Some(i64::MIN), NOW + 1)));
+        assert!(!check(&claims(NOW, Some(i64::MAX), i64::MAX)));
     }
 }
