@@ -38,6 +38,18 @@ impl TestApp {
         Self::spawn_with_env(data_dir, extra, &[], Stdio::from(file), "info")
     }
 
+    /// Starts the server with extra arguments and its log, at `level` (a `VRM_LOG` filter such as
+    /// `debug`), written to `log`.
+    pub fn start_with_logging_at(
+        data_dir: &Path,
+        extra: &[&str],
+        log: &Path,
+        level: &str,
+    ) -> TestApp {
+        let file = std::fs::File::create(log).unwrap();
+        Self::spawn_with_env(data_dir, extra, &[], Stdio::from(file), level)
+    }
+
     fn spawn(data_dir: &Path, extra: &[&str], stderr: Stdio, level: &str) -> TestApp {
         Self::spawn_with_env(data_dir, extra, &[], stderr, level)
     }
