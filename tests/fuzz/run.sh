@@ -39,7 +39,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$root"
 export RUSTC_BOOTSTRAP=1
-export CARGO_PROFILE_RELEASE_OPT_LEVEL=$FUZZ_OPT_LEVEL
 
 installed=$(cargo fuzz --version 2>/dev/null || true)
 if [ "$installed" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
@@ -47,6 +46,7 @@ if [ "$installed" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
   cargo install --locked --version "$CARGO_FUZZ_VERSION" cargo-fuzz
 fi
 
+export CARGO_PROFILE_RELEASE_OPT_LEVEL=$FUZZ_OPT_LEVEL
 fuzz() { cargo fuzz "$1" --fuzz-dir "$here" "${@:2}"; }
 
 if [ "$#" -gt 0 ]; then
