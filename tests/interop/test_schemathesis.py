@@ -51,8 +51,11 @@ import xml.etree.ElementTree as ET
 from schemathesis_hooks import Keeper
 from vault_process import PASSPHRASE, Server
 
-RUN_LIMIT_S = 175  # the whole test, server start to stop
-MAX_EXAMPLES = 25  # per operation and phase
+# VRM_ST_SCALE multiplies the time budgets and the whole run's limit, VRM_ST_EXAMPLES sets the
+# cases per operation: `VRM_ST_SCALE=6 VRM_ST_EXAMPLES=200` is a run of about a quarter hour.
+SCALE = float(os.environ.get("VRM_ST_SCALE", "1"))
+RUN_LIMIT_S = int(175 * SCALE)  # the whole test, server start to stop
+MAX_EXAMPLES = int(os.environ.get("VRM_ST_EXAMPLES", "25"))  # per operation and phase
 # Two: generating cases costs more CPU than answering them, and the machine has two cores.
 WORKERS = 2
 CHECKS = ",".join(
@@ -69,10 +72,10 @@ DELETE_VAULT = "DELETE /api/v1/vault"
 EVERY_OTHER = ["--exclude-name", LOGOUT, "--exclude-name", DELETE_VAULT]
 # (name, schemathesis phases, time budget in seconds, operation filters, restart the server first)
 PHASES = (
-    ("generated", "examples,coverage,fuzzing", 65, EVERY_OTHER, False),
-    ("stateful", "stateful", 40, EVERY_OTHER, False),
-    ("logout", "examples,coverage,fuzzing", 10, ["--include-name", LOGOUT], True),
-    ("delete", "examples,coverage,fuzzing", 10, ["--include-name", DELETE_VAULT], False),
+    ("generated", "examples,coverage,fuzzing", int(65 * SCALE), EVERY_OTHER, False),
+    ("stateful", "stateful", int(40 * SCALE), EVERY_OTHER, False),
+    ("logout", "examples,coverage,fuzzing", int(10 * SCALE), ["--include-name", LOGOUT], True),
+    ("delete", "examples,coverage,fuzzing", int(10 * SCALE), ["--include-name", DELETE_VAULT], False),
 )
 SEED = os.environ.get("VRM_ST_SEED", "20261123")
 
