@@ -88,6 +88,12 @@ pub enum AppError {
     /// The disk is full (HTTP 507): nothing was changed; writes work again once there is room.
     #[error("the vault's disk is full; nothing was changed. Free some space and try again")]
     InsufficientStorage(#[source] StoreError),
+    /// The store's files are damaged beyond what the store reports as an error.
+    #[error(
+        "the vault's store is damaged and cannot be opened; restore it from a backup (the server \
+         log has the details)"
+    )]
+    StoreDamaged,
     #[error("the audit log does not verify: {0}")]
     Chain(#[from] ChainError),
     /// Shown in logs and on the command line; clients only ever see `public_message`.
@@ -121,7 +127,7 @@ impl AppError {
             | AppError::Erasing
             | AppError::Storage(_) => 503,
             AppError::InsufficientStorage(_) => 507,
-            AppError::Chain(_) | AppError::Internal(_) => 500,
+            AppError::Chain(_) | AppError::Internal(_) | AppError::StoreDamaged => 500,
         }
     }
 
@@ -158,6 +164,7 @@ impl AppError {
             AppError::Storage(_) => "storage_unavailable",
             AppError::InsufficientStorage(_) => "insufficient_storage",
             AppError::Chain(_) => "audit_chain_broken",
+            AppError::StoreDamaged => "store_damaged",
             AppError::Internal(_) => "internal",
         }
     }

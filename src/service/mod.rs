@@ -380,7 +380,7 @@ impl Vault {
         master: MasterKey,
         now: OffsetDateTime,
     ) -> Result<NewSession, AppError> {
-        let open = OpenVault::open(
+        let open = OpenVault::open_guarded(
             &self.inner.settings,
             keyfile,
             master,
@@ -519,7 +519,7 @@ impl Vault {
         };
         let settings = self.inner.settings.clone();
         let clock = self.inner.clock.clone();
-        let open = OpenVault::open(&settings, keyfile, master, clock)?;
+        let open = OpenVault::open_guarded(&settings, keyfile, master, clock)?;
         open.start_delivery()?;
         self.inner
             .phase
@@ -695,6 +695,24 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), AppError> {
 }
 
 impl OpenVault {
+    /// [`OpenVault::open`], with a panic inside it turned into [`AppError::StoreDamaged`]: sled
+    /// 0.34 panics on some kinds of damage to its files instead of returning an error, and the
+    /// owner should learn that the store is damaged, not see an internal error.
+    fn open_guarded(
+        settings: &Settings,
+        keyfile: KeyFile,
+        master: MasterKey,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<OpenVault>, AppError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            OpenVault::open(settings, keyfile, master, clock)
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!("the store panicked while opening: its files are damaged");
+            Err(AppError::StoreDamaged)
+        })
+    }
+
     /// Opens the store with keys derived from `master`.
     fn open(
         settings: &Settings,

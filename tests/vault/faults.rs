@@ -420,7 +420,12 @@ async fn observe_damaged(
     if status != 201 {
         app.kill();
         let log = std::fs::read_to_string(&log).unwrap();
-        assert!(!log.contains("panicked"), "{case}: {log}");
+        // sled panics on some damage instead of returning an error; the vault turns that into
+        // a clear `store_damaged` refusal. Any other panic is a bug.
+        assert!(
+            !log.contains("panicked") || body["error"] == "store_damaged",
+            "{case}: {log}"
+        );
         assert!(
             body["error"].is_string() && body["message"].is_string(),
             "{case}: {status} {body}"
