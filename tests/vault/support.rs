@@ -87,6 +87,10 @@ impl TestApp {
             base,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                // The server closes a keep-alive connection idle for 10 s (its header-read
+                // timeout); a client reusing one at that very moment gets a reset. Dropping idle
+                // connections first, as a well-configured client does, avoids the race.
+                .pool_idle_timeout(Duration::from_secs(5))
                 .build()
                 .unwrap(),
         }
