@@ -69,7 +69,10 @@ pub enum AppError {
     #[error("this method is not allowed on this path")]
     MethodNotAllowed,
     /// The `Host` header names another site (DNS rebinding): HTTP 421.
-    #[error("this request is addressed to another host; use the vault's own address")]
+    #[error(
+        "the vault does not answer to this host name: use its public URL, or start it with \
+         --public-url set to the address you reach it at"
+    )]
     MisdirectedRequest,
     #[error("the request body is larger than this endpoint accepts")]
     PayloadTooLarge,

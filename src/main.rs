@@ -78,7 +78,6 @@ fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
         settings.issuer = config.public_url_on(addr);
-        let public_url = settings.issuer.clone();
         let data_dir = settings.data_dir.clone();
         let vault = Vault::start(settings, Arc::new(SystemClock))
             .map_err(|e| anyhow::anyhow!("cannot start on {}: {e}", data_dir.display()))?;
@@ -94,7 +93,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         }
         let mut state = AppState::new(vault.clone(), config.secure_cookies())
             .with_trusted_proxies(config.trusted_proxies.clone())
-            .with_public_url(&public_url);
+            .with_public_url(&vault.settings().issuer);
         if let Some(metrics_addr) = config.metrics_listen {
             let metrics = serve_metrics(metrics_addr, &vault, &state).await?;
             state = state.with_metrics(metrics);

@@ -101,28 +101,6 @@ pub enum OwnerRefusals {
     Unavailable(ErrorBody),
 }
 
-/// What the JSON body extractor ([`super::error::Json`]) refuses, for the OpenAPI document of
-/// every route that reads a JSON body.
-#[derive(Debug, IntoResponses)]
-pub enum JsonBodyRefusals {
-    /// `invalid_request`: the body is not JSON, or not of the documented shape (unknown fields
-    /// are refused too).
-    #[response(status = 400)]
-    Malformed(ErrorBody),
-    /// `payload_too_large`: the body is over 128 KiB.
-    #[response(status = 413)]
-    TooLarge(ErrorBody),
-    /// `unsupported_media_type`: the body is not sent as `application/json`.
-    #[response(status = 415)]
-    NotJson(ErrorBody),
-}
-
-// For the OpenAPI document of the routes that take a path or query parameter or read a header.
-/// `invalid_request`: a path or query parameter, or a header, that cannot be read.
-#[derive(Debug, IntoResponses)]
-#[response(status = 400)]
-pub struct BadParameter(pub ErrorBody);
-
 /// The address of the client, for throttling: the TCP peer, or, when the peer is a configured
 /// trusted proxy, the rightmost address in `X-Forwarded-For` that is not itself a trusted proxy.
 /// Forwarding headers from anyone else are ignored, so a client cannot pick its own address.

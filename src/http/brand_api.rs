@@ -10,8 +10,8 @@ use tracing::instrument;
 use utoipa::{IntoResponses, ToSchema};
 
 use super::AppState;
-use super::auth::{BadParameter, ClientIp, JsonBodyRefusals, bearer};
-use super::error::{ErrorBody, Json, Path};
+use super::auth::{ClientIp, bearer};
+use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path};
 use super::oauth::{ClientAuthParams, audiences, client_credentials};
 use crate::domain::brands::{Agreement, Brand};
 use crate::error::AppError;
@@ -81,7 +81,9 @@ pub(crate) async fn caller(
     let credentials = client_credentials(headers, ClientAuthParams::default())?;
     let (_, brand) = state
         .vault
-        .authenticate_client_from(from, credentials, |issuer| audiences(issuer, endpoint))
+        .authenticate_client_from::<AppError, _>(from, credentials, |issuer| {
+            audiences(issuer, endpoint)
+        })
         .await?;
     Ok(brand)
 }
@@ -134,7 +136,7 @@ pub async fn accept(
     let credentials = client_credentials(&headers, request.auth)?;
     let (open, brand) = state
         .vault
-        .authenticate_client_from(from, credentials, |issuer| {
+        .authenticate_client_from::<AppError, _>(from, credentials, |issuer| {
             audiences(issuer, "/brand/v1/agreements")
         })
         .await?;

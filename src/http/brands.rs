@@ -10,8 +10,8 @@ use tracing::instrument;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::{BadParameter, JsonBodyRefusals, OwnerRefusals, OwnerSession};
-use super::error::{ErrorBody, Json, Path};
+use super::auth::{OwnerRefusals, OwnerSession};
+use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path};
 use crate::domain::brands::{
     Agreement, AgreementStatus, Brand, BrandStatus, Invitation, InvitationStatus,
 };

@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
 use crate::error::{AppError, OAuthError};
 
@@ -26,6 +26,28 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
 }
+
+/// What the JSON body extractor ([`Json`]) refuses, for the OpenAPI document of
+/// every route that reads a JSON body.
+#[derive(Debug, IntoResponses)]
+pub enum JsonBodyRefusals {
+    /// `invalid_request`: the body is not JSON, or not of the documented shape (unknown fields
+    /// are refused too).
+    #[response(status = 400)]
+    Malformed(ErrorBody),
+    /// `payload_too_large`: the body is over 128 KiB.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// `unsupported_media_type`: the body is not sent as `application/json`.
+    #[response(status = 415)]
+    NotJson(ErrorBody),
+}
+
+// For the OpenAPI document of the routes that take a path or query parameter or read a header.
+/// `invalid_request`: a path or query parameter, or a header, that cannot be read.
+#[derive(Debug, IntoResponses)]
+#[response(status = 400)]
+pub struct BadParameter(pub ErrorBody);
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {

@@ -12,9 +12,9 @@ use tracing::instrument;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::auth::{BadParameter, ClientIp, JsonBodyRefusals, OwnerRefusals, OwnerSession};
+use super::auth::{ClientIp, OwnerRefusals, OwnerSession};
 use super::brand_api::{BrandRefusals, BrandToken};
-use super::error::{ErrorBody, Json, Path, Query};
+use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path, Query};
 use crate::domain::audit::Actor;
 use crate::domain::grants::{Grant, GrantOrigin, parse_actions, parse_fields};
 use crate::domain::records::RecordPath;

@@ -17,9 +17,9 @@ use tracing::instrument;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::auth::{BadParameter, JsonBodyRefusals, OwnerRefusals, OwnerSession, bearer};
+use super::auth::{OwnerRefusals, OwnerSession, bearer};
 use super::brand_api::{BrandRefusals, BrandToken};
-use super::error::{ErrorBody, Json, Path, Query};
+use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path, Query};
 use crate::domain::intents::{NewIntent, NewSubscription, TAXONOMY};
 use crate::domain::offers::{NewOffer, Offer};
 use crate::error::AppError;

@@ -60,11 +60,10 @@ pub struct AppState {
     pub shutdown: serve::ShutdownSignal,
     /// Counts requests and connections when metrics are on.
     pub metrics: Option<Arc<metrics::Metrics>>,
-    /// The host name of the public URL, the one name besides `localhost` that requests may
-    /// address (see [`host_allowed`]).
-    pub public_host: Option<Arc<str>>,
-    /// The public URL's origin (`https://vault.example.org`), which browsers send as `Origin`.
-    pub public_origin: Option<Arc<str>>,
+    /// The public URL's origin (`https://vault.example.org`): what the vault's own pages send
+    /// as `Origin`, and whose host is the one name besides `localhost` that requests may address
+    /// (see [`host_allowed`], [`origin_allowed`]).
+    pub public_origin: Option<Arc<url::Origin>>,
 }
 
 impl AppState {
@@ -75,7 +74,6 @@ impl AppState {
             trusted_proxies: Arc::new([]),
             shutdown: serve::ShutdownSignal::default(),
             metrics: None,
-            public_host: None,
             public_origin: None,
         }
     }
@@ -83,11 +81,9 @@ impl AppState {
     /// Accepts requests addressed to the host of `public_url` (besides IP literals and
     /// `localhost`).
     pub fn with_public_url(mut self, public_url: &str) -> AppState {
-        let url = url::Url::parse(public_url).ok();
-        self.public_host = url
-            .as_ref()
-            .and_then(|url| url.host_str().map(|h| h.to_ascii_lowercase().into()));
-        self.public_origin = url.map(|url| url.origin().ascii_serialization().into());
+        self.public_origin = url::Url::parse(public_url)
+            .ok()
+            .map(|url| Arc::new(url.origin()));
         self
     }
 
@@ -344,7 +340,7 @@ fn open_while_sealed(method: &Method, path: &str) -> bool {
 /// past the browser's same-origin policy but still sends its own name as `Host`, so it is
 /// refused here: that is what keeps a vault on loopback (in setup mode, say) out of reach of
 /// the pages its owner visits.
-fn host_allowed(headers: &axum::http::HeaderMap, public_host: Option<&str>) -> bool {
+fn host_allowed(headers: &axum::http::HeaderMap, public_origin: Option<&url::Origin>) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         // HTTP/1.0 without Host, or the authority only in the request line: no name to check.
         return !headers.contains_key(header::HOST);
@@ -361,7 +357,8 @@ fn host_allowed(headers: &axum::http::HeaderMap, public_host: Option<&str>) -> b
     };
     name.parse::<std::net::Ipv4Addr>().is_ok()
         || name.eq_ignore_ascii_case("localhost")
-        || public_host.is_some_and(|public| name.eq_ignore_ascii_case(public))
+        || matches!(public_origin, Some(url::Origin::Tuple(_, url::Host::Domain(public), _))
+            if name.eq_ignore_ascii_case(public))
 }
 
 /// Whether a state-changing request may come from the page that sent it. Browsers name the page's
@@ -374,7 +371,7 @@ fn host_allowed(headers: &axum::http::HeaderMap, public_host: Option<&str>) -> b
 fn origin_allowed(
     method: &Method,
     headers: &axum::http::HeaderMap,
-    public_origin: Option<&str>,
+    public_origin: Option<&url::Origin>,
 ) -> bool {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return true;
@@ -391,7 +388,7 @@ fn origin_allowed(
         // `null` (a sandboxed frame, a file) or garbage.
         return false;
     };
-    if public_origin == Some(origin.origin().ascii_serialization().as_str()) {
+    if public_origin == Some(&origin.origin()) {
         return true;
     }
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
@@ -437,7 +434,7 @@ async fn gate_and_headers(State(state): State<AppState>, req: Request, next: Nex
     let route = req.extensions().get::<MatchedPath>().cloned();
     let request_id = req.headers().get("x-request-id").cloned();
     let started = state.metrics.as_ref().map(|_| std::time::Instant::now());
-    let refused = if !host_allowed(req.headers(), state.public_host.as_deref())
+    let refused = if !host_allowed(req.headers(), state.public_origin.as_deref())
         && !matches!(path, "/healthz" | "/readyz")
     {
         Some(AppError::MisdirectedRequest)

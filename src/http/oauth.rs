@@ -436,7 +436,7 @@ pub async fn token(
     }
     let (open, brand) = state
         .vault
-        .authenticate_client_from(from, credentials, |issuer| {
+        .authenticate_client_from::<OAuthError, _>(from, credentials, |issuer| {
             audiences(issuer, "/oauth/token")
         })
         .await?;
@@ -511,7 +511,9 @@ async fn token_request(
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let (open, brand) = state
         .vault
-        .authenticate_client_from(from, credentials, |issuer| audiences(issuer, endpoint))
+        .authenticate_client_from::<OAuthError, _>(from, credentials, |issuer| {
+            audiences(issuer, endpoint)
+        })
         .await?;
     Ok((open, brand, token))
 }

@@ -10,10 +10,8 @@ use tracing::instrument;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::auth::{
-    BadParameter, COOKIE, ClientIp, JsonBodyRefusals, OwnerRefusals, OwnerSession, SECURE_COOKIE,
-};
-use super::error::{ErrorBody, Json, Path, Query};
+use super::auth::{COOKIE, ClientIp, OwnerRefusals, OwnerSession, SECURE_COOKIE};
+use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path, Query};
 use crate::domain::audit::AuditEntry;
 use crate::domain::records::{CATEGORIES, Category, Precondition, Record, RecordPath};
 use crate::error::AppError;

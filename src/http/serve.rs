@@ -99,6 +99,7 @@ pub async fn serve_with_limits(
         .max_headers(limits.max_headers)
         .max_buf_size(limits.max_head_bytes.max(8192));
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut at_limit = false;
     loop {
         let permit = tokio::select! {
             permit = permits.clone().acquire_owned() => match permit {
@@ -121,7 +122,9 @@ pub async fn serve_with_limits(
             () = &mut shutdown => break,
         };
         let counted = metrics.as_ref().map(Metrics::connection);
-        if permits.available_permits() == 0 {
+        // Said once each time the limit is reached, not for every connection while it holds.
+        let full = permits.available_permits() == 0;
+        if full && !at_limit {
             if let Some(metrics) = &metrics {
                 metrics.connection_limit_reached();
             }
@@ -130,6 +133,7 @@ pub async fn serve_with_limits(
                 "connection limit reached: new connections wait until one closes"
             );
         }
+        at_limit = full;
         let _ = stream.set_nodelay(true);
         // No read timeout beyond the header one: an event stream's client rightly sends nothing.
         let mut stream = tokio_io_timeout::TimeoutStream::new(stream);

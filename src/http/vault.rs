@@ -11,8 +11,8 @@ use tracing::instrument;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::{ClientIp, JsonBodyRefusals, OwnerRefusals, OwnerSession};
-use super::error::{ErrorBody, Json};
+use super::auth::{ClientIp, OwnerRefusals, OwnerSession};
+use super::error::{ErrorBody, Json, JsonBodyRefusals};
 use super::owner::with_cookie;
 use crate::error::AppError;
 use crate::secret::Secret;

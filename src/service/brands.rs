@@ -490,12 +490,18 @@ impl super::Vault {
     /// Authenticates a brand (see [`OpenVault::authenticate_client`]) with back-off per address
     /// after failures, so that a client secret or key cannot be tried at speed and a flood of bad
     /// assertions costs the vault little. Returns the open vault too, for the caller's next step.
-    pub async fn authenticate_client_from(
+    /// Errors come in the caller's shape `E`: the OAuth endpoints' or the brand API's, each
+    /// converted once from where it arose (a back-off stays a 429, a full disk a 507).
+    pub async fn authenticate_client_from<E, A>(
         &self,
         from: std::net::IpAddr,
         credentials: ClientCredentials,
-        audiences: impl FnOnce(&str) -> Vec<String>,
-    ) -> Result<(std::sync::Arc<OpenVault>, Brand), OAuthError> {
+        audiences: A,
+    ) -> Result<(std::sync::Arc<OpenVault>, Brand), E>
+    where
+        E: From<AppError> + From<OAuthError>,
+        A: FnOnce(&str) -> Vec<String>,
+    {
         let wait = self
             .inner
             .client_auth_throttle
@@ -510,22 +516,15 @@ impl super::Vault {
         }
         let open = self.open()?;
         let audiences = audiences(open.issuer());
-        match open.authenticate_client(credentials, &audiences).await {
-            Ok(brand) => {
-                if let Ok(mut throttle) = self.inner.client_auth_throttle.lock() {
-                    throttle.record_success(from);
-                }
-                Ok((open, brand))
-            }
-            Err(e) => {
-                if e.status == 401
-                    && let Ok(mut throttle) = self.inner.client_auth_throttle.lock()
-                {
-                    throttle.record_failure(from, self.now());
-                }
-                Err(e)
+        let outcome = open.authenticate_client(credentials, &audiences).await;
+        if let Ok(mut throttle) = self.inner.client_auth_throttle.lock() {
+            match &outcome {
+                Ok(_) => throttle.record_success(from),
+                Err(e) if e.status == 401 => throttle.record_failure(from, self.now()),
+                Err(_) => {}
             }
         }
+        Ok((open, outcome?))
     }
 
     /// Registers a brand (see [`OpenVault::register_brand`]), with back-off per address after

@@ -1046,17 +1046,16 @@ impl Watchdog {
                 continue;
             };
             drop(state);
-            let outcome = Err(store.stalled(self.deadline));
-            if let Err(e) = &outcome
-                && store.fail(e, keys)
-            {
+            let error = store.stalled(self.deadline);
+            if store.fail(&error, keys) {
                 tracing::error!(
-                    error = %e,
+                    error = %error,
                     "store flush stalled; its writes are not acknowledged, and no write is \
                      accepted until the vault restarts: free space if the disk is full, then \
                      restart"
                 );
             }
+            let outcome = Err(error);
             for reply in replies {
                 reply(&outcome);
             }
