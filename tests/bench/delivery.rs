@@ -38,12 +38,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common.rs"]
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -58,6 +59,8 @@ use ring::hmac;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::{Semaphore, watch};
+
+use crate::common::{cpu_model, load_average, spawn_server};
 
 /// Brands, each with its own webhook URL on the one receiver (`VRM_BENCH_BRANDS` overrides it).
 const BRANDS: usize = 1000;
@@ -960,44 +963,22 @@ impl Server {
         let data = TempDir::new().unwrap();
         let logs = TempDir::new().unwrap();
         let log = logs.path().join("stderr.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(["--listen", "127.0.0.1:0", "--allow-loopback-webhooks"])
-            .envs(envs.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut server = Server {
+        let (child, addr) = spawn_server(
+            Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
+                .arg("serve")
+                .arg("--data-dir")
+                .arg(data.path())
+                .args(["--listen", "127.0.0.1:0", "--allow-loopback-webhooks"])
+                .envs(envs.iter().copied()),
+            &log,
+        );
+        Server {
             child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            addr,
             log,
             logs_groups: envs.iter().any(|(k, _)| *k == "VRM_LOG"),
             _dirs: vec![data, logs],
-        };
-        // Read stdout on a thread so a server that hangs before printing cannot hang the bench;
-        // the thread then keeps draining stdout.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some((_, url)) = line.split_once(" listening on http://") {
-                    let _ = tx.send(url.trim().to_owned());
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => server.addr = addr.parse().unwrap(),
-            Err(_) => panic!(
-                "server did not print its address; stderr:\n{}",
-                std::fs::read_to_string(&server.log).unwrap_or_default()
-            ),
         }
-        server
     }
 
     fn log_len(&self) -> u64 {
@@ -1128,21 +1109,4 @@ impl CpuSample {
             used / wall.as_secs_f64()
         );
     }
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }

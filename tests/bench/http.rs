@@ -52,11 +52,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common.rs"]
+mod common;
+
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -69,6 +70,8 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper_util::rt::TokioIo;
 use tempfile::TempDir;
 use tokio::net::TcpStream;
+
+use crate::common::{cpu_model, memory_mib, percentiles, spawn_server};
 
 /// Concurrent connections for every HTTP test.
 const CONNECTIONS: usize = 32;
@@ -1077,42 +1080,18 @@ impl Server {
     fn spawn(mut cmd: Command, dir: TempDir) -> Server {
         let logs = TempDir::new().unwrap();
         let log = logs.path().join("stderr.log");
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut server = Server {
+        let (child, addr) = spawn_server(&mut cmd, &log);
+        Server {
             child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            addr,
             log,
             _dirs: vec![dir, logs],
-        };
-        // Read stdout on a thread so a server that hangs before printing cannot hang the bench;
-        // the thread then keeps draining stdout so the child never writes into a closed pipe.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some((_, url)) = line.split_once(" listening on http://") {
-                    let _ = tx.send(url.trim().to_owned());
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => server.addr = addr.parse().unwrap(),
-            Err(_) => panic!(
-                "server did not print its address; stderr:\n{}",
-                std::fs::read_to_string(&server.log).unwrap_or_default()
-            ),
         }
-        server
     }
 
     fn memory(&self) -> Memory {
-        read_memory(self.child.id())
+        let (rss, hwm) = memory_mib(self.child.id());
+        Memory { rss, hwm }
     }
 
     /// How many bytes the server has logged so far.
@@ -1134,33 +1113,6 @@ const MIB: f64 = 1024.0 * 1024.0;
 struct Memory {
     rss: f64,
     hwm: f64,
-}
-
-fn read_memory(pid: u32) -> Memory {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib = |name: &str| -> f64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    Memory {
-        rss: kib("VmRSS:") / 1024.0,
-        hwm: kib("VmHWM:") / 1024.0,
-    }
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
 }
 
 /// The baseline server: a constant small JSON body from axum 0.8 on a multi-thread runtime, the
@@ -1376,16 +1328,7 @@ impl LoadResult {
 
     /// p50 and p99 in milliseconds.
     fn percentiles(&self) -> (f64, f64) {
-        let mut sorted = self.latencies_us.clone();
-        sorted.sort_unstable();
-        let at = |q: f64| {
-            if sorted.is_empty() {
-                return f64::NAN;
-            }
-            let i = ((sorted.len() - 1) as f64 * q).round() as usize;
-            f64::from(sorted[i]) / 1000.0
-        };
-        (at(0.50), at(0.99))
+        percentiles(&self.latencies_us)
     }
 
     fn merge(&mut self, other: LoadResult) {

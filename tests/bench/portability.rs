@@ -24,13 +24,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "common.rs"]
+mod common;
+
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+use crate::common::{cpu_model, memory_mib, spawn_server};
 
 const PASSPHRASE: &str = "benchmark passphrase, long enough";
 const WRITERS: usize = 32;
@@ -48,30 +52,16 @@ impl Server {
         let data = TempDir::new().unwrap();
         let logs = TempDir::new().unwrap();
         let log = logs.path().join("stderr.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data.path())
-            .env("VRM_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some((_, url)) = line.split_once(" listening on ") {
-                    let _ = tx.send(url.trim().to_owned());
-                }
-            }
-        });
-        let base = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server did not start");
+        let (child, addr) = spawn_server(
+            Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
+                .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(data.path())
+                .env("VRM_LOG", "info"),
+            &log,
+        );
         Server {
             child,
-            base,
+            base: format!("http://{addr}"),
             log,
             _dirs: (data, logs),
         }
@@ -93,21 +83,6 @@ impl Drop for Server {
     }
 }
 
-/// Resident and peak resident memory of a process, in MiB.
-fn memory(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib = |name: &str| -> f64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(f64::NAN)
-            / 1024.0
-    };
-    (kib("VmRSS:"), kib("VmHWM:"))
-}
-
 /// Resets the peak-resident counter so the next reading is the peak of what follows.
 fn reset_peak(pid: u32) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
@@ -123,7 +98,7 @@ struct Streamed {
 
 async fn download(client: &reqwest::Client, server: &Server, path: &str, auth: &str) -> Streamed {
     let pid = server.pid();
-    let (rss_before, _) = memory(pid);
+    let (rss_before, _) = memory_mib(pid);
     reset_peak(pid);
     let started = Instant::now();
     let mut response = client
@@ -138,7 +113,7 @@ async fn download(client: &reqwest::Client, server: &Server, path: &str, auth: &
         body.extend_from_slice(&chunk);
     }
     let seconds = started.elapsed().as_secs_f64();
-    let (_, peak) = memory(pid);
+    let (_, peak) = memory_mib(pid);
     Streamed {
         bytes: body.len() as u64,
         seconds,
@@ -306,14 +281,7 @@ fn main() {
         .build()
         .unwrap();
     let results: Vec<SizeResult> = SIZES.iter().map(|&n| rt.block_on(run_size(n))).collect();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_default();
+    let cpu = cpu_model();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("\nmachine: {cores} cores, {cpu}");
     println!(

@@ -44,11 +44,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common.rs"]
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, Command, ExitCode};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -60,6 +62,8 @@ use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::{Semaphore, mpsc};
+
+use crate::common::{cpu_model, load_average, memory_mib, percentiles, spawn_server};
 
 /// How long the load runs unless `VRM_SOAK_SECONDS` says otherwise.
 const DEFAULT_SECONDS: u64 = 300;
@@ -264,17 +268,6 @@ impl Recorder {
             .map(|k| std::mem::take(&mut *k.window.lock().unwrap()))
             .collect()
     }
-}
-
-/// p50 and p99 of latencies in microseconds, in milliseconds (NaN when there are none).
-fn percentiles(latencies_us: &[u32]) -> (f64, f64) {
-    if latencies_us.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let mut sorted = latencies_us.to_vec();
-    sorted.sort_unstable();
-    let at = |q: f64| f64::from(sorted[((sorted.len() - 1) as f64 * q).round() as usize]) / 1000.0;
-    (at(0.50), at(0.99))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -809,19 +802,11 @@ struct Probe {
 impl Probe {
     fn of(server: &Server) -> Probe {
         let pid = server.child.id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let kib = |name: &str| -> f64 {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|n| n.parse::<f64>().ok())
-                .unwrap_or(f64::NAN)
-        };
+        let (rss_mib, hwm_mib) = memory_mib(pid);
         let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
         Probe {
-            rss_mib: kib("VmRSS:") / 1024.0,
-            hwm_mib: kib("VmHWM:") / 1024.0,
+            rss_mib,
+            hwm_mib,
             fds,
             cpu_s: cpu_seconds(pid),
             store_mib: dir_bytes(server.data.path()) as f64 / MIB,
@@ -1579,45 +1564,23 @@ impl Server {
         let data = TempDir::new().unwrap();
         let logs = TempDir::new().unwrap();
         let log = logs.path().join("stderr.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(["--listen", "127.0.0.1:0", "--allow-loopback-webhooks"])
-            .args(["--log-format", "json"])
-            .env("VRM_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        // Read stdout on a thread so a server that hangs before printing cannot hang the bench;
-        // the thread then keeps draining stdout.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some((_, url)) = line.split_once(" listening on http://") {
-                    let _ = tx.send(url.trim().to_owned());
-                }
-            }
-        });
-        let mut server = Server {
+        let (child, addr) = spawn_server(
+            Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
+                .arg("serve")
+                .arg("--data-dir")
+                .arg(data.path())
+                .args(["--listen", "127.0.0.1:0", "--allow-loopback-webhooks"])
+                .args(["--log-format", "json"])
+                .env("VRM_LOG", "info"),
+            &log,
+        );
+        Server {
             child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            addr,
             log,
             data,
             _logs: logs,
-        };
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => server.addr = addr.parse().unwrap(),
-            Err(_) => panic!(
-                "the server did not print its address; stderr:\n{}",
-                std::fs::read_to_string(&server.log).unwrap_or_default()
-            ),
         }
-        server
     }
 
     /// The warning and error lines of the server's log.
@@ -1665,17 +1628,9 @@ struct Machine {
 
 impl Machine {
     fn read() -> Machine {
-        let cpu = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("model name"))
-                    .map(|rest| rest.trim_start_matches([' ', '\t', ':']).trim().to_owned())
-            })
-            .unwrap_or_else(|| "unknown CPU".into());
         Machine {
             cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            cpu,
+            cpu: cpu_model(),
             load: load_average(),
         }
     }
@@ -1689,10 +1644,4 @@ impl std::fmt::Display for Machine {
             self.cores, self.cpu, self.load
         )
     }
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }

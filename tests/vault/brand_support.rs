@@ -116,6 +116,23 @@ pub async fn ready_vault_with(extra: &[&str]) -> (tempfile::TempDir, TestApp, St
     (dir, app, owner)
 }
 
+/// POSTs a passphrase to `path` (`/api/v1/setup` or `/api/v1/session`), expecting 201; returns
+/// the body, which carries the owner's session and CSRF tokens (and, from setup, the recovery
+/// key).
+pub async fn owner_session(app: &impl Server, path: &str, passphrase: &str) -> Value {
+    let (status, body) = status_json(
+        app.client()
+            .post(app.url(path))
+            .json(&json!({ "passphrase": passphrase }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{path}: {body}");
+    body
+}
+
 /// The status and JSON body of a response (`Null` when the body is empty or not JSON).
 pub async fn status_json(res: Response) -> (u16, Value) {
     let status = res.status().as_u16();
@@ -301,6 +318,15 @@ pub struct Brand {
 }
 
 impl Brand {
+    /// The brand a `client_secret_basic` registration answered with (`body`, the 201's).
+    pub fn with_secret(name: &str, body: &Value) -> Brand {
+        Brand {
+            client_id: body["client_id"].as_str().unwrap().to_owned(),
+            name: name.to_owned(),
+            auth: ClientAuth::Secret(body["client_secret"].as_str().unwrap().to_owned()),
+        }
+    }
+
     /// A form POST to an OAuth endpoint with this brand's client authentication: HTTP Basic, or
     /// a fresh client assertion whose audience is the token endpoint.
     pub fn oauth_post(
@@ -415,29 +441,24 @@ impl Brand {
     }
 }
 
+/// RFC 7591 metadata of a brand that takes client-credentials tokens with every scope and
+/// authenticates with a client secret (HTTP Basic).
+pub fn basic_metadata(name: &str) -> Value {
+    json!({
+        "client_name": name,
+        "token_endpoint_auth_method": "client_secret_basic",
+        "grant_types": ["client_credentials"],
+        "scope": ALL_SCOPES,
+    })
+}
+
 /// Registers a `client_secret_basic` brand through a fresh invitation.
 pub async fn register_brand(app: &impl Server, owner: &str, name: &str) -> Brand {
     let token = invitation_token(app, owner).await;
-    let (status, body) = status_json(
-        register(
-            app,
-            Some(&token),
-            &json!({
-                "client_name": name,
-                "token_endpoint_auth_method": "client_secret_basic",
-                "grant_types": ["client_credentials"],
-                "scope": ALL_SCOPES,
-            }),
-        )
-        .await,
-    )
-    .await;
+    let (status, body) =
+        status_json(register(app, Some(&token), &basic_metadata(name)).await).await;
     assert_eq!(status, 201, "{body}");
-    Brand {
-        client_id: body["client_id"].as_str().unwrap().to_owned(),
-        name: name.to_owned(),
-        auth: ClientAuth::Secret(body["client_secret"].as_str().unwrap().to_owned()),
-    }
+    Brand::with_secret(name, &body)
 }
 
 /// Registers a `private_key_jwt` brand whose JWKS holds `key`.

@@ -16,7 +16,7 @@ use vrm_vault::http::AppState;
 use vrm_vault::service::{Settings, Vault};
 
 use crate::brand_support::{
-    Brand, ClientAuth, Server, b64, owner_call, random_id, register, status_json,
+    Brand, ClientAuth, Server, b64, owner_call, owner_session, random_id, register, status_json,
 };
 use crate::support::PASSPHRASE;
 
@@ -83,16 +83,7 @@ impl InProcessApp {
     /// Starts the server and sets the vault up; returns it with the owner's session token.
     pub async fn ready() -> (InProcessApp, String) {
         let app = InProcessApp::start().await;
-        let (status, body) = status_json(
-            app.client
-                .post(app.url("/api/v1/setup"))
-                .json(&json!({ "passphrase": PASSPHRASE }))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        assert_eq!(status, 201, "{body}");
+        let body = owner_session(&app, "/api/v1/setup", PASSPHRASE).await;
         let owner = body["token"].as_str().unwrap().to_owned();
         (app, owner)
     }
@@ -428,11 +419,7 @@ pub async fn code_brand(app: &impl Server, owner: &str, name: &str) -> Brand {
     let (status, body) = status_json(register(app, Some(&token), &code_metadata(name)).await).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["redirect_uris"], json!([REDIRECT_URI]), "{body}");
-    let brand = Brand {
-        client_id: body["client_id"].as_str().unwrap().to_owned(),
-        name: name.to_owned(),
-        auth: ClientAuth::Secret(body["client_secret"].as_str().unwrap().to_owned()),
-    };
+    let brand = Brand::with_secret(name, &body);
     brand.accept_current(app).await;
     brand
 }

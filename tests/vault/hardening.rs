@@ -4,12 +4,12 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::TestApp;
+use crate::brand_support::{ready_vault, ready_vault_with};
+use crate::support::{TestApp, serve_refuses_with};
 
 /// Sends raw bytes on a fresh connection and returns what came back until the server closed
 /// the connection or `wait` passed.
@@ -111,13 +111,12 @@ async fn oversized_or_too_many_headers_are_refused_with_431_and_bodies_with_413(
     let (token, _) = app.setup().await;
     let big = "x".repeat(200 * 1024);
     let res = app
-        .client
-        .put(app.url("/api/v1/records/notes.big"))
-        .bearer_auth(&token)
-        .json(&json!({"value": big, "category": "pd:Interest"}))
-        .send()
-        .await
-        .unwrap();
+        .put(
+            &token,
+            "notes.big",
+            json!({"value": big, "category": "pd:Interest"}),
+        )
+        .await;
     assert_eq!(res.status(), 413);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error"], "payload_too_large");
@@ -138,9 +137,7 @@ async fn failed_login(app: &TestApp, forwarded_for: Option<&str>) -> u16 {
 #[tokio::test]
 async fn forwarded_addresses_count_only_from_a_trusted_proxy() {
     // Untrusted: X-Forwarded-For is ignored, so changing it does not escape the back-off.
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(dir.path());
-    app.setup().await;
+    let (_dir, app, _) = ready_vault().await;
     for n in 0..3 {
         assert_eq!(
             failed_login(&app, Some(&format!("203.0.113.{n}"))).await,
@@ -152,9 +149,7 @@ async fn forwarded_addresses_count_only_from_a_trusted_proxy() {
 
     // Trusted (the test client is the "proxy" on 127.0.0.1): each forwarded client has its own
     // back-off, and one client's failures do not lock out another.
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start_with(dir.path(), &["--trusted-proxy", "127.0.0.1"]);
-    app.setup().await;
+    let (_dir, app, _) = ready_vault_with(&["--trusted-proxy", "127.0.0.1"]).await;
     for _ in 0..3 {
         assert_eq!(failed_login(&app, Some("203.0.113.7")).await, 401);
     }
@@ -171,9 +166,7 @@ async fn forwarded_addresses_count_only_from_a_trusted_proxy() {
 
 #[tokio::test]
 async fn failed_client_authentication_backs_off_per_address() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(dir.path());
-    app.setup().await;
+    let (_dir, app, _) = ready_vault().await;
     let attempt = || async {
         app.client
             .post(app.url("/oauth/token"))
@@ -192,6 +185,25 @@ async fn failed_client_authentication_backs_off_per_address() {
     assert!(res.headers().get("retry-after").is_some());
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+
+    // The brand API authenticates clients the same way and must refuse with its own 429, not
+    // turn the back-off into a 400 or 401.
+    for request in [
+        app.client
+            .post(app.url("/brand/v1/agreements"))
+            .json(&json!({"terms_hash": "sha256:00"})),
+        app.client.get(app.url("/brand/v1/agreements/agr_none")),
+    ] {
+        let res = request
+            .basic_auth("no-such-client", Some("guess"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 429);
+        assert!(res.headers().get("retry-after").is_some());
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "too_many_requests", "{body}");
+    }
     app.stop();
 }
 
@@ -205,10 +217,8 @@ fn free_port() -> u16 {
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_template_and_never_name_values() {
-    let dir = tempfile::tempdir().unwrap();
     let metrics = format!("127.0.0.1:{}", free_port());
-    let app = TestApp::start_with(dir.path(), &["--metrics-listen", &metrics]);
-    let (token, _) = app.setup().await;
+    let (_dir, app, token) = ready_vault_with(&["--metrics-listen", &metrics]).await;
     let res = app
         .put(
             &token,
@@ -258,33 +268,18 @@ async fn sigterm_ends_open_event_streams_and_stops_cleanly() {
     let app = TestApp::start_logging_to(&data, &log);
     let (token, _) = app.setup().await;
     // An owner event stream: an answer that never ends by itself.
-    let stream = app
-        .client
-        .get(app.url("/api/v1/events"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let stream = app.get(&token, "/api/v1/events").await;
     assert_eq!(stream.status(), 200);
-    let mut app = app;
-    let started = Instant::now();
-    Command::new("kill")
-        .args(["-TERM", &app.child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = loop {
-        if let Some(status) = app.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(8),
-            "the server did not stop within 8 s of SIGTERM with an event stream open"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = app
+        .stop_within(Duration::from_secs(8))
+        .await
+        .expect("the server did not stop within 8 s of SIGTERM with an event stream open");
     assert!(status.success(), "exit status {status}");
-    // The stream ended rather than being cut: reading it to the end succeeds.
-    let _ = tokio::time::timeout(Duration::from_secs(2), stream.bytes()).await;
+    // The stream ended rather than being cut: reading it to the end succeeds, at once.
+    let rest = tokio::time::timeout(Duration::from_secs(2), stream.bytes())
+        .await
+        .expect("the event stream was still open 2 s after the server stopped");
+    assert!(rest.is_ok(), "the event stream was cut: {rest:?}");
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("stopped cleanly"), "{log}");
 }
@@ -311,31 +306,16 @@ async fn a_config_file_sets_what_flags_do_not_and_rejects_unknown_keys() {
     assert_eq!(res.status(), 200);
     app.stop();
 
+    let config_arg = ["--config", config.to_str().unwrap()];
     std::fs::write(&config, "listen-port = 8080\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
-        .args(["serve", "--data-dir"])
-        .arg(&data)
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = serve_refuses_with(&data, &config_arg);
     assert!(
         stderr.contains("unknown option \"listen-port\""),
         "{stderr}"
     );
 
     std::fs::write(&config, "cache-mb = 1\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
-        .args(["serve", "--data-dir"])
-        .arg(&data)
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = serve_refuses_with(&data, &config_arg);
     assert!(stderr.contains("cache-mb"), "{stderr}");
 }
 
@@ -393,9 +373,7 @@ async fn every_answer_carries_the_security_headers_and_cors_stays_closed() {
 
 #[tokio::test]
 async fn guessing_invitation_tokens_backs_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(dir.path());
-    app.setup().await;
+    let (_dir, app, _) = ready_vault().await;
     let attempt = || async {
         app.client
             .post(app.url("/oauth/register"))

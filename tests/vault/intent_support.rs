@@ -96,8 +96,7 @@ impl Subscriber {
         subscription: Value,
     ) -> Subscriber {
         let subscriber = Subscriber::onboard(app, owner, name).await;
-        let (status, body) = subscriber.subscribe(app, &subscription).await;
-        assert_eq!(status, 200, "{name}: {body}");
+        subscriber.subscribe_ok(app, &subscription).await;
         subscriber
     }
 
@@ -138,6 +137,29 @@ impl Subscriber {
             Some(subscription),
         )
         .await
+    }
+
+    /// Subscribes with `subscription`, expecting 200; returns the answer (which shows a webhook
+    /// subscription's `webhook_secret`, once).
+    pub async fn subscribe_ok(&self, app: &impl Server, subscription: &Value) -> Value {
+        let (status, body) = self.subscribe(app, subscription).await;
+        assert_eq!(status, 200, "{}: {body}", self.brand.name);
+        body
+    }
+
+    /// `POST /brand/v1/subscription/rotate-secret`, expecting 200; returns the answer with the
+    /// new `webhook_secret`.
+    pub async fn rotate_secret(&self, app: &impl Server) -> Value {
+        let (status, rotated) = self
+            .call(
+                app,
+                Method::POST,
+                "/brand/v1/subscription/rotate-secret",
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{rotated}");
+        rotated
     }
 
     /// One page of `GET /brand/v1/intents?cursor=`: its events and next cursor.
@@ -290,6 +312,35 @@ pub async fn owner_offers(app: &impl Server, owner: &str, intent_id: &str) -> Ve
     .await;
     assert_eq!(status, 200, "{body}");
     body["offers"].as_array().unwrap().clone()
+}
+
+/// The owner accepts an offer sharing what it asked for, for two hours; expects 200 and returns
+/// the answer (with the new `grant_id`).
+pub async fn accept_sharing(app: &impl Server, owner: &str, offer: &str) -> Value {
+    let (status, accepted) = owner_call(
+        app,
+        owner,
+        Method::POST,
+        &format!("/api/v1/offers/{offer}/accept"),
+        Some(json!({ "share": true, "expires_in_hours": 2 })),
+    )
+    .await;
+    assert_eq!(status, 200, "{accepted}");
+    accepted
+}
+
+/// The owner declines an offer, expecting 200; returns the answer.
+pub async fn decline(app: &impl Server, owner: &str, offer: &str) -> Value {
+    let (status, declined) = owner_call(
+        app,
+        owner,
+        Method::POST,
+        &format!("/api/v1/offers/{offer}/decline"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{declined}");
+    declined
 }
 
 /// An offer body valid for a day of `now`, asking for `data_requested`.

@@ -18,9 +18,9 @@ use crate::grant_support::{
 };
 use crate::intent_support::{
     LONDON, LOOPBACK, LYON_REGION, PARIS, PARIS_LAT, PARIS_LON, PARIS_REGION, Receiver, SseStream,
-    Subscriber, assert_error, categories, create_intent, eventually, food_in, intent, intent_at,
-    intent_body, intent_id, intent_vault, offer_body, owner_intent, owner_offers,
-    publish_pdc_intent, signature_verifies, subjects, withdraw,
+    Subscriber, accept_sharing, assert_error, categories, create_intent, decline, eventually,
+    food_in, intent, intent_at, intent_body, intent_id, intent_vault, offer_body, owner_intent,
+    owner_offers, publish_pdc_intent, signature_verifies, subjects, withdraw,
 };
 
 const CREATED: &str = "vrm.intent.created.v1";
@@ -261,13 +261,12 @@ async fn a_suspended_brand_gets_no_pending_webhook() {
     put_record(&app, &owner, "contact.email", json!(EMAIL)).await;
     let receiver = Receiver::start(&[500]).await;
     let brand = Subscriber::onboard(&app, &owner, "Flaky Bistro").await;
-    let (status, body) = brand
-        .subscribe(
+    brand
+        .subscribe_ok(
             &app,
             &json!({ "categories": ["food"], "webhook_url": receiver.url }),
         )
         .await;
-    assert_eq!(status, 200, "{body}");
     let mut body = intent_body("food.lunch", wall_now());
     body["disclose"] = json!(["contact.email"]);
     let id = intent_id(&app, &owner, body).await;
@@ -481,13 +480,12 @@ async fn webhooks_are_signed_cloudevents() {
     let (_dir, app, owner) = intent_vault(&[LOOPBACK]).await;
     let receiver = Receiver::start(&[]).await;
     let brand = Subscriber::onboard(&app, &owner, "Hooked Bistro").await;
-    let (status, subscription) = brand
-        .subscribe(
+    let subscription = brand
+        .subscribe_ok(
             &app,
             &json!({ "categories": ["food"], "webhook_url": receiver.url }),
         )
         .await;
-    assert_eq!(status, 200, "{subscription}");
     let secret = subscription["webhook_secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"), "{subscription}");
     assert_eq!(subscription["webhook_url"], receiver.url);
@@ -551,15 +549,7 @@ async fn webhooks_are_signed_cloudevents() {
     assert_eq!(receiver.received().len(), 1);
 
     // A rotated secret signs the next delivery; the old one no longer verifies it.
-    let (status, rotated) = brand
-        .call(
-            &app,
-            Method::POST,
-            "/brand/v1/subscription/rotate-secret",
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{rotated}");
+    let rotated = brand.rotate_secret(&app).await;
     let new_secret = rotated["webhook_secret"].as_str().unwrap().to_owned();
     assert_ne!(new_secret, secret);
     intent_id(&app, &owner, intent_body("food.dinner", wall_now())).await;
@@ -574,13 +564,12 @@ async fn a_failed_webhook_is_retried_with_the_same_id() {
     // The receiver fails the first delivery and takes the next.
     let receiver = Receiver::start(&[500]).await;
     let brand = Subscriber::onboard(&app, &owner, "Flaky Bistro").await;
-    let (status, subscription) = brand
-        .subscribe(
+    let subscription = brand
+        .subscribe_ok(
             &app,
             &json!({ "categories": ["food"], "webhook_url": receiver.url }),
         )
         .await;
-    assert_eq!(status, 200, "{subscription}");
     let secret = subscription["webhook_secret"].as_str().unwrap().to_owned();
     intent_id(&app, &owner, intent_body("food.lunch", wall_now())).await;
 
@@ -934,15 +923,7 @@ async fn accepting_with_share_grants_the_requested_fields() {
         .offer_ok(&app, &id, &offer_body(now, &["contact.phone"]))
         .await;
 
-    let (status, accepted) = owner_call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/v1/offers/{offer}/accept"),
-        Some(json!({ "share": true, "expires_in_hours": 2 })),
-    )
-    .await;
-    assert_eq!(status, 200, "{accepted}");
+    let accepted = accept_sharing(&app, &owner, &offer).await;
     assert_eq!(accepted["status"], "accepted", "{accepted}");
     let grant_id = accepted["grant_id"].as_str().unwrap().to_owned();
     assert!(grant_id.starts_with("g_"), "{accepted}");
@@ -1014,15 +995,7 @@ async fn declining_tells_the_brand() {
         .offer_ok(&app, &id, &offer_body(now, &["contact.phone"]))
         .await;
 
-    let (status, declined) = owner_call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/v1/offers/{offer}/decline"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{declined}");
+    let declined = decline(&app, &owner, &offer).await;
     assert_eq!(declined["status"], "declined", "{declined}");
     assert!(declined["grant_id"].is_null(), "{declined}");
     // Declining an offer leaves the intent open for others.

@@ -2,7 +2,9 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{PASSPHRASE, TestApp, cli, passphrase_file, serve_refuses};
+use crate::support::{
+    PASSPHRASE, TestApp, cli, create_unlock_key, passphrase_file, serve_refuses, serve_refuses_with,
+};
 
 #[tokio::test]
 async fn setup_write_restart_unlock_and_records_are_intact() {
@@ -323,17 +325,7 @@ async fn cli_init_then_unlock_key_file_unseals_at_boot() {
     assert!(err.contains("already exists"), "{err}");
 
     let key = dir.path().join("unlock.key");
-    let (ok, _, err) = cli(&[
-        "unlock-key",
-        "create",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--passphrase-file",
-        pass.to_str().unwrap(),
-        "--out",
-        key.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
+    create_unlock_key(&data, &pass, &key);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -356,16 +348,7 @@ async fn cli_init_then_unlock_key_file_unseals_at_boot() {
     ]);
     assert!(ok);
     // A removed slot makes the old key file useless: the server refuses to start with it.
-    let (ok, _, err) = cli(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--unlock-key-file",
-        key.to_str().unwrap(),
-    ]);
-    assert!(!ok);
+    let err = serve_refuses_with(&data, &["--unlock-key-file", key.to_str().unwrap()]);
     assert!(err.contains("does not open this vault"), "{err}");
 }
 

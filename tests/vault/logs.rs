@@ -24,15 +24,21 @@ use serde_json::{Value, json};
 use time::Duration;
 
 use crate::brand_support::{
-    ALL_SCOPES, ASSERTION_TYPE, Brand, ClientAuth, ClientKey, brand_call, invite, owner_call,
-    random_id, register, register_key_brand, status_json,
+    ASSERTION_TYPE, Brand, ClientAuth, ClientKey, basic_metadata, brand_call, invite, owner_call,
+    owner_session, random_id, register, register_key_brand, status_json,
 };
 use crate::grant_support::{
-    AuthRequest, Pkce, REDIRECT_URI, approve, code_brand, consent_request, exchange, exchange_ok,
-    grant, grant_body, grant_token, id_of, put_record, read_one, refresh, wall_now,
+    AuthRequest, Pkce, REDIRECT_URI, approve, code_brand, consent_request, day_grant, exchange,
+    exchange_ok, grant_token, id_of, put_record, read_one, record_value, refresh, wall_now,
 };
-use crate::intent_support::{LOOPBACK, Receiver, Subscriber, intent_body, publish_pdc_intent};
-use crate::support::{TestApp, cli, contains_bytes, encodings_of, passphrase_file};
+use crate::intent_support::{
+    LOOPBACK, Receiver, Subscriber, accept_sharing, create_intent, decline, intent_body,
+    publish_pdc_intent,
+};
+use crate::support::{
+    TestApp, contains_bytes, create_unlock_key, encodings_of, passphrase_file, restore,
+    serve_refuses_with,
+};
 
 /// The server's log filter: `debug` turns on every span and event of the vault (each request's
 /// span with its route and request id) and the debug output of the libraries under it.
@@ -202,43 +208,6 @@ async fn send_raw(
         .as_u16()
 }
 
-/// A multipart/form-data body: the backup file, then text fields; with its content type.
-fn restore_form(backup: &[u8], fields: &[(&str, &str)]) -> (String, Vec<u8>) {
-    let boundary = format!("----vrm-logs-{}", core());
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"backup\"; \
-         filename=\"vault.vrmbackup\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(backup);
-    body.extend_from_slice(b"\r\n");
-    for (name, value) in fields {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
-        );
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-async fn restore(app: &TestApp, backup: &[u8], fields: &[(&str, &str)]) -> (u16, Value) {
-    let (content_type, body) = restore_form(backup, fields);
-    // A connection of its own: a refused restore closes it.
-    status_json(
-        reqwest::Client::new()
-            .post(app.url("/api/v1/restore"))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
 #[test]
 fn the_scanner_finds_a_marker_in_every_form() {
     let value = "MARKER-EMAIL-7f3a@example.org";
@@ -326,16 +295,7 @@ async fn no_secret_or_personal_value_reaches_the_log_at_debug_level() {
     // --- The first life of the vault, with its log at debug level. ---
     let log_a = dir.path().join("a.log");
     let app = TestApp::start_with_logging_at(&data, &[LOOPBACK], &log_a, LEVEL);
-    let (status, body) = status_json(
-        app.client
-            .post(app.url("/api/v1/setup"))
-            .json(&json!({ "passphrase": pass1 }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
+    let body = owner_session(&app, "/api/v1/setup", &pass1).await;
     let owner = body["token"].as_str().unwrap().to_owned();
     secrets.add("setup session token", &owner);
     secrets.add("setup CSRF token", body["csrf_token"].as_str().unwrap());
@@ -345,8 +305,7 @@ async fn no_secret_or_personal_value_reaches_the_log_at_debug_level() {
 
     // Logins: a wrong passphrase, then the browser's way (cookie and CSRF token).
     assert_eq!(app.login(&wrong).await.status(), 401);
-    let (status, login) = status_json(app.login(&pass1).await).await;
-    assert_eq!(status, 201, "{login}");
+    let login = owner_session(&app, "/api/v1/session", &pass1).await;
     let cookie_token = login["token"].as_str().unwrap().to_owned();
     let csrf = login["csrf_token"].as_str().unwrap().to_owned();
     secrets.add("cookie session token", &cookie_token);
@@ -444,12 +403,7 @@ async fn no_secret_or_personal_value_reaches_the_log_at_debug_level() {
     secrets.add("initial access token", initial);
     let forged = format!("vrmia_{}", marker("BADINVITE"));
     secrets.add("forged initial access token", &forged);
-    let metadata = json!({
-        "client_name": "Log Bistro",
-        "token_endpoint_auth_method": "client_secret_basic",
-        "grant_types": ["client_credentials"],
-        "scope": ALL_SCOPES,
-    });
+    let metadata = basic_metadata("Log Bistro");
     assert_eq!(
         register(&app, Some(&forged), &metadata)
             .await
@@ -459,13 +413,11 @@ async fn no_secret_or_personal_value_reaches_the_log_at_debug_level() {
     );
     let (status, registered) = status_json(register(&app, Some(initial), &metadata).await).await;
     assert_eq!(status, 201, "{registered}");
-    let client_secret = registered["client_secret"].as_str().unwrap().to_owned();
-    secrets.add("client secret", &client_secret);
-    let bistro = Brand {
-        client_id: registered["client_id"].as_str().unwrap().to_owned(),
-        name: "Log Bistro".into(),
-        auth: ClientAuth::Secret(client_secret),
-    };
+    secrets.add(
+        "client secret",
+        registered["client_secret"].as_str().unwrap(),
+    );
+    let bistro = Brand::with_secret("Log Bistro", &registered);
     bistro.accept_current(&app).await;
     let wrong_secret = format!("vrmcs_{}", marker("BADSECRET"));
     secrets.add("wrong client secret", &wrong_secret);
@@ -506,16 +458,7 @@ async fn no_secret_or_personal_value_reaches_the_log_at_debug_level() {
         }
     }
 
-    let view = grant(
-        &app,
-        &owner,
-        grant_body(
-            &bistro.client_id,
-            &["contact.email"],
-            wall_now() + Duration::days(1),
-        ),
-    )
-    .await;
+    let view = day_grant(&app, &owner, &bistro, &["contact.email"]).await;
     let data_token = grant_token(&app, &bistro, &id_of(&view)).await;
     secrets.add("grant access token", &data_token);
     let res = read_one(&app, &data_token, "contact.email").await;
@@ -599,8 +542,8 @@ async fn no_secret_or_personal_value_reaches_the_log_at_debug_level() {
         token: api_token,
     };
     let receiver = Receiver::start(&[500]).await;
-    let (status, subscription) = subscriber
-        .subscribe(
+    let subscription = subscriber
+        .subscribe_ok(
             &app,
             &json!({
                 "categories": ["food"],
@@ -608,20 +551,11 @@ async fn no_secret_or_personal_value_reaches_the_log_at_debug_level() {
             }),
         )
         .await;
-    assert_eq!(status, 200, "{subscription}");
     secrets.add(
         "webhook secret 1",
         subscription["webhook_secret"].as_str().unwrap(),
     );
-    let (status, rotated) = subscriber
-        .call(
-            &app,
-            Method::POST,
-            "/brand/v1/subscription/rotate-secret",
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{rotated}");
+    let rotated = subscriber.rotate_secret(&app).await;
     secrets.add(
         "webhook secret 2",
         rotated["webhook_secret"].as_str().unwrap(),
@@ -636,8 +570,7 @@ async fn no_secret_or_personal_value_reaches_the_log_at_debug_level() {
     let mut body = intent_body("food.lunch", wall_now());
     body["text"] = json!(intent_text);
     body["disclose"] = json!(["contact.email"]);
-    let (status, intent) =
-        owner_call(&app, &owner, Method::POST, "/api/v1/intents", Some(body)).await;
+    let (status, intent) = create_intent(&app, &owner, body).await;
     assert_eq!(status, 201, "{intent}");
     // The first delivery is refused (500) and retried.
     let received = receiver
@@ -656,37 +589,20 @@ async fn no_secret_or_personal_value_reaches_the_log_at_debug_level() {
     });
     let intent_id = intent["id"].as_str().unwrap();
     let offer_id = subscriber.offer_ok(&app, intent_id, &offer).await;
-    let (status, accepted) = owner_call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/v1/offers/{offer_id}/accept"),
-        Some(json!({ "share": true, "expires_in_hours": 2 })),
-    )
-    .await;
-    assert_eq!(status, 200, "{accepted}");
+    accept_sharing(&app, &owner, &offer_id).await;
     let mut body = intent_body("food.dinner", wall_now());
     body["text"] = json!(declined_text);
-    let (status, second) =
-        owner_call(&app, &owner, Method::POST, "/api/v1/intents", Some(body)).await;
+    let (status, second) = create_intent(&app, &owner, body).await;
     assert_eq!(status, 201, "{second}");
     let second_offer = subscriber
         .offer_ok(&app, second["id"].as_str().unwrap(), &offer)
         .await;
-    let (status, declined) = owner_call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/v1/offers/{second_offer}/decline"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{declined}");
+    decline(&app, &owner, &second_offer).await;
     let bad_category = marker("BADCATEGORY").to_lowercase();
     secrets.add("invalid intent category", &bad_category);
     let mut body = intent_body("food.lunch", wall_now());
     body["category"] = json!(bad_category);
-    let (status, _) = owner_call(&app, &owner, Method::POST, "/api/v1/intents", Some(body)).await;
+    let (status, _) = create_intent(&app, &owner, body).await;
     assert_eq!(status, 422);
     let bad_offer = format!("{{\"name\": \"{}\"", marker("BADOFFER"));
     secrets.add("invalid offer body", bad_offer.split('"').nth(3).unwrap());
@@ -715,30 +631,15 @@ async fn no_secret_or_personal_value_reaches_the_log_at_debug_level() {
     ] {
         secrets.add_bytes(label, &backup[at..at + 48]);
     }
-    let res = app
-        .client
-        .delete(app.url("/api/v1/session"))
-        .bearer_auth(&cookie_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    let (status, _) =
+        owner_call(&app, &cookie_token, Method::DELETE, "/api/v1/session", None).await;
+    assert_eq!(status, 204);
     app.stop();
 
     // --- The second life: unsealed at boot by an unlock key file, then everything deleted. ---
     let pass_file = passphrase_file(dir.path(), &pass2);
     let key_file = dir.path().join("unlock.key");
-    let (ok, _, err) = cli(&[
-        "unlock-key",
-        "create",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--passphrase-file",
-        pass_file.to_str().unwrap(),
-        "--out",
-        key_file.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
+    create_unlock_key(&data, &pass_file, &key_file);
     let unlock_key = std::fs::read_to_string(&key_file).unwrap();
     let unlock_key = unlock_key.trim();
     secrets.add("unlock key", unlock_key);
@@ -760,8 +661,7 @@ async fn no_secret_or_personal_value_reaches_the_log_at_debug_level() {
         200,
         "unsealed at boot"
     );
-    let (status, login) = status_json(app.login(&pass2).await).await;
-    assert_eq!(status, 201, "{login}");
+    let login = owner_session(&app, "/api/v1/session", &pass2).await;
     let owner = login["token"].as_str().unwrap().to_owned();
     secrets.add("second-life session token", &owner);
     for (passphrase, expected) in [(&wrong, 401), (&pass2, 200)] {
@@ -792,15 +692,10 @@ async fn no_secret_or_personal_value_reaches_the_log_at_debug_level() {
     assert_eq!(status, 201, "{body}");
     let owner = body["token"].as_str().unwrap().to_owned();
     secrets.add("restored session token", &owner);
-    let (status, record) = owner_call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/v1/records/contact.email",
-        None,
-    )
-    .await;
-    assert_eq!((status, &record["value"]), (200, &json!(email)));
+    assert_eq!(
+        record_value(&app, &owner, "contact.email").await,
+        json!(email)
+    );
     app.stop();
 
     // --- A server refusing to start with a forged unlock key file says why, and only that. ---
@@ -808,18 +703,15 @@ async fn no_secret_or_personal_value_reaches_the_log_at_debug_level() {
     let forged_text = format!("vrmuk-{}", marker("FORGEDUNLOCK"));
     std::fs::write(&forged_key, &forged_text).unwrap();
     secrets.add("forged unlock key", &forged_text);
-    let (ok, _, refusal) = cli(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--log-format",
-        "json",
-        "--data-dir",
-        restored.to_str().unwrap(),
-        "--unlock-key-file",
-        forged_key.to_str().unwrap(),
-    ]);
-    assert!(!ok, "the server started with a forged unlock key");
+    let refusal = serve_refuses_with(
+        &restored,
+        &[
+            "--log-format",
+            "json",
+            "--unlock-key-file",
+            forged_key.to_str().unwrap(),
+        ],
+    );
 
     // --- The logs. ---
     let logs: Vec<(&str, Vec<u8>)> = vec![

@@ -22,19 +22,20 @@ use vrm_vault::service::{index_key, open_offline};
 use vrm_vault::store::Tree;
 
 use crate::brand_support::{
-    assert_accepted, assert_refused, b64, brand_call, invite, jcs_hash, owner_call, random_id,
-    status_json, unb64,
+    assert_accepted, assert_refused, b64, brand_call, invite, jcs_hash, owner_call, status_json,
+    unb64,
 };
 use crate::grant_support::{
     EMAIL, NAME, PHONE, assert_invalid_token, grant_token, put_record, read_all, read_ok,
     record_value, wall_now,
 };
 use crate::intent_support::{
-    LOOPBACK, Receiver, Subscriber, assert_error, categories, eventually, intent_body, intent_id,
-    offer_body, publish_pdc_intent, signature_verifies,
+    LOOPBACK, Receiver, Subscriber, accept_sharing, assert_error, categories, eventually,
+    intent_body, intent_id, offer_body, publish_pdc_intent, signature_verifies,
 };
 use crate::support::{
-    PASSPHRASE, TestApp, cli, contains_bytes, encodings_of, files_below, residue,
+    PASSPHRASE, TestApp, cli, contains_bytes, encodings_of, files_below, residue, restore,
+    restore_on,
 };
 
 /// The phrase the owner types to confirm deleting everything.
@@ -122,13 +123,12 @@ impl Full {
 
         let receiver = Receiver::start(&[]).await;
         let bistro = Subscriber::onboard(&app, &owner, "Bistro").await;
-        let (status, subscription) = bistro
-            .subscribe(
+        let subscription = bistro
+            .subscribe_ok(
                 &app,
                 &json!({ "categories": ["food"], "webhook_url": receiver.url }),
             )
             .await;
-        assert_eq!(status, 200, "{subscription}");
         let webhook_secret = subscription["webhook_secret"].as_str().unwrap().to_owned();
         let bistro_agreement = agreement_of(&app, &owner, &bistro).await;
         let shop = Subscriber::onboard(&app, &owner, "Corner Shop").await;
@@ -138,15 +138,7 @@ impl Full {
         let offer = bistro
             .offer_ok(&app, &intent, &offer_body(now, &["contact.phone"]))
             .await;
-        let (status, accepted) = owner_call(
-            &app,
-            &owner,
-            Method::POST,
-            &format!("/api/v1/offers/{offer}/accept"),
-            Some(json!({ "share": true, "expires_in_hours": 2 })),
-        )
-        .await;
-        assert_eq!(status, 200, "{accepted}");
+        let accepted = accept_sharing(&app, &owner, &offer).await;
         let grant = accepted["grant_id"].as_str().unwrap().to_owned();
         // The brand uses its grant once, so the grant's use count is part of what is exported.
         let token = grant_token(&app, &bistro.brand, &grant).await;
@@ -392,58 +384,6 @@ async fn backup(app: &TestApp, owner: &str) -> (Vec<u8>, u64) {
     assert!(bytes.starts_with(b"vrm-vault backup\n"), "not a backup");
     assert_eq!(bytes[17..21], 2u32.to_be_bytes(), "not format 2");
     (bytes, entries)
-}
-
-/// A multipart/form-data body: the backup file first, then text fields. Returns the content
-/// type (with its boundary) and the body.
-fn restore_form(backup: &[u8], fields: &[(&str, &str)]) -> (String, Vec<u8>) {
-    let boundary = format!("----vrm-test-{}", random_id());
-    let mut body = Vec::new();
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"backup\"; \
-             filename=\"vault.vrmbackup\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(backup);
-    body.extend_from_slice(b"\r\n");
-    for (name, value) in fields {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
-        );
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-/// `POST /api/v1/restore` with the backup and the credential fields.
-/// Sent on a connection of its own: a 409 answers before the upload is read, and the server then
-/// drops the connection (see `a_refused_restore_leaves_the_connection_usable`).
-async fn restore(app: &TestApp, backup: &[u8], fields: &[(&str, &str)]) -> (u16, Value) {
-    restore_on(&reqwest::Client::new(), app, backup, fields).await
-}
-
-async fn restore_on(
-    client: &reqwest::Client,
-    app: &TestApp,
-    backup: &[u8],
-    fields: &[(&str, &str)],
-) -> (u16, Value) {
-    let (content_type, body) = restore_form(backup, fields);
-    status_json(
-        client
-            .post(app.url("/api/v1/restore"))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
 }
 
 /// Restores expecting 201; returns the owner's new session token.
@@ -1572,15 +1512,7 @@ async fn an_erased_brand_leaves_nothing_of_its_relationship() {
         .offer_ok(&app, &intent, &offer_body(now, &["contact.phone"]))
         .await;
     stays.offer_ok(&app, &intent, &offer_body(now, &[])).await;
-    let (status, accepted) = owner_call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/v1/offers/{offer}/accept"),
-        Some(json!({ "share": true, "expires_in_hours": 2 })),
-    )
-    .await;
-    assert_eq!(status, 200, "{accepted}");
+    let accepted = accept_sharing(&app, &owner, &offer).await;
     let grant = accepted["grant_id"].as_str().unwrap().to_owned();
     read_ok(
         &app,

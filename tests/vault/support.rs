@@ -2,10 +2,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use crate::brand_support::{owner_session, random_id, status_json};
 
 pub const PASSPHRASE: &str = "correct horse battery staple";
 
@@ -113,6 +115,22 @@ impl TestApp {
         assert!(status.success(), "server exited with {status}");
     }
 
+    /// Sends SIGTERM and waits for the server up to `patience`; `None` if it did not stop (it is
+    /// then killed).
+    pub async fn stop_within(mut self, patience: Duration) -> Option<ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + patience;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     /// Kills the server without warning (SIGKILL).
     pub fn kill(mut self) {
         self.child.kill().unwrap();
@@ -120,15 +138,7 @@ impl TestApp {
     }
 
     pub async fn setup(&self) -> (String, String) {
-        let res = self
-            .client
-            .post(self.url("/api/v1/setup"))
-            .json(&json!({ "passphrase": PASSPHRASE }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        let body: Value = res.json().await.unwrap();
+        let body = owner_session(self, "/api/v1/setup", PASSPHRASE).await;
         (
             body["token"].as_str().unwrap().to_owned(),
             body["recovery_key"].as_str().unwrap().to_owned(),
@@ -145,10 +155,10 @@ impl TestApp {
     }
 
     pub async fn token(&self) -> String {
-        let res = self.login(PASSPHRASE).await;
-        assert_eq!(res.status(), 201);
-        let body: Value = res.json().await.unwrap();
-        body["token"].as_str().unwrap().to_owned()
+        owner_session(self, "/api/v1/session", PASSPHRASE).await["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     pub async fn put(&self, token: &str, path: &str, body: Value) -> reqwest::Response {
@@ -257,15 +267,92 @@ pub fn raw_store(data_dir: &Path) -> vrm_vault::store::Store {
 
 /// Starts `serve` on `data_dir` expecting it to refuse; returns what it said.
 pub fn serve_refuses(data_dir: &Path) -> String {
-    let (ok, _, err) = cli(&[
+    serve_refuses_with(data_dir, &[])
+}
+
+/// Starts `serve` on `data_dir` with extra arguments, expecting it to refuse; returns what it
+/// said.
+pub fn serve_refuses_with(data_dir: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
         "serve",
         "--listen",
         "127.0.0.1:0",
         "--data-dir",
         data_dir.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let (ok, _, err) = cli(&args);
     assert!(!ok, "the server started: {err}");
     err
+}
+
+/// `vrm-vault unlock-key create`: writes an unlock key file for the stopped vault in `data_dir`
+/// to `out`, expecting success.
+pub fn create_unlock_key(data_dir: &Path, passphrase_file: &Path, out: &Path) {
+    let (ok, _, err) = cli(&[
+        "unlock-key",
+        "create",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--passphrase-file",
+        passphrase_file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+}
+
+/// A multipart/form-data body: the backup file first, then text fields. Returns the content
+/// type (with its boundary) and the body.
+fn restore_form(backup: &[u8], fields: &[(&str, &str)]) -> (String, Vec<u8>) {
+    let boundary = format!("----vrm-test-{}", random_id());
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"backup\"; \
+             filename=\"vault.vrmbackup\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(backup);
+    body.extend_from_slice(b"\r\n");
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// `POST /api/v1/restore` with the backup and the credential fields.
+/// Sent on a connection of its own: a 409 answers before the upload is read, and the server then
+/// drops the connection (see `a_refused_restore_leaves_the_connection_usable`).
+pub async fn restore(app: &TestApp, backup: &[u8], fields: &[(&str, &str)]) -> (u16, Value) {
+    restore_on(&reqwest::Client::new(), app, backup, fields).await
+}
+
+/// [`restore`] with a given client.
+pub async fn restore_on(
+    client: &reqwest::Client,
+    app: &TestApp,
+    backup: &[u8],
+    fields: &[(&str, &str)],
+) -> (u16, Value) {
+    let (content_type, body) = restore_form(backup, fields);
+    status_json(
+        client
+            .post(app.url("/api/v1/restore"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
 }
 
 /// The byte strings that would betray `secret` in a file: raw, hex (both cases), and base64

@@ -12,8 +12,6 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use vrm_vault::domain::intents::{
     NewIntent, NewSubscription, SubscriptionIndex, ValidIntent, ValidSubscription, linear_scan,
 };
@@ -25,13 +23,13 @@ fuzz_target!(|data: &[u8]| {
         .ok()
         .and_then(|body| body.validate(vault_fuzz::now()).ok());
     if let Some(intent) = &intent {
-        assert_round_trip(intent);
+        vault_fuzz::assert_round_trip(intent);
     }
     for part in &parts {
         if let Ok(body) = serde_json::from_slice::<NewOffer>(part)
             && let Ok(offer) = body.validate(vault_fuzz::now())
         {
-            assert_round_trip::<OfferTerms>(&offer);
+            vault_fuzz::assert_round_trip::<OfferTerms>(&offer);
         }
     }
     let subscriptions: Vec<(String, ValidSubscription)> = parts
@@ -45,24 +43,12 @@ fuzz_target!(|data: &[u8]| {
         })
         .collect();
     for (_, subscription) in &subscriptions {
-        assert_round_trip(subscription);
+        vault_fuzz::assert_round_trip(subscription);
     }
     if let Some(intent) = &intent {
         index_agrees_with_scan(intent, &subscriptions);
     }
 });
-
-/// Stored as JSON text and read back, a validated value is the same value.
-fn assert_round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) {
-    let text = serde_json::to_vec(value).unwrap_or_else(|e| panic!("{value:?}: {e}"));
-    let again: T = serde_json::from_slice(&text).unwrap_or_else(|e| {
-        panic!(
-            "{value:?} does not read back from {}: {e}",
-            String::from_utf8_lossy(&text)
-        )
-    });
-    assert_eq!(&again, value);
-}
 
 fn index_agrees_with_scan(intent: &ValidIntent, subscriptions: &[(String, ValidSubscription)]) {
     let mut index = SubscriptionIndex::new();

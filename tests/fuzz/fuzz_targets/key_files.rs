@@ -77,11 +77,9 @@ fn bucket_file(plaintext: &[u8]) {
     let wrap = VaultKeys::derive(&vault_fuzz::master()).bucket_wrap;
     // The bytes as they are: the header and the AEAD refuse them.
     let _ = BucketKeys::decode(plaintext, &wrap, "fuzz");
-    let Ok(sealed) = wrap.seal(b"bucket-keys\0fuzz", plaintext) else {
+    let Ok(file) = vault_fuzz::bucket_file(&wrap, plaintext) else {
         return;
     };
-    let mut file = b"vrm-vault bucket keys\n\x01".to_vec();
-    file.extend_from_slice(&sealed);
     let Ok(keys) = BucketKeys::decode(&file, &wrap, "fuzz") else {
         return;
     };

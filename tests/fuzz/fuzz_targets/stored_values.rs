@@ -12,7 +12,6 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use vrm_vault::crypto::sha256;
@@ -42,18 +41,6 @@ fn read<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     serde_json::from_slice(bytes).ok()
 }
 
-/// Written again and read back, a stored value is the same value.
-fn assert_round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) {
-    let text = serde_json::to_vec(value).unwrap_or_else(|e| panic!("{value:?}: {e}"));
-    let again: T = serde_json::from_slice(&text).unwrap_or_else(|e| {
-        panic!(
-            "{value:?} does not read back from {}: {e}",
-            String::from_utf8_lossy(&text)
-        )
-    });
-    assert_eq!(&again, value);
-}
-
 /// The hash agreement events and receipts are made with: hex SHA-256 of the RFC 8785 form.
 fn canonical_hash(value: &Value) -> String {
     serde_json_canonicalizer::to_vec(value)
@@ -69,7 +56,7 @@ fn record(bytes: &[u8]) {
     let Some(record) = read::<Record>(bytes) else {
         return;
     };
-    assert_round_trip(&record);
+    vault_fuzz::assert_round_trip(&record);
     let etag = record.etag();
     assert!(Precondition::IfMatch(vec![etag]).holds(Some(&record)));
     assert!(!Precondition::IfNoneMatchAny.holds(Some(&record)));
@@ -118,7 +105,7 @@ fn grant(bytes: &[u8]) {
     let Some(grant) = read::<Grant>(bytes) else {
         return;
     };
-    assert_round_trip(&grant);
+    vault_fuzz::assert_round_trip(&grant);
     let _ = grant.status(vault_fuzz::now());
     let _ = grant.uses_left();
     let _ = grant.allows(GrantAction::Write);
@@ -131,7 +118,7 @@ fn agreement(bytes: &[u8]) {
     let Some(agreement) = read::<Agreement>(bytes) else {
         return;
     };
-    assert_round_trip(&agreement);
+    vault_fuzz::assert_round_trip(&agreement);
     let _ = agreement.ended_at();
     let _ = verify_events(&agreement.events, canonical_hash);
     let _ = canonical_hash(&agreement.receipt_document(vault_fuzz::ISSUER));
@@ -152,14 +139,14 @@ fn agreement(bytes: &[u8]) {
 
 fn other_values(bytes: &[u8]) {
     if let Some(brand) = read::<Brand>(bytes) {
-        assert_round_trip(&brand);
+        vault_fuzz::assert_round_trip(&brand);
     }
     if let Some(intent) = read::<Intent>(bytes) {
-        assert_round_trip(&intent);
+        vault_fuzz::assert_round_trip(&intent);
         let _ = intent.status(vault_fuzz::now());
     }
     if let Some(offer) = read::<Offer>(bytes) {
-        assert_round_trip(&offer);
+        vault_fuzz::assert_round_trip(&offer);
     }
 }
 
@@ -194,6 +181,6 @@ fn value(bytes: &[u8]) {
             created_at: vault_fuzz::now(),
             updated_at: vault_fuzz::now(),
         };
-        assert_round_trip(&record);
+        vault_fuzz::assert_round_trip(&record);
     }
 }

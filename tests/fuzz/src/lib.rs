@@ -1,5 +1,6 @@
 //! What the fuzz targets share: fixed keys and a fixed clock, so that an input that fails once
-//! fails the same way when it is replayed, and a way to cut one input into several.
+//! fails the same way when it is replayed, a way to cut one input into several, and the JSON
+//! round trip the store's values must survive.
 //!
 //! Keys here are test keys, public by being in this file: they open nothing but what the targets
 //! and the committed seeds sealed with them.
@@ -7,11 +8,13 @@
 use std::sync::OnceLock;
 
 use base64::Engine;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 use vrm_vault::crypto::buckets::{BUCKETS, BucketKeys, StoreCipher};
 use vrm_vault::crypto::jwt::SigningKey;
 use vrm_vault::crypto::keyfile::RecoveryKey;
-use vrm_vault::crypto::{MasterKey, Sealer, SecretKey, VaultKeys};
+use vrm_vault::crypto::{CryptoError, MasterKey, Sealer, SecretKey, VaultKeys};
 
 /// The time every target runs at: 2026-01-01T00:00:00Z.
 pub const NOW: i64 = 1_767_225_600;
@@ -75,14 +78,19 @@ pub fn bucket_file_plaintext() -> Vec<u8> {
     plain
 }
 
+/// A bucket-key file of the vault `fuzz` holding `plaintext`: the file's header, then the
+/// plaintext sealed with `wrap` as the vault seals it.
+pub fn bucket_file(wrap: &Sealer, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let mut file = b"vrm-vault bucket keys\n\x01".to_vec();
+    file.extend_from_slice(&wrap.seal(b"bucket-keys\0fuzz", plaintext)?);
+    Ok(file)
+}
+
 /// The bucket keys of [`bucket_file_plaintext`], through the real file reader.
 pub fn bucket_keys() -> BucketKeys {
     let wrap = VaultKeys::derive(&master()).bucket_wrap;
-    let mut file = b"vrm-vault bucket keys\n\x01".to_vec();
-    let sealed = wrap
-        .seal(b"bucket-keys\0fuzz", &bucket_file_plaintext())
+    let file = bucket_file(&wrap, &bucket_file_plaintext())
         .unwrap_or_else(|e| unreachable!("sealing a fixed plaintext: {e}"));
-    file.extend_from_slice(&sealed);
     BucketKeys::decode(&file, &wrap, "fuzz")
         .unwrap_or_else(|e| unreachable!("the fixed bucket file opens: {e}"))
 }
@@ -113,6 +121,19 @@ pub fn signing_key() -> &'static SigningKey {
             .unwrap_or_else(|e| unreachable!("the test key is base64: {e}"));
         SigningKey::from_pkcs8(&pkcs8).unwrap_or_else(|e| unreachable!("the test key loads: {e}"))
     })
+}
+
+/// Asserts that a value written as JSON text, as the store keeps it, reads back as the same
+/// value.
+pub fn assert_round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) {
+    let text = serde_json::to_vec(value).unwrap_or_else(|e| panic!("{value:?}: {e}"));
+    let again: T = serde_json::from_slice(&text).unwrap_or_else(|e| {
+        panic!(
+            "{value:?} does not read back from {}: {e}",
+            String::from_utf8_lossy(&text)
+        )
+    });
+    assert_eq!(&again, value);
 }
 
 /// The first byte of an input, to choose what the rest is fed to, and the rest.
