@@ -91,12 +91,13 @@ pub enum AppError {
     /// The disk is full (HTTP 507): nothing was changed; writes work again once there is room.
     #[error("the vault's disk is full; nothing was changed. Free some space and try again")]
     InsufficientStorage(#[source] StoreError),
-    /// The store's files are damaged beyond what the store reports as an error.
+    /// The store's files are damaged: sled reports corruption or panics, or the store's key file
+    /// is missing or does not open. The cause goes to the log; the owner is told to restore.
     #[error(
         "the vault's store is damaged and cannot be opened; restore it from a backup (the server \
          log has the details)"
     )]
-    StoreDamaged,
+    StoreDamaged(String),
     #[error("the audit log does not verify: {0}")]
     Chain(#[from] ChainError),
     /// Shown in logs and on the command line; clients only ever see `public_message`.
@@ -130,7 +131,7 @@ impl AppError {
             | AppError::Erasing
             | AppError::Storage(_) => 503,
             AppError::InsufficientStorage(_) => 507,
-            AppError::Chain(_) | AppError::Internal(_) | AppError::StoreDamaged => 500,
+            AppError::Chain(_) | AppError::Internal(_) | AppError::StoreDamaged(_) => 500,
         }
     }
 
@@ -167,7 +168,7 @@ impl AppError {
             AppError::Storage(_) => "storage_unavailable",
             AppError::InsufficientStorage(_) => "insufficient_storage",
             AppError::Chain(_) => "audit_chain_broken",
-            AppError::StoreDamaged => "store_damaged",
+            AppError::StoreDamaged(_) => "store_damaged",
             AppError::Internal(_) => "internal",
         }
     }
@@ -218,6 +219,7 @@ impl From<StoreError> for AppError {
                 AppError::Internal(format!("store integrity: {e}"))
             }
             StoreError::Io(_) => AppError::Storage(e),
+            StoreError::Damaged(cause) => AppError::StoreDamaged(cause),
             StoreError::Full(_) => AppError::InsufficientStorage(e),
         }
     }

@@ -58,10 +58,12 @@ impl IntoResponse for AppError {
             AppError::Internal(_)
             | AppError::Chain(_)
             | AppError::Storage(_)
-            | AppError::InsufficientStorage(_) => Some(ErrorDetail(match &self {
+            | AppError::InsufficientStorage(_)
+            | AppError::StoreDamaged(_) => Some(ErrorDetail(match &self {
                 AppError::Storage(source) | AppError::InsufficientStorage(source) => {
                     format!("{self} ({source})")
                 }
+                AppError::StoreDamaged(cause) => format!("{self} ({cause})"),
                 other => other.to_string(),
             })),
             _ => None,

@@ -708,8 +708,9 @@ impl OpenVault {
             OpenVault::open(settings, keyfile, master, clock)
         }))
         .unwrap_or_else(|_| {
-            tracing::error!("the store panicked while opening: its files are damaged");
-            Err(AppError::StoreDamaged)
+            Err(AppError::StoreDamaged(
+                "sled panicked while opening the store".into(),
+            ))
         })
     }
 

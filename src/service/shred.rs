@@ -56,7 +56,7 @@ impl BucketFile {
             Ok(bytes) => BucketKeys::decode(&bytes, &self.wrap, &self.vault_id)
                 .map(Some)
                 .map_err(|_| {
-                    AppError::Internal(format!(
+                    AppError::StoreDamaged(format!(
                         "{} does not open with this vault's keys: damaged or from another vault",
                         self.path.display()
                     ))
@@ -135,8 +135,8 @@ pub(crate) fn open_store(
         // would open nothing, so say what is missing instead.
         let marker = store.raw_get(Tree::Meta, META_SEALING)?;
         if marker.is_some_and(|m| m.first() == Some(&BUCKET_SEALED_VERSION)) {
-            return Err(AppError::Internal(format!(
-                "{} is missing: without it the store cannot be read. Restore it from a backup",
+            return Err(AppError::StoreDamaged(format!(
+                "{} is missing: without it the store cannot be read",
                 settings.data_dir.join(BUCKET_FILE).display()
             )));
         }

@@ -166,6 +166,9 @@ pub enum StoreError {
     Full(String),
     #[error("a stored value is damaged or was tampered with in tree {tree}")]
     Tampered { tree: &'static str },
+    /// sled found its own files corrupt: restarting will not help, restoring will.
+    #[error("the store's files are damaged: {0}")]
+    Damaged(String),
     #[error(transparent)]
     Crypto(#[from] CryptoError),
 }
@@ -177,6 +180,7 @@ impl StoreError {
         match self {
             StoreError::Io(m) => StoreError::Io(m.clone()),
             StoreError::Full(m) => StoreError::Full(m.clone()),
+            StoreError::Damaged(m) => StoreError::Damaged(m.clone()),
             other => StoreError::Io(other.to_string()),
         }
     }
@@ -196,6 +200,7 @@ impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
         match &e {
             sled::Error::Io(io) if is_disk_full(io) => StoreError::Full(e.to_string()),
+            sled::Error::Corruption { .. } => StoreError::Damaged(e.to_string()),
             _ => StoreError::Io(e.to_string()),
         }
     }
