@@ -105,7 +105,18 @@ impl AppState {
     info(
         title = "vrm-vault",
         description = "A personal data vault for Vendor Relationship Management. Errors are \
-                       `{\"error\": code, \"message\": sentence}`.",
+                       `{\"error\": code, \"message\": sentence}` (under `/oauth/`, RFC \
+                       6749's `{\"error\", \"error_description\"}`).\n\n\
+                       Any route can also answer, before its own checks: \
+                       `421 misdirected_request` when the `Host` is not the vault's public \
+                       URL, an IP address or `localhost` (health routes excepted); \
+                       `403 csrf_failed` for a state-changing request whose `Origin` is \
+                       another site or `null`; `413 payload_too_large` beyond 128 KiB; \
+                       `431` for a request head over 16 KiB or 64 headers; `408` after 30 s. \
+                       A route that writes can answer `507 insufficient_storage` when the disk \
+                       is full, and `503 storage_unavailable` after a failed store write. \
+                       Unsealing can answer `500 store_damaged` when the store's files are \
+                       damaged (restore a backup).",
         license(name = "AGPL-3.0-or-later")
     ),
     modifiers(&SecuritySchemes),
