@@ -5,9 +5,11 @@
 //! sealing binds each entry to its sequence number, so moving an entry to another position makes it
 //! fail to open.
 
+use std::path::Path;
+
 use time::OffsetDateTime;
 
-use super::{META_AUDIT_HEAD, OpenVault};
+use super::{META_AUDIT_HEAD, OpenVault, io_error};
 use crate::crypto::sha256;
 use crate::domain::audit::{AuditEntry, ChainHead, Event, Verified, verify_chain};
 use crate::error::AppError;
@@ -72,6 +74,77 @@ pub(crate) fn latest_time(store: &Store) -> Result<Option<OffsetDateTime>, AppEr
             .map(|entry| Some(entry.at))
             .map_err(|e| AppError::Internal(format!("audit entry {} is damaged: {e}", head.seq))),
         None => Ok(None),
+    }
+}
+
+/// The file beside the store that remembers how long the audit chain was at the last clean stop.
+///
+/// sled reads damage in its log as the log's end: a store file cut short can come back without
+/// its last writes, records and their audit entries together, and the shorter chain verifies.
+/// Every change appends to the chain, so a chain shorter than at the last clean stop means the
+/// store lost acknowledged writes; unsealing then refuses. Setup, restore and deletion remove
+/// the file, since they start a new chain.
+pub(crate) const HEAD_MARKER: &str = "audit-head.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct HeadMarker {
+    vault_id: String,
+    seq: u64,
+}
+
+/// Remembers the chain's length, after the store was flushed at a clean stop.
+pub(crate) fn save_head_marker(
+    data_dir: &Path,
+    vault_id: &str,
+    store: &Store,
+) -> Result<(), AppError> {
+    let marker = HeadMarker {
+        vault_id: vault_id.to_owned(),
+        seq: load_head(store)?.seq,
+    };
+    let bytes = serde_json::to_vec(&marker).map_err(|e| AppError::Internal(e.to_string()))?;
+    crate::crypto::keyfile::write_atomically(&data_dir.join(HEAD_MARKER), &bytes)
+        .map_err(|e| io_error(&format!("writing {HEAD_MARKER}"), e))
+}
+
+/// Refuses a store whose chain is shorter than at the last clean stop. A marker of another vault
+/// (or one that does not parse) says nothing about this store and is ignored.
+pub(crate) fn check_head_marker(
+    data_dir: &Path,
+    vault_id: &str,
+    store: &Store,
+) -> Result<(), AppError> {
+    let path = data_dir.join(HEAD_MARKER);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error(&format!("reading {}", path.display()), e)),
+    };
+    let Ok(marker) = serde_json::from_slice::<HeadMarker>(&bytes) else {
+        tracing::warn!(path = %path.display(), "the audit head marker does not parse; ignored");
+        return Ok(());
+    };
+    let head = load_head(store)?;
+    if marker.vault_id == vault_id && head.seq < marker.seq {
+        return Err(AppError::StoreDamaged(format!(
+            "the audit log ends at entry {} but reached entry {} before the last clean stop: the \
+             store lost acknowledged writes. Restore it from a backup, or remove {} to go on \
+             with what is left",
+            head.seq,
+            marker.seq,
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Forgets the marker: for setup, restore and deletion, which start a new chain.
+pub(crate) fn remove_head_marker(data_dir: &Path) -> Result<(), AppError> {
+    match std::fs::remove_file(data_dir.join(HEAD_MARKER)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(io_error(&format!("removing {HEAD_MARKER}"), e))
+        }
+        _ => Ok(()),
     }
 }
 

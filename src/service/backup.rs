@@ -350,6 +350,7 @@ pub fn restore(
     write_atomically(&settings.data_dir.join(BUCKET_FILE), &bucket_bytes)
         .map_err(|e| io_error("writing the bucket keys", e))?;
     keyfile.save(&settings.key_file())?;
+    super::audit::remove_head_marker(&settings.data_dir)?;
     std::fs::rename(&staging, settings.data_dir.join(STORE_DIR))
         .map_err(|e| io_error("moving the restored store", e))?;
     sync_dir(&settings.data_dir)?;

@@ -538,6 +538,7 @@ pub(crate) fn shred_files(data_dir: &Path) -> Result<(), AppError> {
     remove_dir_if_present(&data_dir.join(super::STORE_SETUP_DIR))?;
     remove_dir_if_present(&data_dir.join(super::STORE_OLD_DIR))?;
     super::backup::remove_temporary_backups(data_dir);
+    super::audit::remove_head_marker(data_dir)?;
     sync_dir(data_dir)?;
     failpoint("erase:store-removed");
     let marker = data_dir.join(ERASE_MARKER);

@@ -551,10 +551,12 @@ impl Vault {
         self.unseal(master).await.map(|_| ())
     }
 
-    /// Flushes the store, if open (at shutdown).
+    /// Flushes the store, if open, and remembers the audit chain's length (at shutdown).
     pub fn flush(&self) -> Result<(), AppError> {
         if let Phase::Unsealed(open) = &**self.inner.phase.load() {
             open.store.flush()?;
+            let vault_id = open.keyfile()?.vault_id().to_owned();
+            audit::save_head_marker(&self.inner.settings.data_dir, &vault_id, &open.store)?;
         }
         Ok(())
     }
@@ -659,6 +661,7 @@ fn create_vault(
         store.flush()?;
     }
     keyfile.save(&settings.key_file())?;
+    audit::remove_head_marker(dir)?;
     std::fs::rename(&setup_store, settings.store_dir())
         .map_err(|e| io_error("moving the new store", e))?;
     sync_dir(dir)?;
@@ -725,6 +728,7 @@ impl OpenVault {
             index, pseudonym, ..
         } = VaultKeys::derive(&master);
         let (store, buckets, bucket_file) = shred::open_store(settings, &keyfile, &master)?;
+        audit::check_head_marker(&settings.data_dir, keyfile.vault_id(), &store)?;
         if let Some(latest) = audit::latest_time(&store)? {
             clock.not_before(latest);
         }

@@ -16,7 +16,7 @@ use vrm_vault::http::AppState;
 use vrm_vault::service::intents::OFFERS_PER_MINUTE;
 use vrm_vault::service::{Settings, Vault};
 
-use crate::brand_support::{Brand, Server, onboard, owner_session, ready_vault};
+use crate::brand_support::{Brand, Server, onboard, owner_session, ready_vault, status_json};
 use crate::grant_support::{
     PHONE, assert_invalid_token, assert_no_token_issued, grant, grant_body, grant_token,
     grant_token_response, id_of, owner_grant, put_record, read_all, read_ok, seed, wall_now,
@@ -592,6 +592,53 @@ async fn damaged_files_are_refused_clearly_and_never_read_as_other_values() {
         report.push(seen);
     }
     eprintln!("{}", report.join("\n"));
+}
+
+#[tokio::test]
+async fn a_store_that_lost_its_last_writes_is_refused_until_restored_or_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let record = json!({"value": "kept", "category": "pd:Interest"});
+    let app = TestApp::start(&data);
+    let (token, _) = app.setup().await;
+    assert_eq!(
+        app.put(&token, "early.one", record.clone()).await.status(),
+        201
+    );
+    app.stop();
+    let older = dir.path().join("older-store");
+    copy_tree(&data.join("store"), &older);
+
+    let app = TestApp::start(&data);
+    let token = app.token().await;
+    assert_eq!(
+        app.put(&token, "late.one", record.clone()).await.status(),
+        201
+    );
+    app.stop();
+    // The store comes back without its last writes, records and audit entries together, as sled
+    // does with a log cut short: the shorter chain still verifies on its own.
+    std::fs::remove_dir_all(data.join("store")).unwrap();
+    copy_tree(&older, &data.join("store"));
+
+    let app = TestApp::start_logging_to(&data, &log);
+    let (status, body) = status_json(app.login(PASSPHRASE).await).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"], "store_damaged", "{body}");
+    app.stop();
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.contains("lost acknowledged writes"), "{said}");
+
+    // Removing the marker, as the log says, accepts the loss: what is left is served exactly.
+    std::fs::remove_file(data.join("audit-head.json")).unwrap();
+    let app = TestApp::start(&data);
+    let token = app.token().await;
+    let (status, early) = status_json(app.get(&token, "/api/v1/records/early.one").await).await;
+    assert_eq!((status, &early["value"]), (200, &json!("kept")), "{early}");
+    let res = app.get(&token, "/api/v1/records/late.one").await;
+    assert_eq!(res.status(), 404);
+    app.stop();
 }
 
 // ---------------------------------------------------------------------------------------------
