@@ -91,12 +91,10 @@ pub enum AppError {
     /// The disk is full (HTTP 507): nothing was changed; writes work again once there is room.
     #[error("the vault's disk is full; nothing was changed. Free some space and try again")]
     InsufficientStorage(#[source] StoreError),
-    /// The store's files are damaged: sled reports corruption or panics, or the store's key file
-    /// is missing or does not open. The cause goes to the log; the owner is told to restore.
-    #[error(
-        "the vault's store is damaged and cannot be opened; restore it from a backup (the server \
-         log has the details)"
-    )]
+    /// The store's files are damaged: sled reports corruption or panics, the store's key file
+    /// is missing or does not open, or the store lost writes (see `service::audit`). Shown whole
+    /// in logs and on the command line; clients get `public_message`.
+    #[error("the vault's store is damaged: {0}")]
     StoreDamaged(String),
     #[error("the audit log does not verify: {0}")]
     Chain(#[from] ChainError),
@@ -188,6 +186,9 @@ impl AppError {
     pub fn public_message(&self) -> String {
         match self {
             AppError::Internal(_) => "internal error; the details are in the server log".into(),
+            AppError::StoreDamaged(_) => "the vault's store is damaged; restore it from a backup \
+                                          (the server log has the details)"
+                .into(),
             other => other.to_string(),
         }
     }
@@ -219,7 +220,7 @@ impl From<StoreError> for AppError {
                 AppError::Internal(format!("store integrity: {e}"))
             }
             StoreError::Io(_) => AppError::Storage(e),
-            StoreError::Damaged(cause) => AppError::StoreDamaged(cause),
+            StoreError::Damaged(_) => AppError::StoreDamaged(e.to_string()),
             StoreError::Full(_) => AppError::InsufficientStorage(e),
         }
     }

@@ -63,7 +63,6 @@ impl IntoResponse for AppError {
                 AppError::Storage(source) | AppError::InsufficientStorage(source) => {
                     format!("{self} ({source})")
                 }
-                AppError::StoreDamaged(cause) => format!("{self} ({cause})"),
                 other => other.to_string(),
             })),
             _ => None,

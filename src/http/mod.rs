@@ -115,8 +115,8 @@ impl AppState {
                        `431` for a request head over 16 KiB or 64 headers; `408` after 30 s. \
                        A route that writes can answer `507 insufficient_storage` when the disk \
                        is full, and `503 storage_unavailable` after a failed store write. \
-                       Unsealing can answer `500 store_damaged` when the store's files are \
-                       damaged (restore a backup).",
+                       Unsealing, or any request that meets damage in the store's files, can \
+                       answer `500 store_damaged` (restore a backup).",
         license(name = "AGPL-3.0-or-later")
     ),
     modifiers(&SecuritySchemes),

@@ -92,15 +92,11 @@ struct HeadMarker {
     seq: u64,
 }
 
-/// Remembers the chain's length, after the store was flushed at a clean stop.
-pub(crate) fn save_head_marker(
-    data_dir: &Path,
-    vault_id: &str,
-    store: &Store,
-) -> Result<(), AppError> {
+/// Remembers `seq`, a chain length the store has made durable, at a clean stop.
+pub(crate) fn save_head_marker(data_dir: &Path, vault_id: &str, seq: u64) -> Result<(), AppError> {
     let marker = HeadMarker {
         vault_id: vault_id.to_owned(),
-        seq: load_head(store)?.seq,
+        seq,
     };
     let bytes = serde_json::to_vec(&marker).map_err(|e| AppError::Internal(e.to_string()))?;
     crate::crypto::keyfile::write_atomically(&data_dir.join(HEAD_MARKER), &bytes)

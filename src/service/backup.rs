@@ -345,12 +345,15 @@ pub fn restore(
             return Err(e);
         }
     };
+    // The old chain's marker goes before anything of the restored vault exists: a crash later
+    // in the restore must not leave it to refuse the restored (shorter) chain.
+    super::audit::remove_head_marker(&settings.data_dir)?;
+    sync_dir(&settings.data_dir)?;
     // As at setup: the bucket keys and the key file first, then the store moves into place; a
     // crash in between is finished at the next start.
     write_atomically(&settings.data_dir.join(BUCKET_FILE), &bucket_bytes)
         .map_err(|e| io_error("writing the bucket keys", e))?;
     keyfile.save(&settings.key_file())?;
-    super::audit::remove_head_marker(&settings.data_dir)?;
     std::fs::rename(&staging, settings.data_dir.join(STORE_DIR))
         .map_err(|e| io_error("moving the restored store", e))?;
     sync_dir(&settings.data_dir)?;

@@ -551,12 +551,20 @@ impl Vault {
         self.unseal(master).await.map(|_| ())
     }
 
-    /// Flushes the store, if open, and remembers the audit chain's length (at shutdown).
+    /// Flushes the store, if open, and remembers the audit chain's length (at shutdown). The
+    /// length is read before the flush, so that it never counts an entry the flush did not
+    /// cover (writes still queued by a late task); a marker that cannot be written leaves the
+    /// previous one, which is still a lower bound, and does not fail the stop.
     pub fn flush(&self) -> Result<(), AppError> {
         if let Phase::Unsealed(open) = &**self.inner.phase.load() {
+            let durable = audit::load_head(&open.store)?.seq;
             open.store.flush()?;
-            let vault_id = open.keyfile()?.vault_id().to_owned();
-            audit::save_head_marker(&self.inner.settings.data_dir, &vault_id, &open.store)?;
+            let marked = open.keyfile().and_then(|keyfile| {
+                audit::save_head_marker(&self.inner.settings.data_dir, keyfile.vault_id(), durable)
+            });
+            if let Err(e) = marked {
+                tracing::warn!(error = %e, "the audit head marker was not updated");
+            }
         }
         Ok(())
     }
@@ -979,6 +987,7 @@ pub fn open_offline(
             "cannot open the store (is the server running? stop it first): {e}"
         ))
     })?;
+    audit::check_head_marker(data_dir, keyfile.vault_id(), &store)?;
     Ok((store, keyfile, master))
 }
 

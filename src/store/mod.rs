@@ -167,7 +167,7 @@ pub enum StoreError {
     #[error("a stored value is damaged or was tampered with in tree {tree}")]
     Tampered { tree: &'static str },
     /// sled found its own files corrupt: restarting will not help, restoring will.
-    #[error("the store's files are damaged: {0}")]
+    #[error("sled found its files corrupt: {0}")]
     Damaged(String),
     #[error(transparent)]
     Crypto(#[from] CryptoError),

@@ -25,7 +25,7 @@ use crate::intent_support::{
     Subscriber, accept_sharing, categories, intent_body, intent_id, intent_vault, offer_body,
     owner_offers,
 };
-use crate::support::{PASSPHRASE, TestApp};
+use crate::support::{PASSPHRASE, TestApp, cli};
 
 // ---------------------------------------------------------------------------------------------
 // Disk full
@@ -629,6 +629,19 @@ async fn a_store_that_lost_its_last_writes_is_refused_until_restored_or_accepted
     app.stop();
     let said = std::fs::read_to_string(&log).unwrap();
     assert!(said.contains("lost acknowledged writes"), "{said}");
+    // The offline commands refuse it the same way (their own audit entries would otherwise push
+    // the chain back past the marker and hide the loss).
+    let passphrase = dir.path().join("passphrase");
+    std::fs::write(&passphrase, PASSPHRASE).unwrap();
+    let (ok, _, err) = cli(&[
+        "audit",
+        "verify",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--passphrase-file",
+        passphrase.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("lost acknowledged writes"), "{err}");
 
     // Removing the marker, as the log says, accepts the loss: what is left is served exactly.
     std::fs::remove_file(data.join("audit-head.json")).unwrap();
