@@ -442,6 +442,13 @@ async fn gate_and_headers(State(state): State<AppState>, req: Request, next: Nex
         path.starts_with("/api/") || path.starts_with("/oauth/") || path.starts_with("/brand/");
     // Kept for the failure log below; cheap, and only formatted when something failed.
     let method = req.method().clone();
+    // A refusal may come before the body is read (too large, no credentials); the connection
+    // then cannot carry another request, and the client must be told so (see below).
+    let sent_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|length| length != "0")
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
     let route = req.extensions().get::<MatchedPath>().cloned();
     let request_id = req.headers().get("x-request-id").cloned();
     let started = state.metrics.as_ref().map(|_| std::time::Instant::now());
@@ -477,7 +484,14 @@ async fn gate_and_headers(State(state): State<AppState>, req: Request, next: Nex
             tracing::error!(%method, route, request_id, status, detail, "request failed");
         }
     }
+    // hyper closes a connection whose request body was left unread, without saying so; a client
+    // that pools connections could send its next request on it and see it cut. An error answer
+    // to a request with a body says it, so the client opens a new connection instead.
+    let refused_body = sent_body && response.status().as_u16() >= 400;
     let headers = response.headers_mut();
+    if refused_body {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     for (name, value) in SECURITY_HEADERS {
         headers.insert(name, HeaderValue::from_static(value));
     }

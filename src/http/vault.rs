@@ -236,14 +236,16 @@ pub async fn restore(State(state): State<AppState>, headers: HeaderMap, body: Bo
     if state.vault.phase_name() != "setup" {
         // Refused before the upload is read: read (a bounded part of) it anyway, so the client,
         // still sending, sees the answer rather than a reset connection.
+        // The gate then closes the connection: whatever is left of the upload is not read.
         drain(body, REFUSAL_DRAIN_BYTES).await;
-        return closing(AppError::Conflict(
+        return AppError::Conflict(
             "a vault already exists: a backup is restored into an empty vault (delete everything first)",
-        ));
+        )
+        .into_response();
     }
     match restore_upload(&state, &headers, body).await {
         Ok(response) => response,
-        Err(e) => closing(e),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -261,15 +263,6 @@ async fn drain(body: Body, limit: usize) {
             _ => break,
         }
     }
-}
-
-/// An error answer that also closes the connection: whatever is left of the upload is not read.
-fn closing(error: AppError) -> Response {
-    let mut response = error.into_response();
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
 }
 
 async fn restore_upload(

@@ -320,6 +320,30 @@ async fn a_config_file_sets_what_flags_do_not_and_rejects_unknown_keys() {
 }
 
 #[tokio::test]
+async fn a_refused_body_closes_its_connection_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(dir.path());
+    let (token, _) = app.setup().await;
+    // Too large to be read: hyper drops the connection after the answer, so the answer must
+    // say so, or a pooling client sends its next request into the closed connection.
+    let res = app
+        .client
+        .put(app.url("/api/v1/records/a.b"))
+        .bearer_auth(&token)
+        .json(&json!({"value": "x".repeat(200 * 1024), "category": "pd:Age"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    assert_eq!(res.headers()["connection"], "close");
+    // A body-less refusal, or a success, keeps the connection.
+    let res = app.get(&token, "/api/v1/records/no.such").await;
+    assert_eq!(res.status(), 404);
+    assert!(res.headers().get("connection").is_none());
+    app.stop();
+}
+
+#[tokio::test]
 async fn every_answer_carries_the_security_headers_and_cors_stays_closed() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::start(dir.path());
