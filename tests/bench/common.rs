@@ -13,6 +13,17 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// `vrm-vault serve` on a free loopback port with `data` as its data directory: what every bench
+/// starts, before its own flags and environment.
+pub fn serve_command(data: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vrm-vault"));
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--listen", "127.0.0.1:0"]);
+    cmd
+}
+
 /// Spawns `cmd` with its stderr written to `log` and waits (at most 30 s) for the
 /// `... listening on http://<addr>` line on its stdout; returns the child and that address. A
 /// server that does not print it is killed, and the bench panics showing its log.

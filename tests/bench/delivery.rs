@@ -44,7 +44,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,7 +60,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::{Semaphore, watch};
 
-use crate::common::{cpu_model, load_average, spawn_server};
+use crate::common::{cpu_model, load_average, serve_command, spawn_server};
 
 /// Brands, each with its own webhook URL on the one receiver (`VRM_BENCH_BRANDS` overrides it).
 const BRANDS: usize = 1000;
@@ -964,11 +964,8 @@ impl Server {
         let logs = TempDir::new().unwrap();
         let log = logs.path().join("stderr.log");
         let (child, addr) = spawn_server(
-            Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
-                .arg("serve")
-                .arg("--data-dir")
-                .arg(data.path())
-                .args(["--listen", "127.0.0.1:0", "--allow-loopback-webhooks"])
+            serve_command(data.path())
+                .arg("--allow-loopback-webhooks")
                 .envs(envs.iter().copied()),
             &log,
         );

@@ -71,7 +71,7 @@ use hyper_util::rt::TokioIo;
 use tempfile::TempDir;
 use tokio::net::TcpStream;
 
-use crate::common::{cpu_model, memory_mib, percentiles, spawn_server};
+use crate::common::{cpu_model, memory_mib, percentiles, serve_command, spawn_server};
 
 /// Concurrent connections for every HTTP test.
 const CONNECTIONS: usize = 32;
@@ -1061,12 +1061,8 @@ impl Server {
     /// A vault server with extra environment variables (e.g. its log filter).
     fn start_vault_with(envs: &[(&str, &str)]) -> Server {
         let data = TempDir::new().unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vrm-vault"));
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(["--listen", "127.0.0.1:0"])
-            .envs(envs.iter().copied());
+        let mut cmd = serve_command(data.path());
+        cmd.envs(envs.iter().copied());
         Server::spawn(cmd, data)
     }
 

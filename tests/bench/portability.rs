@@ -27,14 +27,14 @@
 #[path = "common.rs"]
 mod common;
 
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::common::{cpu_model, memory_mib, spawn_server};
+use crate::common::{cpu_model, memory_mib, serve_command, spawn_server};
 
 const PASSPHRASE: &str = "benchmark passphrase, long enough";
 const WRITERS: usize = 32;
@@ -52,13 +52,7 @@ impl Server {
         let data = TempDir::new().unwrap();
         let logs = TempDir::new().unwrap();
         let log = logs.path().join("stderr.log");
-        let (child, addr) = spawn_server(
-            Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
-                .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-                .arg(data.path())
-                .env("VRM_LOG", "info"),
-            &log,
-        );
+        let (child, addr) = spawn_server(serve_command(data.path()).env("VRM_LOG", "info"), &log);
         Server {
             child,
             base: format!("http://{addr}"),

@@ -50,7 +50,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode};
+use std::process::{Child, ExitCode};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -63,7 +63,9 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::common::{cpu_model, load_average, memory_mib, percentiles, spawn_server};
+use crate::common::{
+    cpu_model, load_average, memory_mib, percentiles, serve_command, spawn_server,
+};
 
 /// How long the load runs unless `VRM_SOAK_SECONDS` says otherwise.
 const DEFAULT_SECONDS: u64 = 300;
@@ -1565,12 +1567,8 @@ impl Server {
         let logs = TempDir::new().unwrap();
         let log = logs.path().join("stderr.log");
         let (child, addr) = spawn_server(
-            Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
-                .arg("serve")
-                .arg("--data-dir")
-                .arg(data.path())
-                .args(["--listen", "127.0.0.1:0", "--allow-loopback-webhooks"])
-                .args(["--log-format", "json"])
+            serve_command(data.path())
+                .args(["--allow-loopback-webhooks", "--log-format", "json"])
                 .env("VRM_LOG", "info"),
             &log,
         );
