@@ -9,14 +9,7 @@ use crate::error::AppError;
 use crate::store::{Store, Tree, Tx};
 
 use super::OpenVault;
-
-fn decode(bytes: &[u8]) -> Result<Record, AppError> {
-    serde_json::from_slice(bytes).map_err(|e| AppError::Internal(format!("record is damaged: {e}")))
-}
-
-fn encode(record: &Record) -> Result<Vec<u8>, AppError> {
-    serde_json::to_vec(record).map_err(|e| AppError::Internal(format!("encoding record: {e}")))
-}
+use super::tables::RECORDS;
 
 /// Most records in one page.
 pub const MAX_PAGE: usize = 1000;
@@ -32,10 +25,7 @@ pub struct RecordPage {
 }
 
 fn current(tx: &mut Tx<'_>, key: &[u8]) -> Result<Option<Record>, AppError> {
-    tx.get(Tree::Records, key)?
-        .as_deref()
-        .map(decode)
-        .transpose()
+    Ok(tx.read(&RECORDS, key)?)
 }
 
 /// A write's outcome: the stored record, and whether it was created by this write.
@@ -67,7 +57,7 @@ pub(crate) fn stage_record(
         created_at: current.as_ref().map_or(now, |r| r.created_at),
         updated_at: now,
     };
-    tx.insert(Tree::Records, key, &encode(&record)?)?;
+    tx.write(&RECORDS, key, &record)?;
     if current.is_none() {
         adjust_record_count(tx, 1)?;
     }
@@ -140,7 +130,7 @@ impl OpenVault {
             }
             let (key, value) = item?;
             bytes += value.len();
-            records.push(decode(&value)?);
+            records.push(RECORDS.decode(&value)?);
             last_key = Some(key);
         }
         Ok(RecordPage {
@@ -155,7 +145,7 @@ impl OpenVault {
         let record = self.records_cache.get(&key, || {
             self.store()
                 .get(Tree::Records, &key)?
-                .map(|bytes| Ok((decode(&bytes)?, bytes.len())))
+                .map(|bytes| Ok((RECORDS.decode(&bytes)?, bytes.len())))
                 .transpose()
         })?;
         match record {

@@ -24,16 +24,18 @@
 //!
 //! The module is split along those lines: `tree` names the logical tables and reads them, `tx`
 //! stages a group of writes, `writer` runs the single writer thread and its group commit,
-//! `watchdog` answers a flush that never ends, and `backup` reaches the raw sealed entries that
-//! backups, restores and key rotations copy. Everything callers use is re-exported here, so
-//! every `crate::store::X` path stays as it was.
+//! `watchdog` answers a flush that never ends, `backup` reaches the raw sealed entries that
+//! backups, restores and key rotations copy, and `table` gives a tree's values their type.
+//! Everything callers use is re-exported here, so every `crate::store::X` path stays as it was.
 
 mod backup;
+mod table;
 mod tree;
 mod tx;
 mod watchdog;
 mod writer;
 
+pub use table::{Table, TableError};
 pub use tree::{Entry, Tree, aad};
 pub use tx::{Tx, TxError};
 pub use writer::{DISK_RESERVE, Writer};
