@@ -6,10 +6,10 @@
 use crate::domain::audit::Event;
 use crate::domain::records::{Category, Precondition, Record, RecordPath, validate_value};
 use crate::error::AppError;
-use crate::store::{Store, Tree, Tx};
+use crate::store::{Store, Tree, Tx, TxError};
 
 use super::OpenVault;
-use super::tables::RECORDS;
+use super::tables::{META_RECORD_COUNT, RECORD_COUNT, RECORDS};
 
 /// Most records in one page.
 pub const MAX_PAGE: usize = 1000;
@@ -67,41 +67,30 @@ pub(crate) fn stage_record(
     })
 }
 
-/// The `Meta` entry that counts records, so that knowing how many there are (for the erasure
-/// receipt) costs the same however large the vault is.
-const META_RECORD_COUNT: &[u8] = b"record_count";
-
 fn adjust_record_count(tx: &mut Tx<'_>, delta: i64) -> Result<(), AppError> {
-    let count = parse_count(tx.get(Tree::Meta, META_RECORD_COUNT)?.as_deref())?;
+    let count = tx.read(&RECORD_COUNT, META_RECORD_COUNT)?.unwrap_or(0);
     let count = count.saturating_add_signed(delta);
-    tx.insert(Tree::Meta, META_RECORD_COUNT, count.to_string().as_bytes())?;
+    tx.write(&RECORD_COUNT, META_RECORD_COUNT, &count)?;
     Ok(())
-}
-
-fn parse_count(bytes: Option<&[u8]>) -> Result<u64, AppError> {
-    match bytes {
-        None => Ok(0),
-        Some(bytes) => std::str::from_utf8(bytes)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| AppError::Internal("the record count is damaged".into())),
-    }
 }
 
 /// How many records the store holds.
 pub(crate) fn record_count(store: &Store) -> Result<u64, AppError> {
-    parse_count(store.get(Tree::Meta, META_RECORD_COUNT)?.as_deref())
+    Ok(store.read(&RECORD_COUNT, META_RECORD_COUNT)?.unwrap_or(0))
 }
 
 /// Counts the records of a vault made before the count was kept (once, at start-up).
 pub(crate) fn ensure_record_count(store: &Store) -> Result<(), AppError> {
-    if store.get(Tree::Meta, META_RECORD_COUNT)?.is_some() {
+    if store.get(RECORD_COUNT.tree(), META_RECORD_COUNT)?.is_some() {
         return Ok(());
     }
-    let count = store.count(Tree::Records)?;
-    store.transact_offline(|tx| {
-        tx.insert(Tree::Meta, META_RECORD_COUNT, count.to_string().as_bytes())
-    })?;
+    let count = store.count(RECORDS.tree())?;
+    store
+        .transact_offline(|tx| tx.write(&RECORD_COUNT, META_RECORD_COUNT, &count))
+        .map_err(|e| match e {
+            TxError::Abort(e) => AppError::from(e),
+            TxError::Store(e) => AppError::from(e),
+        })?;
     Ok(())
 }
 
