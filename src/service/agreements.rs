@@ -17,7 +17,9 @@ use crate::domain::audit::Event;
 use crate::domain::brands::{Agreement, AgreementEventKind, AgreementStatus, Brand};
 use crate::domain::terms::Basis;
 use crate::error::AppError;
-use crate::store::{Tree, Tx};
+use crate::store::Tx;
+
+use super::tables::{AGREEMENT_HEADS, AGREEMENTS, BRANDS};
 
 /// The `typ` of a receipt's JWS header.
 pub const RECEIPT_TYP: &str = "vrm-receipt+jws";
@@ -53,19 +55,9 @@ impl AgreementHead {
     }
 }
 
+/// Decodes an agreement's head (for the writer's cache, which takes a decoding function).
 pub(crate) fn decode_head(bytes: &[u8]) -> Result<AgreementHead, AppError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| AppError::Internal(format!("agreement is damaged: {e}")))
-}
-
-pub(crate) fn decode(bytes: &[u8]) -> Result<Agreement, AppError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| AppError::Internal(format!("agreement is damaged: {e}")))
-}
-
-fn encode(agreement: &Agreement) -> Result<Vec<u8>, AppError> {
-    serde_json::to_vec(agreement)
-        .map_err(|e| AppError::Internal(format!("encoding agreement: {e}")))
+    Ok(AGREEMENT_HEADS.decode(bytes)?)
 }
 
 /// Hash of an agreement event: hex SHA-256 of its RFC 8785 form.
@@ -116,16 +108,15 @@ impl ReceiptSigner {
         kind: AgreementEventKind,
     ) -> Result<Option<Agreement>, AppError> {
         let key = self.agreement_key(id);
-        let Some(bytes) = tx.get(Tree::Agreements, &key)? else {
+        let Some(mut agreement) = tx.read(&AGREEMENTS, &key)? else {
             return Ok(None);
         };
-        let mut agreement = decode(&bytes)?;
         if agreement.status != AgreementStatus::Accepted {
             return Ok(Some(agreement));
         }
         agreement.push_event(kind, self.now, event_hash);
         self.sign(&mut agreement)?;
-        tx.insert(Tree::Agreements, &key, &encode(&agreement)?)?;
+        tx.write(&AGREEMENTS, &key, &agreement)?;
         Ok(Some(agreement))
     }
 }
@@ -141,22 +132,18 @@ impl OpenVault {
     }
 
     pub fn agreement(&self, id: &str) -> Result<Agreement, AppError> {
-        match self
-            .store()
-            .get(Tree::Agreements, &index_key(&self.index, "agreement", id))?
-        {
-            Some(bytes) => decode(&bytes),
-            None => Err(AppError::NotFound("agreement")),
-        }
+        self.store()
+            .read(&AGREEMENTS, &index_key(&self.index, "agreement", id))?
+            .ok_or(AppError::NotFound("agreement"))
     }
 
     /// Every agreement, newest first (each brand's history included).
     pub fn list_agreements(&self) -> Result<Vec<Agreement>, AppError> {
         let mut all: Vec<Agreement> = self
             .store()
-            .iter(Tree::Agreements)
-            .map(|item| decode(&item?.1))
-            .collect::<Result<_, _>>()?;
+            .read_all(&AGREEMENTS)
+            .map(|item| Ok(item?.1))
+            .collect::<Result<_, AppError>>()?;
         all.sort_by(|a, b| {
             let at = |x: &Agreement| x.events.get(1).map(|e| e.at);
             at(b).cmp(&at(a))
@@ -228,26 +215,20 @@ impl OpenVault {
         self.change(move |tx| {
             let mut brand = super::brands::load_brand(tx, &brand_key)?;
             if let Some(existing) = &brand.agreement_id
-                && let Some(bytes) = tx.get(Tree::Agreements, &signer.agreement_key(existing))?
+                && let Some(existing) = tx.read(&AGREEMENTS, &signer.agreement_key(existing))?
+                && existing.is_current(&terms_hash)
             {
-                let existing = decode(&bytes)?;
-                if existing.is_current(&terms_hash) {
-                    let event = Event::brand("agreement.reaccepted", &client_id)
-                        .with_detail(serde_json::json!({ "agreement": existing.id }));
-                    return Ok(((existing, false), event));
-                }
+                let event = Event::brand("agreement.reaccepted", &client_id)
+                    .with_detail(serde_json::json!({ "agreement": existing.id }));
+                return Ok(((existing, false), event));
             }
-            tx.insert(
-                Tree::Agreements,
+            tx.write(
+                &AGREEMENTS,
                 &signer.agreement_key(&agreement.id),
-                &encode(&agreement)?,
+                &agreement,
             )?;
             brand.agreement_id = Some(agreement.id.clone());
-            tx.insert(
-                Tree::Brands,
-                &brand_key,
-                &serde_json::to_vec(&brand).map_err(|e| AppError::Internal(e.to_string()))?,
-            )?;
+            tx.write(&BRANDS, &brand_key, &brand)?;
             let event =
                 Event::brand("agreement.accepted", &client_id).with_detail(serde_json::json!({
                     "agreement": agreement.id,
@@ -310,8 +291,8 @@ impl OpenVault {
         let key = index_key(&self.index, "agreement", id);
         let head = self.agreements_cache.get(&key, || {
             self.store()
-                .get(Tree::Agreements, &key)?
-                .map(|bytes| Ok((decode_head(&bytes)?, bytes.len())))
+                .get(AGREEMENT_HEADS.tree(), &key)?
+                .map(|bytes| Ok((AGREEMENT_HEADS.decode(&bytes)?, bytes.len())))
                 .transpose()
         })?;
         Ok(head

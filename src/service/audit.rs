@@ -13,11 +13,9 @@ use super::{META_AUDIT_HEAD, OpenVault, io_error};
 use crate::crypto::sha256;
 use crate::domain::audit::{AuditEntry, ChainHead, Event, Verified, verify_chain};
 use crate::error::AppError;
-use crate::store::{Store, StoreError, Tree, Tx};
+use crate::store::{Store, StoreError, Tx};
 
-fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Io(format!("encoding: {e}")))
-}
+use super::tables::{AUDIT, AUDIT_HEAD};
 
 /// Appends `event` to the chain inside a write, after the head as this write sees it (so writes
 /// queued together chain correctly), and moves the stored head.
@@ -26,15 +24,10 @@ pub(crate) fn append_in(
     event: Event,
     now: OffsetDateTime,
 ) -> Result<AuditEntry, StoreError> {
-    let head = match tx.get(Tree::Meta, META_AUDIT_HEAD)? {
-        Some(bytes) => serde_json::from_slice(&bytes).map_err(|_| StoreError::Tampered {
-            tree: Tree::Meta.name(),
-        })?,
-        None => ChainHead::default(),
-    };
+    let head = tx.read(&AUDIT_HEAD, META_AUDIT_HEAD)?.unwrap_or_default();
     let entry = AuditEntry::chain(event, &head, now, sha256);
-    tx.insert(Tree::Audit, &entry.seq.to_be_bytes(), &encode(&entry)?)?;
-    tx.insert(Tree::Meta, META_AUDIT_HEAD, &encode(&entry.head())?)?;
+    tx.write(&AUDIT, &entry.seq.to_be_bytes(), &entry)?;
+    tx.write(&AUDIT_HEAD, META_AUDIT_HEAD, &entry.head())?;
     Ok(entry)
 }
 
@@ -59,22 +52,16 @@ pub fn record_offline(
 
 /// Reads the stored chain head (the genesis head for an empty log).
 pub(crate) fn load_head(store: &Store) -> Result<ChainHead, AppError> {
-    match store.get(Tree::Meta, META_AUDIT_HEAD)? {
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| AppError::Internal(format!("audit head is damaged: {e}"))),
-        None => Ok(ChainHead::default()),
-    }
+    Ok(store
+        .read(&AUDIT_HEAD, META_AUDIT_HEAD)?
+        .unwrap_or_default())
 }
 
 /// The time of the newest audit entry: a time the vault has certainly already seen.
 pub(crate) fn latest_time(store: &Store) -> Result<Option<OffsetDateTime>, AppError> {
     let head = load_head(store)?;
-    match store.get(Tree::Audit, &head.seq.to_be_bytes())? {
-        Some(bytes) => serde_json::from_slice::<AuditEntry>(&bytes)
-            .map(|entry| Some(entry.at))
-            .map_err(|e| AppError::Internal(format!("audit entry {} is damaged: {e}", head.seq))),
-        None => Ok(None),
-    }
+    let entry = store.read(&AUDIT, &head.seq.to_be_bytes())?;
+    Ok(entry.map(|entry| entry.at))
 }
 
 /// The file beside the store that remembers how long the audit chain was at the last clean stop.
@@ -152,14 +139,14 @@ fn seq_of(key: &[u8]) -> u64 {
 /// was read (by a running server) are left for the next verification.
 pub fn verify_store(store: &Store) -> Result<Verified, AppError> {
     let head = load_head(store)?;
-    let keys = store.raw_keys(Tree::Audit)?;
+    let keys = store.raw_keys(AUDIT.tree())?;
     let entries = keys
         .into_iter()
         .filter(|key| seq_of(key) <= head.seq)
         .map(|key| {
             let seq = seq_of(&key);
-            match store.get(Tree::Audit, &key) {
-                Ok(Some(bytes)) => serde_json::from_slice::<AuditEntry>(&bytes).map_err(|_| seq),
+            match store.read(&AUDIT, &key) {
+                Ok(Some(entry)) => Ok(entry),
                 _ => Err(seq),
             }
         });
@@ -185,12 +172,10 @@ impl OpenVault {
         let mut entries = Vec::with_capacity(limit);
         for item in self
             .store()
-            .iter_rev_before(Tree::Audit, before_key.as_ref().map(|k| &k[..]))
+            .read_rev_before(&AUDIT, before_key.as_ref().map(|k| &k[..]))
             .take(limit + 1)
         {
-            let (_, bytes) = item?;
-            let entry: AuditEntry = serde_json::from_slice(&bytes)
-                .map_err(|e| AppError::Internal(format!("audit entry is damaged: {e}")))?;
+            let (_, entry) = item?;
             entries.push(entry);
         }
         let next_before = if entries.len() > limit {

@@ -20,6 +20,8 @@ use crate::error::{AppError, OAuthError};
 use crate::secret::Secret;
 use crate::store::{Store, Tree, Tx};
 
+use super::tables::{BRANDS, INVITATIONS};
+
 /// Prefix of initial access tokens (invitations).
 const INVITATION_PREFIX: &str = "vrmia_";
 /// Prefix of client secrets.
@@ -34,14 +36,6 @@ pub const MAX_INVITATION_HOURS: i64 = 720;
 
 fn hex(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(bytes)
-}
-
-fn internal(what: &str) -> impl Fn(serde_json::Error) -> AppError + '_ {
-    move |e| AppError::Internal(format!("{what}: {e}"))
-}
-
-fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, AppError> {
-    serde_json::to_vec(value).map_err(internal("encoding"))
 }
 
 /// An invitation's id: derived from its token, so the token finds its invitation without an index.
@@ -147,7 +141,7 @@ impl OpenVault {
         let key = self.invitation_key(&invitation.id);
         let stored = invitation.clone();
         self.change(move |tx| {
-            tx.insert(Tree::Invitations, &key, &encode(&stored)?)?;
+            tx.write(&INVITATIONS, &key, &stored)?;
             let event = Event::owner("invitation.created", Some(stored.id.clone())).with_detail(
                 serde_json::json!({ "max_uses": stored.max_uses, "expires_at": stored.expires_at.unix_timestamp() }),
             );
@@ -160,8 +154,8 @@ impl OpenVault {
     pub fn list_invitations(&self) -> Result<Vec<Invitation>, AppError> {
         let mut all: Vec<Invitation> = self
             .store()
-            .iter(Tree::Invitations)
-            .map(|item| serde_json::from_slice(&item?.1).map_err(internal("invitation is damaged")))
+            .read_all(&INVITATIONS)
+            .map(|item| Ok(item?.1))
             .collect::<Result<_, AppError>>()?;
         all.sort_by_key(|i| std::cmp::Reverse(i.created_at));
         Ok(all)
@@ -221,13 +215,11 @@ impl OpenVault {
         let brand_key = self.brand_key(&brand.client_id);
         let brand = self
             .change(move |tx| {
-                let Some(bytes) = tx.get(Tree::Invitations, &invitation_key)? else {
+                let Some(mut invitation) = tx.read(&INVITATIONS, &invitation_key)? else {
                     return Err(AppError::InvalidToken(
                         "unknown initial access token".into(),
                     ));
                 };
-                let mut invitation: Invitation =
-                    serde_json::from_slice(&bytes).map_err(internal("invitation is damaged"))?;
                 let stored_hash = data_encoding::HEXLOWER
                     .decode(invitation.token_hash.as_bytes())
                     .unwrap_or_default();
@@ -243,12 +235,12 @@ impl OpenVault {
                     return Err(AppError::InvalidToken("the invitation has expired".into()));
                 }
                 invitation.uses += 1;
-                tx.insert(Tree::Invitations, &invitation_key, &encode(&invitation)?)?;
+                tx.write(&INVITATIONS, &invitation_key, &invitation)?;
                 let brand = Brand {
                     invitation_id: invitation.id.clone(),
                     ..brand
                 };
-                tx.insert(Tree::Brands, &brand_key, &encode(&brand)?)?;
+                tx.write(&BRANDS, &brand_key, &brand)?;
                 let event = Event::brand("brand.registered", &brand.client_id).with_detail(
                     serde_json::json!({
                         "client_name": brand.client_name,
@@ -269,12 +261,8 @@ impl OpenVault {
         let key = self.brand_key(client_id);
         let brand = self.brands_cache.get(&key, || {
             self.store()
-                .get(Tree::Brands, &key)?
-                .map(|bytes| {
-                    let brand =
-                        serde_json::from_slice(&bytes).map_err(internal("brand is damaged"))?;
-                    Ok((brand, bytes.len()))
-                })
+                .get(BRANDS.tree(), &key)?
+                .map(|bytes| Ok((BRANDS.decode(&bytes)?, bytes.len())))
                 .transpose()
         })?;
         Ok(brand.map(|b| Brand::clone(&b)))
@@ -288,8 +276,8 @@ impl OpenVault {
     pub fn list_brands(&self) -> Result<Vec<Brand>, AppError> {
         let mut all: Vec<Brand> = self
             .store()
-            .iter(Tree::Brands)
-            .map(|item| serde_json::from_slice(&item?.1).map_err(internal("brand is damaged")))
+            .read_all(&BRANDS)
+            .map(|item| Ok(item?.1))
             .collect::<Result<_, AppError>>()?;
         all.sort_by_key(|b| std::cmp::Reverse(b.registered_at));
         Ok(all)
@@ -306,7 +294,7 @@ impl OpenVault {
         self.change(move |tx| {
             let mut brand = load_brand(tx, &key)?;
             brand.status = status;
-            tx.insert(Tree::Brands, &key, &encode(&brand)?)?;
+            tx.write(&BRANDS, &key, &brand)?;
             let action = match status {
                 BrandStatus::Active => "brand.resumed",
                 BrandStatus::Suspended => "brand.suspended",
@@ -572,14 +560,12 @@ impl super::Vault {
 }
 
 pub(crate) fn load_brand(tx: &mut Tx<'_>, key: &[u8]) -> Result<Brand, AppError> {
-    let bytes = tx
-        .get(Tree::Brands, key)?
-        .ok_or(AppError::NotFound("brand"))?;
-    decode_brand(&bytes)
+    tx.read(&BRANDS, key)?.ok_or(AppError::NotFound("brand"))
 }
 
+/// Decodes a brand (for the writer's cache, which takes a decoding function).
 pub(crate) fn decode_brand(bytes: &[u8]) -> Result<Brand, AppError> {
-    serde_json::from_slice(bytes).map_err(internal("brand is damaged"))
+    Ok(BRANDS.decode(bytes)?)
 }
 
 /// The `sub` of a JWT, read without verifying it: only to know whose keys verify it.

@@ -28,6 +28,8 @@ use crate::secret::Secret;
 use crate::store::{Store, Tree, Tx};
 use crate::webhooks::{Delivery, Sender};
 
+use super::tables::{BRANDS, GRANTS, INTENTS, json_view};
+
 /// The phrase the owner types to confirm deleting everything.
 pub const CONFIRM_PHRASE: &str = "delete everything";
 /// The CloudEvents type brands receive when the person deletes everything.
@@ -74,14 +76,14 @@ fn remove_events(
     only_subject: Option<&str>,
 ) -> Result<(), AppError> {
     let mut doomed = Vec::new();
+    let events = json_view(Tree::Events);
     for item in tx.store().iter_after(Tree::Events, Some(prefix)) {
         let (key, value) = item?;
         if !key.starts_with(prefix) {
             break;
         }
         if let Some(subject) = only_subject {
-            let event: Value = serde_json::from_slice(&value)
-                .map_err(|e| AppError::Internal(format!("event is damaged: {e}")))?;
+            let event = events.decode(&value)?;
             if event.get("subject").and_then(Value::as_str) != Some(subject) {
                 continue;
             }
@@ -97,10 +99,6 @@ fn remove_events(
     Ok(())
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, AppError> {
-    serde_json::from_slice(bytes).map_err(|e| AppError::Internal(format!("{what} is damaged: {e}")))
-}
-
 impl OpenVault {
     /// Deletes one intent for real: the intent, the offers made to it, and its events in the
     /// streams of the brands it went to (with their queued webhooks).
@@ -110,10 +108,9 @@ impl OpenVault {
         let id = id.to_owned();
         let places = self
             .change(move |tx| {
-                let Some(bytes) = tx.get(Tree::Intents, &key)? else {
+                let Some(record) = tx.read(&INTENTS, &key)? else {
                     return Err(AppError::NotFound("intent"));
                 };
-                let record: super::intents::IntentRecord = decode(&bytes, "intent")?;
                 let mut places = Vec::new();
                 for offer in &record.offers {
                     remove(
@@ -127,7 +124,7 @@ impl OpenVault {
                     let prefix = super::events::stream_prefix(&index, client_id);
                     remove_events(tx, &mut places, &prefix, Some(&id))?;
                 }
-                remove(tx, &mut places, Tree::Intents, &key)?;
+                remove(tx, &mut places, INTENTS.tree(), &key)?;
                 let event = Event::owner("intent.erased", Some(id))
                     .with_detail(serde_json::json!({ "offers": record.offers.len() }));
                 Ok((places, event))
@@ -148,7 +145,7 @@ impl OpenVault {
             .change(move |tx| {
                 let brand = super::brands::load_brand(tx, &brand_key)?;
                 let mut places = Vec::new();
-                remove(tx, &mut places, Tree::Brands, &brand_key)?;
+                remove(tx, &mut places, BRANDS.tree(), &brand_key)?;
                 if tx.get(Tree::Subscriptions, &subscription_key)?.is_some() {
                     remove(tx, &mut places, Tree::Subscriptions, &subscription_key)?;
                 }
@@ -163,9 +160,8 @@ impl OpenVault {
                     Tree::Offers,
                 ] {
                     let mut doomed = Vec::new();
-                    for item in tx.store().iter(tree) {
-                        let (key, bytes) = item?;
-                        let value: Value = decode(&bytes, tree.name())?;
+                    for item in tx.store().read_all(&json_view(tree)) {
+                        let (key, value) = item?;
                         if belongs(&value) {
                             if tree == Tree::Offers
                                 && let Some(id) = value.get("id").and_then(Value::as_str)
@@ -182,9 +178,8 @@ impl OpenVault {
                 // Intents keep no trace of the brand: not as a recipient, not by its offers.
                 {
                     let mut changed = Vec::new();
-                    for item in tx.store().iter(Tree::Intents) {
-                        let (key, bytes) = item?;
-                        let mut record: super::intents::IntentRecord = decode(&bytes, "intent")?;
+                    for item in tx.store().read_all(&INTENTS) {
+                        let (key, mut record) = item?;
                         let before = (record.offers.len(), record.recipients.len());
                         record.offers.retain(|o| !removed_offers.contains(o));
                         record.recipients.retain(|r| *r != client);
@@ -193,10 +188,8 @@ impl OpenVault {
                         }
                     }
                     for (key, record) in changed {
-                        let bytes = serde_json::to_vec(&record)
-                            .map_err(|e| AppError::Internal(e.to_string()))?;
-                        tx.insert(Tree::Intents, &key, &bytes)?;
-                        places.push((Tree::Intents, key));
+                        tx.write(&INTENTS, &key, &record)?;
+                        places.push((INTENTS.tree(), key));
                     }
                 }
                 let prefix = super::events::stream_prefix(&index, &client);
@@ -270,23 +263,17 @@ impl OpenVault {
                         tx.remove(tree, &key)?;
                     }
                 }
-                let grants: Vec<_> = tx.store().iter(Tree::Grants).collect::<Result<_, _>>()?;
-                for (key, bytes) in grants {
-                    let mut grant: crate::domain::grants::Grant = decode(&bytes, "grant")?;
+                let grants: Vec<_> = tx.store().read_all(&GRANTS).collect::<Result<_, _>>()?;
+                for (key, mut grant) in grants {
                     if grant.revoked_at.is_none() {
                         grant.revoked_at = Some(now);
-                        let bytes = serde_json::to_vec(&grant)
-                            .map_err(|e| AppError::Internal(e.to_string()))?;
-                        tx.insert(Tree::Grants, &key, &bytes)?;
+                        tx.write(&GRANTS, &key, &grant)?;
                     }
                 }
-                let all: Vec<_> = tx.store().iter(Tree::Brands).collect::<Result<_, _>>()?;
-                for (key, bytes) in all {
-                    let mut brand: Brand = decode(&bytes, "brand")?;
+                let all: Vec<_> = tx.store().read_all(&BRANDS).collect::<Result<_, _>>()?;
+                for (key, mut brand) in all {
                     brand.status = BrandStatus::Suspended;
-                    let bytes = serde_json::to_vec(&brand)
-                        .map_err(|e| AppError::Internal(e.to_string()))?;
-                    tx.insert(Tree::Brands, &key, &bytes)?;
+                    tx.write(&BRANDS, &key, &brand)?;
                     brands.push(brand);
                 }
                 Ok((brands, Event::owner("vault.erasing", None)))

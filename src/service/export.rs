@@ -18,6 +18,8 @@ use crate::domain::audit::Event;
 use crate::error::AppError;
 use crate::store::{Store, Tree};
 
+use super::tables::json_view;
+
 /// The `format` member of every export.
 pub const FORMAT: &str = "vrm-vault-export";
 /// The `format_version` member: bump it (and the schema) when the shape changes.
@@ -124,14 +126,14 @@ pub fn write_export(
     for section in &SECTIONS {
         write!(out, ",\"{}\":[", section.name).map_err(io_error)?;
         let mut count = 0u64;
+        // Every section is exported as the JSON it is stored as, less its hidden fields.
+        let view = json_view(section.tree);
         for item in store.iter(section.tree) {
             let (key, bytes) = item?;
             if section.tree == Tree::Audit && key.as_slice() > last_entry.as_slice() {
                 break;
             }
-            let mut value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-                AppError::Internal(format!("a stored {} is damaged: {e}", section.name))
-            })?;
+            let mut value = view.decode(&bytes)?;
             if let Value::Object(fields) = &mut value {
                 for hidden in section.hidden {
                     fields.remove(*hidden);

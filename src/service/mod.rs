@@ -23,6 +23,7 @@ pub mod keys;
 pub mod records;
 pub mod session;
 pub mod shred;
+mod tables;
 pub mod terms;
 pub mod tokens;
 

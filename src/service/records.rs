@@ -6,17 +6,10 @@
 use crate::domain::audit::Event;
 use crate::domain::records::{Category, Precondition, Record, RecordPath, validate_value};
 use crate::error::AppError;
-use crate::store::{Store, Tree, Tx};
+use crate::store::{Store, Tree, Tx, TxError};
 
 use super::OpenVault;
-
-fn decode(bytes: &[u8]) -> Result<Record, AppError> {
-    serde_json::from_slice(bytes).map_err(|e| AppError::Internal(format!("record is damaged: {e}")))
-}
-
-fn encode(record: &Record) -> Result<Vec<u8>, AppError> {
-    serde_json::to_vec(record).map_err(|e| AppError::Internal(format!("encoding record: {e}")))
-}
+use super::tables::{META_RECORD_COUNT, RECORD_COUNT, RECORDS};
 
 /// Most records in one page.
 pub const MAX_PAGE: usize = 1000;
@@ -32,10 +25,7 @@ pub struct RecordPage {
 }
 
 fn current(tx: &mut Tx<'_>, key: &[u8]) -> Result<Option<Record>, AppError> {
-    tx.get(Tree::Records, key)?
-        .as_deref()
-        .map(decode)
-        .transpose()
+    Ok(tx.read(&RECORDS, key)?)
 }
 
 /// A write's outcome: the stored record, and whether it was created by this write.
@@ -67,7 +57,7 @@ pub(crate) fn stage_record(
         created_at: current.as_ref().map_or(now, |r| r.created_at),
         updated_at: now,
     };
-    tx.insert(Tree::Records, key, &encode(&record)?)?;
+    tx.write(&RECORDS, key, &record)?;
     if current.is_none() {
         adjust_record_count(tx, 1)?;
     }
@@ -77,41 +67,30 @@ pub(crate) fn stage_record(
     })
 }
 
-/// The `Meta` entry that counts records, so that knowing how many there are (for the erasure
-/// receipt) costs the same however large the vault is.
-const META_RECORD_COUNT: &[u8] = b"record_count";
-
 fn adjust_record_count(tx: &mut Tx<'_>, delta: i64) -> Result<(), AppError> {
-    let count = parse_count(tx.get(Tree::Meta, META_RECORD_COUNT)?.as_deref())?;
+    let count = tx.read(&RECORD_COUNT, META_RECORD_COUNT)?.unwrap_or(0);
     let count = count.saturating_add_signed(delta);
-    tx.insert(Tree::Meta, META_RECORD_COUNT, count.to_string().as_bytes())?;
+    tx.write(&RECORD_COUNT, META_RECORD_COUNT, &count)?;
     Ok(())
-}
-
-fn parse_count(bytes: Option<&[u8]>) -> Result<u64, AppError> {
-    match bytes {
-        None => Ok(0),
-        Some(bytes) => std::str::from_utf8(bytes)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| AppError::Internal("the record count is damaged".into())),
-    }
 }
 
 /// How many records the store holds.
 pub(crate) fn record_count(store: &Store) -> Result<u64, AppError> {
-    parse_count(store.get(Tree::Meta, META_RECORD_COUNT)?.as_deref())
+    Ok(store.read(&RECORD_COUNT, META_RECORD_COUNT)?.unwrap_or(0))
 }
 
 /// Counts the records of a vault made before the count was kept (once, at start-up).
 pub(crate) fn ensure_record_count(store: &Store) -> Result<(), AppError> {
-    if store.get(Tree::Meta, META_RECORD_COUNT)?.is_some() {
+    if store.get(RECORD_COUNT.tree(), META_RECORD_COUNT)?.is_some() {
         return Ok(());
     }
-    let count = store.count(Tree::Records)?;
-    store.transact_offline(|tx| {
-        tx.insert(Tree::Meta, META_RECORD_COUNT, count.to_string().as_bytes())
-    })?;
+    let count = store.count(RECORDS.tree())?;
+    store
+        .transact_offline(|tx| tx.write(&RECORD_COUNT, META_RECORD_COUNT, &count))
+        .map_err(|e| match e {
+            TxError::Abort(e) => AppError::from(e),
+            TxError::Store(e) => AppError::from(e),
+        })?;
     Ok(())
 }
 
@@ -140,7 +119,7 @@ impl OpenVault {
             }
             let (key, value) = item?;
             bytes += value.len();
-            records.push(decode(&value)?);
+            records.push(RECORDS.decode(&value)?);
             last_key = Some(key);
         }
         Ok(RecordPage {
@@ -155,7 +134,7 @@ impl OpenVault {
         let record = self.records_cache.get(&key, || {
             self.store()
                 .get(Tree::Records, &key)?
-                .map(|bytes| Ok((decode(&bytes)?, bytes.len())))
+                .map(|bytes| Ok((RECORDS.decode(&bytes)?, bytes.len())))
                 .transpose()
         })?;
         match record {

@@ -14,9 +14,10 @@ use super::{OpenVault, canonical_hash};
 use crate::domain::audit::Event;
 use crate::domain::terms::{Template, Terms, TermsError};
 use crate::error::AppError;
-use crate::store::{Store, Tree, Tx};
+use crate::store::{Store, Tx};
 
-const META_TERMS_CURRENT: &[u8] = b"terms_current";
+use super::tables::{META_TERMS_CURRENT, TERMS, TERMS_CURRENT};
+
 /// The template a new vault starts with: the strictest one.
 pub const DEFAULT_TEMPLATE: &str = "sd-base";
 
@@ -54,11 +55,6 @@ impl From<TermsError> for AppError {
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<TermsVersion, AppError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| AppError::Internal(format!("terms version is damaged: {e}")))
-}
-
 fn parse(version: &TermsVersion) -> Result<Terms, AppError> {
     Terms::parse(&version.document).map_err(|e| {
         AppError::Internal(format!(
@@ -69,11 +65,7 @@ fn parse(version: &TermsVersion) -> Result<Terms, AppError> {
 }
 
 pub(crate) fn current_number(tx: &mut Tx<'_>) -> Result<u64, AppError> {
-    Ok(match tx.get(Tree::Meta, META_TERMS_CURRENT)? {
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| AppError::Internal(format!("terms pointer is damaged: {e}")))?,
-        None => 0,
-    })
+    Ok(tx.read(&TERMS_CURRENT, META_TERMS_CURRENT)?.unwrap_or(0))
 }
 
 /// Stages `terms` as the next version unless it is the one in force. Returns the version in force
@@ -86,12 +78,10 @@ fn publish_in(
 ) -> Result<(TermsVersion, bool), AppError> {
     let current = current_number(tx)?;
     if current > 0
-        && let Some(bytes) = tx.get(Tree::Terms, &current.to_be_bytes())?
+        && let Some(stored) = tx.read(&TERMS, &current.to_be_bytes())?
+        && stored.hash == hash
     {
-        let stored = decode(&bytes)?;
-        if stored.hash == hash {
-            return Ok((stored, false));
-        }
+        return Ok((stored, false));
     }
     let version = TermsVersion {
         version: current + 1,
@@ -100,14 +90,9 @@ fn publish_in(
         published_at: now,
         document: terms.document().clone(),
     };
-    let bytes = serde_json::to_vec(&version)
-        .map_err(|e| AppError::Internal(format!("encoding terms: {e}")))?;
-    tx.insert(Tree::Terms, &version.version.to_be_bytes(), &bytes)?;
-    tx.insert(
-        Tree::Meta,
-        META_TERMS_CURRENT,
-        version.version.to_string().as_bytes(),
-    )?;
+    tx.write(&TERMS, &version.version.to_be_bytes(), &version)?;
+    // The pointer's JSON is the number's decimal digits, as it was always written.
+    tx.write(&TERMS_CURRENT, META_TERMS_CURRENT, &version.version)?;
     Ok((version, true))
 }
 
@@ -122,7 +107,10 @@ fn published_event(version: &TermsVersion, event: Event) -> Event {
 /// Publishes the default template if the vault has no terms yet (a new vault, or one created
 /// before terms existed). Runs before the writer thread starts.
 pub(crate) fn ensure_published(store: &Store, now: OffsetDateTime) -> Result<(), AppError> {
-    if store.get(Tree::Meta, META_TERMS_CURRENT)?.is_some() {
+    if store
+        .get(TERMS_CURRENT.tree(), META_TERMS_CURRENT)?
+        .is_some()
+    {
         return Ok(());
     }
     let template = Template::find(DEFAULT_TEMPLATE)
@@ -147,15 +135,12 @@ pub(crate) fn ensure_published(store: &Store, now: OffsetDateTime) -> Result<(),
 
 /// Loads the version in force.
 pub(crate) fn load_current(store: &Store) -> Result<Option<CurrentTerms>, AppError> {
-    let Some(pointer) = store.get(Tree::Meta, META_TERMS_CURRENT)? else {
+    let Some(number) = store.read(&TERMS_CURRENT, META_TERMS_CURRENT)? else {
         return Ok(None);
     };
-    let number: u64 = serde_json::from_slice(&pointer)
-        .map_err(|e| AppError::Internal(format!("terms pointer is damaged: {e}")))?;
-    let bytes = store
-        .get(Tree::Terms, &number.to_be_bytes())?
+    let version = store
+        .read(&TERMS, &number.to_be_bytes())?
         .ok_or_else(|| AppError::Internal(format!("terms version {number} is missing")))?;
-    let version = decode(&bytes)?;
     let terms = parse(&version)?;
     Ok(Some(CurrentTerms { version, terms }))
 }
@@ -170,17 +155,16 @@ impl OpenVault {
 
     /// One published version.
     pub fn terms_version(&self, version: u64) -> Result<TermsVersion, AppError> {
-        match self.store().get(Tree::Terms, &version.to_be_bytes())? {
-            Some(bytes) => decode(&bytes),
-            None => Err(AppError::NotFound("terms version")),
-        }
+        self.store()
+            .read(&TERMS, &version.to_be_bytes())?
+            .ok_or(AppError::NotFound("terms version"))
     }
 
     /// Every published version, newest first.
     pub fn terms_versions(&self) -> Result<Vec<TermsVersion>, AppError> {
         self.store()
-            .iter_rev_before(Tree::Terms, None)
-            .map(|item| decode(&item?.1))
+            .read_rev_before(&TERMS, None)
+            .map(|item| Ok(item?.1))
             .collect()
     }
 

@@ -1,0 +1,80 @@
+//! Which type lives in which tree: every typed table of the vault, declared in one place.
+//!
+//! The services read and write their values through these [`Table`]s instead of encoding JSON by
+//! hand, so a tree's type is written down once and decoding happens in one place
+//! (`crate::store::Table`). They are listed here together, rather than beside each feature, so
+//! that this file reads as the store's table of contents (as `Tree` does for the tree names), and
+//! so that a tree read by several features (brands, agreements) has one declaration they share.
+//! Encoding is unchanged: each table's type is the one the service serialised before, so the
+//! stored bytes are identical.
+//!
+//! `Meta` holds singletons of different types: each has its own table on `Meta`, with its key.
+
+use serde_json::Value;
+
+use crate::domain::audit::{AuditEntry, ChainHead};
+use crate::domain::brands::{Agreement, Brand, Invitation};
+use crate::domain::grants::Grant;
+use crate::domain::records::Record;
+use crate::error::AppError;
+use crate::store::{Table, TableError, Tree};
+
+use super::agreements::AgreementHead;
+use super::intents::IntentRecord;
+use super::terms::TermsVersion;
+
+/// The owner's records, under a keyed hash of their path.
+pub(crate) const RECORDS: Table<Record> = Table::new(Tree::Records, "record");
+
+/// How many records there are, in `Meta` under [`META_RECORD_COUNT`], so that knowing it (for
+/// the erasure receipt) costs the same however large the vault is. Its JSON is the number's
+/// decimal digits, as it was always written.
+pub(crate) const RECORD_COUNT: Table<u64> = Table::new(Tree::Meta, "record count");
+pub(crate) const META_RECORD_COUNT: &[u8] = b"record_count";
+
+/// Published terms versions, under their big-endian number.
+pub(crate) const TERMS: Table<TermsVersion> = Table::new(Tree::Terms, "terms version");
+/// The number of the terms version in force, in `Meta` under [`META_TERMS_CURRENT`].
+pub(crate) const TERMS_CURRENT: Table<u64> = Table::new(Tree::Meta, "terms pointer");
+pub(crate) const META_TERMS_CURRENT: &[u8] = b"terms_current";
+
+/// Registration invitations, under a keyed hash of their id.
+pub(crate) const INVITATIONS: Table<Invitation> = Table::new(Tree::Invitations, "invitation");
+/// Registered brands, under a keyed hash of their client id.
+pub(crate) const BRANDS: Table<Brand> = Table::new(Tree::Brands, "brand");
+
+/// Agreements with their receipts, under a keyed hash of their id.
+pub(crate) const AGREEMENTS: Table<Agreement> = Table::new(Tree::Agreements, "agreement");
+/// The same values read without their receipt: a read-only view for the checks on every brand
+/// request, never written (it would drop the receipt).
+pub(crate) const AGREEMENT_HEADS: Table<AgreementHead> = Table::new(Tree::Agreements, "agreement");
+
+/// Data grants, under a keyed hash of their id.
+pub(crate) const GRANTS: Table<Grant> = Table::new(Tree::Grants, "grant");
+/// The person's intents, under a keyed hash of their id.
+pub(crate) const INTENTS: Table<IntentRecord> = Table::new(Tree::Intents, "intent");
+
+/// Any tree read as untyped JSON: for walks that look at one or two fields of values of several
+/// types (what belongs to a brand being erased). Never written: a value goes back through its
+/// typed table.
+pub(crate) const fn json_view(tree: Tree) -> Table<Value> {
+    Table::new(tree, "value")
+}
+
+/// The audit log, under its big-endian sequence number.
+pub(crate) const AUDIT: Table<AuditEntry> = Table::new(Tree::Audit, "audit entry");
+/// The audit chain's head, in `Meta` under `super::META_AUDIT_HEAD`.
+pub(crate) const AUDIT_HEAD: Table<ChainHead> = Table::new(Tree::Meta, "audit chain head");
+
+impl From<TableError> for AppError {
+    /// A store failure keeps its own mapping; a value that does not decode is an internal error
+    /// naming the table, with serde's reason (logged, never sent).
+    fn from(e: TableError) -> Self {
+        match e {
+            TableError::Store(e) => e.into(),
+            TableError::Decode { ref source, .. } | TableError::Encode { ref source, .. } => {
+                AppError::Internal(format!("{e}: {source}"))
+            }
+        }
+    }
+}
