@@ -235,6 +235,54 @@ impl Grant {
     }
 }
 
+/// Why the terms in force refuse a grant as asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerdictRefusal {
+    /// The grant names no action, so there is nothing to ask the terms.
+    NoAction,
+    /// The terms deny one of its actions: the rule that decided, and why.
+    NotPermitted { rule: String, reason: String },
+}
+
+/// The terms' verdict on a grant of `actions` over `categories` for `purpose`, as of `now` and
+/// after `uses` uses, for a brand that agreed at `agreed_at`: every action must be permitted,
+/// and the decision kept with the grant is the one for its last action.
+pub fn terms_verdict(
+    terms: &Terms,
+    actions: &[GrantAction],
+    categories: &[String],
+    purpose: &str,
+    now: OffsetDateTime,
+    agreed_at: OffsetDateTime,
+    uses: u64,
+) -> Result<GrantDecision, VerdictRefusal> {
+    let mut last = None;
+    for action in actions {
+        let decision = evaluate(
+            terms,
+            &AccessRequest {
+                action: action.terms_action(),
+                categories: categories.to_vec(),
+                purpose: purpose.to_owned(),
+                at: now,
+                count_so_far: uses,
+                agreed_at,
+            },
+        );
+        if !decision.permitted {
+            return Err(VerdictRefusal::NotPermitted {
+                rule: decision.rule,
+                reason: decision.reason,
+            });
+        }
+        last = Some(GrantDecision {
+            rule: decision.rule,
+            reason: decision.reason,
+        });
+    }
+    last.ok_or(VerdictRefusal::NoAction)
+}
+
 /// The brand's agreement as the writer read it: the one its record points at, whatever its state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AgreementFacts<'a> {
@@ -893,6 +941,34 @@ mod tests {
         assert_eq!(
             decide_use(Some(&g), &facts(&terms), &read(&[], NOW)),
             Ok(AllowedUse { uses: 3, at: NOW })
+        );
+    }
+
+    #[test]
+    fn the_terms_verdict_needs_every_action_permitted() {
+        let terms = sd_base();
+        let email = vec!["pd:EmailAddress".to_owned()];
+        let verdict = |actions: &[GrantAction], purpose: &str| {
+            terms_verdict(&terms, actions, &email, purpose, NOW, AGREED, 0)
+        };
+        let read = verdict(&[GrantAction::Read], "dpv:ServiceProvision").unwrap();
+        assert_eq!(read.rule, "permission[0]");
+        // SD-BASE lets brands update identifiers only, so reading and writing an email fails on
+        // the write, whatever the read would say.
+        assert!(matches!(
+            verdict(
+                &[GrantAction::Read, GrantAction::Write],
+                "dpv:ServiceProvision"
+            ),
+            Err(VerdictRefusal::NotPermitted { .. })
+        ));
+        assert!(matches!(
+            verdict(&[GrantAction::Read], "dpv:Marketing"),
+            Err(VerdictRefusal::NotPermitted { rule, .. }) if rule == "basis SD-BASE"
+        ));
+        assert_eq!(
+            verdict(&[], "dpv:ServiceProvision"),
+            Err(VerdictRefusal::NoAction)
         );
     }
 

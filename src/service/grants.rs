@@ -17,10 +17,10 @@ use crate::domain::audit::{Actor, Event};
 use crate::domain::brands::Brand;
 use crate::domain::grants::{
     AgreementFacts, FieldSpec, Grant, GrantAction, GrantDecision, GrantOrigin, GrantStatus,
-    MAX_GRANT_LIFETIME, MAX_USES, UseFacts, UseRefusal, UseRequest, decide_use,
+    MAX_GRANT_LIFETIME, MAX_USES, UseFacts, UseRefusal, UseRequest, VerdictRefusal, decide_use,
+    terms_verdict,
 };
 use crate::domain::records::{Category, Precondition, Record, RecordPath, validate_value};
-use crate::domain::terms::{AccessRequest, evaluate};
 use crate::error::AppError;
 use crate::store::{Tree, Tx};
 
@@ -96,31 +96,21 @@ impl OpenVault {
         uses: u64,
     ) -> Result<GrantDecision, AppError> {
         let terms = self.current_terms()?;
-        let mut last = None;
-        for action in actions {
-            let decision = evaluate(
-                &terms.terms,
-                &AccessRequest {
-                    action: action.terms_action(),
-                    categories: categories.clone(),
-                    purpose: purpose.to_owned(),
-                    at: self.now(),
-                    count_so_far: uses,
-                    agreed_at,
-                },
-            );
-            if !decision.permitted {
-                return Err(AppError::GrantNotPermitted {
-                    rule: decision.rule,
-                    reason: decision.reason,
-                });
+        terms_verdict(
+            &terms.terms,
+            actions,
+            &categories,
+            purpose,
+            self.now(),
+            agreed_at,
+            uses,
+        )
+        .map_err(|refusal| match refusal {
+            VerdictRefusal::NoAction => invalid("name at least one action"),
+            VerdictRefusal::NotPermitted { rule, reason } => {
+                AppError::GrantNotPermitted { rule, reason }
             }
-            last = Some(GrantDecision {
-                rule: decision.rule,
-                reason: decision.reason,
-            });
-        }
-        last.ok_or_else(|| invalid("name at least one action"))
+        })
     }
 
     /// The terms' verdict on a grant under `agreement_id`, as if made now.
