@@ -16,11 +16,11 @@ use super::records::stage_record;
 use crate::domain::audit::{Actor, Event};
 use crate::domain::brands::Brand;
 use crate::domain::grants::{
-    FieldSpec, Grant, GrantAction, GrantDecision, GrantOrigin, GrantStatus, MAX_GRANT_LIFETIME,
-    MAX_USES,
+    AgreementFacts, FieldSpec, Grant, GrantAction, GrantDecision, GrantOrigin, GrantStatus,
+    MAX_GRANT_LIFETIME, MAX_USES, UseFacts, UseRefusal, UseRequest, VerdictRefusal, decide_use,
+    terms_verdict,
 };
 use crate::domain::records::{Category, Precondition, Record, RecordPath, validate_value};
-use crate::domain::terms::{AccessRequest, evaluate};
 use crate::error::AppError;
 use crate::store::{Tree, Tx};
 
@@ -30,6 +30,16 @@ fn decode(bytes: &[u8]) -> Result<Grant, AppError> {
 
 fn encode(grant: &Grant) -> Result<Vec<u8>, AppError> {
     serde_json::to_vec(grant).map_err(|e| AppError::Internal(format!("encoding grant: {e}")))
+}
+
+/// The answer to a refused use: a refusal that ends the brand's access is an invalid token (the
+/// brand must get a new grant), one about this request only is "not granted".
+fn refused(refusal: UseRefusal) -> AppError {
+    if refusal.ends_access() {
+        AppError::InvalidToken(refusal.to_string())
+    } else {
+        AppError::NotGranted(refusal.to_string())
+    }
 }
 
 fn invalid(message: impl Into<String>) -> AppError {
@@ -86,31 +96,21 @@ impl OpenVault {
         uses: u64,
     ) -> Result<GrantDecision, AppError> {
         let terms = self.current_terms()?;
-        let mut last = None;
-        for action in actions {
-            let decision = evaluate(
-                &terms.terms,
-                &AccessRequest {
-                    action: action.terms_action(),
-                    categories: categories.clone(),
-                    purpose: purpose.to_owned(),
-                    at: self.now(),
-                    count_so_far: uses,
-                    agreed_at,
-                },
-            );
-            if !decision.permitted {
-                return Err(AppError::GrantNotPermitted {
-                    rule: decision.rule,
-                    reason: decision.reason,
-                });
+        terms_verdict(
+            &terms.terms,
+            actions,
+            &categories,
+            purpose,
+            self.now(),
+            agreed_at,
+            uses,
+        )
+        .map_err(|refusal| match refusal {
+            VerdictRefusal::NoAction => invalid("name at least one action"),
+            VerdictRefusal::NotPermitted { rule, reason } => {
+                AppError::GrantNotPermitted { rule, reason }
             }
-            last = Some(GrantDecision {
-                rule: decision.rule,
-                reason: decision.reason,
-            });
-        }
-        last.ok_or_else(|| invalid("name at least one action"))
+        })
     }
 
     /// The terms' verdict on a grant under `agreement_id`, as if made now.
@@ -378,21 +378,16 @@ impl OpenVault {
         self.change(move |tx| {
             // Everything that can end the brand's access is re-read here, in the writer, so a
             // suspension, termination, new terms or revocation queued before this request is
-            // seen by it (the writer's caches hold what the transaction would read).
-            let brand = cached
-                .brands
-                .get(
-                    tx,
-                    &client_id,
-                    || super::index_key(&index, "brand", &client_id),
-                    super::brands::decode_brand,
-                )?
-                .ok_or_else(|| AppError::InvalidToken("the brand was removed".into()))?;
-            if brand.status == crate::domain::brands::BrandStatus::Suspended {
-                return Err(AppError::InvalidToken("the brand is suspended".into()));
-            }
-            let current_version = super::terms::current_number(tx)?;
-            let agreement = match &brand.agreement_id {
+            // seen by it (the writer's caches hold what the transaction would read). The
+            // decision itself is `decide_use`; this closure only loads, stores and records.
+            let brand = cached.brands.get(
+                tx,
+                &client_id,
+                || super::index_key(&index, "brand", &client_id),
+                super::brands::decode_brand,
+            )?;
+            let terms_version = super::terms::current_number(tx)?;
+            let agreement = match brand.as_ref().and_then(|b| b.agreement_id.as_ref()) {
                 Some(id) => cached.agreements.get(
                     tx,
                     id,
@@ -401,68 +396,46 @@ impl OpenVault {
                 )?,
                 None => None,
             };
-            let agreement = agreement.filter(|a| {
-                a.status == crate::domain::brands::AgreementStatus::Accepted
-                    && a.terms_version == current_version
-            });
-            let current_agreement = agreement.as_ref().map(|a| a.id.clone());
-            let agreed_at = agreement.as_ref().and_then(|a| a.accepted_at());
-            let mut grant = match tx.get(Tree::Grants, &key)? {
-                Some(bytes) => decode(&bytes)?,
-                None => return Err(AppError::InvalidToken("the grant no longer exists".into())),
+            let grant = match tx.get(Tree::Grants, &key)? {
+                Some(bytes) => Some(decode(&bytes)?),
+                None => None,
             };
-            if grant.client_id != client_id {
-                return Err(AppError::InvalidToken("the grant belongs to another brand".into()));
-            }
-            let status = grant.status(now);
-            if status != GrantStatus::Active {
-                return Err(AppError::InvalidToken(format!("the grant is {}", status.as_str())));
-            }
-            let (Some(agreement), Some(agreed_at)) = (&current_agreement, agreed_at) else {
-                return Err(AppError::InvalidToken("no agreement on the terms in force".into()));
+            let facts = UseFacts {
+                brand: brand.as_ref().map(|b| b.status),
+                agreement: agreement.as_ref().map(|a| AgreementFacts {
+                    id: &a.id,
+                    status: a.status,
+                    terms_version: a.terms_version,
+                    accepted_at: a.accepted_at(),
+                }),
+                terms_version,
+                terms: &terms.terms,
             };
-            if *agreement != grant.agreement_id {
-                return Err(AppError::InvalidToken(
-                    "the grant was made under an agreement that no longer covers the terms in force".into(),
-                ));
-            }
-            if !grant.allows(action) {
-                return Err(AppError::NotGranted(format!("this grant does not allow {}", action.as_str())));
-            }
-            if fields.iter().any(|(path, category)| !grant.covers(path, category)) {
-                return Err(AppError::NotGranted("this grant does not cover that field".into()));
-            }
-            let mut categories: Vec<String> = fields.iter().map(|(_, c)| c.clone()).collect();
-            categories.sort();
-            categories.dedup();
-            if !categories.is_empty() {
-                let decision = evaluate(
-                    &terms.terms,
-                    &AccessRequest {
-                        action: action.terms_action(),
-                        categories,
-                        purpose: grant.purpose.clone(),
-                        at: now,
-                        count_so_far: grant.uses,
-                        agreed_at,
-                    },
-                );
-                if !decision.permitted {
-                    return Err(AppError::NotGranted(format!(
-                        "the person's terms no longer permit this ({})",
-                        decision.rule
-                    )));
-                }
-            }
+            let request = UseRequest {
+                client_id: &client_id,
+                action,
+                fields: &fields,
+                now,
+            };
+            let allowed = decide_use(grant.as_ref(), &facts, &request).map_err(refused)?;
+            // `decide_use` refuses a grant that is gone, so this only unwraps what it allowed.
+            let mut grant = grant.ok_or_else(|| refused(UseRefusal::GrantGone))?;
             let written = match write {
                 Some((record_key, path, value)) => {
                     let category = fields.first().map(|(_, c)| c.clone()).unwrap_or_default();
-                    Some(stage_record(tx, &record_key, path, value, &category, now, Precondition::None)?)
+                    Some(stage_record(
+                        tx,
+                        &record_key,
+                        path,
+                        value,
+                        &category,
+                        now,
+                        Precondition::None,
+                    )?)
                 }
                 None => None,
             };
-            grant.uses += 1;
-            grant.last_used_at = Some(now);
+            allowed.apply(&mut grant);
             tx.insert(Tree::Grants, &key, &encode(&grant)?)?;
             let names: Vec<&String> = fields.iter().map(|(p, _)| p).collect();
             let event = Event::brand(
