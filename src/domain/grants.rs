@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
-use crate::domain::records::{Category, RecordPath};
+use crate::domain::records::{DataCategory, RecordPath};
 use crate::domain::terms::Purpose;
 
 /// The RFC 9396 `type` of a data-access authorization detail.
@@ -65,7 +65,7 @@ pub enum FieldSpec {
 impl FieldSpec {
     pub fn parse(text: &str) -> Result<FieldSpec, String> {
         if text.contains(':') {
-            return Category::find(text)
+            return DataCategory::find(text)
                 .map(|c| FieldSpec::Category(c.id))
                 .ok_or_else(|| format!("\"{text}\" is not a data category the vault knows"));
         }

@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
-use crate::domain::records::{CATEGORIES, Category};
+use crate::domain::records::{CATEGORIES, DataCategory};
 
 /// The ODRL 2.2 JSON-LD context: the first entry of every terms document's `@context`.
 pub const ODRL_CONTEXT: &str = "http://www.w3.org/ns/odrl.jsonld";
@@ -978,7 +978,7 @@ fn parse_targets(value: &Value, at: &str) -> Result<Vec<&'static str>, TermsErro
             at: at.clone(),
             expected: "must be a data category such as \"pd:EmailAddress\"",
         })?;
-        Category::find(text)
+        DataCategory::find(text)
             .map(|c| c.id)
             .ok_or_else(|| TermsError::UnknownCategory {
                 at,
@@ -1476,7 +1476,7 @@ fn check_request(request: &AccessRequest) -> Option<Decision> {
     request
         .categories
         .iter()
-        .find(|c| Category::find(c).is_none())
+        .find(|c| DataCategory::find(c).is_none())
         .map(|c| {
             Decision::deny(
                 "request",
@@ -1790,7 +1790,7 @@ fn data_words(targets: &[&'static str], modal: Modal) -> String {
     }
     let labels: Vec<String> = targets
         .iter()
-        .map(|id| Category::find(id).map_or_else(|| (*id).to_owned(), |c| lower_first(c.label)))
+        .map(|id| DataCategory::find(id).map_or_else(|| (*id).to_owned(), |c| lower_first(c.label)))
         .collect();
     format!(
         "your {} ({})",
