@@ -124,13 +124,10 @@ async fn serve_metrics(
         .await
         .with_context(|| format!("binding the metrics listener {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, "serving metrics at /metrics");
-    let router = http::metrics::router(metrics.clone(), vault.clone());
     let stop = state.shutdown.requested();
+    let served = http::metrics::serve(listener, metrics.clone(), vault.clone(), stop);
     tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(stop)
-            .await;
-        if let Err(e) = served {
+        if let Err(e) = served.await {
             tracing::error!(error = %e, "the metrics listener stopped");
         }
     });

@@ -76,94 +76,94 @@ impl RecordPath {
 
 /// A data category: a DPV personal-data concept with a label the person can read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Category {
+pub struct DataCategory {
     pub id: &'static str,
     pub label: &'static str,
 }
 
 /// The categories a record may carry: concepts from W3C DPV and its personal-data extension (`pd:`).
-pub const CATEGORIES: &[Category] = &[
-    Category {
+pub const CATEGORIES: &[DataCategory] = &[
+    DataCategory {
         id: "pd:Name",
         label: "Name",
     },
-    Category {
+    DataCategory {
         id: "pd:EmailAddress",
         label: "Email address",
     },
-    Category {
+    DataCategory {
         id: "pd:TelephoneNumber",
         label: "Telephone number",
     },
-    Category {
+    DataCategory {
         id: "pd:PhysicalAddress",
         label: "Postal address",
     },
-    Category {
+    DataCategory {
         id: "pd:Location",
         label: "Location",
     },
-    Category {
+    DataCategory {
         id: "pd:BirthDate",
         label: "Date of birth",
     },
-    Category {
+    DataCategory {
         id: "pd:Age",
         label: "Age",
     },
-    Category {
+    DataCategory {
         id: "pd:Gender",
         label: "Gender",
     },
-    Category {
+    DataCategory {
         id: "pd:Language",
         label: "Language",
     },
-    Category {
+    DataCategory {
         id: "pd:Nationality",
         label: "Nationality",
     },
-    Category {
+    DataCategory {
         id: "pd:Preference",
         label: "Preference",
     },
-    Category {
+    DataCategory {
         id: "pd:Interest",
         label: "Interest",
     },
-    Category {
+    DataCategory {
         id: "pd:PaymentCardNumber",
         label: "Payment card",
     },
-    Category {
+    DataCategory {
         id: "pd:BankAccount",
         label: "Bank account",
     },
-    Category {
+    DataCategory {
         id: "pd:Identifier",
         label: "Identifier (account or membership number)",
     },
-    Category {
+    DataCategory {
         id: "pd:Username",
         label: "Username",
     },
-    Category {
+    DataCategory {
         id: "pd:Health",
         label: "Health (special category)",
     },
-    Category {
+    DataCategory {
         id: "dpv:PersonalData",
         label: "Other personal data",
     },
 ];
 
-impl Category {
-    pub fn find(id: &str) -> Option<Category> {
+impl DataCategory {
+    pub fn find(id: &str) -> Option<DataCategory> {
         CATEGORIES.iter().copied().find(|c| c.id == id)
     }
 
     /// The category a well-known field gets when the person does not choose one.
-    pub fn default_for(path: &RecordPath) -> Option<Category> {
+    pub fn default_for(path: &RecordPath) -> Option<DataCategory> {
         let field = path.field().rsplit('.').next().unwrap_or_default();
         let id = match (path.collection(), field) {
             (_, "email") => "pd:EmailAddress",
@@ -180,21 +180,23 @@ impl Category {
             ("memberships" | "loyalty", _) => "pd:Identifier",
             _ => return None,
         };
-        Category::find(id)
+        DataCategory::find(id)
     }
 
     /// The catch-all category, for fields the person did not classify and we cannot guess.
-    pub const OTHER: Category = Category {
+    pub const OTHER: DataCategory = DataCategory {
         id: "dpv:PersonalData",
         label: "Other personal data",
     };
 
     /// Resolves the category of a write: the one asked for if known, else the field's default,
-    /// else [`Category::OTHER`]. Terms and grants can always name the field by its path.
-    pub fn resolve(path: &RecordPath, asked: Option<&str>) -> Result<Category, RecordError> {
+    /// else [`DataCategory::OTHER`]. Terms and grants can always name the field by its path.
+    pub fn resolve(path: &RecordPath, asked: Option<&str>) -> Result<DataCategory, RecordError> {
         match asked {
-            Some(id) => Category::find(id).ok_or_else(|| RecordError::UnknownCategory(id.into())),
-            None => Ok(Category::default_for(path).unwrap_or(Category::OTHER)),
+            Some(id) => {
+                DataCategory::find(id).ok_or_else(|| RecordError::UnknownCategory(id.into()))
+            }
+            None => Ok(DataCategory::default_for(path).unwrap_or(DataCategory::OTHER)),
         }
     }
 }
@@ -313,17 +315,20 @@ mod tests {
     fn categories_default_then_fall_back_to_other() {
         let email = RecordPath::parse("contact.email").unwrap();
         assert_eq!(
-            Category::resolve(&email, None).unwrap().id,
+            DataCategory::resolve(&email, None).unwrap().id,
             "pd:EmailAddress"
         );
         let odd = RecordPath::parse("misc.thing").unwrap();
-        assert_eq!(Category::resolve(&odd, None).unwrap(), Category::OTHER);
+        assert_eq!(
+            DataCategory::resolve(&odd, None).unwrap(),
+            DataCategory::OTHER
+        );
         assert!(matches!(
-            Category::resolve(&odd, Some("pd:Nope")),
+            DataCategory::resolve(&odd, Some("pd:Nope")),
             Err(RecordError::UnknownCategory(_))
         ));
         assert_eq!(
-            Category::resolve(&odd, Some("pd:Interest")).unwrap().id,
+            DataCategory::resolve(&odd, Some("pd:Interest")).unwrap().id,
             "pd:Interest"
         );
     }

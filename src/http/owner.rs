@@ -13,7 +13,7 @@ use super::AppState;
 use super::auth::{COOKIE, ClientIp, OwnerRefusals, OwnerSession, SECURE_COOKIE};
 use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path, Query};
 use crate::domain::audit::AuditEntry;
-use crate::domain::records::{CATEGORIES, Category, Precondition, Record, RecordPath};
+use crate::domain::records::{CATEGORIES, DataCategory, Precondition, Record, RecordPath};
 use crate::error::AppError;
 use crate::secret::Secret;
 use crate::service::{Credential, NewSession};
@@ -348,7 +348,7 @@ impl From<Record> for RecordView {
         // Stored paths were validated on write: split them without parsing again.
         let (collection, field) = r.path.split_once('.').unwrap_or((&r.path, ""));
         let (collection, field) = (collection.to_owned(), field.to_owned());
-        let label = Category::find(&r.category).map_or("", |c| c.label);
+        let label = DataCategory::find(&r.category).map_or("", |c| c.label);
         RecordView {
             collection,
             field,

@@ -22,7 +22,7 @@ use crate::domain::grants::{
     AccessRequestDetail, AskedGrant, FieldSpec, GrantDecision, GrantOrigin, GrantStatus, mask,
     parse_authorization_details,
 };
-use crate::domain::records::Category;
+use crate::domain::records::DataCategory;
 use crate::error::{AppError, OAuthError};
 use crate::store::Tree;
 
@@ -330,8 +330,8 @@ impl OpenVault {
                         Err(e) => return Err(e),
                     };
                     let category = match &record {
-                        Some(r) => Category::find(&r.category).unwrap_or(Category::OTHER),
-                        None => Category::resolve(path, None).unwrap_or(Category::OTHER),
+                        Some(r) => DataCategory::find(&r.category).unwrap_or(DataCategory::OTHER),
+                        None => DataCategory::resolve(path, None).unwrap_or(DataCategory::OTHER),
                     };
                     categories.push(category.id.to_owned());
                     fields.push(ConsentField {
@@ -343,7 +343,7 @@ impl OpenVault {
                     });
                 }
                 FieldSpec::Category(id) => {
-                    let category = Category::find(id).unwrap_or(Category::OTHER);
+                    let category = DataCategory::find(id).unwrap_or(DataCategory::OTHER);
                     categories.push(category.id.to_owned());
                     let mut masks = Vec::new();
                     let mut cursor = None;

@@ -41,13 +41,20 @@ pub(crate) const ERASE_MARKER: &str = "ERASING";
 const RECEIPT_TYP: &str = "vrm-erasure-receipt+jws";
 
 /// Stops the process at a named point when `VRM_FAILPOINT` names it: how the crash tests kill
-/// the server at an exact step of the deletion. Unset in normal use.
+/// the server at an exact step of the deletion. Only in builds with the `failpoints` feature
+/// (the tests' builds), so no environment variable can abort a release build.
+#[cfg(feature = "failpoints")]
 fn failpoint(name: &str) {
     if std::env::var("VRM_FAILPOINT").is_ok_and(|v| v == name) {
         tracing::error!(failpoint = name, "failpoint reached: aborting the process");
         std::process::abort();
     }
 }
+
+/// Without the `failpoints` feature a failpoint is nothing at all.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+fn failpoint(_name: &str) {}
 
 fn places_to_buckets(places: &[(Tree, Vec<u8>)]) -> BTreeSet<u8> {
     places

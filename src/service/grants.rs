@@ -20,7 +20,7 @@ use crate::domain::grants::{
     MAX_GRANT_LIFETIME, MAX_USES, UseFacts, UseRefusal, UseRequest, VerdictRefusal, decide_use,
     terms_verdict,
 };
-use crate::domain::records::{Category, Precondition, Record, RecordPath, validate_value};
+use crate::domain::records::{DataCategory, Precondition, Record, RecordPath, validate_value};
 use crate::error::AppError;
 use crate::store::{Tree, Tx};
 
@@ -82,7 +82,8 @@ impl OpenVault {
             Err(AppError::NotFound(_)) => None,
             Err(e) => return Err(e),
         };
-        let category = Category::resolve(path, stored.as_deref()).unwrap_or(Category::OTHER);
+        let category =
+            DataCategory::resolve(path, stored.as_deref()).unwrap_or(DataCategory::OTHER);
         Ok(category.id)
     }
 
@@ -517,7 +518,7 @@ impl OpenVault {
             Err(AppError::NotFound(_)) => {
                 // Whether the grant covers the field decides between "not granted" and "empty".
                 let grant = self.grant_for(brand, grant_id)?;
-                let category = Category::resolve(path, None).unwrap_or(Category::OTHER);
+                let category = DataCategory::resolve(path, None).unwrap_or(DataCategory::OTHER);
                 return Err(if grant.covers(path.as_str(), category.id) {
                     AppError::NotFound("record at this path")
                 } else {

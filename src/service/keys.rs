@@ -7,13 +7,12 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
+use zeroize::Zeroizing;
 
 use super::OpenVault;
-use crate::crypto::jwt::{PublicJwk, SigningKey};
+use crate::crypto::jwt::{PublicJwk, SigningKey, StoredSigningKey};
 use crate::domain::audit::Event;
 use crate::error::AppError;
 use crate::store::{Store, Tree};
@@ -26,8 +25,8 @@ const RETIRED_GRACE: Duration = Duration::minutes(5);
 #[derive(Debug, Serialize, Deserialize)]
 struct StoredKey {
     kid: String,
-    /// PKCS#8, base64url.
-    pkcs8: String,
+    /// PKCS#8, base64url; only `crypto` sees its bytes.
+    pkcs8: StoredSigningKey,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -60,14 +59,21 @@ fn decode(bytes: &[u8]) -> Result<StoredKey, AppError> {
         .map_err(|e| AppError::Internal(format!("signing key is damaged: {e}")))
 }
 
-fn stored(key: &SigningKey, now: OffsetDateTime) -> Result<Vec<u8>, AppError> {
-    serde_json::to_vec(&StoredKey {
+/// The key's stored JSON. It holds the private key in base64url, so the buffer is wiped when the
+/// caller drops it.
+fn stored(key: &SigningKey, now: OffsetDateTime) -> Result<Zeroizing<Vec<u8>>, AppError> {
+    encode(&StoredKey {
         kid: key.kid().to_owned(),
-        pkcs8: B64.encode(key.pkcs8()),
+        pkcs8: key.stored(),
         created_at: now,
         retired_at: None,
     })
-    .map_err(|e| AppError::Internal(format!("encoding a signing key: {e}")))
+}
+
+fn encode(key: &StoredKey) -> Result<Zeroizing<Vec<u8>>, AppError> {
+    serde_json::to_vec(key)
+        .map(Zeroizing::new)
+        .map_err(|e| AppError::Internal(format!("encoding a signing key: {e}")))
 }
 
 fn generate() -> Result<SigningKey, AppError> {
@@ -83,18 +89,14 @@ pub(crate) fn load_or_create(store: &Store, now: OffsetDateTime) -> Result<KeyRi
         let key = decode(&item?.1)?;
         match key.retired_at {
             None => {
-                let pkcs8 = B64
-                    .decode(&key.pkcs8)
-                    .map_err(|e| AppError::Internal(format!("signing key is damaged: {e}")))?;
-                let signing = SigningKey::from_pkcs8(&pkcs8)
+                let signing = key
+                    .pkcs8
+                    .open()
                     .map_err(|e| AppError::Internal(format!("signing key is damaged: {e}")))?;
                 active = Some(Arc::new(signing));
             }
             Some(retired) => {
-                let pkcs8 = B64
-                    .decode(&key.pkcs8)
-                    .map_err(|e| AppError::Internal(format!("signing key is damaged: {e}")))?;
-                if let Ok(signing) = SigningKey::from_pkcs8(&pkcs8) {
+                if let Ok(signing) = key.pkcs8.open() {
                     published.push((signing.public_jwk().clone(), Some(retired)));
                 }
             }
@@ -167,16 +169,11 @@ impl OpenVault {
                         None => {
                             old.retired_at = Some(now);
                             previous = Some(old.kid.clone());
-                            let bytes = serde_json::to_vec(&old).map_err(|e| {
-                                AppError::Internal(format!("encoding a signing key: {e}"))
-                            })?;
+                            let bytes = encode(&old)?;
                             tx.insert(Tree::SigningKeys, &kid, &bytes)?;
                         }
                     }
-                    let pkcs8 = B64
-                        .decode(&old.pkcs8)
-                        .map_err(|e| AppError::Internal(format!("signing key is damaged: {e}")))?;
-                    if let Ok(signing) = SigningKey::from_pkcs8(&pkcs8) {
+                    if let Ok(signing) = old.pkcs8.open() {
                         published.push((signing.public_jwk().clone(), old.retired_at));
                     }
                 }

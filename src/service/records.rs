@@ -4,7 +4,7 @@
 //! lives inside the sealed value.
 
 use crate::domain::audit::Event;
-use crate::domain::records::{Category, Precondition, Record, RecordPath, validate_value};
+use crate::domain::records::{DataCategory, Precondition, Record, RecordPath, validate_value};
 use crate::error::AppError;
 use crate::store::{Store, Tree, Tx, TxError};
 
@@ -152,7 +152,7 @@ impl OpenVault {
         precondition: Precondition,
     ) -> Result<Written, AppError> {
         validate_value(&value)?;
-        let category = Category::resolve(path, category)?;
+        let category = DataCategory::resolve(path, category)?;
         let key = self.record_key(path);
         let now = self.now();
         let path = path.as_str().to_owned();

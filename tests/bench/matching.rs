@@ -34,8 +34,8 @@
 use std::time::{Duration, Instant};
 
 use vrm_vault::domain::intents::{
-    Area, Category, Delivery, Geohash, IntentLocation, SubscriptionIndex, TAXONOMY, ValidIntent,
-    ValidSubscription, linear_scan,
+    Area, Delivery, Geohash, IntentCategory, IntentLocation, SubscriptionIndex, TAXONOMY,
+    ValidIntent, ValidSubscription, linear_scan,
 };
 
 const SUBSCRIPTIONS: usize = 100_000;
@@ -103,8 +103,8 @@ impl Rng {
 }
 
 fn random_subscription(rng: &mut Rng) -> ValidSubscription {
-    let mut categories: Vec<Category> = (0..1 + rng.below(3))
-        .map(|_| Category::parse_node(TAXONOMY[rng.below(TAXONOMY.len())].id).unwrap())
+    let mut categories: Vec<IntentCategory> = (0..1 + rng.below(3))
+        .map(|_| IntentCategory::parse_node(TAXONOMY[rng.below(TAXONOMY.len())].id).unwrap())
         .collect();
     categories.sort();
     categories.dedup();
@@ -137,7 +137,7 @@ fn random_subscription(rng: &mut Rng) -> ValidSubscription {
 }
 
 fn random_intent(rng: &mut Rng, categories: &[&str]) -> ValidIntent {
-    let category = Category::parse(categories[rng.below(categories.len())]).unwrap();
+    let category = IntentCategory::parse(categories[rng.below(categories.len())]).unwrap();
     let location = (rng.below(10) != 0).then(|| {
         let (lat, lon) = rng.near_city(0.25, 0.35);
         IntentLocation {

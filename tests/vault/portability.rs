@@ -1594,7 +1594,9 @@ async fn an_erased_brand_leaves_nothing_of_its_relationship() {
 // A crash in the middle of deleting everything
 // ---------------------------------------------------------------------------------------------
 
-/// The named steps of deleting everything at which `VRM_FAILPOINT` aborts the process.
+/// The named steps of deleting everything at which `VRM_FAILPOINT` aborts the process. The server
+/// honours it only when built with the `failpoints` feature, which the package's dev-dependency
+/// on itself turns on in every build that includes the tests.
 const FAILPOINTS: [&str; 5] = [
     "erase:revoked",
     "erase:notified",

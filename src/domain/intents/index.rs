@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::geo::{self, BBox, CellKey, Disc, MAX_PRECISION, Place};
 use super::intent::{IntentLocation, ValidIntent};
 use super::subscription::{Area, ValidSubscription};
-use super::taxonomy::Category;
+use super::taxonomy::IntentCategory;
 
 /// The most cells a circle area is stored under: a 50 km circle sits in one to four cells of
 /// precision 3 (156 km), a 1 km one in one to four of precision 5 (4.9 km). Finer coverings (16
@@ -250,7 +250,7 @@ impl SubscriptionIndex {
     }
 
     /// The trie node of a category, created on the way down.
-    fn node_for(&mut self, category: &Category) -> u32 {
+    fn node_for(&mut self, category: &IntentCategory) -> u32 {
         let mut at = 0usize;
         for segment in category.segments() {
             let found = self.nodes[at]
@@ -274,7 +274,7 @@ impl SubscriptionIndex {
     }
 
     /// The nodes on the category's path that exist, from the top down (never the root).
-    fn path(&self, category: &Category) -> Vec<&Node> {
+    fn path(&self, category: &IntentCategory) -> Vec<&Node> {
         let mut nodes = Vec::with_capacity(4);
         let mut at = &self.nodes[0];
         for segment in category.segments() {
@@ -298,7 +298,7 @@ impl SubscriptionIndex {
     /// [`SubscriptionIndex::matches`] from an intent's category and place alone.
     pub fn matches_place(
         &self,
-        category: &Category,
+        category: &IntentCategory,
         location: Option<&IntentLocation>,
     ) -> Vec<&str> {
         let nodes = self.path(category);
@@ -409,7 +409,7 @@ mod tests {
 
     fn intent(category: &str, place: Option<(&str, u32)>) -> ValidIntent {
         ValidIntent {
-            category: Category::parse(category).unwrap(),
+            category: IntentCategory::parse(category).unwrap(),
             text: "t".into(),
             expires_at: OffsetDateTime::UNIX_EPOCH,
             location: place.map(|(hash, radius_m)| IntentLocation {

@@ -6,7 +6,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 use super::geo::{Geohash, InvalidGeohash};
-use super::taxonomy::{Category, CategoryError};
+use super::taxonomy::{CategoryError, IntentCategory};
 use crate::domain::records::{RecordError, RecordPath};
 
 pub const MAX_TEXT_CHARS: usize = 500;
@@ -213,7 +213,7 @@ impl IntentError {
 /// An intent that passed [`NewIntent::validate`]: what the vault stores and brands are sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValidIntent {
-    pub category: Category,
+    pub category: IntentCategory,
     pub text: String,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
@@ -251,7 +251,7 @@ fn dedup_in_order(items: Vec<String>) -> Vec<String> {
 impl NewIntent {
     /// Checks every rule; the error names the first field at fault, in the body's order.
     pub fn validate(self, now: OffsetDateTime) -> Result<ValidIntent, IntentError> {
-        let category = Category::parse(&self.category).map_err(IntentError::Category)?;
+        let category = IntentCategory::parse(&self.category).map_err(IntentError::Category)?;
         if self.text.trim().is_empty() {
             return Err(IntentError::TextEmpty);
         }

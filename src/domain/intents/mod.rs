@@ -28,4 +28,4 @@ pub use intent::{
 pub use subscription::{
     Area, Delivery, NewArea, NewSubscription, SubscriptionError, ValidSubscription,
 };
-pub use taxonomy::{Category, CategoryError, TAXONOMY, TaxonomyEntry, is_prefix};
+pub use taxonomy::{CategoryError, IntentCategory, TAXONOMY, TaxonomyEntry, is_prefix};

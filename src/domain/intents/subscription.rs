@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::geo::{self, Geohash, InvalidGeohash};
 use super::intent::{IntentLocation, MAX_RADIUS_M};
-use super::taxonomy::{Category, CategoryError};
+use super::taxonomy::{CategoryError, IntentCategory};
 
 pub const MAX_CATEGORIES: usize = 50;
 pub const MAX_AREAS: usize = 50;
@@ -136,7 +136,7 @@ impl SubscriptionError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidSubscription {
     /// Sorted, without duplicates.
-    pub categories: Vec<Category>,
+    pub categories: Vec<IntentCategory>,
     /// In the order given; none means everywhere.
     pub areas: Vec<Area>,
     /// As the `url` crate serialises it (so `https://Brand.example` reads `https://brand.example/`).
@@ -148,7 +148,7 @@ pub struct ValidSubscription {
 impl ValidSubscription {
     /// The matching rule: some subscribed category is a segment-prefix of the intent's, and the
     /// intent has no place, or the subscription no areas, or one of its areas meets the place.
-    pub fn matches(&self, category: &Category, location: Option<&IntentLocation>) -> bool {
+    pub fn matches(&self, category: &IntentCategory, location: Option<&IntentLocation>) -> bool {
         self.categories.iter().any(|c| c.covers(category))
             && match location {
                 None => true,
@@ -233,7 +233,7 @@ impl NewSubscription {
         let mut categories = self
             .categories
             .iter()
-            .map(|c| Category::parse_node(c))
+            .map(|c| IntentCategory::parse_node(c))
             .collect::<Result<Vec<_>, _>>()
             .map_err(SubscriptionError::Category)?;
         categories.sort();
@@ -302,8 +302,8 @@ mod tests {
         }
     }
 
-    fn category(text: &str) -> Category {
-        Category::parse(text).unwrap()
+    fn category(text: &str) -> IntentCategory {
+        IntentCategory::parse(text).unwrap()
     }
 
     #[test]
@@ -317,7 +317,7 @@ mod tests {
             false,
         )
         .unwrap();
-        let ids: Vec<&str> = sub.categories.iter().map(Category::as_str).collect();
+        let ids: Vec<&str> = sub.categories.iter().map(IntentCategory::as_str).collect();
         assert_eq!(ids, ["food", "travel.hotel"]);
         assert_eq!(
             sub.webhook_url.as_deref(),

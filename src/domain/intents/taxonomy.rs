@@ -24,7 +24,7 @@ const fn entry(id: &'static str, label: &'static str) -> TaxonomyEntry {
 }
 
 /// Every category the vault knows, parents before their children. Adding nodes is safe; removing
-/// one leaves stored intents and subscriptions readable (see [`Category`]'s `Deserialize`).
+/// one leaves stored intents and subscriptions readable (see [`IntentCategory`]'s `Deserialize`).
 pub const TAXONOMY: &[TaxonomyEntry] = &[
     entry("food", "Food and drink"),
     entry("food.breakfast", "Breakfast"),
@@ -88,21 +88,21 @@ pub enum CategoryError {
     TooBroad(String, &'static str),
 }
 
-/// A category id. Built by [`Category::parse`] (for intents) or [`Category::parse_node`] (for
-/// subscriptions), which check it against [`TAXONOMY`].
+/// A category id. Built by [`IntentCategory::parse`] (for intents) or
+/// [`IntentCategory::parse_node`] (for subscriptions), which check it against [`TAXONOMY`].
 ///
 /// Deserialising checks the syntax only: it reads the vault's own stored values, which were
 /// checked when they came in and must stay readable if a later taxonomy drops a node.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Category(String);
+pub struct IntentCategory(String);
 
-impl Category {
+impl IntentCategory {
     /// A category an intent may be filed under: a taxonomy node below the top level. A top-level
     /// node such as `food` says too little for a brand to answer, so an intent must say which
     /// kind of food; brands may still subscribe to the whole of `food`.
-    pub fn parse(text: &str) -> Result<Category, CategoryError> {
-        let category = Category::parse_node(text)?;
+    pub fn parse(text: &str) -> Result<IntentCategory, CategoryError> {
+        let category = IntentCategory::parse_node(text)?;
         if !category.0.contains('.') {
             let example = TAXONOMY
                 .iter()
@@ -114,12 +114,12 @@ impl Category {
     }
 
     /// A category a brand may subscribe to: any taxonomy node, top-level ones included.
-    pub fn parse_node(text: &str) -> Result<Category, CategoryError> {
+    pub fn parse_node(text: &str) -> Result<IntentCategory, CategoryError> {
         if !valid_syntax(text) {
             return Err(CategoryError::Syntax(text.to_owned()));
         }
         find(text)
-            .map(|e| Category(e.id.to_owned()))
+            .map(|e| IntentCategory(e.id.to_owned()))
             .ok_or_else(|| CategoryError::Unknown(text.to_owned()))
     }
 
@@ -138,7 +138,7 @@ impl Category {
     }
 
     /// Whether a subscription to `self` covers an intent filed under `intent`.
-    pub fn covers(&self, intent: &Category) -> bool {
+    pub fn covers(&self, intent: &IntentCategory) -> bool {
         is_prefix(&self.0, &intent.0)
     }
 }
@@ -160,25 +160,25 @@ fn valid_syntax(text: &str) -> bool {
     true
 }
 
-impl TryFrom<String> for Category {
+impl TryFrom<String> for IntentCategory {
     type Error = CategoryError;
 
-    fn try_from(text: String) -> Result<Category, CategoryError> {
+    fn try_from(text: String) -> Result<IntentCategory, CategoryError> {
         if valid_syntax(&text) {
-            Ok(Category(text))
+            Ok(IntentCategory(text))
         } else {
             Err(CategoryError::Syntax(text))
         }
     }
 }
 
-impl From<Category> for String {
-    fn from(category: Category) -> String {
+impl From<IntentCategory> for String {
+    fn from(category: IntentCategory) -> String {
         category.0
     }
 }
 
-impl std::fmt::Display for Category {
+impl std::fmt::Display for IntentCategory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
@@ -254,16 +254,16 @@ mod tests {
     #[test]
     fn intent_categories_are_known_and_specific() {
         assert_eq!(
-            Category::parse("food.lunch").map(|c| c.label()),
+            IntentCategory::parse("food.lunch").map(|c| c.label()),
             Ok(Some("Lunch"))
         );
-        assert!(Category::parse("home.repair.plumbing").is_ok());
+        assert!(IntentCategory::parse("home.repair.plumbing").is_ok());
         assert_eq!(
-            Category::parse("food"),
+            IntentCategory::parse("food"),
             Err(CategoryError::TooBroad("food".into(), "food.breakfast"))
         );
         assert_eq!(
-            Category::parse("food.brunch"),
+            IntentCategory::parse("food.brunch"),
             Err(CategoryError::Unknown("food.brunch".into()))
         );
         for bad in [
@@ -278,12 +278,12 @@ mod tests {
             &"x".repeat(33),
         ] {
             assert_eq!(
-                Category::parse(bad),
+                IntentCategory::parse(bad),
                 Err(CategoryError::Syntax(bad.to_owned())),
                 "{bad:?}"
             );
         }
-        let message = Category::parse("food.brunch")
+        let message = IntentCategory::parse("food.brunch")
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
@@ -293,24 +293,24 @@ mod tests {
     #[test]
     fn subscriptions_may_take_any_node() {
         assert_eq!(
-            Category::parse_node("food").map(|c| c.as_str().to_owned()),
+            IntentCategory::parse_node("food").map(|c| c.as_str().to_owned()),
             Ok("food".to_owned())
         );
-        assert!(Category::parse_node("home.repair").is_ok());
+        assert!(IntentCategory::parse_node("home.repair").is_ok());
         assert_eq!(
-            Category::parse_node("cars"),
+            IntentCategory::parse_node("cars"),
             Err(CategoryError::Unknown("cars".into()))
         );
     }
 
     #[test]
     fn stored_categories_read_back_by_syntax_only() {
-        let gone: Result<Category, _> = serde_json::from_str("\"food.lunch.retired\"");
+        let gone: Result<IntentCategory, _> = serde_json::from_str("\"food.lunch.retired\"");
         assert_eq!(gone.ok().map(|c| c.label()), Some(None));
-        let bad: Result<Category, _> = serde_json::from_str("\"Food\"");
+        let bad: Result<IntentCategory, _> = serde_json::from_str("\"Food\"");
         assert!(bad.is_err());
         assert_eq!(
-            Category::parse("food.lunch")
+            IntentCategory::parse("food.lunch")
                 .ok()
                 .and_then(|c| serde_json::to_string(&c).ok()),
             Some("\"food.lunch\"".to_owned())

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::vocabulary::list_actions;
 use super::{ALL_PERSONAL_DATA, Basis, Cmp, Constraint, Purpose, Rule, Terms};
-use crate::domain::records::Category;
+use crate::domain::records::DataCategory;
 
 /// What a brand asks to do through the vault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -123,7 +123,7 @@ fn check_request(request: &AccessRequest) -> Option<Decision> {
     request
         .categories
         .iter()
-        .find(|c| Category::find(c).is_none())
+        .find(|c| DataCategory::find(c).is_none())
         .map(|c| {
             Decision::deny(
                 "request",

@@ -15,7 +15,7 @@ use super::{
     ALL_PERSONAL_DATA, Basis, Cmp, Constraint, PURPOSES, Purpose, PurposeOp, Rule, RuleAction,
     Terms, TermsError, context,
 };
-use crate::domain::records::Category;
+use crate::domain::records::DataCategory;
 
 /// How errors name the document as a whole.
 const TOP: &str = "the terms";
@@ -236,7 +236,7 @@ fn parse_targets(value: &Value, at: &str) -> Result<Vec<&'static str>, TermsErro
             at: at.clone(),
             expected: "must be a data category such as \"pd:EmailAddress\"",
         })?;
-        Category::find(text)
+        DataCategory::find(text)
             .map(|c| c.id)
             .ok_or_else(|| TermsError::UnknownCategory {
                 at,

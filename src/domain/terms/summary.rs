@@ -6,7 +6,7 @@
 use time::{Duration, OffsetDateTime};
 
 use super::{ALL_PERSONAL_DATA, Cmp, Constraint, Purpose, PurposeOp, Rule, RuleAction, Terms};
-use crate::domain::records::Category;
+use crate::domain::records::DataCategory;
 
 /// Whether a sentence grants, forbids or requires: the same constraint reads differently in
 /// each ("at most 10 times" is a limit on a permission, but a prohibition "for the first 10
@@ -131,7 +131,7 @@ fn data_words(targets: &[&'static str], modal: Modal) -> String {
     }
     let labels: Vec<String> = targets
         .iter()
-        .map(|id| Category::find(id).map_or_else(|| (*id).to_owned(), |c| lower_first(c.label)))
+        .map(|id| DataCategory::find(id).map_or_else(|| (*id).to_owned(), |c| lower_first(c.label)))
         .collect();
     format!(
         "your {} ({})",

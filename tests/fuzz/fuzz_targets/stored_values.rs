@@ -20,7 +20,7 @@ use vrm_vault::domain::brands::{Agreement, Brand, verify_events};
 use vrm_vault::domain::grants::{FieldSpec, Grant, GrantAction, mask};
 use vrm_vault::domain::intents::Intent;
 use vrm_vault::domain::offers::Offer;
-use vrm_vault::domain::records::{Category, Precondition, Record, RecordPath, validate_value};
+use vrm_vault::domain::records::{DataCategory, Precondition, Record, RecordPath, validate_value};
 
 fuzz_target!(|data: &[u8]| {
     let Some((selector, rest)) = vault_fuzz::selector(data) else {
@@ -63,7 +63,7 @@ fn record(bytes: &[u8]) {
     let _ = validate_value(&record.value);
     let _ = mask(&record.value);
     if let Ok(path) = RecordPath::parse(&record.path) {
-        let _ = Category::resolve(&path, Some(&record.category));
+        let _ = DataCategory::resolve(&path, Some(&record.category));
     }
 }
 
@@ -160,7 +160,7 @@ fn path(bytes: &[u8]) {
             format!("{}.{}", path.collection(), path.field()),
             path.as_str()
         );
-        assert!(Category::resolve(&path, None).is_ok());
+        assert!(DataCategory::resolve(&path, None).is_ok());
     }
     if let Ok(field) = FieldSpec::parse(text) {
         assert_eq!(field.as_str(), text);
