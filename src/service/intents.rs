@@ -6,7 +6,8 @@
 //! disclosed fields permitted for it), and appends one CloudEvent per recipient to its stream
 //! (and outbox) in the same atomic write as the intent: acknowledged means delivered eventually.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -30,6 +31,27 @@ use crate::store::{Store, Tree, Tx};
 
 /// Offers one brand may make per minute.
 pub const OFFERS_PER_MINUTE: u32 = 30;
+
+/// What the intents feature keeps in memory.
+#[derive(Debug)]
+pub(crate) struct IntentState {
+    /// Brands' subscriptions, indexed for matching intents.
+    subscriptions: std::sync::RwLock<SubscriptionIndex>,
+    /// Offers per brand in the current minute.
+    offer_rates: Mutex<HashMap<String, (OffsetDateTime, u32)>>,
+    /// New offers, for the owner's live view.
+    offer_signal: tokio::sync::broadcast::Sender<Offer>,
+}
+
+impl IntentState {
+    pub(super) fn new(subscriptions: SubscriptionIndex) -> IntentState {
+        IntentState {
+            subscriptions: std::sync::RwLock::new(subscriptions),
+            offer_rates: Mutex::default(),
+            offer_signal: tokio::sync::broadcast::Sender::new(64),
+        }
+    }
+}
 
 /// A brand's subscription, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -241,7 +263,7 @@ impl OpenVault {
                 Ok(((record, new_secret), event))
             })
             .await?;
-        if let Ok(mut index) = self.subscriptions.write() {
+        if let Ok(mut index) = self.intents.subscriptions.write() {
             index.insert(&record.client_id, &record.subscription);
         }
         self.announce_events();
@@ -269,7 +291,7 @@ impl OpenVault {
 
     /// Forgets a brand's subscription (when the brand is removed).
     pub(crate) fn forget_subscription(&self, client_id: &str) {
-        if let Ok(mut index) = self.subscriptions.write() {
+        if let Ok(mut index) = self.intents.subscriptions.write() {
             index.remove(client_id);
         }
     }
@@ -337,7 +359,7 @@ impl OpenVault {
         }
         categories.sort();
         categories.dedup();
-        let candidates: Vec<String> = match self.subscriptions.read() {
+        let candidates: Vec<String> = match self.intents.subscriptions.read() {
             Ok(index) => index
                 .matches(&intent)
                 .into_iter()
@@ -534,6 +556,7 @@ impl OpenVault {
         let now = self.now();
         {
             let mut rates = self
+                .intents
                 .offer_rates
                 .lock()
                 .map_err(|_| AppError::Internal("offer rate lock poisoned".into()))?;
@@ -589,7 +612,7 @@ impl OpenVault {
             Ok(((), event))
         })
         .await?;
-        let _ = self.offer_signal.send(offer.clone());
+        let _ = self.intents.offer_signal.send(offer.clone());
         Ok(offer)
     }
 
@@ -616,7 +639,7 @@ impl OpenVault {
 
     /// Live offers for the owner's browser.
     pub fn subscribe_offers(&self) -> tokio::sync::broadcast::Receiver<Offer> {
-        self.offer_signal.subscribe()
+        self.intents.offer_signal.subscribe()
     }
 
     /// The person accepts or declines an offer; the brand is told. Accepting fulfils the intent

@@ -6,12 +6,12 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwapOption;
 use time::{Duration, OffsetDateTime};
 
 use super::{
     BRANDS_CACHE_BYTES, META_CLOCK_FLOOR, RECORDS_CACHE_BYTES, Settings, agreements, audit,
-    authorize, cache, index_key, intents, keys, records, shred, terms, tokens,
+    authorize, cache, events, index_key, intents, keys, records, shred, terms, tokens,
 };
 use crate::clock::Clock;
 use crate::crypto::keyfile::{KeyFile, UnlockKey};
@@ -37,25 +37,19 @@ pub struct OpenVault {
     pub(super) clock_floor_saved: std::sync::atomic::AtomicI64,
     /// The terms in force, parsed (reloaded after each publication).
     pub(super) terms: ArcSwapOption<terms::CurrentTerms>,
-    /// The token-signing keys.
-    pub(super) keys: ArcSwap<keys::KeyRing>,
-    /// Serialises signing-key rotations.
-    pub(super) rotation: tokio::sync::Mutex<()>,
+    /// The token-signing keys and their rotation.
+    pub(super) keys: keys::KeyState,
     pub(super) issuer: Arc<str>,
     pub(super) token_lifetime: Duration,
     pub(super) allow_loopback_webhooks: bool,
-    /// Access tokens whose signature and claims were verified, until they expire (bounded).
-    pub(super) token_cache: quick_cache::sync::Cache<String, Arc<tokens::AccessClaims>>,
+    /// Access tokens whose signature and claims were verified.
+    pub(super) tokens: tokens::TokenState,
     /// Pending consents and issued authorization codes (in memory: both live minutes).
     pub(super) authorizations: Mutex<authorize::Pending>,
-    /// Moves on whenever events were written to brands' streams.
-    pub(super) event_signal: tokio::sync::watch::Sender<u64>,
-    /// Brands' subscriptions, indexed for matching intents.
-    pub(super) subscriptions: std::sync::RwLock<crate::domain::intents::SubscriptionIndex>,
-    /// Offers per brand in the current minute.
-    pub(super) offer_rates: Mutex<std::collections::HashMap<String, (OffsetDateTime, u32)>>,
-    /// New offers, for the owner's live view.
-    pub(super) offer_signal: tokio::sync::broadcast::Sender<crate::domain::offers::Offer>,
+    /// What wakes the readers of brands' event streams.
+    pub(super) events: events::EventState,
+    /// The subscription index, offer rates and the owner's live offers.
+    pub(super) intents: intents::IntentState,
     /// The epochs that keep the caches below coherent with the store (see [`cache`]).
     pub(super) epochs: Arc<cache::Epochs>,
     /// Opened records, brands and agreement heads.
@@ -153,17 +147,14 @@ impl OpenVault {
             ),
             clock,
             terms: ArcSwapOption::new(current_terms),
-            keys: ArcSwap::from_pointee(key_ring),
-            rotation: tokio::sync::Mutex::new(()),
+            keys: keys::KeyState::new(key_ring),
             issuer: settings.issuer.trim_end_matches('/').into(),
             token_lifetime: settings.token_lifetime,
             allow_loopback_webhooks: settings.allow_loopback_webhooks,
-            token_cache: quick_cache::sync::Cache::new(tokens::TOKEN_CACHE_ENTRIES),
+            tokens: tokens::TokenState::new(),
             authorizations: Mutex::new(authorize::Pending::default()),
-            event_signal: tokio::sync::watch::Sender::new(0),
-            subscriptions: std::sync::RwLock::new(subscription_index),
-            offer_rates: Mutex::default(),
-            offer_signal: tokio::sync::broadcast::Sender::new(64),
+            events: events::EventState::new(),
+            intents: intents::IntentState::new(subscription_index),
             records_cache: cache::Opened::new(
                 cache::Cached::Records,
                 epochs.clone(),
