@@ -8,13 +8,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 
-use serde::{Deserialize, Serialize};
-use time::Duration;
-
 use super::OpenVault;
 use super::events::OutboxEntry;
+use super::subscriptions::{SubscriptionRecord, load_subscription, store_subscription};
 use crate::domain::audit::Event;
 use crate::domain::brands::BrandStatus;
+pub use crate::domain::delivery::{
+    DeliveryStatus, PAUSE_AFTER_FAILING_FOR, PAUSE_AFTER_FAILURES, backoff,
+};
 use crate::error::AppError;
 use crate::store::Tree;
 use crate::webhooks::{Delivery, Sender};
@@ -23,34 +24,8 @@ use crate::webhooks::{Delivery, Sender};
 pub const PER_BRAND_CONCURRENCY: usize = 4;
 /// Deliveries in flight in total.
 const TOTAL_CONCURRENCY: usize = 256;
-/// A brand's deliveries pause after this many consecutive failures spread over at least
-/// [`PAUSE_AFTER_FAILING_FOR`] (a burst of events during a short outage does not pause it). A
-/// paused brand gets one delivery at a time, as a probe, until one succeeds; updating its
-/// subscription resumes it at once. The owner sees the state on the brands page.
-pub const PAUSE_AFTER_FAILURES: u32 = 8;
-pub const PAUSE_AFTER_FAILING_FOR: Duration = Duration::minutes(1);
-/// The longest wait between two attempts.
-const MAX_BACKOFF: Duration = Duration::minutes(30);
 /// How often the worker looks at the outbox when nothing wakes it.
 const IDLE_TICK: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// How a brand's webhook is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    Ok,
-    Failing,
-    Paused,
-}
-
-/// The delay after `attempts` failed attempts before the next one: 1 s after the first failure,
-/// then 2 s, 4 s ... capped, each with up to 50 % random jitter so that many failing deliveries
-/// do not retry in lockstep.
-pub fn backoff(attempts: u32, jitter: u8) -> Duration {
-    let base = Duration::seconds(1i64 << attempts.saturating_sub(1).min(20)).min(MAX_BACKOFF);
-    let jitter_ms = base.whole_milliseconds() as i64 * i64::from(jitter) / 510;
-    base + Duration::milliseconds(jitter_ms)
-}
 
 /// What the worker keeps in memory: deliveries in flight.
 #[derive(Debug, Default)]
@@ -111,10 +86,8 @@ impl OpenVault {
             .store()
             .iter(Tree::Subscriptions)
             .filter_map(|item| item.ok())
-            .filter_map(|(_, bytes)| {
-                serde_json::from_slice::<super::intents::SubscriptionRecord>(&bytes).ok()
-            })
-            .filter(|s| s.delivery_status == DeliveryStatus::Paused)
+            .filter_map(|(_, bytes)| serde_json::from_slice::<SubscriptionRecord>(&bytes).ok())
+            .filter(|s| s.health().is_paused())
             .map(|s| s.client_id)
             .collect();
         for item in self.store().iter(Tree::Outbox) {
@@ -223,16 +196,15 @@ impl OpenVault {
         let jitter: [u8; 1] = crate::crypto::random_array().unwrap_or([0]);
         let subscription_key = self.subscription_key(&entry.client_id);
         self.change(move |tx| {
-            let mut subscription = super::intents::load_subscription(tx, &subscription_key)?;
+            let mut subscription = load_subscription(tx, &subscription_key)?;
             let attempt = entry.attempts + 1;
             let event = match &outcome {
                 Ok(status) => {
                     tx.remove(Tree::Outbox, &key)?;
                     if let Some(s) = subscription.as_mut() {
-                        s.consecutive_failures = 0;
-                        s.failing_since = None;
-                        s.delivery_status = DeliveryStatus::Ok;
-                        s.last_error = None;
+                        let mut health = s.health();
+                        health.succeeded();
+                        s.set_health(health);
                     }
                     Event::brand("delivery.succeeded", &entry.client_id).with_detail(
                         serde_json::json!({ "event": entry.webhook_id, "attempt": attempt, "status": status }),
@@ -247,19 +219,9 @@ impl OpenVault {
                     let bytes = serde_json::to_vec(&retry).map_err(|e| AppError::Internal(e.to_string()))?;
                     tx.insert(Tree::Outbox, &key, &bytes)?;
                     if let Some(s) = subscription.as_mut() {
-                        if s.consecutive_failures == 0 {
-                            s.failing_since = Some(now);
-                        }
-                        s.consecutive_failures += 1;
-                        s.last_error = Some(error.clone());
-                        let failing_for = s.failing_since.map_or(Duration::ZERO, |t| now - t);
-                        s.delivery_status = if s.consecutive_failures >= PAUSE_AFTER_FAILURES
-                            && failing_for >= PAUSE_AFTER_FAILING_FOR
-                        {
-                            DeliveryStatus::Paused
-                        } else {
-                            DeliveryStatus::Failing
-                        };
+                        let mut health = s.health();
+                        health.failed(error.clone(), now);
+                        s.set_health(health);
                     }
                     Event::brand("delivery.failed", &entry.client_id).with_detail(serde_json::json!({
                         "event": entry.webhook_id,
@@ -270,7 +232,7 @@ impl OpenVault {
                 }
             };
             if let Some(s) = &subscription {
-                super::intents::store_subscription(tx, &subscription_key, s)?;
+                store_subscription(tx, &subscription_key, s)?;
             }
             Ok(((), event))
         })
@@ -287,20 +249,5 @@ impl OpenVault {
             *counts.entry(entry.client_id).or_insert(0) += 1;
         }
         Ok(counts)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_with_bounded_jitter_and_a_cap() {
-        assert_eq!(backoff(1, 0), Duration::seconds(1));
-        assert_eq!(backoff(2, 0), Duration::seconds(2));
-        assert_eq!(backoff(4, 0), Duration::seconds(8));
-        assert!(backoff(4, 255) <= Duration::seconds(12));
-        assert!(backoff(4, 255) > Duration::seconds(8));
-        assert_eq!(backoff(40, 0), MAX_BACKOFF);
     }
 }

@@ -14,20 +14,21 @@ use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
 use super::OpenVault;
-use super::delivery::DeliveryStatus;
 use super::events::append_in;
+pub use super::subscriptions::SubscriptionRecord;
+use super::subscriptions::{load_subscription, store_subscription};
 use crate::crypto::random_array;
 use crate::domain::audit::Event;
 use crate::domain::brands::{Brand, BrandStatus};
 use crate::domain::grants::{FieldSpec, GrantAction, GrantOrigin};
 use crate::domain::intents::{
-    Delivery, Intent, IntentStatus, SubscriptionIndex, ValidIntent, ValidSubscription,
+    Intent, IntentStatus, SubscriptionIndex, ValidIntent, ValidSubscription,
 };
 use crate::domain::offers::{Offer, OfferStatus, OfferTerms};
 use crate::domain::records::RecordPath;
 use crate::domain::terms::{AccessRequest, Action, Basis, INTENTCASTING_PURPOSE, evaluate};
 use crate::error::AppError;
-use crate::store::{Store, Tree, Tx};
+use crate::store::Tree;
 
 /// Offers one brand may make per minute.
 pub const OFFERS_PER_MINUTE: u32 = 30;
@@ -53,32 +54,6 @@ impl IntentState {
     }
 }
 
-/// A brand's subscription, as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SubscriptionRecord {
-    pub client_id: String,
-    pub subscription: ValidSubscription,
-    /// `whsec_...`, when the brand takes webhooks.
-    pub webhook_secret: Option<String>,
-    pub delivery_status: DeliveryStatus,
-    pub consecutive_failures: u32,
-    /// When the current run of failures began.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub failing_since: Option<OffsetDateTime>,
-    pub last_error: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-}
-
-impl SubscriptionRecord {
-    fn takes_webhooks(&self) -> bool {
-        self.subscription.webhook_url.is_some()
-            && self.webhook_secret.is_some()
-            && (self.subscription.delivery.is_empty()
-                || self.subscription.delivery.contains(&Delivery::Webhook))
-    }
-}
-
 /// An intent as stored: the domain's intent, who received it, and its offers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IntentRecord {
@@ -90,40 +65,6 @@ pub struct IntentRecord {
     /// Whether the brands were told it expired.
     #[serde(default)]
     pub expiry_announced: bool,
-}
-
-pub(crate) fn load_subscription(
-    tx: &mut Tx<'_>,
-    key: &[u8],
-) -> Result<Option<SubscriptionRecord>, AppError> {
-    tx.get(Tree::Subscriptions, key)?
-        .map(|bytes| {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| AppError::Internal(format!("subscription is damaged: {e}")))
-        })
-        .transpose()
-}
-
-pub(crate) fn store_subscription(
-    tx: &mut Tx<'_>,
-    key: &[u8],
-    record: &SubscriptionRecord,
-) -> Result<(), AppError> {
-    let bytes = serde_json::to_vec(record).map_err(|e| AppError::Internal(e.to_string()))?;
-    tx.insert(Tree::Subscriptions, key, &bytes)?;
-    Ok(())
-}
-
-/// Builds the matching index from the stored subscriptions (at unseal).
-pub(crate) fn load_index(store: &Store) -> Result<SubscriptionIndex, AppError> {
-    let mut index = SubscriptionIndex::new();
-    for item in store.iter(Tree::Subscriptions) {
-        let (_, bytes) = item?;
-        let record: SubscriptionRecord = serde_json::from_slice(&bytes)
-            .map_err(|e| AppError::Internal(format!("subscription is damaged: {e}")))?;
-        index.insert(&record.client_id, &record.subscription);
-    }
-    Ok(index)
 }
 
 fn new_id(prefix: &str) -> Result<String, AppError> {
@@ -165,10 +106,6 @@ fn brand_view(record: &IntentRecord, disclosed: &BTreeMap<String, Value>) -> Val
 }
 
 impl OpenVault {
-    pub(crate) fn subscription_key(&self, client_id: &str) -> [u8; 32] {
-        self.index_key("subscription", client_id)
-    }
-
     fn intent_key(&self, id: &str) -> [u8; 32] {
         self.index_key("intent", id)
     }
@@ -199,16 +136,6 @@ impl OpenVault {
 
     // --- Subscriptions ----------------------------------------------------------------------
 
-    pub fn subscription(&self, client_id: &str) -> Result<Option<SubscriptionRecord>, AppError> {
-        self.store()
-            .get(Tree::Subscriptions, &self.subscription_key(client_id))?
-            .map(|bytes| {
-                serde_json::from_slice(&bytes)
-                    .map_err(|e| AppError::Internal(format!("subscription is damaged: {e}")))
-            })
-            .transpose()
-    }
-
     /// Replaces a brand's subscription. A webhook gets a secret the first time (returned once);
     /// updating the subscription resumes paused deliveries.
     pub async fn put_subscription(
@@ -231,16 +158,7 @@ impl OpenVault {
                         _ if wants_webhook => (Some(fresh_secret.clone()), Some(fresh_secret)),
                         _ => (None, None),
                     };
-                let record = SubscriptionRecord {
-                    client_id: client_id.clone(),
-                    subscription,
-                    webhook_secret: secret,
-                    delivery_status: DeliveryStatus::Ok,
-                    consecutive_failures: 0,
-                    failing_since: None,
-                    last_error: None,
-                    updated_at: now,
-                };
+                let record = SubscriptionRecord::new(client_id.clone(), subscription, secret, now);
                 store_subscription(tx, &key, &record)?;
                 // Whatever waited for this brand is tried again now, not at its old backoff.
                 let waiting: Vec<(Vec<u8>, Vec<u8>)> =

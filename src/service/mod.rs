@@ -26,6 +26,7 @@ mod open;
 pub mod records;
 pub mod session;
 pub mod shred;
+pub mod subscriptions;
 pub mod terms;
 pub mod tokens;
 

@@ -11,7 +11,8 @@ use time::{Duration, OffsetDateTime};
 
 use super::{
     BRANDS_CACHE_BYTES, META_CLOCK_FLOOR, RECORDS_CACHE_BYTES, Settings, agreements, audit,
-    authorize, cache, events, index_key, intents, keys, records, shred, terms, tokens,
+    authorize, cache, events, index_key, intents, keys, records, shred, subscriptions, terms,
+    tokens,
 };
 use crate::clock::Clock;
 use crate::crypto::keyfile::{KeyFile, UnlockKey};
@@ -128,7 +129,7 @@ impl OpenVault {
         let key_ring = keys::load_or_create(&store, now)?;
         tokens::prune_jtis(&store, now.unix_timestamp())?;
         let current_terms = terms::load_current(&store)?.map(Arc::new);
-        let subscription_index = intents::load_index(&store)?;
+        let subscription_index = subscriptions::load_index(&store)?;
         records::ensure_record_count(&store)?;
         let writer = Writer::spawn(store.clone())?;
         let epochs = Arc::new(cache::Epochs::default());
