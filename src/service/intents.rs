@@ -14,6 +14,7 @@ use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
 use super::OpenVault;
+use super::deadlines::{Alarm, Deadlines};
 use super::events::append_in;
 pub use super::subscriptions::SubscriptionRecord;
 use super::subscriptions::{load_subscription, store_subscription};
@@ -28,7 +29,7 @@ use crate::domain::offers::{Offer, OfferStatus, OfferTerms};
 use crate::domain::records::RecordPath;
 use crate::domain::terms::{AccessRequest, Action, Basis, INTENTCASTING_PURPOSE, evaluate};
 use crate::error::AppError;
-use crate::store::Tree;
+use crate::store::{Store, Tree};
 
 /// Offers one brand may make per minute.
 pub const OFFERS_PER_MINUTE: u32 = 30;
@@ -42,17 +43,42 @@ pub(crate) struct IntentState {
     offer_rates: Mutex<HashMap<String, (OffsetDateTime, u32)>>,
     /// New offers, for the owner's live view.
     offer_signal: tokio::sync::broadcast::Sender<Offer>,
+    /// Intents whose expiry the brands have not been told of yet, by when they expire.
+    expiries: Deadlines<String>,
 }
 
 impl IntentState {
-    pub(super) fn new(subscriptions: SubscriptionIndex) -> IntentState {
+    /// Reads the intents once (at unseal) for those whose expiry is still to announce; an
+    /// intent that cannot be read is logged and counted.
+    pub(super) fn load(
+        subscriptions: SubscriptionIndex,
+        store: &Store,
+        alarm: &Alarm,
+    ) -> IntentState {
+        let mut expiries = Vec::new();
+        for item in store.iter(Tree::Intents) {
+            match item
+                .map_err(AppError::from)
+                .and_then(|(_, bytes)| decode_intent(&bytes))
+            {
+                Ok(record) if !record.expiry_announced => {
+                    expiries.push((record.intent.intent.expires_at, record.intent.id));
+                }
+                Ok(_) => {}
+                Err(e) => alarm.read_error("intent", &e),
+            }
+        }
         IntentState {
             subscriptions: std::sync::RwLock::new(subscriptions),
             offer_rates: Mutex::default(),
             offer_signal: tokio::sync::broadcast::Sender::new(64),
+            expiries: Deadlines::new(expiries),
         }
     }
 }
+
+/// How soon an intent whose expiry could not be announced is tried again.
+const RETRY_EXPIRY: Duration = Duration::seconds(1);
 
 /// An intent as stored: the domain's intent, who received it, and its offers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,7 +174,7 @@ impl OpenVault {
         let fresh_secret =
             crate::crypto::webhook::new_secret().map_err(|e| AppError::Internal(e.to_string()))?;
         let client_id = brand.client_id.clone();
-        let (record, new_secret) = self
+        let (record, new_secret, now_due) = self
             .change(move |tx| {
                 let previous = load_subscription(tx, &key)?;
                 let wants_webhook = subscription.webhook_url.is_some();
@@ -163,12 +189,14 @@ impl OpenVault {
                 // Whatever waited for this brand is tried again now, not at its old backoff.
                 let waiting: Vec<(Vec<u8>, Vec<u8>)> =
                     tx.store().iter(Tree::Outbox).collect::<Result<_, _>>()?;
+                let mut now_due = Vec::new();
                 for (seq, bytes) in waiting {
                     let mut entry: super::events::OutboxEntry = serde_json::from_slice(&bytes)
                         .map_err(|e| AppError::Internal(format!("outbox entry is damaged: {e}")))?;
                     if entry.client_id == client_id && entry.next_attempt_at > now {
                         entry.next_attempt_at = now;
                         tx.insert(Tree::Outbox, &seq, &encode(&entry)?)?;
+                        now_due.push(entry.seq);
                     }
                 }
                 let event = Event::brand("subscription.updated", &client_id).with_detail(
@@ -178,9 +206,10 @@ impl OpenVault {
                         "webhook": wants_webhook,
                     }),
                 );
-                Ok(((record, new_secret), event))
+                Ok(((record, new_secret, now_due), event))
             })
             .await?;
+        self.deliveries_due(&now_due, now);
         if let Ok(mut index) = self.intents.subscriptions.write() {
             index.insert(&record.client_id, &record.subscription);
         }
@@ -339,6 +368,11 @@ impl OpenVault {
             Ok(((), event))
         })
         .await?;
+        let expires_at = record.intent.intent.expires_at;
+        self.intents
+            .expiries
+            .insert(expires_at, record.intent.id.clone());
+        self.alarm.0.arm(expires_at);
         self.announce_events();
         Ok(record)
     }
@@ -436,30 +470,28 @@ impl OpenVault {
     }
 
     pub async fn withdraw_intent(&self, id: &str) -> Result<IntentRecord, AppError> {
-        self.close_intent(id, false).await
+        let record = self.close_intent(id, false).await?;
+        self.intents
+            .expiries
+            .remove(record.intent.intent.expires_at, &record.intent.id);
+        Ok(record)
     }
 
-    /// Tells the brands about intents that expired (run by the background worker).
-    pub(crate) async fn expire_due(&self) {
-        let now = self.now();
-        let due: Vec<String> = match self.list_intents() {
-            Ok(all) => all
-                .into_iter()
-                .filter(|r| !r.expiry_announced && r.intent.status(now) == IntentStatus::Expired)
-                .map(|r| r.intent.id)
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "listing intents to expire");
-                return;
-            }
-        };
-        for id in due {
+    /// Tells the brands about intents that expired by `now` (run by the background worker);
+    /// returns when the next one expires.
+    pub(crate) async fn expire_due(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        for (_, id) in self.intents.expiries.take_due(now) {
+            // An intent closed otherwise meanwhile (withdrawn, fulfilled) answers `Conflict`:
+            // there is nothing to announce.
             if let Err(e) = self.close_intent(&id, true).await
                 && !matches!(e, AppError::Conflict(_))
             {
                 tracing::warn!(error = %e, intent = id, "announcing an expired intent");
+                // The worker runs this and looks at the deadlines next: no alarm needed.
+                self.intents.expiries.insert(now + RETRY_EXPIRY, id);
             }
         }
+        self.intents.expiries.first_after(now)
     }
 
     // --- Offers -----------------------------------------------------------------------------

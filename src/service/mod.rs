@@ -13,6 +13,7 @@ pub mod authorize;
 pub mod backup;
 pub mod brands;
 mod cache;
+mod deadlines;
 pub mod delivery;
 pub mod erase;
 pub mod events;

@@ -11,8 +11,8 @@ use time::{Duration, OffsetDateTime};
 
 use super::{
     BRANDS_CACHE_BYTES, META_CLOCK_FLOOR, RECORDS_CACHE_BYTES, Settings, agreements, audit,
-    authorize, cache, events, index_key, intents, keys, records, shred, subscriptions, terms,
-    tokens,
+    authorize, cache, deadlines, delivery, events, index_key, intents, keys, records, shred,
+    subscriptions, terms, tokens,
 };
 use crate::clock::Clock;
 use crate::crypto::keyfile::{KeyFile, UnlockKey};
@@ -57,6 +57,10 @@ pub struct OpenVault {
     pub(super) records_cache: cache::Opened<crate::domain::records::Record>,
     pub(super) brands_cache: cache::Opened<crate::domain::brands::Brand>,
     pub(super) agreements_cache: cache::Opened<agreements::AgreementHead>,
+    /// Rings the background task for deadlines; stops it when the vault goes away.
+    pub(super) alarm: deadlines::StopOnDrop,
+    /// When each webhook delivery is next due.
+    pub(super) deliveries: delivery::DeliveryState,
     /// Brands and agreement heads as the writer's checks see them.
     pub(super) in_writer: Arc<InWriterCaches>,
 }
@@ -133,6 +137,9 @@ impl OpenVault {
         records::ensure_record_count(&store)?;
         let writer = Writer::spawn(store.clone())?;
         let epochs = Arc::new(cache::Epochs::default());
+        let alarm = deadlines::Alarm::new();
+        let deliveries = delivery::DeliveryState::load(&store, &alarm);
+        let intents = intents::IntentState::load(subscription_index, &store, &alarm);
         Ok(Arc::new(OpenVault {
             keyfile: Mutex::new(keyfile),
             key_file_path: settings.key_file(),
@@ -155,7 +162,9 @@ impl OpenVault {
             tokens: tokens::TokenState::new(),
             authorizations: Mutex::new(authorize::Pending::default()),
             events: events::EventState::new(),
-            intents: intents::IntentState::new(subscription_index),
+            intents,
+            deliveries,
+            alarm: deadlines::StopOnDrop(alarm),
             records_cache: cache::Opened::new(
                 cache::Cached::Records,
                 epochs.clone(),
@@ -270,6 +279,9 @@ impl OpenVault {
     /// a clock set back before a restart cannot revive what had already expired.
     pub(crate) fn now(&self) -> OffsetDateTime {
         let now = self.clock.now();
+        // A test clock moved past a deadline ends no sleep: the background task learns of it
+        // here, the next time anything reads the vault's time.
+        self.alarm.0.check(now);
         let seconds = now.unix_timestamp();
         let saved = self
             .clock_floor_saved
