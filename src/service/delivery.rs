@@ -68,7 +68,13 @@ impl DeliveryState {
     fn add_after(&self, store: &Store, alarm: &Alarm, after: Option<u64>) {
         let start = after.map(u64::to_be_bytes);
         for item in store.iter_after(Tree::Outbox, start.as_ref().map(|s| &s[..])) {
-            let entry = item.map_err(AppError::from).and_then(|(_, bytes)| {
+            let entry = item.map_err(AppError::from).and_then(|(key, bytes)| {
+                // The key is the entry's number: a damaged entry is still passed, so it is
+                // reported once, not at every wake.
+                if let Ok(seq) = <[u8; 8]>::try_from(&key[..]) {
+                    self.newest
+                        .fetch_max(u64::from_be_bytes(seq), Ordering::AcqRel);
+                }
                 serde_json::from_slice::<OutboxEntry>(&bytes)
                     .map_err(|e| AppError::Internal(format!("outbox entry is damaged: {e}")))
             });
