@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod brands;
+pub mod delivery;
 pub mod grants;
 pub mod intents;
 pub mod login;

@@ -4,53 +4,38 @@
 //!
 //! An outbox entry leaves the store only after its delivery succeeded (or the brand stopped
 //! taking webhooks), so a crash or restart at any point re-sends, with the same `webhook-id`.
+//!
+//! The worker is deadline-driven (see `service::deadlines`): it knows when each entry is next
+//! due from a set built at unseal, learns of new entries by reading the outbox after the newest
+//! it knows when events are announced, and otherwise sleeps until the next deadline. It also
+//! announces expired intents when their expiry comes. The health rules it applies after each
+//! attempt (pause, backoff) are [`crate::domain::delivery`]'s.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use serde::{Deserialize, Serialize};
 use time::Duration;
 
 use super::OpenVault;
+use super::deadlines::{Alarm, Deadlines};
 use super::events::OutboxEntry;
+use super::subscriptions::{load_subscription, store_subscription};
 use crate::domain::audit::Event;
 use crate::domain::brands::BrandStatus;
+pub use crate::domain::delivery::{
+    DeliveryStatus, PAUSE_AFTER_FAILING_FOR, PAUSE_AFTER_FAILURES, backoff,
+};
 use crate::error::AppError;
-use crate::store::Tree;
+use crate::store::{Store, Tree};
 use crate::webhooks::{Delivery, Sender};
 
 /// Deliveries in flight to one brand at once.
 pub const PER_BRAND_CONCURRENCY: usize = 4;
 /// Deliveries in flight in total.
 const TOTAL_CONCURRENCY: usize = 256;
-/// A brand's deliveries pause after this many consecutive failures spread over at least
-/// [`PAUSE_AFTER_FAILING_FOR`] (a burst of events during a short outage does not pause it). A
-/// paused brand gets one delivery at a time, as a probe, until one succeeds; updating its
-/// subscription resumes it at once. The owner sees the state on the brands page.
-pub const PAUSE_AFTER_FAILURES: u32 = 8;
-pub const PAUSE_AFTER_FAILING_FOR: Duration = Duration::minutes(1);
-/// The longest wait between two attempts.
-const MAX_BACKOFF: Duration = Duration::minutes(30);
-/// How often the worker looks at the outbox when nothing wakes it.
-const IDLE_TICK: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// How a brand's webhook is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    Ok,
-    Failing,
-    Paused,
-}
-
-/// The delay after `attempts` failed attempts before the next one: 1 s after the first failure,
-/// then 2 s, 4 s ... capped, each with up to 50 % random jitter so that many failing deliveries
-/// do not retry in lockstep.
-pub fn backoff(attempts: u32, jitter: u8) -> Duration {
-    let base = Duration::seconds(1i64 << attempts.saturating_sub(1).min(20)).min(MAX_BACKOFF);
-    let jitter_ms = base.whole_milliseconds() as i64 * i64::from(jitter) / 510;
-    base + Duration::milliseconds(jitter_ms)
-}
+/// How soon an attempt that left its entry waiting (its brand is suspended) looks again.
+const RECHECK_WAITING: Duration = Duration::milliseconds(500);
 
 /// What the worker keeps in memory: deliveries in flight.
 #[derive(Debug, Default)]
@@ -59,8 +44,56 @@ pub struct InFlight {
     per_brand: HashMap<String, usize>,
 }
 
+/// What the delivery feature keeps in memory: when each outbox entry is next due, and the
+/// newest entry it knows of (entries are numbered in the order they are written, so new ones
+/// are found by reading after it, never by rescanning the outbox).
+#[derive(Debug)]
+pub(crate) struct DeliveryState {
+    due: Deadlines<u64>,
+    newest: AtomicU64,
+}
+
+impl DeliveryState {
+    /// Reads the outbox once (at unseal); entries that cannot be read are logged and counted.
+    pub(super) fn load(store: &Store, alarm: &Alarm) -> DeliveryState {
+        let state = DeliveryState {
+            due: Deadlines::new([]),
+            newest: AtomicU64::new(0),
+        };
+        state.add_after(store, alarm, None);
+        state
+    }
+
+    /// Adds the outbox entries written after `after` (all of them for `None`).
+    fn add_after(&self, store: &Store, alarm: &Alarm, after: Option<u64>) {
+        let start = after.map(u64::to_be_bytes);
+        for item in store.iter_after(Tree::Outbox, start.as_ref().map(|s| &s[..])) {
+            let entry = item.map_err(AppError::from).and_then(|(key, bytes)| {
+                // The key is the entry's number: a damaged entry is still passed, so it is
+                // reported once, not at every wake.
+                if let Ok(seq) = <[u8; 8]>::try_from(&key[..]) {
+                    self.newest
+                        .fetch_max(u64::from_be_bytes(seq), Ordering::AcqRel);
+                }
+                serde_json::from_slice::<OutboxEntry>(&bytes)
+                    .map_err(|e| AppError::Internal(format!("outbox entry is damaged: {e}")))
+            });
+            match entry {
+                Ok(entry) => {
+                    self.newest.fetch_max(entry.seq, Ordering::AcqRel);
+                    // No need to ring the alarm: this runs at unseal, before the task starts,
+                    // or in the task itself, which looks at the deadlines next.
+                    self.due.insert(entry.next_attempt_at, entry.seq);
+                }
+                Err(e) => alarm.read_error("outbox entry", &e),
+            }
+        }
+    }
+}
+
 impl OpenVault {
-    /// Starts the delivery worker; it stops by itself when the vault is closed.
+    /// Starts the background worker (webhook deliveries and intent expiry); it stops when the
+    /// vault is closed.
     pub(crate) fn start_delivery(self: &Arc<Self>) -> Result<(), AppError> {
         let sender = Sender::new(
             crate::webhooks::DELIVERY_TIMEOUT,
@@ -68,76 +101,106 @@ impl OpenVault {
         )
         .map_err(AppError::Internal)?;
         let weak = Arc::downgrade(self);
+        let alarm = self.alarm.0.clone();
         let mut signal = self.subscribe_events();
         tokio::spawn(async move {
             let in_flight = Arc::new(Mutex::new(InFlight::default()));
             // A finished delivery frees a slot: it wakes the worker to fill it at once, so a
-            // burst larger than the concurrency cap flows instead of waiting for the tick.
+            // burst larger than the concurrency cap flows instead of waiting.
             let slot_freed = Arc::new(tokio::sync::Notify::new());
-            let mut last_expiry_check = tokio::time::Instant::now();
             loop {
                 let Some(vault) = Weak::upgrade(&weak) else {
                     return;
                 };
-                if let Err(e) = vault.dispatch_due(&sender, &in_flight, &slot_freed) {
-                    tracing::warn!(error = %e, "webhook delivery worker");
+                if alarm.stopped() {
+                    return;
                 }
-                if last_expiry_check.elapsed() >= IDLE_TICK {
-                    vault.expire_due().await;
-                    last_expiry_check = tokio::time::Instant::now();
-                }
+                alarm.disarm();
+                let now = vault.clock.now();
+                // New events may have added outbox entries: only those after the newest known
+                // are read.
+                let newest = vault.deliveries.newest.load(Ordering::Acquire);
+                vault
+                    .deliveries
+                    .add_after(vault.store(), &alarm, (newest > 0).then_some(newest));
+                let next_delivery = vault.dispatch_due(&sender, &in_flight, &slot_freed, now);
+                let next_expiry = vault.expire_due(now).await;
+                let next = next_delivery.into_iter().chain(next_expiry).min();
                 drop(vault);
-                // Woken by new events or a freed slot, or looks again shortly (for retries
-                // that came due and intents that expired).
+                // Woken by new events, a freed slot, an earlier deadline, the clock passing
+                // the next one, or the vault going away.
                 tokio::select! {
                     _ = signal.changed() => {}
                     _ = slot_freed.notified() => {}
-                    _ = tokio::time::sleep(IDLE_TICK) => {}
+                    _ = alarm.sleep(next, now) => {}
                 }
             }
         });
         Ok(())
     }
 
-    /// Starts a send for every outbox entry that is due, within the concurrency caps.
+    /// Outbox entries made due at `now` by a write (a brand updated its subscription).
+    pub(crate) fn deliveries_due(&self, seqs: &[u64], now: time::OffsetDateTime) {
+        for seq in seqs {
+            self.deliveries.due.insert(now, *seq);
+        }
+        self.alarm.0.arm(now);
+    }
+
+    /// Starts a send for every outbox entry that is due, within the concurrency caps; returns
+    /// the next deadline after `now`.
     fn dispatch_due(
         self: &Arc<Self>,
         sender: &Sender,
         in_flight: &Arc<Mutex<InFlight>>,
         slot_freed: &Arc<tokio::sync::Notify>,
-    ) -> Result<(), AppError> {
-        let now = self.now();
-        let paused: HashSet<String> = self
-            .store()
-            .iter(Tree::Subscriptions)
-            .filter_map(|item| item.ok())
-            .filter_map(|(_, bytes)| {
-                serde_json::from_slice::<super::intents::SubscriptionRecord>(&bytes).ok()
-            })
-            .filter(|s| s.delivery_status == DeliveryStatus::Paused)
-            .map(|s| s.client_id)
-            .collect();
-        for item in self.store().iter(Tree::Outbox) {
-            let (_, bytes) = item?;
-            let entry: OutboxEntry = serde_json::from_slice(&bytes)
-                .map_err(|e| AppError::Internal(format!("outbox entry is damaged: {e}")))?;
+        now: time::OffsetDateTime,
+    ) -> Option<time::OffsetDateTime> {
+        let alarm = &self.alarm.0;
+        let mut held = Vec::new();
+        for (at, seq) in self.deliveries.due.take_due(now) {
+            // The entry may have been delivered, or moved, since it was scheduled.
+            let entry = match self.store().get(Tree::Outbox, &seq.to_be_bytes()) {
+                Ok(Some(bytes)) => match serde_json::from_slice::<OutboxEntry>(&bytes) {
+                    Ok(entry) => entry,
+                    Err(e) => {
+                        alarm.read_error("outbox entry", &e);
+                        continue;
+                    }
+                },
+                Ok(None) => continue,
+                Err(e) => {
+                    alarm.read_error("outbox entry", &e);
+                    held.push((at, seq));
+                    continue;
+                }
+            };
             if entry.next_attempt_at > now {
+                self.deliveries.due.insert(entry.next_attempt_at, seq);
                 continue;
             }
-            {
-                let mut flight = in_flight
-                    .lock()
-                    .map_err(|_| AppError::Internal("delivery lock poisoned".into()))?;
-                if flight.seqs.len() >= TOTAL_CONCURRENCY {
-                    break;
+            // A paused brand gets one delivery at a time, as a probe.
+            let paused = match self.subscription(&entry.client_id) {
+                Ok(subscription) => subscription.is_some_and(|s| s.health().is_paused()),
+                Err(e) => {
+                    alarm.read_error("subscription", &e);
+                    false
                 }
-                let brand_count = flight.per_brand.get(&entry.client_id).copied().unwrap_or(0);
-                let cap = if paused.contains(&entry.client_id) {
-                    1
-                } else {
-                    PER_BRAND_CONCURRENCY
+            };
+            {
+                let Ok(mut flight) = in_flight.lock() else {
+                    alarm.read_error("deliveries in flight", &"lock poisoned");
+                    held.push((at, seq));
+                    continue;
                 };
-                if flight.seqs.contains(&entry.seq) || brand_count >= cap {
+                let brand_count = flight.per_brand.get(&entry.client_id).copied().unwrap_or(0);
+                let cap = if paused { 1 } else { PER_BRAND_CONCURRENCY };
+                if flight.seqs.len() >= TOTAL_CONCURRENCY
+                    || flight.seqs.contains(&entry.seq)
+                    || brand_count >= cap
+                {
+                    // It goes when a slot frees, which wakes the worker.
+                    held.push((at, seq));
                     continue;
                 }
                 flight.seqs.insert(entry.seq);
@@ -153,6 +216,7 @@ impl OpenVault {
                 if let Err(e) = vault.deliver(&sender, entry).await {
                     tracing::warn!(error = %e, seq, "webhook delivery could not be recorded");
                 }
+                vault.reschedule(seq);
                 if let Ok(mut flight) = in_flight.lock() {
                     flight.seqs.remove(&seq);
                     if let Some(count) = flight.per_brand.get_mut(&client_id) {
@@ -162,7 +226,36 @@ impl OpenVault {
                 slot_freed.notify_one();
             });
         }
-        Ok(())
+        for (at, seq) in held {
+            self.deliveries.due.insert(at, seq);
+        }
+        self.deliveries.due.first_after(now)
+    }
+
+    /// After an attempt, schedules what is left of the entry: a retry at its backoff, or (if
+    /// the attempt left it waiting, as for a suspended brand) a look again shortly.
+    fn reschedule(&self, seq: u64) {
+        let entry = match self.store().get(Tree::Outbox, &seq.to_be_bytes()) {
+            Ok(Some(bytes)) => serde_json::from_slice::<OutboxEntry>(&bytes)
+                .map_err(|e| AppError::Internal(format!("outbox entry is damaged: {e}"))),
+            Ok(None) => return,
+            Err(e) => Err(e.into()),
+        };
+        match entry {
+            Ok(entry) => {
+                let at = entry
+                    .next_attempt_at
+                    .max(self.clock.now() + RECHECK_WAITING);
+                self.deliveries.due.insert(at, seq);
+                self.alarm.0.arm(at);
+            }
+            Err(e) => self.alarm.0.read_error("outbox entry", &e),
+        }
+    }
+
+    /// Store reads the background work could not do since unseal (each was logged).
+    pub fn background_read_errors(&self) -> u64 {
+        self.alarm.0.read_errors()
     }
 
     /// One attempt of one delivery, and its outcome recorded.
@@ -223,16 +316,15 @@ impl OpenVault {
         let jitter: [u8; 1] = crate::crypto::random_array().unwrap_or([0]);
         let subscription_key = self.subscription_key(&entry.client_id);
         self.change(move |tx| {
-            let mut subscription = super::intents::load_subscription(tx, &subscription_key)?;
+            let mut subscription = load_subscription(tx, &subscription_key)?;
             let attempt = entry.attempts + 1;
             let event = match &outcome {
                 Ok(status) => {
                     tx.remove(Tree::Outbox, &key)?;
                     if let Some(s) = subscription.as_mut() {
-                        s.consecutive_failures = 0;
-                        s.failing_since = None;
-                        s.delivery_status = DeliveryStatus::Ok;
-                        s.last_error = None;
+                        let mut health = s.health();
+                        health.succeeded();
+                        s.set_health(health);
                     }
                     Event::brand("delivery.succeeded", &entry.client_id).with_detail(
                         serde_json::json!({ "event": entry.webhook_id, "attempt": attempt, "status": status }),
@@ -247,19 +339,9 @@ impl OpenVault {
                     let bytes = serde_json::to_vec(&retry).map_err(|e| AppError::Internal(e.to_string()))?;
                     tx.insert(Tree::Outbox, &key, &bytes)?;
                     if let Some(s) = subscription.as_mut() {
-                        if s.consecutive_failures == 0 {
-                            s.failing_since = Some(now);
-                        }
-                        s.consecutive_failures += 1;
-                        s.last_error = Some(error.clone());
-                        let failing_for = s.failing_since.map_or(Duration::ZERO, |t| now - t);
-                        s.delivery_status = if s.consecutive_failures >= PAUSE_AFTER_FAILURES
-                            && failing_for >= PAUSE_AFTER_FAILING_FOR
-                        {
-                            DeliveryStatus::Paused
-                        } else {
-                            DeliveryStatus::Failing
-                        };
+                        let mut health = s.health();
+                        health.failed(error.clone(), now);
+                        s.set_health(health);
                     }
                     Event::brand("delivery.failed", &entry.client_id).with_detail(serde_json::json!({
                         "event": entry.webhook_id,
@@ -270,7 +352,7 @@ impl OpenVault {
                 }
             };
             if let Some(s) = &subscription {
-                super::intents::store_subscription(tx, &subscription_key, s)?;
+                store_subscription(tx, &subscription_key, s)?;
             }
             Ok(((), event))
         })
@@ -287,20 +369,5 @@ impl OpenVault {
             *counts.entry(entry.client_id).or_insert(0) += 1;
         }
         Ok(counts)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_with_bounded_jitter_and_a_cap() {
-        assert_eq!(backoff(1, 0), Duration::seconds(1));
-        assert_eq!(backoff(2, 0), Duration::seconds(2));
-        assert_eq!(backoff(4, 0), Duration::seconds(8));
-        assert!(backoff(4, 255) <= Duration::seconds(12));
-        assert!(backoff(4, 255) > Duration::seconds(8));
-        assert_eq!(backoff(40, 0), MAX_BACKOFF);
     }
 }

@@ -286,7 +286,7 @@ impl OpenVault {
                 Ok((brands, Event::owner("vault.erasing", None)))
             })
             .await?;
-        self.token_cache.clear();
+        self.tokens.forget_verified();
         // Open event streams re-check their token when woken, and end.
         self.announce_events();
         Ok(brands)

@@ -89,6 +89,21 @@ pub(crate) fn append_in(
     Ok(seq)
 }
 
+/// What the events feature keeps in memory: a counter that moves on whenever events were
+/// written, so SSE streams and the delivery worker wake without polling the store.
+#[derive(Debug)]
+pub(crate) struct EventState {
+    signal: tokio::sync::watch::Sender<u64>,
+}
+
+impl EventState {
+    pub(super) fn new() -> EventState {
+        EventState {
+            signal: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
 impl OpenVault {
     /// A brand's events after `cursor` (0: from the start), oldest first, at most `limit`.
     pub fn events_after(
@@ -128,11 +143,11 @@ impl OpenVault {
 
     /// Wakes everyone waiting for new events (SSE streams, the delivery worker).
     pub(crate) fn announce_events(&self) {
-        self.event_signal.send_modify(|n| *n += 1);
+        self.events.signal.send_modify(|n| *n += 1);
     }
 
     /// A receiver that changes whenever new events were written.
     pub fn subscribe_events(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.event_signal.subscribe()
+        self.events.signal.subscribe()
     }
 }

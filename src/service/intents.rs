@@ -6,56 +6,79 @@
 //! disclosed fields permitted for it), and appends one CloudEvent per recipient to its stream
 //! (and outbox) in the same atomic write as the intent: acknowledged means delivered eventually.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
 use super::OpenVault;
-use super::delivery::DeliveryStatus;
+use super::deadlines::{Alarm, Deadlines};
 use super::events::append_in;
+pub use super::subscriptions::SubscriptionRecord;
+use super::subscriptions::{load_subscription, store_subscription};
 use crate::crypto::random_array;
 use crate::domain::audit::Event;
 use crate::domain::brands::{Brand, BrandStatus};
 use crate::domain::grants::{FieldSpec, GrantAction, GrantOrigin};
 use crate::domain::intents::{
-    Delivery, Intent, IntentStatus, SubscriptionIndex, ValidIntent, ValidSubscription,
+    Intent, IntentStatus, SubscriptionIndex, ValidIntent, ValidSubscription,
 };
 use crate::domain::offers::{Offer, OfferStatus, OfferTerms};
 use crate::domain::records::RecordPath;
 use crate::domain::terms::{AccessRequest, Action, Basis, INTENTCASTING_PURPOSE, evaluate};
 use crate::error::AppError;
-use crate::store::{Store, Tree, Tx};
+use crate::store::{Store, Tree};
 
 /// Offers one brand may make per minute.
 pub const OFFERS_PER_MINUTE: u32 = 30;
 
-/// A brand's subscription, as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SubscriptionRecord {
-    pub client_id: String,
-    pub subscription: ValidSubscription,
-    /// `whsec_...`, when the brand takes webhooks.
-    pub webhook_secret: Option<String>,
-    pub delivery_status: DeliveryStatus,
-    pub consecutive_failures: u32,
-    /// When the current run of failures began.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub failing_since: Option<OffsetDateTime>,
-    pub last_error: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
+/// What the intents feature keeps in memory.
+#[derive(Debug)]
+pub(crate) struct IntentState {
+    /// Brands' subscriptions, indexed for matching intents.
+    subscriptions: std::sync::RwLock<SubscriptionIndex>,
+    /// Offers per brand in the current minute.
+    offer_rates: Mutex<HashMap<String, (OffsetDateTime, u32)>>,
+    /// New offers, for the owner's live view.
+    offer_signal: tokio::sync::broadcast::Sender<Offer>,
+    /// Intents whose expiry the brands have not been told of yet, by when they expire.
+    expiries: Deadlines<String>,
 }
 
-impl SubscriptionRecord {
-    fn takes_webhooks(&self) -> bool {
-        self.subscription.webhook_url.is_some()
-            && self.webhook_secret.is_some()
-            && (self.subscription.delivery.is_empty()
-                || self.subscription.delivery.contains(&Delivery::Webhook))
+impl IntentState {
+    /// Reads the intents once (at unseal) for those whose expiry is still to announce; an
+    /// intent that cannot be read is logged and counted.
+    pub(super) fn load(
+        subscriptions: SubscriptionIndex,
+        store: &Store,
+        alarm: &Alarm,
+    ) -> IntentState {
+        let mut expiries = Vec::new();
+        for item in store.iter(Tree::Intents) {
+            match item
+                .map_err(AppError::from)
+                .and_then(|(_, bytes)| decode_intent(&bytes))
+            {
+                Ok(record) if !record.expiry_announced => {
+                    expiries.push((record.intent.intent.expires_at, record.intent.id));
+                }
+                Ok(_) => {}
+                Err(e) => alarm.read_error("intent", &e),
+            }
+        }
+        IntentState {
+            subscriptions: std::sync::RwLock::new(subscriptions),
+            offer_rates: Mutex::default(),
+            offer_signal: tokio::sync::broadcast::Sender::new(64),
+            expiries: Deadlines::new(expiries),
+        }
     }
 }
+
+/// How soon an intent whose expiry could not be announced is tried again.
+const RETRY_EXPIRY: Duration = Duration::seconds(1);
 
 /// An intent as stored: the domain's intent, who received it, and its offers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,40 +91,6 @@ pub struct IntentRecord {
     /// Whether the brands were told it expired.
     #[serde(default)]
     pub expiry_announced: bool,
-}
-
-pub(crate) fn load_subscription(
-    tx: &mut Tx<'_>,
-    key: &[u8],
-) -> Result<Option<SubscriptionRecord>, AppError> {
-    tx.get(Tree::Subscriptions, key)?
-        .map(|bytes| {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| AppError::Internal(format!("subscription is damaged: {e}")))
-        })
-        .transpose()
-}
-
-pub(crate) fn store_subscription(
-    tx: &mut Tx<'_>,
-    key: &[u8],
-    record: &SubscriptionRecord,
-) -> Result<(), AppError> {
-    let bytes = serde_json::to_vec(record).map_err(|e| AppError::Internal(e.to_string()))?;
-    tx.insert(Tree::Subscriptions, key, &bytes)?;
-    Ok(())
-}
-
-/// Builds the matching index from the stored subscriptions (at unseal).
-pub(crate) fn load_index(store: &Store) -> Result<SubscriptionIndex, AppError> {
-    let mut index = SubscriptionIndex::new();
-    for item in store.iter(Tree::Subscriptions) {
-        let (_, bytes) = item?;
-        let record: SubscriptionRecord = serde_json::from_slice(&bytes)
-            .map_err(|e| AppError::Internal(format!("subscription is damaged: {e}")))?;
-        index.insert(&record.client_id, &record.subscription);
-    }
-    Ok(index)
 }
 
 fn new_id(prefix: &str) -> Result<String, AppError> {
@@ -143,10 +132,6 @@ fn brand_view(record: &IntentRecord, disclosed: &BTreeMap<String, Value>) -> Val
 }
 
 impl OpenVault {
-    pub(crate) fn subscription_key(&self, client_id: &str) -> [u8; 32] {
-        self.index_key("subscription", client_id)
-    }
-
     fn intent_key(&self, id: &str) -> [u8; 32] {
         self.index_key("intent", id)
     }
@@ -177,16 +162,6 @@ impl OpenVault {
 
     // --- Subscriptions ----------------------------------------------------------------------
 
-    pub fn subscription(&self, client_id: &str) -> Result<Option<SubscriptionRecord>, AppError> {
-        self.store()
-            .get(Tree::Subscriptions, &self.subscription_key(client_id))?
-            .map(|bytes| {
-                serde_json::from_slice(&bytes)
-                    .map_err(|e| AppError::Internal(format!("subscription is damaged: {e}")))
-            })
-            .transpose()
-    }
-
     /// Replaces a brand's subscription. A webhook gets a secret the first time (returned once);
     /// updating the subscription resumes paused deliveries.
     pub async fn put_subscription(
@@ -199,7 +174,7 @@ impl OpenVault {
         let fresh_secret =
             crate::crypto::webhook::new_secret().map_err(|e| AppError::Internal(e.to_string()))?;
         let client_id = brand.client_id.clone();
-        let (record, new_secret) = self
+        let (record, new_secret, now_due) = self
             .change(move |tx| {
                 let previous = load_subscription(tx, &key)?;
                 let wants_webhook = subscription.webhook_url.is_some();
@@ -209,26 +184,19 @@ impl OpenVault {
                         _ if wants_webhook => (Some(fresh_secret.clone()), Some(fresh_secret)),
                         _ => (None, None),
                     };
-                let record = SubscriptionRecord {
-                    client_id: client_id.clone(),
-                    subscription,
-                    webhook_secret: secret,
-                    delivery_status: DeliveryStatus::Ok,
-                    consecutive_failures: 0,
-                    failing_since: None,
-                    last_error: None,
-                    updated_at: now,
-                };
+                let record = SubscriptionRecord::new(client_id.clone(), subscription, secret, now);
                 store_subscription(tx, &key, &record)?;
                 // Whatever waited for this brand is tried again now, not at its old backoff.
                 let waiting: Vec<(Vec<u8>, Vec<u8>)> =
                     tx.store().iter(Tree::Outbox).collect::<Result<_, _>>()?;
+                let mut now_due = Vec::new();
                 for (seq, bytes) in waiting {
                     let mut entry: super::events::OutboxEntry = serde_json::from_slice(&bytes)
                         .map_err(|e| AppError::Internal(format!("outbox entry is damaged: {e}")))?;
                     if entry.client_id == client_id && entry.next_attempt_at > now {
                         entry.next_attempt_at = now;
                         tx.insert(Tree::Outbox, &seq, &encode(&entry)?)?;
+                        now_due.push(entry.seq);
                     }
                 }
                 let event = Event::brand("subscription.updated", &client_id).with_detail(
@@ -238,10 +206,11 @@ impl OpenVault {
                         "webhook": wants_webhook,
                     }),
                 );
-                Ok(((record, new_secret), event))
+                Ok(((record, new_secret, now_due), event))
             })
             .await?;
-        if let Ok(mut index) = self.subscriptions.write() {
+        self.deliveries_due(&now_due, now);
+        if let Ok(mut index) = self.intents.subscriptions.write() {
             index.insert(&record.client_id, &record.subscription);
         }
         self.announce_events();
@@ -269,7 +238,7 @@ impl OpenVault {
 
     /// Forgets a brand's subscription (when the brand is removed).
     pub(crate) fn forget_subscription(&self, client_id: &str) {
-        if let Ok(mut index) = self.subscriptions.write() {
+        if let Ok(mut index) = self.intents.subscriptions.write() {
             index.remove(client_id);
         }
     }
@@ -337,7 +306,7 @@ impl OpenVault {
         }
         categories.sort();
         categories.dedup();
-        let candidates: Vec<String> = match self.subscriptions.read() {
+        let candidates: Vec<String> = match self.intents.subscriptions.read() {
             Ok(index) => index
                 .matches(&intent)
                 .into_iter()
@@ -399,6 +368,11 @@ impl OpenVault {
             Ok(((), event))
         })
         .await?;
+        let expires_at = record.intent.intent.expires_at;
+        self.intents
+            .expiries
+            .insert(expires_at, record.intent.id.clone());
+        self.alarm.0.arm(expires_at);
         self.announce_events();
         Ok(record)
     }
@@ -496,30 +470,28 @@ impl OpenVault {
     }
 
     pub async fn withdraw_intent(&self, id: &str) -> Result<IntentRecord, AppError> {
-        self.close_intent(id, false).await
+        let record = self.close_intent(id, false).await?;
+        self.intents
+            .expiries
+            .remove(record.intent.intent.expires_at, &record.intent.id);
+        Ok(record)
     }
 
-    /// Tells the brands about intents that expired (run by the background worker).
-    pub(crate) async fn expire_due(&self) {
-        let now = self.now();
-        let due: Vec<String> = match self.list_intents() {
-            Ok(all) => all
-                .into_iter()
-                .filter(|r| !r.expiry_announced && r.intent.status(now) == IntentStatus::Expired)
-                .map(|r| r.intent.id)
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "listing intents to expire");
-                return;
-            }
-        };
-        for id in due {
+    /// Tells the brands about intents that expired by `now` (run by the background worker);
+    /// returns when the next one expires.
+    pub(crate) async fn expire_due(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        for (_, id) in self.intents.expiries.take_due(now) {
+            // An intent closed otherwise meanwhile (withdrawn, fulfilled) answers `Conflict`:
+            // there is nothing to announce.
             if let Err(e) = self.close_intent(&id, true).await
                 && !matches!(e, AppError::Conflict(_))
             {
                 tracing::warn!(error = %e, intent = id, "announcing an expired intent");
+                // The worker runs this and looks at the deadlines next: no alarm needed.
+                self.intents.expiries.insert(now + RETRY_EXPIRY, id);
             }
         }
+        self.intents.expiries.first_after(now)
     }
 
     // --- Offers -----------------------------------------------------------------------------
@@ -534,6 +506,7 @@ impl OpenVault {
         let now = self.now();
         {
             let mut rates = self
+                .intents
                 .offer_rates
                 .lock()
                 .map_err(|_| AppError::Internal("offer rate lock poisoned".into()))?;
@@ -589,7 +562,7 @@ impl OpenVault {
             Ok(((), event))
         })
         .await?;
-        let _ = self.offer_signal.send(offer.clone());
+        let _ = self.intents.offer_signal.send(offer.clone());
         Ok(offer)
     }
 
@@ -616,7 +589,7 @@ impl OpenVault {
 
     /// Live offers for the owner's browser.
     pub fn subscribe_offers(&self) -> tokio::sync::broadcast::Receiver<Offer> {
-        self.offer_signal.subscribe()
+        self.intents.offer_signal.subscribe()
     }
 
     /// The person accepts or declines an offer; the brand is told. Accepting fulfils the intent

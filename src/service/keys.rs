@@ -126,14 +126,32 @@ pub(crate) fn load_or_create(store: &Store, now: OffsetDateTime) -> Result<KeyRi
     Ok(KeyRing { active, published })
 }
 
+/// What the keys feature keeps in memory: the ring brands' tokens are signed and checked with,
+/// and the lock that lets one rotation run at a time.
+#[derive(Debug)]
+pub(crate) struct KeyState {
+    ring: arc_swap::ArcSwap<KeyRing>,
+    rotation: tokio::sync::Mutex<()>,
+}
+
+impl KeyState {
+    pub(super) fn new(ring: KeyRing) -> KeyState {
+        KeyState {
+            ring: arc_swap::ArcSwap::from_pointee(ring),
+            rotation: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
 impl OpenVault {
     pub fn key_ring(&self) -> Arc<KeyRing> {
-        self.keys.load_full()
+        self.keys.ring.load_full()
     }
 
     /// The public keys brands verify tokens and receipts with (the JWKS).
     pub fn jwks(&self) -> Vec<PublicJwk> {
         self.keys
+            .ring
             .load()
             .verifying_keys(self.now(), self.token_lifetime)
     }
@@ -141,7 +159,7 @@ impl OpenVault {
     /// Makes a new active key; the old one keeps verifying until its tokens have expired.
     /// Returns the new and the previous key ids.
     pub async fn rotate_signing_key(&self) -> Result<(String, String), AppError> {
-        let _rotating = self.rotation.lock().await;
+        let _rotating = self.keys.rotation.lock().await;
         let key = Arc::new(generate()?);
         let now = self.now();
         let bytes = stored(&key, now)?;
@@ -195,7 +213,7 @@ impl OpenVault {
             })
             .await?;
         let (ring, previous) = ring;
-        self.keys.store(Arc::new(ring));
+        self.keys.ring.store(Arc::new(ring));
         Ok((new_kid, previous))
     }
 }

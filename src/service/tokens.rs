@@ -149,6 +149,26 @@ pub(crate) fn prune_jtis(store: &Store, now: i64) -> Result<usize, AppError> {
     Ok(count)
 }
 
+/// What the tokens feature keeps in memory: access tokens whose signature and claims were
+/// verified, until they expire (bounded by [`TOKEN_CACHE_ENTRIES`]).
+#[derive(Debug)]
+pub(crate) struct TokenState {
+    cache: quick_cache::sync::Cache<String, Arc<AccessClaims>>,
+}
+
+impl TokenState {
+    pub(super) fn new() -> TokenState {
+        TokenState {
+            cache: quick_cache::sync::Cache::new(TOKEN_CACHE_ENTRIES),
+        }
+    }
+
+    /// Forgets every verified token, so each is checked again in full on its next use.
+    pub(super) fn forget_verified(&self) {
+        self.cache.clear();
+    }
+}
+
 impl OpenVault {
     /// The `aud` of access tokens: the brand API.
     pub fn resource(&self) -> String {
@@ -276,15 +296,15 @@ impl OpenVault {
         // A token whose signature and claims were checked before is not checked again: the
         // cache holds it until it expires, and everything that can change (revocation, brand,
         // agreement, grant) is checked on every request by the caller.
-        if let Some(claims) = self.token_cache.get(token) {
+        if let Some(claims) = self.tokens.cache.get(token) {
             if claims.exp > now {
                 return Ok(claims);
             }
-            self.token_cache.remove(token);
+            self.tokens.cache.remove(token);
             return Err(AppError::InvalidToken("expired".into()));
         }
         let claims = Arc::new(self.verify_token_claims(token, now)?);
-        self.token_cache.insert(token.to_owned(), claims.clone());
+        self.tokens.cache.insert(token.to_owned(), claims.clone());
         Ok(claims)
     }
 

@@ -1,0 +1,131 @@
+//! Brands' subscriptions as stored: what each brand wants to receive, where its webhook is, and
+//! how deliveries to it are doing.
+//!
+//! Intents write subscriptions (a brand subscribes) and the delivery worker updates their health
+//! (see [`crate::domain::delivery`]); both read and write them through this module, so the stored
+//! form is decoded in one place.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::OpenVault;
+use crate::domain::delivery::{DeliveryHealth, DeliveryStatus};
+use crate::domain::intents::{Delivery, SubscriptionIndex, ValidSubscription};
+use crate::error::AppError;
+use crate::store::{Store, Tree, Tx};
+
+/// A brand's subscription, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubscriptionRecord {
+    pub client_id: String,
+    pub subscription: ValidSubscription,
+    /// `whsec_...`, when the brand takes webhooks.
+    pub webhook_secret: Option<String>,
+    pub delivery_status: DeliveryStatus,
+    pub consecutive_failures: u32,
+    /// When the current run of failures began.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub failing_since: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl SubscriptionRecord {
+    /// A subscription as its brand just set it: deliveries start healthy, so updating a
+    /// subscription resumes paused deliveries.
+    pub(super) fn new(
+        client_id: String,
+        subscription: ValidSubscription,
+        webhook_secret: Option<String>,
+        now: OffsetDateTime,
+    ) -> SubscriptionRecord {
+        let mut record = SubscriptionRecord {
+            client_id,
+            subscription,
+            webhook_secret,
+            delivery_status: DeliveryStatus::Ok,
+            consecutive_failures: 0,
+            failing_since: None,
+            last_error: None,
+            updated_at: now,
+        };
+        record.set_health(DeliveryHealth::healthy());
+        record
+    }
+
+    pub(super) fn takes_webhooks(&self) -> bool {
+        self.subscription.webhook_url.is_some()
+            && self.webhook_secret.is_some()
+            && (self.subscription.delivery.is_empty()
+                || self.subscription.delivery.contains(&Delivery::Webhook))
+    }
+
+    /// The webhook's health, for the delivery rules.
+    pub(super) fn health(&self) -> DeliveryHealth {
+        DeliveryHealth {
+            status: self.delivery_status,
+            consecutive_failures: self.consecutive_failures,
+            failing_since: self.failing_since,
+            last_error: self.last_error.clone(),
+        }
+    }
+
+    /// Stores the health the delivery rules decided on.
+    pub(super) fn set_health(&mut self, health: DeliveryHealth) {
+        self.delivery_status = health.status;
+        self.consecutive_failures = health.consecutive_failures;
+        self.failing_since = health.failing_since;
+        self.last_error = health.last_error;
+    }
+}
+
+pub(crate) fn load_subscription(
+    tx: &mut Tx<'_>,
+    key: &[u8],
+) -> Result<Option<SubscriptionRecord>, AppError> {
+    tx.get(Tree::Subscriptions, key)?
+        .map(|bytes| {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| AppError::Internal(format!("subscription is damaged: {e}")))
+        })
+        .transpose()
+}
+
+pub(crate) fn store_subscription(
+    tx: &mut Tx<'_>,
+    key: &[u8],
+    record: &SubscriptionRecord,
+) -> Result<(), AppError> {
+    let bytes = serde_json::to_vec(record).map_err(|e| AppError::Internal(e.to_string()))?;
+    tx.insert(Tree::Subscriptions, key, &bytes)?;
+    Ok(())
+}
+
+/// Builds the matching index from the stored subscriptions (at unseal).
+pub(crate) fn load_index(store: &Store) -> Result<SubscriptionIndex, AppError> {
+    let mut index = SubscriptionIndex::new();
+    for item in store.iter(Tree::Subscriptions) {
+        let (_, bytes) = item?;
+        let record: SubscriptionRecord = serde_json::from_slice(&bytes)
+            .map_err(|e| AppError::Internal(format!("subscription is damaged: {e}")))?;
+        index.insert(&record.client_id, &record.subscription);
+    }
+    Ok(index)
+}
+
+impl OpenVault {
+    pub(crate) fn subscription_key(&self, client_id: &str) -> [u8; 32] {
+        self.index_key("subscription", client_id)
+    }
+
+    pub fn subscription(&self, client_id: &str) -> Result<Option<SubscriptionRecord>, AppError> {
+        self.store()
+            .get(Tree::Subscriptions, &self.subscription_key(client_id))?
+            .map(|bytes| {
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| AppError::Internal(format!("subscription is damaged: {e}")))
+            })
+            .transpose()
+    }
+}
