@@ -15,9 +15,9 @@ use super::AppState;
 use super::auth::{ClientIp, OwnerRefusals, OwnerSession};
 use super::brand_api::{BrandRefusals, BrandToken};
 use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path, Query};
+use super::extract::RecordPathParam;
 use crate::domain::audit::Actor;
 use crate::domain::grants::{Grant, GrantOrigin, parse_actions, parse_fields};
-use crate::domain::records::RecordPath;
 use crate::domain::terms::Purpose;
 use crate::error::AppError;
 use crate::service::OpenVault;
@@ -452,8 +452,7 @@ pub struct GrantedField {
 /// One granted field (one use of the grant). A field the grant does not cover is `403
 /// not_granted`, whether or not it exists.
 #[utoipa::path(get, path = "/brand/v1/data/{path}", tag = "brands",
-    params(("path" = String, Path, description = "Dotted record path, e.g. `contact.email`: 2 to 4 parts of lowercase letters, digits, `_` and `-`",
-            pattern = r"^[a-z0-9][a-z0-9_-]{0,63}(\.[a-z0-9][a-z0-9_-]{0,63}){1,3}$")),
+    params(RecordPathParam),
     responses(BrandRefusals, BadParameter, (status = 200, body = GrantedField),
               (status = 403, body = ErrorBody, description = "`not_granted`"),
               (status = 404, body = ErrorBody, description = "granted, but empty"),
@@ -463,10 +462,11 @@ pub struct GrantedField {
 pub async fn read_field(
     State(state): State<AppState>,
     token: BrandToken,
-    Path(path): Path<String>,
+    path: Result<RecordPathParam, AppError>,
 ) -> Result<Json<GrantedField>, AppError> {
+    // A token without a grant answers before a bad path, as it always has.
     let grant_id = token_grant(&token)?;
-    let path = RecordPath::parse(&path)?;
+    let RecordPathParam(path) = path?;
     let (_, record) = state
         .vault
         .open()?
@@ -489,8 +489,7 @@ pub struct BrandWrite {
 
 /// Writes a granted field (grants with the `write` action; one use).
 #[utoipa::path(put, path = "/brand/v1/data/{path}", tag = "brands",
-    params(("path" = String, Path, description = "Dotted record path, e.g. `contact.email`: 2 to 4 parts of lowercase letters, digits, `_` and `-`",
-            pattern = r"^[a-z0-9][a-z0-9_-]{0,63}(\.[a-z0-9][a-z0-9_-]{0,63}){1,3}$")),
+    params(RecordPathParam),
     request_body = BrandWrite,
     responses(BrandRefusals, BadParameter, JsonBodyRefusals, (status = 200, body = GrantedField), (status = 201, body = GrantedField),
               (status = 403, body = ErrorBody, description = "`not_granted`, `no_grant` or `insufficient_scope`"),
@@ -500,11 +499,12 @@ pub struct BrandWrite {
 pub async fn write_field(
     State(state): State<AppState>,
     token: BrandToken,
-    Path(path): Path<String>,
+    path: Result<RecordPathParam, AppError>,
     Json(body): Json<BrandWrite>,
 ) -> Result<(StatusCode, Json<GrantedField>), AppError> {
+    // A bad body, then a token without a grant, answer before a bad path, as they always have.
     let grant_id = token_grant(&token)?;
-    let path = RecordPath::parse(&path)?;
+    let RecordPathParam(path) = path?;
     let written = state
         .vault
         .open()?

@@ -11,9 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::{COOKIE, ClientIp, OwnerRefusals, OwnerSession, SECURE_COOKIE};
-use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path, Query};
+use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Query};
+use super::extract::RecordPathParam;
 use crate::domain::audit::AuditEntry;
-use crate::domain::records::{CATEGORIES, DataCategory, Precondition, Record, RecordPath};
+use crate::domain::records::{CATEGORIES, DataCategory, Precondition, Record};
 use crate::error::AppError;
 use crate::secret::Secret;
 use crate::service::{Credential, NewSession};
@@ -418,8 +419,7 @@ fn with_etag(status: StatusCode, record: Record) -> Response {
 
 /// Reads one record; its `ETag` goes with it.
 #[utoipa::path(get, path = "/api/v1/records/{path}", tag = "records",
-    params(("path" = String, Path, description = "Dotted record path, e.g. `contact.email`: 2 to 4 parts of lowercase letters, digits, `_` and `-`",
-            pattern = r"^[a-z0-9][a-z0-9_-]{0,63}(\.[a-z0-9][a-z0-9_-]{0,63}){1,3}$")),
+    params(RecordPathParam),
     responses(OwnerRefusals, BadParameter, (status = 200, body = RecordView, headers(("ETag" = String, description = "The record's version, for `If-Match`"))),
               (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody, description = "`invalid_path`")),
@@ -427,9 +427,8 @@ fn with_etag(status: StatusCode, record: Record) -> Response {
 pub async fn get_record(
     State(state): State<AppState>,
     _session: OwnerSession,
-    Path(path): Path<String>,
+    RecordPathParam(path): RecordPathParam,
 ) -> Result<Response, AppError> {
-    let path = RecordPath::parse(&path)?;
     let record = state.vault.open()?.get_record(&path)?;
     Ok(with_etag(StatusCode::OK, record))
 }
@@ -478,8 +477,7 @@ fn precondition(headers: &HeaderMap) -> Result<Precondition, AppError> {
 /// Creates or replaces a record. `If-Match` makes it conditional (412 on conflict);
 /// `If-None-Match: *` makes it create-only. Acknowledged once durable on disk.
 #[utoipa::path(put, path = "/api/v1/records/{path}", tag = "records", request_body = PutRecord,
-    params(("path" = String, Path, description = "Dotted record path, e.g. `contact.email`: 2 to 4 parts of lowercase letters, digits, `_` and `-`",
-            pattern = r"^[a-z0-9][a-z0-9_-]{0,63}(\.[a-z0-9][a-z0-9_-]{0,63}){1,3}$"),
+    params(RecordPathParam,
            ("If-Match" = Option<String>, Header, description = "ETag the record must still have"),
            ("If-None-Match" = Option<String>, Header, description = "`*`: only create")),
     responses(OwnerRefusals, JsonBodyRefusals,
@@ -493,11 +491,12 @@ fn precondition(headers: &HeaderMap) -> Result<Precondition, AppError> {
 pub async fn put_record(
     State(state): State<AppState>,
     _session: OwnerSession,
-    Path(path): Path<String>,
+    path: Result<RecordPathParam, AppError>,
     headers: HeaderMap,
     Json(body): Json<PutRecord>,
 ) -> Result<Response, AppError> {
-    let path = RecordPath::parse(&path)?;
+    // A bad body answers before a bad path, as it always has.
+    let RecordPathParam(path) = path?;
     let precondition = precondition(&headers)?;
     let written = state
         .vault
@@ -514,8 +513,7 @@ pub async fn put_record(
 
 /// Deletes a record (`If-Match` honoured).
 #[utoipa::path(delete, path = "/api/v1/records/{path}", tag = "records",
-    params(("path" = String, Path, description = "Dotted record path, e.g. `contact.email`: 2 to 4 parts of lowercase letters, digits, `_` and `-`",
-            pattern = r"^[a-z0-9][a-z0-9_-]{0,63}(\.[a-z0-9][a-z0-9_-]{0,63}){1,3}$"),
+    params(RecordPathParam,
            ("If-Match" = Option<String>, Header, description = "ETag the record must still have")),
     responses(OwnerRefusals, BadParameter, (status = 204), (status = 404, body = ErrorBody),
               (status = 412, body = ErrorBody, description = "`precondition_failed`"),
@@ -525,10 +523,9 @@ pub async fn put_record(
 pub async fn delete_record(
     State(state): State<AppState>,
     _session: OwnerSession,
-    Path(path): Path<String>,
+    RecordPathParam(path): RecordPathParam,
     headers: HeaderMap,
 ) -> Result<StatusCode, AppError> {
-    let path = RecordPath::parse(&path)?;
     state
         .vault
         .open()?

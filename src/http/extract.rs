@@ -1,0 +1,55 @@
+//! Extractors for parameters many handlers share, so each is read, checked and documented once
+//! (crates.io's `CratePath`): [`RecordPathParam`], the `{path}` of the record routes.
+//!
+//! A handler that checked something else before the path (a JSON body, the token's grant) takes
+//! `Result<RecordPathParam, AppError>` and applies `?` where the path used to be parsed, so a
+//! request with two faults keeps getting the answer it got before.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use utoipa::IntoParams;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+
+use super::error::Path;
+use crate::domain::records::RecordPath;
+use crate::error::AppError;
+
+/// The `{path}` parameter of a record route, parsed: a bad one answers `422 invalid_path` (and
+/// one that cannot be read at all, `400 invalid_request`), as `RecordPath::parse` and the
+/// [`Path`] extractor do.
+#[derive(Debug)]
+pub struct RecordPathParam(pub RecordPath);
+
+impl<S: Send + Sync> FromRequestParts<S> for RecordPathParam {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let Path(text) = Path::<String>::from_request_parts(parts, state).await?;
+        Ok(RecordPathParam(RecordPath::parse(&text)?))
+    }
+}
+
+/// What the OpenAPI document says about `{path}`. The pattern mirrors `RecordPath::parse`: 2 to
+/// 4 dot-separated segments of at most 64 characters each.
+impl IntoParams for RecordPathParam {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            ParameterBuilder::new()
+                .name("path")
+                .parameter_in(ParameterIn::Path)
+                .description(Some(
+                    "Dotted record path, e.g. `contact.email`: 2 to 4 parts of lowercase \
+                     letters, digits, `_` and `-`",
+                ))
+                .required(Required::True)
+                .schema(Some(
+                    ObjectBuilder::new().schema_type(Type::String).pattern(Some(
+                        r"^[a-z0-9][a-z0-9_-]{0,63}(\.[a-z0-9][a-z0-9_-]{0,63}){1,3}$",
+                    )),
+                ))
+                .build(),
+        ]
+    }
+}
