@@ -1,9 +1,12 @@
 //! Extractors for parameters many handlers share, so each is read, checked and documented once
-//! (crates.io's `CratePath`): [`RecordPathParam`], the `{path}` of the record routes.
+//! (crates.io's `CratePath`): [`RecordPathParam`], the `{path}` of the record routes, and
+//! [`Unsealed`], the open vault most handlers work on.
 //!
 //! A handler that checked something else before the path (a JSON body, the token's grant) takes
 //! `Result<RecordPathParam, AppError>` and applies `?` where the path used to be parsed, so a
 //! request with two faults keeps getting the answer it got before.
+
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -12,9 +15,11 @@ use utoipa::openapi::Required;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 
+use super::AppState;
 use super::error::Path;
 use crate::domain::records::RecordPath;
 use crate::error::AppError;
+use crate::service::OpenVault;
 
 /// The `{path}` parameter of a record route, parsed: a bad one answers `422 invalid_path` (and
 /// one that cannot be read at all, `400 invalid_request`), as `RecordPath::parse` and the
@@ -51,5 +56,23 @@ impl IntoParams for RecordPathParam {
                 ))
                 .build(),
         ]
+    }
+}
+
+/// An unsealed vault, for handlers that need one: a vault that is sealed, not set up yet or
+/// being erased answers `503` with `vault_sealed`, `setup_required` or `vault_erasing`, exactly
+/// as `Vault::open` does. The gate in front of the API already refuses most routes in those
+/// phases; this is what hands the handler the open vault, and it answers the same way should the
+/// phase change between the gate and the handler. It goes after the authorization extractors
+/// (`OwnerSession`, `BrandToken`), because extractors run in argument order and a missing session
+/// has always been answered before a sealed vault there.
+#[derive(Debug, Clone)]
+pub struct Unsealed(pub Arc<OpenVault>);
+
+impl FromRequestParts<AppState> for Unsealed {
+    type Rejection = AppError;
+
+    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        state.vault.open().map(Unsealed)
     }
 }
