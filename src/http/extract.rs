@@ -76,3 +76,51 @@ impl FromRequestParts<AppState> for Unsealed {
         state.vault.open().map(Unsealed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn answer(path: &str) -> (StatusCode, serde_json::Value) {
+        let app = Router::new().route(
+            "/records/{path}",
+            get(|RecordPathParam(path): RecordPathParam| async move { path.as_str().to_owned() }),
+        );
+        let request = Request::get(path).body(Body::empty());
+        let Ok(request) = request else {
+            return (StatusCode::IM_A_TEAPOT, serde_json::Value::Null);
+        };
+        let Ok(response) = app.oneshot(request).await;
+        let status = response.status();
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn a_good_record_path_reaches_the_handler_parsed() {
+        let (status, body) = answer("/records/contact.email").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, "contact.email");
+    }
+
+    #[tokio::test]
+    async fn a_bad_record_path_answers_invalid_path_as_the_parse_does() {
+        let (status, body) = answer("/records/Contact").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["error"], "invalid_path");
+        let (status, body) = answer("/records/%FF.x").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"], "invalid_request");
+    }
+}
