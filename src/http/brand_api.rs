@@ -12,6 +12,7 @@ use utoipa::{IntoResponses, ToSchema};
 use super::AppState;
 use super::auth::{ClientIp, bearer};
 use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path};
+use super::extract::Unsealed;
 use super::oauth::{ClientAuthParams, audiences, client_credentials};
 use crate::domain::brands::{Agreement, Brand};
 use crate::error::AppError;
@@ -160,6 +161,7 @@ pub async fn get_agreement(
     ClientIp(from): ClientIp,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<Response, AppError> {
     let brand = caller(
         &state,
@@ -169,7 +171,7 @@ pub async fn get_agreement(
         "/brand/v1/agreements",
     )
     .await?;
-    let agreement = state.vault.open()?.brand_agreement(&brand, &id)?;
+    let agreement = open.brand_agreement(&brand, &id)?;
     Ok(receipt(StatusCode::OK, &agreement))
 }
 
@@ -185,8 +187,8 @@ pub async fn withdraw(
     ClientIp(from): ClientIp,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<Response, AppError> {
-    let open = state.vault.open()?;
     // Withdrawing needs no particular scope: any valid token of the brand, or its credentials.
     let brand = caller(&state, from, &headers, None, "/brand/v1/agreements").await?;
     let agreement = open.withdraw_agreement(&brand, &id).await?;
@@ -215,11 +217,10 @@ pub struct BrandAgreementList {
               (status = 403, body = ErrorBody, description = "`insufficient_scope`")),
     security(("brand_token" = ["agreements:read"])))]
 pub async fn list_agreements(
-    State(state): State<AppState>,
     token: BrandToken,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<BrandAgreementList>, AppError> {
     token.require("agreements:read")?;
-    let open = state.vault.open()?;
     let current = open.current_terms()?.version.hash.clone();
     let agreements = open
         .list_agreements()?

@@ -12,10 +12,12 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::auth::{OwnerRefusals, OwnerSession};
 use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path};
+use super::extract::Unsealed;
 use crate::domain::brands::{
     Agreement, AgreementStatus, Brand, BrandStatus, Invitation, InvitationStatus,
 };
 use crate::error::AppError;
+use crate::service::OpenVault;
 
 pub(crate) fn status_name(status: AgreementStatus) -> String {
     match status {
@@ -88,9 +90,9 @@ pub struct NewInvitation {
 pub async fn create_invitation(
     State(state): State<AppState>,
     _session: OwnerSession,
+    Unsealed(open): Unsealed,
     Json(request): Json<InvitationRequest>,
 ) -> Result<(StatusCode, Json<NewInvitation>), AppError> {
-    let open = state.vault.open()?;
     let (invitation, token) = open
         .create_invitation(
             request.max_uses.unwrap_or(1),
@@ -121,11 +123,10 @@ pub struct InvitationList {
 pub async fn list_invitations(
     State(state): State<AppState>,
     _session: OwnerSession,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<InvitationList>, AppError> {
     let now = state.vault.now();
-    let invitations = state
-        .vault
-        .open()?
+    let invitations = open
         .list_invitations()?
         .into_iter()
         .map(|i| InvitationView::new(i, now))
@@ -139,11 +140,11 @@ pub async fn list_invitations(
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn delete_invitation(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<StatusCode, AppError> {
-    state.vault.open()?.delete_invitation(&id).await?;
+    open.delete_invitation(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -211,11 +212,10 @@ pub struct DeliveryView {
 }
 
 fn brand_view(
-    state: &AppState,
+    open: &OpenVault,
     brand: Brand,
     pending: &std::collections::HashMap<String, usize>,
 ) -> Result<BrandView, AppError> {
-    let open = state.vault.open()?;
     let current = open.current_terms()?.version.hash.clone();
     let agreement = match &brand.agreement_id {
         Some(id) => open
@@ -265,15 +265,14 @@ pub struct BrandList {
     responses(OwnerRefusals, (status = 200, body = BrandList)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn list_brands(
-    State(state): State<AppState>,
     _session: OwnerSession,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<BrandList>, AppError> {
-    let open = state.vault.open()?;
     let pending = open.pending_deliveries()?;
     let brands = open
         .list_brands()?
         .into_iter()
-        .map(|b| brand_view(&state, b, &pending))
+        .map(|b| brand_view(&open, b, &pending))
         .collect::<Result<_, _>>()?;
     Ok(Json(BrandList { brands }))
 }
@@ -283,13 +282,13 @@ pub async fn list_brands(
     responses(OwnerRefusals, BadParameter, (status = 200, body = BrandView), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn get_brand(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(client_id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<BrandView>, AppError> {
-    let brand = state.vault.open()?.brand(&client_id)?;
-    let pending = state.vault.open()?.pending_deliveries()?;
-    brand_view(&state, brand, &pending).map(Json)
+    let brand = open.brand(&client_id)?;
+    let pending = open.pending_deliveries()?;
+    brand_view(&open, brand, &pending).map(Json)
 }
 
 /// Removes a brand: its agreement is terminated, its tokens stop working, its registration is
@@ -300,11 +299,11 @@ pub async fn get_brand(
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn remove_brand(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(client_id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<StatusCode, AppError> {
-    state.vault.open()?.remove_brand(&client_id).await?;
+    open.remove_brand(&client_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -317,11 +316,11 @@ pub async fn remove_brand(
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn erase_brand(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(client_id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<StatusCode, AppError> {
-    state.vault.open()?.erase_brand(&client_id).await?;
+    open.erase_brand(&client_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -331,21 +330,20 @@ pub async fn erase_brand(
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn suspend_brand(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(client_id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<BrandView>, AppError> {
-    set_status(&state, &client_id, BrandStatus::Suspended).await
+    set_status(&open, &client_id, BrandStatus::Suspended).await
 }
 
 async fn set_status(
-    state: &AppState,
+    open: &OpenVault,
     client_id: &str,
     status: BrandStatus,
 ) -> Result<Json<BrandView>, AppError> {
-    let open = state.vault.open()?;
     let brand = open.set_brand_status(client_id, status).await?;
-    brand_view(state, brand, &open.pending_deliveries()?).map(Json)
+    brand_view(open, brand, &open.pending_deliveries()?).map(Json)
 }
 
 /// Lets a suspended brand act again.
@@ -354,11 +352,11 @@ async fn set_status(
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn resume_brand(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(client_id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<BrandView>, AppError> {
-    set_status(&state, &client_id, BrandStatus::Active).await
+    set_status(&open, &client_id, BrandStatus::Active).await
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -371,10 +369,9 @@ pub struct AgreementList {
     responses(OwnerRefusals, (status = 200, body = AgreementList)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn list_agreements(
-    State(state): State<AppState>,
     _session: OwnerSession,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<AgreementList>, AppError> {
-    let open = state.vault.open()?;
     let current = open.current_terms()?.version.hash.clone();
     let agreements = open
         .list_agreements()?
@@ -391,11 +388,11 @@ pub async fn list_agreements(
               (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn agreement_receipt(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<axum::response::Response, AppError> {
-    let agreement = state.vault.open()?.agreement(&id)?;
+    let agreement = open.agreement(&id)?;
     let name = format!(
         "attachment; filename=\"agreement-{}.json\"",
         agreement.id.replace(
@@ -422,11 +419,10 @@ pub async fn agreement_receipt(
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn terminate_agreement(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<AgreementView>, AppError> {
-    let open = state.vault.open()?;
     let agreement = open.terminate_agreement(&id).await?;
     let current = open.current_terms()?.version.hash.clone();
     Ok(Json(AgreementView::new(&agreement, &current)))
@@ -444,9 +440,9 @@ pub struct Rotated {
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn rotate_signing_key(
-    State(state): State<AppState>,
     _session: OwnerSession,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<Rotated>, AppError> {
-    let (kid, previous_kid) = state.vault.open()?.rotate_signing_key().await?;
+    let (kid, previous_kid) = open.rotate_signing_key().await?;
     Ok(Json(Rotated { kid, previous_kid }))
 }

@@ -15,9 +15,9 @@ use super::AppState;
 use super::auth::{ClientIp, OwnerRefusals, OwnerSession};
 use super::brand_api::{BrandRefusals, BrandToken};
 use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path, Query};
+use super::extract::{RecordPathParam, Unsealed};
 use crate::domain::audit::Actor;
 use crate::domain::grants::{Grant, GrantOrigin, parse_actions, parse_fields};
-use crate::domain::records::RecordPath;
 use crate::domain::terms::Purpose;
 use crate::error::AppError;
 use crate::service::OpenVault;
@@ -114,11 +114,10 @@ pub struct NewGrant {
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn create_grant(
-    State(state): State<AppState>,
     _session: OwnerSession,
+    Unsealed(open): Unsealed,
     Json(request): Json<NewGrant>,
 ) -> Result<(StatusCode, Json<GrantView>), AppError> {
-    let open = state.vault.open()?;
     let invalid = |e: String| AppError::invalid("invalid_grant", e);
     crate::domain::grants::check_purpose(&request.purpose).map_err(invalid)?;
     let grant = open
@@ -153,9 +152,9 @@ pub struct GrantList {
     responses(OwnerRefusals, BadParameter, (status = 200, body = GrantList)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn list_grants(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Query(filter): Query<GrantFilter>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<GrantList>, AppError> {
     let want_active = match filter.status.as_deref() {
         None => None,
@@ -167,7 +166,6 @@ pub async fn list_grants(
             )));
         }
     };
-    let open = state.vault.open()?;
     let mut grants = Vec::new();
     for grant in open.list_grants()? {
         let view = grant_view(&open, grant)?;
@@ -183,11 +181,10 @@ pub async fn list_grants(
     responses(OwnerRefusals, BadParameter, (status = 200, body = GrantView), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn get_grant(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<GrantView>, AppError> {
-    let open = state.vault.open()?;
     let grant = open.grant(&id)?;
     Ok(Json(grant_view(&open, grant)?))
 }
@@ -198,11 +195,10 @@ pub async fn get_grant(
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn revoke_grant(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<GrantView>, AppError> {
-    let open = state.vault.open()?;
     let grant = open.revoke_grant(&id, Actor::Owner).await?;
     Ok(Json(grant_view(&open, grant)?))
 }
@@ -219,11 +215,11 @@ pub struct Revoked {
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn revoke_brand_grants(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(client_id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<Revoked>, AppError> {
-    let revoked = state.vault.open()?.revoke_brand_grants(&client_id).await?;
+    let revoked = open.revoke_brand_grants(&client_id).await?;
     Ok(Json(Revoked { revoked }))
 }
 
@@ -248,13 +244,11 @@ pub struct AccessList {
     responses(OwnerRefusals, BadParameter, (status = 200, body = AccessList), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn grant_accesses(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<AccessList>, AppError> {
-    let accesses = state
-        .vault
-        .open()?
+    let accesses = open
         .grant_accesses(&id)?
         .into_iter()
         .map(|a| AccessView {
@@ -302,11 +296,11 @@ pub struct ConsentRequestView {
     responses(OwnerRefusals, BadParameter, (status = 200, body = ConsentRequestView), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn get_consent(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(request_id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<ConsentRequestView>, AppError> {
-    let view = state.vault.open()?.consent_view(&request_id)?;
+    let view = open.consent_view(&request_id)?;
     let asked = &view.consent.asked;
     Ok(Json(ConsentRequestView {
         request_id: view.consent.id.clone(),
@@ -373,9 +367,9 @@ pub struct ConsentRedirect {
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn answer_consent(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(request_id): Path<String>,
+    Unsealed(open): Unsealed,
     Json(answer): Json<ConsentAnswer>,
 ) -> Result<Json<ConsentRedirect>, AppError> {
     let approve = match answer.decision.as_str() {
@@ -387,9 +381,7 @@ pub async fn answer_consent(
             )));
         }
     };
-    let redirect_to = state
-        .vault
-        .open()?
+    let redirect_to = open
         .decide_consent(&request_id, approve, answer.fields, answer.expires_at)
         .await?;
     Ok(Json(ConsentRedirect { redirect_to }))
@@ -422,15 +414,11 @@ pub struct GrantedData {
     security(("brand_token" = [])))]
 #[instrument(skip_all)]
 pub async fn read_all(
-    State(state): State<AppState>,
     token: BrandToken,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<GrantedData>, AppError> {
     let grant_id = token_grant(&token)?;
-    let (grant, fields) = state
-        .vault
-        .open()?
-        .brand_read_all(&token.0.brand, grant_id)
-        .await?;
+    let (grant, fields) = open.brand_read_all(&token.0.brand, grant_id).await?;
     Ok(Json(GrantedData {
         uses_left: grant.uses_left(),
         grant_id: grant.id,
@@ -452,8 +440,7 @@ pub struct GrantedField {
 /// One granted field (one use of the grant). A field the grant does not cover is `403
 /// not_granted`, whether or not it exists.
 #[utoipa::path(get, path = "/brand/v1/data/{path}", tag = "brands",
-    params(("path" = String, Path, description = "Dotted record path, e.g. `contact.email`: 2 to 4 parts of lowercase letters, digits, `_` and `-`",
-            pattern = r"^[a-z0-9][a-z0-9_-]{0,63}(\.[a-z0-9][a-z0-9_-]{0,63}){1,3}$")),
+    params(RecordPathParam),
     responses(BrandRefusals, BadParameter, (status = 200, body = GrantedField),
               (status = 403, body = ErrorBody, description = "`not_granted`"),
               (status = 404, body = ErrorBody, description = "granted, but empty"),
@@ -461,17 +448,14 @@ pub struct GrantedField {
     security(("brand_token" = [])))]
 #[instrument(skip_all)]
 pub async fn read_field(
-    State(state): State<AppState>,
     token: BrandToken,
-    Path(path): Path<String>,
+    path: Result<RecordPathParam, AppError>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<GrantedField>, AppError> {
+    // A token without a grant answers before a bad path, as it always has.
     let grant_id = token_grant(&token)?;
-    let path = RecordPath::parse(&path)?;
-    let (_, record) = state
-        .vault
-        .open()?
-        .brand_read(&token.0.brand, grant_id, &path)
-        .await?;
+    let RecordPathParam(path) = path?;
+    let (_, record) = open.brand_read(&token.0.brand, grant_id, &path).await?;
     Ok(Json(GrantedField {
         path: record.path,
         value: record.value,
@@ -489,8 +473,7 @@ pub struct BrandWrite {
 
 /// Writes a granted field (grants with the `write` action; one use).
 #[utoipa::path(put, path = "/brand/v1/data/{path}", tag = "brands",
-    params(("path" = String, Path, description = "Dotted record path, e.g. `contact.email`: 2 to 4 parts of lowercase letters, digits, `_` and `-`",
-            pattern = r"^[a-z0-9][a-z0-9_-]{0,63}(\.[a-z0-9][a-z0-9_-]{0,63}){1,3}$")),
+    params(RecordPathParam),
     request_body = BrandWrite,
     responses(BrandRefusals, BadParameter, JsonBodyRefusals, (status = 200, body = GrantedField), (status = 201, body = GrantedField),
               (status = 403, body = ErrorBody, description = "`not_granted`, `no_grant` or `insufficient_scope`"),
@@ -498,16 +481,15 @@ pub struct BrandWrite {
     security(("brand_token" = [])))]
 #[instrument(skip_all)]
 pub async fn write_field(
-    State(state): State<AppState>,
     token: BrandToken,
-    Path(path): Path<String>,
+    path: Result<RecordPathParam, AppError>,
+    Unsealed(open): Unsealed,
     Json(body): Json<BrandWrite>,
 ) -> Result<(StatusCode, Json<GrantedField>), AppError> {
+    // A bad body, then a token without a grant, answer before a bad path, as they always have.
     let grant_id = token_grant(&token)?;
-    let path = RecordPath::parse(&path)?;
-    let written = state
-        .vault
-        .open()?
+    let RecordPathParam(path) = path?;
+    let written = open
         .brand_write(&token.0.brand, grant_id, &path, body.value)
         .await?;
     let status = if written.created {
@@ -550,8 +532,8 @@ pub async fn grant_status(
     ClientIp(from): ClientIp,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<GrantStatusView>, AppError> {
-    let open = state.vault.open()?;
     let brand = super::brand_api::caller(&state, from, &headers, None, "/brand/v1/grants").await?;
     let grant = open
         .grant_for(&brand, &id)

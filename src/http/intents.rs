@@ -20,6 +20,7 @@ use super::AppState;
 use super::auth::{OwnerRefusals, OwnerSession, bearer};
 use super::brand_api::{BrandRefusals, BrandToken};
 use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path, Query};
+use super::extract::Unsealed;
 use crate::domain::intents::{NewIntent, NewSubscription, TAXONOMY};
 use crate::domain::offers::{NewOffer, Offer};
 use crate::error::AppError;
@@ -75,9 +76,9 @@ fn open_now(open: &OpenVault) -> OffsetDateTime {
 pub async fn create_intent(
     State(state): State<AppState>,
     _session: OwnerSession,
+    Unsealed(open): Unsealed,
     Json(body): Json<NewIntent>,
 ) -> Result<(StatusCode, Json<IntentView>), AppError> {
-    let open = state.vault.open()?;
     let intent = body.validate(state.vault.now()).map_err(invalid_intent)?;
     let record = open.create_intent(intent).await?;
     Ok((StatusCode::CREATED, Json(intent_view(&open, record))))
@@ -94,10 +95,9 @@ pub struct IntentList {
     responses(OwnerRefusals, (status = 200, body = IntentList)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn list_intents(
-    State(state): State<AppState>,
     _session: OwnerSession,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<IntentList>, AppError> {
-    let open = state.vault.open()?;
     let intents = open
         .list_intents()?
         .into_iter()
@@ -111,11 +111,10 @@ pub async fn list_intents(
     responses(OwnerRefusals, BadParameter, (status = 200, body = IntentView), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn get_intent(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<IntentView>, AppError> {
-    let open = state.vault.open()?;
     let record = open.intent(&id)?;
     Ok(Json(intent_view(&open, record)))
 }
@@ -128,11 +127,11 @@ pub async fn get_intent(
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn erase_intent(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<axum::http::StatusCode, AppError> {
-    state.vault.open()?.erase_intent(&id).await?;
+    open.erase_intent(&id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
@@ -142,11 +141,10 @@ pub async fn erase_intent(
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn withdraw_intent(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<IntentView>, AppError> {
-    let open = state.vault.open()?;
     let record = open.withdraw_intent(&id).await?;
     Ok(Json(intent_view(&open, record)))
 }
@@ -194,13 +192,11 @@ pub struct OfferList {
     responses(OwnerRefusals, BadParameter, (status = 200, body = OfferList), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn intent_offers(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<OfferList>, AppError> {
-    let offers = state
-        .vault
-        .open()?
+    let offers = open
         .intent_offers(&id)?
         .into_iter()
         .map(offer_view)
@@ -230,9 +226,9 @@ pub struct AcceptOffer {
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn accept_offer(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(id): Path<String>,
+    Unsealed(open): Unsealed,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<OfferView>, AppError> {
     // Read as bytes, not with the JSON extractor, because the body is optional; its refusals are
@@ -262,7 +258,7 @@ pub async fn accept_offer(
         ));
     }
     let share = body.share.then(|| time::Duration::hours(hours));
-    let offer = state.vault.open()?.decide_offer(&id, true, share).await?;
+    let offer = open.decide_offer(&id, true, share).await?;
     Ok(Json(offer_view(offer)))
 }
 
@@ -272,11 +268,11 @@ pub async fn accept_offer(
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn decline_offer(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<OfferView>, AppError> {
-    let offer = state.vault.open()?.decide_offer(&id, false, None).await?;
+    let offer = open.decide_offer(&id, false, None).await?;
     Ok(Json(offer_view(offer)))
 }
 
@@ -313,8 +309,9 @@ pub async fn intent_categories() -> Json<IntentCategories> {
 pub async fn owner_events(
     State(state): State<AppState>,
     session: OwnerSession,
+    Unsealed(open): Unsealed,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, AppError> {
-    let receiver = state.vault.open()?.subscribe_offers();
+    let receiver = open.subscribe_offers();
     let start = (receiver, state.vault.clone(), session.token);
     let stream = futures_util::stream::unfold(start, |(mut receiver, vault, token)| async move {
         loop {
@@ -403,17 +400,14 @@ fn require(token: &BrandToken, scope: &'static str) -> Result<(), AppError> {
 pub async fn put_subscription(
     State(state): State<AppState>,
     token: BrandToken,
+    Unsealed(open): Unsealed,
     Json(body): Json<NewSubscription>,
 ) -> Result<Json<SubscriptionView>, AppError> {
     require(&token, "intents:read")?;
     let subscription = body
         .validate(state.vault.settings().allow_loopback_webhooks)
         .map_err(|e| AppError::invalid("invalid_subscription", e.to_string()))?;
-    let (record, secret) = state
-        .vault
-        .open()?
-        .put_subscription(&token.0.brand, subscription)
-        .await?;
+    let (record, secret) = open.put_subscription(&token.0.brand, subscription).await?;
     Ok(Json(subscription_view(record, secret)))
 }
 
@@ -422,13 +416,11 @@ pub async fn put_subscription(
     responses(BrandRefusals, (status = 200, body = SubscriptionView), (status = 404, body = ErrorBody)),
     security(("brand_token" = ["intents:read"])))]
 pub async fn get_subscription(
-    State(state): State<AppState>,
     token: BrandToken,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<SubscriptionView>, AppError> {
     require(&token, "intents:read")?;
-    let record = state
-        .vault
-        .open()?
+    let record = open
         .subscription(&token.0.brand.client_id)?
         .ok_or(AppError::NotFound("subscription"))?;
     Ok(Json(subscription_view(record, None)))
@@ -445,15 +437,11 @@ pub struct NewSecret {
     security(("brand_token" = ["intents:read"])))]
 #[instrument(skip_all)]
 pub async fn rotate_secret(
-    State(state): State<AppState>,
     token: BrandToken,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<NewSecret>, AppError> {
     require(&token, "intents:read")?;
-    let webhook_secret = state
-        .vault
-        .open()?
-        .rotate_webhook_secret(&token.0.brand)
-        .await?;
+    let webhook_secret = open.rotate_webhook_secret(&token.0.brand).await?;
     Ok(Json(NewSecret { webhook_secret }))
 }
 
@@ -480,13 +468,13 @@ pub struct EventPage {
     responses(BrandRefusals, BadParameter, (status = 200, body = EventPage)),
     security(("brand_token" = ["intents:read"])))]
 pub async fn poll_events(
-    State(state): State<AppState>,
     token: BrandToken,
     Query(query): Query<EventQuery>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<EventPage>, AppError> {
     require(&token, "intents:read")?;
     let cursor = query.cursor.unwrap_or(0);
-    let events = state.vault.open()?.events_after(
+    let events = open.events_after(
         &token.0.brand.client_id,
         cursor,
         query.limit.unwrap_or(100).clamp(1, MAX_EVENTS_PAGE),
@@ -518,6 +506,7 @@ pub async fn brand_events(
     State(state): State<AppState>,
     token: BrandToken,
     headers: HeaderMap,
+    Unsealed(open): Unsealed,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, AppError> {
     require(&token, "intents:read")?;
     let cursor = match headers.get("last-event-id") {
@@ -530,7 +519,6 @@ pub async fn brand_events(
             })?,
         None => 0,
     };
-    let open = state.vault.open()?;
     let start = StreamState {
         signal: open.subscribe_events(),
         open,
@@ -581,17 +569,14 @@ pub async fn create_offer(
     State(state): State<AppState>,
     token: BrandToken,
     Path(id): Path<String>,
+    Unsealed(open): Unsealed,
     Json(body): Json<NewOffer>,
 ) -> Result<(StatusCode, Json<BrandOfferView>), AppError> {
     require(&token, "offers:write")?;
     let terms = body
         .validate(state.vault.now())
         .map_err(|e| AppError::invalid("invalid_offer", e))?;
-    let offer = state
-        .vault
-        .open()?
-        .create_offer(&token.0.brand, &id, terms)
-        .await?;
+    let offer = open.create_offer(&token.0.brand, &id, terms).await?;
     Ok((StatusCode::CREATED, Json(brand_offer_view(offer))))
 }
 
@@ -618,10 +603,10 @@ fn brand_offer_view(offer: Offer) -> BrandOfferView {
     responses(BrandRefusals, BadParameter, (status = 200, body = BrandOfferView), (status = 404, body = ErrorBody)),
     security(("brand_token" = [])))]
 pub async fn get_offer(
-    State(state): State<AppState>,
     token: BrandToken,
     Path(id): Path<String>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<BrandOfferView>, AppError> {
-    let offer = state.vault.open()?.brand_offer(&token.0.brand, &id)?;
+    let offer = open.brand_offer(&token.0.brand, &id)?;
     Ok(Json(brand_offer_view(offer)))
 }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod brand_api;
 pub mod brands;
 pub mod error;
+pub mod extract;
 pub mod grants;
 pub mod intents;
 pub mod metrics;

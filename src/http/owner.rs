@@ -11,9 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::{COOKIE, ClientIp, OwnerRefusals, OwnerSession, SECURE_COOKIE};
-use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path, Query};
+use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Query};
+use super::extract::{RecordPathParam, Unsealed};
 use crate::domain::audit::AuditEntry;
-use crate::domain::records::{CATEGORIES, DataCategory, Precondition, Record, RecordPath};
+use crate::domain::records::{CATEGORIES, DataCategory, Precondition, Record};
 use crate::error::AppError;
 use crate::secret::Secret;
 use crate::service::{Credential, NewSession};
@@ -34,8 +35,7 @@ pub async fn healthz() -> Json<Health> {
 /// Readiness: 200 only when the vault is unsealed and can serve brands.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, AppError> {
-    state.vault.open()?;
+pub async fn readyz(_unsealed: Unsealed) -> Result<Json<Health>, AppError> {
     Ok(Json(Health { status: "ready" }))
 }
 
@@ -305,8 +305,8 @@ pub struct VaultSettings {
 pub async fn settings(
     State(state): State<AppState>,
     _session: OwnerSession,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<VaultSettings>, AppError> {
-    let open = state.vault.open()?;
     let settings = state.vault.settings();
     Ok(Json(VaultSettings {
         unlock_key: open.has_unlock_key(),
@@ -386,9 +386,9 @@ pub struct RecordListQuery {
     responses(OwnerRefusals, BadParameter, (status = 200, body = RecordList)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn list_records(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Query(query): Query<RecordListQuery>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<RecordList>, AppError> {
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -397,10 +397,7 @@ pub async fn list_records(
         .map(|c| B64.decode(c.as_bytes()))
         .transpose()
         .map_err(|_| AppError::BadRequest("cursor is not one this server gave out".into()))?;
-    let page = state
-        .vault
-        .open()?
-        .list_records(cursor.as_deref(), query.limit.unwrap_or(500))?;
+    let page = open.list_records(cursor.as_deref(), query.limit.unwrap_or(500))?;
     Ok(Json(RecordList {
         records: page.records.into_iter().map(RecordView::from).collect(),
         next_cursor: page.next_cursor.map(|c| B64.encode(c)),
@@ -418,19 +415,17 @@ fn with_etag(status: StatusCode, record: Record) -> Response {
 
 /// Reads one record; its `ETag` goes with it.
 #[utoipa::path(get, path = "/api/v1/records/{path}", tag = "records",
-    params(("path" = String, Path, description = "Dotted record path, e.g. `contact.email`: 2 to 4 parts of lowercase letters, digits, `_` and `-`",
-            pattern = r"^[a-z0-9][a-z0-9_-]{0,63}(\.[a-z0-9][a-z0-9_-]{0,63}){1,3}$")),
+    params(RecordPathParam),
     responses(OwnerRefusals, BadParameter, (status = 200, body = RecordView, headers(("ETag" = String, description = "The record's version, for `If-Match`"))),
               (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody, description = "`invalid_path`")),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn get_record(
-    State(state): State<AppState>,
     _session: OwnerSession,
-    Path(path): Path<String>,
+    RecordPathParam(path): RecordPathParam,
+    Unsealed(open): Unsealed,
 ) -> Result<Response, AppError> {
-    let path = RecordPath::parse(&path)?;
-    let record = state.vault.open()?.get_record(&path)?;
+    let record = open.get_record(&path)?;
     Ok(with_etag(StatusCode::OK, record))
 }
 
@@ -478,8 +473,7 @@ fn precondition(headers: &HeaderMap) -> Result<Precondition, AppError> {
 /// Creates or replaces a record. `If-Match` makes it conditional (412 on conflict);
 /// `If-None-Match: *` makes it create-only. Acknowledged once durable on disk.
 #[utoipa::path(put, path = "/api/v1/records/{path}", tag = "records", request_body = PutRecord,
-    params(("path" = String, Path, description = "Dotted record path, e.g. `contact.email`: 2 to 4 parts of lowercase letters, digits, `_` and `-`",
-            pattern = r"^[a-z0-9][a-z0-9_-]{0,63}(\.[a-z0-9][a-z0-9_-]{0,63}){1,3}$"),
+    params(RecordPathParam,
            ("If-Match" = Option<String>, Header, description = "ETag the record must still have"),
            ("If-None-Match" = Option<String>, Header, description = "`*`: only create")),
     responses(OwnerRefusals, JsonBodyRefusals,
@@ -491,17 +485,16 @@ fn precondition(headers: &HeaderMap) -> Result<Precondition, AppError> {
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn put_record(
-    State(state): State<AppState>,
     _session: OwnerSession,
-    Path(path): Path<String>,
+    path: Result<RecordPathParam, AppError>,
     headers: HeaderMap,
+    Unsealed(open): Unsealed,
     Json(body): Json<PutRecord>,
 ) -> Result<Response, AppError> {
-    let path = RecordPath::parse(&path)?;
+    // A bad body answers before a bad path, as it always has.
+    let RecordPathParam(path) = path?;
     let precondition = precondition(&headers)?;
-    let written = state
-        .vault
-        .open()?
+    let written = open
         .put_record(&path, body.value, body.category.as_deref(), precondition)
         .await?;
     let status = if written.created {
@@ -514,8 +507,7 @@ pub async fn put_record(
 
 /// Deletes a record (`If-Match` honoured).
 #[utoipa::path(delete, path = "/api/v1/records/{path}", tag = "records",
-    params(("path" = String, Path, description = "Dotted record path, e.g. `contact.email`: 2 to 4 parts of lowercase letters, digits, `_` and `-`",
-            pattern = r"^[a-z0-9][a-z0-9_-]{0,63}(\.[a-z0-9][a-z0-9_-]{0,63}){1,3}$"),
+    params(RecordPathParam,
            ("If-Match" = Option<String>, Header, description = "ETag the record must still have")),
     responses(OwnerRefusals, BadParameter, (status = 204), (status = 404, body = ErrorBody),
               (status = 412, body = ErrorBody, description = "`precondition_failed`"),
@@ -523,17 +515,12 @@ pub async fn put_record(
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn delete_record(
-    State(state): State<AppState>,
     _session: OwnerSession,
-    Path(path): Path<String>,
+    RecordPathParam(path): RecordPathParam,
     headers: HeaderMap,
+    Unsealed(open): Unsealed,
 ) -> Result<StatusCode, AppError> {
-    let path = RecordPath::parse(&path)?;
-    state
-        .vault
-        .open()?
-        .delete_record(&path, precondition(&headers)?)
-        .await?;
+    open.delete_record(&path, precondition(&headers)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -623,14 +610,11 @@ pub struct AuditPageView {
     responses(OwnerRefusals, BadParameter, (status = 200, body = AuditPageView)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn audit(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Query(query): Query<AuditQuery>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<AuditPageView>, AppError> {
-    let page = state
-        .vault
-        .open()?
-        .audit_page(query.before, query.limit.unwrap_or(50))?;
+    let page = open.audit_page(query.before, query.limit.unwrap_or(50))?;
     Ok(Json(AuditPageView {
         entries: page.entries.into_iter().map(AuditEntryView::from).collect(),
         next_before: page.next_before,
@@ -651,10 +635,9 @@ pub struct AuditVerification {
     responses(OwnerRefusals, (status = 200, body = AuditVerification)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn audit_verify(
-    State(state): State<AppState>,
     _session: OwnerSession,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<AuditVerification>, AppError> {
-    let open = state.vault.open()?;
     let result = tokio::task::spawn_blocking(move || open.audit_verify())
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?;

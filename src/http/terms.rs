@@ -1,7 +1,6 @@
 //! The person's terms: the owner reads, previews and publishes them under `/api/v1/terms`;
 //! brands read the ones in force at the public `/brand/v1/terms`.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -9,11 +8,12 @@ use time::OffsetDateTime;
 use tracing::instrument;
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::auth::{OwnerRefusals, OwnerSession};
 use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path};
+use super::extract::Unsealed;
 use crate::domain::terms::{Basis, TEMPLATES, Terms};
 use crate::error::AppError;
+use crate::service::OpenVault;
 use crate::service::terms::TermsVersion;
 
 /// A terms version as served to the owner and to brands.
@@ -58,8 +58,8 @@ impl TermsView {
     }
 }
 
-fn current(state: &AppState) -> Result<TermsView, AppError> {
-    let current = state.vault.open()?.current_terms()?;
+fn current(open: &OpenVault) -> Result<TermsView, AppError> {
+    let current = open.current_terms()?;
     Ok(TermsView::new(current.version.clone(), &current.terms))
 }
 
@@ -68,17 +68,17 @@ fn current(state: &AppState) -> Result<TermsView, AppError> {
     responses(OwnerRefusals, (status = 200, body = TermsView)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn get_terms(
-    State(state): State<AppState>,
     _session: OwnerSession,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<TermsView>, AppError> {
-    current(&state).map(Json)
+    current(&open).map(Json)
 }
 
 /// The terms in force, for anyone: brands read them here before accepting them by hash.
 #[utoipa::path(get, path = "/brand/v1/terms", tag = "brands",
     responses((status = 200, body = TermsView), (status = 503, body = ErrorBody)))]
-pub async fn brand_terms(State(state): State<AppState>) -> Result<Json<TermsView>, AppError> {
-    current(&state).map(Json)
+pub async fn brand_terms(Unsealed(open): Unsealed) -> Result<Json<TermsView>, AppError> {
+    current(&open).map(Json)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -98,11 +98,10 @@ pub struct TermsDocument {
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn put_terms(
-    State(state): State<AppState>,
     _session: OwnerSession,
+    Unsealed(open): Unsealed,
     Json(request): Json<TermsDocument>,
 ) -> Result<(StatusCode, Json<TermsView>), AppError> {
-    let open = state.vault.open()?;
     let (version, created) = open.publish_terms(&request.terms).await?;
     let status = if created {
         StatusCode::CREATED
@@ -124,11 +123,11 @@ pub struct TermsPreview {
     responses(OwnerRefusals, JsonBodyRefusals, (status = 200, body = TermsPreview), (status = 422, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn preview_terms(
-    State(state): State<AppState>,
     _session: OwnerSession,
+    Unsealed(open): Unsealed,
     Json(request): Json<TermsDocument>,
 ) -> Result<Json<TermsPreview>, AppError> {
-    let preview = state.vault.open()?.preview_terms(&request.terms)?;
+    let preview = open.preview_terms(&request.terms)?;
     Ok(Json(TermsPreview {
         hash: preview.hash,
         basis: preview.terms.basis().as_str().to_owned(),
@@ -158,10 +157,9 @@ pub struct VersionList {
     responses(OwnerRefusals, (status = 200, body = VersionList)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn terms_versions(
-    State(state): State<AppState>,
     _session: OwnerSession,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<VersionList>, AppError> {
-    let open = state.vault.open()?;
     let current = open.current_terms()?.version.version;
     let versions = open
         .terms_versions()?
@@ -183,11 +181,11 @@ pub async fn terms_versions(
     responses(OwnerRefusals, BadParameter, (status = 200, body = TermsView), (status = 404, body = ErrorBody)),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 pub async fn terms_version(
-    State(state): State<AppState>,
     _session: OwnerSession,
     Path(version): Path<u64>,
+    Unsealed(open): Unsealed,
 ) -> Result<Json<TermsView>, AppError> {
-    let version = state.vault.open()?.terms_version(version)?;
+    let version = open.terms_version(version)?;
     TermsView::of(version).map(Json)
 }
 

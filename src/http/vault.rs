@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::auth::{ClientIp, OwnerRefusals, OwnerSession};
 use super::error::{ErrorBody, Json, JsonBodyRefusals};
+use super::extract::Unsealed;
 use super::owner::with_cookie;
 use crate::error::AppError;
 use crate::secret::Secret;
@@ -114,10 +115,9 @@ fn dated(now: OffsetDateTime, stem: &str, extension: &str) -> String {
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn export(
-    State(state): State<AppState>,
     _session: OwnerSession,
+    Unsealed(open): Unsealed,
 ) -> Result<Response, AppError> {
-    let open = state.vault.open()?;
     let store = open.begin_export().await?;
     let now = open.clock_now();
     let body = streamed(move |out| export::write_export(&store, now, out).map(|_| ()));
@@ -159,8 +159,8 @@ pub async fn export_schema() -> Response {
 pub async fn backup(
     State(state): State<AppState>,
     _session: OwnerSession,
+    Unsealed(open): Unsealed,
 ) -> Result<Response, AppError> {
-    let open = state.vault.open()?;
     let path = backup::temporary_backup_path(&state.vault.settings().data_dir)?;
     let summary = match open.backup_to(path.clone()).await {
         Ok(summary) => summary,
