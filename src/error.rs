@@ -1,22 +1,67 @@
 //! The one error type of the service and HTTP layers.
 //!
 //! Every failure a client can see is an [`AppError`] with a stable machine-readable `code` and a
-//! sentence a person can act on. The HTTP layer turns it into `{"error": code, "message": ...}` with
-//! the status from [`AppError::status`]. Internal causes are logged, never sent.
+//! sentence a person can act on; a validation failure also names the field at fault. The HTTP
+//! layer (`http::error`) chooses the status and turns it into `{"error": code, "message": ...,
+//! "at": field}`. Internal failures keep their cause as a typed source beside a fixed context, so
+//! the log shows the whole chain while clients only ever see [`AppError::public_message`].
 
 use crate::crypto::keyfile::KeyFileError;
 use crate::domain::audit::ChainError;
 use crate::domain::records::RecordError;
 use crate::store::{StoreError, TxError};
 
+/// The failure an internal error came from, kept with its own source chain for the log.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An I/O failure on a named file or directory: the source of an internal error, so that the log
+/// and the command line name the path.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", path.display())]
+pub struct FileError {
+    pub path: std::path::PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// A data directory the vault cannot use as it is: told to the operator on the command line and
+/// in the log, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    #[error("no vault in {}", .0.display())]
+    NoVault(std::path::PathBuf),
+    #[error("{} exists but the store {} is missing: restore it from a backup", .key_file.display(), .store.display())]
+    StoreMissing {
+        key_file: std::path::PathBuf,
+        store: std::path::PathBuf,
+    },
+    #[error(
+        "{} holds a store but no key file ({key_file}); without it the store cannot be read. \
+         Restore the key file from a backup, or remove {} to start a new vault",
+        .data_dir.display(), .store.display()
+    )]
+    KeyFileMissing {
+        data_dir: std::path::PathBuf,
+        key_file: &'static str,
+        store: std::path::PathBuf,
+    },
+    #[error("the unlock key in {} does not open this vault (removed or replaced?)", .0.display())]
+    ForeignUnlockKey(std::path::PathBuf),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// The request is malformed: bad JSON, unknown fields, wrong types, bad headers.
     #[error("{0}")]
     BadRequest(String),
-    /// The request is well-formed but its content is not acceptable.
+    /// The request is well-formed but its content is not acceptable; `at` names the member of the
+    /// request body at fault (e.g. `location.geohash`) where one is.
     #[error("{message}")]
-    Invalid { code: &'static str, message: String },
+    Invalid {
+        code: &'static str,
+        message: String,
+        at: Option<&'static str>,
+    },
     #[error("this request needs an owner session: log in first")]
     Unauthenticated,
     #[error("the passphrase or recovery key is not correct")]
@@ -98,41 +143,18 @@ pub enum AppError {
     StoreDamaged(String),
     #[error("the audit log does not verify: {0}")]
     Chain(#[from] ChainError),
-    /// Shown in logs and on the command line; clients only ever see `public_message`.
-    #[error("{0}")]
-    Internal(String),
+    /// Something inside the vault failed: `context` says what it was doing, `source` (where there
+    /// is one) is the failure itself. Shown with its chain in logs and on the command line
+    /// ([`AppError::report`]); clients only ever see `public_message`.
+    #[error("{context}")]
+    Internal {
+        context: &'static str,
+        #[source]
+        source: Option<Cause>,
+    },
 }
 
 impl AppError {
-    /// The HTTP status for this error.
-    pub fn status(&self) -> u16 {
-        match self {
-            AppError::BadRequest(_) => 400,
-            AppError::Invalid { .. } => 422,
-            AppError::Unauthenticated | AppError::InvalidCredentials => 401,
-            AppError::Csrf | AppError::CrossOrigin => 403,
-            AppError::NotFound(_) => 404,
-            AppError::Conflict(_) | AppError::TermsChanged(_) => 409,
-            AppError::InvalidTerms { .. } | AppError::GrantNotPermitted { .. } => 422,
-            AppError::NoAgreement(_) | AppError::IntentClosed(_) | AppError::OfferLimit => 409,
-            AppError::NotGranted(_) | AppError::NoGrant => 403,
-            AppError::InvalidToken(_) | AppError::InvalidClient(_) => 401,
-            AppError::InsufficientScope(_) => 403,
-            AppError::MethodNotAllowed => 405,
-            AppError::MisdirectedRequest => 421,
-            AppError::PreconditionFailed => 412,
-            AppError::PayloadTooLarge => 413,
-            AppError::UnsupportedMediaType => 415,
-            AppError::TooManyRequests { .. } => 429,
-            AppError::Sealed
-            | AppError::SetupRequired
-            | AppError::Erasing
-            | AppError::Storage(_) => 503,
-            AppError::InsufficientStorage(_) => 507,
-            AppError::Chain(_) | AppError::Internal(_) | AppError::StoreDamaged(_) => 500,
-        }
-    }
-
     /// The stable code clients match on.
     pub fn code(&self) -> &'static str {
         match self {
@@ -167,7 +189,7 @@ impl AppError {
             AppError::InsufficientStorage(_) => "insufficient_storage",
             AppError::Chain(_) => "audit_chain_broken",
             AppError::StoreDamaged(_) => "store_damaged",
-            AppError::Internal(_) => "internal",
+            AppError::Internal { .. } => "internal",
         }
     }
 
@@ -185,7 +207,7 @@ impl AppError {
     /// The message sent to the client: never internal detail.
     pub fn public_message(&self) -> String {
         match self {
-            AppError::Internal(_) => "internal error; the details are in the server log".into(),
+            AppError::Internal { .. } => "internal error; the details are in the server log".into(),
             AppError::StoreDamaged(_) => "the vault's store is damaged; restore it from a backup \
                                           (the server log has the details)"
                 .into(),
@@ -197,7 +219,53 @@ impl AppError {
         AppError::Invalid {
             code,
             message: message.into(),
+            at: None,
         }
+    }
+
+    /// A validation failure of one member of the request body, named by `at` (a JSON path such
+    /// as `location.geohash`), so that a client can point at the field instead of parsing the
+    /// sentence.
+    pub fn invalid_at(
+        code: &'static str,
+        at: &'static str,
+        message: impl Into<String>,
+    ) -> AppError {
+        AppError::Invalid {
+            code,
+            message: message.into(),
+            at: Some(at),
+        }
+    }
+
+    /// An internal failure: `context` says what the vault was doing, `source` is what failed.
+    pub fn internal(context: &'static str, source: impl Into<Cause>) -> AppError {
+        AppError::Internal {
+            context,
+            source: Some(source.into()),
+        }
+    }
+
+    /// An internal failure with no underlying error: an invariant of the vault's own that did not
+    /// hold (a poisoned lock, a write that was not staged).
+    pub fn broken(context: &'static str) -> AppError {
+        AppError::Internal {
+            context,
+            source: None,
+        }
+    }
+
+    /// The error with every cause in its source chain, `context: cause: cause...`: for the log
+    /// and the command line, never for a client.
+    pub fn report(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
     }
 }
 
@@ -217,7 +285,7 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Tampered { .. } | StoreError::Crypto(_) => {
-                AppError::Internal(format!("store integrity: {e}"))
+                AppError::internal("store integrity", e)
             }
             StoreError::Io(_) => AppError::Storage(e),
             StoreError::Damaged(_) => AppError::StoreDamaged(e.to_string()),
@@ -251,7 +319,7 @@ impl From<KeyFileError> for AppError {
             KeyFileError::WrongSecret | KeyFileError::MalformedRecoveryKey => {
                 AppError::InvalidCredentials
             }
-            other => AppError::Internal(format!("key file: {other}")),
+            other => AppError::internal("key file", other),
         }
     }
 }
@@ -328,7 +396,7 @@ impl From<OAuthError> for AppError {
         match e.status {
             401 => AppError::InvalidClient(e.description),
             503 => AppError::Sealed,
-            s if s >= 500 => AppError::Internal(e.description),
+            s if s >= 500 => AppError::internal("an OAuth step failed", e),
             _ => AppError::BadRequest(e.description),
         }
     }

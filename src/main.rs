@@ -80,13 +80,13 @@ fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         settings.issuer = config.public_url_on(addr);
         let data_dir = settings.data_dir.clone();
         let vault = Vault::start(settings, Arc::new(SystemClock))
-            .map_err(|e| anyhow::anyhow!("cannot start on {}: {e}", data_dir.display()))?;
+            .with_context(|| format!("cannot start on {}", data_dir.display()))?;
         tracing::info!(data_dir = %data_dir.display(), state = vault.phase_name(), "vault opened");
         if let Some(path) = &config.unlock_key_file {
             vault
                 .unseal_with_unlock_key(path)
                 .await
-                .map_err(|e| anyhow::anyhow!("unlock key file: {e}"))?;
+                .context("unlock key file")?;
         }
         if !addr.ip().is_loopback() {
             tracing::warn!(%addr, "listening beyond loopback: put a TLS reverse proxy in front");
@@ -177,7 +177,7 @@ fn init(args: config::InitArgs) -> anyhow::Result<ExitCode> {
     let data_dir = config::data_dir(args.data_dir)?;
     let passphrase = read_passphrase(&args.passphrase_file)?;
     let recovery = service::init_offline(&data_dir, &passphrase, SystemClock.now())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(anyhow::Error::new)?;
     eprintln!(
         "Vault created in {}. Your recovery key is below: it is shown only now, and it opens the \
          vault if you forget your passphrase. Write it down and keep it somewhere safe.",
@@ -191,7 +191,7 @@ fn audit_verify(args: config::OfflineArgs) -> anyhow::Result<ExitCode> {
     let data_dir = config::data_dir(args.data_dir)?;
     let passphrase = read_passphrase(&args.passphrase_file)?;
     let (store, _, _) =
-        service::open_offline(&data_dir, &passphrase).map_err(|e| anyhow::anyhow!("{e}"))?;
+        service::open_offline(&data_dir, &passphrase).map_err(anyhow::Error::new)?;
     match service::audit::verify_store(&store) {
         Ok(verified) => {
             println!(
@@ -213,7 +213,7 @@ fn unlock_key(command: UnlockKeyCommand) -> anyhow::Result<ExitCode> {
             let data_dir = config::data_dir(vault.data_dir)?;
             let passphrase = read_passphrase(&vault.passphrase_file)?;
             let key = service::offline_unlock_key(&data_dir, &passphrase, SystemClock.now(), true)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(anyhow::Error::new)?;
             if let Some(key) = key {
                 vrm_vault::crypto::keyfile::write_atomically(&out, key.encode().as_bytes())
                     .with_context(|| format!("writing {}", out.display()))?;
@@ -230,7 +230,7 @@ fn unlock_key(command: UnlockKeyCommand) -> anyhow::Result<ExitCode> {
             let data_dir = config::data_dir(vault.data_dir)?;
             let passphrase = read_passphrase(&vault.passphrase_file)?;
             service::offline_unlock_key(&data_dir, &passphrase, SystemClock.now(), false)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(anyhow::Error::new)?;
             eprintln!(
                 "Unlock key slot removed: existing unlock key files no longer open the vault."
             );
@@ -243,7 +243,7 @@ fn export(args: config::OfflineArgs, out: &Path) -> anyhow::Result<ExitCode> {
     let data_dir = config::data_dir(args.data_dir)?;
     let passphrase = read_passphrase(&args.passphrase_file)?;
     let (store, _, _) =
-        service::open_offline(&data_dir, &passphrase).map_err(|e| anyhow::anyhow!("{e}"))?;
+        service::open_offline(&data_dir, &passphrase).map_err(anyhow::Error::new)?;
     let now = SystemClock.now();
     let mut writer: Box<dyn Write> = if out == Path::new("-") {
         Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
@@ -253,10 +253,9 @@ fn export(args: config::OfflineArgs, out: &Path) -> anyhow::Result<ExitCode> {
         Box::new(std::io::BufWriter::new(file))
     };
     // Recorded first, as over HTTP: the export holds its own `vault.exported` entry.
-    service::audit::record_offline(&store, "vault.exported", now)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let counts = service::export::write_export(&store, now, &mut writer)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    service::audit::record_offline(&store, "vault.exported", now).map_err(anyhow::Error::new)?;
+    let counts =
+        service::export::write_export(&store, now, &mut writer).map_err(anyhow::Error::new)?;
     drop(writer);
     let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
     eprintln!("Exported {}.", summary.join(", "));
@@ -267,7 +266,7 @@ fn backup(args: config::OfflineArgs, out: &Path) -> anyhow::Result<ExitCode> {
     let data_dir = config::data_dir(args.data_dir)?;
     let passphrase = read_passphrase(&args.passphrase_file)?;
     let summary = service::backup::backup_offline(&data_dir, &passphrase, out, SystemClock.now())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(anyhow::Error::new)?;
     eprintln!(
         "Backup written to {} ({} entries, format version {}). It is encrypted: restoring it \
          needs the passphrase or the recovery key.",
@@ -301,7 +300,7 @@ fn restore(args: config::RestoreArgs) -> anyhow::Result<ExitCode> {
     let settings = Settings::new(data_dir.clone());
     let (_, _, summary) =
         service::backup::restore(&settings, &args.backup, credential, SystemClock.now())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(anyhow::Error::new)?;
     eprintln!(
         "Restored {} entries (backup format version {}) into {}. Start the server and unlock it.",
         summary.entries,
@@ -325,11 +324,11 @@ fn delete_everything(args: config::DeleteArgs) -> anyhow::Result<ExitCode> {
         vault
             .login(service::Credential::Passphrase(passphrase.clone()), here)
             .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(anyhow::Error::new)?;
         vault
             .delete_everything(passphrase, &args.confirm, here)
             .await
-            .map_err(|e| anyhow::anyhow!("{e}"))
+            .map_err(anyhow::Error::new)
     })?;
     println!("{}", serde_json::to_string_pretty(&receipt)?);
     eprintln!("Everything is deleted. The receipt above lists what was deleted and who was told.");

@@ -80,40 +80,63 @@ pub struct OfferTerms {
     pub data_requested: Vec<String>,
 }
 
-fn text(name: &str, value: &str, max: usize) -> Result<(), String> {
+/// Why an offer was refused: the member of the body at fault, and a sentence that names it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct OfferError {
+    /// The member of the request body at fault, as a JSON path (e.g. `fulfilment.from`).
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn fault(field: &'static str, message: impl Into<String>) -> OfferError {
+    OfferError {
+        field,
+        message: message.into(),
+    }
+}
+
+fn text(name: &'static str, value: &str, max: usize) -> Result<(), OfferError> {
     if value.trim().is_empty() {
-        return Err(format!("{name} must not be empty"));
+        return Err(fault(name, format!("{name} must not be empty")));
     }
     if value.chars().count() > max {
-        return Err(format!("{name} may have at most {max} characters"));
+        return Err(fault(
+            name,
+            format!("{name} may have at most {max} characters"),
+        ));
     }
     if value.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(format!("{name} must not contain control characters"));
+        return Err(fault(
+            name,
+            format!("{name} must not contain control characters"),
+        ));
     }
     Ok(())
 }
 
-fn time_of(name: &str, value: &str) -> Result<OffsetDateTime, String> {
+fn time_of(name: &'static str, value: &str) -> Result<OffsetDateTime, OfferError> {
     OffsetDateTime::parse(value, &Rfc3339)
-        .map_err(|_| format!("{name} must be an RFC 3339 date and time"))
+        .map_err(|_| fault(name, format!("{name} must be an RFC 3339 date and time")))
 }
 
 impl NewOffer {
     /// Checks every field; the message names the first one at fault.
-    pub fn validate(self, now: OffsetDateTime) -> Result<OfferTerms, String> {
+    pub fn validate(self, now: OffsetDateTime) -> Result<OfferTerms, OfferError> {
         text("name", &self.name, MAX_NAME)?;
         if let Some(d) = &self.description {
             text("description", d, MAX_DESCRIPTION)?;
         }
         let price = match self.price {
-            Some(p) => {
-                Some(Money::parse(&p.amount, &p.currency).map_err(|e| format!("price: {e}"))?)
-            }
+            Some(p) => Some(
+                Money::parse(&p.amount, &p.currency)
+                    .map_err(|e| fault("price", format!("price: {e}")))?,
+            ),
             None => None,
         };
         let valid_until = time_of("valid_until", &self.valid_until)?;
         if valid_until <= now {
-            return Err("valid_until must be in the future".into());
+            return Err(fault("valid_until", "valid_until must be in the future"));
         }
         let fulfilment = match self.fulfilment {
             None => None,
@@ -130,7 +153,10 @@ impl NewOffer {
                 if let (Some(from), Some(to)) = (from, to)
                     && from >= to
                 {
-                    return Err("fulfilment.from must be before fulfilment.to".into());
+                    return Err(fault(
+                        "fulfilment.from",
+                        "fulfilment.from must be before fulfilment.to",
+                    ));
                 }
                 if let Some(place) = &f.place {
                     text("fulfilment.place", place, MAX_PLACE)?;
@@ -144,20 +170,22 @@ impl NewOffer {
         };
         if let Some(url) = &self.url {
             text("url", url, MAX_URL)?;
-            let parsed = url::Url::parse(url).map_err(|_| "url must be a URL".to_owned())?;
+            let parsed = url::Url::parse(url).map_err(|_| fault("url", "url must be a URL"))?;
             if parsed.scheme() != "https" {
-                return Err("url must be https".into());
+                return Err(fault("url", "url must be https"));
             }
         }
         let data_requested = self.data_requested.unwrap_or_default();
         if data_requested.len() > MAX_REQUESTED {
-            return Err(format!(
-                "data_requested may list at most {MAX_REQUESTED} fields"
+            return Err(fault(
+                "data_requested",
+                format!("data_requested may list at most {MAX_REQUESTED} fields"),
             ));
         }
         let mut requested: Vec<String> = Vec::new();
         for path in data_requested {
-            RecordPath::parse(&path).map_err(|e| format!("data_requested: \"{path}\": {e}"))?;
+            RecordPath::parse(&path)
+                .map_err(|e| fault("data_requested", format!("data_requested: \"{path}\": {e}")))?;
             if !requested.contains(&path) {
                 requested.push(path);
             }
@@ -245,8 +273,11 @@ mod tests {
         let past = offer("1969-12-31T00:00:00Z")
             .validate(now)
             .err()
+            .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(past.contains("valid_until"), "{past}");
+        let at = |o: NewOffer| o.validate(now).err().map(|e| e.field);
+        assert_eq!(at(offer("1969-12-31T00:00:00Z")), Some("valid_until"));
         let mut bad_price = offer("1970-01-02T00:00:00Z");
         bad_price.price = Some(NewPrice {
             amount: "1.234".into(),
@@ -256,6 +287,7 @@ mod tests {
             bad_price
                 .validate(now)
                 .err()
+                .map(|e| e.to_string())
                 .unwrap_or_default()
                 .contains("price")
         );
@@ -264,6 +296,7 @@ mod tests {
         assert!(
             http.validate(now)
                 .err()
+                .map(|e| e.to_string())
                 .unwrap_or_default()
                 .contains("https")
         );
@@ -272,8 +305,15 @@ mod tests {
         assert!(
             path.validate(now)
                 .err()
+                .map(|e| e.to_string())
                 .unwrap_or_default()
                 .contains("data_requested")
         );
+        let mut url = offer("1970-01-02T00:00:00Z");
+        url.url = Some("http://shop.example".into());
+        assert_eq!(at(url), Some("url"));
+        let mut path = offer("1970-01-02T00:00:00Z");
+        path.data_requested = Some(vec!["Bad Path".into()]);
+        assert_eq!(at(path), Some("data_requested"));
     }
 }

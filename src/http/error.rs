@@ -19,7 +19,9 @@ pub struct ErrorBody {
     pub error: String,
     /// A sentence for the person reading it.
     pub message: String,
-    /// Where in the submitted document the problem is (terms errors), e.g. `permission[0]`.
+    /// Where in the submitted document the problem is: the member of the request body at fault
+    /// for a validation error (e.g. `location.geohash`, `price_max.amount`), or the rule of a terms
+    /// document (e.g. `permission[0]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at: Option<String>,
     /// The rule of the person's terms that refused a grant, e.g. `basis SD-BASE`.
@@ -49,22 +51,54 @@ pub enum JsonBodyRefusals {
 #[response(status = 400)]
 pub struct BadParameter(pub ErrorBody);
 
+/// The HTTP status of each error: the service names failures, this layer maps them to HTTP.
+pub fn status_of(error: &AppError) -> StatusCode {
+    match error {
+        AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        AppError::Invalid { .. }
+        | AppError::InvalidTerms { .. }
+        | AppError::GrantNotPermitted { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        AppError::Unauthenticated
+        | AppError::InvalidCredentials
+        | AppError::InvalidToken(_)
+        | AppError::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+        AppError::Csrf
+        | AppError::CrossOrigin
+        | AppError::NotGranted(_)
+        | AppError::NoGrant
+        | AppError::InsufficientScope(_) => StatusCode::FORBIDDEN,
+        AppError::NotFound(_) => StatusCode::NOT_FOUND,
+        AppError::Conflict(_)
+        | AppError::TermsChanged(_)
+        | AppError::NoAgreement(_)
+        | AppError::IntentClosed(_)
+        | AppError::OfferLimit => StatusCode::CONFLICT,
+        AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        AppError::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
+        AppError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+        AppError::Sealed | AppError::SetupRequired | AppError::Erasing | AppError::Storage(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
+        AppError::Chain(_) | AppError::Internal { .. } | AppError::StoreDamaged(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = status_of(&self);
         // The cause goes to the log (by the layer that knows the request id), never to the client.
         let detail = match &self {
-            AppError::Internal(_)
+            AppError::Internal { .. }
             | AppError::Chain(_)
             | AppError::Storage(_)
             | AppError::InsufficientStorage(_)
-            | AppError::StoreDamaged(_) => Some(ErrorDetail(match &self {
-                AppError::Storage(source) | AppError::InsufficientStorage(source) => {
-                    format!("{self} ({source})")
-                }
-                other => other.to_string(),
-            })),
+            | AppError::StoreDamaged(_) => Some(ErrorDetail(self.report())),
             _ => None,
         };
         let body = ErrorBody {
@@ -72,6 +106,7 @@ impl IntoResponse for AppError {
             message: self.public_message(),
             at: match &self {
                 AppError::InvalidTerms { at, .. } => Some(at.clone()),
+                AppError::Invalid { at, .. } => at.map(str::to_owned),
                 _ => None,
             },
             rule: match &self {

@@ -21,15 +21,15 @@ use super::auth::{OwnerRefusals, OwnerSession, bearer};
 use super::brand_api::{BrandRefusals, BrandToken};
 use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path, Query};
 use super::extract::Unsealed;
-use crate::domain::intents::{NewIntent, NewSubscription, TAXONOMY};
+use crate::domain::intents::{IntentError, NewIntent, NewSubscription, TAXONOMY};
 use crate::domain::offers::{NewOffer, Offer};
 use crate::error::AppError;
 use crate::service::OpenVault;
 use crate::service::events::MAX_EVENTS_PAGE;
 use crate::service::intents::{IntentRecord, SubscriptionRecord};
 
-fn invalid_intent(e: impl std::fmt::Display) -> AppError {
-    AppError::invalid("invalid_intent", e.to_string())
+fn invalid_intent(e: IntentError) -> AppError {
+    AppError::invalid_at("invalid_intent", e.field(), e.to_string())
 }
 
 // --- The owner's side ---------------------------------------------------------------------
@@ -406,7 +406,7 @@ pub async fn put_subscription(
     require(&token, "intents:read")?;
     let subscription = body
         .validate(state.vault.settings().allow_loopback_webhooks)
-        .map_err(|e| AppError::invalid("invalid_subscription", e.to_string()))?;
+        .map_err(|e| AppError::invalid_at("invalid_subscription", e.field(), e.to_string()))?;
     let (record, secret) = open.put_subscription(&token.0.brand, subscription).await?;
     Ok(Json(subscription_view(record, secret)))
 }
@@ -575,7 +575,7 @@ pub async fn create_offer(
     require(&token, "offers:write")?;
     let terms = body
         .validate(state.vault.now())
-        .map_err(|e| AppError::invalid("invalid_offer", e))?;
+        .map_err(|e| AppError::invalid_at("invalid_offer", e.field, e.message))?;
     let offer = open.create_offer(&token.0.brand, &id, terms).await?;
     Ok((StatusCode::CREATED, Json(brand_offer_view(offer))))
 }

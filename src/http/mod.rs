@@ -300,7 +300,7 @@ pub fn app(state: AppState) -> Router {
     ))
     .layer(CatchPanicLayer::custom(|_| {
         tracing::error!("a handler panicked");
-        AppError::Internal("a handler panicked".into()).into_response()
+        AppError::broken("a handler panicked").into_response()
     }))
     .layer(PropagateRequestIdLayer::x_request_id())
     .layer(

@@ -640,7 +640,7 @@ pub async fn audit_verify(
 ) -> Result<Json<AuditVerification>, AppError> {
     let result = tokio::task::spawn_blocking(move || open.audit_verify())
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(|e| AppError::internal("the audit check did not finish", e))?;
     Ok(Json(match result {
         Ok(v) => AuditVerification {
             ok: true,

@@ -48,12 +48,8 @@ impl TermsView {
     }
 
     fn of(version: TermsVersion) -> Result<TermsView, AppError> {
-        let terms = Terms::parse(&version.document).map_err(|e| {
-            AppError::Internal(format!(
-                "stored terms version {} no longer parses: {e}",
-                version.version
-            ))
-        })?;
+        let terms = Terms::parse(&version.document)
+            .map_err(|e| AppError::internal("a stored terms version no longer parses", e))?;
         Ok(TermsView::new(version, &terms))
     }
 }
@@ -220,9 +216,9 @@ pub async fn terms_templates(_session: OwnerSession) -> Result<Json<TemplateList
                 title: t.title,
                 basis: basis.as_str(),
                 description: basis.description(),
-                terms: t.document().map_err(|e| {
-                    AppError::Internal(format!("template {} is not JSON: {e}", t.id))
-                })?,
+                terms: t
+                    .document()
+                    .map_err(|e| AppError::internal("a shipped template is not JSON", e))?,
             })
         })
         .collect::<Result<_, AppError>>()?;

@@ -76,11 +76,9 @@ fn streamed(
             buffer: Vec::with_capacity(CHUNK_BYTES),
             chunks: chunks.clone(),
         };
-        if let Err(e) = produce(&mut sender).and_then(|()| {
-            sender
-                .send()
-                .map_err(|e| AppError::Internal(format!("sending: {e}")))
-        }) {
+        if let Err(e) = produce(&mut sender)
+            .and_then(|()| sender.send().map_err(|e| AppError::internal("sending", e)))
+        {
             tracing::error!(error = %e, "a streamed download failed midway");
             let _ = chunks.blocking_send(Err(std::io::Error::other("the download failed")));
         }
@@ -177,7 +175,7 @@ pub async fn backup(
         opened
             .and_then(|mut file| std::io::copy(&mut file, out))
             .map(|_| ())
-            .map_err(|e| AppError::Internal(format!("sending the backup: {e}")))
+            .map_err(|e| AppError::internal("sending the backup", e))
     });
     Ok((
         [
@@ -330,15 +328,15 @@ async fn receive_restore_form(
             Some("backup") => {
                 let mut file = tokio::fs::File::create(upload)
                     .await
-                    .map_err(|e| AppError::Internal(format!("storing the upload: {e}")))?;
+                    .map_err(|e| AppError::internal("storing the upload", e))?;
                 while let Some(chunk) = field.chunk().await.map_err(form_error)? {
                     file.write_all(&chunk)
                         .await
-                        .map_err(|e| AppError::Internal(format!("storing the upload: {e}")))?;
+                        .map_err(|e| AppError::internal("storing the upload", e))?;
                 }
                 file.flush()
                     .await
-                    .map_err(|e| AppError::Internal(format!("storing the upload: {e}")))?;
+                    .map_err(|e| AppError::internal("storing the upload", e))?;
                 got_backup = true;
             }
             Some(name) => {

@@ -91,11 +91,11 @@ impl ReceiptSigner {
         let signature = self
             .key
             .sign_detached(RECEIPT_TYP, &payload)
-            .map_err(|e| AppError::Internal(format!("signing a receipt: {e}")))?;
+            .map_err(|e| AppError::internal("signing a receipt", e))?;
         let receipt =
             canonical(&serde_json::json!({ "receipt": document, "signature": signature }))?;
         agreement.receipt = String::from_utf8(receipt)
-            .map_err(|e| AppError::Internal(format!("receipt is not UTF-8: {e}")))?;
+            .map_err(|e| AppError::internal("receipt is not UTF-8", e))?;
         Ok(())
     }
 
@@ -176,7 +176,7 @@ impl OpenVault {
         let id = data_encoding::BASE32_NOPAD
             .encode(
                 &crate::crypto::random_array::<10>()
-                    .map_err(|e| AppError::Internal(e.to_string()))?,
+                    .map_err(|e| AppError::internal("drawing random bytes", e))?,
             )
             .to_lowercase();
         let terms = &current.terms;

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use time::OffsetDateTime;
 
-use super::{META_AUDIT_HEAD, OpenVault, io_error};
+use super::{META_AUDIT_HEAD, OpenVault, file_error, io_error};
 use crate::crypto::sha256;
 use crate::domain::audit::{AuditEntry, ChainHead, Event, Verified, verify_chain};
 use crate::error::AppError;
@@ -85,9 +85,10 @@ pub(crate) fn save_head_marker(data_dir: &Path, vault_id: &str, seq: u64) -> Res
         vault_id: vault_id.to_owned(),
         seq,
     };
-    let bytes = serde_json::to_vec(&marker).map_err(|e| AppError::Internal(e.to_string()))?;
+    let bytes = serde_json::to_vec(&marker)
+        .map_err(|e| AppError::internal("encoding a value to store", e))?;
     crate::crypto::keyfile::write_atomically(&data_dir.join(HEAD_MARKER), &bytes)
-        .map_err(|e| io_error(&format!("writing {HEAD_MARKER}"), e))
+        .map_err(|e| io_error("writing the audit head marker (audit-head.json)", e))
 }
 
 /// Refuses a store whose chain is shorter than at the last clean stop. A marker of another vault
@@ -101,7 +102,7 @@ pub(crate) fn check_head_marker(
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_error(&format!("reading {}", path.display()), e)),
+        Err(e) => return Err(file_error("reading", &path, e)),
     };
     let Ok(marker) = serde_json::from_slice::<HeadMarker>(&bytes) else {
         tracing::warn!(path = %path.display(), "the audit head marker does not parse; ignored");
@@ -124,9 +125,10 @@ pub(crate) fn check_head_marker(
 /// Forgets the marker: for setup, restore and deletion, which start a new chain.
 pub(crate) fn remove_head_marker(data_dir: &Path) -> Result<(), AppError> {
     match std::fs::remove_file(data_dir.join(HEAD_MARKER)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(io_error(&format!("removing {HEAD_MARKER}"), e))
-        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error(
+            "removing the audit head marker (audit-head.json)",
+            e,
+        )),
         _ => Ok(()),
     }
 }

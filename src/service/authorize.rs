@@ -192,7 +192,7 @@ impl OpenVault {
     fn pending(&self) -> Result<std::sync::MutexGuard<'_, Pending>, AppError> {
         self.authorizations
             .lock()
-            .map_err(|_| AppError::Internal("authorizations lock poisoned".into()))
+            .map_err(|_| AppError::broken("authorizations lock poisoned"))
     }
 
     /// Checks an authorization request and opens a consent request for the person; returns its id.
@@ -280,7 +280,7 @@ impl OpenVault {
         if let Err(e) = self.require_agreement(&brand) {
             return Err(fail("unauthorized_client", e.description));
         }
-        let id = random_token("").map_err(|e| AppError::Internal(e.to_string()))?;
+        let id = random_token("").map_err(|e| AppError::internal("drawing random bytes", e))?;
         let now = self.now();
         let mut pending = self.pending()?;
         pending.prune(now);
@@ -481,7 +481,8 @@ impl OpenVault {
                 return Err(e);
             }
         };
-        let code = random_token("vrmac_").map_err(|e| AppError::Internal(e.to_string()))?;
+        let code =
+            random_token("vrmac_").map_err(|e| AppError::internal("drawing random bytes", e))?;
         let now = self.now();
         {
             let mut pending = self.pending()?;
@@ -568,15 +569,15 @@ impl OpenVault {
             return Err(invalid_grant("the grant has ended: ask the person again"));
         }
         let agreement = self.require_agreement(brand)?;
-        let refresh =
-            random_token(REFRESH_TOKEN_PREFIX).map_err(|e| AppError::Internal(e.to_string()))?;
+        let refresh = random_token(REFRESH_TOKEN_PREFIX)
+            .map_err(|e| AppError::internal("drawing random bytes", e))?;
         let record = serde_json::to_vec(&RefreshRecord {
             grant_id: grant.id.clone(),
             client_id: brand.client_id.clone(),
             generation: grant.refresh_generation,
             used: false,
         })
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(|e| AppError::internal("encoding a value to store", e))?;
         let new_key = self.index_key("refresh", &refresh);
         let written = self
             .write(move |tx| {
@@ -584,16 +585,14 @@ impl OpenVault {
                     let Some(bytes) = tx.get(Tree::RefreshTokens, &old)? else {
                         return Ok(false);
                     };
-                    let mut old_record: RefreshRecord =
-                        serde_json::from_slice(&bytes).map_err(|e| {
-                            AppError::Internal(format!("refresh token is damaged: {e}"))
-                        })?;
+                    let mut old_record: RefreshRecord = serde_json::from_slice(&bytes)
+                        .map_err(|e| AppError::internal("refresh token is damaged", e))?;
                     if old_record.used {
                         return Ok(false);
                     }
                     old_record.used = true;
                     let bytes = serde_json::to_vec(&old_record)
-                        .map_err(|e| AppError::Internal(e.to_string()))?;
+                        .map_err(|e| AppError::internal("encoding a value to store", e))?;
                     tx.insert(Tree::RefreshTokens, &old, &bytes)?;
                 }
                 tx.insert(Tree::RefreshTokens, &new_key, &record)?;
@@ -626,7 +625,7 @@ impl OpenVault {
             return Err(invalid_grant("unknown refresh token"));
         };
         let record: RefreshRecord = serde_json::from_slice(&bytes)
-            .map_err(|e| AppError::Internal(format!("refresh token is damaged: {e}")))?;
+            .map_err(|e| AppError::internal("refresh token is damaged", e))?;
         if record.client_id != brand.client_id {
             return Err(invalid_grant("unknown refresh token"));
         }
@@ -664,7 +663,7 @@ impl OpenVault {
             return Ok(());
         };
         let record: RefreshRecord = serde_json::from_slice(&bytes)
-            .map_err(|e| AppError::Internal(format!("refresh token is damaged: {e}")))?;
+            .map_err(|e| AppError::internal("refresh token is damaged", e))?;
         if record.client_id != brand.client_id {
             return Ok(());
         }
@@ -678,8 +677,8 @@ impl OpenVault {
         self.change(move |tx| {
             let mut grant = super::grants::load(tx, &key)?;
             grant.refresh_generation += 1;
-            let bytes =
-                serde_json::to_vec(&grant).map_err(|e| AppError::Internal(e.to_string()))?;
+            let bytes = serde_json::to_vec(&grant)
+                .map_err(|e| AppError::internal("encoding a value to store", e))?;
             tx.insert(Tree::Grants, &key, &bytes)?;
             let mut event = Event::system("refresh_token.replayed");
             event.target = Some(grant.client_id.clone());

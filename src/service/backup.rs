@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 use super::shred::{BUCKET_FILE, BucketFile};
 use super::{
     MAX_PASSPHRASE_CHARS, OpenVault, STORE_DIR, STORE_SETUP_DIR, Settings, create_private_dir,
-    initial_phase, io_error, remove_dir_if_present, sync_dir,
+    file_error, initial_phase, io_error, remove_dir_if_present, sync_dir,
 };
 use crate::crypto::buckets::{BucketKeys, StoreCipher};
 use crate::crypto::keyfile::{KdfParams, KeyFile, RecoveryKey, write_atomically};
@@ -89,7 +89,7 @@ pub fn write_backup(
     master: &MasterKey,
     out: &mut dyn Write,
 ) -> Result<BackupSummary, AppError> {
-    let io = |e: std::io::Error| AppError::Internal(format!("writing the backup: {e}"));
+    let io = |e: std::io::Error| AppError::internal("writing the backup", e);
     let mut keyfile = keyfile.clone();
     keyfile.remove_unlock_key();
     let mut w = MacWriter {
@@ -289,8 +289,7 @@ pub fn restore(
             "a vault already exists here: restore into an empty data directory",
         ));
     }
-    let file = std::fs::File::open(backup)
-        .map_err(|e| io_error(&format!("opening {}", backup.display()), e))?;
+    let file = std::fs::File::open(backup).map_err(|e| file_error("opening", backup, e))?;
     let (mut reader, mut keyfile) = BackupReader::start(BufReader::with_capacity(1 << 16, file))?;
     let version = reader.version();
     let master = open_backup_keyfile(&mut keyfile, credential, settings.kdf)?;
@@ -444,8 +443,7 @@ pub fn backup_offline(
     let (store, keyfile, master) = super::open_offline(data_dir, passphrase)?;
     let bucket_bytes = std::fs::read(data_dir.join(BUCKET_FILE))
         .map_err(|e| io_error("reading the bucket keys", e))?;
-    let file = std::fs::File::create(out)
-        .map_err(|e| io_error(&format!("creating {}", out.display()), e))?;
+    let file = std::fs::File::create(out).map_err(|e| file_error("creating", out, e))?;
     let mut writer = BufWriter::with_capacity(1 << 16, file);
     let summary = write_backup(&store, &keyfile, &bucket_bytes, &master, &mut writer)?;
     writer

@@ -126,8 +126,8 @@ impl OpenVault {
                 "note may have at most 200 characters, and no control characters",
             ));
         }
-        let token =
-            random_token(INVITATION_PREFIX).map_err(|e| AppError::Internal(e.to_string()))?;
+        let token = random_token(INVITATION_PREFIX)
+            .map_err(|e| AppError::internal("drawing random bytes", e))?;
         let now = self.now();
         let invitation = Invitation {
             id: invitation_id(&token),
@@ -184,12 +184,14 @@ impl OpenVault {
     ) -> Result<(Brand, Option<Secret>), AppError> {
         let invitation_key = self.invitation_key(&invitation_id(initial_access_token));
         let token_hash = sha256(initial_access_token.as_bytes());
-        let client_id =
-            B64.encode(random_array::<16>().map_err(|e| AppError::Internal(e.to_string()))?);
+        let client_id = B64.encode(
+            random_array::<16>().map_err(|e| AppError::internal("drawing random bytes", e))?,
+        );
         let secret = match metadata.auth_method {
-            AuthMethod::ClientSecretBasic => {
-                Some(random_token(SECRET_PREFIX).map_err(|e| AppError::Internal(e.to_string()))?)
-            }
+            AuthMethod::ClientSecretBasic => Some(
+                random_token(SECRET_PREFIX)
+                    .map_err(|e| AppError::internal("drawing random bytes", e))?,
+            ),
             AuthMethod::PrivateKeyJwt => None,
         };
         let now = self.now();
@@ -494,7 +496,7 @@ impl super::Vault {
             .inner
             .client_auth_throttle
             .lock()
-            .map_err(|_| AppError::Internal("throttle poisoned".into()))?
+            .map_err(|_| AppError::broken("throttle poisoned"))?
             .wait(from, self.now());
         if let Some(wait) = wait {
             return Err(AppError::TooManyRequests {
@@ -528,7 +530,7 @@ impl super::Vault {
             .inner
             .registration_throttle
             .lock()
-            .map_err(|_| AppError::Internal("throttle poisoned".into()))?
+            .map_err(|_| AppError::broken("throttle poisoned"))?
             .wait(from, now);
         if let Some(wait) = wait {
             return Err(OAuthError::new(

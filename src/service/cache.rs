@@ -205,7 +205,7 @@ impl<T> InWriter<T> {
     fn entries(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Arc<T>>>, AppError> {
         self.entries
             .lock()
-            .map_err(|_| AppError::Internal("writer cache poisoned".into()))
+            .map_err(|_| AppError::broken("writer cache poisoned"))
     }
 
     /// The value named `name` (stored under `key`) as `tx` sees it.

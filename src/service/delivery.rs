@@ -76,7 +76,7 @@ impl DeliveryState {
                         .fetch_max(u64::from_be_bytes(seq), Ordering::AcqRel);
                 }
                 serde_json::from_slice::<OutboxEntry>(&bytes)
-                    .map_err(|e| AppError::Internal(format!("outbox entry is damaged: {e}")))
+                    .map_err(|e| AppError::internal("outbox entry is damaged", e))
             });
             match entry {
                 Ok(entry) => {
@@ -99,7 +99,7 @@ impl OpenVault {
             crate::webhooks::DELIVERY_TIMEOUT,
             self.allow_loopback_webhooks,
         )
-        .map_err(AppError::Internal)?;
+        .map_err(|e| AppError::internal("starting the webhook sender", e))?;
         let weak = Arc::downgrade(self);
         let alarm = self.alarm.0.clone();
         let mut signal = self.subscribe_events();
@@ -237,7 +237,7 @@ impl OpenVault {
     fn reschedule(&self, seq: u64) {
         let entry = match self.store().get(Tree::Outbox, &seq.to_be_bytes()) {
             Ok(Some(bytes)) => serde_json::from_slice::<OutboxEntry>(&bytes)
-                .map_err(|e| AppError::Internal(format!("outbox entry is damaged: {e}"))),
+                .map_err(|e| AppError::internal("outbox entry is damaged", e)),
             Ok(None) => return,
             Err(e) => Err(e.into()),
         };
@@ -266,7 +266,7 @@ impl OpenVault {
             return Ok(());
         };
         let current: OutboxEntry = serde_json::from_slice(&current)
-            .map_err(|e| AppError::Internal(format!("outbox entry is damaged: {e}")))?;
+            .map_err(|e| AppError::internal("outbox entry is damaged", e))?;
         if current.attempts != entry.attempts {
             return Ok(());
         }
@@ -302,7 +302,8 @@ impl OpenVault {
         let Some(event) = self.event(&entry.client_id, entry.seq)? else {
             return Ok(());
         };
-        let body = serde_json::to_vec(&event).map_err(|e| AppError::Internal(e.to_string()))?;
+        let body = serde_json::to_vec(&event)
+            .map_err(|e| AppError::internal("encoding a value to store", e))?;
         let delivery = Delivery::signed(
             url,
             &secret,
@@ -310,7 +311,7 @@ impl OpenVault {
             self.now().unix_timestamp(),
             body,
         )
-        .map_err(|e| AppError::Internal(format!("signing a webhook: {e}")))?;
+        .map_err(|e| AppError::internal("signing a webhook", e))?;
         let outcome = sender.send(&delivery).await;
         let now = self.now();
         let jitter: [u8; 1] = crate::crypto::random_array().unwrap_or([0]);
@@ -336,7 +337,7 @@ impl OpenVault {
                     retry.next_attempt_at = now + backoff(attempt, jitter[0]);
                     // A retry must not be mistaken for the attempt that failed.
                     retry.last_error = Some(error.clone());
-                    let bytes = serde_json::to_vec(&retry).map_err(|e| AppError::Internal(e.to_string()))?;
+                    let bytes = serde_json::to_vec(&retry).map_err(|e| AppError::internal("encoding a value to store", e))?;
                     tx.insert(Tree::Outbox, &key, &bytes)?;
                     if let Some(s) = subscription.as_mut() {
                         let mut health = s.health();
@@ -365,7 +366,7 @@ impl OpenVault {
         for item in self.store().iter(Tree::Outbox) {
             let (_, bytes) = item?;
             let entry: OutboxEntry = serde_json::from_slice(&bytes)
-                .map_err(|e| AppError::Internal(format!("outbox entry is damaged: {e}")))?;
+                .map_err(|e| AppError::internal("outbox entry is damaged", e))?;
             *counts.entry(entry.client_id).or_insert(0) += 1;
         }
         Ok(counts)

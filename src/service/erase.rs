@@ -20,7 +20,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{OpenVault, Phase, Vault, index_key, io_error, remove_dir_if_present, sync_dir};
+use super::{
+    OpenVault, Phase, Vault, file_error, index_key, io_error, remove_dir_if_present, sync_dir,
+};
 use crate::domain::audit::Event;
 use crate::domain::brands::{Brand, BrandStatus};
 use crate::error::AppError;
@@ -356,9 +358,10 @@ impl OpenVault {
         });
         let event = self.cloud_event(ERASURE_EVENT_TYPE, &brand.pseudonym, data, self.now())?;
         let id = event["id"].as_str().unwrap_or_default().to_owned();
-        let body = serde_json::to_vec(&event).map_err(|e| AppError::Internal(e.to_string()))?;
+        let body = serde_json::to_vec(&event)
+            .map_err(|e| AppError::internal("encoding a value to store", e))?;
         Delivery::signed(url, secret, id, self.now().unix_timestamp(), body)
-            .map_err(|e| AppError::Internal(format!("signing a webhook: {e}")))
+            .map_err(|e| AppError::internal("signing a webhook", e))
     }
 
     fn sign_erasure_receipt(
@@ -462,9 +465,11 @@ impl Vault {
         let receipt = open.wind_down(now).await;
         let wound_down = started.elapsed();
         shred_files(&data_dir).map_err(|e| {
-            AppError::Internal(format!(
-                "{e}; restarting the server finishes the deletion (the ERASING marker is in place)"
-            ))
+            AppError::internal(
+                "deleting the files stopped; restarting the server finishes the deletion (the \
+                 ERASING marker is in place)",
+                e,
+            )
         })?;
         // Closing sled (it flushes its caches, now into files that no longer exist) is left to a
         // background thread: nothing waits for it.
@@ -495,7 +500,7 @@ fn overwrite_and_remove(path: &Path) -> Result<(), AppError> {
     let len = match std::fs::metadata(path) {
         Ok(meta) => meta.len(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_error(&format!("reading {}", path.display()), e)),
+        Err(e) => return Err(file_error("reading", path, e)),
     };
     let mut noise = vec![0u8; usize::try_from(len).unwrap_or(0)];
     for chunk in noise.chunks_mut(32) {
@@ -512,7 +517,7 @@ fn overwrite_and_remove(path: &Path) -> Result<(), AppError> {
     if let Err(e) = overwrite {
         tracing::warn!(error = %e, file = %path.display(), "could not overwrite before removing");
     }
-    std::fs::remove_file(path).map_err(|e| io_error(&format!("removing {}", path.display()), e))
+    std::fs::remove_file(path).map_err(|e| file_error("removing", path, e))
 }
 
 /// Destroys everything the vault wrote in its data directory: the keys first (after which

@@ -60,11 +60,12 @@ pub(crate) fn append_in(
 ) -> Result<u64, AppError> {
     let seq = match tx.get(Tree::Meta, META_EVENT_SEQ)? {
         Some(bytes) => serde_json::from_slice::<u64>(&bytes)
-            .map_err(|e| AppError::Internal(format!("event counter is damaged: {e}")))?,
+            .map_err(|e| AppError::internal("event counter is damaged", e))?,
         None => 0,
     } + 1;
     tx.insert(Tree::Meta, META_EVENT_SEQ, seq.to_string().as_bytes())?;
-    let bytes = serde_json::to_vec(event).map_err(|e| AppError::Internal(e.to_string()))?;
+    let bytes = serde_json::to_vec(event)
+        .map_err(|e| AppError::internal("encoding a value to store", e))?;
     tx.insert(
         Tree::Events,
         &stream_key(&stream_prefix(index, client_id), seq),
@@ -83,7 +84,8 @@ pub(crate) fn append_in(
             next_attempt_at: now,
             last_error: None,
         };
-        let bytes = serde_json::to_vec(&entry).map_err(|e| AppError::Internal(e.to_string()))?;
+        let bytes = serde_json::to_vec(&entry)
+            .map_err(|e| AppError::internal("encoding a value to store", e))?;
         tx.insert(Tree::Outbox, &seq.to_be_bytes(), &bytes)?;
     }
     Ok(seq)
@@ -123,7 +125,7 @@ impl OpenVault {
             let mut seq = [0u8; 8];
             seq.copy_from_slice(&key[16..24]);
             let event: Value = serde_json::from_slice(&value)
-                .map_err(|e| AppError::Internal(format!("event is damaged: {e}")))?;
+                .map_err(|e| AppError::internal("event is damaged", e))?;
             events.push((u64::from_be_bytes(seq), event));
         }
         Ok(events)
@@ -136,7 +138,7 @@ impl OpenVault {
             .get(Tree::Events, &key)?
             .map(|bytes| {
                 serde_json::from_slice(&bytes)
-                    .map_err(|e| AppError::Internal(format!("event is damaged: {e}")))
+                    .map_err(|e| AppError::internal("event is damaged", e))
             })
             .transpose()
     }

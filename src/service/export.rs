@@ -92,11 +92,11 @@ const SECTIONS: [Section; 10] = [
 pub type ExportCounts = BTreeMap<&'static str, u64>;
 
 fn io_error(e: std::io::Error) -> AppError {
-    AppError::Internal(format!("writing the export: {e}"))
+    AppError::internal("writing the export", e)
 }
 
 fn json_error(e: serde_json::Error) -> AppError {
-    AppError::Internal(format!("encoding the export: {e}"))
+    AppError::internal("encoding the export", e)
 }
 
 /// Writes the export of `store` to `out`, one object at a time.
@@ -110,7 +110,7 @@ pub fn write_export(
         "format_version": FORMAT_VERSION,
         "exported_at": exported_at
             .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| AppError::Internal(e.to_string()))?,
+            .map_err(|e| AppError::internal("formatting the export time", e))?,
         "software": concat!("vrm-vault ", env!("CARGO_PKG_VERSION")),
     });
     let header = serde_json::to_vec(&header).map_err(json_error)?;

@@ -25,11 +25,11 @@ use crate::error::AppError;
 use crate::store::{Tree, Tx};
 
 fn decode(bytes: &[u8]) -> Result<Grant, AppError> {
-    serde_json::from_slice(bytes).map_err(|e| AppError::Internal(format!("grant is damaged: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| AppError::internal("grant is damaged", e))
 }
 
 fn encode(grant: &Grant) -> Result<Vec<u8>, AppError> {
-    serde_json::to_vec(grant).map_err(|e| AppError::Internal(format!("encoding grant: {e}")))
+    serde_json::to_vec(grant).map_err(|e| AppError::internal("encoding grant", e))
 }
 
 /// The answer to a refused use: a refusal that ends the brand's access is an invalid token (the
@@ -137,7 +137,7 @@ impl OpenVault {
             .events
             .get(1)
             .map(|e| e.at)
-            .ok_or_else(|| AppError::Internal("agreement has no acceptance".into()))
+            .ok_or_else(|| AppError::broken("agreement has no acceptance"))
     }
 
     /// Makes a grant, if the brand has an agreement on the terms in force and the terms permit it.
@@ -182,7 +182,7 @@ impl OpenVault {
             data_encoding::BASE32_NOPAD
                 .encode(
                     &crate::crypto::random_array::<10>()
-                        .map_err(|e| AppError::Internal(e.to_string()))?
+                        .map_err(|e| AppError::internal("drawing random bytes", e))?
                 )
                 .to_lowercase()
         );
@@ -334,7 +334,7 @@ impl OpenVault {
         {
             let (_, bytes) = item?;
             let entry: crate::domain::audit::AuditEntry = serde_json::from_slice(&bytes)
-                .map_err(|e| AppError::Internal(format!("audit entry is damaged: {e}")))?;
+                .map_err(|e| AppError::internal("audit entry is damaged", e))?;
             if !entry.action.starts_with("data.") {
                 continue;
             }
@@ -466,7 +466,9 @@ impl OpenVault {
         let mut records: Vec<Record> = Vec::new();
         let mut categories = Vec::new();
         for field in &grant.fields {
-            match FieldSpec::parse(field).map_err(AppError::Internal)? {
+            match FieldSpec::parse(field).map_err(|e| {
+                AppError::internal("a stored grant names a field that no longer parses", e)
+            })? {
                 FieldSpec::Path(path) => match self.get_record(&path) {
                     Ok(record) => records.push(record),
                     Err(AppError::NotFound(_)) => {}
@@ -572,7 +574,7 @@ impl OpenVault {
                 Some((record_key, path.as_str().to_owned(), value)),
             )
             .await?;
-        written.ok_or_else(|| AppError::Internal("the write was not staged".into()))
+        written.ok_or_else(|| AppError::broken("the write was not staged"))
     }
 
     /// The grant a brand's token names, if it is that brand's.

@@ -94,7 +94,7 @@ pub struct IntentRecord {
 }
 
 fn new_id(prefix: &str) -> Result<String, AppError> {
-    let bytes = random_array::<10>().map_err(|e| AppError::Internal(e.to_string()))?;
+    let bytes = random_array::<10>().map_err(|e| AppError::internal("drawing random bytes", e))?;
     Ok(format!(
         "{prefix}{}",
         data_encoding::BASE32_NOPAD.encode(&bytes).to_lowercase()
@@ -102,15 +102,15 @@ fn new_id(prefix: &str) -> Result<String, AppError> {
 }
 
 fn decode_intent(bytes: &[u8]) -> Result<IntentRecord, AppError> {
-    serde_json::from_slice(bytes).map_err(|e| AppError::Internal(format!("intent is damaged: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| AppError::internal("intent is damaged", e))
 }
 
 fn decode_offer(bytes: &[u8]) -> Result<Offer, AppError> {
-    serde_json::from_slice(bytes).map_err(|e| AppError::Internal(format!("offer is damaged: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| AppError::internal("offer is damaged", e))
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, AppError> {
-    serde_json::to_vec(value).map_err(|e| AppError::Internal(e.to_string()))
+    serde_json::to_vec(value).map_err(|e| AppError::internal("encoding a value to store", e))
 }
 
 /// What a brand sees of an intent: everything but the list of disclosed paths, plus their values.
@@ -171,8 +171,8 @@ impl OpenVault {
     ) -> Result<(SubscriptionRecord, Option<String>), AppError> {
         let key = self.subscription_key(&brand.client_id);
         let now = self.now();
-        let fresh_secret =
-            crate::crypto::webhook::new_secret().map_err(|e| AppError::Internal(e.to_string()))?;
+        let fresh_secret = crate::crypto::webhook::new_secret()
+            .map_err(|e| AppError::internal("drawing random bytes", e))?;
         let client_id = brand.client_id.clone();
         let (record, new_secret, now_due) = self
             .change(move |tx| {
@@ -192,7 +192,7 @@ impl OpenVault {
                 let mut now_due = Vec::new();
                 for (seq, bytes) in waiting {
                     let mut entry: super::events::OutboxEntry = serde_json::from_slice(&bytes)
-                        .map_err(|e| AppError::Internal(format!("outbox entry is damaged: {e}")))?;
+                        .map_err(|e| AppError::internal("outbox entry is damaged", e))?;
                     if entry.client_id == client_id && entry.next_attempt_at > now {
                         entry.next_attempt_at = now;
                         tx.insert(Tree::Outbox, &seq, &encode(&entry)?)?;
@@ -220,8 +220,8 @@ impl OpenVault {
     /// A new webhook secret; the old one stops signing at once.
     pub async fn rotate_webhook_secret(&self, brand: &Brand) -> Result<String, AppError> {
         let key = self.subscription_key(&brand.client_id);
-        let secret =
-            crate::crypto::webhook::new_secret().map_err(|e| AppError::Internal(e.to_string()))?;
+        let secret = crate::crypto::webhook::new_secret()
+            .map_err(|e| AppError::internal("drawing random bytes", e))?;
         let client_id = brand.client_id.clone();
         let returned = secret.clone();
         self.change(move |tx| {
@@ -296,8 +296,9 @@ impl OpenVault {
                     disclosed.insert(record.path, record.value);
                 }
                 Err(AppError::NotFound(_)) => {
-                    return Err(AppError::invalid(
+                    return Err(AppError::invalid_at(
                         "invalid_intent",
+                        "disclose",
                         format!("disclose: you have no data at {}", path.as_str()),
                     ));
                 }
@@ -312,7 +313,7 @@ impl OpenVault {
                 .into_iter()
                 .map(str::to_owned)
                 .collect(),
-            Err(_) => return Err(AppError::Internal("subscription index poisoned".into())),
+            Err(_) => return Err(AppError::broken("subscription index poisoned")),
         };
         let mut recipients = Vec::new();
         for client_id in candidates {
@@ -509,7 +510,7 @@ impl OpenVault {
                 .intents
                 .offer_rates
                 .lock()
-                .map_err(|_| AppError::Internal("offer rate lock poisoned".into()))?;
+                .map_err(|_| AppError::broken("offer rate lock poisoned"))?;
             let entry = rates.entry(brand.client_id.clone()).or_insert((now, 0));
             if now - entry.0 >= Duration::minutes(1) {
                 *entry = (now, 0);

@@ -55,8 +55,7 @@ impl KeyRing {
 }
 
 fn decode(bytes: &[u8]) -> Result<StoredKey, AppError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| AppError::Internal(format!("signing key is damaged: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| AppError::internal("signing key is damaged", e))
 }
 
 /// The key's stored JSON. It holds the private key in base64url, so the buffer is wiped when the
@@ -73,11 +72,11 @@ fn stored(key: &SigningKey, now: OffsetDateTime) -> Result<Zeroizing<Vec<u8>>, A
 fn encode(key: &StoredKey) -> Result<Zeroizing<Vec<u8>>, AppError> {
     serde_json::to_vec(key)
         .map(Zeroizing::new)
-        .map_err(|e| AppError::Internal(format!("encoding a signing key: {e}")))
+        .map_err(|e| AppError::internal("encoding a signing key", e))
 }
 
 fn generate() -> Result<SigningKey, AppError> {
-    SigningKey::generate().map_err(|e| AppError::Internal(format!("generating a signing key: {e}")))
+    SigningKey::generate().map_err(|e| AppError::internal("generating a signing key", e))
 }
 
 /// Loads the keys, creating the first one if the vault has none (at setup, or for a vault created
@@ -92,7 +91,7 @@ pub(crate) fn load_or_create(store: &Store, now: OffsetDateTime) -> Result<KeyRi
                 let signing = key
                     .pkcs8
                     .open()
-                    .map_err(|e| AppError::Internal(format!("signing key is damaged: {e}")))?;
+                    .map_err(|e| AppError::internal("signing key is damaged", e))?;
                 active = Some(Arc::new(signing));
             }
             Some(retired) => {

@@ -17,14 +17,14 @@ use super::session::{self, NewSession, SessionInfo};
 use super::{
     CONCURRENT_KDF, KEY_FILE, MAX_PASSPHRASE_CHARS, MIN_PASSPHRASE_CHARS, OpenVault, STORE_DIR,
     STORE_OLD_DIR, STORE_SETUP_DIR, audit, backup, blocking_error, create_private_dir, erase,
-    io_error, remove_dir_if_present, shred, sync_dir, tokens,
+    file_error, io_error, remove_dir_if_present, shred, sync_dir, tokens,
 };
 use crate::clock::Clock;
 use crate::crypto::MasterKey;
 use crate::crypto::keyfile::{KdfParams, KeyFile, KeyFileError, RecoveryKey, UnlockKey};
 use crate::domain::audit::Event;
 use crate::domain::login::LoginThrottle;
-use crate::error::AppError;
+use crate::error::{AppError, DataDirError};
 use crate::secret::Secret;
 
 /// Runtime settings of the service, derived from the configuration.
@@ -155,8 +155,8 @@ pub(crate) fn initial_phase(settings: &Settings) -> Result<Phase, AppError> {
     let store = settings.store_dir();
     let setup_store = settings.data_dir.join(STORE_SETUP_DIR);
     if key_file.exists() {
-        let keyfile = KeyFile::load(&key_file)
-            .map_err(|e| AppError::Internal(format!("cannot read {}: {e}", key_file.display())))?;
+        let keyfile =
+            KeyFile::load(&key_file).map_err(|e| AppError::internal("reading the key file", e))?;
         if !store.exists() {
             if setup_store.exists() {
                 // Setup, a restore or a migration made the new store complete and stopped
@@ -164,11 +164,13 @@ pub(crate) fn initial_phase(settings: &Settings) -> Result<Phase, AppError> {
                 std::fs::rename(&setup_store, &store)
                     .map_err(|e| io_error("finishing setup", e))?;
             } else {
-                return Err(AppError::Internal(format!(
-                    "{} exists but the store {} is missing: restore it from a backup",
-                    key_file.display(),
-                    store.display()
-                )));
+                return Err(AppError::internal(
+                    "opening the data directory",
+                    DataDirError::StoreMissing {
+                        key_file: key_file.clone(),
+                        store: store.clone(),
+                    },
+                ));
             }
         }
         // A migration stopped after the new store was in place: the old one can go.
@@ -176,12 +178,14 @@ pub(crate) fn initial_phase(settings: &Settings) -> Result<Phase, AppError> {
         return Ok(Phase::Sealed(keyfile));
     }
     if store.exists() {
-        return Err(AppError::Internal(format!(
-            "{} holds a store but no key file ({KEY_FILE}); without it the store cannot be read. \
-             Restore the key file from a backup, or remove {} to start a new vault",
-            settings.data_dir.display(),
-            store.display()
-        )));
+        return Err(AppError::internal(
+            "opening the data directory",
+            DataDirError::KeyFileMissing {
+                data_dir: settings.data_dir.clone(),
+                key_file: KEY_FILE,
+                store: store.clone(),
+            },
+        ));
     }
     Ok(Phase::Setup)
 }
@@ -243,7 +247,7 @@ impl Vault {
             .kdf_permits
             .acquire()
             .await
-            .map_err(|_| AppError::Internal("key derivation closed".into()))?;
+            .map_err(|_| AppError::broken("key derivation closed"))?;
         tokio::task::spawn_blocking(f).await.map_err(blocking_error)
     }
 
@@ -379,7 +383,7 @@ impl Vault {
             .inner
             .throttle
             .lock()
-            .map_err(|_| AppError::Internal("throttle poisoned".into()))?
+            .map_err(|_| AppError::broken("throttle poisoned"))?
             .wait(from, now);
         match wait {
             Some(wait) => Err(AppError::TooManyRequests {
@@ -423,8 +427,7 @@ impl Vault {
 
     /// Unseals at start-up with an unlock key file.
     pub async fn unseal_with_unlock_key(&self, path: &Path) -> Result<(), AppError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| io_error(&format!("reading {}", path.display()), e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| file_error("reading", path, e))?;
         let key = UnlockKey::parse(&text)?;
         let keyfile = match &**self.inner.phase.load() {
             Phase::Sealed(keyfile) => keyfile.clone(),
@@ -433,10 +436,10 @@ impl Vault {
             Phase::Unsealed(_) => return Ok(()),
         };
         let master = keyfile.unlock_with_unlock_key(&key).map_err(|e| match e {
-            KeyFileError::WrongSecret => AppError::Internal(format!(
-                "the unlock key in {} does not open this vault (removed or replaced?)",
-                path.display()
-            )),
+            KeyFileError::WrongSecret => AppError::internal(
+                "unsealing with the unlock key",
+                DataDirError::ForeignUnlockKey(path.to_path_buf()),
+            ),
             other => other.into(),
         })?;
         self.unseal(master).await.map(|_| ())

@@ -64,18 +64,29 @@ pub(crate) const STORE_SETUP_DIR: &str = "store.setup";
 pub(crate) const STORE_OLD_DIR: &str = "store.old";
 
 fn blocking_error(e: tokio::task::JoinError) -> AppError {
-    AppError::Internal(format!("background task failed: {e}"))
+    AppError::internal("background task failed", e)
 }
 
-pub(crate) fn io_error(what: &str, e: std::io::Error) -> AppError {
-    AppError::Internal(format!("{what}: {e}"))
+pub(crate) fn io_error(what: &'static str, e: std::io::Error) -> AppError {
+    AppError::internal(what, e)
+}
+
+/// An I/O failure on `path` while `what` (e.g. "reading"): the log names the path.
+pub(crate) fn file_error(what: &'static str, path: &Path, e: std::io::Error) -> AppError {
+    AppError::internal(
+        what,
+        crate::error::FileError {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    )
 }
 
 /// Makes a directory's entries (a rename, a removal) durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), AppError> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| io_error(&format!("syncing {}", dir.display()), e))
+        .map_err(|e| file_error("syncing", dir, e))
 }
 
 /// Removes a directory and everything in it; one that is already gone is fine.
@@ -83,7 +94,7 @@ pub(crate) fn remove_dir_if_present(dir: &Path) -> Result<(), AppError> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_error(&format!("removing {}", dir.display()), e)),
+        Err(e) => Err(file_error("removing", dir, e)),
     }
 }
 
@@ -97,7 +108,7 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), AppError> {
     }
     builder
         .create(dir)
-        .map_err(|e| io_error(&format!("creating {}", dir.display()), e))
+        .map_err(|e| file_error("creating", dir, e))
 }
 
 /// The opaque store key of `name` in `namespace`: a keyed hash, so store keys reveal nothing.
@@ -115,7 +126,7 @@ pub fn index_key(index: &KeyedHash, namespace: &str, name: &str) -> [u8; 32] {
 /// anyone can recompute them from the JSON alone.
 pub(crate) fn canonical(value: &serde_json::Value) -> Result<Vec<u8>, AppError> {
     serde_json_canonicalizer::to_vec(value)
-        .map_err(|e| AppError::Internal(format!("canonicalising JSON: {e}")))
+        .map_err(|e| AppError::internal("canonicalising JSON", e))
 }
 
 /// `sha256:` and the hex SHA-256 of a value's canonical form.

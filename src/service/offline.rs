@@ -12,7 +12,7 @@ use super::{
 use crate::crypto::MasterKey;
 use crate::crypto::keyfile::{KeyFile, UnlockKey};
 use crate::domain::audit::Event;
-use crate::error::AppError;
+use crate::error::{AppError, DataDirError};
 use crate::secret::Secret;
 use crate::store::Store;
 
@@ -26,17 +26,18 @@ pub fn open_offline(
     let keyfile = match initial_phase(&settings)? {
         Phase::Sealed(keyfile) => keyfile,
         _ => {
-            return Err(AppError::Internal(format!(
-                "no vault in {}",
-                data_dir.display()
-            )));
+            return Err(AppError::internal(
+                "opening the vault",
+                DataDirError::NoVault(data_dir.to_path_buf()),
+            ));
         }
     };
     let master = keyfile.unlock_with_passphrase(passphrase.expose())?;
     let (store, _, _) = shred::open_store(&settings, &keyfile, &master).map_err(|e| {
-        AppError::Internal(format!(
-            "cannot open the store (is the server running? stop it first): {e}"
-        ))
+        AppError::internal(
+            "cannot open the store (is the server running? stop it first)",
+            e,
+        )
     })?;
     audit::check_head_marker(data_dir, keyfile.vault_id(), &store)?;
     Ok((store, keyfile, master))

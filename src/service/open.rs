@@ -192,7 +192,7 @@ impl OpenVault {
         self.keyfile
             .lock()
             .map(|k| k.clone())
-            .map_err(|_| AppError::Internal("key file lock poisoned".into()))
+            .map_err(|_| AppError::broken("key file lock poisoned"))
     }
 
     /// Saves a new key file, then records why.
@@ -205,7 +205,7 @@ impl OpenVault {
             let mut current = self
                 .keyfile
                 .lock()
-                .map_err(|_| AppError::Internal("key file lock poisoned".into()))?;
+                .map_err(|_| AppError::broken("key file lock poisoned"))?;
             keyfile.save(&self.key_file_path)?;
             *current = keyfile;
         }

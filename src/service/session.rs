@@ -41,7 +41,7 @@ struct Session {
 }
 
 fn random_token(prefix: &str) -> Result<String, AppError> {
-    crate::crypto::random_token(prefix).map_err(|e| AppError::Internal(e.to_string()))
+    crate::crypto::random_token(prefix).map_err(|e| AppError::internal("drawing random bytes", e))
 }
 
 #[derive(Debug)]
@@ -125,7 +125,7 @@ impl Sessions {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>>, AppError> {
         self.live
             .lock()
-            .map_err(|_| AppError::Internal("session table poisoned".into()))
+            .map_err(|_| AppError::broken("session table poisoned"))
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{OpenVault, STORE_OLD_DIR, STORE_SETUP_DIR, Settings, io_error};
+use super::{OpenVault, STORE_OLD_DIR, STORE_SETUP_DIR, Settings, file_error, io_error};
 use crate::crypto::buckets::{BUCKET_SEALED_VERSION, BucketKeys, StoreCipher};
 use crate::crypto::keyfile::{KeyFile, write_atomically};
 use crate::crypto::{MasterKey, Sealer, VaultKeys};
@@ -62,7 +62,7 @@ impl BucketFile {
                     ))
                 }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_error(&format!("reading {}", self.path.display()), e)),
+            Err(e) => Err(file_error("reading", &self.path, e)),
         }
     }
 
@@ -70,8 +70,7 @@ impl BucketFile {
         let bytes = keys
             .encode(&self.wrap, &self.vault_id)
             .map_err(crypto_error)?;
-        write_atomically(&self.path, &bytes)
-            .map_err(|e| io_error(&format!("writing {}", self.path.display()), e))
+        write_atomically(&self.path, &bytes).map_err(|e| file_error("writing", &self.path, e))
     }
 
     /// The file's bytes as they are on disk (for backups).

@@ -87,7 +87,7 @@ pub(crate) fn load_subscription(
     tx.get(Tree::Subscriptions, key)?
         .map(|bytes| {
             serde_json::from_slice(&bytes)
-                .map_err(|e| AppError::Internal(format!("subscription is damaged: {e}")))
+                .map_err(|e| AppError::internal("subscription is damaged", e))
         })
         .transpose()
 }
@@ -97,7 +97,8 @@ pub(crate) fn store_subscription(
     key: &[u8],
     record: &SubscriptionRecord,
 ) -> Result<(), AppError> {
-    let bytes = serde_json::to_vec(record).map_err(|e| AppError::Internal(e.to_string()))?;
+    let bytes = serde_json::to_vec(record)
+        .map_err(|e| AppError::internal("encoding a value to store", e))?;
     tx.insert(Tree::Subscriptions, key, &bytes)?;
     Ok(())
 }
@@ -108,7 +109,7 @@ pub(crate) fn load_index(store: &Store) -> Result<SubscriptionIndex, AppError> {
     for item in store.iter(Tree::Subscriptions) {
         let (_, bytes) = item?;
         let record: SubscriptionRecord = serde_json::from_slice(&bytes)
-            .map_err(|e| AppError::Internal(format!("subscription is damaged: {e}")))?;
+            .map_err(|e| AppError::internal("subscription is damaged", e))?;
         index.insert(&record.client_id, &record.subscription);
     }
     Ok(index)
@@ -124,7 +125,7 @@ impl OpenVault {
             .get(Tree::Subscriptions, &self.subscription_key(client_id))?
             .map(|bytes| {
                 serde_json::from_slice(&bytes)
-                    .map_err(|e| AppError::Internal(format!("subscription is damaged: {e}")))
+                    .map_err(|e| AppError::internal("subscription is damaged", e))
             })
             .transpose()
     }

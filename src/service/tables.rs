@@ -72,8 +72,8 @@ impl From<TableError> for AppError {
     fn from(e: TableError) -> Self {
         match e {
             TableError::Store(e) => e.into(),
-            TableError::Decode { ref source, .. } | TableError::Encode { ref source, .. } => {
-                AppError::Internal(format!("{e}: {source}"))
+            TableError::Decode { .. } | TableError::Encode { .. } => {
+                AppError::internal("the store's data", e)
             }
         }
     }

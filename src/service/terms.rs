@@ -56,12 +56,8 @@ impl From<TermsError> for AppError {
 }
 
 fn parse(version: &TermsVersion) -> Result<Terms, AppError> {
-    Terms::parse(&version.document).map_err(|e| {
-        AppError::Internal(format!(
-            "stored terms version {} no longer parses: {e}",
-            version.version
-        ))
-    })
+    Terms::parse(&version.document)
+        .map_err(|e| AppError::internal("a stored terms version no longer parses", e))
 }
 
 pub(crate) fn current_number(tx: &mut Tx<'_>) -> Result<u64, AppError> {
@@ -114,12 +110,12 @@ pub(crate) fn ensure_published(store: &Store, now: OffsetDateTime) -> Result<(),
         return Ok(());
     }
     let template = Template::find(DEFAULT_TEMPLATE)
-        .ok_or_else(|| AppError::Internal("the default terms template is missing".into()))?;
+        .ok_or_else(|| AppError::broken("the default terms template is missing"))?;
     let document = template
         .document()
-        .map_err(|e| AppError::Internal(format!("the default template is not JSON: {e}")))?;
+        .map_err(|e| AppError::internal("the default template is not JSON", e))?;
     let terms = Terms::parse(&document)
-        .map_err(|e| AppError::Internal(format!("the default template does not validate: {e}")))?;
+        .map_err(|e| AppError::internal("the default template does not validate", e))?;
     let hash = canonical_hash(terms.document())?;
     let result = store.transact_offline(|tx| {
         let (version, _) = publish_in(tx, &terms, hash, now)?;
@@ -140,7 +136,7 @@ pub(crate) fn load_current(store: &Store) -> Result<Option<CurrentTerms>, AppErr
     };
     let version = store
         .read(&TERMS, &number.to_be_bytes())?
-        .ok_or_else(|| AppError::Internal(format!("terms version {number} is missing")))?;
+        .ok_or_else(|| AppError::broken("the terms version in force is missing"))?;
     let terms = parse(&version)?;
     Ok(Some(CurrentTerms { version, terms }))
 }
@@ -150,7 +146,7 @@ impl OpenVault {
     pub fn current_terms(&self) -> Result<Arc<CurrentTerms>, AppError> {
         self.terms
             .load_full()
-            .ok_or_else(|| AppError::Internal("no terms are published".into()))
+            .ok_or_else(|| AppError::broken("no terms are published"))
     }
 
     /// One published version.

@@ -241,7 +241,9 @@ impl OpenVault {
     ) -> Result<IssuedToken, OAuthError> {
         let now = self.now().unix_timestamp();
         let jti = data_encoding::BASE32_NOPAD
-            .encode(&random_array::<15>().map_err(|e| AppError::Internal(e.to_string()))?)
+            .encode(
+                &random_array::<15>().map_err(|e| AppError::internal("drawing random bytes", e))?,
+            )
             .to_lowercase();
         let mut lifetime = self.token_lifetime.whole_seconds();
         if let Some(grant) = grant {
@@ -265,7 +267,7 @@ impl OpenVault {
             .key_ring()
             .active
             .sign_jwt(ACCESS_TOKEN_TYP, &claims)
-            .map_err(|e| AppError::Internal(format!("signing a token: {e}")))?;
+            .map_err(|e| AppError::internal("signing a token", e))?;
         let event = Event::brand("token.issued", &brand.client_id).with_detail(serde_json::json!({
             "jti": claims.jti,
             "scope": claims.scope,
