@@ -473,7 +473,7 @@ pub async fn read_field(
         .brand_read(&token.0.brand, grant_id, &path)
         .await?;
     Ok(Json(GrantedField {
-        path: record.path,
+        path: record.path.into(),
         value: record.value,
         category: record.category,
         version: record.version,
@@ -519,7 +519,7 @@ pub async fn write_field(
     Ok((
         status,
         Json(GrantedField {
-            path: record.path,
+            path: record.path.into(),
             value: record.value,
             category: record.category,
             version: record.version,

@@ -355,7 +355,7 @@ impl OpenVault {
         grant_id: &str,
         action: GrantAction,
         fields: Vec<(String, String)>,
-        write: Option<(Vec<u8>, String, Value)>,
+        write: Option<(Vec<u8>, RecordPath, Value)>,
     ) -> Result<(Grant, Option<super::records::Written>), AppError> {
         let key = self.grant_key(grant_id);
         let terms = self.current_terms()?;
@@ -472,14 +472,17 @@ impl OpenVault {
         records.dedup_by(|a, b| a.path == b.path);
         let fields = records
             .iter()
-            .map(|r| (r.path.clone(), r.category.clone()))
+            .map(|r| (r.path.to_string(), r.category.clone()))
             .collect();
         let (grant, _) = self
             .use_grant(brand, grant_id, GrantAction::Read, fields, None)
             .await?;
         Ok((
             grant,
-            records.into_iter().map(|r| (r.path, r.value)).collect(),
+            records
+                .into_iter()
+                .map(|r| (r.path.into(), r.value))
+                .collect(),
         ))
     }
 
@@ -512,7 +515,7 @@ impl OpenVault {
                 brand,
                 grant_id,
                 GrantAction::Read,
-                vec![(record.path.clone(), category)],
+                vec![(record.path.to_string(), category)],
                 None,
             )
             .await?;
@@ -547,7 +550,7 @@ impl OpenVault {
                 grant_id,
                 GrantAction::Write,
                 vec![(path.as_str().to_owned(), category)],
-                Some((record_key, path.as_str().to_owned(), value)),
+                Some((record_key, path.clone(), value)),
             )
             .await?;
         written.ok_or_else(|| AppError::Internal("the write was not staged".into()))

@@ -99,7 +99,7 @@ fn new_id(prefix: &str) -> Result<String, AppError> {
 }
 
 /// What a brand sees of an intent: everything but the list of disclosed paths, plus their values.
-fn brand_view(record: &IntentRecord, disclosed: &BTreeMap<String, Value>) -> Value {
+fn brand_view(record: &IntentRecord, disclosed: &BTreeMap<RecordPath, Value>) -> Value {
     let intent = &record.intent.intent;
     serde_json::json!({
         "id": record.intent.id,
