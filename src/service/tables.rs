@@ -9,6 +9,11 @@
 //! stored bytes are identical.
 //!
 //! `Meta` holds singletons of different types: each has its own table on `Meta`, with its key.
+//!
+//! Not every stored value has a table. The `Meta/sealing` marker is a fixed byte string compared
+//! as bytes (`service::shred`), and `Meta/clock_floor` is decimal text read leniently, a value
+//! that does not parse being ignored (`service::open`); both stay raw. Walks over many trees at
+//! once (the export, a brand's erasure) read them through [`json_view`].
 
 use serde_json::Value;
 
