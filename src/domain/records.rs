@@ -15,9 +15,32 @@ pub const MAX_SEGMENT_LEN: usize = 64;
 
 /// A validated record path: 2 to 4 dot-separated segments of `[a-z0-9_-]`, each starting with a
 /// letter or digit.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
+///
+/// It is the plain string in JSON, on the wire and on disk; reading one back validates it again,
+/// so a `Record` that decodes always has a path [`RecordPath::parse`] accepts.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct RecordPath(String);
+
+impl TryFrom<String> for RecordPath {
+    type Error = RecordError;
+
+    fn try_from(text: String) -> Result<Self, RecordError> {
+        RecordPath::parse(&text)
+    }
+}
+
+impl From<RecordPath> for String {
+    fn from(path: RecordPath) -> String {
+        path.0
+    }
+}
+
+impl std::fmt::Display for RecordPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
@@ -228,7 +251,7 @@ pub fn validate_value(value: &serde_json::Value) -> Result<(), RecordError> {
 /// A stored record. `version` starts at 1 and grows by one with every write; it is the ETag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
-    pub path: String,
+    pub path: RecordPath,
     pub value: serde_json::Value,
     pub category: String,
     pub version: u64,
@@ -350,10 +373,24 @@ mod tests {
     }
 
     #[test]
+    fn a_path_is_its_plain_string_in_json_and_is_validated_when_read() {
+        let path = RecordPath::parse("contact.email").unwrap();
+        assert_eq!(serde_json::to_string(&path).unwrap(), r#""contact.email""#);
+        let back: RecordPath = serde_json::from_str(r#""contact.email""#).unwrap();
+        assert_eq!(back, path);
+        assert!(serde_json::from_str::<RecordPath>(r#""Not A Path""#).is_err());
+        let map = std::collections::BTreeMap::from([(path, 1)]);
+        assert_eq!(
+            serde_json::to_string(&map).unwrap(),
+            r#"{"contact.email":1}"#
+        );
+    }
+
+    #[test]
     fn preconditions() {
         let now = OffsetDateTime::UNIX_EPOCH;
         let r = Record {
-            path: "a.b".into(),
+            path: RecordPath::parse("a.b").unwrap(),
             value: serde_json::json!(1),
             category: "pd:Age".into(),
             version: 3,

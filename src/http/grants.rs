@@ -457,7 +457,7 @@ pub async fn read_field(
     let RecordPathParam(path) = path?;
     let (_, record) = open.brand_read(&token.0.brand, grant_id, &path).await?;
     Ok(Json(GrantedField {
-        path: record.path,
+        path: record.path.into(),
         value: record.value,
         category: record.category,
         version: record.version,
@@ -501,7 +501,7 @@ pub async fn write_field(
     Ok((
         status,
         Json(GrantedField {
-            path: record.path,
+            path: record.path.into(),
             value: record.value,
             category: record.category,
             version: record.version,

@@ -345,15 +345,13 @@ pub struct RecordView {
 impl From<Record> for RecordView {
     fn from(r: Record) -> Self {
         let etag = r.etag();
-        // Stored paths were validated on write: split them without parsing again.
-        let (collection, field) = r.path.split_once('.').unwrap_or((&r.path, ""));
-        let (collection, field) = (collection.to_owned(), field.to_owned());
+        let (collection, field) = (r.path.collection().to_owned(), r.path.field().to_owned());
         let label = DataCategory::find(&r.category).map_or("", |c| c.label);
         RecordView {
             collection,
             field,
             category_label: label.to_owned(),
-            path: r.path,
+            path: r.path.into(),
             value: r.value,
             category: r.category,
             version: r.version,

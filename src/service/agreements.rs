@@ -55,11 +55,6 @@ impl AgreementHead {
     }
 }
 
-/// Decodes an agreement's head (for the writer's cache, which takes a decoding function).
-pub(crate) fn decode_head(bytes: &[u8]) -> Result<AgreementHead, AppError> {
-    Ok(AGREEMENT_HEADS.decode(bytes)?)
-}
-
 /// Hash of an agreement event: hex SHA-256 of its RFC 8785 form.
 fn event_hash(value: &serde_json::Value) -> String {
     canonical_hash(value)
@@ -213,7 +208,9 @@ impl OpenVault {
         let client_id = brand.client_id.clone();
         let terms_hash = current.version.hash.clone();
         self.change(move |tx| {
-            let mut brand = super::brands::load_brand(tx, &brand_key)?;
+            let mut brand = tx
+                .read(&BRANDS, &brand_key)?
+                .ok_or(AppError::NotFound("brand"))?;
             if let Some(existing) = &brand.agreement_id
                 && let Some(existing) = tx.read(&AGREEMENTS, &signer.agreement_key(existing))?
                 && existing.is_current(&terms_hash)

@@ -14,6 +14,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::OpenVault;
 use super::grants::GrantRequest;
+use super::tables::{GRANTS, REFRESH_TOKENS};
 use super::tokens::IssuedToken;
 use crate::crypto::{constant_time_eq, random_token, sha256};
 use crate::domain::audit::{Actor, Event};
@@ -24,7 +25,6 @@ use crate::domain::grants::{
 };
 use crate::domain::records::DataCategory;
 use crate::error::{AppError, OAuthError};
-use crate::store::Tree;
 
 /// The prefix of refresh tokens, which tells them from JWT access tokens at the revocation endpoint.
 pub const REFRESH_TOKEN_PREFIX: &str = "vrmrt_";
@@ -169,7 +169,7 @@ pub struct ConsentView {
 
 /// A refresh token as stored.
 #[derive(Debug, Serialize, Deserialize)]
-struct RefreshRecord {
+pub(crate) struct RefreshRecord {
     grant_id: String,
     client_id: String,
     generation: u64,
@@ -571,31 +571,26 @@ impl OpenVault {
         let agreement = self.require_agreement(brand)?;
         let refresh = random_token(REFRESH_TOKEN_PREFIX)
             .map_err(|e| AppError::internal("drawing random bytes", e))?;
-        let record = serde_json::to_vec(&RefreshRecord {
+        let record = RefreshRecord {
             grant_id: grant.id.clone(),
             client_id: brand.client_id.clone(),
             generation: grant.refresh_generation,
             used: false,
-        })
-        .map_err(|e| AppError::internal("encoding a value to store", e))?;
+        };
         let new_key = self.index_key("refresh", &refresh);
         let written = self
             .write(move |tx| {
                 if let Some(old) = previous_refresh {
-                    let Some(bytes) = tx.get(Tree::RefreshTokens, &old)? else {
+                    let Some(mut old_record) = tx.read(&REFRESH_TOKENS, &old)? else {
                         return Ok(false);
                     };
-                    let mut old_record: RefreshRecord = serde_json::from_slice(&bytes)
-                        .map_err(|e| AppError::internal("refresh token is damaged", e))?;
                     if old_record.used {
                         return Ok(false);
                     }
                     old_record.used = true;
-                    let bytes = serde_json::to_vec(&old_record)
-                        .map_err(|e| AppError::internal("encoding a value to store", e))?;
-                    tx.insert(Tree::RefreshTokens, &old, &bytes)?;
+                    tx.write(&REFRESH_TOKENS, &old, &old_record)?;
                 }
-                tx.insert(Tree::RefreshTokens, &new_key, &record)?;
+                tx.write(&REFRESH_TOKENS, &new_key, &record)?;
                 Ok(true)
             })
             .await;
@@ -617,15 +612,13 @@ impl OpenVault {
         refresh_token: &str,
     ) -> Result<IssuedToken, OAuthError> {
         let key = self.index_key("refresh", refresh_token);
-        let Some(bytes) = self
+        let Some(record) = self
             .store()
-            .get(Tree::RefreshTokens, &key)
+            .read(&REFRESH_TOKENS, &key)
             .map_err(AppError::from)?
         else {
             return Err(invalid_grant("unknown refresh token"));
         };
-        let record: RefreshRecord = serde_json::from_slice(&bytes)
-            .map_err(|e| AppError::internal("refresh token is damaged", e))?;
         if record.client_id != brand.client_id {
             return Err(invalid_grant("unknown refresh token"));
         }
@@ -659,11 +652,9 @@ impl OpenVault {
         refresh_token: &str,
     ) -> Result<(), AppError> {
         let key = self.index_key("refresh", refresh_token);
-        let Some(bytes) = self.store().get(Tree::RefreshTokens, &key)? else {
+        let Some(record) = self.store().read(&REFRESH_TOKENS, &key)? else {
             return Ok(());
         };
-        let record: RefreshRecord = serde_json::from_slice(&bytes)
-            .map_err(|e| AppError::internal("refresh token is damaged", e))?;
         if record.client_id != brand.client_id {
             return Ok(());
         }
@@ -677,9 +668,7 @@ impl OpenVault {
         self.change(move |tx| {
             let mut grant = super::grants::load(tx, &key)?;
             grant.refresh_generation += 1;
-            let bytes = serde_json::to_vec(&grant)
-                .map_err(|e| AppError::internal("encoding a value to store", e))?;
-            tx.insert(Tree::Grants, &key, &bytes)?;
+            tx.write(&GRANTS, &key, &grant)?;
             let mut event = Event::system("refresh_token.replayed");
             event.target = Some(grant.client_id.clone());
             Ok((

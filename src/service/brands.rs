@@ -18,9 +18,9 @@ use crate::domain::brands::{
 };
 use crate::error::{AppError, OAuthError};
 use crate::secret::Secret;
-use crate::store::{Store, Tree, Tx};
+use crate::store::{Store, Tree};
 
-use super::tables::{BRANDS, INVITATIONS};
+use super::tables::{BRANDS, INVITATIONS, JTIS};
 
 /// Prefix of initial access tokens (invitations).
 const INVITATION_PREFIX: &str = "vrmia_";
@@ -76,10 +76,10 @@ impl OpenVault {
     /// already remembered. Not audited: the request it belongs to is.
     pub(crate) async fn remember_jti(&self, key: [u8; 32], exp: i64) -> Result<bool, AppError> {
         self.write(move |tx| {
-            if tx.get(Tree::Jtis, &key)?.is_some() {
+            if tx.get(JTIS.tree(), &key)?.is_some() {
                 return Ok(false);
             }
-            tx.insert(Tree::Jtis, &key, exp.to_string().as_bytes())?;
+            tx.write(&JTIS, &key, &exp)?;
             Ok(true)
         })
         .await
@@ -294,7 +294,7 @@ impl OpenVault {
     ) -> Result<Brand, AppError> {
         let key = self.brand_key(client_id);
         self.change(move |tx| {
-            let mut brand = load_brand(tx, &key)?;
+            let mut brand = tx.read(&BRANDS, &key)?.ok_or(AppError::NotFound("brand"))?;
             brand.status = status;
             tx.write(&BRANDS, &key, &brand)?;
             let action = match status {
@@ -317,7 +317,7 @@ impl OpenVault {
         let signer = self.receipt_signer();
         let places = self
             .change(move |tx| {
-                let brand = load_brand(tx, &key)?;
+                let brand = tx.read(&BRANDS, &key)?.ok_or(AppError::NotFound("brand"))?;
                 if let Some(agreement_id) = &brand.agreement_id {
                     signer.end_in(tx, agreement_id, AgreementEventKind::Terminated)?;
                 }
@@ -559,15 +559,6 @@ impl super::Vault {
             Err(e) => Err(e.into()),
         }
     }
-}
-
-pub(crate) fn load_brand(tx: &mut Tx<'_>, key: &[u8]) -> Result<Brand, AppError> {
-    tx.read(&BRANDS, key)?.ok_or(AppError::NotFound("brand"))
-}
-
-/// Decodes a brand (for the writer's cache, which takes a decoding function).
-pub(crate) fn decode_brand(bytes: &[u8]) -> Result<Brand, AppError> {
-    Ok(BRANDS.decode(bytes)?)
 }
 
 /// The `sub` of a JWT, read without verifying it: only to know whose keys verify it.

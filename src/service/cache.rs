@@ -28,8 +28,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use serde::de::DeserializeOwned;
+
 use crate::error::AppError;
-use crate::store::{Tree, Tx};
+use crate::store::{Table, Tree, Tx};
 
 /// The trees whose values are cached; an epoch each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,23 +183,24 @@ const IN_WRITER_ENTRIES: usize = 1024;
 
 /// Decoded values of one tree by name, for checks that run in the store's writer thread (see
 /// the module docs). The mutex is never contended: only the writer thread takes it.
-pub(crate) struct InWriter<T> {
-    tree: Tree,
+pub(crate) struct InWriter<T: 'static> {
+    table: &'static Table<T>,
     entries: Mutex<HashMap<String, Arc<T>>>,
 }
 
 impl<T> std::fmt::Debug for InWriter<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InWriter")
-            .field("tree", &self.tree.name())
+            .field("table", self.table)
             .finish()
     }
 }
 
-impl<T> InWriter<T> {
-    pub(crate) fn new(tree: Tree) -> InWriter<T> {
+impl<T: DeserializeOwned> InWriter<T> {
+    /// A cache of the values of `table`, decoded by it.
+    pub(crate) fn new(table: &'static Table<T>) -> InWriter<T> {
         InWriter {
-            tree,
+            table,
             entries: Mutex::default(),
         }
     }
@@ -214,21 +217,20 @@ impl<T> InWriter<T> {
         tx: &mut Tx<'_>,
         name: &str,
         key: impl FnOnce() -> [u8; 32],
-        decode: impl FnOnce(&[u8]) -> Result<T, AppError>,
     ) -> Result<Option<Arc<T>>, AppError> {
         // A job that wrote the tree itself reads through the transaction (the cache is emptied
         // only when the job ends).
-        if !tx.wrote(self.tree)
+        if !tx.wrote(self.table.tree())
             && let Some(value) = self.entries()?.get(name)
         {
             return Ok(Some(value.clone()));
         }
         let key = key();
-        let Some(bytes) = tx.get(self.tree, &key)? else {
+        let Some(value) = tx.read(self.table, &key)? else {
             return Ok(None);
         };
-        let value = Arc::new(decode(&bytes)?);
-        if !tx.staged(self.tree, &key) {
+        let value = Arc::new(value);
+        if !tx.staged(self.table.tree(), &key) {
             let mut entries = self.entries()?;
             if entries.len() >= IN_WRITER_ENTRIES {
                 entries.clear();
@@ -241,7 +243,7 @@ impl<T> InWriter<T> {
     /// Empties the cache if the current job of `tx` wrote to its tree. Runs in the writer, at
     /// the end of every successful job.
     pub(crate) fn forget_written(&self, tx: &Tx<'_>) -> Result<(), AppError> {
-        if tx.wrote(self.tree) {
+        if tx.wrote(self.table.tree()) {
             self.entries()?.clear();
         }
         Ok(())
@@ -335,16 +337,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path());
         let writer = Writer::spawn(store.clone()).unwrap();
-        let cache = Arc::new(InWriter::<String>::new(Tree::Records));
+        const TEXTS: Table<String> = Table::new(Tree::Records, "text");
+        let cache = Arc::new(InWriter::new(&TEXTS));
         let key = [9u8; 32];
-        let decode = |b: &[u8]| Ok(String::from_utf8(b.to_vec()).unwrap());
         let job = |value: Option<&'static str>| {
             let cache = cache.clone();
             writer.write(move |tx| {
                 if let Some(value) = value {
-                    tx.insert(Tree::Records, &key, value.as_bytes())?;
+                    tx.write(&TEXTS, &key, &value.to_owned())?;
                 }
-                let seen = cache.get(tx, "k", || key, decode)?;
+                let seen = cache.get(tx, "k", || key)?;
                 cache.forget_written(tx)?;
                 Ok::<_, AppError>(seen.map(|s| (*s).clone()))
             })

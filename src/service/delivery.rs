@@ -20,14 +20,14 @@ use time::Duration;
 use super::OpenVault;
 use super::deadlines::{Alarm, Deadlines};
 use super::events::OutboxEntry;
-use super::subscriptions::{load_subscription, store_subscription};
+use super::tables::{OUTBOX, SUBSCRIPTIONS};
 use crate::domain::audit::Event;
 use crate::domain::brands::BrandStatus;
 pub use crate::domain::delivery::{
     DeliveryStatus, PAUSE_AFTER_FAILING_FOR, PAUSE_AFTER_FAILURES, backoff,
 };
 use crate::error::AppError;
-use crate::store::{Store, Tree};
+use crate::store::{Store, TableError};
 use crate::webhooks::{Delivery, Sender};
 
 /// Deliveries in flight to one brand at once.
@@ -67,16 +67,16 @@ impl DeliveryState {
     /// Adds the outbox entries written after `after` (all of them for `None`).
     fn add_after(&self, store: &Store, alarm: &Alarm, after: Option<u64>) {
         let start = after.map(u64::to_be_bytes);
-        for item in store.iter_after(Tree::Outbox, start.as_ref().map(|s| &s[..])) {
+        for item in store.iter_after(OUTBOX.tree(), start.as_ref().map(|s| &s[..])) {
             let entry = item.map_err(AppError::from).and_then(|(key, bytes)| {
                 // The key is the entry's number: a damaged entry is still passed, so it is
-                // reported once, not at every wake.
+                // reported once, not at every wake. So the walk is undecoded, and the entry
+                // decoded after its number is noted.
                 if let Ok(seq) = <[u8; 8]>::try_from(&key[..]) {
                     self.newest
                         .fetch_max(u64::from_be_bytes(seq), Ordering::AcqRel);
                 }
-                serde_json::from_slice::<OutboxEntry>(&bytes)
-                    .map_err(|e| AppError::internal("outbox entry is damaged", e))
+                Ok(OUTBOX.decode(&bytes)?)
             });
             match entry {
                 Ok(entry) => {
@@ -160,15 +160,14 @@ impl OpenVault {
         let mut held = Vec::new();
         for (at, seq) in self.deliveries.due.take_due(now) {
             // The entry may have been delivered, or moved, since it was scheduled.
-            let entry = match self.store().get(Tree::Outbox, &seq.to_be_bytes()) {
-                Ok(Some(bytes)) => match serde_json::from_slice::<OutboxEntry>(&bytes) {
-                    Ok(entry) => entry,
-                    Err(e) => {
-                        alarm.read_error("outbox entry", &e);
-                        continue;
-                    }
-                },
+            let entry = match self.store().read(&OUTBOX, &seq.to_be_bytes()) {
+                Ok(Some(entry)) => entry,
                 Ok(None) => continue,
+                // A damaged entry will not mend: reported, and not tried again.
+                Err(e @ TableError::Decode { .. }) => {
+                    alarm.read_error("outbox entry", &e);
+                    continue;
+                }
                 Err(e) => {
                     alarm.read_error("outbox entry", &e);
                     held.push((at, seq));
@@ -235,20 +234,15 @@ impl OpenVault {
     /// After an attempt, schedules what is left of the entry: a retry at its backoff, or (if
     /// the attempt left it waiting, as for a suspended brand) a look again shortly.
     fn reschedule(&self, seq: u64) {
-        let entry = match self.store().get(Tree::Outbox, &seq.to_be_bytes()) {
-            Ok(Some(bytes)) => serde_json::from_slice::<OutboxEntry>(&bytes)
-                .map_err(|e| AppError::internal("outbox entry is damaged", e)),
-            Ok(None) => return,
-            Err(e) => Err(e.into()),
-        };
-        match entry {
-            Ok(entry) => {
+        match self.store().read(&OUTBOX, &seq.to_be_bytes()) {
+            Ok(Some(entry)) => {
                 let at = entry
                     .next_attempt_at
                     .max(self.clock.now() + RECHECK_WAITING);
                 self.deliveries.due.insert(at, seq);
                 self.alarm.0.arm(at);
             }
+            Ok(None) => {}
             Err(e) => self.alarm.0.read_error("outbox entry", &e),
         }
     }
@@ -262,11 +256,9 @@ impl OpenVault {
     async fn deliver(&self, sender: &Sender, entry: OutboxEntry) -> Result<(), AppError> {
         let key = entry.seq.to_be_bytes();
         // The entry may have been delivered by an attempt that finished since it was read.
-        let Some(current) = self.store().get(Tree::Outbox, &key)? else {
+        let Some(current) = self.store().read(&OUTBOX, &key)? else {
             return Ok(());
         };
-        let current: OutboxEntry = serde_json::from_slice(&current)
-            .map_err(|e| AppError::internal("outbox entry is damaged", e))?;
         if current.attempts != entry.attempts {
             return Ok(());
         }
@@ -292,7 +284,7 @@ impl OpenVault {
         });
         let (Some((url, secret)), true) = (target, eligible) else {
             self.write(move |tx| {
-                tx.remove(Tree::Outbox, &key)
+                tx.remove(OUTBOX.tree(), &key)
                     .map(|_| ())
                     .map_err(AppError::from)
             })
@@ -317,11 +309,11 @@ impl OpenVault {
         let jitter: [u8; 1] = crate::crypto::random_array().unwrap_or([0]);
         let subscription_key = self.subscription_key(&entry.client_id);
         self.change(move |tx| {
-            let mut subscription = load_subscription(tx, &subscription_key)?;
+            let mut subscription = tx.read(&SUBSCRIPTIONS, &subscription_key)?;
             let attempt = entry.attempts + 1;
             let event = match &outcome {
                 Ok(status) => {
-                    tx.remove(Tree::Outbox, &key)?;
+                    tx.remove(OUTBOX.tree(), &key)?;
                     if let Some(s) = subscription.as_mut() {
                         let mut health = s.health();
                         health.succeeded();
@@ -337,8 +329,7 @@ impl OpenVault {
                     retry.next_attempt_at = now + backoff(attempt, jitter[0]);
                     // A retry must not be mistaken for the attempt that failed.
                     retry.last_error = Some(error.clone());
-                    let bytes = serde_json::to_vec(&retry).map_err(|e| AppError::internal("encoding a value to store", e))?;
-                    tx.insert(Tree::Outbox, &key, &bytes)?;
+                    tx.write(&OUTBOX, &key, &retry)?;
                     if let Some(s) = subscription.as_mut() {
                         let mut health = s.health();
                         health.failed(error.clone(), now);
@@ -353,7 +344,7 @@ impl OpenVault {
                 }
             };
             if let Some(s) = &subscription {
-                store_subscription(tx, &subscription_key, s)?;
+                tx.write(&SUBSCRIPTIONS, &subscription_key, s)?;
             }
             Ok(((), event))
         })
@@ -363,10 +354,8 @@ impl OpenVault {
     /// Deliveries waiting, per brand (one pass over the outbox).
     pub fn pending_deliveries(&self) -> Result<HashMap<String, usize>, AppError> {
         let mut counts = HashMap::new();
-        for item in self.store().iter(Tree::Outbox) {
-            let (_, bytes) = item?;
-            let entry: OutboxEntry = serde_json::from_slice(&bytes)
-                .map_err(|e| AppError::internal("outbox entry is damaged", e))?;
+        for item in self.store().read_all(&OUTBOX) {
+            let (_, entry) = item?;
             *counts.entry(entry.client_id).or_insert(0) += 1;
         }
         Ok(counts)

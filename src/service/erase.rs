@@ -30,7 +30,7 @@ use crate::secret::Secret;
 use crate::store::{Store, Tree, Tx};
 use crate::webhooks::{Delivery, Sender};
 
-use super::tables::{BRANDS, GRANTS, INTENTS, json_view};
+use super::tables::{BRANDS, EVENTS, GRANTS, INTENTS, OUTBOX, SUBSCRIPTIONS, json_view};
 
 /// The phrase the owner types to confirm deleting everything.
 pub const CONFIRM_PHRASE: &str = "delete everything";
@@ -85,14 +85,14 @@ fn remove_events(
     only_subject: Option<&str>,
 ) -> Result<(), AppError> {
     let mut doomed = Vec::new();
-    let events = json_view(Tree::Events);
-    for item in tx.store().iter_after(Tree::Events, Some(prefix)) {
+    for item in tx.store().iter_after(EVENTS.tree(), Some(prefix)) {
         let (key, value) = item?;
         if !key.starts_with(prefix) {
             break;
         }
+        // Only the events of one subject need decoding; a whole stream goes undecoded.
         if let Some(subject) = only_subject {
-            let event = events.decode(&value)?;
+            let event = EVENTS.decode(&value)?;
             if event.get("subject").and_then(Value::as_str) != Some(subject) {
                 continue;
             }
@@ -100,9 +100,9 @@ fn remove_events(
         doomed.push(key);
     }
     for key in doomed {
-        remove(tx, places, Tree::Events, &key)?;
+        remove(tx, places, EVENTS.tree(), &key)?;
         if let Some(seq) = key.get(16..24) {
-            remove(tx, places, Tree::Outbox, seq)?;
+            remove(tx, places, OUTBOX.tree(), seq)?;
         }
     }
     Ok(())
@@ -152,11 +152,13 @@ impl OpenVault {
         let client = client_id.to_owned();
         let places = self
             .change(move |tx| {
-                let brand = super::brands::load_brand(tx, &brand_key)?;
+                let brand = tx
+                    .read(&BRANDS, &brand_key)?
+                    .ok_or(AppError::NotFound("brand"))?;
                 let mut places = Vec::new();
                 remove(tx, &mut places, BRANDS.tree(), &brand_key)?;
-                if tx.get(Tree::Subscriptions, &subscription_key)?.is_some() {
-                    remove(tx, &mut places, Tree::Subscriptions, &subscription_key)?;
+                if tx.get(SUBSCRIPTIONS.tree(), &subscription_key)?.is_some() {
+                    remove(tx, &mut places, SUBSCRIPTIONS.tree(), &subscription_key)?;
                 }
                 let belongs = |value: &Value| {
                     value.get("client_id").and_then(Value::as_str) == Some(client.as_str())

@@ -13,9 +13,10 @@ use time::OffsetDateTime;
 use super::{OpenVault, index_key};
 use crate::crypto::KeyedHash;
 use crate::error::AppError;
-use crate::store::{Tree, Tx};
+use crate::store::Tx;
 
-const META_EVENT_SEQ: &[u8] = b"event_seq";
+use super::tables::{EVENT_SEQ, EVENTS, META_EVENT_SEQ, OUTBOX};
+
 /// Most events one poll or one SSE catch-up returns.
 pub const MAX_EVENTS_PAGE: usize = 500;
 
@@ -58,18 +59,12 @@ pub(crate) fn append_in(
     webhook: bool,
     now: OffsetDateTime,
 ) -> Result<u64, AppError> {
-    let seq = match tx.get(Tree::Meta, META_EVENT_SEQ)? {
-        Some(bytes) => serde_json::from_slice::<u64>(&bytes)
-            .map_err(|e| AppError::internal("event counter is damaged", e))?,
-        None => 0,
-    } + 1;
-    tx.insert(Tree::Meta, META_EVENT_SEQ, seq.to_string().as_bytes())?;
-    let bytes = serde_json::to_vec(event)
-        .map_err(|e| AppError::internal("encoding a value to store", e))?;
-    tx.insert(
-        Tree::Events,
+    let seq = tx.read(&EVENT_SEQ, META_EVENT_SEQ)?.unwrap_or(0) + 1;
+    tx.write(&EVENT_SEQ, META_EVENT_SEQ, &seq)?;
+    tx.write(
+        &EVENTS,
         &stream_key(&stream_prefix(index, client_id), seq),
-        &bytes,
+        event,
     )?;
     if webhook {
         let entry = OutboxEntry {
@@ -84,9 +79,7 @@ pub(crate) fn append_in(
             next_attempt_at: now,
             last_error: None,
         };
-        let bytes = serde_json::to_vec(&entry)
-            .map_err(|e| AppError::internal("encoding a value to store", e))?;
-        tx.insert(Tree::Outbox, &seq.to_be_bytes(), &bytes)?;
+        tx.write(&OUTBOX, &seq.to_be_bytes(), &entry)?;
     }
     Ok(seq)
 }
@@ -117,15 +110,16 @@ impl OpenVault {
         let prefix = stream_prefix(&self.index, client_id);
         let start = stream_key(&prefix, cursor);
         let mut events = Vec::new();
-        for item in self.store().iter_after(Tree::Events, Some(&start)) {
+        // Walked undecoded, so that the value just past the page (or another brand's stream)
+        // is never decoded: only what is returned is.
+        for item in self.store().iter_after(EVENTS.tree(), Some(&start)) {
             let (key, value) = item?;
             if !key.starts_with(&prefix) || events.len() >= limit.clamp(1, MAX_EVENTS_PAGE) {
                 break;
             }
             let mut seq = [0u8; 8];
             seq.copy_from_slice(&key[16..24]);
-            let event: Value = serde_json::from_slice(&value)
-                .map_err(|e| AppError::internal("event is damaged", e))?;
+            let event = EVENTS.decode(&value)?;
             events.push((u64::from_be_bytes(seq), event));
         }
         Ok(events)
@@ -134,13 +128,7 @@ impl OpenVault {
     /// One event of a brand's stream, by number.
     pub fn event(&self, client_id: &str, seq: u64) -> Result<Option<Value>, AppError> {
         let key = stream_key(&stream_prefix(&self.index, client_id), seq);
-        self.store()
-            .get(Tree::Events, &key)?
-            .map(|bytes| {
-                serde_json::from_slice(&bytes)
-                    .map_err(|e| AppError::internal("event is damaged", e))
-            })
-            .transpose()
+        Ok(self.store().read(&EVENTS, &key)?)
     }
 
     /// Wakes everyone waiting for new events (SSE streams, the delivery worker).

@@ -22,15 +22,9 @@ use crate::domain::grants::{
 };
 use crate::domain::records::{DataCategory, Precondition, Record, RecordPath, validate_value};
 use crate::error::AppError;
-use crate::store::{Tree, Tx};
+use crate::store::Tx;
 
-fn decode(bytes: &[u8]) -> Result<Grant, AppError> {
-    serde_json::from_slice(bytes).map_err(|e| AppError::internal("grant is damaged", e))
-}
-
-fn encode(grant: &Grant) -> Result<Vec<u8>, AppError> {
-    serde_json::to_vec(grant).map_err(|e| AppError::internal("encoding grant", e))
-}
+use super::tables::{AUDIT, GRANTS};
 
 /// The answer to a refused use: a refusal that ends the brand's access is an invalid token (the
 /// brand must get a new grant), one about this request only is "not granted".
@@ -211,7 +205,7 @@ impl OpenVault {
         let key = self.grant_key(&grant.id);
         let stored = grant.clone();
         self.change(move |tx| {
-            tx.insert(Tree::Grants, &key, &encode(&stored)?)?;
+            tx.write(&GRANTS, &key, &stored)?;
             let event = Event::owner("grant.created", Some(stored.client_id.clone())).with_detail(
                 serde_json::json!({
                     "grant": stored.id,
@@ -231,18 +225,17 @@ impl OpenVault {
     }
 
     pub fn grant(&self, id: &str) -> Result<Grant, AppError> {
-        match self.store().get(Tree::Grants, &self.grant_key(id))? {
-            Some(bytes) => decode(&bytes),
-            None => Err(AppError::NotFound("grant")),
-        }
+        self.store()
+            .read(&GRANTS, &self.grant_key(id))?
+            .ok_or(AppError::NotFound("grant"))
     }
 
     /// Every grant, newest first.
     pub fn list_grants(&self) -> Result<Vec<Grant>, AppError> {
         let mut all: Vec<Grant> = self
             .store()
-            .iter(Tree::Grants)
-            .map(|item| decode(&item?.1))
+            .read_all(&GRANTS)
+            .map(|item| item.map(|(_, grant)| grant))
             .collect::<Result<_, _>>()?;
         all.sort_by_key(|g| std::cmp::Reverse(g.created_at));
         Ok(all)
@@ -273,7 +266,7 @@ impl OpenVault {
             let mut grant = load(tx, &key)?;
             if grant.revoked_at.is_none() {
                 grant.revoked_at = Some(now);
-                tx.insert(Tree::Grants, &key, &encode(&grant)?)?;
+                tx.write(&GRANTS, &key, &grant)?;
             }
             let mut event = match by {
                 Actor::Owner => Event::owner("grant.revoked", Some(grant.client_id.clone())),
@@ -311,7 +304,7 @@ impl OpenVault {
                 let mut grant = load(tx, &key)?;
                 if grant.revoked_at.is_none() {
                     grant.revoked_at = Some(now);
-                    tx.insert(Tree::Grants, &key, &encode(&grant)?)?;
+                    tx.write(&GRANTS, &key, &grant)?;
                     revoked.push(grant.id);
                 }
             }
@@ -327,14 +320,8 @@ impl OpenVault {
     pub fn grant_accesses(&self, id: &str) -> Result<Vec<Access>, AppError> {
         self.grant(id)?;
         let mut accesses = Vec::new();
-        for item in self
-            .store()
-            .iter_rev_before(Tree::Audit, None)
-            .take(ACCESS_SCAN)
-        {
-            let (_, bytes) = item?;
-            let entry: crate::domain::audit::AuditEntry = serde_json::from_slice(&bytes)
-                .map_err(|e| AppError::internal("audit entry is damaged", e))?;
+        for item in self.store().read_rev_before(&AUDIT, None).take(ACCESS_SCAN) {
+            let (_, entry) = item?;
             if !entry.action.starts_with("data.") {
                 continue;
             }
@@ -368,7 +355,7 @@ impl OpenVault {
         grant_id: &str,
         action: GrantAction,
         fields: Vec<(String, String)>,
-        write: Option<(Vec<u8>, String, Value)>,
+        write: Option<(Vec<u8>, RecordPath, Value)>,
     ) -> Result<(Grant, Option<super::records::Written>), AppError> {
         let key = self.grant_key(grant_id);
         let terms = self.current_terms()?;
@@ -381,26 +368,17 @@ impl OpenVault {
             // suspension, termination, new terms or revocation queued before this request is
             // seen by it (the writer's caches hold what the transaction would read). The
             // decision itself is `decide_use`; this closure only loads, stores and records.
-            let brand = cached.brands.get(
-                tx,
-                &client_id,
-                || super::index_key(&index, "brand", &client_id),
-                super::brands::decode_brand,
-            )?;
+            let brand = cached.brands.get(tx, &client_id, || {
+                super::index_key(&index, "brand", &client_id)
+            })?;
             let terms_version = super::terms::current_number(tx)?;
             let agreement = match brand.as_ref().and_then(|b| b.agreement_id.as_ref()) {
-                Some(id) => cached.agreements.get(
-                    tx,
-                    id,
-                    || super::index_key(&index, "agreement", id),
-                    super::agreements::decode_head,
-                )?,
+                Some(id) => cached
+                    .agreements
+                    .get(tx, id, || super::index_key(&index, "agreement", id))?,
                 None => None,
             };
-            let grant = match tx.get(Tree::Grants, &key)? {
-                Some(bytes) => Some(decode(&bytes)?),
-                None => None,
-            };
+            let grant = tx.read(&GRANTS, &key)?;
             let facts = UseFacts {
                 brand: brand.as_ref().map(|b| b.status),
                 agreement: agreement.as_ref().map(|a| AgreementFacts {
@@ -437,7 +415,7 @@ impl OpenVault {
                 None => None,
             };
             allowed.apply(&mut grant);
-            tx.insert(Tree::Grants, &key, &encode(&grant)?)?;
+            tx.write(&GRANTS, &key, &grant)?;
             let names: Vec<&String> = fields.iter().map(|(p, _)| p).collect();
             let event = Event::brand(
                 match action {
@@ -496,14 +474,17 @@ impl OpenVault {
         records.dedup_by(|a, b| a.path == b.path);
         let fields = records
             .iter()
-            .map(|r| (r.path.clone(), r.category.clone()))
+            .map(|r| (r.path.to_string(), r.category.clone()))
             .collect();
         let (grant, _) = self
             .use_grant(brand, grant_id, GrantAction::Read, fields, None)
             .await?;
         Ok((
             grant,
-            records.into_iter().map(|r| (r.path, r.value)).collect(),
+            records
+                .into_iter()
+                .map(|r| (r.path.into(), r.value))
+                .collect(),
         ))
     }
 
@@ -536,7 +517,7 @@ impl OpenVault {
                 brand,
                 grant_id,
                 GrantAction::Read,
-                vec![(record.path.clone(), category)],
+                vec![(record.path.to_string(), category)],
                 None,
             )
             .await?;
@@ -571,7 +552,7 @@ impl OpenVault {
                 grant_id,
                 GrantAction::Write,
                 vec![(path.as_str().to_owned(), category)],
-                Some((record_key, path.as_str().to_owned(), value)),
+                Some((record_key, path.clone(), value)),
             )
             .await?;
         written.ok_or_else(|| AppError::broken("the write was not staged"))
@@ -590,8 +571,5 @@ impl OpenVault {
 }
 
 pub(crate) fn load(tx: &mut Tx<'_>, key: &[u8]) -> Result<Grant, AppError> {
-    let bytes = tx
-        .get(Tree::Grants, key)?
-        .ok_or(AppError::NotFound("grant"))?;
-    decode(&bytes)
+    tx.read(&GRANTS, key)?.ok_or(AppError::NotFound("grant"))
 }

@@ -17,7 +17,7 @@ use super::OpenVault;
 use super::deadlines::{Alarm, Deadlines};
 use super::events::append_in;
 pub use super::subscriptions::SubscriptionRecord;
-use super::subscriptions::{load_subscription, store_subscription};
+use super::tables::{INTENTS, OFFERS, OUTBOX, SUBSCRIPTIONS};
 use crate::crypto::random_array;
 use crate::domain::audit::Event;
 use crate::domain::brands::{Brand, BrandStatus};
@@ -29,7 +29,7 @@ use crate::domain::offers::{Offer, OfferStatus, OfferTerms};
 use crate::domain::records::RecordPath;
 use crate::domain::terms::{AccessRequest, Action, Basis, INTENTCASTING_PURPOSE, evaluate};
 use crate::error::AppError;
-use crate::store::{Store, Tree};
+use crate::store::Store;
 
 /// Offers one brand may make per minute.
 pub const OFFERS_PER_MINUTE: u32 = 30;
@@ -56,12 +56,9 @@ impl IntentState {
         alarm: &Alarm,
     ) -> IntentState {
         let mut expiries = Vec::new();
-        for item in store.iter(Tree::Intents) {
-            match item
-                .map_err(AppError::from)
-                .and_then(|(_, bytes)| decode_intent(&bytes))
-            {
-                Ok(record) if !record.expiry_announced => {
+        for item in store.read_all(&INTENTS) {
+            match item {
+                Ok((_, record)) if !record.expiry_announced => {
                     expiries.push((record.intent.intent.expires_at, record.intent.id));
                 }
                 Ok(_) => {}
@@ -101,20 +98,8 @@ fn new_id(prefix: &str) -> Result<String, AppError> {
     ))
 }
 
-fn decode_intent(bytes: &[u8]) -> Result<IntentRecord, AppError> {
-    serde_json::from_slice(bytes).map_err(|e| AppError::internal("intent is damaged", e))
-}
-
-fn decode_offer(bytes: &[u8]) -> Result<Offer, AppError> {
-    serde_json::from_slice(bytes).map_err(|e| AppError::internal("offer is damaged", e))
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, AppError> {
-    serde_json::to_vec(value).map_err(|e| AppError::internal("encoding a value to store", e))
-}
-
 /// What a brand sees of an intent: everything but the list of disclosed paths, plus their values.
-fn brand_view(record: &IntentRecord, disclosed: &BTreeMap<String, Value>) -> Value {
+fn brand_view(record: &IntentRecord, disclosed: &BTreeMap<RecordPath, Value>) -> Value {
     let intent = &record.intent.intent;
     serde_json::json!({
         "id": record.intent.id,
@@ -176,7 +161,7 @@ impl OpenVault {
         let client_id = brand.client_id.clone();
         let (record, new_secret, now_due) = self
             .change(move |tx| {
-                let previous = load_subscription(tx, &key)?;
+                let previous = tx.read(&SUBSCRIPTIONS, &key)?;
                 let wants_webhook = subscription.webhook_url.is_some();
                 let (secret, new_secret) =
                     match previous.as_ref().and_then(|p| p.webhook_secret.clone()) {
@@ -185,17 +170,14 @@ impl OpenVault {
                         _ => (None, None),
                     };
                 let record = SubscriptionRecord::new(client_id.clone(), subscription, secret, now);
-                store_subscription(tx, &key, &record)?;
+                tx.write(&SUBSCRIPTIONS, &key, &record)?;
                 // Whatever waited for this brand is tried again now, not at its old backoff.
-                let waiting: Vec<(Vec<u8>, Vec<u8>)> =
-                    tx.store().iter(Tree::Outbox).collect::<Result<_, _>>()?;
+                let waiting: Vec<_> = tx.store().read_all(&OUTBOX).collect::<Result<_, _>>()?;
                 let mut now_due = Vec::new();
-                for (seq, bytes) in waiting {
-                    let mut entry: super::events::OutboxEntry = serde_json::from_slice(&bytes)
-                        .map_err(|e| AppError::internal("outbox entry is damaged", e))?;
+                for (seq, mut entry) in waiting {
                     if entry.client_id == client_id && entry.next_attempt_at > now {
                         entry.next_attempt_at = now;
-                        tx.insert(Tree::Outbox, &seq, &encode(&entry)?)?;
+                        tx.write(&OUTBOX, &seq, &entry)?;
                         now_due.push(entry.seq);
                     }
                 }
@@ -225,11 +207,12 @@ impl OpenVault {
         let client_id = brand.client_id.clone();
         let returned = secret.clone();
         self.change(move |tx| {
-            let mut record = load_subscription(tx, &key)?
+            let mut record = tx
+                .read(&SUBSCRIPTIONS, &key)?
                 .filter(|r| r.subscription.webhook_url.is_some())
                 .ok_or(AppError::NotFound("webhook subscription"))?;
             record.webhook_secret = Some(secret);
-            store_subscription(tx, &key, &record)?;
+            tx.write(&SUBSCRIPTIONS, &key, &record)?;
             Ok(((), Event::brand("webhook_secret.rotated", &client_id)))
         })
         .await?;
@@ -355,7 +338,7 @@ impl OpenVault {
         let index = self.index.clone();
         let stored = record.clone();
         self.change(move |tx| {
-            tx.insert(Tree::Intents, &key, &encode(&stored)?)?;
+            tx.write(&INTENTS, &key, &stored)?;
             for (client_id, event, webhook) in &events {
                 append_in(tx, &index, client_id, event, *webhook, now)?;
             }
@@ -379,18 +362,17 @@ impl OpenVault {
     }
 
     pub fn intent(&self, id: &str) -> Result<IntentRecord, AppError> {
-        match self.store().get(Tree::Intents, &self.intent_key(id))? {
-            Some(bytes) => decode_intent(&bytes),
-            None => Err(AppError::NotFound("intent")),
-        }
+        self.store()
+            .read(&INTENTS, &self.intent_key(id))?
+            .ok_or(AppError::NotFound("intent"))
     }
 
     /// Every intent, newest first.
     pub fn list_intents(&self) -> Result<Vec<IntentRecord>, AppError> {
         let mut all: Vec<IntentRecord> = self
             .store()
-            .iter(Tree::Intents)
-            .map(|item| decode_intent(&item?.1))
+            .read_all(&INTENTS)
+            .map(|item| item.map(|(_, record)| record))
             .collect::<Result<_, _>>()?;
         all.sort_by_key(|i| std::cmp::Reverse(i.intent.created_at));
         Ok(all)
@@ -430,10 +412,9 @@ impl OpenVault {
         let index = self.index.clone();
         let record = self
             .change(move |tx| {
-                let mut record = decode_intent(
-                    &tx.get(Tree::Intents, &key)?
-                        .ok_or(AppError::NotFound("intent"))?,
-                )?;
+                let mut record = tx
+                    .read(&INTENTS, &key)?
+                    .ok_or(AppError::NotFound("intent"))?;
                 if expired {
                     if record.expiry_announced || record.intent.status(now) != IntentStatus::Expired
                     {
@@ -446,7 +427,7 @@ impl OpenVault {
                     }
                     record.intent.withdrawn_at = Some(now);
                 }
-                tx.insert(Tree::Intents, &key, &encode(&record)?)?;
+                tx.write(&INTENTS, &key, &record)?;
                 for (client_id, event, webhook) in &events {
                     append_in(tx, &index, client_id, event, *webhook, now)?;
                 }
@@ -538,10 +519,9 @@ impl OpenVault {
         let offer_key = self.offer_key(&offer.id);
         let stored = offer.clone();
         self.change(move |tx| {
-            let Some(bytes) = tx.get(Tree::Intents, &intent_key)? else {
+            let Some(mut record) = tx.read(&INTENTS, &intent_key)? else {
                 return Err(AppError::NotFound("intent"));
             };
-            let mut record = decode_intent(&bytes)?;
             // An intent the brand did not receive does not exist for it.
             if !record.recipients.contains(&stored.client_id) {
                 return Err(AppError::NotFound("intent"));
@@ -556,8 +536,8 @@ impl OpenVault {
                 return Err(AppError::OfferLimit);
             }
             record.offers.push(stored.id.clone());
-            tx.insert(Tree::Intents, &intent_key, &encode(&record)?)?;
-            tx.insert(Tree::Offers, &offer_key, &encode(&stored)?)?;
+            tx.write(&INTENTS, &intent_key, &record)?;
+            tx.write(&OFFERS, &offer_key, &stored)?;
             let event = Event::brand("offer.received", &stored.client_id)
                 .with_detail(serde_json::json!({ "intent": stored.intent_id, "offer": stored.id }));
             Ok(((), event))
@@ -568,10 +548,9 @@ impl OpenVault {
     }
 
     pub fn offer(&self, id: &str) -> Result<Offer, AppError> {
-        match self.store().get(Tree::Offers, &self.offer_key(id))? {
-            Some(bytes) => decode_offer(&bytes),
-            None => Err(AppError::NotFound("offer")),
-        }
+        self.store()
+            .read(&OFFERS, &self.offer_key(id))?
+            .ok_or(AppError::NotFound("offer"))
     }
 
     /// The brand's own offer; another brand's does not exist for it.
@@ -661,28 +640,28 @@ impl OpenVault {
         let made_grant = grant_id.clone();
         let decided = self
             .change(move |tx| {
-                let mut offer = decode_offer(&tx.get(Tree::Offers, &offer_key)?.ok_or(AppError::NotFound("offer"))?)?;
+                let mut offer = tx.read(&OFFERS, &offer_key)?.ok_or(AppError::NotFound("offer"))?;
                 if offer.status != OfferStatus::Pending {
                     return Err(AppError::Conflict("this offer was already decided"));
                 }
-                if accept && let Some(bytes) = tx.get(Tree::Intents, &intent_key)? {
-                    let record = decode_intent(&bytes)?;
-                    if !record.intent.is_open(now) {
-                        return Err(AppError::IntentClosed(
-                            "this intent is no longer open: its offers can only be declined".into(),
-                        ));
-                    }
+                if accept
+                    && let Some(record) = tx.read(&INTENTS, &intent_key)?
+                    && !record.intent.is_open(now)
+                {
+                    return Err(AppError::IntentClosed(
+                        "this intent is no longer open: its offers can only be declined".into(),
+                    ));
                 }
                 offer.status = if accept { OfferStatus::Accepted } else { OfferStatus::Declined };
                 offer.decided_at = Some(now);
                 offer.grant_id = grant_id;
-                tx.insert(Tree::Offers, &offer_key, &encode(&offer)?)?;
-                if accept && let Some(bytes) = tx.get(Tree::Intents, &intent_key)? {
-                    let mut record = decode_intent(&bytes)?;
-                    if record.intent.fulfilled_at.is_none() {
-                        record.intent.fulfilled_at = Some(now);
-                        tx.insert(Tree::Intents, &intent_key, &encode(&record)?)?;
-                    }
+                tx.write(&OFFERS, &offer_key, &offer)?;
+                if accept
+                    && let Some(mut record) = tx.read(&INTENTS, &intent_key)?
+                    && record.intent.fulfilled_at.is_none()
+                {
+                    record.intent.fulfilled_at = Some(now);
+                    tx.write(&INTENTS, &intent_key, &record)?;
                 }
                 append_in(tx, &index, &offer.client_id, &event, webhook, now)?;
                 let action = if accept { "offer.accepted" } else { "offer.declined" };

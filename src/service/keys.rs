@@ -15,7 +15,9 @@ use super::OpenVault;
 use crate::crypto::jwt::{PublicJwk, SigningKey, StoredSigningKey};
 use crate::domain::audit::Event;
 use crate::error::AppError;
-use crate::store::{Store, Tree};
+use crate::store::Store;
+
+use super::tables::SIGNING_KEYS;
 
 /// How long after retirement a key stays published beyond the longest token lifetime, for clock
 /// skew between the vault and brands.
@@ -23,7 +25,7 @@ const RETIRED_GRACE: Duration = Duration::minutes(5);
 
 /// A key as stored.
 #[derive(Debug, Serialize, Deserialize)]
-struct StoredKey {
+pub(crate) struct StoredKey {
     kid: String,
     /// PKCS#8, base64url; only `crypto` sees its bytes.
     pkcs8: StoredSigningKey,
@@ -54,10 +56,6 @@ impl KeyRing {
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<StoredKey, AppError> {
-    serde_json::from_slice(bytes).map_err(|e| AppError::internal("signing key is damaged", e))
-}
-
 /// The key's stored JSON. It holds the private key in base64url, so the buffer is wiped when the
 /// caller drops it.
 fn stored(key: &SigningKey, now: OffsetDateTime) -> Result<Zeroizing<Vec<u8>>, AppError> {
@@ -70,9 +68,7 @@ fn stored(key: &SigningKey, now: OffsetDateTime) -> Result<Zeroizing<Vec<u8>>, A
 }
 
 fn encode(key: &StoredKey) -> Result<Zeroizing<Vec<u8>>, AppError> {
-    serde_json::to_vec(key)
-        .map(Zeroizing::new)
-        .map_err(|e| AppError::internal("encoding a signing key", e))
+    Ok(Zeroizing::new(SIGNING_KEYS.encode(key)?))
 }
 
 fn generate() -> Result<SigningKey, AppError> {
@@ -84,8 +80,8 @@ fn generate() -> Result<SigningKey, AppError> {
 pub(crate) fn load_or_create(store: &Store, now: OffsetDateTime) -> Result<KeyRing, AppError> {
     let mut active = None;
     let mut published = Vec::new();
-    for item in store.iter(Tree::SigningKeys) {
-        let key = decode(&item?.1)?;
+    for item in store.read_all(&SIGNING_KEYS) {
+        let (_, key) = item?;
         match key.retired_at {
             None => {
                 let signing = key
@@ -108,7 +104,7 @@ pub(crate) fn load_or_create(store: &Store, now: OffsetDateTime) -> Result<KeyRi
             let bytes = stored(&key, now)?;
             let kid = key.kid().to_owned();
             let result = store.transact_offline(|tx| {
-                tx.insert(Tree::SigningKeys, kid.as_bytes(), &bytes)?;
+                tx.insert(SIGNING_KEYS.tree(), kid.as_bytes(), &bytes)?;
                 super::audit::append_in(
                     tx,
                     Event::system("signing_key.created")
@@ -170,16 +166,15 @@ impl OpenVault {
                 let mut published = Vec::new();
                 let entries: Vec<_> = tx
                     .store()
-                    .iter(Tree::SigningKeys)
+                    .iter(SIGNING_KEYS.tree())
                     .collect::<Result<_, _>>()?;
                 for (kid, _) in entries {
-                    let Some(value) = tx.get(Tree::SigningKeys, &kid)? else {
+                    let Some(mut old) = tx.read(&SIGNING_KEYS, &kid)? else {
                         continue;
                     };
-                    let mut old = decode(&value)?;
                     match old.retired_at {
                         Some(at) if at < keep_after => {
-                            tx.remove(Tree::SigningKeys, &kid)?;
+                            tx.remove(SIGNING_KEYS.tree(), &kid)?;
                             continue;
                         }
                         Some(_) => {}
@@ -187,14 +182,14 @@ impl OpenVault {
                             old.retired_at = Some(now);
                             previous = Some(old.kid.clone());
                             let bytes = encode(&old)?;
-                            tx.insert(Tree::SigningKeys, &kid, &bytes)?;
+                            tx.insert(SIGNING_KEYS.tree(), &kid, &bytes)?;
                         }
                     }
                     if let Ok(signing) = old.pkcs8.open() {
                         published.push((signing.public_jwk().clone(), old.retired_at));
                     }
                 }
-                tx.insert(Tree::SigningKeys, key.kid().as_bytes(), &bytes)?;
+                tx.insert(SIGNING_KEYS.tree(), key.kid().as_bytes(), &bytes)?;
                 let previous = previous.unwrap_or_default();
                 published.insert(0, (key.public_jwk().clone(), None));
                 let event = Event::owner("signing_key.rotated", None)

@@ -182,8 +182,8 @@ impl OpenVault {
             ),
             epochs,
             in_writer: Arc::new(InWriterCaches {
-                brands: cache::InWriter::new(crate::store::Tree::Brands),
-                agreements: cache::InWriter::new(crate::store::Tree::Agreements),
+                brands: cache::InWriter::new(&super::tables::BRANDS),
+                agreements: cache::InWriter::new(&super::tables::AGREEMENT_HEADS),
             }),
         }))
     }

@@ -39,7 +39,7 @@ pub struct Written {
 pub(crate) fn stage_record(
     tx: &mut Tx<'_>,
     key: &[u8],
-    path: String,
+    path: RecordPath,
     value: serde_json::Value,
     category: &str,
     now: time::OffsetDateTime,
@@ -155,16 +155,15 @@ impl OpenVault {
         let category = DataCategory::resolve(path, category)?;
         let key = self.record_key(path);
         let now = self.now();
-        let path = path.as_str().to_owned();
+        let path = path.clone();
         self.change(move |tx| {
             let written = stage_record(tx, &key, path, value, category.id, now, precondition)?;
-            let event = Event::owner("record.put", Some(written.record.path.clone())).with_detail(
-                serde_json::json!({
+            let event = Event::owner("record.put", Some(written.record.path.to_string()))
+                .with_detail(serde_json::json!({
                     "category": written.record.category,
                     "version": written.record.version,
                     "created": written.created,
-                }),
-            );
+                }));
             Ok((written, event))
         })
         .await
@@ -187,7 +186,7 @@ impl OpenVault {
             }
             tx.remove(Tree::Records, &key)?;
             adjust_record_count(tx, -1)?;
-            Ok(((), Event::owner("record.deleted", Some(record.path))))
+            Ok(((), Event::owner("record.deleted", Some(record.path.into()))))
         })
         .await?;
         // What sled keeps of the record becomes unreadable once its bucket has a new key.

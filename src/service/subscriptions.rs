@@ -12,7 +12,9 @@ use super::OpenVault;
 use crate::domain::delivery::{DeliveryHealth, DeliveryStatus};
 use crate::domain::intents::{Delivery, SubscriptionIndex, ValidSubscription};
 use crate::error::AppError;
-use crate::store::{Store, Tree, Tx};
+use crate::store::Store;
+
+use super::tables::SUBSCRIPTIONS;
 
 /// A brand's subscription, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,36 +82,11 @@ impl SubscriptionRecord {
     }
 }
 
-pub(crate) fn load_subscription(
-    tx: &mut Tx<'_>,
-    key: &[u8],
-) -> Result<Option<SubscriptionRecord>, AppError> {
-    tx.get(Tree::Subscriptions, key)?
-        .map(|bytes| {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| AppError::internal("subscription is damaged", e))
-        })
-        .transpose()
-}
-
-pub(crate) fn store_subscription(
-    tx: &mut Tx<'_>,
-    key: &[u8],
-    record: &SubscriptionRecord,
-) -> Result<(), AppError> {
-    let bytes = serde_json::to_vec(record)
-        .map_err(|e| AppError::internal("encoding a value to store", e))?;
-    tx.insert(Tree::Subscriptions, key, &bytes)?;
-    Ok(())
-}
-
 /// Builds the matching index from the stored subscriptions (at unseal).
 pub(crate) fn load_index(store: &Store) -> Result<SubscriptionIndex, AppError> {
     let mut index = SubscriptionIndex::new();
-    for item in store.iter(Tree::Subscriptions) {
-        let (_, bytes) = item?;
-        let record: SubscriptionRecord = serde_json::from_slice(&bytes)
-            .map_err(|e| AppError::internal("subscription is damaged", e))?;
+    for item in store.read_all(&SUBSCRIPTIONS) {
+        let (_, record) = item?;
         index.insert(&record.client_id, &record.subscription);
     }
     Ok(index)
@@ -121,12 +98,8 @@ impl OpenVault {
     }
 
     pub fn subscription(&self, client_id: &str) -> Result<Option<SubscriptionRecord>, AppError> {
-        self.store()
-            .get(Tree::Subscriptions, &self.subscription_key(client_id))?
-            .map(|bytes| {
-                serde_json::from_slice(&bytes)
-                    .map_err(|e| AppError::internal("subscription is damaged", e))
-            })
-            .transpose()
+        Ok(self
+            .store()
+            .read(&SUBSCRIPTIONS, &self.subscription_key(client_id))?)
     }
 }

@@ -9,18 +9,28 @@
 //! stored bytes are identical.
 //!
 //! `Meta` holds singletons of different types: each has its own table on `Meta`, with its key.
+//!
+//! Not every stored value has a table. The `Meta/sealing` marker is a fixed byte string compared
+//! as bytes (`service::shred`), and `Meta/clock_floor` is decimal text read leniently, a value
+//! that does not parse being ignored (`service::open`); both stay raw. Walks over many trees at
+//! once (the export, a brand's erasure) read them through [`json_view`].
 
 use serde_json::Value;
 
 use crate::domain::audit::{AuditEntry, ChainHead};
 use crate::domain::brands::{Agreement, Brand, Invitation};
 use crate::domain::grants::Grant;
+use crate::domain::offers::Offer;
 use crate::domain::records::Record;
 use crate::error::AppError;
 use crate::store::{Table, TableError, Tree};
 
 use super::agreements::AgreementHead;
+use super::authorize::RefreshRecord;
+use super::events::OutboxEntry;
 use super::intents::IntentRecord;
+use super::keys::StoredKey;
+use super::subscriptions::SubscriptionRecord;
 use super::terms::TermsVersion;
 
 /// The owner's records, under a keyed hash of their path.
@@ -51,8 +61,34 @@ pub(crate) const AGREEMENT_HEADS: Table<AgreementHead> = Table::new(Tree::Agreem
 
 /// Data grants, under a keyed hash of their id.
 pub(crate) const GRANTS: Table<Grant> = Table::new(Tree::Grants, "grant");
+/// Refresh tokens, under a keyed hash of the token.
+pub(crate) const REFRESH_TOKENS: Table<RefreshRecord> =
+    Table::new(Tree::RefreshTokens, "refresh token");
+/// Remembered `jti`s (live access tokens, spent client assertions), under a keyed hash of the
+/// `jti`, each with its expiry in Unix seconds. Its JSON is the number's decimal digits, as it
+/// was always written.
+pub(crate) const JTIS: Table<i64> = Table::new(Tree::Jtis, "jti expiry");
+/// The token-signing keys, under their key id. Their JSON holds a private key: the signing-key
+/// code encodes with [`Table::encode`] into a buffer it wipes, rather than with `Tx::write`.
+pub(crate) const SIGNING_KEYS: Table<StoredKey> = Table::new(Tree::SigningKeys, "signing key");
+
 /// The person's intents, under a keyed hash of their id.
 pub(crate) const INTENTS: Table<IntentRecord> = Table::new(Tree::Intents, "intent");
+/// Brands' offers, under a keyed hash of their id.
+pub(crate) const OFFERS: Table<Offer> = Table::new(Tree::Offers, "offer");
+/// Brands' intent subscriptions, under a keyed hash of their client id.
+pub(crate) const SUBSCRIPTIONS: Table<SubscriptionRecord> =
+    Table::new(Tree::Subscriptions, "subscription");
+
+/// Brands' event streams: CloudEvents, kept as the JSON they were sent as, under the brand's
+/// 16-byte stream prefix and the event's big-endian number.
+pub(crate) const EVENTS: Table<Value> = Table::new(Tree::Events, "event");
+/// The last event number given out, in `Meta` under [`META_EVENT_SEQ`]. Its JSON is the
+/// number's decimal digits, as it was always written.
+pub(crate) const EVENT_SEQ: Table<u64> = Table::new(Tree::Meta, "event counter");
+pub(crate) const META_EVENT_SEQ: &[u8] = b"event_seq";
+/// Webhook deliveries still to make, under the event's big-endian number.
+pub(crate) const OUTBOX: Table<OutboxEntry> = Table::new(Tree::Outbox, "outbox entry");
 
 /// Any tree read as untyped JSON: for walks that look at one or two fields of values of several
 /// types (what belongs to a brand being erased). Never written: a value goes back through its

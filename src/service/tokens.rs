@@ -17,7 +17,9 @@ use crate::domain::audit::Event;
 use crate::domain::brands::{Brand, BrandStatus, parse_scope};
 use crate::domain::grants::Grant;
 use crate::error::{AppError, OAuthError};
-use crate::store::{Store, Tree};
+use crate::store::Store;
+
+use super::tables::JTIS;
 
 /// The `typ` header of access tokens (RFC 9068 §2.1); validators accept the long form too (§4).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -126,12 +128,11 @@ pub fn check_access_claims(
 /// Drops remembered `jti`s (live tokens, spent client assertions) that have expired. Runs before the writer starts.
 pub(crate) fn prune_jtis(store: &Store, now: i64) -> Result<usize, AppError> {
     let mut expired = Vec::new();
-    for item in store.iter(Tree::Jtis) {
+    // Walked undecoded so that a value which does not decode is still pruned (as expired), not
+    // kept forever.
+    for item in store.iter(JTIS.tree()) {
         let (key, value) = item?;
-        let exp: i64 = std::str::from_utf8(&value)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        let exp = JTIS.decode(&value).unwrap_or(0);
         if exp <= now {
             expired.push(key);
         }
@@ -140,7 +141,7 @@ pub(crate) fn prune_jtis(store: &Store, now: i64) -> Result<usize, AppError> {
     if count > 0 {
         let result = store.transact_offline(|tx| {
             for key in &expired {
-                tx.remove(Tree::Jtis, key)?;
+                tx.remove(JTIS.tree(), key)?;
             }
             Ok::<_, AppError>(())
         });
@@ -279,7 +280,7 @@ impl OpenVault {
         let key = self.jti_key(&claims.jti);
         let exp = claims.exp;
         self.change(move |tx| {
-            tx.insert(Tree::Jtis, &key, exp.to_string().as_bytes())?;
+            tx.write(&JTIS, &key, &exp)?;
             Ok(((), event))
         })
         .await?;
@@ -327,7 +328,7 @@ impl OpenVault {
         let claims = self.token_claims(token)?;
         if self
             .store()
-            .get(Tree::Jtis, &self.jti_key(&claims.jti))?
+            .get(JTIS.tree(), &self.jti_key(&claims.jti))?
             .is_none()
         {
             return Err(AppError::InvalidToken("revoked, or never issued".into()));
@@ -365,7 +366,7 @@ impl OpenVault {
             .with_detail(serde_json::json!({ "jti": claims.jti }));
         let revoked = self
             .change(move |tx| {
-                if !tx.remove(Tree::Jtis, &key)? {
+                if !tx.remove(JTIS.tree(), &key)? {
                     // Already revoked: nothing to write, nothing to record.
                     return Err(AppError::NotFound("token"));
                 }
