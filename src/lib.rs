@@ -8,66 +8,47 @@
 //!
 //! # Layout
 //!
-//! Each outside dependency is owned by one module, and the boundaries are invariants:
+//! Each outside dependency is owned by one module, and the boundaries are invariants: only
+//! `crypto` imports ring and holds key bytes, only `store` imports sled, only `http` imports axum,
+//! only `webhooks` makes outbound requests, and `domain` does no I/O, reads no clock and does no
+//! cryptography. One line per module; each module's own docs hold the detail.
 //!
-//! - [`crypto`] — the only module that imports `ring` or handles key bytes: AES-256-GCM sealing in
-//!   the frozen `[version][nonce][ciphertext+tag]` layout, the 256 random bucket keys every stored
-//!   value is sealed under ([`crypto::buckets`]: rotating one makes what sled keeps of a deleted
-//!   item unreadable), HKDF purpose keys, HMAC for opaque
-//!   store keys and pairwise pseudonyms, the key file ([`crypto::keyfile`]) where the master key
-//!   lives, wrapped by an Argon2id passphrase key, by the recovery key and optionally by an
-//!   unlock key, and JWTs ([`crypto::jwt`]: the ES256 signing key, pinned-algorithm
-//!   verification, brands' client assertions) on `jsonwebtoken` 9.3, its last ring-based release.
-//! - [`store`] — the only module that imports `sled`. Every value is sealed on the way in with
-//!   associated data naming its tree and key. All writes of a running server go through one
-//!   [`store::Writer`] thread, which runs queued changes in order, applies each group as one atomic
-//!   batch, flushes once, and only then answers the callers. It also reseals a bucket's values
-//!   during a key rotation, and reads and writes raw sealed entries for backups.
-//! - [`domain`] — pure types and rules: record paths and categories, preconditions, the audit
-//!   chain and its verification, login back-off, the terms of service (ODRL templates from
-//!   `policies/`, validation that personal rules only narrow their IEEE 7012 basis, the
-//!   evaluation of a request against them, a plain-language summary), and brands (RFC 7591
-//!   client metadata, invitations, the agreement event chain and receipt document), and data
-//!   grants (RFC 9396 authorization details, status, coverage, masking), intents (taxonomy,
-//!   geohash geometry, the subscription index) and offers. No I/O, no clock, no cryptography.
-//! - [`service`] — the use cases. [`service::Vault`] moves between setup, sealed, unsealed and
-//!   erasing (while everything is being deleted);
-//!   every change to an open vault goes through [`service::OpenVault::change`], which commits it
-//!   with its audit entry and returns once both are durable. Terms versions, invitations, brands,
-//!   agreements with their signed RFC 8785 receipts, signing keys, access tokens, data grants and
-//!   the authorization-code flow live here; a brand's data read is checked, counted and audited
-//!   in one writer job. Records, brands and agreement heads are read through in-memory caches of
-//!   opened values that every write retires once applied (`service::cache`). Intents, subscriptions and offers too: an intent's CloudEvents go to each
-//!   recipient's stream and the webhook outbox in the intent's own write, and a delivery worker
-//!   sends them, signed per Standard Webhooks, through [`webhooks`]. The person's own data
-//!   operations too: the streamed JSON export ([`service::export`]), encrypted backups and
-//!   restore ([`service::backup`]), and deleting for real ([`service::erase`]: one intent, a
-//!   brand's relationship, or everything — revoke, tell brands, sign a receipt, destroy the keys
-//!   — with the bucket-key rotations of [`service::shred`]).
-//! - [`http`] — the only module that imports `axum`: one router listing every route (also the
-//!   OpenAPI document), extractors for authorization ([`http::auth::OwnerSession`],
-//!   [`http::brand_api::BrandToken`]) and for JSON that fails in the common error shape, the
-//!   OAuth endpoints ([`http::oauth`], errors in the RFC 6749 shape), security headers, the
-//!   sealed-state gate, and the embedded browser app ([`http::assets`]).
-//!   [`http::serve::serve_with_limits`] owns the connections: a cap on open connections, a 10 s
-//!   header-read timeout that also closes idle keep-alive connections, limits on header count
-//!   and size, a write timeout for clients that stop reading, and a graceful shutdown that ends
-//!   event streams and drains for up to 10 s. [`http::auth::ClientIp`] reads `X-Forwarded-For` only from configured trusted
-//!   proxies. [`http::metrics`] keeps Prometheus counters, served on a separate listener.
-//! - [`webhooks`] — the only module that makes outbound HTTP requests (reqwest on rustls/ring).
-//! - [`error`] — [`error::AppError`], with a stable code and status per variant, and
+//! - [`crypto`] — AES-256-GCM sealing, the shreddable bucket keys, HKDF and HMAC, the
+//!   Argon2id-wrapped key file, and JWTs (ES256 signing key kept as
+//!   [`crypto::jwt::StoredSigningKey`], pinned-algorithm verification, client assertions).
+//! - [`store`] — sealed values in sled, one writer thread that commits groups atomically and
+//!   flushes before answering, transactions, raw sealed entries for backups, and
+//!   [`store::Table`], a tree with its value type.
+//! - [`domain`] — pure rules: records and data categories, the audit chain, back-off, terms of
+//!   service, brands and agreements, data grants with [`domain::grants::decide_use`] (the
+//!   property-tested decision whether a brand may use a grant now), intents and their
+//!   subscription index, offers, and webhook delivery health ([`domain::delivery`]).
+//! - [`service`] — the use cases: the vault's phases ([`service::Vault`]), the open vault's small
+//!   core ([`service::OpenVault`]: store, writer, clock, caches, and [`service::OpenVault::change`],
+//!   which commits a change with its audit entry) plus one file and one state struct per
+//!   feature, the typed tables of the store, and deadline-driven background work (webhook
+//!   deliveries and intent expiry sleep until their next deadline; nothing polls).
+//! - [`http`] — one router listing every route (also the OpenAPI document), extractors for
+//!   authorization ([`http::auth::OwnerSession`], [`http::brand_api::BrandToken`]), for repeated
+//!   parameters ([`http::extract::RecordPathParam`], [`http::extract::Unsealed`]) and for JSON
+//!   that fails in the common error shape, the status of each error ([`http::error::status_of`]),
+//!   the OAuth endpoints, and the hardened connection loop ([`http::serve::serve_with_limits`]) that serves the API
+//!   and the metrics listener alike.
+//! - [`webhooks`] — outbound webhook deliveries (reqwest on rustls/ring) behind an SSRF filter
+//!   at DNS resolution.
+//! - [`error`] — [`error::AppError`]: a stable code per failure, validation failures naming
+//!   their field, internal failures keeping a fixed context and their typed source; and
 //!   [`error::OAuthError`] for the OAuth endpoints.
-//! - [`config`], [`clock`], [`secret`] — the typed command line (flags, `VRM_*` environment and
-//!   an optional TOML file, in that order of precedence), time as a parameter (wrapped by the
-//!   service in [`clock::NeverBackwards`], so a clock set back cannot revive expired grants),
-//!   and a redacting string for passphrases.
+//! - [`config`], [`clock`], [`secret`] — the typed command line (flags, `VRM_*` environment, a
+//!   TOML file), time as a parameter (never backwards for the service), a redacting string.
 //!
 //! # A request's path
 //!
 //! `PUT /api/v1/records/contact.email` → the connection loop's limits → security headers, request
 //! id and (when on) metrics → the sealed gate (503
 //! while sealed) → [`http::auth::OwnerSession`] (bearer token, or cookie plus CSRF token) → the
-//! handler parses the path and `If-Match` → [`service::OpenVault::put_record`] queues a change on
+//! [`http::extract::RecordPathParam`] parses the path, the handler reads `If-Match` →
+//! [`service::OpenVault::put_record`] queues a change on
 //! the writer thread, which checks the precondition and stages the sealed record and its sealed
 //! audit entry → the writer applies its group as one batch and flushes → `201` with the `ETag`.
 

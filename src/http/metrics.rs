@@ -5,7 +5,7 @@
 //! path as requested, a client id or a value, so the metrics say how the vault is doing without
 //! saying whom it deals with.
 //!
-//! The listener runs through the same connection loop as the API ([`super::serve`]), so a client
+//! The listener runs through the same connection loop as the API ([`super::serve::serve_with_limits`]), so a client
 //! that reaches it cannot hold sockets open, trickle headers or stall writes there either.
 
 use std::future::Future;

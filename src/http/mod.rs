@@ -1,7 +1,7 @@
 //! The HTTP interface: the only module that imports axum.
 //!
 //! [`app`] builds the one router that lists every route (it doubles as the API's table of contents
-//! and, through utoipa, as the OpenAPI document); [`serve`] runs it on a listener until a shutdown
+//! and, through utoipa, as the OpenAPI document); [`serve()`] runs it on a listener until a shutdown
 //! signal, then drains in-flight requests.
 
 pub mod assets;
@@ -63,7 +63,7 @@ pub struct AppState {
     pub metrics: Option<Arc<metrics::Metrics>>,
     /// The public URL's origin (`https://vault.example.org`): what the vault's own pages send
     /// as `Origin`, and whose host is the one name besides `localhost` that requests may address
-    /// (see [`host_allowed`], [`origin_allowed`]).
+    /// (see `host_allowed` and `origin_allowed`).
     pub public_origin: Option<Arc<url::Origin>>,
 }
 
@@ -557,7 +557,7 @@ pub async fn serve(
     serve_with(listener, state, serve::Limits::default(), shutdown).await
 }
 
-/// [`serve`] with the given limits.
+/// [`serve()`] with the given limits.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     state: AppState,

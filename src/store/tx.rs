@@ -149,7 +149,7 @@ impl Store {
     /// Runs `f` and commits everything it wrote atomically and durably, or nothing if it fails.
     ///
     /// For single-threaded use only (setup, offline commands): a running server writes through
-    /// its [`Writer`], and two writers at once would race on read-check-write sequences.
+    /// its [`Writer`](super::Writer), and two writers at once would race on read-check-write sequences.
     pub fn transact_offline<T, E>(
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
