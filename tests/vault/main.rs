@@ -18,6 +18,7 @@ mod intents;
 mod lifecycle;
 mod logs;
 mod oauth;
+mod openapi;
 mod portability;
 mod records;
 mod support;
