@@ -15,6 +15,8 @@ mod grants;
 mod hardening;
 mod intent_support;
 mod intents;
+#[path = "../kit/mod.rs"]
+mod kit;
 mod lifecycle;
 mod logs;
 mod oauth;
