@@ -1096,4 +1096,23 @@ async fn the_intent_taxonomy_names_its_categories() {
         Some(json!({ "id": "food.lunch", "label": "Lunch" })),
         "{body}"
     );
+    // The limits the web app checks before sending are the domain's own.
+    {
+        use vrm_vault::domain::intents::{geo, intent};
+        assert_eq!(
+            body["limits"],
+            json!({
+                "max_text_chars": intent::MAX_TEXT_CHARS,
+                "max_tags": intent::MAX_TAGS,
+                "max_tag_chars": intent::MAX_TAG_CHARS,
+                "max_party_size": intent::MAX_PARTY_SIZE,
+                "max_offers": intent::MAX_OFFERS_LIMIT,
+                "default_max_offers": intent::DEFAULT_MAX_OFFERS,
+                "max_disclosed": intent::MAX_DISCLOSED,
+                "max_geohash_chars": geo::MAX_PRECISION,
+                "max_radius_m": intent::MAX_RADIUS_M,
+            }),
+            "{body}"
+        );
+    }
 }
