@@ -59,6 +59,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Semaphore, watch};
 
 use crate::kit::machine::{cpu_model, load_average};
+use crate::kit::owner::Owner;
 use crate::kit::proc_stats::{CpuSample, GroupStats};
 
 /// Brands, each with its own webhook URL on the one receiver (`VRM_BENCH_BRANDS` overrides it).
@@ -374,74 +375,20 @@ async fn setup(vault: SocketAddr, receiver: SocketAddr) -> Setup {
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
-    let (status, body) = call(
-        &client,
-        "POST",
-        &format!("{base}/api/v1/setup"),
-        None,
-        Some(json!({ "passphrase": PASSPHRASE })),
-    )
-    .await;
-    assert_eq!(status, 201, "setup: {body}");
-    let owner_auth = format!("Bearer {}", body["token"].as_str().unwrap());
-    let owner = Some(owner_auth.as_str());
-
+    let owner = Owner::setup(&client, &base, PASSPHRASE).await;
     // The PDC-INTENT terms, from the shipped template.
-    let (status, templates) = call(
-        &client,
-        "GET",
-        &format!("{base}/api/v1/terms/templates"),
-        owner,
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "templates: {templates}");
-    let template = templates["templates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == "pdc-intent")
-        .unwrap_or_else(|| panic!("no pdc-intent template: {templates}"))
-        .clone();
-    let (status, terms) = call(
-        &client,
-        "PUT",
-        &format!("{base}/api/v1/terms"),
-        owner,
-        Some(json!({ "terms": template["terms"] })),
-    )
-    .await;
-    assert_eq!(status, 201, "terms: {terms}");
-    let (status, terms) = call(
-        &client,
-        "GET",
-        &format!("{base}/brand/v1/terms"),
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "brand terms: {terms}");
-    let terms_hash = terms["hash"].as_str().unwrap().to_owned();
+    let terms_hash = owner.publish_template(&client, "pdc-intent").await;
 
     // Invitations of 100 uses each.
     let mut invitations = Vec::new();
     for _ in 0..brand_count().div_ceil(INVITATION_USES) {
-        let (status, invitation) = call(
-            &client,
-            "POST",
-            &format!("{base}/api/v1/invitations"),
-            owner,
-            Some(json!({ "max_uses": INVITATION_USES, "note": "delivery bench" })),
-        )
-        .await;
-        assert_eq!(status, 201, "invitation: {invitation}");
         invitations.push(
-            invitation["initial_access_token"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
+            owner
+                .invitation(&client, INVITATION_USES, "delivery bench")
+                .await,
         );
     }
+    let owner_auth = owner.auth;
 
     // The brands, SETUP_CONCURRENCY at a time.
     let permits = Arc::new(Semaphore::new(SETUP_CONCURRENCY));

@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::kit::machine::{cpu_model, memory_mib};
+use crate::kit::owner::Owner;
 use crate::kit::server::Server;
 
 const PASSPHRASE: &str = "benchmark passphrase, long enough";
@@ -170,16 +171,9 @@ async fn run_size(records: u64) -> SizeResult {
         .pool_max_idle_per_host(WRITERS)
         .build()
         .unwrap();
-    let setup: serde_json::Value = client
-        .post(server.url("/api/v1/setup"))
-        .json(&serde_json::json!({ "passphrase": PASSPHRASE }))
-        .send()
+    let auth = Owner::setup(&client, &server.url(""), PASSPHRASE)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let auth = format!("Bearer {}", setup["token"].as_str().unwrap());
+        .auth;
     println!("{records} records: filling …");
     let fill_seconds = fill(&client, &server, &auth, records).await;
 

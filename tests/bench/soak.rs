@@ -63,6 +63,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::kit::machine::{cpu_model, load_average, memory_mib, percentiles};
+use crate::kit::owner::Owner;
 use crate::kit::server::Server;
 
 /// How long the load runs unless `VRM_SOAK_SECONDS` says otherwise.
@@ -1343,38 +1344,12 @@ async fn setup(vault: SocketAddr, receiver: &Receiver) -> Soak {
         }
     };
 
-    let (status, body) = call(
-        Method::POST,
-        "/api/v1/setup",
-        None,
-        Some(json!({ "passphrase": PASSPHRASE })),
-    )
-    .await;
-    assert_eq!(status, 201, "setup: {body}");
-    let owner_auth = format!("Bearer {}", body["token"].as_str().unwrap());
+    let owner_account = Owner::setup(&client, &base, PASSPHRASE).await;
+    let owner_auth = owner_account.auth.clone();
     let owner = Some(owner_auth.as_str());
 
     // The PDC-INTENT terms, so that intents can be broadcast.
-    let (status, templates) = call(Method::GET, "/api/v1/terms/templates", owner, None).await;
-    assert_eq!(status, 200, "templates: {templates}");
-    let template = templates["templates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == "pdc-intent")
-        .unwrap_or_else(|| panic!("no pdc-intent template: {templates}"))
-        .clone();
-    let (status, terms) = call(
-        Method::PUT,
-        "/api/v1/terms",
-        owner,
-        Some(json!({ "terms": template["terms"] })),
-    )
-    .await;
-    assert_eq!(status, 201, "terms: {terms}");
-    let (status, terms) = call(Method::GET, "/brand/v1/terms", None, None).await;
-    assert_eq!(status, 200, "brand terms: {terms}");
-    let terms_hash = terms["hash"].as_str().unwrap().to_owned();
+    let terms_hash = owner_account.publish_template(&client, "pdc-intent").await;
 
     // The records: the granted one, and the paths the owner reads and writes.
     let (status, body) = call(

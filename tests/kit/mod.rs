@@ -1,5 +1,5 @@
 //! The test kit: what the integration tests (`tests/vault`) and the benches (`tests/bench`) share
-//! to start the real `vrm-vault` server and to read what a process did.
+//! to start the real `vrm-vault` server, set it up as its owner, and read what a process did.
 //!
 //! Before it, every bench and the test suite each started servers and read `/proc` their own
 //! way, and the copies drifted (kanidm keeps one `server/testkit`, crates.io one
@@ -10,11 +10,13 @@
 //!
 //! - [`server`]: the `serve` command line, spawning it and learning its address, and a
 //!   [`server::Server`] that is killed on drop.
+//! - [`owner`]: the vault's owner, typed: setup, publishing a terms template, invitations.
 //! - [`machine`]: the CPU, the load average, a process's memory, latency percentiles.
 //! - [`proc_stats`]: the store writer's groups from the server's log, and CPU time by thread.
 
 #![allow(dead_code)]
 
 pub mod machine;
+pub mod owner;
 pub mod proc_stats;
 pub mod server;

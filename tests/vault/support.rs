@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::brand_support::{owner_session, random_id, status_json};
+use crate::kit::owner::Owner;
 use crate::kit::server::{serve_command, spawn_with_stderr};
 
 pub const PASSPHRASE: &str = "correct horse battery staple";
@@ -129,12 +130,12 @@ impl TestApp {
         self.child.wait().unwrap();
     }
 
+    /// Sets the vault up as its owner (the kit's typed [`Owner`]); returns the session token and
+    /// the recovery key.
     pub async fn setup(&self) -> (String, String) {
-        let body = owner_session(self, "/api/v1/setup", PASSPHRASE).await;
-        (
-            body["token"].as_str().unwrap().to_owned(),
-            body["recovery_key"].as_str().unwrap().to_owned(),
-        )
+        let owner = Owner::setup(&self.client, &self.base, PASSPHRASE).await;
+        assert!(!owner.recovery_key.is_empty(), "setup shows a recovery key");
+        (owner.token, owner.recovery_key)
     }
 
     pub async fn login(&self, passphrase: &str) -> reqwest::Response {
