@@ -1,3 +1,4 @@
+// @ts-check
 // vrm-vault browser front-end: start-up, routing and session handling.
 //
 // Screens live in js/screens/. Each exports render(container, ctx), builds
@@ -245,7 +246,7 @@ function clearFlash() {
 // thing (presses a button, sends a form), it is old news. Capture phase, so
 // it runs before the action itself may show a new message.
 document.addEventListener('click', (event) => {
-  if (flashHost.firstChild && event.target.closest('#screen button, #screen a[href], header button')) clearFlash();
+  if (flashHost.firstChild && event.target instanceof Element && event.target.closest('#screen button, #screen a[href], header button')) clearFlash();
 }, true);
 document.addEventListener('submit', clearFlash, true);
 

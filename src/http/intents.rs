@@ -285,12 +285,38 @@ pub struct IntentCategory {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IntentCategories {
     pub categories: Vec<IntentCategory>,
+    pub limits: IntentLimits,
 }
 
-/// The shipped category taxonomy of intents.
+/// The limits a new intent must keep (`POST /api/v1/intents`), served so that the web app checks
+/// them before sending without keeping a copy that could drift from the domain's.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntentLimits {
+    /// Characters of the intent's text.
+    pub max_text_chars: usize,
+    /// Tags (keywords) of one intent.
+    pub max_tags: usize,
+    /// Characters of one tag.
+    pub max_tag_chars: usize,
+    /// The largest party size.
+    pub max_party_size: u32,
+    /// The most offers an intent may ask for.
+    pub max_offers: u32,
+    /// How many offers an intent gets when it names no limit.
+    pub default_max_offers: u32,
+    /// Record fields an intent may offer to disclose.
+    pub max_disclosed: usize,
+    /// Characters of the geohash of the area (the finest cell sent).
+    pub max_geohash_chars: usize,
+    /// The largest radius around the area, in metres.
+    pub max_radius_m: u32,
+}
+
+/// The shipped category taxonomy of intents, and the limits a new intent must keep.
 #[utoipa::path(get, path = "/api/v1/intent-categories", tag = "intents",
     responses((status = 200, body = IntentCategories)))]
 pub async fn intent_categories() -> Json<IntentCategories> {
+    use crate::domain::intents::{geo, intent};
     Json(IntentCategories {
         categories: TAXONOMY
             .iter()
@@ -299,6 +325,17 @@ pub async fn intent_categories() -> Json<IntentCategories> {
                 label: t.label,
             })
             .collect(),
+        limits: IntentLimits {
+            max_text_chars: intent::MAX_TEXT_CHARS,
+            max_tags: intent::MAX_TAGS,
+            max_tag_chars: intent::MAX_TAG_CHARS,
+            max_party_size: intent::MAX_PARTY_SIZE,
+            max_offers: intent::MAX_OFFERS_LIMIT,
+            default_max_offers: intent::DEFAULT_MAX_OFFERS,
+            max_disclosed: intent::MAX_DISCLOSED,
+            max_geohash_chars: geo::MAX_PRECISION,
+            max_radius_m: intent::MAX_RADIUS_M,
+        },
     })
 }
 

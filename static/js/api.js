@@ -1,3 +1,4 @@
+// @ts-check
 // Talking to the vault's HTTP API.
 //
 // The session lives in an HttpOnly cookie set by the server. The CSRF token
@@ -16,9 +17,13 @@ let csrfToken = null;
 // Set by app.js: what to do when the session ended or the vault got sealed
 // while the person was using the app, and after every successful answer
 // (each one refreshed the session's idle timer on the server).
+/** @type {() => void} */
 let onSessionEnded = () => {};
+/** @type {() => void} */
 let onVaultSealed = () => {};
+/** @type {(answer: { method: string, url: string, headers: Headers }) => void} */
 let onAnswered = () => {};
+/** @type {() => void} */
 let onVaultGone = () => {};
 
 export function configureApi({ sessionEnded, vaultSealed, vaultGone, answered }) {
@@ -38,6 +43,13 @@ export function hasSession() {
 
 /** An error answer from the vault (or no answer at all, status 0). */
 export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} code
+   * @param {string} message
+   * @param {any} [data]
+   * @param {Headers | null} [headers]
+   */
   constructor(status, code, message, data = null, headers = null) {
     super(message);
     this.name = 'ApiError';
@@ -57,6 +69,7 @@ export class ApiError extends Error {
  * callers should simply stop and not show an error of their own.
  */
 export class Interrupted extends Error {
+  /** @param {string} reason */
   constructor(reason) {
     super(reason);
     this.name = 'Interrupted';
@@ -78,8 +91,14 @@ export class Interrupted extends Error {
  *
  * Resolves to { status, data, headers } for 2xx answers, rejects with
  * ApiError otherwise; its message is a sentence for the person.
+ *
+ * @param {string} method
+ * @param {string} url
+ * @param {{ body?: any, headers?: Record<string, string>, allow401?: boolean, checksSecret?: boolean }} [options]
+ * @returns {Promise<{ status: number, data: any, headers: Headers }>}
  */
 export async function api(method, url, { body, headers = {}, allow401 = false, checksSecret = false } = {}) {
+  /** @type {RequestInit & { headers: Record<string, string> }} */
   const init = {
     method,
     credentials: 'same-origin',
@@ -159,6 +178,10 @@ const NO_ANSWER = 'Could not reach your vault. Check your connection and that th
  * progress as it arrives: onProgress(bytesSoFar). These answers are
  * streamed, so their size is not known in advance. No time limit: a large
  * vault takes as long as it takes. Resolves to { blob, filename }.
+ *
+ * @param {string} url
+ * @param {{ onProgress?: (received: number) => void }} [options]
+ * @returns {Promise<{ blob: Blob, filename: string | null }>}
  */
 export async function apiDownload(url, { onProgress = () => {} } = {}) {
   let response;
@@ -200,6 +223,11 @@ function attachmentName(headers) {
  * Send a form with a file (multipart/form-data), reporting upload progress:
  * onProgress(sent, total). XMLHttpRequest, because fetch cannot tell how
  * much of a request body has gone out. Resolves like api().
+ *
+ * @param {string} url
+ * @param {FormData} formData
+ * @param {{ onProgress?: (sent: number, total: number) => void, allow401?: boolean }} [options]
+ * @returns {Promise<{ status: number, data: any, headers: Headers }>}
  */
 export function apiUpload(url, formData, { onProgress = () => {}, allow401 = false } = {}) {
   return new Promise((resolve, reject) => {

@@ -1,3 +1,4 @@
+// @ts-check
 // Pieces shared by the screens that list things as cards (brands, sharing):
 // loading a list with a retry, a notice above a list, asking before
 // something that cannot be undone, and label/value facts.

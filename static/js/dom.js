@@ -1,3 +1,4 @@
+// @ts-check
 // Small DOM helpers. Everything is built with createElement/textContent so
 // that values coming from the vault (which are untrusted) can never be
 // interpreted as HTML.

@@ -1,3 +1,4 @@
+// @ts-check
 // The app's own wording for the vault's error codes.
 //
 // The server's messages are written for developers calling the API ("send

@@ -1,3 +1,4 @@
+// @ts-check
 // Form building blocks with the accessibility wiring done once:
 // a real <label>, a hint and an error message tied to the control with
 // aria-describedby, and aria-invalid while the error is shown.

@@ -1,3 +1,4 @@
+// @ts-check
 // Geohashes, computed in the browser so that a position never leaves it:
 // only the cell (a rough area) goes to the vault with a wish.
 //

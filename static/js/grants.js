@@ -1,3 +1,4 @@
+// @ts-check
 // Words for data grants, shared by the sharing screen, the consent page and
 // the brands page: purposes, actions, statuses and field names as a person
 // reads them, plus the few requests more than one screen makes.

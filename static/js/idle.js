@@ -1,3 +1,4 @@
+// @ts-check
 // A client-side copy of the session's expiry, so that personal data leaves
 // the screen when the session ends, and not only at the next click.
 //

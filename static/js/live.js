@@ -1,3 +1,4 @@
+// @ts-check
 // Live offers: brands' answers to the person's wishes, pushed by the vault
 // as Server-Sent Events on GET /api/v1/events (same origin, so the session
 // cookie goes with it).
@@ -9,6 +10,7 @@
 
 const EVENTS_URL = '/api/v1/events';
 
+/** @type {EventSource | null} */
 let source = null;
 
 /**
@@ -18,6 +20,9 @@ let source = null;
  *                     when offers may have been missed meanwhile
  *   onLost(closed)  - the connection dropped; `closed` when the browser
  *                     gave up (the vault refused it), otherwise it retries
+ *
+ * @param {{ onOffer: (offer: any) => void, onOpen?: (again: boolean) => void, onLost?: (closed: boolean) => void }} handlers
+ * @returns {() => void} stops listening
  */
 export function listenForOffers({ onOffer, onOpen = () => {}, onLost = () => {} }) {
   closeOfferStream();

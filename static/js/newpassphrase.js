@@ -1,3 +1,4 @@
+// @ts-check
 // "Choose a passphrase" block shared by the setup, recovery and settings
 // forms: passphrase + repeat, the rule, a strength hint in words, and a
 // show toggle.

@@ -1,3 +1,4 @@
+// @ts-check
 // Helpers about records that do not touch the page layout.
 
 import { api } from './api.js';

@@ -1,3 +1,4 @@
+// @ts-check
 // The box that shows a recovery key once, with a Copy button: used when the
 // vault is created and when the person makes a new key in Settings.
 

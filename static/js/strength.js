@@ -1,3 +1,4 @@
+// @ts-check
 // A simple, honest passphrase strength hint. It only looks at length and at
 // how many kinds of characters are used; it is a nudge, not a guarantee.
 

@@ -1,3 +1,4 @@
+// @ts-check
 // Helpers for the terms screen that do not touch the page: plain names for
 // the bases, and finding a problem's location (such as
 // "permission[0].constraint[1]") in the JSON text the person typed.

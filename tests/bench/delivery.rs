@@ -38,13 +38,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common.rs"]
-mod common;
+#[path = "../kit/mod.rs"]
+mod kit;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,10 +56,11 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use ring::hmac;
 use serde_json::{Value, json};
-use tempfile::TempDir;
 use tokio::sync::{Semaphore, watch};
 
-use crate::common::{cpu_model, load_average, serve_command, spawn_server};
+use crate::kit::machine::{cpu_model, load_average};
+use crate::kit::owner::Owner;
+use crate::kit::proc_stats::{CpuSample, GroupStats};
 
 /// Brands, each with its own webhook URL on the one receiver (`VRM_BENCH_BRANDS` overrides it).
 const BRANDS: usize = 1000;
@@ -375,74 +375,20 @@ async fn setup(vault: SocketAddr, receiver: SocketAddr) -> Setup {
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
-    let (status, body) = call(
-        &client,
-        "POST",
-        &format!("{base}/api/v1/setup"),
-        None,
-        Some(json!({ "passphrase": PASSPHRASE })),
-    )
-    .await;
-    assert_eq!(status, 201, "setup: {body}");
-    let owner_auth = format!("Bearer {}", body["token"].as_str().unwrap());
-    let owner = Some(owner_auth.as_str());
-
+    let owner = Owner::setup(&client, &base, PASSPHRASE).await;
     // The PDC-INTENT terms, from the shipped template.
-    let (status, templates) = call(
-        &client,
-        "GET",
-        &format!("{base}/api/v1/terms/templates"),
-        owner,
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "templates: {templates}");
-    let template = templates["templates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == "pdc-intent")
-        .unwrap_or_else(|| panic!("no pdc-intent template: {templates}"))
-        .clone();
-    let (status, terms) = call(
-        &client,
-        "PUT",
-        &format!("{base}/api/v1/terms"),
-        owner,
-        Some(json!({ "terms": template["terms"] })),
-    )
-    .await;
-    assert_eq!(status, 201, "terms: {terms}");
-    let (status, terms) = call(
-        &client,
-        "GET",
-        &format!("{base}/brand/v1/terms"),
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "brand terms: {terms}");
-    let terms_hash = terms["hash"].as_str().unwrap().to_owned();
+    let terms_hash = owner.publish_template(&client, "pdc-intent").await;
 
     // Invitations of 100 uses each.
     let mut invitations = Vec::new();
     for _ in 0..brand_count().div_ceil(INVITATION_USES) {
-        let (status, invitation) = call(
-            &client,
-            "POST",
-            &format!("{base}/api/v1/invitations"),
-            owner,
-            Some(json!({ "max_uses": INVITATION_USES, "note": "delivery bench" })),
-        )
-        .await;
-        assert_eq!(status, 201, "invitation: {invitation}");
         invitations.push(
-            invitation["initial_access_token"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
+            owner
+                .invitation(&client, INVITATION_USES, "delivery bench")
+                .await,
         );
     }
+    let owner_auth = owner.auth;
 
     // The brands, SETUP_CONCURRENCY at a time.
     let permits = Arc::new(Semaphore::new(SETUP_CONCURRENCY));
@@ -796,9 +742,9 @@ impl IntentRun {
             "  every outcome in the audit log {:.1} ms after the POST started; new audit entries: {audit}",
             ms(self.all_recorded)
         );
-        self.cpu.1.print_since(&self.cpu.0, self.wall, "vault");
+        self.cpu.1.print_busy_since(&self.cpu.0, self.wall, "vault");
         if let Some(groups) = &self.groups {
-            groups.print();
+            groups.print_summary();
         }
         let agents: HashSet<&str> = self
             .arrivals
@@ -949,161 +895,29 @@ fn baseline(
 // The server process, its log and its CPU time
 // ---------------------------------------------------------------------------------------------
 
-/// The vault server child process, killed on drop (also when the bench panics).
+/// The vault under test (the kit's server, killed on drop) and whether its log filter includes
+/// the store writer's group lines.
 struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: std::path::PathBuf,
+    server: kit::server::Server,
     logs_groups: bool,
-    _dirs: Vec<TempDir>,
 }
 
 impl Server {
     fn start(envs: &[(&str, &str)]) -> Server {
-        let data = TempDir::new().unwrap();
-        let logs = TempDir::new().unwrap();
-        let log = logs.path().join("stderr.log");
-        let (child, addr) = spawn_server(
-            serve_command(data.path())
-                .arg("--allow-loopback-webhooks")
-                .envs(envs.iter().copied()),
-            &log,
-        );
         Server {
-            child,
-            addr,
-            log,
+            server: kit::server::Server::vault(|cmd| {
+                cmd.arg("--allow-loopback-webhooks")
+                    .envs(envs.iter().copied());
+            }),
             logs_groups: envs.iter().any(|(k, _)| *k == "VRM_LOG"),
-            _dirs: vec![data, logs],
         }
     }
-
-    fn log_len(&self) -> u64 {
-        std::fs::metadata(&self.log).map_or(0, |m| m.len())
-    }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+impl std::ops::Deref for Server {
+    type Target = kit::server::Server;
 
-/// The store writer's groups (one batch and one fsync each) from its trace lines
-/// `group committed writes=N micros=M` between two log offsets.
-struct GroupStats {
-    /// (writes, micros) of each group, in log order.
-    groups: Vec<(u64, u64)>,
-}
-
-impl GroupStats {
-    fn from_log(log: &std::path::Path, from: u64, to: u64) -> GroupStats {
-        let bytes = std::fs::read(log).unwrap_or_default();
-        let window = &bytes[(from as usize).min(bytes.len())..(to as usize).min(bytes.len())];
-        let field = |line: &str, name: &str| -> Option<u64> {
-            let at = line.find(name)? + name.len();
-            let digits: String = line[at..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            digits.parse().ok()
-        };
-        let groups = String::from_utf8_lossy(window)
-            .lines()
-            .filter(|l| l.contains("group committed"))
-            .filter_map(|l| Some((field(l, "writes=")?, field(l, "micros=")?)))
-            .collect();
-        GroupStats { groups }
-    }
-
-    fn writes(&self) -> u64 {
-        self.groups.iter().map(|g| g.0).sum()
-    }
-
-    fn print(&self) {
-        if self.groups.is_empty() {
-            println!("  store writer: no groups logged");
-            return;
-        }
-        let writes = self.writes();
-        let busy: u64 = self.groups.iter().map(|g| g.1).sum();
-        let (big_writes, big_micros) = self.groups.iter().copied().max_by_key(|g| g.1).unwrap();
-        let mut sizes: Vec<u64> = self.groups.iter().map(|g| g.0).collect();
-        sizes.sort_unstable();
-        println!(
-            "  store writer: {} groups (one fsync each) for {writes} writes, {:.1} writes/group \
-             (median {}, max {}); commit+fsync {:.1} ms in all; slowest group {:.1} ms ({} writes)",
-            self.groups.len(),
-            writes as f64 / self.groups.len() as f64,
-            sizes[sizes.len() / 2],
-            sizes[sizes.len() - 1],
-            busy as f64 / 1000.0,
-            big_micros as f64 / 1000.0,
-            big_writes
-        );
-    }
-}
-
-/// CPU time used so far by a process, in total and by thread name, from `/proc` (clock ticks of
-/// 1/100 s).
-struct CpuSample {
-    total: f64,
-    threads: BTreeMap<String, f64>,
-}
-
-fn stat_seconds(path: &std::path::Path) -> Option<f64> {
-    let stat = std::fs::read_to_string(path).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let user: f64 = fields.next()?.parse().ok()?;
-    let system: f64 = fields.next()?.parse().ok()?;
-    Some((user + system) / 100.0)
-}
-
-impl CpuSample {
-    fn of(pid: u32) -> CpuSample {
-        let mut threads = BTreeMap::new();
-        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-            for task in tasks.flatten() {
-                let dir = task.path();
-                let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-                if let Some(seconds) = stat_seconds(&dir.join("stat")) {
-                    *threads.entry(name.trim().to_owned()).or_default() += seconds;
-                }
-            }
-        }
-        CpuSample {
-            total: stat_seconds(std::path::Path::new(&format!("/proc/{pid}/stat")))
-                .unwrap_or_default(),
-            threads,
-        }
-    }
-
-    fn print_since(&self, before: &CpuSample, wall: Duration, name: &str) {
-        let mut by_thread: Vec<(String, f64)> = self
-            .threads
-            .iter()
-            .map(|(t, now)| {
-                (
-                    t.clone(),
-                    now - before.threads.get(t).copied().unwrap_or(0.0),
-                )
-            })
-            .filter(|(_, s)| *s > 0.0)
-            .collect();
-        by_thread.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let threads = by_thread
-            .iter()
-            .map(|(t, s)| format!("{t} {:.2} s", s))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let used = self.total - before.total;
-        println!(
-            "  {name} CPU over the {:.2} s until every outcome was recorded: {used:.2} s \
-             ({:.2} cores busy on average); by thread: {threads}",
-            wall.as_secs_f64(),
-            used / wall.as_secs_f64()
-        );
+    fn deref(&self) -> &kit::server::Server {
+        &self.server
     }
 }

@@ -52,12 +52,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common.rs"]
-mod common;
+#[path = "../kit/mod.rs"]
+mod kit;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -71,7 +71,9 @@ use hyper_util::rt::TokioIo;
 use tempfile::TempDir;
 use tokio::net::TcpStream;
 
-use crate::common::{cpu_model, memory_mib, percentiles, serve_command, spawn_server};
+use crate::kit::machine::{cpu_model, memory_mib, percentiles};
+use crate::kit::proc_stats::{CpuSample, GroupStats};
+use crate::kit::server::Server;
 
 /// Concurrent connections for every HTTP test.
 const CONNECTIONS: usize = 32;
@@ -225,7 +227,7 @@ fn main() {
                 "{}{:.1} writes per fsync on average ({} groups)",
                 label("writer groups during the granted reads:".into()),
                 groups.mean_size(),
-                groups.sizes.len()
+                groups.len()
             );
         }
         errors += g.reads.errors + g.constant.errors;
@@ -555,7 +557,7 @@ fn grants_section(rt: &tokio::runtime::Runtime) -> GrantResults {
     );
     let groups = log_groups.then(|| {
         let groups = GroupStats::from_log(&vault.log, log_before, log_after);
-        groups.print(reads.elapsed);
+        groups.print_rates(reads.elapsed);
         groups
     });
 
@@ -599,7 +601,7 @@ fn grants_section(rt: &tokio::runtime::Runtime) -> GrantResults {
         cpu_after.print_since(&cpu_before, reads.requests, reads.elapsed, "vault server");
         cpu_after.print_thread_time(&cpu_before, "vrm-store-write", reads.elapsed);
         if log_groups {
-            GroupStats::from_log(&vault.log, log_before, log_after).print(reads.elapsed);
+            GroupStats::from_log(&vault.log, log_before, log_after).print_rates(reads.elapsed);
         }
         let server = Server::start_constant();
         let cpu_before = CpuSample::of(server.child.id());
@@ -782,73 +784,6 @@ async fn audit_seq(addr: SocketAddr, owner_auth: &str) -> u64 {
     page["entries"][0]["seq"].as_u64().unwrap()
 }
 
-/// The writer thread's groups (one batch and one fsync each), read from its trace lines
-/// `group committed writes=N micros=M` in the server's log between two offsets.
-struct GroupStats {
-    /// Writes per group, sorted.
-    sizes: Vec<u64>,
-    /// Commit (apply_batch) + flush (fsync) time of each group, in microseconds, sorted.
-    micros: Vec<u64>,
-}
-
-impl GroupStats {
-    fn from_log(log: &std::path::Path, from: u64, to: u64) -> GroupStats {
-        let bytes = std::fs::read(log).unwrap();
-        let window = &bytes[(from as usize).min(bytes.len())..(to as usize).min(bytes.len())];
-        let field = |line: &str, name: &str| -> Option<u64> {
-            let at = line.find(name)? + name.len();
-            let digits: String = line[at..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            digits.parse().ok()
-        };
-        let mut stats = GroupStats {
-            sizes: Vec::new(),
-            micros: Vec::new(),
-        };
-        for line in String::from_utf8_lossy(window).lines() {
-            if !line.contains("group committed") {
-                continue;
-            }
-            if let (Some(writes), Some(micros)) = (field(line, "writes="), field(line, "micros=")) {
-                stats.sizes.push(writes);
-                stats.micros.push(micros);
-            }
-        }
-        stats.sizes.sort_unstable();
-        stats.micros.sort_unstable();
-        stats
-    }
-
-    fn mean_size(&self) -> f64 {
-        self.sizes.iter().sum::<u64>() as f64 / self.sizes.len().max(1) as f64
-    }
-
-    fn print(&self, elapsed: Duration) {
-        if self.sizes.is_empty() {
-            println!("  writer groups: none logged (is VRM_LOG honoured?)");
-            return;
-        }
-        let at = |v: &[u64], q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-        let writes: u64 = self.sizes.iter().sum();
-        let busy: u64 = self.micros.iter().sum();
-        println!(
-            "  writer groups: {} groups for {writes} writes = {:.1} writes/fsync (p50 {}, p99 {}, max {}); \
-             commit+fsync p50 {} µs, p99 {} µs, mean {:.0} µs, {:.0}% of the run",
-            self.sizes.len(),
-            self.mean_size(),
-            at(&self.sizes, 0.5),
-            at(&self.sizes, 0.99),
-            at(&self.sizes, 1.0),
-            at(&self.micros, 0.5),
-            at(&self.micros, 0.99),
-            busy as f64 / self.micros.len() as f64,
-            busy as f64 / elapsed.as_micros() as f64 * 100.0
-        );
-    }
-}
-
 fn json_request(
     method: &str,
     uri: &str,
@@ -873,111 +808,6 @@ async fn call(addr: SocketAddr, req: Request<Full<Bytes>>) -> (u16, serde_json::
         status,
         serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
     )
-}
-
-/// CPU time used so far by a process, in total and by thread name, from `/proc` (clock ticks
-/// of 1/100 s, Linux's `USER_HZ`).
-struct CpuSample {
-    /// (user, system) seconds of the whole process.
-    total: (f64, f64),
-    /// (user, system) seconds by thread name (threads of the same name summed).
-    threads: BTreeMap<String, (f64, f64)>,
-    /// Seconds on a CPU and seconds runnable but waiting for one, by thread name, from
-    /// `/proc/.../schedstat` (nanosecond resolution).
-    sched: BTreeMap<String, (f64, f64)>,
-}
-
-/// User and system seconds in a `/proc/.../stat` file.
-fn stat_seconds(path: &std::path::Path) -> Option<(f64, f64)> {
-    let stat = std::fs::read_to_string(path).ok()?;
-    // The fields after the command name (which may hold spaces) start at field 3 (state);
-    // utime and stime are fields 14 and 15.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let user: f64 = fields.next()?.parse().ok()?;
-    let system: f64 = fields.next()?.parse().ok()?;
-    Some((user / 100.0, system / 100.0))
-}
-
-impl CpuSample {
-    fn of(pid: u32) -> CpuSample {
-        let mut threads = BTreeMap::new();
-        let mut sched = BTreeMap::new();
-        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-            for task in tasks.flatten() {
-                let dir = task.path();
-                let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-                if let Some((user, system)) = stat_seconds(&dir.join("stat")) {
-                    let entry: &mut (f64, f64) = threads.entry(name.trim().to_owned()).or_default();
-                    entry.0 += user;
-                    entry.1 += system;
-                }
-                let schedstat = std::fs::read_to_string(dir.join("schedstat")).unwrap_or_default();
-                let mut fields = schedstat
-                    .split_whitespace()
-                    .map(|n| n.parse::<f64>().unwrap_or(0.0) / 1e9);
-                if let (Some(running), Some(waiting)) = (fields.next(), fields.next()) {
-                    let entry: &mut (f64, f64) = sched.entry(name.trim().to_owned()).or_default();
-                    entry.0 += running;
-                    entry.1 += waiting;
-                }
-            }
-        }
-        let stat = std::path::PathBuf::from(format!("/proc/{pid}/stat"));
-        CpuSample {
-            total: stat_seconds(&stat).unwrap_or_default(),
-            threads,
-            sched,
-        }
-    }
-
-    /// Prints how thread `name` spent the time since `before`: on a CPU, runnable but waiting
-    /// for one, and the rest blocked (for the writer: in fsync, or with nothing queued).
-    fn print_thread_time(&self, before: &CpuSample, name: &str, elapsed: Duration) {
-        let (Some(now), Some(then)) = (self.sched.get(name), before.sched.get(name)) else {
-            return;
-        };
-        let wall = elapsed.as_secs_f64();
-        let (running, waiting) = ((now.0 - then.0) / wall, (now.1 - then.1) / wall);
-        println!(
-            "  {name} thread: on a CPU {:.0}%, runnable but waiting for a CPU {:.0}%, blocked \
-             {:.0}% of the run",
-            running * 100.0,
-            waiting * 100.0,
-            (1.0 - running - waiting).max(0.0) * 100.0
-        );
-    }
-
-    /// Prints the CPU time used since `before`, per request, in total and by thread name.
-    /// Returns the CPU time per request in microseconds.
-    fn print_since(&self, before: &CpuSample, requests: u64, elapsed: Duration, name: &str) -> f64 {
-        let per = |seconds: f64| seconds * 1e6 / requests.max(1) as f64;
-        let (user, system) = (self.total.0 - before.total.0, self.total.1 - before.total.1);
-        let mut by_thread: Vec<(String, f64)> = self
-            .threads
-            .iter()
-            .map(|(thread, now)| {
-                let then = before.threads.get(thread).copied().unwrap_or_default();
-                (thread.clone(), (now.0 - then.0) + (now.1 - then.1))
-            })
-            .filter(|(_, seconds)| *seconds > 0.0)
-            .collect();
-        by_thread.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let threads = by_thread
-            .iter()
-            .map(|(thread, seconds)| format!("{thread} {:.1}", per(*seconds)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        println!(
-            "  {name} CPU: {:.1} µs per request (user {:.1}, system {:.1}; {:.2} cores busy); \
-             by thread: {threads}",
-            per(user + system),
-            per(user),
-            per(system),
-            (user + system) / elapsed.as_secs_f64()
-        );
-        per(user + system)
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1042,16 +872,8 @@ impl SplitMix {
 // Child processes
 // ---------------------------------------------------------------------------------------------
 
-/// A server child process, killed on drop (also when the bench panics).
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    /// Where its stderr (logs) goes: shown if it fails to start.
-    log: std::path::PathBuf,
-    // Dropped after `child` is killed: the data directory and the log file.
-    _dirs: Vec<TempDir>,
-}
-
+/// The bench's ways to start the kit's server: the vault as a self-hoster runs it, and this
+/// binary as the constant-endpoint server that bounds what the HTTP stack alone costs.
 impl Server {
     fn start_vault() -> Server {
         // The server's own defaults (cache size included): what a self-hoster runs.
@@ -1060,10 +882,9 @@ impl Server {
 
     /// A vault server with extra environment variables (e.g. its log filter).
     fn start_vault_with(envs: &[(&str, &str)]) -> Server {
-        let data = TempDir::new().unwrap();
-        let mut cmd = serve_command(data.path());
-        cmd.envs(envs.iter().copied());
-        Server::spawn(cmd, data)
+        Server::vault(|cmd| {
+            cmd.envs(envs.iter().copied());
+        })
     }
 
     /// Re-executes this bench binary as the constant-endpoint server.
@@ -1073,33 +894,9 @@ impl Server {
         Server::spawn(cmd, TempDir::new().unwrap())
     }
 
-    fn spawn(mut cmd: Command, dir: TempDir) -> Server {
-        let logs = TempDir::new().unwrap();
-        let log = logs.path().join("stderr.log");
-        let (child, addr) = spawn_server(&mut cmd, &log);
-        Server {
-            child,
-            addr,
-            log,
-            _dirs: vec![dir, logs],
-        }
-    }
-
     fn memory(&self) -> Memory {
         let (rss, hwm) = memory_mib(self.child.id());
         Memory { rss, hwm }
-    }
-
-    /// How many bytes the server has logged so far.
-    fn log_len(&self) -> u64 {
-        std::fs::metadata(&self.log).map_or(0, |m| m.len())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -31,8 +31,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../kit/mod.rs"]
+mod kit;
+
 use std::time::{Duration, Instant};
 
+use crate::kit::machine::{cpu_model, load_average};
 use vrm_vault::domain::intents::{
     Area, Delivery, Geohash, IntentCategory, IntentLocation, SubscriptionIndex, TAXONOMY,
     ValidIntent, ValidSubscription, linear_scan,
@@ -170,25 +174,6 @@ fn rss_kib() -> u64 {
         })
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':').map(|(_, v)| v.trim().to_owned()))
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
-/// The 1-minute load average, which says how much the machine was shared.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".into())
 }
 
 struct Stats {

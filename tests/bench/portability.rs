@@ -24,57 +24,26 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common.rs"]
-mod common;
+#[path = "../kit/mod.rs"]
+mod kit;
 
-use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tempfile::TempDir;
-
-use crate::common::{cpu_model, memory_mib, serve_command, spawn_server};
+use crate::kit::machine::{cpu_model, memory_mib};
+use crate::kit::owner::Owner;
+use crate::kit::server::Server;
 
 const PASSPHRASE: &str = "benchmark passphrase, long enough";
 const WRITERS: usize = 32;
 const SIZES: [u64; 2] = [1_000, 100_000];
 
-struct Server {
-    child: Child,
-    base: String,
-    log: std::path::PathBuf,
-    _dirs: (TempDir, TempDir),
-}
-
-impl Server {
-    fn start() -> Server {
-        let data = TempDir::new().unwrap();
-        let logs = TempDir::new().unwrap();
-        let log = logs.path().join("stderr.log");
-        let (child, addr) = spawn_server(serve_command(data.path()).env("VRM_LOG", "info"), &log);
-        Server {
-            child,
-            base: format!("http://{addr}"),
-            log,
-            _dirs: (data, logs),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The bench's vault: the kit's server with its log at info level, where deletions are timed.
+fn start_server() -> Server {
+    Server::vault(|cmd| {
+        cmd.env("VRM_LOG", "info");
+    })
 }
 
 /// Resets the peak-resident counter so the next reading is the peak of what follows.
@@ -197,21 +166,14 @@ struct SizeResult {
 }
 
 async fn run_size(records: u64) -> SizeResult {
-    let server = Server::start();
+    let server = start_server();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(WRITERS)
         .build()
         .unwrap();
-    let setup: serde_json::Value = client
-        .post(server.url("/api/v1/setup"))
-        .json(&serde_json::json!({ "passphrase": PASSPHRASE }))
-        .send()
+    let auth = Owner::setup(&client, &server.url(""), PASSPHRASE)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let auth = format!("Bearer {}", setup["token"].as_str().unwrap());
+        .auth;
     println!("{records} records: filling …");
     let fill_seconds = fill(&client, &server, &auth, records).await;
 

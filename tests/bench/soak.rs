@@ -44,13 +44,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common.rs"]
-mod common;
+#[path = "../kit/mod.rs"]
+mod kit;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ExitCode};
+use std::path::Path;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -60,12 +60,11 @@ use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
-use tempfile::TempDir;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::common::{
-    cpu_model, load_average, memory_mib, percentiles, serve_command, spawn_server,
-};
+use crate::kit::machine::{cpu_model, load_average, memory_mib, percentiles};
+use crate::kit::owner::Owner;
+use crate::kit::server::Server;
 
 /// How long the load runs unless `VRM_SOAK_SECONDS` says otherwise.
 const DEFAULT_SECONDS: u64 = 300;
@@ -1345,38 +1344,12 @@ async fn setup(vault: SocketAddr, receiver: &Receiver) -> Soak {
         }
     };
 
-    let (status, body) = call(
-        Method::POST,
-        "/api/v1/setup",
-        None,
-        Some(json!({ "passphrase": PASSPHRASE })),
-    )
-    .await;
-    assert_eq!(status, 201, "setup: {body}");
-    let owner_auth = format!("Bearer {}", body["token"].as_str().unwrap());
+    let owner_account = Owner::setup(&client, &base, PASSPHRASE).await;
+    let owner_auth = owner_account.auth.clone();
     let owner = Some(owner_auth.as_str());
 
     // The PDC-INTENT terms, so that intents can be broadcast.
-    let (status, templates) = call(Method::GET, "/api/v1/terms/templates", owner, None).await;
-    assert_eq!(status, 200, "templates: {templates}");
-    let template = templates["templates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == "pdc-intent")
-        .unwrap_or_else(|| panic!("no pdc-intent template: {templates}"))
-        .clone();
-    let (status, terms) = call(
-        Method::PUT,
-        "/api/v1/terms",
-        owner,
-        Some(json!({ "terms": template["terms"] })),
-    )
-    .await;
-    assert_eq!(status, 201, "terms: {terms}");
-    let (status, terms) = call(Method::GET, "/brand/v1/terms", None, None).await;
-    assert_eq!(status, 200, "brand terms: {terms}");
-    let terms_hash = terms["hash"].as_str().unwrap().to_owned();
+    let terms_hash = owner_account.publish_template(&client, "pdc-intent").await;
 
     // The records: the granted one, and the paths the owner reads and writes.
     let (status, body) = call(
@@ -1552,33 +1525,14 @@ fn rfc3339_in(from_now: Duration) -> String {
 // The server process, its log, the machine
 // ---------------------------------------------------------------------------------------------
 
-/// The vault server child process, killed on drop (also when the bench panics).
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-    data: TempDir,
-    _logs: TempDir,
-}
-
+/// The soak's vault: the kit's server with loopback webhooks and a JSON log at info level, whose
+/// warnings and errors the report counts.
 impl Server {
     fn start() -> Server {
-        let data = TempDir::new().unwrap();
-        let logs = TempDir::new().unwrap();
-        let log = logs.path().join("stderr.log");
-        let (child, addr) = spawn_server(
-            serve_command(data.path())
-                .args(["--allow-loopback-webhooks", "--log-format", "json"])
-                .env("VRM_LOG", "info"),
-            &log,
-        );
-        Server {
-            child,
-            addr,
-            log,
-            data,
-            _logs: logs,
-        }
+        Server::vault(|cmd| {
+            cmd.args(["--allow-loopback-webhooks", "--log-format", "json"])
+                .env("VRM_LOG", "info");
+        })
     }
 
     /// The warning and error lines of the server's log.
@@ -1599,13 +1553,6 @@ impl Server {
             }
         }
         problems
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -35,6 +35,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import {
   ACTION_MS,
+  DATA_ACCESS,
   acceptTerms,
   assertNoHorizontalOverflow,
   expectScreen,
@@ -66,7 +67,6 @@ const BRAND_SITE = 'https://bookshop.example';
 const OTHER_BRAND = 'Night Owl Ads';
 const EMAIL = 'ada@example.org';
 const PHONE = '+44 20 7946 0018';
-const DATA_ACCESS = 'urn:vrm-vault:data-access:v1';
 
 // --- A brand's side, as its own software would do it --------------------------
 

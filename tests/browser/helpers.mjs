@@ -409,13 +409,30 @@ export async function ownerLogin(baseUrl, passphrase) {
   return login.data.token;
 }
 
-export function ownerApi(baseUrl, token, method, route, body = undefined) {
+/** A JSON call with a Bearer token: the owner's session token or a brand's access token. */
+export function bearerApi(baseUrl, token, method, route, body = undefined) {
   const headers = { Authorization: `Bearer ${token}`, Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   return fetchJson(`${baseUrl}${route}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
 }
 
+/** The owner's API with a session token. */
+export const ownerApi = bearerApi;
+
 // --- A brand's side, as its own software would do it --------------------------
+
+/** The authorization details type of a data-access grant (RFC 9396). */
+export const DATA_ACCESS = 'urn:vrm-vault:data-access:v1';
+
+/** The brand API with the brand's access token. */
+export const brandApi = bearerApi;
+
+/** The brand's client-credentials token (every scope it registered). */
+export async function brandToken(baseUrl, client) {
+  const token = await tokenRequest(baseUrl, client, { grant_type: 'client_credentials' });
+  assert.equal(token.status, 200, `a client-credentials token (got ${token.status}: ${JSON.stringify(token.data)})`);
+  return token.data.access_token;
+}
 
 /** RFC 7591 registration with the invitation's initial access token. */
 export function registerBrand(baseUrl, initialAccessToken, metadata) {

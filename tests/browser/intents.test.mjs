@@ -38,6 +38,8 @@ import {
   ACTION_MS,
   acceptTerms,
   assertNoHorizontalOverflow,
+  brandApi,
+  brandToken,
   expectScreen,
   expectText,
   factValue,
@@ -116,19 +118,6 @@ async function expectAnnounced(page, pattern) {
 }
 
 // --- A brand's side, as its own software would do it --------------------------
-
-/** The brand's client-credentials token (every scope it registered). */
-async function brandToken(baseUrl, client) {
-  const token = await tokenRequest(baseUrl, client, { grant_type: 'client_credentials' });
-  assert.equal(token.status, 200, `a client-credentials token (got ${token.status}: ${JSON.stringify(token.data)})`);
-  return token.data.access_token;
-}
-
-function brandApi(baseUrl, token, method, route, body = undefined) {
-  const headers = { Authorization: `Bearer ${token}`, Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  return fetchJson(`${baseUrl}${route}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-}
 
 /**
  * Poll GET /brand/v1/intents from the brand's last cursor until an event

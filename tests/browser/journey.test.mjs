@@ -29,7 +29,9 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ACTION_MS,
+  DATA_ACCESS,
   acceptTerms,
+  brandApi,
   expectScreen,
   expectText,
   fetchJson,
@@ -51,15 +53,8 @@ const NEW_PASSPHRASE = 'pebble satellite morning ninety';
 const BRAND_NAME = 'Green Kitchen';
 const EMAIL = 'grace@example.org';
 const WISH = 'Vegetarian lunch for one';
-const DATA_ACCESS = 'urn:vrm-vault:data-access:v1';
 
 // --- The brand's side ------------------------------------------------------------
-
-function brandApi(baseUrl, token, method, route, body = undefined) {
-  const headers = { Authorization: `Bearer ${token}`, Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  return fetchJson(`${baseUrl}${route}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-}
 
 /** Poll GET /brand/v1/intents until an event matches. */
 async function pollFor(baseUrl, token, what, matches) {

@@ -23,8 +23,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ACTION_MS,
+  DATA_ACCESS,
   acceptTerms,
   assertNoHorizontalOverflow,
+  brandApi,
   checkAccessibility,
   expectScreen,
   expectText,
@@ -48,7 +50,6 @@ const { step, shot } = setUpBrowserTests({ screenshotPrefix: 'screens' });
 
 const PASSPHRASE = 'maple quartz ribbon eleven';
 const BRAND_NAME = 'Harbour Deli';
-const DATA_ACCESS = 'urn:vrm-vault:data-access:v1';
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 360, height: 740 };
 
@@ -82,12 +83,6 @@ async function go(page, route, title) {
 }
 
 // --- A brand's side -------------------------------------------------------------
-
-function brandApi(baseUrl, token, method, route, body = undefined) {
-  const headers = { Authorization: `Bearer ${token}`, Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  return fetchJson(`${baseUrl}${route}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-}
 
 /** Publish the PDC-INTENT terms and register a brand that accepted them and hears food wishes. */
 async function brandThatHearsFood(baseUrl, ownerToken, metadata = {}) {

@@ -3,7 +3,6 @@
 //! crash or a wrong value, and nothing acknowledged lost.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -25,6 +24,7 @@ use crate::intent_support::{
     Subscriber, accept_sharing, categories, intent_body, intent_id, intent_vault, offer_body,
     owner_offers,
 };
+use crate::kit::server::{serve_command, spawn_with_stderr};
 use crate::support::{PASSPHRASE, TestApp, cli};
 
 // ---------------------------------------------------------------------------------------------
@@ -247,38 +247,35 @@ enum Started {
 /// Starts `serve` with its log (at info level) written to `log`; a server that exits instead of
 /// listening is a refusal, with what it wrote on stderr.
 fn start_or_refusal(data_dir: &Path, log: &Path) -> Started {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("VRM_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
-        .spawn()
-        .expect("spawn vrm-vault");
-    let stdout = child.stdout.take().unwrap();
-    // Read the first line in a thread, so that a server that neither listens nor exits fails
-    // the test instead of blocking it.
-    let (sender, first_line) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = sender.send(line);
-    });
-    let line = first_line
-        .recv_timeout(PATIENCE)
-        .expect("the server neither listened nor exited");
-    match line.trim().strip_prefix("vrm-vault listening on ") {
-        Some(base) => Started::Running(TestApp {
+    let mut cmd = serve_command(data_dir);
+    cmd.args(["--log-format", "json"]).env("VRM_LOG", "info");
+    // The kit waits for the address on a thread, so a server that neither listens nor exits
+    // fails the test instead of blocking it; one that exits closes its stdout at once.
+    let (mut child, addr) =
+        spawn_with_stderr(&mut cmd, Stdio::from(std::fs::File::create(log).unwrap()));
+    match addr {
+        Some(addr) => Started::Running(TestApp {
             child,
-            base: base.to_owned(),
+            base: format!("http://{addr}"),
             client: reqwest::Client::builder()
                 .timeout(PATIENCE)
                 .build()
                 .unwrap(),
         }),
         None => {
-            let status = child.wait().unwrap();
+            // A refusing server closes its stdout a moment before its exit status is there.
+            let deadline = std::time::Instant::now() + PATIENCE;
+            let status = loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    break status;
+                }
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("the server neither listened nor exited");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
             Started::Refused {
                 status,
                 stderr: std::fs::read_to_string(log).unwrap(),

@@ -15,9 +15,12 @@ mod grants;
 mod hardening;
 mod intent_support;
 mod intents;
+#[path = "../kit/mod.rs"]
+mod kit;
 mod lifecycle;
 mod logs;
 mod oauth;
+mod openapi;
 mod portability;
 mod records;
 mod support;

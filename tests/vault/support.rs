@@ -1,6 +1,6 @@
-//! `TestApp`: spawns the server binary, waits for its address, and offers owner-side helpers.
+//! `TestApp`: the server binary started through the shared test kit (`tests/kit`), with the
+//! owner-side helpers the integration tests use.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::brand_support::{owner_session, random_id, status_json};
+use crate::kit::owner::Owner;
+use crate::kit::server::{serve_command, spawn_with_stderr};
 
 pub const PASSPHRASE: &str = "correct horse battery staple";
 
@@ -63,27 +65,18 @@ impl TestApp {
         stderr: Stdio,
         level: &str,
     ) -> TestApp {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
+        let mut cmd = serve_command(data_dir);
+        cmd.args(extra)
             .args(["--log-format", "json"])
             .env("VRM_LOG", level)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn vrm-vault");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read address");
-        let base = line
-            .trim()
-            .strip_prefix("vrm-vault listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+            .envs(env.iter().copied());
+        let (mut child, addr) = spawn_with_stderr(&mut cmd, stderr);
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server did not print its address");
+        };
+        let base = format!("http://{addr}");
         TestApp {
             child,
             base,
@@ -137,12 +130,12 @@ impl TestApp {
         self.child.wait().unwrap();
     }
 
+    /// Sets the vault up as its owner (the kit's typed [`Owner`]); returns the session token and
+    /// the recovery key.
     pub async fn setup(&self) -> (String, String) {
-        let body = owner_session(self, "/api/v1/setup", PASSPHRASE).await;
-        (
-            body["token"].as_str().unwrap().to_owned(),
-            body["recovery_key"].as_str().unwrap().to_owned(),
-        )
+        let owner = Owner::setup(&self.client, &self.base, PASSPHRASE).await;
+        assert!(!owner.recovery_key.is_empty(), "setup shows a recovery key");
+        (owner.token, owner.recovery_key)
     }
 
     pub async fn login(&self, passphrase: &str) -> reqwest::Response {

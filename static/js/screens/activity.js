@@ -1,3 +1,4 @@
+// @ts-check
 // Activity: the vault's tamper-evident log, newest first, with a check that
 // the chain of hashes is intact, and a filter over the entries loaded so far
 // (by who acted, and by words), applied here in the page.

@@ -1,3 +1,4 @@
+// @ts-check
 // Brands: invitations that let a brand register, the brands that did, and
 // their agreements to the person's terms, with the controls to suspend,
 // resume and remove a brand or end an agreement.

@@ -1,3 +1,4 @@
+// @ts-check
 // Consent: a brand asked (through /oauth/authorize) to read or change some of
 // the person's data. Shows who asks, for which data (with the current value
 // masked), what it may do, why and until when, and whether the person's terms

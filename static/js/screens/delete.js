@@ -1,3 +1,4 @@
+// @ts-check
 // Delete everything: a screen of its own, reached on purpose from Settings.
 // It says exactly what will happen, asks for the phrase and the passphrase,
 // and afterwards shows the vault's final receipt (what was deleted, what

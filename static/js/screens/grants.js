@@ -1,3 +1,4 @@
+// @ts-check
 // Sharing: the grants that let brands read (or change) the person's data —
 // which data, why, until when, and what each brand actually read — with the
 // controls to revoke one grant or everything of a brand, and a form to share

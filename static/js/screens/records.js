@@ -1,3 +1,4 @@
+// @ts-check
 // "My data": the list of records, grouped by collection, with an editor for
 // adding and changing data, conflict handling and deleting.
 

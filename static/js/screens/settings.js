@@ -1,3 +1,4 @@
+// @ts-check
 // Settings: the passphrase and the recovery key, taking your data with you
 // (export and backup), how the vault unlocks after a restart, the key the
 // vault signs brands' tokens and receipts with, and the way to the separate

@@ -1,3 +1,4 @@
+// @ts-check
 // Setup screen: choose the passphrase, then see the recovery key once. Or
 // restore a backup into this empty vault (#/restore).
 

@@ -1,3 +1,4 @@
+// @ts-check
 // My terms: what brands may do with the data the person shares. Shows the
 // published version in plain words, lets the person write a new version
 // (from a template, the current terms or an older version), check it, and

@@ -1,3 +1,4 @@
+// @ts-check
 // Unlock / Log in screen (one passphrase form, two titles) and the
 // "use your recovery key" form.
 

@@ -1,0 +1,22 @@
+//! The test kit: what the integration tests (`tests/vault`) and the benches (`tests/bench`) share
+//! to start the real `vrm-vault` server, set it up as its owner, and read what a process did.
+//!
+//! Before it, every bench and the test suite each started servers and read `/proc` their own
+//! way, and the copies drifted (kanidm keeps one `server/testkit`, crates.io one
+//! `src/tests/util/test_app.rs`, for the same reason). Each bench is a crate of its own
+//! (`harness = false`) and the tests are one more, so each includes this directory with
+//! `#[path = "../kit/mod.rs"] mod kit;` and uses only the part it needs; hence `dead_code` is
+//! allowed here.
+//!
+//! - [`server`]: the `serve` command line, spawning it and learning its address, and a
+//!   [`server::Server`] that is killed on drop.
+//! - [`owner`]: the vault's owner, typed: setup, publishing a terms template, invitations.
+//! - [`machine`]: the CPU, the load average, a process's memory, latency percentiles.
+//! - [`proc_stats`]: the store writer's groups from the server's log, and CPU time by thread.
+
+#![allow(dead_code)]
+
+pub mod machine;
+pub mod owner;
+pub mod proc_stats;
+pub mod server;
