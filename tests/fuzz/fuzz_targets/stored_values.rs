@@ -62,9 +62,12 @@ fn record(bytes: &[u8]) {
     assert!(!Precondition::IfNoneMatchAny.holds(Some(&record)));
     let _ = validate_value(&record.value);
     let _ = mask(&record.value);
-    if let Ok(path) = RecordPath::parse(&record.path) {
-        let _ = DataCategory::resolve(&path, Some(&record.category));
-    }
+    // A record only decodes with a path the vault would accept, and that path parses again.
+    assert!(
+        RecordPath::parse(record.path.as_str()).is_ok(),
+        "{record:?}"
+    );
+    let _ = DataCategory::resolve(&record.path, Some(&record.category));
 }
 
 fn audit_chain(bytes: &[u8]) {
@@ -174,7 +177,8 @@ fn value(bytes: &[u8]) {
     if validate_value(&value).is_ok() {
         // A value the vault accepts can be written and read back.
         let record = Record {
-            path: "contact.email".into(),
+            path: RecordPath::parse("contact.email")
+                .unwrap_or_else(|e| unreachable!("a valid path: {e}")),
             value,
             category: "pd:EmailAddress".into(),
             version: 1,

@@ -119,7 +119,15 @@ pub fn signing_key() -> &'static SigningKey {
         let pkcs8 = base64::engine::general_purpose::STANDARD
             .decode(ES256_PKCS8)
             .unwrap_or_else(|e| unreachable!("the test key is base64: {e}"));
-        SigningKey::from_pkcs8(&pkcs8).unwrap_or_else(|e| unreachable!("the test key loads: {e}"))
+        // The key enters the vault the way a stored one does: as the JSON string of its PKCS#8.
+        let stored: vrm_vault::crypto::jwt::StoredSigningKey =
+            serde_json::from_value(serde_json::Value::String(
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pkcs8),
+            ))
+            .unwrap_or_else(|e| unreachable!("the test key is stored JSON: {e}"));
+        stored
+            .open()
+            .unwrap_or_else(|e| unreachable!("the test key loads: {e}"))
     })
 }
 
