@@ -125,7 +125,7 @@ async fn serve_metrics(
         .with_context(|| format!("binding the metrics listener {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, "serving metrics at /metrics");
     let stop = state.shutdown.requested();
-    let served = http::metrics::serve(listener, metrics.clone(), vault.clone(), stop);
+    let served = http::serve_metrics(listener, metrics.clone(), vault.clone(), stop);
     tokio::spawn(async move {
         if let Err(e) = served.await {
             tracing::error!(error = %e, "the metrics listener stopped");

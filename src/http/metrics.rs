@@ -5,10 +5,9 @@
 //! path as requested, a client id or a value, so the metrics say how the vault is doing without
 //! saying whom it deals with.
 //!
-//! The listener runs through the same connection loop as the API ([`super::serve::serve_with_limits`]), so a client
-//! that reaches it cannot hold sockets open, trickle headers or stall writes there either.
+//! The listener runs through the same connection loop as the API ([`super::serve_metrics`]), so a
+//! client that reaches it cannot hold sockets open, trickle headers or stall writes there either.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +22,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use super::serve::{Limits, ShutdownSignal, serve_with_limits};
 use crate::service::Vault;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -248,32 +246,7 @@ pub fn router(metrics: Arc<Metrics>, vault: Vault) -> Router {
 
 /// Connections the metrics listener holds open at most. A scraper needs one or two; the cap is
 /// the listener's own, so scrapes never take the API's connection slots.
-const MAX_SCRAPE_CONNECTIONS: usize = 16;
-
-/// Serves `GET /metrics` on `listener` until `shutdown` resolves, with the API's connection
-/// limits. Scrapes are not counted in the metrics themselves, so a scraper does not measure itself.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<Metrics>,
-    vault: Vault,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let limits = Limits {
-        max_connections: MAX_SCRAPE_CONNECTIONS,
-        ..Limits::default()
-    };
-    // The metrics listener has no event streams to end, so its shutdown signal is its own.
-    let streams = ShutdownSignal::default();
-    serve_with_limits(
-        listener,
-        router(metrics, vault),
-        limits,
-        streams,
-        None,
-        shutdown,
-    )
-    .await
-}
+pub const MAX_SCRAPE_CONNECTIONS: usize = 16;
 
 async fn scrape(State((metrics, vault)): State<(Arc<Metrics>, Vault)>) -> impl IntoResponse {
     (

@@ -568,3 +568,29 @@ pub async fn serve_with(
     let metrics = state.metrics.clone();
     serve::serve_with_limits(listener, app(state), limits, signal, metrics, shutdown).await
 }
+
+/// Serves `GET /metrics` on `listener` until `shutdown` resolves, through the same connection loop
+/// and limits as the API but with its own cap ([`metrics::MAX_SCRAPE_CONNECTIONS`]). Scrapes are
+/// not counted in the metrics themselves, so a scraper does not measure itself.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<metrics::Metrics>,
+    vault: crate::service::Vault,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits = serve::Limits {
+        max_connections: metrics::MAX_SCRAPE_CONNECTIONS,
+        ..serve::Limits::default()
+    };
+    // The metrics listener has no event streams to end, so its shutdown signal is its own.
+    let streams = serve::ShutdownSignal::default();
+    serve::serve_with_limits(
+        listener,
+        metrics::router(metrics, vault),
+        limits,
+        streams,
+        None,
+        shutdown,
+    )
+    .await
+}

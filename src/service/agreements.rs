@@ -17,9 +17,13 @@ use crate::domain::audit::Event;
 use crate::domain::brands::{Agreement, AgreementEventKind, AgreementStatus, Brand};
 use crate::domain::terms::Basis;
 use crate::error::AppError;
-use crate::store::Tx;
+use crate::store::{Table, Tree, Tx};
 
-use super::tables::{AGREEMENT_HEADS, AGREEMENTS, BRANDS};
+use super::tables::{AGREEMENTS, BRANDS};
+
+/// The same values read without their receipt: a read-only view for the checks on every brand
+/// request, never written (it would drop the receipt).
+pub(crate) const AGREEMENT_HEADS: Table<AgreementHead> = Table::new(Tree::Agreements, "agreement");
 
 /// The `typ` of a receipt's JWS header.
 pub const RECEIPT_TYP: &str = "vrm-receipt+jws";

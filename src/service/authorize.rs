@@ -14,7 +14,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::OpenVault;
 use super::grants::GrantRequest;
-use super::tables::{GRANTS, REFRESH_TOKENS};
+use super::tables::GRANTS;
 use super::tokens::IssuedToken;
 use crate::crypto::{constant_time_eq, random_token, sha256};
 use crate::domain::audit::{Actor, Event};
@@ -25,6 +25,11 @@ use crate::domain::grants::{
 };
 use crate::domain::records::DataCategory;
 use crate::error::{AppError, OAuthError};
+use crate::store::{Table, Tree};
+
+/// Refresh tokens, under a keyed hash of the token.
+pub(crate) const REFRESH_TOKENS: Table<RefreshRecord> =
+    Table::new(Tree::RefreshTokens, "refresh token");
 
 /// The prefix of refresh tokens, which tells them from JWT access tokens at the revocation endpoint.
 pub const REFRESH_TOKEN_PREFIX: &str = "vrmrt_";

@@ -19,8 +19,9 @@ use time::Duration;
 
 use super::OpenVault;
 use super::deadlines::{Alarm, Deadlines};
+use super::events::OUTBOX;
 use super::events::OutboxEntry;
-use super::tables::{OUTBOX, SUBSCRIPTIONS};
+use super::subscriptions::SUBSCRIPTIONS;
 use crate::domain::audit::Event;
 use crate::domain::brands::BrandStatus;
 pub use crate::domain::delivery::{

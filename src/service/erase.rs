@@ -30,7 +30,10 @@ use crate::secret::Secret;
 use crate::store::{Store, Tree, Tx};
 use crate::webhooks::{Delivery, Sender};
 
-use super::tables::{BRANDS, EVENTS, GRANTS, INTENTS, OUTBOX, SUBSCRIPTIONS, json_view};
+use super::events::OUTBOX;
+use super::intents::INTENTS;
+use super::subscriptions::SUBSCRIPTIONS;
+use super::tables::{BRANDS, EVENTS, GRANTS, json_view};
 
 /// The phrase the owner types to confirm deleting everything.
 pub const CONFIRM_PHRASE: &str = "delete everything";

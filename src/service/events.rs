@@ -13,9 +13,12 @@ use time::OffsetDateTime;
 use super::{OpenVault, index_key};
 use crate::crypto::KeyedHash;
 use crate::error::AppError;
-use crate::store::Tx;
+use crate::store::{Table, Tree, Tx};
 
-use super::tables::{EVENT_SEQ, EVENTS, META_EVENT_SEQ, OUTBOX};
+use super::tables::{EVENT_SEQ, EVENTS, META_EVENT_SEQ};
+
+/// Webhook deliveries still to make, under the event's big-endian number.
+pub(crate) const OUTBOX: Table<OutboxEntry> = Table::new(Tree::Outbox, "outbox entry");
 
 /// Most events one poll or one SSE catch-up returns.
 pub const MAX_EVENTS_PAGE: usize = 500;

@@ -15,9 +15,11 @@ use time::{Duration, OffsetDateTime};
 
 use super::OpenVault;
 use super::deadlines::{Alarm, Deadlines};
+use super::events::OUTBOX;
 use super::events::append_in;
+use super::subscriptions::SUBSCRIPTIONS;
 pub use super::subscriptions::SubscriptionRecord;
-use super::tables::{INTENTS, OFFERS, OUTBOX, SUBSCRIPTIONS};
+use super::tables::OFFERS;
 use crate::crypto::random_array;
 use crate::domain::audit::Event;
 use crate::domain::brands::{Brand, BrandStatus};
@@ -29,7 +31,10 @@ use crate::domain::offers::{Offer, OfferStatus, OfferTerms};
 use crate::domain::records::RecordPath;
 use crate::domain::terms::{AccessRequest, Action, Basis, INTENTCASTING_PURPOSE, evaluate};
 use crate::error::AppError;
-use crate::store::Store;
+use crate::store::{Store, Table, Tree};
+
+/// The person's intents, under a keyed hash of their id.
+pub(crate) const INTENTS: Table<IntentRecord> = Table::new(Tree::Intents, "intent");
 
 /// Offers one brand may make per minute.
 pub const OFFERS_PER_MINUTE: u32 = 30;

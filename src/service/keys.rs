@@ -15,9 +15,11 @@ use super::OpenVault;
 use crate::crypto::jwt::{PublicJwk, SigningKey, StoredSigningKey};
 use crate::domain::audit::Event;
 use crate::error::AppError;
-use crate::store::Store;
+use crate::store::{Store, Table, Tree};
 
-use super::tables::SIGNING_KEYS;
+/// The token-signing keys, under their key id. Their JSON holds a private key: the signing-key
+/// code encodes with [`Table::encode`] into a buffer it wipes, rather than with `Tx::write`.
+pub(crate) const SIGNING_KEYS: Table<StoredKey> = Table::new(Tree::SigningKeys, "signing key");
 
 /// How long after retirement a key stays published beyond the longest token lifetime, for clock
 /// skew between the vault and brands.

@@ -183,7 +183,7 @@ impl OpenVault {
             epochs,
             in_writer: Arc::new(InWriterCaches {
                 brands: cache::InWriter::new(&super::tables::BRANDS),
-                agreements: cache::InWriter::new(&super::tables::AGREEMENT_HEADS),
+                agreements: cache::InWriter::new(&super::agreements::AGREEMENT_HEADS),
             }),
         }))
     }

@@ -12,9 +12,11 @@ use super::OpenVault;
 use crate::domain::delivery::{DeliveryHealth, DeliveryStatus};
 use crate::domain::intents::{Delivery, SubscriptionIndex, ValidSubscription};
 use crate::error::AppError;
-use crate::store::Store;
+use crate::store::{Store, Table, Tree};
 
-use super::tables::SUBSCRIPTIONS;
+/// Brands' intent subscriptions, under a keyed hash of their client id.
+pub(crate) const SUBSCRIPTIONS: Table<SubscriptionRecord> =
+    Table::new(Tree::Subscriptions, "subscription");
 
 /// A brand's subscription, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,12 +1,15 @@
-//! Which type lives in which tree: every typed table of the vault, declared in one place.
+//! Which type lives in which tree: the typed tables of the vault.
 //!
-//! The services read and write their values through these [`Table`]s instead of encoding JSON by
-//! hand, so a tree's type is written down once and decoding happens in one place
-//! (`crate::store::Table`). They are listed here together, rather than beside each feature, so
-//! that this file reads as the store's table of contents (as `Tree` does for the tree names), and
-//! so that a tree read by several features (brands, agreements) has one declaration they share.
-//! Encoding is unchanged: each table's type is the one the service serialised before, so the
-//! stored bytes are identical.
+//! The services read and write their values through [`Table`]s instead of encoding JSON by hand,
+//! so a tree's type is written down once and decoding happens in one place
+//! (`crate::store::Table`). The tables of the domain's types (records, terms pointers, brands,
+//! agreements, grants, offers, events, the audit log) are declared here, so that a tree read by
+//! several features has one declaration they share. A table whose value type is a feature's own
+//! stored form is declared beside that type, in the feature's file (`agreements::AGREEMENT_HEADS`,
+//! `authorize::REFRESH_TOKENS`, `keys::SIGNING_KEYS`, `intents::INTENTS`,
+//! `subscriptions::SUBSCRIPTIONS`, `events::OUTBOX`, `terms::TERMS`): this file importing the
+//! features that import it would make a cycle. Encoding is unchanged: each table's type is the one
+//! the service serialised before, so the stored bytes are identical.
 //!
 //! `Meta` holds singletons of different types: each has its own table on `Meta`, with its key.
 //!
@@ -25,14 +28,6 @@ use crate::domain::records::Record;
 use crate::error::AppError;
 use crate::store::{Table, TableError, Tree};
 
-use super::agreements::AgreementHead;
-use super::authorize::RefreshRecord;
-use super::events::OutboxEntry;
-use super::intents::IntentRecord;
-use super::keys::StoredKey;
-use super::subscriptions::SubscriptionRecord;
-use super::terms::TermsVersion;
-
 /// The owner's records, under a keyed hash of their path.
 pub(crate) const RECORDS: Table<Record> = Table::new(Tree::Records, "record");
 
@@ -42,8 +37,6 @@ pub(crate) const RECORDS: Table<Record> = Table::new(Tree::Records, "record");
 pub(crate) const RECORD_COUNT: Table<u64> = Table::new(Tree::Meta, "record count");
 pub(crate) const META_RECORD_COUNT: &[u8] = b"record_count";
 
-/// Published terms versions, under their big-endian number.
-pub(crate) const TERMS: Table<TermsVersion> = Table::new(Tree::Terms, "terms version");
 /// The number of the terms version in force, in `Meta` under [`META_TERMS_CURRENT`].
 pub(crate) const TERMS_CURRENT: Table<u64> = Table::new(Tree::Meta, "terms pointer");
 pub(crate) const META_TERMS_CURRENT: &[u8] = b"terms_current";
@@ -55,30 +48,16 @@ pub(crate) const BRANDS: Table<Brand> = Table::new(Tree::Brands, "brand");
 
 /// Agreements with their receipts, under a keyed hash of their id.
 pub(crate) const AGREEMENTS: Table<Agreement> = Table::new(Tree::Agreements, "agreement");
-/// The same values read without their receipt: a read-only view for the checks on every brand
-/// request, never written (it would drop the receipt).
-pub(crate) const AGREEMENT_HEADS: Table<AgreementHead> = Table::new(Tree::Agreements, "agreement");
 
 /// Data grants, under a keyed hash of their id.
 pub(crate) const GRANTS: Table<Grant> = Table::new(Tree::Grants, "grant");
-/// Refresh tokens, under a keyed hash of the token.
-pub(crate) const REFRESH_TOKENS: Table<RefreshRecord> =
-    Table::new(Tree::RefreshTokens, "refresh token");
 /// Remembered `jti`s (live access tokens, spent client assertions), under a keyed hash of the
 /// `jti`, each with its expiry in Unix seconds. Its JSON is the number's decimal digits, as it
 /// was always written.
 pub(crate) const JTIS: Table<i64> = Table::new(Tree::Jtis, "jti expiry");
-/// The token-signing keys, under their key id. Their JSON holds a private key: the signing-key
-/// code encodes with [`Table::encode`] into a buffer it wipes, rather than with `Tx::write`.
-pub(crate) const SIGNING_KEYS: Table<StoredKey> = Table::new(Tree::SigningKeys, "signing key");
 
-/// The person's intents, under a keyed hash of their id.
-pub(crate) const INTENTS: Table<IntentRecord> = Table::new(Tree::Intents, "intent");
 /// Brands' offers, under a keyed hash of their id.
 pub(crate) const OFFERS: Table<Offer> = Table::new(Tree::Offers, "offer");
-/// Brands' intent subscriptions, under a keyed hash of their client id.
-pub(crate) const SUBSCRIPTIONS: Table<SubscriptionRecord> =
-    Table::new(Tree::Subscriptions, "subscription");
 
 /// Brands' event streams: CloudEvents, kept as the JSON they were sent as, under the brand's
 /// 16-byte stream prefix and the event's big-endian number.
@@ -87,8 +66,6 @@ pub(crate) const EVENTS: Table<Value> = Table::new(Tree::Events, "event");
 /// number's decimal digits, as it was always written.
 pub(crate) const EVENT_SEQ: Table<u64> = Table::new(Tree::Meta, "event counter");
 pub(crate) const META_EVENT_SEQ: &[u8] = b"event_seq";
-/// Webhook deliveries still to make, under the event's big-endian number.
-pub(crate) const OUTBOX: Table<OutboxEntry> = Table::new(Tree::Outbox, "outbox entry");
 
 /// Any tree read as untyped JSON: for walks that look at one or two fields of values of several
 /// types (what belongs to a brand being erased). Never written: a value goes back through its

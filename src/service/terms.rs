@@ -14,9 +14,12 @@ use super::{OpenVault, canonical_hash};
 use crate::domain::audit::Event;
 use crate::domain::terms::{Template, Terms, TermsError};
 use crate::error::AppError;
-use crate::store::{Store, Tx};
+use crate::store::{Store, Table, Tree, Tx};
 
-use super::tables::{META_TERMS_CURRENT, TERMS, TERMS_CURRENT};
+use super::tables::{META_TERMS_CURRENT, TERMS_CURRENT};
+
+/// Published terms versions, under their big-endian number.
+pub(crate) const TERMS: Table<TermsVersion> = Table::new(Tree::Terms, "terms version");
 
 /// The template a new vault starts with: the strictest one.
 pub const DEFAULT_TEMPLATE: &str = "sd-base";

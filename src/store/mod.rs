@@ -29,6 +29,7 @@
 //! Everything callers use is re-exported here, so every `crate::store::X` path stays as it was.
 
 mod backup;
+mod queue;
 mod table;
 mod tree;
 mod tx;

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use super::writer::{Queue, Reply, lock_queue};
+use super::queue::{Queue, Reply, lock_queue};
 use super::{Store, StoreError};
 
 /// Answers a group whose flush never ends. After a failed log write (seen with ENOSPC), sled 0.34
@@ -134,8 +134,8 @@ impl Drop for StopOnDrop<'_> {
 mod tests {
     use super::*;
     use crate::store::Tx;
+    use crate::store::queue::Job;
     use crate::store::store_for_tests as store;
-    use crate::store::writer::Job;
     use std::sync::{Arc, mpsc};
 
     #[test]

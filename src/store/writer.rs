@@ -3,28 +3,17 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::queue::{Job, Queue, Reply, lock_queue};
 use super::watchdog::{StopOnDrop, Watchdog};
 use super::{Failure, Store, StoreError, Tx, TxError};
 
 /// Groups that one writer pass takes at most, so that a flood of writes still gets answered.
 const MAX_GROUP: usize = 1024;
-
-/// One queued write: runs inside the writer thread and returns how to answer once the group's
-/// flush is done (with the flush's outcome). Given no transaction, it does not run and its
-/// answer is the (failed) outcome alone.
-pub(super) type Job = Box<dyn FnOnce(Option<&mut Tx<'_>>) -> Reply + Send>;
-pub(super) type Reply = Box<dyn FnOnce(&Result<(), StoreError>) + Send>;
-/// The writer's queue, shared with its watchdog (see [`Watchdog`]).
-pub(super) type Queue = Arc<Mutex<mpsc::Receiver<Job>>>;
-
-pub(super) fn lock_queue(queue: &Queue) -> std::sync::MutexGuard<'_, mpsc::Receiver<Job>> {
-    queue.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The handle to the store's single writer thread. Cheap to clone; the thread stops when the last
 /// handle is dropped, after answering everything already queued.

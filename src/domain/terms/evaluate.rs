@@ -4,34 +4,12 @@
 //! The caller supplies the time and the use count in the [`AccessRequest`]: this module reads no
 //! clock and keeps no state, so the same request always gets the same [`Decision`].
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::vocabulary::list_actions;
+use super::vocabulary::{Action, list_actions};
 use super::{ALL_PERSONAL_DATA, Basis, Cmp, Constraint, Purpose, Rule, Terms};
 use crate::domain::records::DataCategory;
-
-/// What a brand asks to do through the vault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Read granted fields.
-    Read,
-    /// Write to granted fields.
-    Write,
-    /// Receive an intent, with the fields the person disclosed with it.
-    ReceiveIntent,
-}
-
-impl Action {
-    fn verb(self) -> &'static str {
-        match self {
-            Action::Read => "reading",
-            Action::Write => "writing",
-            Action::ReceiveIntent => "receiving an intent with",
-        }
-    }
-}
 
 /// One request to check against the terms. Time and use count come from the caller: the
 /// domain reads no clock and keeps no state.

@@ -23,12 +23,12 @@
 //!
 //! The module is split along the path a document takes:
 //!
-//! - `vocabulary`: the closed lists — purposes, rule actions, the bases and their ceilings, the
+//! - `vocabulary`: the closed lists — purposes, rule actions and request actions, the bases and their ceilings, the
 //!   templates, the context and the schema;
 //! - `error`: [`TermsError`], what a rejected document is told;
 //! - `parse`: shape and vocabulary, then "the basis is a ceiling" (what [`Terms::parse`] runs);
 //! - `duration`: the `xsd:duration` subset a limit may be written in;
-//! - `evaluate`: [`Action`], [`AccessRequest`], [`Decision`] and [`evaluate()`];
+//! - `evaluate`: [`AccessRequest`], [`Decision`] and [`evaluate()`];
 //! - `summary`: [`Terms::summary`], the terms in plain words.
 //!
 //! This file keeps the parsed form ([`Terms`] and its rules and constraints), which every part
@@ -43,10 +43,10 @@ mod summary;
 mod vocabulary;
 
 pub use error::TermsError;
-pub use evaluate::{AccessRequest, Action, Decision, evaluate};
+pub use evaluate::{AccessRequest, Decision, evaluate};
 pub use vocabulary::{
-    ALL_PERSONAL_DATA, Basis, BasisProhibition, INTENTCASTING_PURPOSE, ODRL_CONTEXT, PURPOSES,
-    Purpose, RuleAction, SCHEMA, TEMPLATES, Template, context,
+    ALL_PERSONAL_DATA, Action, Basis, BasisProhibition, INTENTCASTING_PURPOSE, ODRL_CONTEXT,
+    PURPOSES, Purpose, RuleAction, SCHEMA, TEMPLATES, Template, context,
 };
 
 use std::fmt;

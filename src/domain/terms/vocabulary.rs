@@ -9,8 +9,6 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::Action;
-
 /// The ODRL 2.2 JSON-LD context: the first entry of every terms document's `@context`.
 pub const ODRL_CONTEXT: &str = "http://www.w3.org/ns/odrl.jsonld";
 
@@ -131,6 +129,28 @@ impl Purpose {
 // ---------------------------------------------------------------------------------------------
 // Actions of rules
 // ---------------------------------------------------------------------------------------------
+
+/// What a brand asks to do through the vault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Read granted fields.
+    Read,
+    /// Write to granted fields.
+    Write,
+    /// Receive an intent, with the fields the person disclosed with it.
+    ReceiveIntent,
+}
+
+impl Action {
+    pub(super) fn verb(self) -> &'static str {
+        match self {
+            Action::Read => "reading",
+            Action::Write => "writing",
+            Action::ReceiveIntent => "receiving an intent with",
+        }
+    }
+}
 
 /// The action of a rule in a terms document: ODRL 2.2 actions, two DPV processing operations
 /// (for the prohibitions of tracking and profiling, which DPV defines as processing, not as
