@@ -60,6 +60,10 @@ export class ApiError extends Error {
     // What the server itself said, for the rare caller that needs it; the
     // message above is already in the app's own words.
     this.serverMessage = (data && typeof data.message === 'string') ? data.message : '';
+    // The member of the request the vault refused (e.g. `location.geohash`), when it names one:
+    // screens point at that field instead of reading it out of the sentence.
+    /** @type {string | null} */
+    this.at = (data && typeof data.at === 'string') ? data.at : null;
   }
 }
 

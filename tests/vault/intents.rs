@@ -56,6 +56,7 @@ async fn categories_match_by_segment_prefix() {
             body["message"].as_str().unwrap().contains("categories"),
             "{bad}: {body}"
         );
+        assert_eq!(body["at"], json!("categories"), "{bad}: {body}");
     }
     // The refused updates left the subscription as it was.
     let (status, current) = food
@@ -458,6 +459,8 @@ async fn invalid_intents_are_refused_naming_the_field() {
             answer["message"].as_str().unwrap().contains(field),
             "the message does not name {field}: {answer}"
         );
+        // The field is also named apart from the sentence, for clients to point at.
+        assert_eq!(answer["at"], json!(field), "{answer}");
     }
     // Nothing was created or sent.
     let (status, list) = owner_call(&app, &owner, Method::GET, "/api/v1/intents", None).await;
@@ -802,6 +805,37 @@ async fn offers_reach_the_owner_and_stay_private_between_brands() {
     assert_eq!(received[0]["target"], bistro.brand.client_id);
     assert_eq!(received[0]["detail"]["offer"], offer);
     assert_eq!(received[0]["detail"]["intent"], id);
+}
+
+#[tokio::test]
+async fn invalid_offers_are_refused_naming_the_field() {
+    let (_dir, app, owner) = intent_vault(&[]).await;
+    let bistro = Subscriber::subscribed(&app, &owner, "Bistro", categories(&["food"])).await;
+    let now = wall_now();
+    let id = intent_id(&app, &owner, intent_at("food.lunch", now, PARIS, 500)).await;
+    let with = |key: &str, value: Value| {
+        let mut body = offer_body(now, &[]);
+        body[key] = value;
+        body
+    };
+    let cases = [
+        ("name", with("name", json!(" "))),
+        (
+            "valid_until",
+            with("valid_until", json!(rfc3339(now - Duration::minutes(1)))),
+        ),
+        ("url", with("url", json!("http://bistro.example/lunch"))),
+        (
+            "data_requested",
+            with("data_requested", json!(["Not A Path"])),
+        ),
+    ];
+    for (field, body) in cases {
+        let (status, answer) = bistro.offer(&app, &id, &body).await;
+        assert_error(status, &answer, 422, "invalid_offer", &body.to_string());
+        assert_eq!(answer["at"], json!(field), "{answer}");
+    }
+    assert!(owner_offers(&app, &owner, &id).await.is_empty());
 }
 
 #[tokio::test]

@@ -179,7 +179,7 @@ export function renderForm(view, { recordsFailed }) {
       await loadIntents(view);
     } catch (err) {
       if (err instanceof Interrupted || !view.container.isConnected) return;
-      const at = err instanceof ApiError && err.code === 'invalid_intent' ? faultyField(err.serverMessage) : null;
+      const at = err instanceof ApiError && err.code === 'invalid_intent' ? err.at : null;
       if (at && byName[at]) {
         const message = intentProblem(at, err.serverMessage, limits);
         byName[at].setError(message);
@@ -497,17 +497,6 @@ function discloseFields(view, recordsFailed) {
       for (const c of checks) c.input.checked = false;
     },
   };
-}
-
-// The vault's problems name the field first ("location.geohash: …").
-const FIELD_NAMES = [
-  'location.geohash', 'location.radius_m', 'window.from', 'window.to', 'price_max.amount', 'price_max.currency',
-  'category', 'text', 'expires_at', 'party_size', 'tags', 'max_offers', 'disclose',
-];
-
-function faultyField(message) {
-  const text = String(message || '');
-  return FIELD_NAMES.find((name) => text === name || text.startsWith(`${name}:`) || text.startsWith(`${name} `)) || null;
 }
 
 /**
