@@ -58,6 +58,7 @@ use ring::hmac;
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, watch};
 
+use crate::kit::brand::{Remote, register_with, status_json};
 use crate::kit::machine::{cpu_model, load_average};
 use crate::kit::owner::Owner;
 use crate::kit::proc_stats::{CpuSample, GroupStats};
@@ -434,47 +435,26 @@ async fn setup_brand(
     receiver: SocketAddr,
     n: usize,
 ) -> Vec<u8> {
-    let (status, registered) = call(
-        client,
-        "POST",
-        &format!("{base}/oauth/register"),
-        Some(&format!("Bearer {initial_access_token}")),
-        Some(json!({
+    let vault = Remote {
+        client: client.clone(),
+        base: base.to_owned(),
+    };
+    let brand = register_with(
+        &vault,
+        initial_access_token,
+        &json!({
             "client_name": format!("Bench Brand {n}"),
             "token_endpoint_auth_method": "client_secret_basic",
             "grant_types": ["client_credentials"],
             "scope": "intents:read",
-        })),
+        }),
     )
     .await;
-    assert_eq!(status, 201, "registration of brand {n}: {registered}");
-    let basic = format!(
-        "Basic {}",
-        B64.encode(format!(
-            "{}:{}",
-            registered["client_id"].as_str().unwrap(),
-            registered["client_secret"].as_str().unwrap()
-        ))
-    );
-    let (status, receipt) = call(
-        client,
-        "POST",
-        &format!("{base}/brand/v1/agreements"),
-        Some(&basic),
-        Some(json!({ "terms_hash": terms_hash })),
-    )
-    .await;
+    let (status, receipt) = status_json(brand.accept(&vault, terms_hash).await).await;
     assert_eq!(status, 201, "agreement of brand {n}: {receipt}");
-    let response = client
-        .post(format!("{base}/oauth/token"))
-        .header("authorization", &basic)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials&scope=intents%3Aread")
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let token: Value = response.json().await.unwrap_or(Value::Null);
+    let (status, token) = brand
+        .token_response(&vault, &[("scope", "intents:read")])
+        .await;
     assert_eq!(status, 200, "token of brand {n}: {token}");
     let (status, subscription) = call(
         client,

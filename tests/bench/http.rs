@@ -71,6 +71,7 @@ use hyper_util::rt::TokioIo;
 use tempfile::TempDir;
 use tokio::net::TcpStream;
 
+use crate::kit::brand::{Remote, register_brand};
 use crate::kit::machine::{cpu_model, memory_mib, percentiles};
 use crate::kit::proc_stats::{CpuSample, GroupStats};
 use crate::kit::server::Server;
@@ -655,54 +656,17 @@ async fn setup_grant(addr: SocketAddr) -> GrantSetup {
     .await;
     assert_eq!(status, 201, "record: {body}");
 
-    // The brand: invitation, registration with a client secret, acceptance of the terms.
-    let (status, invitation) = call(
-        addr,
-        json_request("POST", "/api/v1/invitations", owner, &serde_json::json!({})),
-    )
-    .await;
-    assert_eq!(status, 201, "invitation: {invitation}");
-    let initial = format!(
-        "Bearer {}",
-        invitation["initial_access_token"].as_str().unwrap()
-    );
-    let (status, client) = call(
-        addr,
-        json_request(
-            "POST",
-            "/oauth/register",
-            Some(&initial),
-            &serde_json::json!({
-                "client_name": "Bench Reader Ltd",
-                "token_endpoint_auth_method": "client_secret_basic",
-                "grant_types": ["client_credentials"],
-                "scope": "intents:read offers:write agreements:read",
-            }),
-        ),
-    )
-    .await;
-    assert_eq!(status, 201, "registration: {client}");
-    let client_id = client["client_id"].as_str().unwrap().to_owned();
-    let basic = format!(
-        "Basic {}",
-        base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            format!("{client_id}:{}", client["client_secret"].as_str().unwrap())
-        )
-    );
-    let (status, terms) = call(addr, get_request("/brand/v1/terms", None)).await;
-    assert_eq!(status, 200, "terms: {terms}");
-    let (status, receipt) = call(
-        addr,
-        json_request(
-            "POST",
-            "/brand/v1/agreements",
-            Some(&basic),
-            &serde_json::json!({ "terms_hash": terms["hash"] }),
-        ),
-    )
-    .await;
-    assert_eq!(status, 201, "agreement: {receipt}");
+    // The brand, set up the kit's way: invitation, registration with a client secret, acceptance
+    // of the terms.
+    let vault = Remote {
+        client: reqwest::Client::new(),
+        base: format!("http://{addr}"),
+    };
+    let owner_token = owner_auth.strip_prefix("Bearer ").unwrap();
+    let brand = register_brand(&vault, owner_token, "Bench Reader Ltd").await;
+    brand.accept_current(&vault).await;
+    let client_id = brand.client_id.clone();
+    let basic = brand.basic();
 
     // The owner's grant: read the record, no use limit, for a day.
     let expires_at = (time::OffsetDateTime::now_utc() + time::Duration::days(1))

@@ -62,6 +62,7 @@ use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::kit::brand::{Remote, basic_metadata, register_with, status_json};
 use crate::kit::machine::{cpu_model, load_average, memory_mib, percentiles};
 use crate::kit::owner::Owner;
 use crate::kit::server::Server;
@@ -1372,51 +1373,24 @@ async fn setup(vault: SocketAddr, receiver: &Receiver) -> Soak {
         assert_eq!(status, 201, "record soak.r{i}: {body}");
     }
 
-    // The brands.
-    let (status, invitation) = call(
-        Method::POST,
-        "/api/v1/invitations",
-        owner,
-        Some(json!({ "max_uses": BRANDS, "note": "soak" })),
-    )
-    .await;
-    assert_eq!(status, 201, "invitation: {invitation}");
-    let initial = format!(
-        "Bearer {}",
-        invitation["initial_access_token"].as_str().unwrap()
-    );
+    // The brands, set up the kit's way: one invitation, then registration and the terms.
+    let initial = owner_account.invitation(&client, BRANDS, "soak").await;
+    let vault = Remote {
+        client: client.clone(),
+        base: base.clone(),
+    };
     let mut brands = Vec::new();
     let mut secrets = Vec::new();
     for n in 0..BRANDS {
-        let (status, client) = call(
-            Method::POST,
-            "/oauth/register",
-            Some(&initial),
-            Some(json!({
-                "client_name": format!("Soak Brand {n}"),
-                "token_endpoint_auth_method": "client_secret_basic",
-                "grant_types": ["client_credentials"],
-                "scope": "intents:read offers:write agreements:read",
-            })),
+        let brand = register_with(
+            &vault,
+            &initial,
+            &basic_metadata(&format!("Soak Brand {n}")),
         )
         .await;
-        assert_eq!(status, 201, "registration {n}: {client}");
-        let client_id = client["client_id"].as_str().unwrap().to_owned();
-        let basic = format!(
-            "Basic {}",
-            B64.encode(format!(
-                "{client_id}:{}",
-                client["client_secret"].as_str().unwrap()
-            ))
-        );
-        let (status, receipt) = call(
-            Method::POST,
-            "/brand/v1/agreements",
-            Some(&basic),
-            Some(json!({ "terms_hash": terms_hash })),
-        )
-        .await;
+        let (status, receipt) = status_json(brand.accept(&vault, &terms_hash).await).await;
         assert_eq!(status, 201, "agreement {n}: {receipt}");
+        let (client_id, basic) = (brand.client_id.clone(), brand.basic());
         let (status, grant) = call(
             Method::POST,
             "/api/v1/grants",

@@ -11,11 +11,14 @@
 //! - [`server`]: the `serve` command line, spawning it and learning its address, and a
 //!   [`server::Server`] that is killed on drop.
 //! - [`owner`]: the vault's owner, typed: setup, publishing a terms template, invitations.
+//! - [`brand`]: brands, typed: registration with an invitation, accepting the terms,
+//!   client-credentials tokens, and the JOSE helpers to check what the vault signs.
 //! - [`machine`]: the CPU, the load average, a process's memory, latency percentiles.
 //! - [`proc_stats`]: the store writer's groups from the server's log, and CPU time by thread.
 
 #![allow(dead_code)]
 
+pub mod brand;
 pub mod machine;
 pub mod owner;
 pub mod proc_stats;

@@ -15,7 +15,6 @@ use vrm_vault::http::AppState;
 use vrm_vault::service::intents::OFFERS_PER_MINUTE;
 use vrm_vault::service::{Settings, Vault};
 
-use crate::brand_support::{Brand, Server, onboard, owner_session, ready_vault, status_json};
 use crate::grant_support::{
     PHONE, assert_invalid_token, assert_no_token_issued, grant, grant_body, grant_token,
     grant_token_response, id_of, owner_grant, put_record, read_all, read_ok, seed, wall_now,
@@ -24,8 +23,9 @@ use crate::intent_support::{
     Subscriber, accept_sharing, categories, intent_body, intent_id, intent_vault, offer_body,
     owner_offers,
 };
+use crate::kit::brand::{Brand, Server, onboard, owner_session, status_json};
 use crate::kit::server::{serve_command, spawn_with_stderr};
-use crate::support::{PASSPHRASE, TestApp, cli};
+use crate::support::{PASSPHRASE, TestApp, cli, ready_vault};
 
 // ---------------------------------------------------------------------------------------------
 // Disk full

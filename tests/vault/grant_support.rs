@@ -15,7 +15,7 @@ use vrm_vault::clock::{Clock as _, ManualClock, SystemClock};
 use vrm_vault::http::AppState;
 use vrm_vault::service::{Settings, Vault};
 
-use crate::brand_support::{
+use crate::kit::brand::{
     Brand, ClientAuth, Server, b64, owner_call, owner_session, random_id, register, status_json,
 };
 use crate::support::PASSPHRASE;
@@ -415,7 +415,7 @@ pub fn code_metadata(name: &str) -> Value {
 
 /// Registers a code brand (client_secret_basic) and has it accept the current terms.
 pub async fn code_brand(app: &impl Server, owner: &str, name: &str) -> Brand {
-    let token = crate::brand_support::invitation_token(app, owner).await;
+    let token = crate::kit::brand::invitation_token(app, owner).await;
     let (status, body) = status_json(register(app, Some(&token), &code_metadata(name)).await).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["redirect_uris"], json!([REDIRECT_URI]), "{body}");

@@ -11,10 +11,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use time::Duration;
 
-use crate::brand_support::{
-    jwt_parts, narrowed, onboard, owner_call, publish, ready_vault, register, register_brand,
-    sd_base, status_json,
-};
 use crate::grant_support::{
     AuthRequest, DETAILS_TYPE, EMAIL, InProcessApp, MEMBERSHIP, NAME, PHONE, Pkce, REDIRECT_URI,
     SERVICE, WORK_EMAIL, approve, approve_with, assert_error_redirect, assert_invalid_token,
@@ -25,6 +21,11 @@ use crate::grant_support::{
     read_one, record_value, refresh, revoke_grant, rfc3339, seed, set_of, string_set, wall_now,
     write_one,
 };
+use crate::kit::brand::{
+    jwt_parts, narrowed, onboard, owner_call, publish, register, register_brand, sd_base,
+    status_json,
+};
+use crate::support::ready_vault;
 
 /// Asserts an owner/brand API error: this status and this `error` code.
 fn assert_error(status: u16, body: &Value, expected: (u16, &str), why: &str) {
@@ -1116,7 +1117,7 @@ async fn redirect_uris_are_matched_exactly() {
 #[tokio::test]
 async fn code_clients_must_register_safe_redirect_uris() {
     let (_dir, app, owner) = ready_vault().await;
-    let invitation = crate::brand_support::invitation_token(&app, &owner).await;
+    let invitation = crate::kit::brand::invitation_token(&app, &owner).await;
     let mut cases = vec![];
     let mut without = code_metadata("No redirect");
     without.as_object_mut().unwrap().remove("redirect_uris");

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::brand_support::{ready_vault, ready_vault_with};
 use crate::support::{TestApp, serve_refuses_with};
+use crate::support::{ready_vault, ready_vault_with};
 
 /// Sends raw bytes on a fresh connection and returns what came back until the server closed
 /// the connection or `wait` passed.

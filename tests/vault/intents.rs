@@ -9,9 +9,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use time::Duration;
 
-use crate::brand_support::{
-    owner_brand, owner_call, publish, ready_vault, ready_vault_with, status_json,
-};
 use crate::grant_support::{
     EMAIL, InProcessApp, PHONE, audit_entries, grant_token, owner_grant, parse_time, put_record,
     read_ok, rfc3339, wall_now,
@@ -22,6 +19,8 @@ use crate::intent_support::{
     food_in, intent, intent_at, intent_body, intent_id, intent_vault, offer_body, owner_intent,
     owner_offers, publish_pdc_intent, signature_verifies, subjects, withdraw,
 };
+use crate::kit::brand::{owner_brand, owner_call, publish, status_json};
+use crate::support::{ready_vault, ready_vault_with};
 
 const CREATED: &str = "vrm.intent.created.v1";
 const WITHDRAWN: &str = "vrm.intent.withdrawn.v1";

@@ -23,10 +23,6 @@ use reqwest::{Method, Response};
 use serde_json::{Value, json};
 use time::Duration;
 
-use crate::brand_support::{
-    ASSERTION_TYPE, Brand, ClientAuth, ClientKey, basic_metadata, brand_call, invite, owner_call,
-    owner_session, random_id, register, register_key_brand, status_json,
-};
 use crate::grant_support::{
     AuthRequest, Pkce, REDIRECT_URI, approve, code_brand, consent_request, day_grant, exchange,
     exchange_ok, grant_token, id_of, put_record, read_one, record_value, refresh, wall_now,
@@ -34,6 +30,10 @@ use crate::grant_support::{
 use crate::intent_support::{
     LOOPBACK, Receiver, Subscriber, accept_sharing, create_intent, decline, intent_body,
     publish_pdc_intent,
+};
+use crate::kit::brand::{
+    ASSERTION_TYPE, Brand, ClientAuth, ClientKey, basic_metadata, brand_call, invite, owner_call,
+    owner_session, random_id, register, register_key_brand, status_json,
 };
 use crate::support::{
     TestApp, contains_bytes, create_unlock_key, encodings_of, passphrase_file, restore,

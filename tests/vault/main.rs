@@ -7,7 +7,6 @@
 
 mod at_rest;
 mod audit;
-mod brand_support;
 mod crash;
 mod faults;
 mod grant_support;

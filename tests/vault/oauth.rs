@@ -12,14 +12,13 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::brand_support::{
+use crate::kit::brand::{
     ALL_SCOPES, ASSERTION_TYPE, Brand, ClientAuth, ClientKey, assert_accepted, assert_refused,
     assert_scopes, b64, invitation_token, invite, jwks, jwt_parts, narrowed, now, onboard,
-    owner_brand, owner_call, public_terms, publish, random_id, ready_vault, ready_vault_with,
-    receipt_verifies, register, register_brand, register_key_brand, signing_key_of_stopped_vault,
-    status_json, unb64, vault_key,
+    owner_brand, owner_call, public_terms, publish, random_id, receipt_verifies, register,
+    register_brand, register_key_brand, status_json, unb64, vault_key,
 };
-use crate::support::TestApp;
+use crate::support::{TestApp, ready_vault, ready_vault_with, signing_key_of_stopped_vault};
 
 fn basic_metadata(name: &str) -> Value {
     json!({
@@ -684,8 +683,7 @@ async fn tokens_wait_for_the_current_terms_to_be_accepted() {
         .await;
     assert_eq!(status, 200, "{intents_only}");
     let res =
-        crate::brand_support::brand_call(&app, intents_only["access_token"].as_str().unwrap())
-            .await;
+        crate::kit::brand::brand_call(&app, intents_only["access_token"].as_str().unwrap()).await;
     assert_eq!(
         res.status(),
         403,
@@ -875,7 +873,7 @@ async fn receipts_are_canonical_signed_and_chained() {
     assert_eq!(res.bytes().await.unwrap(), first);
 
     // The brand's list names it.
-    let (status, list) = status_json(crate::brand_support::brand_call(&app, &token).await).await;
+    let (status, list) = status_json(crate::kit::brand::brand_call(&app, &token).await).await;
     assert_eq!(status, 200, "{list}");
     let entry = list["agreements"]
         .as_array()

@@ -21,10 +21,6 @@ use vrm_vault::secret::Secret;
 use vrm_vault::service::{index_key, open_offline};
 use vrm_vault::store::Tree;
 
-use crate::brand_support::{
-    assert_accepted, assert_refused, b64, brand_call, invite, jcs_hash, owner_call, status_json,
-    unb64,
-};
 use crate::grant_support::{
     EMAIL, NAME, PHONE, assert_invalid_token, grant_token, put_record, read_all, read_ok,
     record_value, wall_now,
@@ -32,6 +28,10 @@ use crate::grant_support::{
 use crate::intent_support::{
     LOOPBACK, Receiver, Subscriber, accept_sharing, assert_error, categories, eventually,
     intent_body, intent_id, offer_body, publish_pdc_intent, signature_verifies,
+};
+use crate::kit::brand::{
+    assert_accepted, assert_refused, b64, brand_call, invite, jcs_hash, owner_call, status_json,
+    unb64,
 };
 use crate::support::{
     PASSPHRASE, TestApp, cli, contains_bytes, encodings_of, files_below, residue, restore,
@@ -758,7 +758,7 @@ async fn the_export_holds_every_kind_of_object_and_validates_against_its_schema(
         !text.contains(&full.webhook_secret),
         "the webhook secret is exported"
     );
-    let crate::brand_support::ClientAuth::Secret(client_secret) = &full.bistro.brand.auth else {
+    let crate::kit::brand::ClientAuth::Secret(client_secret) = &full.bistro.brand.auth else {
         panic!("the bistro has no client secret")
     };
     assert!(

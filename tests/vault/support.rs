@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::brand_support::{owner_session, random_id, status_json};
+use crate::kit::brand::{Server, owner_session, random_id, status_json};
 use crate::kit::owner::Owner;
 use crate::kit::server::{serve_command, spawn_with_stderr};
 
@@ -197,11 +197,33 @@ impl TestApp {
     }
 }
 
+impl Server for TestApp {
+    fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    fn base(&self) -> &str {
+        &self.base
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A set-up vault with the owner's session token.
+pub async fn ready_vault() -> (tempfile::TempDir, TestApp, String) {
+    ready_vault_with(&[]).await
+}
+
+pub async fn ready_vault_with(extra: &[&str]) -> (tempfile::TempDir, TestApp, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start_with(dir.path(), extra);
+    let (owner, _) = app.setup().await;
+    (dir, app, owner)
 }
 
 /// Writes a passphrase file for the CLI commands.
@@ -409,4 +431,25 @@ pub fn residue(files: &[PathBuf], secrets: &[(String, Vec<u8>)]) -> Vec<String> 
         }
     }
     found
+}
+
+/// The vault's active signing key (kid, PKCS#8), read from a stopped vault with the passphrase,
+/// as someone holding both the disk and the passphrase could. Tests use it to sign tokens that
+/// differ from a real one in a single claim or header, so that each check (`aud`, `iss`, `typ`,
+/// `exp`) is seen refusing on its own rather than hidden behind a bad signature.
+pub fn signing_key_of_stopped_vault(data_dir: &std::path::Path) -> (String, Vec<u8>) {
+    let (store, _, _) =
+        vrm_vault::service::open_offline(data_dir, &vrm_vault::secret::Secret::new(PASSPHRASE))
+            .unwrap();
+    for item in store.iter(vrm_vault::store::Tree::SigningKeys) {
+        let (_, value) = item.unwrap();
+        let key: Value = serde_json::from_slice(&value).unwrap();
+        if key["retired_at"].is_null() {
+            return (
+                key["kid"].as_str().unwrap().to_owned(),
+                crate::kit::brand::unb64(key["pkcs8"].as_str().unwrap()),
+            );
+        }
+    }
+    panic!("the vault has no active signing key");
 }

@@ -6,10 +6,10 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::brand_support::{
-    SD_BASE, jcs_hash, narrowed, owner_call, public_terms, publish, ready_vault, sd_base,
-    status_json,
+use crate::kit::brand::{
+    SD_BASE, jcs_hash, narrowed, owner_call, public_terms, publish, sd_base, status_json,
 };
+use crate::support::ready_vault;
 
 fn assert_rfc3339(value: &Value) {
     let text = value

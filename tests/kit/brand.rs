@@ -1,7 +1,13 @@
-//! Brand-side helpers for the terms and OAuth tests: a brand is an OAuth 2.0 client of the vault,
-//! so these speak the protocol the way a brand's own library would (invitation, RFC 7591
-//! registration, agreement, client-credentials tokens), and decode what comes back by hand
-//! rather than trusting the vault's own code to check itself.
+//! Brands, typed: a brand is an OAuth 2.0 client of the vault, so these speak the protocol the
+//! way a brand's own library would (invitation, RFC 7591 registration, agreement,
+//! client-credentials tokens), and decode what comes back by hand rather than trusting the
+//! vault's own code to check itself.
+//!
+//! Shared by the integration tests and the benches, so that a brand is set up the same way
+//! everywhere: [`register_brand`] or [`register_with`], then [`Brand::accept`] and
+//! [`Brand::token_response`]. Everything takes a [`Server`], the vault as a client sees it:
+//! the spawned binary (`TestApp` in the tests), a server run in-process on a test clock, or a
+//! bench's [`Remote`].
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,10 +20,11 @@ use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 
-use crate::support::TestApp;
-
-/// A running vault the helpers can speak to: the spawned binary ([`TestApp`]), or a server run
-/// in-process on a clock the test moves (`grant_support::InProcessApp`).
+/// A running vault the helpers can speak to: the spawned binary (the tests' `TestApp`), a server
+/// run in-process on a clock the test moves (`grant_support::InProcessApp`), or a [`Remote`].
+///
+/// Not to be confused with [`crate::kit::server::Server`], the child process handle: this is
+/// the client's view of any vault, whoever started it.
 pub trait Server: Sync {
     fn client(&self) -> &reqwest::Client;
     /// The issuer: `http://127.0.0.1:<port>`.
@@ -27,7 +34,14 @@ pub trait Server: Sync {
     }
 }
 
-impl Server for TestApp {
+/// A vault known only by its address, with the client to speak to it: what a bench holds.
+pub struct Remote {
+    pub client: reqwest::Client,
+    /// The issuer: `http://127.0.0.1:<port>`.
+    pub base: String,
+}
+
+impl Server for Remote {
     fn client(&self) -> &reqwest::Client {
         &self.client
     }
@@ -102,18 +116,6 @@ pub fn jcs_hash(value: &Value) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
     let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
-}
-
-/// A set-up vault with the owner's session token.
-pub async fn ready_vault() -> (tempfile::TempDir, TestApp, String) {
-    ready_vault_with(&[]).await
-}
-
-pub async fn ready_vault_with(extra: &[&str]) -> (tempfile::TempDir, TestApp, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start_with(dir.path(), extra);
-    let (owner, _) = app.setup().await;
-    (dir, app, owner)
 }
 
 /// POSTs a passphrase to `path` (`/api/v1/setup` or `/api/v1/session`), expecting 201; returns
@@ -327,6 +329,19 @@ impl Brand {
         }
     }
 
+    /// `Basic base64(client_id:client_secret)`, the `Authorization` header value of a
+    /// `client_secret_basic` brand, for callers that build their own requests (the benches).
+    pub fn basic(&self) -> String {
+        let ClientAuth::Secret(secret) = &self.auth else {
+            panic!("{} authenticates with a key, not a secret", self.name)
+        };
+        let pair = format!("{}:{secret}", self.client_id);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    }
+
     /// A form POST to an OAuth endpoint with this brand's client authentication: HTTP Basic, or
     /// a fresh client assertion whose audience is the token endpoint.
     pub fn oauth_post(
@@ -455,9 +470,15 @@ pub fn basic_metadata(name: &str) -> Value {
 /// Registers a `client_secret_basic` brand through a fresh invitation.
 pub async fn register_brand(app: &impl Server, owner: &str, name: &str) -> Brand {
     let token = invitation_token(app, owner).await;
-    let (status, body) =
-        status_json(register(app, Some(&token), &basic_metadata(name)).await).await;
-    assert_eq!(status, 201, "{body}");
+    register_with(app, &token, &basic_metadata(name)).await
+}
+
+/// Registers a `client_secret_basic` brand described by `metadata` (which names it in
+/// `client_name`) with the invitation's `initial_token`, expecting 201.
+pub async fn register_with(app: &impl Server, initial_token: &str, metadata: &Value) -> Brand {
+    let name = metadata["client_name"].as_str().unwrap_or_default();
+    let (status, body) = status_json(register(app, Some(initial_token), metadata).await).await;
+    assert_eq!(status, 201, "registration of {name}: {body}");
     Brand::with_secret(name, &body)
 }
 
@@ -591,27 +612,4 @@ pub async fn owner_brand(app: &impl Server, owner: &str, client_id: &str) -> Val
     .await;
     assert_eq!(status, 200, "{brand}");
     brand
-}
-
-/// The vault's active signing key (kid, PKCS#8), read from a stopped vault with the passphrase,
-/// as someone holding both the disk and the passphrase could. Tests use it to sign tokens that
-/// differ from a real one in a single claim or header, so that each check (`aud`, `iss`, `typ`,
-/// `exp`) is seen refusing on its own rather than hidden behind a bad signature.
-pub fn signing_key_of_stopped_vault(data_dir: &std::path::Path) -> (String, Vec<u8>) {
-    let (store, _, _) = vrm_vault::service::open_offline(
-        data_dir,
-        &vrm_vault::secret::Secret::new(crate::support::PASSPHRASE),
-    )
-    .unwrap();
-    for item in store.iter(vrm_vault::store::Tree::SigningKeys) {
-        let (_, value) = item.unwrap();
-        let key: Value = serde_json::from_slice(&value).unwrap();
-        if key["retired_at"].is_null() {
-            return (
-                key["kid"].as_str().unwrap().to_owned(),
-                unb64(key["pkcs8"].as_str().unwrap()),
-            );
-        }
-    }
-    panic!("the vault has no active signing key");
 }
