@@ -60,7 +60,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::kit::brand::{Remote, register_with, status_json};
 use crate::kit::machine::{cpu_model, load_average};
-use crate::kit::owner::Owner;
+use crate::kit::owner::{Owner, call};
 use crate::kit::proc_stats::{CpuSample, GroupStats};
 
 /// Brands, each with its own webhook URL on the one receiver (`VRM_BENCH_BRANDS` overrides it).
@@ -458,7 +458,7 @@ async fn setup_brand(
     assert_eq!(status, 200, "token of brand {n}: {token}");
     let (status, subscription) = call(
         client,
-        "PUT",
+        reqwest::Method::PUT,
         &format!("{base}/brand/v1/subscription"),
         Some(&format!(
             "Bearer {}",
@@ -476,32 +476,6 @@ async fn setup_brand(
         .and_then(|s| s.strip_prefix("whsec_"))
         .unwrap_or_else(|| panic!("brand {n} got no whsec_ secret: {subscription}"));
     B64.decode(secret).unwrap()
-}
-
-async fn call(
-    client: &reqwest::Client,
-    method: &str,
-    url: &str,
-    auth: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = client.request(method.parse().unwrap(), url);
-    if let Some(auth) = auth {
-        req = req.header("authorization", auth);
-    }
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let response = req
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = response.status().as_u16();
-    let bytes = response.bytes().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -554,7 +528,7 @@ async fn measure_intent(
     let start = Instant::now();
     let (status, intent) = call(
         &setup.client,
-        "POST",
+        reqwest::Method::POST,
         &format!("{}/api/v1/intents", setup.base),
         owner,
         Some(body),
@@ -742,7 +716,7 @@ impl IntentRun {
 async fn audit_seq(setup: &Setup) -> u64 {
     let (status, page) = call(
         &setup.client,
-        "GET",
+        reqwest::Method::GET,
         &format!("{}/api/v1/audit?limit=1", setup.base),
         Some(&setup.owner_auth),
         None,
@@ -761,7 +735,14 @@ async fn audit_actions(setup: &Setup, after: u64) -> BTreeMap<String, u64> {
             Some(b) => format!("{}/api/v1/audit?limit=200&before={b}", setup.base),
             None => format!("{}/api/v1/audit?limit=200", setup.base),
         };
-        let (status, page) = call(&setup.client, "GET", &url, Some(&setup.owner_auth), None).await;
+        let (status, page) = call(
+            &setup.client,
+            reqwest::Method::GET,
+            &url,
+            Some(&setup.owner_auth),
+            None,
+        )
+        .await;
         assert_eq!(status, 200, "audit: {page}");
         for entry in page["entries"].as_array().unwrap() {
             if entry["seq"].as_u64().unwrap() <= after {
