@@ -293,18 +293,24 @@ impl OpenVault {
         status: BrandStatus,
     ) -> Result<Brand, AppError> {
         let key = self.brand_key(client_id);
-        self.change(move |tx| {
-            let mut brand = tx.read(&BRANDS, &key)?.ok_or(AppError::NotFound("brand"))?;
-            brand.status = status;
-            tx.write(&BRANDS, &key, &brand)?;
-            let action = match status {
-                BrandStatus::Active => "brand.resumed",
-                BrandStatus::Suspended => "brand.suspended",
-            };
-            let event = Event::owner(action, Some(brand.client_id.clone()));
-            Ok((brand, event))
-        })
-        .await
+        let brand = self
+            .change(move |tx| {
+                let mut brand = tx.read(&BRANDS, &key)?.ok_or(AppError::NotFound("brand"))?;
+                brand.status = status;
+                tx.write(&BRANDS, &key, &brand)?;
+                let action = match status {
+                    BrandStatus::Active => "brand.resumed",
+                    BrandStatus::Suspended => "brand.suspended",
+                };
+                let event = Event::owner(action, Some(brand.client_id.clone()));
+                Ok((brand, event))
+            })
+            .await?;
+        if status == BrandStatus::Active {
+            // Deliveries parked while the brand was suspended go out now.
+            self.release_held_deliveries(client_id);
+        }
+        Ok(brand)
     }
 
     /// Removes a brand: its agreement is terminated (the receipt says so and stays with the
@@ -332,6 +338,8 @@ impl OpenVault {
             })
             .await?;
         self.forget_subscription(client_id);
+        // Deliveries parked while it was suspended are dropped by their next attempt.
+        self.release_held_deliveries(client_id);
         // The registration (with its secret's hash) and the webhook secret are gone for real.
         self.shred_buckets(places.iter().map(|(t, k)| Store::bucket(*t, k)).collect())
             .await

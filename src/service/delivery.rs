@@ -35,8 +35,8 @@ use crate::webhooks::{Delivery, Sender};
 pub const PER_BRAND_CONCURRENCY: usize = 4;
 /// Deliveries in flight in total.
 const TOTAL_CONCURRENCY: usize = 256;
-/// How soon an attempt that left its entry waiting (its brand is suspended) looks again.
-const RECHECK_WAITING: Duration = Duration::milliseconds(500);
+/// How soon an attempt that left its entry as it was (its event could not be read) looks again.
+const RECHECK_UNCHANGED: Duration = Duration::milliseconds(500);
 
 /// What the worker keeps in memory: deliveries in flight.
 #[derive(Debug, Default)]
@@ -52,6 +52,18 @@ pub struct InFlight {
 pub(crate) struct DeliveryState {
     due: Deadlines<u64>,
     newest: AtomicU64,
+    /// Entries whose brand was suspended when they came due, by brand: they wait here, with no
+    /// deadline, until the brand is resumed or removed ([`OpenVault::release_held_deliveries`]).
+    suspended: Mutex<HashMap<String, Vec<u64>>>,
+}
+
+/// What one attempt did with its entry.
+enum Attempt {
+    /// Sent (or dropped, or found handled by another attempt): the entry is rescheduled from
+    /// what the store now holds.
+    Made,
+    /// The brand is suspended: the entry waits, unscheduled, until the brand is resumed.
+    Held,
 }
 
 impl DeliveryState {
@@ -60,6 +72,7 @@ impl DeliveryState {
         let state = DeliveryState {
             due: Deadlines::new([]),
             newest: AtomicU64::new(0),
+            suspended: Mutex::new(HashMap::new()),
         };
         state.add_after(store, alarm, None);
         state
@@ -213,10 +226,14 @@ impl OpenVault {
             tokio::spawn(async move {
                 let seq = entry.seq;
                 let client_id = entry.client_id.clone();
-                if let Err(e) = vault.deliver(&sender, entry).await {
-                    tracing::warn!(error = %e, seq, "webhook delivery could not be recorded");
+                match vault.deliver(&sender, entry).await {
+                    Ok(Attempt::Held) => vault.hold_for_suspension(&client_id, seq),
+                    Ok(Attempt::Made) => vault.reschedule(seq),
+                    Err(e) => {
+                        tracing::warn!(error = %e, seq, "webhook delivery could not be recorded");
+                        vault.reschedule(seq);
+                    }
                 }
-                vault.reschedule(seq);
                 if let Ok(mut flight) = in_flight.lock() {
                     flight.seqs.remove(&seq);
                     if let Some(count) = flight.per_brand.get_mut(&client_id) {
@@ -233,18 +250,48 @@ impl OpenVault {
     }
 
     /// After an attempt, schedules what is left of the entry: a retry at its backoff, or (if
-    /// the attempt left it waiting, as for a suspended brand) a look again shortly.
+    /// the attempt left it as it was) a look again shortly.
     fn reschedule(&self, seq: u64) {
         match self.store().read(&OUTBOX, &seq.to_be_bytes()) {
             Ok(Some(entry)) => {
                 let at = entry
                     .next_attempt_at
-                    .max(self.clock.now() + RECHECK_WAITING);
+                    .max(self.clock.now() + RECHECK_UNCHANGED);
                 self.deliveries.due.insert(at, seq);
                 self.alarm.0.arm(at);
             }
             Ok(None) => {}
             Err(e) => self.alarm.0.read_error("outbox entry", &e),
+        }
+    }
+
+    /// Parks an entry whose brand is suspended: nothing looks at it again until the brand is
+    /// resumed or removed, so a suspended brand costs the worker no periodic work.
+    fn hold_for_suspension(&self, client_id: &str, seq: u64) {
+        if let Ok(mut held) = self.deliveries.suspended.lock() {
+            held.entry(client_id.to_owned()).or_default().push(seq);
+        }
+        // The brand may have been resumed between the attempt's check and the line above, after
+        // the resume released what was held: look at it once more, now that the entry is parked.
+        match self.find_brand(client_id) {
+            Ok(Some(brand)) if brand.status == BrandStatus::Suspended => {}
+            Ok(_) => self.release_held_deliveries(client_id),
+            Err(e) => {
+                self.alarm.0.read_error("brand", &e);
+                self.release_held_deliveries(client_id);
+            }
+        }
+    }
+
+    /// Makes a brand's parked deliveries due now: called once the brand was resumed (they go
+    /// out) or removed (the attempt drops them).
+    pub(crate) fn release_held_deliveries(&self, client_id: &str) {
+        let seqs = match self.deliveries.suspended.lock() {
+            Ok(mut held) => held.remove(client_id).unwrap_or_default(),
+            Err(_) => return,
+        };
+        if !seqs.is_empty() {
+            self.deliveries_due(&seqs, self.clock.now());
         }
     }
 
@@ -254,14 +301,14 @@ impl OpenVault {
     }
 
     /// One attempt of one delivery, and its outcome recorded.
-    async fn deliver(&self, sender: &Sender, entry: OutboxEntry) -> Result<(), AppError> {
+    async fn deliver(&self, sender: &Sender, entry: OutboxEntry) -> Result<Attempt, AppError> {
         let key = entry.seq.to_be_bytes();
         // The entry may have been delivered by an attempt that finished since it was read.
         let Some(current) = self.store().read(&OUTBOX, &key)? else {
-            return Ok(());
+            return Ok(Attempt::Made);
         };
         if current.attempts != entry.attempts {
-            return Ok(());
+            return Ok(Attempt::Made);
         }
         // Whoever may no longer receive anything gets nothing more, even what was queued: a
         // suspended brand's deliveries wait, a brand without a current agreement loses them
@@ -271,7 +318,7 @@ impl OpenVault {
             .as_ref()
             .is_some_and(|b| b.status == BrandStatus::Suspended)
         {
-            return Ok(());
+            return Ok(Attempt::Held);
         }
         let eligible = match &brand {
             Some(brand) => self.current_agreement(brand)?.is_some(),
@@ -290,10 +337,10 @@ impl OpenVault {
                     .map_err(AppError::from)
             })
             .await?;
-            return Ok(());
+            return Ok(Attempt::Made);
         };
         let Some(event) = self.event(&entry.client_id, entry.seq)? else {
-            return Ok(());
+            return Ok(Attempt::Made);
         };
         let body = serde_json::to_vec(&event)
             .map_err(|e| AppError::internal("encoding a value to store", e))?;
@@ -349,7 +396,8 @@ impl OpenVault {
             }
             Ok(((), event))
         })
-        .await
+        .await?;
+        Ok(Attempt::Made)
     }
 
     /// Deliveries waiting, per brand (one pass over the outbox).

@@ -76,7 +76,7 @@ HOLD_MAX_S = 20  # the holder never holds longer, whatever happens
 RECOVER_S = 20  # after the restart, until flaky, hang and holder have everything
 # How long the sleeper stays suspended: well past its deliveries' first retry (1-1.5 s after the
 # failure by the vault's clock, which counts whole seconds: due at most 2 s after it, and the
-# worker looks at the outbox every 0.5 s), so a vault that ignored the suspension would send them
+# worker wakes at each entry's deadline), so a vault that ignored the suspension would send them
 # in that time.
 SUSPENDED_S = 4.0
 # A delivery whose brand check passed just before the suspension was committed may still reach
