@@ -11,7 +11,7 @@ use crate::kit::brand::{Server, owner_session, random_id, status_json};
 use crate::kit::owner::Owner;
 use crate::kit::server::{serve_command, spawn_with_stderr};
 
-pub const PASSPHRASE: &str = "correct horse battery staple";
+pub use crate::kit::owner::PASSPHRASE;
 
 pub struct TestApp {
     pub child: Child,
@@ -223,6 +223,13 @@ pub async fn ready_vault_with(extra: &[&str]) -> (tempfile::TempDir, TestApp, St
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::start_with(dir.path(), extra);
     let (owner, _) = app.setup().await;
+    (dir, app, owner)
+}
+
+/// A set-up vault (the binary, with `extra` arguments) whose terms in force are PDC-INTENT.
+pub async fn intent_vault(extra: &[&str]) -> (tempfile::TempDir, TestApp, String) {
+    let (dir, app, owner) = ready_vault_with(extra).await;
+    crate::kit::intent::publish_pdc_intent(&app, &owner).await;
     (dir, app, owner)
 }
 
