@@ -23,8 +23,9 @@ use crate::kit::grant::{
 use crate::kit::intent::{
     Subscriber, accept_sharing, categories, intent_body, intent_id, offer_body, owner_offers,
 };
+use crate::kit::owner::PASSPHRASE;
 use crate::kit::server::{serve_command, spawn_with_stderr};
-use crate::support::{PASSPHRASE, TestApp, cli, intent_vault, ready_vault};
+use crate::support::{TestApp, cli, intent_vault, ready_vault};
 
 // ---------------------------------------------------------------------------------------------
 // Disk full

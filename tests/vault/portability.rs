@@ -25,6 +25,7 @@ use crate::kit::brand::{
     assert_accepted, assert_refused, b64, brand_call, invite, jcs_hash, owner_call, status_json,
     unb64,
 };
+use crate::kit::disk::{contains_bytes, encodings_of, files_below, residue};
 use crate::kit::grant::{
     EMAIL, NAME, PHONE, assert_invalid_token, grant_token, put_record, read_all, read_ok,
     record_value, wall_now,
@@ -33,10 +34,9 @@ use crate::kit::intent::{
     LOOPBACK, Receiver, Subscriber, accept_sharing, assert_error, categories, eventually,
     intent_body, intent_id, offer_body, publish_pdc_intent, signature_verifies,
 };
-use crate::support::{
-    PASSPHRASE, TestApp, cli, contains_bytes, encodings_of, files_below, residue, restore,
-    restore_on,
-};
+use crate::kit::owner::PASSPHRASE;
+use crate::kit::restore::{restore, restore_on};
+use crate::support::{TestApp, cli};
 
 /// The phrase the owner types to confirm deleting everything.
 const CONFIRM: &str = "delete everything";
