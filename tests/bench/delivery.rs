@@ -59,6 +59,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Semaphore, watch};
 
 use crate::kit::brand::{Remote, register_with, status_json};
+use crate::kit::intent::Subscriber;
 use crate::kit::machine::{cpu_model, load_average};
 use crate::kit::owner::{Owner, call};
 use crate::kit::proc_stats::{CpuSample, GroupStats};
@@ -456,21 +457,20 @@ async fn setup_brand(
         .token_response(&vault, &[("scope", "intents:read")])
         .await;
     assert_eq!(status, 200, "token of brand {n}: {token}");
-    let (status, subscription) = call(
-        client,
-        reqwest::Method::PUT,
-        &format!("{base}/brand/v1/subscription"),
-        Some(&format!(
-            "Bearer {}",
-            token["access_token"].as_str().unwrap()
-        )),
-        Some(json!({
-            "categories": ["food"],
-            "webhook_url": format!("http://{receiver}/b/{n}"),
-        })),
-    )
-    .await;
-    assert_eq!(status, 200, "subscription of brand {n}: {subscription}");
+    // The webhook subscription, the kit's way (it expects 200).
+    let subscriber = Subscriber {
+        token: token["access_token"].as_str().unwrap().to_owned(),
+        brand,
+    };
+    let subscription = subscriber
+        .subscribe_ok(
+            &vault,
+            &json!({
+                "categories": ["food"],
+                "webhook_url": format!("http://{receiver}/b/{n}"),
+            }),
+        )
+        .await;
     let secret = subscription["webhook_secret"]
         .as_str()
         .and_then(|s| s.strip_prefix("whsec_"))

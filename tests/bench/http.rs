@@ -72,6 +72,7 @@ use tempfile::TempDir;
 use tokio::net::TcpStream;
 
 use crate::kit::brand::{Remote, register_brand};
+use crate::kit::grant::{day_grant, grant_token, id_of};
 use crate::kit::machine::{cpu_model, memory_mib, percentiles};
 use crate::kit::proc_stats::{CpuSample, GroupStats};
 use crate::kit::server::Server;
@@ -458,8 +459,6 @@ const GRANT_CONNECTIONS: usize = 64;
 /// The record the brand reads, and its value.
 const GRANT_FIELD: &str = "contact.email";
 const GRANT_VALUE: &str = "bench.reader@example.org";
-/// RFC 9396 authorization-details type of the vault's data grants.
-const DETAILS_TYPE: &str = "urn:vrm-vault:data-access:v1";
 
 struct GrantResults {
     reads: LoadResult,
@@ -665,51 +664,17 @@ async fn setup_grant(addr: SocketAddr) -> GrantSetup {
     let owner_token = owner_auth.strip_prefix("Bearer ").unwrap();
     let brand = register_brand(&vault, owner_token, "Bench Reader Ltd").await;
     brand.accept_current(&vault).await;
-    let client_id = brand.client_id.clone();
-    let basic = brand.basic();
 
-    // The owner's grant: read the record, no use limit, for a day.
-    let expires_at = (time::OffsetDateTime::now_utc() + time::Duration::days(1))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    let (status, grant) = call(
-        addr,
-        json_request(
-            "POST",
-            "/api/v1/grants",
-            owner,
-            &serde_json::json!({
-                "client_id": client_id,
-                "fields": [GRANT_FIELD],
-                "actions": ["read"],
-                "purpose": "dpv:ServiceProvision",
-                "expires_at": expires_at,
-            }),
-        ),
-    )
-    .await;
-    assert_eq!(status, 201, "grant: {grant}");
+    // The owner's grant, the kit's way: read the record, no use limit, for a day.
+    let grant = day_grant(&vault, owner_token, &brand, &[GRANT_FIELD]).await;
     assert!(
         grant["max_uses"].is_null(),
         "the grant has a use limit: {grant}"
     );
-    let grant_id = grant["id"].as_str().unwrap().to_owned();
+    let grant_id = id_of(&grant);
 
     // Its token, by client credentials naming the grant.
-    let details = serde_json::json!([{ "type": DETAILS_TYPE, "grant_id": grant_id }]).to_string();
-    let form = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("grant_type", "client_credentials")
-        .append_pair("authorization_details", &details)
-        .finish();
-    let req = Request::post("/oauth/token")
-        .header(HOST, "127.0.0.1")
-        .header(AUTHORIZATION, &basic)
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from(form)))
-        .unwrap();
-    let (status, token) = call(addr, req).await;
-    assert_eq!(status, 200, "token: {token}");
-    let brand_auth = format!("Bearer {}", token["access_token"].as_str().unwrap());
+    let brand_auth = format!("Bearer {}", grant_token(&vault, &brand, &grant_id).await);
 
     // The read the bench repeats works and returns the value.
     let (status, field) = call(

@@ -63,6 +63,8 @@ use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::kit::brand::{Remote, basic_metadata, register_with, status_json};
+use crate::kit::grant::{grant_details, id_of};
+use crate::kit::intent::Subscriber;
 use crate::kit::machine::{cpu_model, load_average, memory_mib, percentiles};
 use crate::kit::owner::Owner;
 use crate::kit::server::Server;
@@ -100,7 +102,6 @@ const GRANT_FIELD: &str = "contact.email";
 const GRANT_VALUE: &str = "soak.reader@example.org";
 /// Owner-made grants are checked against the PDC-INTENT terms, which permit this purpose.
 const GRANT_PURPOSE: &str = "dpv:RequestedServiceProvision";
-const DETAILS_TYPE: &str = "urn:vrm-vault:data-access:v1";
 const PASSPHRASE: &str = "soak passphrase, long enough";
 
 /// More requests than this in flight means the server is not keeping up: an error.
@@ -711,7 +712,7 @@ async fn api_token(soak: &Soak, brand: &SoakBrand) -> Option<String> {
 }
 
 async fn data_token(soak: &Soak, brand: &SoakBrand) -> Option<String> {
-    let details = json!([{ "type": DETAILS_TYPE, "grant_id": brand.grant_id }]).to_string();
+    let details = grant_details(&brand.grant_id);
     let req = soak
         .request(Method::POST, "/oauth/token", &brand.basic)
         .form(&[
@@ -1380,6 +1381,7 @@ async fn setup(vault: SocketAddr, receiver: &Receiver) -> Soak {
         base: base.clone(),
     };
     let mut brands = Vec::new();
+    let mut kit_brands = Vec::new();
     let mut secrets = Vec::new();
     for n in 0..BRANDS {
         let brand = register_with(
@@ -1391,27 +1393,27 @@ async fn setup(vault: SocketAddr, receiver: &Receiver) -> Soak {
         let (status, receipt) = status_json(brand.accept(&vault, &terms_hash).await).await;
         assert_eq!(status, 201, "agreement {n}: {receipt}");
         let (client_id, basic) = (brand.client_id.clone(), brand.basic());
-        let (status, grant) = call(
-            Method::POST,
-            "/api/v1/grants",
-            owner,
-            Some(json!({
+        // The owner's grant, the kit's way (it expects 201).
+        let grant = crate::kit::grant::grant(
+            &vault,
+            &owner_account.token,
+            json!({
                 "client_id": client_id,
                 "fields": [GRANT_FIELD],
                 "actions": ["read"],
                 "purpose": GRANT_PURPOSE,
                 "expires_at": rfc3339_in(Duration::from_secs(2 * 86_400)),
-            })),
+            }),
         )
         .await;
-        assert_eq!(status, 201, "grant {n}: {grant}");
         brands.push(SoakBrand {
             client_id,
             basic,
-            grant_id: grant["id"].as_str().unwrap().to_owned(),
+            grant_id: id_of(&grant),
             api_token: RwLock::default(),
             data_token: RwLock::default(),
         });
+        kit_brands.push(brand);
     }
 
     let soak = Soak {
@@ -1425,24 +1427,27 @@ async fn setup(vault: SocketAddr, receiver: &Receiver) -> Soak {
         pipeline: AtomicU64::new(0),
         offered: Mutex::default(),
     };
-    for (n, brand) in soak.brands.iter().enumerate() {
+    for (n, (brand, kit_brand)) in soak.brands.iter().zip(kit_brands).enumerate() {
         let api = api_token(&soak, brand)
             .await
             .unwrap_or_else(|| panic!("brand {n}: no API token"));
         let data = data_token(&soak, brand)
             .await
             .unwrap_or_else(|| panic!("brand {n}: no grant token"));
-        let (status, subscription) = call(
-            Method::PUT,
-            "/brand/v1/subscription",
-            Some(&format!("Bearer {api}")),
-            Some(json!({
-                "categories": ["food"],
-                "webhook_url": format!("http://{}/b/{n}", receiver.addr),
-            })),
-        )
-        .await;
-        assert_eq!(status, 200, "subscription {n}: {subscription}");
+        // The webhook subscription, the kit's way (it expects 200), with the API token.
+        let subscriber = Subscriber {
+            brand: kit_brand,
+            token: api.clone(),
+        };
+        let subscription = subscriber
+            .subscribe_ok(
+                &vault,
+                &json!({
+                    "categories": ["food"],
+                    "webhook_url": format!("http://{}/b/{n}", receiver.addr),
+                }),
+            )
+            .await;
         let secret = subscription["webhook_secret"]
             .as_str()
             .and_then(|s| s.strip_prefix("whsec_"))

@@ -21,7 +21,7 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 
 /// A running vault the helpers can speak to: the spawned binary (the tests' `TestApp`), a server
-/// run in-process on a clock the test moves (`grant_support::InProcessApp`), or a [`Remote`].
+/// run in-process on a clock the test moves ([`grant::InProcessApp`](super::grant::InProcessApp)), or a [`Remote`].
 ///
 /// Not to be confused with [`crate::kit::server::Server`], the child process handle: this is
 /// the client's view of any vault, whoever started it.

@@ -13,13 +13,24 @@
 //! - [`owner`]: the vault's owner, typed: setup, publishing a terms template, invitations.
 //! - [`brand`]: brands, typed: registration with an invitation, accepting the terms,
 //!   client-credentials tokens, and the JOSE helpers to check what the vault signs.
+//! - [`grant`]: data grants: an in-process server on a clock the test moves, the person's sample
+//!   data, owner-made grants and their tokens, and the authorization-code flow with PKCE.
+//! - [`intent`]: intentcasting: brands that subscribe ([`intent::Subscriber`]) and read their
+//!   events by polling, Server-Sent Events or a webhook receiver; intents and offers.
+//! - [`disk`]: what a vault leaves on disk: its files, the encodings that would betray a secret
+//!   in them, a stopped vault's store opened raw, its signing key read with the passphrase.
+//! - [`restore`]: `POST /api/v1/restore`, the multipart upload of a backup.
 //! - [`machine`]: the CPU, the load average, a process's memory, latency percentiles.
 //! - [`proc_stats`]: the store writer's groups from the server's log, and CPU time by thread.
 
 #![allow(dead_code)]
 
 pub mod brand;
+pub mod disk;
+pub mod grant;
+pub mod intent;
 pub mod machine;
 pub mod owner;
 pub mod proc_stats;
+pub mod restore;
 pub mod server;

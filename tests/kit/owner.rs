@@ -6,6 +6,9 @@
 
 use serde_json::{Value, json};
 
+/// The passphrase the integration tests set their vaults up with.
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
 /// The owner of a freshly set-up vault.
 pub struct Owner {
     /// The vault's base URL (`http://127.0.0.1:port`).

@@ -5,7 +5,8 @@
 use base64::Engine;
 use serde_json::json;
 
-use crate::support::{TestApp, files_below};
+use crate::kit::disk::files_below;
+use crate::support::TestApp;
 
 /// The byte strings that would betray `marker`: raw, hex, and base64 (standard and URL-safe) at
 /// each of the three alignments a marker can have inside a longer encoded string.

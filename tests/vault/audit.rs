@@ -3,7 +3,9 @@
 use serde_json::{Value, json};
 use vrm_vault::store::Tree;
 
-use crate::support::{PASSPHRASE, TestApp, cli, passphrase_file, raw_store};
+use crate::kit::disk::{passphrase_file, raw_store};
+use crate::kit::owner::PASSPHRASE;
+use crate::support::{TestApp, cli};
 
 async fn vault_with_entries() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();

@@ -15,17 +15,17 @@ use vrm_vault::http::AppState;
 use vrm_vault::service::intents::OFFERS_PER_MINUTE;
 use vrm_vault::service::{Settings, Vault};
 
-use crate::grant_support::{
+use crate::kit::brand::{Brand, Server, onboard, owner_session, status_json};
+use crate::kit::grant::{
     PHONE, assert_invalid_token, assert_no_token_issued, grant, grant_body, grant_token,
     grant_token_response, id_of, owner_grant, put_record, read_all, read_ok, seed, wall_now,
 };
-use crate::intent_support::{
-    Subscriber, accept_sharing, categories, intent_body, intent_id, intent_vault, offer_body,
-    owner_offers,
+use crate::kit::intent::{
+    Subscriber, accept_sharing, categories, intent_body, intent_id, offer_body, owner_offers,
 };
-use crate::kit::brand::{Brand, Server, onboard, owner_session, status_json};
+use crate::kit::owner::PASSPHRASE;
 use crate::kit::server::{serve_command, spawn_with_stderr};
-use crate::support::{PASSPHRASE, TestApp, cli, ready_vault};
+use crate::support::{TestApp, cli, intent_vault, ready_vault};
 
 // ---------------------------------------------------------------------------------------------
 // Disk full

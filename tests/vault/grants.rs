@@ -11,7 +11,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use time::Duration;
 
-use crate::grant_support::{
+use crate::kit::brand::{
+    jwt_parts, narrowed, onboard, owner_call, publish, register, register_brand, sd_base,
+    status_json,
+};
+use crate::kit::grant::{
     AuthRequest, DETAILS_TYPE, EMAIL, InProcessApp, MEMBERSHIP, NAME, PHONE, Pkce, REDIRECT_URI,
     SERVICE, WORK_EMAIL, approve, approve_with, assert_error_redirect, assert_invalid_token,
     assert_no_token_issued, assert_oauth_error, audit_entries, client_get, code_brand, code_for,
@@ -20,10 +24,6 @@ use crate::grant_support::{
     location, owner_grant, owner_grants, parse_time, put_record, query_of, read_all, read_ok,
     read_one, record_value, refresh, revoke_grant, rfc3339, seed, set_of, string_set, wall_now,
     write_one,
-};
-use crate::kit::brand::{
-    jwt_parts, narrowed, onboard, owner_call, publish, register, register_brand, sd_base,
-    status_json,
 };
 use crate::support::ready_vault;
 
@@ -887,7 +887,7 @@ async fn the_consent_page_shows_what_the_terms_forbid_and_approving_it_fails() {
     let pkce = Pkce::generate();
     let request = AuthRequest::new(&app, &brand, &pkce, &["contact.email"]).set(
         "authorization_details",
-        &crate::grant_support::data_details(&app, &["contact.email"], "dpv:Marketing").to_string(),
+        &crate::kit::grant::data_details(&app, &["contact.email"], "dpv:Marketing").to_string(),
     );
     let id = consent_request(&app, &request).await;
     let (status, view) = consent_view(&app, &owner, &id).await;

@@ -493,7 +493,7 @@ async fn another_sites_page_cannot_post_to_setup_restore_or_login() {
         .client
         .post(app.url("/api/v1/setup"))
         .header("Origin", own)
-        .json(&json!({"passphrase": crate::support::PASSPHRASE}))
+        .json(&json!({"passphrase": crate::kit::owner::PASSPHRASE}))
         .send()
         .await
         .unwrap();

@@ -9,18 +9,18 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use time::Duration;
 
-use crate::grant_support::{
+use crate::kit::brand::{owner_brand, owner_call, publish, status_json};
+use crate::kit::grant::{
     EMAIL, InProcessApp, PHONE, audit_entries, grant_token, owner_grant, parse_time, put_record,
     read_ok, rfc3339, wall_now,
 };
-use crate::intent_support::{
+use crate::kit::intent::{
     LONDON, LOOPBACK, LYON_REGION, PARIS, PARIS_LAT, PARIS_LON, PARIS_REGION, Receiver, SseStream,
     Subscriber, accept_sharing, assert_error, categories, create_intent, decline, eventually,
-    food_in, intent, intent_at, intent_body, intent_id, intent_vault, offer_body, owner_intent,
-    owner_offers, publish_pdc_intent, signature_verifies, subjects, withdraw,
+    food_in, intent, intent_at, intent_body, intent_id, offer_body, owner_intent, owner_offers,
+    publish_pdc_intent, signature_verifies, subjects, withdraw,
 };
-use crate::kit::brand::{owner_brand, owner_call, publish, status_json};
-use crate::support::{ready_vault, ready_vault_with};
+use crate::support::{intent_vault, ready_vault, ready_vault_with};
 
 const CREATED: &str = "vrm.intent.created.v1";
 const WITHDRAWN: &str = "vrm.intent.withdrawn.v1";
@@ -204,7 +204,7 @@ async fn a_brand_without_a_current_agreement_receives_nothing() {
     let while_withdrawn = while_withdrawn["id"].as_str().unwrap().to_owned();
 
     // New terms: the agreement on the old ones is no longer current.
-    let mut terms = crate::intent_support::pdc_intent_template(&app, &owner).await;
+    let mut terms = crate::kit::intent::pdc_intent_template(&app, &owner).await;
     terms["title"] = json!("Intentcasting, second edition");
     let (status, body) = publish(&app, &owner, &terms).await;
     assert_eq!(status, 201, "{body}");

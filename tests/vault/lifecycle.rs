@@ -2,9 +2,9 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{
-    PASSPHRASE, TestApp, cli, create_unlock_key, passphrase_file, serve_refuses, serve_refuses_with,
-};
+use crate::kit::disk::passphrase_file;
+use crate::kit::owner::PASSPHRASE;
+use crate::support::{TestApp, cli, create_unlock_key, serve_refuses, serve_refuses_with};
 
 #[tokio::test]
 async fn setup_write_restart_unlock_and_records_are_intact() {

@@ -23,22 +23,21 @@ use reqwest::{Method, Response};
 use serde_json::{Value, json};
 use time::Duration;
 
-use crate::grant_support::{
-    AuthRequest, Pkce, REDIRECT_URI, approve, code_brand, consent_request, day_grant, exchange,
-    exchange_ok, grant_token, id_of, put_record, read_one, record_value, refresh, wall_now,
-};
-use crate::intent_support::{
-    LOOPBACK, Receiver, Subscriber, accept_sharing, create_intent, decline, intent_body,
-    publish_pdc_intent,
-};
 use crate::kit::brand::{
     ASSERTION_TYPE, Brand, ClientAuth, ClientKey, basic_metadata, brand_call, invite, owner_call,
     owner_session, random_id, register, register_key_brand, status_json,
 };
-use crate::support::{
-    TestApp, contains_bytes, create_unlock_key, encodings_of, passphrase_file, restore,
-    serve_refuses_with,
+use crate::kit::disk::{contains_bytes, encodings_of, passphrase_file};
+use crate::kit::grant::{
+    AuthRequest, Pkce, REDIRECT_URI, approve, code_brand, consent_request, day_grant, exchange,
+    exchange_ok, grant_token, id_of, put_record, read_one, record_value, refresh, wall_now,
 };
+use crate::kit::intent::{
+    LOOPBACK, Receiver, Subscriber, accept_sharing, create_intent, decline, intent_body,
+    publish_pdc_intent,
+};
+use crate::kit::restore::restore;
+use crate::support::{TestApp, create_unlock_key, serve_refuses_with};
 
 /// The server's log filter: `debug` turns on every span and event of the vault (each request's
 /// span with its route and request id) and the debug output of the libraries under it.
@@ -584,7 +583,7 @@ async fn no_secret_or_personal_value_reaches_the_log_at_debug_level() {
         "name": offer_name,
         "description": offer_text,
         "price": { "amount": "24.00", "currency": "EUR" },
-        "valid_until": crate::grant_support::rfc3339(wall_now() + Duration::days(1)),
+        "valid_until": crate::kit::grant::rfc3339(wall_now() + Duration::days(1)),
         "data_requested": ["contact.email"],
     });
     let intent_id = intent["id"].as_str().unwrap();

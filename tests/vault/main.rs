@@ -9,10 +9,8 @@ mod at_rest;
 mod audit;
 mod crash;
 mod faults;
-mod grant_support;
 mod grants;
 mod hardening;
-mod intent_support;
 mod intents;
 #[path = "../kit/mod.rs"]
 mod kit;

@@ -18,7 +18,8 @@ use crate::kit::brand::{
     owner_brand, owner_call, public_terms, publish, random_id, receipt_verifies, register,
     register_brand, register_key_brand, status_json, unb64, vault_key,
 };
-use crate::support::{TestApp, ready_vault, ready_vault_with, signing_key_of_stopped_vault};
+use crate::kit::disk::signing_key_of_stopped_vault;
+use crate::support::{TestApp, ready_vault, ready_vault_with};
 
 fn basic_metadata(name: &str) -> Value {
     json!({

@@ -21,22 +21,22 @@ use vrm_vault::secret::Secret;
 use vrm_vault::service::{index_key, open_offline};
 use vrm_vault::store::Tree;
 
-use crate::grant_support::{
-    EMAIL, NAME, PHONE, assert_invalid_token, grant_token, put_record, read_all, read_ok,
-    record_value, wall_now,
-};
-use crate::intent_support::{
-    LOOPBACK, Receiver, Subscriber, accept_sharing, assert_error, categories, eventually,
-    intent_body, intent_id, offer_body, publish_pdc_intent, signature_verifies,
-};
 use crate::kit::brand::{
     assert_accepted, assert_refused, b64, brand_call, invite, jcs_hash, owner_call, status_json,
     unb64,
 };
-use crate::support::{
-    PASSPHRASE, TestApp, cli, contains_bytes, encodings_of, files_below, residue, restore,
-    restore_on,
+use crate::kit::disk::{contains_bytes, encodings_of, files_below, residue};
+use crate::kit::grant::{
+    EMAIL, NAME, PHONE, assert_invalid_token, grant_token, put_record, read_all, read_ok,
+    record_value, wall_now,
 };
+use crate::kit::intent::{
+    LOOPBACK, Receiver, Subscriber, accept_sharing, assert_error, categories, eventually,
+    intent_body, intent_id, offer_body, publish_pdc_intent, signature_verifies,
+};
+use crate::kit::owner::PASSPHRASE;
+use crate::kit::restore::{restore, restore_on};
+use crate::support::{TestApp, cli};
 
 /// The phrase the owner types to confirm deleting everything.
 const CONFIRM: &str = "delete everything";
@@ -827,7 +827,7 @@ async fn a_backup_restored_over_the_api_after_deleting_everything_is_the_same_va
     assert_same_vault(&before, &export(app, &owner).await);
     // The brands are back too: the bistro's credentials work again.
     full.bistro.brand.access_token(app).await;
-    let restored = crate::grant_support::audit_entries(app, &owner, "vault.restored").await;
+    let restored = crate::kit::grant::audit_entries(app, &owner, "vault.restored").await;
     assert_eq!(restored.len(), 1, "{restored:?}");
     assert_eq!(
         restored[0]["detail"],

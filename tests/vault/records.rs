@@ -401,7 +401,7 @@ async fn a_damaged_record_is_a_500_whose_cause_is_logged_with_the_request_id_not
     app.stop();
     {
         // Flip a byte of the sealed record on disk.
-        let store = crate::support::raw_store(&data);
+        let store = crate::kit::disk::raw_store(&data);
         let key = store.raw_keys(Tree::Records).unwrap().remove(0);
         let mut sealed = store.raw_get(Tree::Records, &key).unwrap().unwrap();
         let last = sealed.len() - 1;

@@ -1,17 +1,17 @@
-//! `TestApp`: the server binary started through the shared test kit (`tests/kit`), with the
-//! owner-side helpers the integration tests use.
+//! `TestApp`: the server binary started through the shared test kit (`tests/kit`), and what
+//! only the spawned binary has: set-up vaults, the command line (`cli`), a `serve` that must
+//! refuse, unlock-key files. Everything that works against any running vault or any data
+//! directory lives in the kit (`kit::disk`, `kit::restore`, `kit::grant`, `kit::intent`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::kit::brand::{Server, owner_session, random_id, status_json};
-use crate::kit::owner::Owner;
+use crate::kit::brand::{Server, owner_session};
+use crate::kit::owner::{Owner, PASSPHRASE};
 use crate::kit::server::{serve_command, spawn_with_stderr};
-
-pub const PASSPHRASE: &str = "correct horse battery staple";
 
 pub struct TestApp {
     pub child: Child,
@@ -226,11 +226,11 @@ pub async fn ready_vault_with(extra: &[&str]) -> (tempfile::TempDir, TestApp, St
     (dir, app, owner)
 }
 
-/// Writes a passphrase file for the CLI commands.
-pub fn passphrase_file(dir: &Path, passphrase: &str) -> PathBuf {
-    let path = dir.join("passphrase.txt");
-    std::fs::write(&path, format!("{passphrase}\n")).unwrap();
-    path
+/// A set-up vault (the binary, with `extra` arguments) whose terms in force are PDC-INTENT.
+pub async fn intent_vault(extra: &[&str]) -> (tempfile::TempDir, TestApp, String) {
+    let (dir, app, owner) = ready_vault_with(extra).await;
+    crate::kit::intent::publish_pdc_intent(&app, &owner).await;
+    (dir, app, owner)
 }
 
 /// Runs the CLI and returns (exit success, stdout, stderr).
@@ -244,40 +244,6 @@ pub fn cli(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// Every regular file below `dir`.
-pub fn files_below(dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
-}
-
-/// Opens a stopped vault's store with a throwaway key: raw reads and writes need no key, so tests
-/// can tamper with what is on disk the way an attacker with the disk could.
-pub fn raw_store(data_dir: &Path) -> vrm_vault::store::Store {
-    use vrm_vault::crypto::buckets::{BucketKeys, StoreCipher};
-    use vrm_vault::crypto::{Sealer, SecretKey};
-    let cipher = StoreCipher::new(
-        Sealer::new(&SecretKey::generate().unwrap()),
-        &BucketKeys::generate().unwrap(),
-    );
-    vrm_vault::store::Store::open(
-        &data_dir.join("store"),
-        std::sync::Arc::new(cipher),
-        4 << 20,
-    )
-    .unwrap()
 }
 
 /// Starts `serve` on `data_dir` expecting it to refuse; returns what it said.
@@ -315,141 +281,4 @@ pub fn create_unlock_key(data_dir: &Path, passphrase_file: &Path, out: &Path) {
         out.to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
-}
-
-/// A multipart/form-data body: the backup file first, then text fields. Returns the content
-/// type (with its boundary) and the body.
-fn restore_form(backup: &[u8], fields: &[(&str, &str)]) -> (String, Vec<u8>) {
-    let boundary = format!("----vrm-test-{}", random_id());
-    let mut body = Vec::new();
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"backup\"; \
-             filename=\"vault.vrmbackup\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(backup);
-    body.extend_from_slice(b"\r\n");
-    for (name, value) in fields {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
-        );
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-/// `POST /api/v1/restore` with the backup and the credential fields.
-/// Sent on a connection of its own: a 409 answers before the upload is read, and the server then
-/// drops the connection (see `a_refused_restore_leaves_the_connection_usable`).
-pub async fn restore(app: &TestApp, backup: &[u8], fields: &[(&str, &str)]) -> (u16, Value) {
-    restore_on(&reqwest::Client::new(), app, backup, fields).await
-}
-
-/// [`restore`] with a given client.
-pub async fn restore_on(
-    client: &reqwest::Client,
-    app: &TestApp,
-    backup: &[u8],
-    fields: &[(&str, &str)],
-) -> (u16, Value) {
-    let (content_type, body) = restore_form(backup, fields);
-    status_json(
-        client
-            .post(app.url("/api/v1/restore"))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
-/// The byte strings that would betray `secret` in a file: raw, hex (both cases), and base64
-/// (standard and URL-safe) at each of the three alignments it can have inside a longer encoded
-/// string. The same scheme as `at_rest`'s scanner, over bytes so that key material can be
-/// searched for too.
-pub fn encodings_of(secret: &[u8]) -> Vec<Vec<u8>> {
-    use base64::Engine;
-    let hex = |upper: bool| -> Vec<u8> {
-        secret
-            .iter()
-            .map(|b| {
-                if upper {
-                    format!("{b:02X}")
-                } else {
-                    format!("{b:02x}")
-                }
-            })
-            .collect::<String>()
-            .into_bytes()
-    };
-    let mut out = vec![secret.to_vec(), hex(false), hex(true)];
-    for engine in [
-        &base64::engine::general_purpose::STANDARD_NO_PAD,
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-    ] {
-        for shift in 0..3 {
-            let mut shifted = vec![b'_'; shift];
-            shifted.extend_from_slice(secret);
-            let encoded = engine.encode(&shifted);
-            // Drop the characters that depend on the bytes around the secret.
-            let start = (shift * 4).div_ceil(3) + 1;
-            let end = encoded.len().saturating_sub(2);
-            if start < end {
-                out.push(encoded.as_bytes()[start..end].to_vec());
-            }
-        }
-    }
-    out
-}
-
-/// Whether `needle` occurs in `haystack`.
-pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Every place one of `secrets` (named by their label) turns up in `files`, in any of its
-/// [`encodings_of`]: `"label in path"` lines.
-pub fn residue(files: &[PathBuf], secrets: &[(String, Vec<u8>)]) -> Vec<String> {
-    let needles: Vec<(&str, Vec<Vec<u8>>)> = secrets
-        .iter()
-        .map(|(label, bytes)| (label.as_str(), encodings_of(bytes)))
-        .collect();
-    let mut found = vec![];
-    for file in files {
-        let bytes = std::fs::read(file).unwrap();
-        for (label, encodings) in &needles {
-            if encodings.iter().any(|n| contains_bytes(&bytes, n)) {
-                found.push(format!("{label} in {}", file.display()));
-            }
-        }
-    }
-    found
-}
-
-/// The vault's active signing key (kid, PKCS#8), read from a stopped vault with the passphrase,
-/// as someone holding both the disk and the passphrase could. Tests use it to sign tokens that
-/// differ from a real one in a single claim or header, so that each check (`aud`, `iss`, `typ`,
-/// `exp`) is seen refusing on its own rather than hidden behind a bad signature.
-pub fn signing_key_of_stopped_vault(data_dir: &std::path::Path) -> (String, Vec<u8>) {
-    let (store, _, _) =
-        vrm_vault::service::open_offline(data_dir, &vrm_vault::secret::Secret::new(PASSPHRASE))
-            .unwrap();
-    for item in store.iter(vrm_vault::store::Tree::SigningKeys) {
-        let (_, value) = item.unwrap();
-        let key: Value = serde_json::from_slice(&value).unwrap();
-        if key["retired_at"].is_null() {
-            return (
-                key["kid"].as_str().unwrap().to_owned(),
-                crate::kit::brand::unb64(key["pkcs8"].as_str().unwrap()),
-            );
-        }
-    }
-    panic!("the vault has no active signing key");
 }

@@ -16,10 +16,10 @@ use time::{Duration, OffsetDateTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::grant_support::rfc3339;
 use crate::kit::brand::{
     Brand, Server, jwt_parts, owner_call, publish, register_brand, status_json,
 };
+use crate::kit::grant::rfc3339;
 
 /// The loopback flag every webhook test starts the vault with.
 pub const LOOPBACK: &str = "--allow-loopback-webhooks";
@@ -64,13 +64,6 @@ pub async fn publish_pdc_intent(app: &impl Server, owner: &str) {
     let (status, body) = publish(app, owner, &terms).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["basis"], "PDC-INTENT", "{body}");
-}
-
-/// A set-up vault (the binary, with `extra` arguments) whose terms in force are PDC-INTENT.
-pub async fn intent_vault(extra: &[&str]) -> (tempfile::TempDir, crate::support::TestApp, String) {
-    let (dir, app, owner) = crate::support::ready_vault_with(extra).await;
-    publish_pdc_intent(&app, &owner).await;
-    (dir, app, owner)
 }
 
 /// A brand that accepted the terms in force, with an access token carrying every scope.

@@ -18,7 +18,7 @@ use vrm_vault::service::{Settings, Vault};
 use crate::kit::brand::{
     Brand, ClientAuth, Server, b64, owner_call, owner_session, random_id, register, status_json,
 };
-use crate::support::PASSPHRASE;
+use crate::kit::owner::PASSPHRASE;
 
 /// The type of the authorization details that ask for data (RFC 9396).
 pub const DETAILS_TYPE: &str = "urn:vrm-vault:data-access:v1";
