@@ -112,13 +112,10 @@ test('journey: set up, share, offer, read, revoke, export, back up, delete every
     }, 40_000);
 
     await step(t, page, 'add an email address on My data', async () => {
-      await page.locator('.toolbar').getByRole('button', { name: 'Add data' }).click();
-      await page.getByLabel('Path', { exact: true }).fill('contact.email');
-      await page.getByLabel('Value', { exact: true }).fill(EMAIL);
-      await page.getByLabel('Kind of data').selectOption('pd:EmailAddress');
-      await page.getByRole('button', { name: 'Save', exact: true }).click();
-      await expectText(page.locator('.notice-slot'), 'Saved contact.email.');
-      await expectText(page.locator('li.record[data-path="contact.email"] .value'), EMAIL);
+      const contact = page.locator('form[data-section="contact"]');
+      await contact.getByLabel('Email address', { exact: true }).fill(EMAIL);
+      await contact.getByRole('button', { name: 'Save contact' }).click();
+      await expectText(contact.locator('.profile-status'), 'Saved your contact details.');
     });
 
     await step(t, page, 'publish terms from the PDC-INTENT template', async () => {
@@ -335,7 +332,9 @@ test('journey: set up, share, offer, read, revoke, export, back up, delete every
       await page.getByRole('button', { name: 'Restore my vault' }).click();
       await expectScreen(page, 'My data');
       await expectText(page.locator('#flash .message-success'), 'Your vault was restored from the backup');
-      await expectText(page.locator('li.record[data-path="contact.email"] .value'), EMAIL);
+      const email = page.locator('form[data-section="contact"]').getByLabel('Email address', { exact: true });
+      await email.waitFor();
+      assert.equal(await email.inputValue(), EMAIL, 'the restored vault holds the email address');
       await openFromNav(page, 'Activity', 'Activity');
       await expectText(page.locator('.entry-what'), 'Restored the vault from a backup');
       await expectText(page.locator('.verify .message-success'), 'Your activity log is intact');
