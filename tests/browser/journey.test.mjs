@@ -120,13 +120,13 @@ test('journey: set up, share, offer, read, revoke, export, back up, delete every
 
     await step(t, page, 'publish terms from the PDC-INTENT template', async () => {
       await openFromNav(page, 'My terms', 'My terms');
-      await page.getByLabel('Start from', { exact: true }).selectOption('template:pdc-intent');
-      await page.getByRole('button', { name: 'Load into the editor' }).click();
-      await page.getByRole('button', { name: 'Publish…' }).click();
-      const confirm = page.locator('.confirm', { hasText: 'Publish these terms as version 2?' });
+      // Two taps: publish the template as it is, and confirm.
+      const card = page.locator('.guided-template[data-template="pdc-intent"]');
+      await card.getByRole('button', { name: 'Publish as it is…' }).click();
+      const confirm = card.locator('.confirm', { hasText: 'Publish these terms as version 2?' });
       await confirm.getByRole('button', { name: 'Publish version 2' }).click();
-      await expectText(page.locator('.terms-preview .message-success'), 'Published version 2.');
-      await expectText(page.locator('.terms-current'), 'PDC-INTENT');
+      await expectText(page.locator('.guided-outcome .message-success'), 'Published version 2');
+      await expectText(page.locator('.terms-current'), 'Intentcasting');
     });
 
     await step(t, page, 'invite a brand: the page shows the token and the registration address', async () => {
