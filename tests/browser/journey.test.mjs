@@ -139,6 +139,11 @@ test('journey: set up, share, offer, read, revoke, export, back up, delete every
         endpoint: (await page.locator('#registration-endpoint').innerText()).trim(),
       };
       assert.equal(invitation.endpoint, `${server.url}/oauth/register`);
+      // The test vault listens on 127.0.0.1: the page says a brand elsewhere
+      // could not reach that address, and how to fix it.
+      const warning = page.locator('.token-box .unreachable-loopback');
+      await expectText(warning, 'a brand elsewhere cannot reach it');
+      await expectText(warning, '--public-url');
       await page.getByRole('button', { name: 'Done, I have copied it' }).click();
     });
 
