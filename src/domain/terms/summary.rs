@@ -65,7 +65,7 @@ impl Terms {
                 lower_first(self.basis.description())
             ),
             Ids::Hidden => format!(
-                "Built on a standard agreement: {}",
+                "Built on a standard agreement — {}",
                 lower_first(self.basis.description())
             ),
         };
@@ -584,7 +584,7 @@ mod tests {
         let sd = terms(&template("sd-base")).plain_summary();
         assert_eq!(
             sd[0],
-            "Built on a standard agreement: service delivery only: no tracking, no profiling, no \
+            "Built on a standard agreement — service delivery only: no tracking, no profiling, no \
              analytics, no sharing with third parties."
         );
         assert!(
