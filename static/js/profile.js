@@ -187,9 +187,20 @@ export function typedFromValue(fieldDef, value) {
   if (value === undefined || value === null) typed[key] = '';
   else if (typeof value === 'string') typed[key] = value;
   else if (Array.isArray(value)) typed[key] = value.join(', ');
-  else if (typeof value === 'object') typed[key] = Object.values(value).filter((v) => v !== null && typeof v !== 'object').join(' ');
+  else if (typeof value === 'object') typed[key] = partsInReadingOrder(/** @type {Record<string, unknown>} */ (value)).join(' ');
   else typed[key] = String(value);
   return typed;
+}
+
+// Parts of a name kept as an object, in the order a name is read; the
+// vault may hand an object back with its keys sorted (family before given).
+const NAME_ORDER = ['prefix', 'given', 'given_name', 'first', 'first_name', 'middle', 'family', 'family_name', 'last', 'last_name', 'suffix'];
+
+/** The plain values of an object, name parts first in reading order. */
+function partsInReadingOrder(object) {
+  const keys = Object.keys(object);
+  const ordered = [...NAME_ORDER.filter((k) => keys.includes(k)), ...keys.filter((k) => !NAME_ORDER.includes(k))];
+  return ordered.map((k) => object[k]).filter((v) => v !== null && typeof v !== 'object').map(String);
 }
 
 /**
