@@ -10,7 +10,7 @@ import { el } from './dom.js';
 const BASES = {
   'SD-BASE': 'Service delivery only',
   'SD-BASE-DP': 'Service delivery with data portability',
-  'PDC-INTENT': 'Intentcasting: answer my intents with offers',
+  'PDC-INTENT': 'Intentcasting: answer my wishes with offers',
 };
 
 /** "Service delivery only": the basis in words, never its code. */
