@@ -274,9 +274,11 @@ impl From<RecordError> for AppError {
         match e {
             RecordError::InvalidPath => AppError::invalid("invalid_path", e.to_string()),
             RecordError::UnknownCategory(_) => AppError::invalid("invalid_category", e.to_string()),
-            RecordError::ValueTooLarge | RecordError::ValueTooDeep | RecordError::NullValue => {
-                AppError::invalid("invalid_value", e.to_string())
-            }
+            RecordError::ValueTooLarge
+            | RecordError::ValueTooDeep
+            | RecordError::NullValue
+            | RecordError::InvalidEmail
+            | RecordError::InvalidPhone => AppError::invalid("invalid_value", e.to_string()),
         }
     }
 }

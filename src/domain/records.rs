@@ -57,6 +57,14 @@ pub enum RecordError {
     ValueTooDeep,
     #[error("a record value cannot be null; delete the record instead")]
     NullValue,
+    #[error(
+        "this does not look like an email address: it needs a name, an @ and a domain, for example ana@example.org"
+    )]
+    InvalidEmail,
+    #[error(
+        "this does not look like a phone number: use digits, spaces, + - ( ) and at least 5 digits"
+    )]
+    InvalidPhone,
 }
 
 impl RecordPath {
@@ -248,6 +256,47 @@ pub fn validate_value(value: &serde_json::Value) -> Result<(), RecordError> {
     Ok(())
 }
 
+/// Checks the value of a well-known field against what that field is: an email address must look
+/// like one, a phone number must be made of digits. Only text values are checked (a field holding
+/// a list or an object is the person's own shape), and only for the field names
+/// [`DataCategory::default_for`] knows as email or telephone, so free-form fields stay free.
+pub fn validate_well_known(
+    path: &RecordPath,
+    value: &serde_json::Value,
+) -> Result<(), RecordError> {
+    let Some(text) = value.as_str() else {
+        return Ok(());
+    };
+    match path.field().rsplit('.').next().unwrap_or_default() {
+        "email" if !looks_like_email(text) => Err(RecordError::InvalidEmail),
+        "phone" | "mobile" | "telephone" if !looks_like_phone(text) => {
+            Err(RecordError::InvalidPhone)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `name@domain.tld` with no spaces: what every mail form checks, not RFC 5322 in full.
+fn looks_like_email(text: &str) -> bool {
+    let Some((local, domain)) = text.rsplit_once('@') else {
+        return false;
+    };
+    let labels: Vec<&str> = domain.split('.').collect();
+    !local.is_empty()
+        && !text.chars().any(char::is_whitespace)
+        && labels.len() >= 2
+        && labels.iter().all(|l| !l.is_empty() && !l.contains('@'))
+}
+
+/// Digits with the usual separators, and enough digits to be a number someone can call.
+fn looks_like_phone(text: &str) -> bool {
+    let digits = text.chars().filter(char::is_ascii_digit).count();
+    (5..=20).contains(&digits)
+        && text
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '-' | '(' | ')' | '.' | '/'))
+}
+
 /// A stored record. `version` starts at 1 and grows by one with every write; it is the ETag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -370,6 +419,58 @@ mod tests {
             deep = serde_json::json!([deep]);
         }
         assert_eq!(validate_value(&deep), Err(RecordError::ValueTooDeep));
+    }
+
+    #[test]
+    fn well_known_fields_are_checked_for_what_they_are() {
+        let email = RecordPath::parse("contact.email").unwrap();
+        let phone = RecordPath::parse("work.phone").unwrap();
+        let free = RecordPath::parse("other.shoe_size").unwrap();
+        for ok in ["ana.lima@example.org", "a+b@mail.example.co.uk"] {
+            assert_eq!(
+                validate_well_known(&email, &serde_json::json!(ok)),
+                Ok(()),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "ana.lima@",
+            "ana.lima",
+            "@example.org",
+            "ana @example.org",
+            "ana@example",
+            "ana@.org",
+            "",
+        ] {
+            assert_eq!(
+                validate_well_known(&email, &serde_json::json!(bad)),
+                Err(RecordError::InvalidEmail),
+                "{bad}"
+            );
+        }
+        for ok in ["+351 912 345 678", "(021) 555-0100"] {
+            assert_eq!(
+                validate_well_known(&phone, &serde_json::json!(ok)),
+                Ok(()),
+                "{ok}"
+            );
+        }
+        for bad in ["call me", "123", "+351 91x 345"] {
+            assert_eq!(
+                validate_well_known(&phone, &serde_json::json!(bad)),
+                Err(RecordError::InvalidPhone),
+                "{bad}"
+            );
+        }
+        // Structured values and free-form fields are the person's own shape.
+        assert_eq!(
+            validate_well_known(&email, &serde_json::json!(["a", "b"])),
+            Ok(())
+        );
+        assert_eq!(
+            validate_well_known(&free, &serde_json::json!("42 EU")),
+            Ok(())
+        );
     }
 
     #[test]

@@ -222,6 +222,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(terms::terms_versions))
         .routes(routes!(terms::terms_version))
         .routes(routes!(terms::terms_templates))
+        .routes(routes!(terms::template_choices))
+        .routes(routes!(terms::build_terms))
         .routes(routes!(brands::create_invitation, brands::list_invitations))
         .routes(routes!(brands::delete_invitation))
         .routes(routes!(brands::list_brands))

@@ -11,7 +11,8 @@ use utoipa::ToSchema;
 use super::auth::{OwnerRefusals, OwnerSession};
 use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path};
 use super::extract::Unsealed;
-use crate::domain::terms::{Basis, TEMPLATES, Terms};
+use crate::domain::terms::guided::{self, ChoiceError, Choices, Options};
+use crate::domain::terms::{Basis, TEMPLATES, Template, Terms};
 use crate::error::AppError;
 use crate::service::OpenVault;
 use crate::service::terms::TermsVersion;
@@ -31,14 +32,17 @@ pub struct TermsView {
     pub basis: String,
     #[serde(with = "time::serde::rfc3339")]
     pub published_at: OffsetDateTime,
-    /// The terms in plain language, one sentence a line.
+    /// The terms in plain language, one sentence a line, with the machine ids in parentheses.
     pub summary: Vec<String>,
+    /// The same sentences without any id or code, for the person.
+    pub plain_summary: Vec<String>,
 }
 
 impl TermsView {
     fn new(version: TermsVersion, terms: &Terms) -> TermsView {
         TermsView {
             summary: terms.summary(),
+            plain_summary: terms.plain_summary(),
             terms: version.document,
             hash: version.hash,
             version: version.version,
@@ -112,6 +116,8 @@ pub struct TermsPreview {
     pub hash: String,
     pub basis: String,
     pub summary: Vec<String>,
+    /// The same sentences without any id or code, for the person.
+    pub plain_summary: Vec<String>,
 }
 
 /// Checks a terms document and describes it, publishing nothing.
@@ -128,6 +134,7 @@ pub async fn preview_terms(
         hash: preview.hash,
         basis: preview.terms.basis().as_str().to_owned(),
         summary: preview.terms.summary(),
+        plain_summary: preview.terms.plain_summary(),
     }))
 }
 
@@ -223,4 +230,75 @@ pub async fn terms_templates(_session: OwnerSession) -> Result<Json<TemplateList
         })
         .collect::<Result<_, AppError>>()?;
     Ok(Json(TemplateList { templates }))
+}
+
+/// The shipped template `id`, or 404.
+fn template(id: &str) -> Result<Template, AppError> {
+    Template::find(id).ok_or(AppError::NotFound("terms template"))
+}
+
+impl From<ChoiceError> for AppError {
+    fn from(e: ChoiceError) -> AppError {
+        match e {
+            ChoiceError::Terms(e) => e.into(),
+            ChoiceError::Template => {
+                AppError::internal("a shipped template does not fit the guided editor", e)
+            }
+            other => AppError::invalid_at("invalid_choices", other.at(), other.to_string()),
+        }
+    }
+}
+
+/// What the person may choose when making terms from a template: kinds of data, purposes (only
+/// those its basis permits), how long brands may keep data (never longer than the template) and
+/// extra refusals, each with a label to show; `defaults` are the template's own choices.
+#[utoipa::path(get, path = "/api/v1/terms/templates/{id}/choices", tag = "terms",
+    params(("id" = String, Path, description = "a template id from /api/v1/terms/templates")),
+    responses(OwnerRefusals, (status = 200, body = Options), (status = 404, body = ErrorBody)),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+pub async fn template_choices(
+    _session: OwnerSession,
+    Path(id): Path<String>,
+) -> Result<Json<Options>, AppError> {
+    Ok(Json(guided::options(&template(&id)?)?))
+}
+
+/// A terms document built from a template and the person's choices, checked and described,
+/// publishing nothing: `PUT /api/v1/terms` with its `terms` publishes it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BuiltTerms {
+    #[schema(value_type = Object)]
+    pub terms: Value,
+    pub hash: String,
+    pub basis: String,
+    pub summary: Vec<String>,
+    pub plain_summary: Vec<String>,
+}
+
+/// Builds terms from a template and the person's choices. A choice the template's basis does
+/// not allow answers 422 `invalid_choices` with `at` naming it; the built document then passes
+/// the same checker as any other.
+#[utoipa::path(post, path = "/api/v1/terms/templates/{id}/build", tag = "terms",
+    params(("id" = String, Path, description = "a template id from /api/v1/terms/templates")),
+    request_body = Choices,
+    responses(OwnerRefusals, JsonBodyRefusals, (status = 200, body = BuiltTerms),
+              (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody, description = "`invalid_choices`; `at` names the choice")),
+    security(("owner_token" = []), ("owner_cookie" = [])))]
+#[instrument(skip_all)]
+pub async fn build_terms(
+    _session: OwnerSession,
+    Path(id): Path<String>,
+    Unsealed(open): Unsealed,
+    Json(choices): Json<Choices>,
+) -> Result<Json<BuiltTerms>, AppError> {
+    let built = guided::build(&template(&id)?, &choices)?;
+    let preview = open.preview_terms(built.document())?;
+    Ok(Json(BuiltTerms {
+        terms: preview.terms.document().clone(),
+        hash: preview.hash,
+        basis: preview.terms.basis().as_str().to_owned(),
+        summary: preview.terms.summary(),
+        plain_summary: preview.terms.plain_summary(),
+    }))
 }

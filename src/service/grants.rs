@@ -20,7 +20,9 @@ use crate::domain::grants::{
     MAX_GRANT_LIFETIME, MAX_USES, UseFacts, UseRefusal, UseRequest, VerdictRefusal, decide_use,
     terms_verdict,
 };
-use crate::domain::records::{DataCategory, Precondition, Record, RecordPath, validate_value};
+use crate::domain::records::{
+    DataCategory, Precondition, Record, RecordPath, validate_value, validate_well_known,
+};
 use crate::error::AppError;
 use crate::store::Tx;
 
@@ -533,6 +535,7 @@ impl OpenVault {
         value: Value,
     ) -> Result<super::records::Written, AppError> {
         validate_value(&value)?;
+        validate_well_known(path, &value)?;
         let grant = self.grant_for(brand, grant_id)?;
         let category = self.category_of(path)?.to_owned();
         if !grant.covers(path.as_str(), &category) {

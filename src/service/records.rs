@@ -4,7 +4,9 @@
 //! lives inside the sealed value.
 
 use crate::domain::audit::Event;
-use crate::domain::records::{DataCategory, Precondition, Record, RecordPath, validate_value};
+use crate::domain::records::{
+    DataCategory, Precondition, Record, RecordPath, validate_value, validate_well_known,
+};
 use crate::error::AppError;
 use crate::store::{Store, Tree, Tx, TxError};
 
@@ -152,6 +154,7 @@ impl OpenVault {
         precondition: Precondition,
     ) -> Result<Written, AppError> {
         validate_value(&value)?;
+        validate_well_known(path, &value)?;
         let category = DataCategory::resolve(path, category)?;
         let key = self.record_key(path);
         let now = self.now();

@@ -3,12 +3,10 @@
 
 import { api } from './api.js';
 import { el } from './dom.js';
+import { SECTIONS } from './profile.js';
 
-// Format of a record path, as enforced by the server: 2 to 4 dot-separated
-// parts of lowercase letters, digits, "_" and "-".
-export const PATH_PATTERN = /^[a-z0-9_-]+(\.[a-z0-9_-]+){1,3}$/;
-
-export const PATH_HELP = 'Write it as parts separated by dots, for example contact.email or addresses.home.city: 2 to 4 parts, each made of lowercase letters, digits, “_” or “-”. The first part groups related data together.';
+// The profile's own names for its fields ("Home address" for addresses.home).
+const PROFILE_LABELS = new Map(SECTIONS.flatMap((s) => s.fields.map((f) => [f.path, f.label])));
 
 /** Every record, following the list's pages (they come in no particular order). */
 export async function fetchAllRecords() {
@@ -23,19 +21,6 @@ export async function fetchAllRecords() {
     cursor = data && data.next_cursor;
   } while (cursor);
   return records;
-}
-
-/** Why a path is not acceptable, in words, or null when it is fine. */
-export function pathProblem(path) {
-  if (!path) return 'Enter a path, for example contact.email.';
-  if (PATH_PATTERN.test(path)) return null;
-  if (/[A-Z]/.test(path)) return 'Use lowercase letters only, for example contact.email.';
-  if (/\s/.test(path)) return 'Spaces are not allowed. Use “_” or “-” between words, for example addresses.home_city.';
-  const parts = path.split('.');
-  if (parts.some((part) => part === '')) return 'Each part needs at least one character: check for a dot at the start or end, or two dots in a row.';
-  if (parts.length < 2) return 'Use at least 2 parts separated by a dot, for example contact.email.';
-  if (parts.length > 4) return 'Use at most 4 parts separated by dots.';
-  return 'Use only lowercase letters, digits, “_” and “-”, with dots between the parts.';
 }
 
 /**
@@ -102,10 +87,12 @@ export function humanize(part) {
 
 /**
  * A title a person can read for a record: "Email address" for
- * contact.email, "Home › City" for addresses.home.city. The path itself is
- * shown next to it as secondary text.
+ * contact.email, "Home › City" for addresses.home.city, "Shoe size" for
+ * other.shoe_size (added by that name). The path itself is never shown.
  */
 export function recordTitle(record) {
+  const profileLabel = PROFILE_LABELS.get(record.path);
+  if (profileLabel) return profileLabel;
   const parts = String(record.field || '').split('.').filter(Boolean);
   if (parts.length === 1) {
     const [field] = parts;

@@ -1,19 +1,52 @@
 // @ts-check
-// Helpers for the terms screen that do not touch the page: plain names for
-// the bases, and finding a problem's location (such as
+// Helpers for the terms screen: plain names for the bases, the short
+// version code and plain summary the person sees instead of hashes and
+// codes, and finding a problem's location (such as
 // "permission[0].constraint[1]") in the JSON text the person typed.
+
+import { el } from './dom.js';
 
 // IEEE 7012 roster agreements the vault supports, in the person's words.
 const BASES = {
   'SD-BASE': 'Service delivery only',
   'SD-BASE-DP': 'Service delivery with data portability',
-  'PDC-INTENT': 'Intentcasting: answer my intents with offers',
+  'PDC-INTENT': 'Intentcasting: answer my wishes with offers',
 };
 
-/** "SD-BASE (Service delivery only)"; unknown codes are shown as they are. */
+/** "Service delivery only": the basis in words, never its code. */
 export function basisLabel(basis) {
-  const words = BASES[basis];
-  return words ? `${basis} (${words})` : String(basis || 'unknown');
+  return BASES[basis] || 'A standard agreement';
+}
+
+/**
+ * A short code to tell versions apart ("9f86d081"): the start of the
+ * terms' fingerprint, which brands accept in full. The full one stays in
+ * the Advanced view.
+ */
+export function versionCode(hash) {
+  const hex = String(hash || '').replace(/^sha256:/, '');
+  return hex.slice(0, 8) || '—';
+}
+
+/**
+ * The server's summary in plain words, as a list. `plain_summary` has no
+ * code in it; an older server only sends `summary`, whose parenthesised
+ * ids are taken out.
+ */
+export function plainSummary(data) {
+  const plain = data && Array.isArray(data.plain_summary) ? data.plain_summary : null;
+  const raw = plain || (data && Array.isArray(data.summary) ? data.summary.map(withoutCodes) : []);
+  const sentences = raw.filter((s) => typeof s === 'string' && s);
+  if (!sentences.length) return el('p', { class: 'hint' }, 'The vault sent no plain-language summary for these terms.');
+  return el('div', { class: 'summary-block' },
+    el('p', { class: 'summary-label' }, 'In plain words:'),
+    el('ul', { class: 'summary' }, sentences.map((s) => el('li', {}, s))),
+  );
+}
+
+/** "…your email address (pd:EmailAddress)…" without the "(pd:…)". */
+function withoutCodes(sentence) {
+  return String(sentence).replace(/ \((?:[a-z0-9]+:[A-Za-z0-9-]+(?:, )?)+\)/g, '').replace(/ \(distribute\)/g, '');
 }
 
 /**

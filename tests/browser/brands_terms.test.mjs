@@ -63,6 +63,11 @@ function requestToken(baseUrl, client) {
 
 // --- Terms documents ---------------------------------------------------------------
 
+/** The full fingerprint behind a short version code (what brands accept). */
+async function fingerprint(fact) {
+  return (await fact.locator('[data-hash]').getAttribute('data-hash')) || '';
+}
+
 /**
  * A narrower version of the sd-base template: no permission to modify
  * anything, and reading only until the end of 2030.
@@ -102,10 +107,14 @@ test('terms: refuse, check, publish version 2; brands: invite, register, suspend
       await openFromNav(page, 'My terms', 'My terms');
       const current = page.locator('.terms-current');
       await expectText(factValue(current, 'Version'), /^1$/);
-      await expectText(factValue(current, 'Basis'), 'SD-BASE');
-      assert.match((await factValue(current, 'Fingerprint').innerText()).trim(), /^sha256:[0-9a-f]{64}$/);
+      // The basis in words and a short version code, not SD-BASE and a hash.
+      await expectText(factValue(current, 'Starting point'), 'Service delivery only');
+      assert.match((await factValue(current, 'Version code').innerText()).trim(), /^[0-9a-f]{8}$/);
+      assert.match(await fingerprint(factValue(current, 'Version code')), /^sha256:[0-9a-f]{64}$/);
       assert.ok(await current.locator('ul.summary li').count() >= 1, 'the plain-language summary is listed');
-      // The editor starts with the current terms.
+      assert.doesNotMatch(await current.locator('ul.summary').innerText(), /\b(pd|dpv|p7012):/, 'the summary has no codes');
+      // The editor, under Advanced, starts with the current terms.
+      await page.locator('.terms-advanced > summary').click();
       const doc = JSON.parse(await editor.inputValue());
       assert.equal(doc.basis, 'SD-BASE');
       await page.locator('.terms-versions li.version').first().waitFor();
@@ -159,7 +168,7 @@ test('terms: refuse, check, publish version 2; brands: invite, register, suspend
       await page.getByRole('button', { name: 'Check', exact: true }).click();
       const preview = page.locator('.terms-preview .message-success');
       await expectText(preview, 'These terms can be published');
-      assert.match((await factValue(preview, 'Fingerprint').innerText()).trim(), /^sha256:[0-9a-f]{64}$/);
+      assert.match(await fingerprint(factValue(preview, 'Version code')), /^sha256:[0-9a-f]{64}$/);
       assert.ok(await preview.locator('ul.summary li').count() >= 1, 'the summary is shown');
       assert.equal(await editor.getAttribute('aria-invalid'), null, 'the editor is no longer marked invalid');
       await shot(page, '03-terms-checked');
@@ -175,7 +184,7 @@ test('terms: refuse, check, publish version 2; brands: invite, register, suspend
       await expectText(page.locator('.terms-preview .message-success'), 'Published version 2.');
       const current = page.locator('.terms-current');
       await expectText(factValue(current, 'Version'), /^2$/);
-      published = (await factValue(current, 'Fingerprint').innerText()).trim();
+      published = await fingerprint(factValue(current, 'Version code'));
       const versions = page.locator('.terms-versions li.version');
       await expectText(versions.first(), 'Version 2');
       assert.equal(await versions.count(), 2, 'two versions are listed');
@@ -199,7 +208,7 @@ test('terms: refuse, check, publish version 2; brands: invite, register, suspend
       const viewer = first.locator('.version-viewer');
       await viewer.waitFor({ state: 'visible' });
       await expectText(factValue(viewer, 'Version'), /^1$/);
-      assert.notEqual((await factValue(viewer, 'Fingerprint').innerText()).trim(), published, 'version 1 has its own fingerprint');
+      assert.notEqual(await fingerprint(factValue(viewer, 'Version code')), published, 'version 1 has its own fingerprint');
       assert.equal(await first.getByRole('button', { name: 'Hide version 1' }).getAttribute('aria-expanded'), 'true');
       await viewer.locator('summary', { hasText: 'The document' }).click();
       const shown = JSON.parse(await viewer.locator('pre.terms-json').innerText());

@@ -112,24 +112,21 @@ test('journey: set up, share, offer, read, revoke, export, back up, delete every
     }, 40_000);
 
     await step(t, page, 'add an email address on My data', async () => {
-      await page.locator('.toolbar').getByRole('button', { name: 'Add data' }).click();
-      await page.getByLabel('Path', { exact: true }).fill('contact.email');
-      await page.getByLabel('Value', { exact: true }).fill(EMAIL);
-      await page.getByLabel('Kind of data').selectOption('pd:EmailAddress');
-      await page.getByRole('button', { name: 'Save', exact: true }).click();
-      await expectText(page.locator('.notice-slot'), 'Saved contact.email.');
-      await expectText(page.locator('li.record[data-path="contact.email"] .value'), EMAIL);
+      const contact = page.locator('form[data-section="contact"]');
+      await contact.getByLabel('Email address', { exact: true }).fill(EMAIL);
+      await contact.getByRole('button', { name: 'Save contact' }).click();
+      await expectText(contact.locator('.profile-status'), 'Saved your contact details.');
     });
 
     await step(t, page, 'publish terms from the PDC-INTENT template', async () => {
       await openFromNav(page, 'My terms', 'My terms');
-      await page.getByLabel('Start from', { exact: true }).selectOption('template:pdc-intent');
-      await page.getByRole('button', { name: 'Load into the editor' }).click();
-      await page.getByRole('button', { name: 'Publish…' }).click();
-      const confirm = page.locator('.confirm', { hasText: 'Publish these terms as version 2?' });
+      // Two taps: publish the template as it is, and confirm.
+      const card = page.locator('.guided-template[data-template="pdc-intent"]');
+      await card.getByRole('button', { name: 'Publish as it is…' }).click();
+      const confirm = card.locator('.confirm', { hasText: 'Publish these terms as version 2?' });
       await confirm.getByRole('button', { name: 'Publish version 2' }).click();
-      await expectText(page.locator('.terms-preview .message-success'), 'Published version 2.');
-      await expectText(page.locator('.terms-current'), 'PDC-INTENT');
+      await expectText(page.locator('.guided-outcome .message-success'), 'Published version 2');
+      await expectText(page.locator('.terms-current'), 'Intentcasting');
     });
 
     await step(t, page, 'invite a brand: the page shows the token and the registration address', async () => {
@@ -142,6 +139,11 @@ test('journey: set up, share, offer, read, revoke, export, back up, delete every
         endpoint: (await page.locator('#registration-endpoint').innerText()).trim(),
       };
       assert.equal(invitation.endpoint, `${server.url}/oauth/register`);
+      // The test vault listens on 127.0.0.1: the page says a brand elsewhere
+      // could not reach that address, and how to fix it.
+      const warning = page.locator('.token-box .unreachable-loopback');
+      await expectText(warning, 'a brand elsewhere cannot reach it');
+      await expectText(warning, '--public-url');
       await page.getByRole('button', { name: 'Done, I have copied it' }).click();
     });
 
@@ -335,7 +337,9 @@ test('journey: set up, share, offer, read, revoke, export, back up, delete every
       await page.getByRole('button', { name: 'Restore my vault' }).click();
       await expectScreen(page, 'My data');
       await expectText(page.locator('#flash .message-success'), 'Your vault was restored from the backup');
-      await expectText(page.locator('li.record[data-path="contact.email"] .value'), EMAIL);
+      const email = page.locator('form[data-section="contact"]').getByLabel('Email address', { exact: true });
+      await email.waitFor();
+      assert.equal(await email.inputValue(), EMAIL, 'the restored vault holds the email address');
       await openFromNav(page, 'Activity', 'Activity');
       await expectText(page.locator('.entry-what'), 'Restored the vault from a backup');
       await expectText(page.locator('.verify .message-success'), 'Your activity log is intact');

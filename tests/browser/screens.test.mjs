@@ -216,7 +216,7 @@ test('every screen, desktop and 360 px: screenshots, no overflow, no serious axe
       await page.reload();
       await expectScreen(page, 'My data');
       await look('records');
-      await page.locator('.toolbar').getByRole('button', { name: 'Add data' }).click();
+      await page.locator('.toolbar').getByRole('button', { name: 'Add something else' }).click();
       await look('records-add');
       await page.getByRole('button', { name: 'Cancel', exact: true }).click();
       await openFromNav(page, 'My terms', 'My terms');
@@ -364,12 +364,12 @@ test('360 px: a wish, a live offer, accept, delete for good; a session that ends
 
     await step(t, page, 'the session ends while typing: log in again, the typing is still there', async () => {
       await openFromNav(page, 'My data', 'My data');
-      await page.locator('.toolbar').getByRole('button', { name: 'Add data' }).click();
-      await page.getByLabel('Path', { exact: true }).fill('profile.nickname');
+      await page.locator('.toolbar').getByRole('button', { name: 'Add something else' }).click();
+      await page.getByLabel('What is it?', { exact: true }).fill('Nickname');
       await page.getByLabel('Value', { exact: true }).fill('Lin the half-written');
       // The session ends on the server's side: the cookie is gone.
       await context.clearCookies();
-      watch.allowHttpError(401, '/api/v1/records/profile.nickname');
+      watch.allowHttpError(401, '/api/v1/records/other.nickname');
       watch.allowHttpError(401, '/api/v1/records');
       await page.getByRole('button', { name: 'Save', exact: true }).click();
       await expectScreen(page, 'Log in');
@@ -383,7 +383,7 @@ test('360 px: a wish, a live offer, accept, delete for good; a session that ends
     await step(t, page, 'the vault is locked by a restart: unlock, the typing is still there', async () => {
       await stopServer(server);
       server = await startServer(dataDir, { listen: `127.0.0.1:${port}` });
-      watch.allowHttpError(503, '/api/v1/records/profile.nickname');
+      watch.allowHttpError(503, '/api/v1/records/other.nickname');
       await page.getByRole('button', { name: 'Save', exact: true }).click();
       await expectScreen(page, 'Unlock your vault');
       await expectText(page.locator('#flash .message-warning'), 'Your vault has been locked.');
@@ -392,7 +392,7 @@ test('360 px: a wish, a live offer, accept, delete for good; a session that ends
       await expectScreen(page, 'My data');
       assert.equal(await page.getByLabel('Value', { exact: true }).inputValue(), 'Lin the half-written', 'the typing is back');
       await page.getByRole('button', { name: 'Save', exact: true }).click();
-      await expectText(page.locator('.notice-slot'), 'Saved profile.nickname.');
+      await expectText(page.locator('.notice-slot'), 'Saved Nickname.');
     }, 40_000);
 
     watch.assertClean('on the phone');

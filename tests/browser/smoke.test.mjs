@@ -41,6 +41,21 @@ function recordItem(page, recordPath) {
   return page.locator(`li.record[data-path="${recordPath}"]`);
 }
 
+/** The email address box of the profile's Contact section. */
+function emailBox(page) {
+  return page.locator('form[data-section="contact"]').getByLabel('Email address', { exact: true });
+}
+
+/** Wait until an input shows `value` (the profile fills in after loading). */
+async function expectInputValue(locator, value) {
+  await locator.waitFor();
+  const deadline = Date.now() + 10_000;
+  while ((await locator.inputValue()) !== value) {
+    assert.ok(Date.now() < deadline, `the box shows ${JSON.stringify(value)} (it shows ${JSON.stringify(await locator.inputValue())})`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** Fill the setup form and create the vault; returns the recovery key. */
 async function createVault(page) {
   await page.getByLabel('Passphrase', { exact: true }).fill(PASSPHRASE);
@@ -61,10 +76,11 @@ async function confirmRecoveryKey(page) {
   await expectScreen(page, 'My data');
 }
 
-async function addRecord(page, { recordPath, value, category }) {
-  await page.locator('.toolbar').getByRole('button', { name: 'Add data' }).click();
-  await page.getByRole('heading', { level: 2, name: 'Add data' }).waitFor();
-  await page.getByLabel('Path', { exact: true }).fill(recordPath);
+/** Add something that fits no profile section, by its name. */
+async function addSomethingElse(page, { label, value, category }) {
+  await page.locator('.toolbar').getByRole('button', { name: 'Add something else' }).click();
+  await page.getByRole('heading', { level: 3, name: 'Add something else' }).waitFor();
+  await page.getByLabel('What is it?', { exact: true }).fill(label);
   await page.getByLabel('Value', { exact: true }).fill(value);
   await page.getByLabel('Kind of data').selectOption(category);
 }
@@ -102,19 +118,20 @@ test('desktop: set up, add, reload, edit, activity, change passphrase, log out, 
     await step(t, page, 'tick "I have saved" and continue to an empty vault', async () => {
       await confirmRecoveryKey(page);
       await expectText(page.locator('.message-success'), 'Your vault is ready.');
-      await expectText(page.locator('.empty'), 'Your vault is empty');
+      await expectText(page.locator('.empty-others'), 'Nothing else yet.');
+      assert.equal(await emailBox(page).inputValue(), '', 'the profile starts empty');
       assert.equal(await page.locator('#nav').isVisible(), true, 'the main navigation is shown once logged in');
       await shot(page, 'desktop-04-records-empty');
     });
 
     await step(t, page, 'saving empty text asks first', async () => {
-      await page.locator('.toolbar').getByRole('button', { name: 'Add data' }).click();
-      await page.getByRole('heading', { level: 2, name: 'Add data' }).waitFor();
-      // The next action clears the old message; the empty box makes no
+      await page.locator('.toolbar').getByRole('button', { name: 'Add something else' }).click();
+      await page.getByRole('heading', { level: 3, name: 'Add something else' }).waitFor();
+      // The next action clears the old message; "nothing else yet" makes no
       // sense under an open Add form.
       assert.equal(await page.locator('#flash .message').count(), 0, '"Your vault is ready." is gone after the next action');
-      assert.equal(await page.locator('.empty').isVisible(), false, 'the empty-vault box is hidden while the editor is open');
-      await page.getByLabel('Path', { exact: true }).fill('notes.reminder');
+      assert.equal(await page.locator('.empty-others').isVisible(), false, '"Nothing else yet" is hidden while the editor is open');
+      await page.getByLabel('What is it?', { exact: true }).fill('Reminder');
       await page.getByRole('button', { name: 'Save', exact: true }).click();
       await expectText(page.locator('.editor .confirm'), 'Save an empty value?');
       await shot(page, 'desktop-05a-empty-value-question');
@@ -122,49 +139,38 @@ test('desktop: set up, add, reload, edit, activity, change passphrase, log out, 
       assert.equal(await page.locator('.editor .confirm').count(), 0, 'going back removes the question');
       await page.getByRole('button', { name: 'Cancel', exact: true }).click();
       assert.equal(await page.locator('.editor').count(), 0, 'Cancel closes the editor');
-      assert.equal(await page.locator('.empty').isVisible(), true, 'the empty-vault box is back once the editor is closed');
+      assert.equal(await page.locator('.empty-others').isVisible(), true, '"Nothing else yet" is back once the editor is closed');
     });
 
-    await step(t, page, 'add contact.email', async () => {
-      await addRecord(page, { recordPath: 'contact.email', value: 'ana@example.org', category: 'pd:EmailAddress' });
+    await step(t, page, 'add an email address in the profile', async () => {
+      await emailBox(page).fill('ana@example.org');
       await shot(page, 'desktop-05-add-record');
-      await page.getByRole('button', { name: 'Save', exact: true }).click();
-      await expectText(page.locator('.notice-slot'), 'Saved contact.email.');
+      await page.getByRole('button', { name: 'Save contact' }).click();
+      await expectText(page.locator('form[data-section="contact"] .profile-status'), 'Saved your contact details.');
     });
 
-    await step(t, page, 'the record is listed with its category in words', async () => {
-      const item = recordItem(page, 'contact.email');
-      await item.waitFor();
-      assert.equal((await item.locator('.value').innerText()).trim(), 'ana@example.org');
-      // A well-known field is titled by what it is; its path comes second.
-      assert.equal((await item.locator('.record-title').innerText()).trim(), 'Email address');
-      assert.equal((await item.locator('.record-path code').innerText()).trim(), 'contact.email');
-      assert.equal((await page.locator('section.collection h2').first().innerText()).trim(), 'Contact');
+    await step(t, page, 'the email address is shown in the Contact section, its path nowhere', async () => {
+      await expectInputValue(emailBox(page), 'ana@example.org');
+      assert.equal((await page.locator('.profile-section', { has: page.locator('form[data-section="contact"]') }).locator('h2').innerText()).trim(), 'Contact');
+      assert.doesNotMatch(await page.locator('#screen').innerText(), /contact\.email/, 'the path is never shown');
       await shot(page, 'desktop-06-record-listed');
     });
 
     await step(t, page, 'after a reload the session cookie keeps us logged in', async () => {
       await page.reload();
       await expectScreen(page, 'My data');
-      const item = recordItem(page, 'contact.email');
-      await item.waitFor();
-      assert.equal((await item.locator('.value').innerText()).trim(), 'ana@example.org');
+      await expectInputValue(emailBox(page), 'ana@example.org');
       await shot(page, 'desktop-07-after-reload');
     });
 
     await step(t, page, 'edit the record and save', async () => {
-      await recordItem(page, 'contact.email').getByRole('button', { name: 'Edit contact.email' }).click();
-      await page.getByRole('heading', { level: 2, name: 'Edit contact.email' }).waitFor();
-      const value = page.getByLabel('Value', { exact: true });
-      assert.equal(await value.inputValue(), 'ana@example.org');
-      await value.fill('ana.silva@example.org');
+      assert.equal(await emailBox(page).inputValue(), 'ana@example.org');
+      await emailBox(page).fill('ana.silva@example.org');
       await shot(page, 'desktop-08-edit-record');
-      await page.getByRole('button', { name: 'Save', exact: true }).click();
-      await expectText(page.locator('.notice-slot'), 'Saved contact.email.');
-      const item = recordItem(page, 'contact.email');
-      await expectText(item.locator('.value'), 'ana.silva@example.org');
-      assert.equal((await item.locator('.record-title').innerText()).trim(), 'Email address');
-      assert.equal(await page.locator('.editor').count(), 0, 'the editor closes after saving');
+      await page.getByRole('button', { name: 'Save contact' }).click();
+      await expectText(page.locator('form[data-section="contact"] .profile-status'), 'Saved your contact details.');
+      await page.reload();
+      await expectInputValue(emailBox(page), 'ana.silva@example.org');
       await shot(page, 'desktop-09-record-edited');
     });
 
@@ -207,7 +213,7 @@ test('desktop: set up, add, reload, edit, activity, change passphrase, log out, 
       await page.getByLabel('Passphrase', { exact: true }).fill(NEW_PASSPHRASE);
       await page.getByRole('button', { name: 'Log in' }).click();
       await expectScreen(page, 'My data');
-      await expectText(recordItem(page, 'contact.email').locator('.value'), 'ana.silva@example.org');
+      await expectInputValue(emailBox(page), 'ana.silva@example.org');
     });
 
     await step(t, page, 'Log out leaves the vault', async () => {
@@ -246,9 +252,7 @@ test('desktop: set up, add, reload, edit, activity, change passphrase, log out, 
       await page.getByRole('button', { name: 'Unlock' }).click();
       await expectScreen(page, 'My data');
       await expectText(page.locator('#flash .message-success'), 'Vault unlocked.');
-      const item = recordItem(page, 'contact.email');
-      await expectText(item.locator('.value'), 'ana.silva@example.org');
-      assert.equal((await item.locator('.record-title').innerText()).trim(), 'Email address');
+      await expectInputValue(emailBox(page), 'ana.silva@example.org');
       await shot(page, 'desktop-16-unlocked-records');
     });
 
@@ -288,22 +292,20 @@ test('360 px wide: setup and records fit the screen', { timeout: 45_000 }, async
     });
 
     await step(t, page, '360: add data form', async () => {
-      await addRecord(page, { recordPath: 'contact.email', value: 'ana@example.org', category: 'pd:EmailAddress' });
+      await emailBox(page).fill('ana@example.org');
+      await addSomethingElse(page, { label: 'Home city', value: 'Lisboa', category: 'pd:PhysicalAddress' });
       await assertNoHorizontalOverflow(page, 'the add data form');
       await shot(page, 'mobile360-04-add-record');
     });
 
     await step(t, page, '360: records list', async () => {
       await page.getByRole('button', { name: 'Save', exact: true }).click();
-      await expectText(page.locator('.notice-slot'), 'Saved contact.email.');
-      const item = recordItem(page, 'contact.email');
-      assert.equal((await item.locator('.record-title').innerText()).trim(), 'Email address');
-      // A field without a well-known name gets a readable title from its path.
-      await addRecord(page, { recordPath: 'addresses.home.city', value: 'Lisboa', category: 'pd:PhysicalAddress' });
-      await page.getByRole('button', { name: 'Save', exact: true }).click();
-      await expectText(page.locator('.notice-slot'), 'Saved addresses.home.city.');
-      const city = recordItem(page, 'addresses.home.city');
-      assert.equal((await city.locator('.record-title').innerText()).trim(), 'Home › City');
+      await expectText(page.locator('.notice-slot'), 'Saved Home city.');
+      await page.getByRole('button', { name: 'Save contact' }).click();
+      await expectText(page.locator('form[data-section="contact"] .profile-status'), 'Saved your contact details.');
+      // Something added by name is titled by that name, with its kind in words.
+      const city = recordItem(page, 'other.home_city');
+      assert.equal((await city.locator('.record-title').innerText()).trim(), 'Home city');
       assert.equal((await city.locator('.tag').innerText()).trim(), 'Postal address');
       await assertNoHorizontalOverflow(page, 'the records list');
       await shot(page, 'mobile360-05-record-listed');

@@ -52,7 +52,8 @@ async fn etag_and_if_match() {
             .put(app.url(&format!("/api/v1/records/{path}")))
             .bearer_auth(&token)
             .header("if-none-match", "*")
-            .json(&json!({"value": "x", "category": "pd:Interest"}))
+            // An address, as contact.email must hold one: the 412 is about the precondition.
+            .json(&json!({"value": "x@example.org", "category": "pd:Interest"}))
             .send()
     };
     assert_eq!(create_only("contact.email").await.unwrap().status(), 412);

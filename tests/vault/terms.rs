@@ -463,3 +463,127 @@ async fn preview_publishes_nothing() {
     assert_eq!(published["hash"], preview["hash"]);
     assert_eq!(published["summary"], preview["summary"]);
 }
+
+#[tokio::test]
+async fn terms_made_by_choosing_are_built_checked_and_published_without_writing_json() {
+    let (_dir, app, owner) = ready_vault().await;
+    let (status, options) = owner_call(
+        &app,
+        &owner,
+        Method::GET,
+        "/api/v1/terms/templates/pdc-intent/choices",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{options}");
+    // Only what the basis permits is offered, each with words.
+    let purposes: Vec<&str> = options["purposes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        purposes,
+        [
+            "dpv:RequestedServiceProvision",
+            "dpv:SellProductsToDataSubject"
+        ]
+    );
+    assert!(
+        options["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["label"].as_str().is_some_and(|l| !l.is_empty()))
+    );
+    assert_eq!(options["retention_days"], json!([1, 7, 30]));
+
+    let mut choices = options["defaults"].clone();
+    choices["categories"] = json!(["pd:Location", "pd:Preference"]);
+    choices["purposes"] = json!(["dpv:RequestedServiceProvision"]);
+    choices["retention_days"] = json!(7);
+    choices["max_uses"] = json!(3);
+    choices["ends_on"] = json!("2030-06-01");
+    choices["refusals"] = json!(["no-changes"]);
+    let (status, built) = owner_call(
+        &app,
+        &owner,
+        Method::POST,
+        "/api/v1/terms/templates/pdc-intent/build",
+        Some(choices.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{built}");
+    assert_eq!(built["basis"], "PDC-INTENT");
+    assert_eq!(built["hash"], jcs_hash(&built["terms"]), "{built}");
+    let plain: Vec<&str> = built["plain_summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        plain.contains(
+            &"Brands may read your location and preference for requested service provision, \
+              before 2030-06-01, at most 3 times."
+        ),
+        "{plain:#?}"
+    );
+    assert!(plain.contains(&"Brands must delete what they receive within 7 days of receiving it."));
+    assert!(
+        plain
+            .iter()
+            .all(|l| !l.contains("dpv:") && !l.contains("pd:") && !l.contains("PDC-INTENT")),
+        "{plain:#?}"
+    );
+
+    // The built document publishes like any other, and reads back with its plain summary.
+    let (status, published) = owner_call(
+        &app,
+        &owner,
+        Method::PUT,
+        "/api/v1/terms",
+        Some(json!({ "terms": built["terms"] })),
+    )
+    .await;
+    assert_eq!(status, 201, "{published}");
+    assert_eq!(published["hash"], built["hash"]);
+    assert_eq!(published["plain_summary"], built["plain_summary"]);
+
+    // A choice the basis does not allow is refused by name, and nothing is built.
+    choices["purposes"] = json!(["dpv:Marketing"]);
+    let (status, refused) = owner_call(
+        &app,
+        &owner,
+        Method::POST,
+        "/api/v1/terms/templates/pdc-intent/build",
+        Some(choices.clone()),
+    )
+    .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"], "invalid_choices", "{refused}");
+    assert_eq!(refused["at"], "/purposes", "{refused}");
+    choices["purposes"] = json!(["dpv:RequestedServiceProvision"]);
+    choices["retention_days"] = json!(90);
+    let (status, refused) = owner_call(
+        &app,
+        &owner,
+        Method::POST,
+        "/api/v1/terms/templates/pdc-intent/build",
+        Some(choices),
+    )
+    .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["at"], "/retention_days", "{refused}");
+
+    let (status, missing) = owner_call(
+        &app,
+        &owner,
+        Method::GET,
+        "/api/v1/terms/templates/no-such/choices",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "{missing}");
+}

@@ -29,7 +29,8 @@
 //! - `parse`: shape and vocabulary, then "the basis is a ceiling" (what [`Terms::parse`] runs);
 //! - `duration`: the `xsd:duration` subset a limit may be written in;
 //! - `evaluate`: [`AccessRequest`], [`Decision`] and [`evaluate()`];
-//! - `summary`: [`Terms::summary`], the terms in plain words.
+//! - `summary`: [`Terms::summary`], the terms in plain words;
+//! - `guided`: terms made from a template by choosing, for the person who never writes JSON.
 //!
 //! This file keeps the parsed form ([`Terms`] and its rules and constraints), which every part
 //! reads; only what other modules use is re-exported, so every `crate::domain::terms::X` path is
@@ -38,6 +39,7 @@
 mod duration;
 mod error;
 mod evaluate;
+pub mod guided;
 mod parse;
 mod summary;
 mod vocabulary;

@@ -1,7 +1,8 @@
 //! Terms in plain words, one sentence per rule, for the person and for brands.
 //!
-//! It describes the document and decides nothing; the machine ids stay in parentheses so that a
-//! brand can find each sentence's rule in the document.
+//! It describes the document and decides nothing. Two forms: [`Terms::summary`] keeps the machine
+//! ids in parentheses so that a brand can find each sentence's rule in the document;
+//! [`Terms::plain_summary`] is the same sentences without any code, for the person.
 
 use time::{Duration, OffsetDateTime};
 
@@ -16,6 +17,13 @@ enum Modal {
     May,
     MayNot,
     Must,
+}
+
+/// Whether sentences carry the machine ids (for brands) or only words (for the person).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ids {
+    Shown,
+    Hidden,
 }
 
 impl Modal {
@@ -40,18 +48,39 @@ impl Terms {
     /// [`PURPOSES`]: super::PURPOSES
     /// [`CATEGORIES`]: crate::domain::records::CATEGORIES
     pub fn summary(&self) -> Vec<String> {
-        let mut lines = vec![format!(
-            "Built on IEEE 7012 {} — {}",
-            self.basis,
-            lower_first(self.basis.description())
-        )];
-        lines.extend(self.permissions.iter().map(|r| r.sentence(Modal::May)));
-        lines.extend(self.prohibitions.iter().map(|r| r.sentence(Modal::MayNot)));
+        self.sentences(Ids::Shown)
+    }
+
+    /// The same sentences as [`Terms::summary`] with no code in them — no basis name, no DPV or
+    /// ODRL id — for the person, who reads words and never the document.
+    pub fn plain_summary(&self) -> Vec<String> {
+        self.sentences(Ids::Hidden)
+    }
+
+    fn sentences(&self, ids: Ids) -> Vec<String> {
+        let first = match ids {
+            Ids::Shown => format!(
+                "Built on IEEE 7012 {} — {}",
+                self.basis,
+                lower_first(self.basis.description())
+            ),
+            Ids::Hidden => format!(
+                "Built on a standard agreement — {}",
+                lower_first(self.basis.description())
+            ),
+        };
+        let mut lines = vec![first];
+        lines.extend(self.permissions.iter().map(|r| r.sentence(Modal::May, ids)));
+        lines.extend(
+            self.prohibitions
+                .iter()
+                .map(|r| r.sentence(Modal::MayNot, ids)),
+        );
         lines.extend(
             self.obligations
                 .iter()
                 .filter(|r| !r.is_retention())
-                .map(|r| r.sentence(Modal::Must)),
+                .map(|r| r.sentence(Modal::Must, ids)),
         );
         if let Some(period) = self.retention() {
             lines.push(format!(
@@ -66,7 +95,18 @@ impl Terms {
 impl RuleAction {
     /// The action as a verb phrase around its object, with the machine id where the words alone
     /// would not tell a brand which action is meant.
-    fn phrase(self, data: &str) -> String {
+    fn phrase(self, data: &str, ids: Ids) -> String {
+        if ids == Ids::Hidden {
+            return match self {
+                RuleAction::Distribute => format!("share {data} with third parties"),
+                RuleAction::Profiling => format!("profile you with {data}"),
+                RuleAction::Tracking => format!("track you with {data}"),
+                RuleAction::Portability => {
+                    format!("let you take {data} with you in a portable form")
+                }
+                other => other.phrase(data, Ids::Shown),
+            };
+        }
         match self {
             RuleAction::Use => format!("use {data}"),
             RuleAction::Read => format!("read {data}"),
@@ -86,16 +126,17 @@ impl RuleAction {
 impl Rule {
     /// One sentence: "Brands may read your email address (pd:EmailAddress) for customer care
     /// (dpv:CustomerCare), at most 10 times."
-    fn sentence(&self, modal: Modal) -> String {
+    fn sentence(&self, modal: Modal, ids: Ids) -> String {
         let mut sentence = format!(
             "{} {}",
             modal.as_str(),
-            self.action.phrase(&data_words(&self.targets, modal))
+            self.action
+                .phrase(&data_words(&self.targets, modal, ids), ids)
         );
         let purposes: Vec<String> = self
             .constraints
             .iter()
-            .filter_map(Constraint::purpose_words)
+            .filter_map(|c| c.purpose_words(ids))
             .collect();
         if !purposes.is_empty() {
             sentence.push(' ');
@@ -122,7 +163,7 @@ impl Rule {
 
 /// The data a rule targets: "your name and email address (pd:Name, pd:EmailAddress)", or all of
 /// it when the targets include [`ALL_PERSONAL_DATA`].
-fn data_words(targets: &[&'static str], modal: Modal) -> String {
+fn data_words(targets: &[&'static str], modal: Modal, ids: Ids) -> String {
     if targets.contains(&ALL_PERSONAL_DATA) {
         return match modal {
             Modal::Must => "your data".to_owned(),
@@ -133,6 +174,9 @@ fn data_words(targets: &[&'static str], modal: Modal) -> String {
         .iter()
         .map(|id| DataCategory::find(id).map_or_else(|| (*id).to_owned(), |c| lower_first(c.label)))
         .collect();
+    if ids == Ids::Hidden {
+        return format!("your {}", join_words(&labels, "and"));
+    }
     format!(
         "your {} ({})",
         join_words(&labels, "and"),
@@ -142,7 +186,7 @@ fn data_words(targets: &[&'static str], modal: Modal) -> String {
 
 impl Constraint {
     /// A purpose constraint as "for ...", or `None` for any other constraint.
-    fn purpose_words(&self) -> Option<String> {
+    fn purpose_words(&self, ids: Ids) -> Option<String> {
         let Constraint::Purpose { op, purposes } = self else {
             return None;
         };
@@ -150,15 +194,18 @@ impl Constraint {
             .iter()
             .map(|id| Purpose::find(id).map_or_else(|| (*id).to_owned(), |p| lower_first(p.label)))
             .collect();
-        let ids = purposes.join(", ");
+        let codes = match ids {
+            Ids::Shown => format!(" ({})", purposes.join(", ")),
+            Ids::Hidden => String::new(),
+        };
         Some(match op {
             PurposeOp::Eq | PurposeOp::IsAnyOf => {
-                format!("for {} ({ids})", join_words(&labels, "or"))
+                format!("for {}{codes}", join_words(&labels, "or"))
             }
-            PurposeOp::IsA => format!("for {} of any kind ({ids})", join_words(&labels, "or")),
+            PurposeOp::IsA => format!("for {} of any kind{codes}", join_words(&labels, "or")),
             PurposeOp::Neq | PurposeOp::IsNoneOf => {
                 format!(
-                    "for any purpose other than {} ({ids})",
+                    "for any purpose other than {}{codes}",
                     join_words(&labels, "and")
                 )
             }
@@ -506,6 +553,66 @@ mod tests {
             );
         }
         assert_eq!(lines.last().unwrap(), expected[2]);
+    }
+
+    #[test]
+    fn the_plain_summary_says_the_same_without_a_code() {
+        for t in TEMPLATES {
+            let parsed = terms(&t.document().unwrap());
+            let (coded, plain) = (parsed.summary(), parsed.plain_summary());
+            assert_eq!(coded.len(), plain.len(), "{}", t.id);
+            assert_sentences(&plain);
+            for line in &plain {
+                for code in [
+                    "pd:",
+                    "dpv:",
+                    "p7012:",
+                    "SD-BASE",
+                    "PDC-INTENT",
+                    "IEEE",
+                    "(distribute)",
+                ] {
+                    assert!(!line.contains(code), "{}: {code} in {line}", t.id);
+                }
+            }
+            // The same sentences: only the codes in parentheses differ.
+            for (c, p) in coded.iter().zip(&plain).skip(1) {
+                let stripped = strip_codes(c);
+                assert_eq!(&stripped, p, "{}", t.id);
+            }
+        }
+        let sd = terms(&template("sd-base")).plain_summary();
+        assert_eq!(
+            sd[0],
+            "Built on a standard agreement — service delivery only: no tracking, no profiling, no \
+             analytics, no sharing with third parties."
+        );
+        assert!(
+            sd.iter()
+                .any(|l| l == "Brands may not track you with any of your data.")
+        );
+        assert!(sd.iter().any(|l| l
+            == "Brands may update your identifier (account or membership number) and username \
+                for account management or service registration."));
+    }
+
+    /// A coded sentence with its parenthesised codes taken out.
+    fn strip_codes(line: &str) -> String {
+        let mut out = String::new();
+        let mut rest = line;
+        while let Some(start) = rest.find(" (") {
+            let Some(len) = rest[start..].find(')') else {
+                break;
+            };
+            let inside = &rest[start + 2..start + len];
+            out.push_str(&rest[..start]);
+            if !inside.contains(':') && inside != "distribute" {
+                out.push_str(&rest[start..=start + len]);
+            }
+            rest = &rest[start + len + 1..];
+        }
+        out.push_str(rest);
+        out
     }
 
     #[test]

@@ -417,7 +417,7 @@ impl Basis {
             }
             Basis::PdcIntent => {
                 "Data contributed for intentcasting: brands may use it to answer the person's \
-                 intents with offers, and for nothing else."
+                 wishes (intents) with offers, and for nothing else."
             }
         }
     }

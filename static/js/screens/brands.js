@@ -9,6 +9,7 @@ import { field, formError, actions } from '../form.js';
 import { plural } from '../errors.js';
 import { errorText, showNotice, loadList, confirmInline, fact } from '../cards.js';
 import { revokeAllForBrand } from '../grants.js';
+import { reachabilityProblem } from '../invitation.js';
 
 const MAX_USES = 100;
 const MAX_HOURS = 720;
@@ -194,6 +195,8 @@ function showToken(view, invitation) {
   });
 
   const uses = Number(invitation.max_uses) || 1;
+  // A brand elsewhere cannot register at a loopback or home-network address.
+  const unreachable = reachabilityProblem(String(invitation.registration_endpoint || ''));
   view.tokenHost.replaceChildren(el('div', { class: 'key-box token-box' },
     heading,
     el('p', {}, el('strong', {}, 'This token is shown only now and will not be shown again.'),
@@ -203,6 +206,7 @@ function showToken(view, invitation) {
     actions(copyToken),
     el('p', { class: 'key-label' }, 'Registration address'),
     endpoint,
+    unreachable ? el('div', { class: `message message-warning unreachable-${unreachable.kind}` }, unreachable.text) : null,
     actions(copyEndpoint),
     status,
     el('p', { class: 'hint' },

@@ -1,24 +1,30 @@
 // @ts-check
-// "My data": the list of records, grouped by collection, with an editor for
-// adding and changing data, conflict handling and deleting.
+// "My data": the profile (screens/profile.js) on top, then everything else
+// the person keeps, grouped by topic, with an editor for adding something
+// else by name, changing it, conflict handling and deleting.
 
 import { api, ApiError, Interrupted, recordUrl } from '../api.js';
 import { el, srOnly, messageBox, focusElement, announce, setBusy, formatDate, timeEl } from '../dom.js';
-import { field, checkbox, formError, actions } from '../form.js';
+import { field, formError, actions } from '../form.js';
 import {
-  PATH_HELP, pathProblem, normalizeRecord, sortRecords, groupByCollection, valueNode, valueToEditorText,
+  normalizeRecord, sortRecords, groupByCollection, valueNode, valueToEditorText,
   recordTitle, humanize, fetchAllRecords,
 } from '../records.js';
+import { PROFILE_PATHS, pathForLabel } from '../profile.js';
+import { renderProfile, forgetProfileDrafts, hasUnsavedProfileTyping } from './profile.js';
 
 // What the person is typing in the editor. Kept in module memory (never in
 // storage) so that it survives leaving the screen: when the session expires
 // mid-edit, they log in again and find their text back here.
-//   { mode: 'create'|'edit', path, text, json, category, etag, initial }
+//   { mode: 'create'|'edit', label, path, text, json, category, etag, initial }
+// When adding, the person names the thing ("Shoe size") and the path is
+// derived from that name (other.shoe_size); they never see it.
 let draft = null;
 
 /** Forget half-typed data (the person chose to log out). */
 export function forgetDrafts() {
   draft = null;
+  forgetProfileDrafts();
 }
 
 /**
@@ -31,7 +37,7 @@ export function forgetCleanDraft() {
 
 /** Whether the person typed something that is not saved yet. */
 export function hasUnsavedTyping() {
-  return draftIsDirty();
+  return draftIsDirty() || hasUnsavedProfileTyping();
 }
 
 export function render(container, ctx) {
@@ -41,7 +47,8 @@ export function render(container, ctx) {
     records: [],
     categories: [],
     heading: el('h1', {}, 'My data'),
-    addButton: el('button', { type: 'button', class: 'button primary' }, 'Add data'),
+    profileHost: el('div', { class: 'profile' }),
+    addButton: el('button', { type: 'button', class: 'button' }, 'Add something else'),
     notice: el('div', { class: 'notice-slot' }),
     editorHost: el('div', { class: 'editor-slot' }),
     listHost: el('div', { class: 'records-list', 'aria-busy': 'true' }, el('p', { class: 'loading' }, 'Loading your data…')),
@@ -52,11 +59,16 @@ export function render(container, ctx) {
 
   container.append(
     view.heading,
-    el('p', { class: 'lead' }, 'Everything you keep in your vault, grouped by topic.'),
-    el('div', { class: 'toolbar' }, view.addButton),
-    view.notice,
-    view.editorHost,
-    view.listHost,
+    el('p', { class: 'lead' }, 'What you keep in your vault. Nothing here is shared until you choose to share it with a brand.'),
+    view.profileHost,
+    el('section', { class: 'others', 'aria-labelledby': 'others-heading' },
+      el('h2', { id: 'others-heading' }, 'Other things'),
+      el('p', { class: 'hint' }, 'Anything that does not fit above, for example a shoe size or a membership number.'),
+      el('div', { class: 'toolbar' }, view.addButton),
+      view.notice,
+      view.editorHost,
+      view.listHost,
+    ),
   );
 
   load(view);
@@ -76,7 +88,9 @@ async function load(view) {
       }),
     ]);
     if (!view.container.isConnected) return;
-    view.records = sortRecords(list.map((record) => normalizeRecord(record)));
+    const all = list.map((record) => normalizeRecord(record));
+    renderProfile(view.profileHost, new Map(all.filter((r) => PROFILE_PATHS.has(r.path)).map((r) => [r.path, r])));
+    view.records = sortRecords(all.filter((r) => !PROFILE_PATHS.has(r.path)));
     view.categories = categories.filter((c) => c && typeof c.id === 'string');
     renderList(view);
     // Bring back typing that was interrupted (session ended, another
@@ -103,23 +117,18 @@ async function load(view) {
 
 function renderList(view) {
   if (view.records.length === 0) {
-    const addEmail = el('button', { type: 'button', class: 'button' }, 'Add your email address');
-    addEmail.addEventListener('click', () => {
-      const emailCategory = view.categories.find((c) => c.id === 'pd:EmailAddress');
-      startCreate(view, { path: 'contact.email', category: emailCategory ? emailCategory.id : '' });
-    });
-    view.listHost.replaceChildren(el('div', { class: 'empty' },
-      el('p', {}, 'Your vault is empty. Add your first piece of data — for example your email address.'),
-      actions(addEmail),
-    ));
-    syncEmptyState(view);
+    view.listHost.replaceChildren(el('p', { class: 'empty-others' }, 'Nothing else yet.'));
     return;
   }
 
-  const sections = groupByCollection(view.records).map(([collection, records]) => {
+  // Things added by name all live in "other": they need no heading of
+  // their own under "Other things".
+  const groups = groupByCollection(view.records);
+  const sections = groups.map(([collection, records]) => {
     const headingId = `collection-${collection}`;
-    return el('section', { class: 'collection', 'aria-labelledby': headingId },
-      el('h2', { id: headingId }, humanize(collection)),
+    const plain = collection === 'other';
+    return el('section', { class: 'collection', 'aria-labelledby': plain ? null : headingId },
+      plain ? null : el('h3', { id: headingId }, humanize(collection)),
       el('ul', { class: 'records' }, records.map((record) => recordItem(view, record))),
     );
   });
@@ -127,14 +136,14 @@ function renderList(view) {
 }
 
 function recordItem(view, record) {
+  const title = recordTitle(record);
   const editButton = el('button', { type: 'button', class: 'button small', 'data-action': 'edit' },
-    'Edit', srOnly(` ${record.path}`));
+    'Edit', srOnly(` ${title}`));
   const deleteButton = el('button', { type: 'button', class: 'button small danger-outline', 'data-action': 'delete' },
-    'Delete', srOnly(` ${record.path}`));
+    'Delete', srOnly(` ${title}`));
   const buttons = el('div', { class: 'record-actions' }, editButton, deleteButton);
   const confirmSlot = el('div', { class: 'confirm-slot' });
 
-  const title = recordTitle(record);
   const category = record.category_label || record.category;
   const meta = [];
   // "Email address" titled "Email address" needs no tag saying so again.
@@ -142,8 +151,7 @@ function recordItem(view, record) {
   if (record.updated_at) meta.push(el('span', {}, 'Updated ', timeEl(record.updated_at)));
 
   const item = el('li', { class: 'record', 'data-path': record.path },
-    el('h3', { class: 'record-title' }, title),
-    el('p', { class: 'record-path' }, el('span', { class: 'visually-hidden' }, 'Path: '), el('code', {}, record.path)),
+    el('h4', { class: 'record-title' }, title),
     valueNode(record.value),
     meta.length ? el('p', { class: 'record-meta' }, meta) : null,
     buttons,
@@ -163,10 +171,10 @@ function upsert(view, record) {
   view.records = sortRecords([...view.records.filter((r) => r.path !== record.path), record]);
 }
 
-/** The "vault is empty" box makes no sense under an open Add form. */
+/** "Nothing else yet" makes no sense under an open Add form. */
 function syncEmptyState(view) {
-  const empty = view.listHost.querySelector('.empty');
-  if (empty) empty.hidden = Boolean(view.editor);
+  const empty = view.listHost.querySelector('.empty-others');
+  if (empty instanceof HTMLElement) empty.hidden = Boolean(view.editor);
 }
 
 function showNotice(view, text, kind = 'success') {
@@ -179,7 +187,7 @@ function showNotice(view, text, kind = 'success') {
 function draftIsDirty() {
   if (!draft) return false;
   const { initial } = draft;
-  return draft.path !== initial.path || draft.text !== initial.text
+  return draft.label !== initial.label || draft.text !== initial.text
     || draft.json !== initial.json || draft.category !== initial.category;
 }
 
@@ -189,22 +197,22 @@ function draftIsDirty() {
  */
 function editorBusyWithChanges(view) {
   if (!draftIsDirty() || !view.editor) return false;
-  view.editor.error.show(`You have unsaved changes to ${draft.path || 'new data'}. Save or cancel them first.`);
+  view.editor.error.show(`You have unsaved changes to ${draft.label || 'something new'}. Save or cancel them first.`);
   announce('You have unsaved changes. Save or cancel them first.', { assertive: true });
   focusElement(view.editor.heading);
   return true;
 }
 
 function newDraft(fields) {
-  const base = { mode: 'create', path: '', text: '', json: false, category: '', etag: null, ...fields };
-  base.initial = { path: base.path, text: base.text, json: base.json, category: base.category };
+  const base = { mode: 'create', label: '', path: '', text: '', json: false, category: '', etag: null, ...fields };
+  base.initial = { label: base.label, text: base.text, json: base.json, category: base.category };
   return base;
 }
 
 function startCreate(view, preset = {}) {
   if (editorBusyWithChanges(view)) return;
   view.notice.replaceChildren();
-  draft = newDraft({ path: preset.path || '', category: preset.category || '' });
+  draft = newDraft({ label: preset.label || '', category: preset.category || '' });
   openEditor(view);
 }
 
@@ -218,6 +226,7 @@ function startEdit(view, record) {
   const { text, json } = valueToEditorText(record.value);
   draft = newDraft({
     mode: 'edit',
+    label: recordTitle(record),
     path: record.path,
     text,
     json,
@@ -230,37 +239,36 @@ function startEdit(view, record) {
 
 function openEditor(view, { restored = false } = {}) {
   const isEdit = draft.mode === 'edit';
-  const heading = el('h2', { tabindex: '-1' }, isEdit ? `Edit ${draft.path}` : 'Add data');
+  const heading = el('h3', { tabindex: '-1' }, isEdit ? `Edit ${draft.label}` : 'Add something else');
 
-  // Path: free to choose when adding, fixed when editing (a different path
-  // is a different record).
-  let pathField = null;
+  // What it is: a name when adding (the path is made from it, never shown),
+  // fixed when editing (a different name is a different record).
+  let labelField = null;
   if (!isEdit) {
-    pathField = field({
-      label: 'Path',
-      hint: PATH_HELP,
+    labelField = field({
+      label: 'What is it?',
+      hint: 'A short name, for example Shoe size or Library card number.',
       control: el('input', {
         type: 'text',
-        name: 'path',
-        class: 'mono',
-        value: draft.path,
+        name: 'label',
+        value: draft.label,
         autocomplete: 'off',
-        autocapitalize: 'none',
-        autocorrect: 'off',
-        spellcheck: 'false',
-        placeholder: 'contact.email',
+        maxlength: '60',
         required: true,
       }),
     });
-    pathField.control.addEventListener('input', () => {
-      draft.path = pathField.control.value.trim();
-      pathField.clearError();
+    labelField.control.addEventListener('input', () => {
+      draft.label = labelField.control.value;
+      labelField.clearError();
     });
   }
 
   const valueField = field({
     label: 'Value',
-    control: el('textarea', { name: 'value', rows: '3', spellcheck: 'false', value: draft.text }),
+    hint: draft.json
+      ? 'This is kept as a list or a set of parts. Keep the brackets, quotes and commas as they are.'
+      : null,
+    control: el('textarea', { name: 'value', rows: '3', value: draft.text }),
   });
   // textarea's value must be set as a property after creation in some
   // browsers; el() does that, but be explicit for clarity.
@@ -268,17 +276,6 @@ function openEditor(view, { restored = false } = {}) {
   valueField.control.addEventListener('input', () => {
     draft.text = valueField.control.value;
     valueField.clearError();
-  });
-
-  const jsonBox = checkbox({
-    label: 'JSON value',
-    checked: draft.json,
-    hint: 'Tick this to store a number, true or false, a list or an object written as JSON, for example 42 or ["a", "b"]. Leave it unticked to store the text exactly as typed.',
-    onchange: (event) => {
-      draft.json = event.target.checked;
-      valueField.control.classList.toggle('mono', draft.json);
-      valueField.clearError();
-    },
   });
   valueField.control.classList.toggle('mono', draft.json);
 
@@ -290,7 +287,7 @@ function openEditor(view, { restored = false } = {}) {
   const categoryField = field({
     label: 'Kind of data',
     hint: view.categories.length
-      ? 'Says what this is, so the vault can describe it in plain words. “Let the vault choose” picks the usual kind for well-known paths, such as contact.email, profile.name or addresses.home.city, and “Other personal data” for anything else.'
+      ? 'Says what this is, so your terms and the brands you share it with know what kind of data it is. If you leave “Let the vault choose”, it counts as “Other personal data”.'
       : 'The list of kinds could not be loaded; the vault will choose one for you.',
     control: categorySelect,
   });
@@ -304,9 +301,8 @@ function openEditor(view, { restored = false } = {}) {
   const confirmSlot = el('div', { class: 'confirm-slot' });
 
   const form = el('form', { class: 'form', novalidate: true },
-    isEdit ? el('p', { class: 'path-display' }, 'Path: ', el('code', {}, draft.path)) : pathField.root,
+    labelField ? labelField.root : null,
     valueField.root,
-    jsonBox.root,
     categoryField.root,
     error.node,
     buttonRow,
@@ -330,10 +326,10 @@ function openEditor(view, { restored = false } = {}) {
     buttonRow,
     conflictSlot,
     confirmSlot,
-    pathField,
+    labelField,
     valueField,
     categoryField,
-    firstInput: pathField ? pathField.control : valueField.control,
+    firstInput: labelField ? labelField.control : valueField.control,
   };
   syncEmptyState(view);
 
@@ -421,26 +417,38 @@ function closeEditor(view, pathForFocus = null) {
   focusElement(button || view.addButton);
 }
 
+/** Why the name of something new is not usable, in words, or null. */
+function labelProblem(view) {
+  const label = draft.label.trim();
+  if (!label) return 'Say what it is, for example Shoe size.';
+  const path = pathForLabel(label);
+  if (!path) return 'Use at least one letter or digit in the name.';
+  const taken = view.records.find((r) => r.path === path);
+  if (taken) return `You already keep “${recordTitle(taken)}”. Change it in the list below instead, or choose another name.`;
+  return null;
+}
+
 /** Check the form; returns the value to send, or undefined after showing errors. */
 function validate(view) {
-  const { pathField, valueField, error } = view.editor;
+  const { labelField, valueField, error } = view.editor;
   error.clear();
-  if (pathField) {
-    pathField.clearError();
-    const problem = pathProblem(draft.path);
+  if (labelField && draft.mode === 'create') {
+    labelField.clearError();
+    const problem = labelProblem(view);
     if (problem) {
-      pathField.setError(problem);
-      pathField.control.focus();
+      labelField.setError(problem);
+      labelField.control.focus();
       announce(problem, { assertive: true });
       return { ok: false };
     }
+    draft.path = pathForLabel(draft.label.trim());
   }
   valueField.clearError();
   if (!draft.json) return { ok: true, value: draft.text };
   try {
     return { ok: true, value: JSON.parse(draft.text) };
   } catch {
-    const message = 'This is not valid JSON. Check the quotes, commas and brackets, or untick “JSON value” to store it as plain text.';
+    const message = 'This list is no longer well formed. Check the quotes, commas and brackets, or press Cancel to keep it as it was.';
     valueField.setError(message);
     valueField.control.focus();
     announce(message, { assertive: true });
@@ -483,7 +491,7 @@ async function save(view, guard = null) {
       item.classList.add('just-saved');
       focusElement(item);
     }
-    showNotice(view, `Saved ${path}.`);
+    showNotice(view, `Saved ${recordTitle(record)}.`);
   } catch (err) {
     if (err instanceof Interrupted || !view.container.isConnected) return;
     if (err instanceof ApiError && (err.status === 412 || (err.status === 404 && draft.mode === 'edit'))) {
@@ -508,7 +516,7 @@ async function save(view, guard = null) {
 function fieldAtFault(editor, err) {
   if (!editor || !(err instanceof ApiError)) return null;
   switch (err.code) {
-    case 'invalid_path': return editor.pathField;
+    case 'invalid_path': return editor.labelField;
     case 'invalid_value':
     case 'payload_too_large': return editor.valueField;
     case 'invalid_category': return editor.categoryField;
@@ -553,7 +561,7 @@ async function showConflict(view, path) {
 
   let title;
   if (!current) title = 'This field was deleted elsewhere since you opened it';
-  else if (draft.mode === 'create') title = `Something is already saved at ${path}`;
+  else if (draft.mode === 'create') title = `You already keep something called “${draft.label}”`;
   else title = 'This field was changed elsewhere since you opened it';
 
   const overwrite = el('button', { type: 'button', class: 'button primary' },
@@ -576,7 +584,7 @@ async function showConflict(view, path) {
   ));
   editor.conflictButton = overwrite;
   // The choice is about this path: changing it now would muddle things.
-  if (editor.pathField) editor.pathField.control.readOnly = true;
+  if (editor.labelField) editor.labelField.control.readOnly = true;
 
   overwrite.addEventListener('click', () => {
     // The person has now seen the saved version: save over exactly that one
@@ -592,12 +600,13 @@ async function showConflict(view, path) {
     }
   });
   keep.addEventListener('click', () => {
+    const name = current ? recordTitle(current) : draft ? draft.label : 'it';
     draft = null;
     if (current) upsert(view, current);
     else view.records = view.records.filter((r) => r.path !== path);
     renderList(view);
     closeEditor(view, current ? path : null);
-    showNotice(view, current ? `Kept the saved version of ${path}.` : `Discarded your changes to ${path}.`, 'info');
+    showNotice(view, current ? `Kept the saved version of ${name}.` : `Discarded your changes to ${name}.`, 'info');
   });
 
   announce(`${title}. Choose which version to keep.`, { assertive: true });
@@ -611,13 +620,13 @@ function askDelete(view, record, item, note = null) {
   const buttons = item.querySelector('.record-actions');
   const slot = item.querySelector('.confirm-slot');
   const question = el('p', { class: 'confirm-question', tabindex: '-1' },
-    note ? `${note} ` : '', `Delete ${record.path}? This cannot be undone.`);
+    note ? `${note} ` : '', `Delete ${recordTitle(record)}? This cannot be undone.`);
   const yes = el('button', { type: 'button', class: 'button danger' }, 'Yes, delete');
   const no = el('button', { type: 'button', class: 'button' }, 'Cancel');
   const error = formError();
 
   buttons.hidden = true;
-  slot.replaceChildren(el('div', { class: 'confirm', role: 'group', 'aria-label': `Delete ${record.path}` },
+  slot.replaceChildren(el('div', { class: 'confirm', role: 'group', 'aria-label': `Delete ${recordTitle(record)}` },
     question, error.node, actions(yes, no)));
 
   no.addEventListener('click', () => {
@@ -636,7 +645,7 @@ async function doDelete(view, record, { yes, error }) {
     await api('DELETE', recordUrl(record.path), { headers });
     if (!view.container.isConnected) return;
     removeAndFocusNeighbour(view, record.path);
-    showNotice(view, `Deleted ${record.path}.`);
+    showNotice(view, `Deleted ${recordTitle(record)}.`);
   } catch (err) {
     if (err instanceof Interrupted || !view.container.isConnected) return;
     if (err instanceof ApiError && err.status === 404) {
@@ -657,7 +666,7 @@ async function doDelete(view, record, { yes, error }) {
 /** Someone else deleted it first: the outcome the person wanted, so say so calmly. */
 function alreadyDeleted(view, record) {
   removeAndFocusNeighbour(view, record.path);
-  showNotice(view, `${record.path} was already deleted.`, 'info');
+  showNotice(view, `${recordTitle(record)} was already deleted.`, 'info');
 }
 
 /** The record changed since it was shown: show the new value, ask again. */

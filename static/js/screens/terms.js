@@ -1,6 +1,7 @@
 // @ts-check
 // My terms: what brands may do with the data the person shares. Shows the
-// published version in plain words, lets the person write a new version
+// published version in plain words, lets the person make new terms by
+// choosing (terms_guided.js), or, under "Advanced", write the document
 // (from a template, the current terms or an older version), check it, and
 // publish it; lists every published version.
 
@@ -8,7 +9,8 @@ import { api, ApiError, Interrupted } from '../api.js';
 import { el, messageBox, focusElement, announce, setBusy, timeEl } from '../dom.js';
 import { field, actions } from '../form.js';
 import { asSentence } from '../errors.js';
-import { basisLabel, locate, withoutLocation, prettyJson } from '../terms.js';
+import { basisLabel, locate, withoutLocation, prettyJson, plainSummary, versionCode } from '../terms.js';
+import { renderGuided } from './terms_guided.js';
 
 // What is in the editor. Kept in module memory (never in storage) so that
 // leaving the screen, or a session that ends mid-edit, does not lose it.
@@ -65,6 +67,8 @@ export function render(container, ctx) {
     buttonRow: null,
     confirmSlot: el('div', { class: 'confirm-slot' }),
     versionsHost: el('div', { class: 'terms-versions', 'aria-busy': 'true' }, el('p', { class: 'loading' }, 'Loading the versions…')),
+    guidedHost: el('div', { class: 'terms-guided' }),
+    advanced: el('details', { class: 'terms-advanced' }),
   };
   view.buttonRow = actions(view.checkButton, view.publishButton);
 
@@ -81,20 +85,13 @@ export function render(container, ctx) {
       view.currentHost,
     ),
 
+    el('section', { class: 'terms-section', 'aria-labelledby': 'terms-guided-heading' },
+      el('h2', { id: 'terms-guided-heading' }, 'Make new terms'),
+      view.guidedHost,
+    ),
+
     el('section', { class: 'terms-section', 'aria-labelledby': 'terms-edit-heading' },
-      el('h2', { id: 'terms-edit-heading' }, 'Write a new version'),
-      el('p', {}, 'Terms are written in ODRL, a W3C standard for policies, on top of an IEEE 7012 agreement called their basis. Your terms can only narrow their basis: you may take away kinds of data, purposes or actions, and add limits such as an end date, but not allow more.'),
-      el('div', { class: 'field terms-source' },
-        el('label', { for: sourceId }, 'Start from'),
-        view.sourceHint,
-        el('div', { class: 'inline-row' }, view.sourceSelect, view.loadButton),
-        view.loadConfirm,
-      ),
-      editorField.root,
-      view.problemHost,
-      view.previewHost,
-      view.buttonRow,
-      view.confirmSlot,
+      view.advanced,
     ),
 
     el('section', { class: 'terms-section', 'aria-labelledby': 'terms-versions-heading' },
@@ -103,6 +100,35 @@ export function render(container, ctx) {
       view.versionsHost,
     ),
   );
+
+  // Writing the document by hand is for people who read ODRL: it stays,
+  // folded away under "Advanced".
+  view.advanced.append(
+    el('summary', {}, el('span', { id: 'terms-edit-heading' }, 'Advanced: write the document yourself')),
+    el('p', {}, 'Terms are written in ODRL, a W3C standard for policies, on top of an IEEE 7012 agreement called their basis. Your terms can only narrow their basis: you may take away kinds of data, purposes or actions, and add limits such as an end date, but not allow more.'),
+    el('div', { class: 'field terms-source' },
+      el('label', { for: sourceId }, 'Start from'),
+      view.sourceHint,
+      el('div', { class: 'inline-row' }, view.sourceSelect, view.loadButton),
+      view.loadConfirm,
+    ),
+    editorField.root,
+    view.problemHost,
+    view.previewHost,
+    view.buttonRow,
+    view.confirmSlot,
+  );
+  renderGuided(view.guidedHost, {
+    current: () => view.current,
+    published: (data) => {
+      if (!data || !data.terms) return;
+      view.current = data;
+      view.currentHost.replaceChildren(...termsDetails(data));
+      if (!hasUnsavedTyping()) setEditor(view, prettyJson(data.terms));
+      fillSources(view);
+      loadVersions(view);
+    },
+  });
 
   fillSources(view);
   view.sourceSelect.addEventListener('change', () => describeSource(view));
@@ -121,6 +147,7 @@ export function render(container, ctx) {
   forgetCleanDraft();
   if (draft) {
     view.editor.value = draft.text;
+    view.advanced.open = true;
     view.previewHost.replaceChildren(messageBox('Your unpublished changes are kept in the editor. Check them, then publish or start again from your current terms.', 'warning'));
   }
 
@@ -159,11 +186,11 @@ function termsDetails(data, { withTitle = true } = {}) {
     withTitle && typeof doc.title === 'string' ? el('h3', { class: 'terms-title' }, doc.title) : null,
     el('dl', { class: 'facts' },
       fact('Version', String(data.version ?? '')),
-      fact('Basis', basisLabel(data.basis)),
+      fact('Starting point', basisLabel(data.basis)),
       data.published_at ? fact('Published', timeEl(data.published_at)) : null,
-      fact('Fingerprint', el('code', { class: 'hash' }, String(data.hash || ''))),
+      fact('Version code', versionCodeEl(data.hash)),
     ),
-    summaryList(data.summary),
+    plainSummary(data),
   ];
 }
 
@@ -171,13 +198,9 @@ function fact(term, value) {
   return [el('dt', {}, term), el('dd', {}, value)];
 }
 
-function summaryList(summary) {
-  const sentences = Array.isArray(summary) ? summary.filter((s) => typeof s === 'string' && s) : [];
-  if (!sentences.length) return el('p', { class: 'hint' }, 'The vault sent no plain-language summary for these terms.');
-  return el('div', { class: 'summary-block' },
-    el('p', { class: 'summary-label' }, 'In plain words:'),
-    el('ul', { class: 'summary' }, sentences.map((s) => el('li', {}, s))),
-  );
+/** The short version code; the full fingerprint rides along for scripts and tests. */
+function versionCodeEl(hash) {
+  return el('span', { class: 'version-code', 'data-hash': String(hash || '') }, versionCode(hash));
 }
 
 // --- Where to start from ----------------------------------------------------
@@ -224,7 +247,8 @@ function selectedSource(view) {
       return {
         name: `the template “${template.title || template.id}”`,
         terms: template.terms,
-        description: [template.description, template.basis ? `Basis: ${basisLabel(template.basis)}.` : ''].filter(Boolean).join(' '),
+        // The Advanced view is where the document's own words belong.
+        description: [template.description, template.basis ? `Basis: ${template.basis} (${basisLabel(template.basis)}).` : ''].filter(Boolean).join(' '),
       };
     }
   }
@@ -382,10 +406,10 @@ async function check(view) {
       ? `The editor holds exactly what you published as version ${view.current.version}; publishing it would change nothing.`
       : 'Nothing is published yet. This is what brands would be asked to accept:'),
     el('dl', { class: 'facts' },
-      fact('Basis', basisLabel(result.basis)),
-      fact('Fingerprint', el('code', { class: 'hash' }, String(result.hash || ''))),
+      fact('Starting point', basisLabel(result.basis)),
+      fact('Version code', versionCodeEl(result.hash)),
     ),
-    summaryList(result.summary),
+    plainSummary(result),
   ));
   announce(same ? 'These are your current terms, unchanged.' : 'These terms can be published. Their summary is shown under the editor.');
   focusElement(heading);
@@ -415,8 +439,8 @@ async function askPublish(view) {
   view.confirmSlot.replaceChildren(el('div', { class: 'confirm confirm-warning', role: 'group', 'aria-label': title },
     question,
     el('p', {}, 'Every brand must accept the new version before it can get data from your vault again, including brands that accepted your current terms. They are asked the next time they connect.'),
-    summaryList(result.summary),
-    el('p', { class: 'hint' }, 'Fingerprint: ', el('code', { class: 'hash' }, String(result.hash || ''))),
+    plainSummary(result),
+    el('p', { class: 'hint' }, 'Version code: ', versionCodeEl(result.hash)),
     actions(yes, no),
   ));
   yes.addEventListener('click', () => publish(view, doc, yes));
@@ -504,7 +528,7 @@ function versionItem(view, version) {
     el('p', { class: 'record-meta' },
       version.published_at ? el('span', {}, 'Published ', timeEl(version.published_at)) : null,
       el('span', {}, basisLabel(version.basis))),
-    el('p', { class: 'version-hash' }, el('span', { class: 'visually-hidden' }, 'Fingerprint: '), el('code', { class: 'hash' }, String(version.hash || ''))),
+    el('p', { class: 'version-hash' }, 'Version code ', versionCodeEl(version.hash)),
     actions(toggle),
     viewer,
   );
