@@ -248,6 +248,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(grants::read_all))
         .routes(routes!(grants::read_field, grants::write_field))
         .routes(routes!(grants::grant_status))
+        .routes(routes!(grants::brand_grants))
         .routes(routes!(intents::create_intent, intents::list_intents))
         .routes(routes!(intents::get_intent, intents::withdraw_intent))
         .routes(routes!(intents::erase_intent))

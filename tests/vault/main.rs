@@ -22,3 +22,4 @@ mod portability;
 mod records;
 mod support;
 mod terms;
+mod terms_change;
