@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use time::Duration;
 
 use crate::kit::brand::{Brand, Server, narrowed, onboard, owner_brand, publish, status_json};
+use crate::kit::catalogue::assert_catalogued;
 use crate::kit::grant::{
     EMAIL, assert_invalid_token, create_grant, grant, grant_body, grant_token,
     grant_token_response, id_of, owner_grant, put_record, read_all, read_ok, revoke_grant, seed,
@@ -253,6 +254,9 @@ async fn new_terms_that_forbid_a_grant_revoke_it_with_the_rule() {
     let (status, page) = status_json(res).await;
     assert_eq!(status, 200, "{page}");
     let events = page["events"].as_array().unwrap();
+    for event in events {
+        assert_catalogued(&app, event).await;
+    }
     let revoked = of_type(events, GRANT_REVOKED);
     assert_eq!(revoked.len(), 1, "{events:?}");
     assert_eq!(revoked[0]["subject"], email);
@@ -297,6 +301,9 @@ async fn the_brand_is_told_when_the_person_revokes_a_grant() {
         .unwrap();
     let (_, page) = status_json(res).await;
     let events = page["events"].as_array().unwrap();
+    for event in events {
+        assert_catalogued(&app, event).await;
+    }
     let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(kinds, [GRANT_CREATED, GRANT_REVOKED], "{events:?}");
     assert_eq!(events[1]["data"]["grant"]["state"], "revoked");
