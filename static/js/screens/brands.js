@@ -311,7 +311,7 @@ function termsUpdateSentence(update) {
   const shared = update.suspended_grants === 1 ? '1 thing you share with it is paused'
     : update.suspended_grants > 1 ? `${update.suspended_grants} things you share with it are paused` : 'it gets nothing you share';
   return {
-    text: `Has not accepted your new terms (version ${update.current_version}) yet. Until it does, it gets none of your new wishes and ${shared}; if your new terms still allow them, they start again when it accepts.`,
+    text: `Accepted version ${update.accepted_version} of your terms but has not accepted your new terms (version ${update.current_version}) yet. Until it does, it gets none of your new wishes and ${shared}; if your new terms still allow them, they start again when it accepts.`,
     when: update.published_at,
   };
 }
@@ -334,7 +334,8 @@ function brandItem(view, brand) {
 
   const item = el('li', { class: `card brand-card status-${brand.status}`, 'data-client-id': String(brand.client_id) },
     el('h3', { class: 'card-title' }, name, ' ', el('span', { class: `tag tag-${brand.status}` }, BRAND_STATUS[brand.status] || brand.status)),
-    el('p', { class: `agreement-line agreement-${agreement.kind}` },
+    // A brand waiting to accept new terms gets the one sentence that says what that means.
+    waiting ? null : el('p', { class: `agreement-line agreement-${agreement.kind}` },
       agreement.text, agreement.when ? [' on ', timeEl(agreement.when), '.'] : null),
     suspended ? el('p', { class: 'agreement-line agreement-warning' }, 'Suspended: it can get nothing from your vault until you resume it.') : null,
     waiting ? el('p', { class: 'agreement-line agreement-warning terms-waiting' }, waiting.text, ' It was told on ', timeEl(waiting.when), '.') : null,
