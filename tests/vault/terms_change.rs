@@ -315,3 +315,53 @@ async fn the_brand_is_told_when_the_person_revokes_a_grant() {
     assert_eq!(listed[0]["state"], "revoked");
     assert!(listed[0]["revocation"].is_null(), "{listed:?}");
 }
+
+#[tokio::test]
+async fn new_terms_that_forbid_a_grants_purpose_revoke_it_with_the_rule() {
+    let (_dir, app, owner) = ready_vault().await;
+    seed(&app, &owner).await;
+    let (brand, _) = onboard(&app, &owner, "Acme").await;
+    let expires = wall_now() + Duration::days(1);
+    // SD-BASE permits both purposes; PDC-INTENT only the requested service.
+    let plain = id_of(
+        &grant(
+            &app,
+            &owner,
+            grant_body(&brand.client_id, &["contact.phone"], expires),
+        )
+        .await,
+    );
+    let mut asked = grant_body(&brand.client_id, &["contact.phone"], expires);
+    asked["purpose"] = json!("dpv:RequestedServiceProvision");
+    let asked = id_of(&grant(&app, &owner, asked).await);
+
+    let terms = pdc_intent_template(&app, &owner).await;
+    let (status, published) = publish(&app, &owner, &terms).await;
+    assert_eq!(status, 201, "{published}");
+    assert_eq!(
+        owner_grant(&app, &owner, &plain).await["status"],
+        "suspended"
+    );
+    brand.accept_current(&app).await;
+
+    let view = owner_grant(&app, &owner, &plain).await;
+    assert_eq!(view["status"], "revoked", "{view}");
+    let rule = view["revocation"]["rule"].as_str().unwrap();
+    assert!(!rule.is_empty(), "{view}");
+    assert!(
+        view["revocation"]["reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{view}"
+    );
+    assert_eq!(owner_grant(&app, &owner, &asked).await["status"], "active");
+    let listed = brand_grants(&app, &brand).await;
+    let revoked = listed.iter().find(|g| g["id"] == plain).unwrap();
+    assert_eq!(revoked["revocation"]["rule"], rule);
+    read_ok(
+        &app,
+        &grant_token(&app, &brand, &asked).await,
+        "the permitted grant",
+    )
+    .await;
+}
