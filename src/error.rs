@@ -85,6 +85,11 @@ pub enum AppError {
     /// current agreement (RFC 6750 `invalid_token`). The reason is for the log only.
     #[error("the access token is missing, expired, revoked or not valid here")]
     InvalidToken(String),
+    /// A brand's token or grant waits for the brand to accept the person's new terms: refused as
+    /// `invalid_token` like any dead token, but the message says which version to accept (it
+    /// names no data, and the brand is the party that must act).
+    #[error("{0}")]
+    TermsNotAccepted(String),
     /// The person's terms do not permit a grant; `rule` is the one that decided.
     #[error("your terms do not permit this grant: {reason}")]
     GrantNotPermitted { rule: String, reason: String },
@@ -173,7 +178,7 @@ impl AppError {
             AppError::NotGranted(_) => "not_granted",
             AppError::NoGrant => "no_grant",
             AppError::TermsChanged(_) => "terms_changed",
-            AppError::InvalidToken(_) => "invalid_token",
+            AppError::InvalidToken(_) | AppError::TermsNotAccepted(_) => "invalid_token",
             AppError::InvalidClient(_) => "invalid_client",
             AppError::InsufficientScope(_) => "insufficient_scope",
             AppError::MethodNotAllowed => "method_not_allowed",

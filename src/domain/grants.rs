@@ -146,6 +146,10 @@ pub enum GrantStatus {
     Revoked,
     Expired,
     Exhausted,
+    /// Still live, but the person published new terms the brand has not accepted yet: no use
+    /// until it does. [`Grant::status`] never says this (it needs the brand's agreement); the
+    /// service does.
+    Suspended,
 }
 
 impl GrantStatus {
@@ -155,6 +159,7 @@ impl GrantStatus {
             GrantStatus::Revoked => "revoked",
             GrantStatus::Expired => "expired",
             GrantStatus::Exhausted => "exhausted",
+            GrantStatus::Suspended => "suspended",
         }
     }
 }
@@ -164,6 +169,15 @@ impl GrantStatus {
 pub struct GrantDecision {
     pub rule: String,
     pub reason: String,
+}
+
+/// Something the brand was told about a grant: the CloudEvents type put in its stream, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrandNotice {
+    /// `vrm.grant.created.v1`, `vrm.grant.suspended.v1`, ...
+    pub event: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
 }
 
 /// A grant, as stored.
@@ -194,6 +208,13 @@ pub struct Grant {
     /// generation on, which kills every refresh token of the grant.
     #[serde(default)]
     pub refresh_generation: u64,
+    /// When the vault itself revoked the grant because new terms no longer permit it: the rule
+    /// that decided and why. Absent for grants revoked by the person or the brand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<GrantDecision>,
+    /// What the brand was told about this grant, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub told: Vec<BrandNotice>,
 }
 
 impl Grant {
@@ -355,6 +376,12 @@ pub enum UseRefusal {
     Inactive(GrantStatus),
     #[error("no agreement on the terms in force")]
     NoAgreement,
+    /// The brand's agreement is on older terms: the grant is suspended until it accepts these.
+    #[error(
+        "the person's terms changed; accept version {version} (GET /brand/v1/terms, then POST \
+         /brand/v1/agreements) and this grant works again if the new terms still permit it"
+    )]
+    TermsChanged { version: u64 },
     #[error("the grant was made under an agreement that no longer covers the terms in force")]
     AgreementChanged,
     #[error("this grant does not allow {}", .0.as_str())]
@@ -406,7 +433,17 @@ pub fn decide_use(
         return Err(UseRefusal::Inactive(status));
     }
     // Only an accepted agreement on the version in force counts; one on older terms is no
-    // agreement to these.
+    // agreement to these. An accepted one on older terms suspends the grant rather than ending
+    // it, and the brand is told which version to accept.
+    if let Some(a) = facts.agreement
+        && a.status == AgreementStatus::Accepted
+        && a.terms_version < facts.terms_version
+        && a.id == grant.agreement_id
+    {
+        return Err(UseRefusal::TermsChanged {
+            version: facts.terms_version,
+        });
+    }
     let agreement = facts.agreement.filter(|a| {
         a.status == AgreementStatus::Accepted && a.terms_version == facts.terms_version
     });

@@ -199,7 +199,13 @@ impl DataCategory {
         let id = match (path.collection(), field) {
             (_, "email") => "pd:EmailAddress",
             (_, "phone" | "mobile" | "telephone") => "pd:TelephoneNumber",
-            ("profile", "name" | "given_name" | "family_name" | "nickname") => "pd:Name",
+            // A person's name is kept under `profile` or `contact` (the README's examples and
+            // the shipped templates' wording use both); elsewhere `name` may name anything.
+            (
+                "profile" | "contact",
+                "name" | "full_name" | "given_name" | "family_name" | "nickname",
+            ) => "pd:Name",
+            ("contact", "address") => "pd:PhysicalAddress",
             ("profile", "birthdate" | "birth_date" | "birthday") => "pd:BirthDate",
             ("profile", "gender") => "pd:Gender",
             ("profile", "language" | "languages") => "pd:Language",
@@ -402,6 +408,30 @@ mod tests {
         assert_eq!(
             DataCategory::resolve(&odd, Some("pd:Interest")).unwrap().id,
             "pd:Interest"
+        );
+    }
+
+    #[test]
+    fn a_name_under_contact_or_profile_is_a_name() {
+        for path in [
+            "contact.name",
+            "profile.name",
+            "contact.given_name",
+            "profile.nickname",
+        ] {
+            let path = RecordPath::parse(path).unwrap();
+            assert_eq!(DataCategory::resolve(&path, None).unwrap().id, "pd:Name");
+        }
+        let address = RecordPath::parse("contact.address").unwrap();
+        assert_eq!(
+            DataCategory::resolve(&address, None).unwrap().id,
+            "pd:PhysicalAddress"
+        );
+        // A `name` elsewhere is not assumed to be the person's.
+        let pet = RecordPath::parse("pets.name").unwrap();
+        assert_eq!(
+            DataCategory::resolve(&pet, None).unwrap(),
+            DataCategory::OTHER
         );
     }
 

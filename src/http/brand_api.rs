@@ -33,6 +33,24 @@ impl FromRequestParts<AppState> for BrandToken {
     }
 }
 
+/// A call that reads the brand's own event stream (polling, Server-Sent Events): a valid access
+/// token, also one issued under the brand's agreement on older terms, so that the brand can read
+/// that the terms changed ([`crate::service::OpenVault::verify_stream_token`]).
+#[derive(Debug)]
+pub struct StreamToken(pub BrandToken);
+
+impl FromRequestParts<AppState> for StreamToken {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let token = bearer(&parts.headers)
+            .ok_or_else(|| AppError::InvalidToken("no bearer token".into()))?;
+        let open = state.vault.open()?;
+        open.verify_stream_token(token)
+            .map(|access| StreamToken(BrandToken(access)))
+    }
+}
+
 impl BrandToken {
     fn require(&self, scope: &'static str) -> Result<(), AppError> {
         if self.0.has_scope(scope) {

@@ -199,6 +199,23 @@ pub struct BrandView {
     pub agreement: Option<AgreementView>,
     /// How webhook deliveries to it are going, when it takes webhooks.
     pub delivery: Option<DeliveryView>,
+    /// When it accepted older terms and has not accepted the ones in force yet.
+    pub terms_update: Option<TermsUpdateView>,
+}
+
+/// A brand that has yet to accept the terms in force: it was told when they were published;
+/// until it accepts, it gets nothing new and its grants are suspended.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TermsUpdateView {
+    /// The version it accepted.
+    pub accepted_version: u64,
+    /// The version in force, which it has not accepted.
+    pub current_version: u64,
+    /// When the version in force was published (and the brand told).
+    #[serde(with = "time::serde::rfc3339")]
+    pub published_at: OffsetDateTime,
+    /// Its grants waiting for its acceptance.
+    pub suspended_grants: usize,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -224,6 +241,23 @@ fn brand_view(
             .map(|a| AgreementView::new(&a, &current)),
         None => None,
     };
+    let terms_update = match open.accepted_older_version(&brand)? {
+        Some(accepted_version) => {
+            let terms = open.current_terms()?;
+            let suspended_grants = open
+                .brand_grants(&brand.client_id)?
+                .iter()
+                .filter(|g| g.state == "suspended")
+                .count();
+            Some(TermsUpdateView {
+                accepted_version,
+                current_version: terms.version.version,
+                published_at: terms.version.published_at,
+                suspended_grants,
+            })
+        }
+        None => None,
+    };
     let delivery = match open.subscription(&brand.client_id)? {
         Some(sub) if sub.subscription.webhook_url.is_some() => Some(DeliveryView {
             status: match sub.delivery_status {
@@ -238,6 +272,7 @@ fn brand_view(
     };
     Ok(BrandView {
         delivery,
+        terms_update,
         status: match brand.status {
             BrandStatus::Active => "active",
             BrandStatus::Suspended => "suspended",

@@ -61,6 +61,7 @@ pub fn status_of(error: &AppError) -> StatusCode {
         AppError::Unauthenticated
         | AppError::InvalidCredentials
         | AppError::InvalidToken(_)
+        | AppError::TermsNotAccepted(_)
         | AppError::InvalidClient(_) => StatusCode::UNAUTHORIZED,
         AppError::Csrf
         | AppError::CrossOrigin
@@ -120,10 +121,12 @@ impl IntoResponse for AppError {
         }
         match &self {
             // RFC 6750 §3: a protected resource names the problem in WWW-Authenticate.
-            AppError::InvalidToken(reason) => {
-                response
-                    .extensions_mut()
-                    .insert(ErrorDetail(format!("token refused: {reason}")));
+            AppError::InvalidToken(_) | AppError::TermsNotAccepted(_) => {
+                if let AppError::InvalidToken(reason) = &self {
+                    response
+                        .extensions_mut()
+                        .insert(ErrorDetail(format!("token refused: {reason}")));
+                }
                 response.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(r#"Bearer error="invalid_token""#),

@@ -21,6 +21,7 @@ use crate::domain::grants::{Grant, GrantOrigin, parse_actions, parse_fields};
 use crate::domain::terms::Purpose;
 use crate::error::AppError;
 use crate::service::OpenVault;
+use crate::service::grant_events::BrandGrant;
 use crate::service::grants::GrantRequest;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -45,7 +46,8 @@ pub struct GrantView {
     pub expires_at: OffsetDateTime,
     pub max_uses: Option<u64>,
     pub uses: u64,
-    /// `active`, `revoked`, `expired` or `exhausted`.
+    /// `active`, `suspended` (you published new terms the brand has not accepted yet),
+    /// `revoked`, `expired` or `exhausted`.
     pub status: &'static str,
     /// `owner` (offered) or `consent` (asked by the brand, approved by you).
     pub origin: &'static str,
@@ -57,6 +59,20 @@ pub struct GrantView {
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
     pub decision: DecisionView,
+    /// When new terms no longer permitted it and the vault revoked it: the deciding rule.
+    pub revocation: Option<DecisionView>,
+    /// What the brand was told about this grant (CloudEvents types), oldest first.
+    pub brand_told: Vec<NoticeView>,
+}
+
+/// One event the brand was sent about a grant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NoticeView {
+    /// `vrm.grant.created.v1`, `vrm.grant.suspended.v1`, `vrm.grant.restored.v1` or
+    /// `vrm.grant.revoked.v1`.
+    pub event: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
 }
 
 fn grant_view(open: &OpenVault, grant: Grant) -> Result<GrantView, AppError> {
@@ -87,6 +103,18 @@ fn grant_view(open: &OpenVault, grant: Grant) -> Result<GrantView, AppError> {
             rule: grant.decision.rule,
             reason: grant.decision.reason,
         },
+        revocation: grant.revocation.map(|d| DecisionView {
+            rule: d.rule,
+            reason: d.reason,
+        }),
+        brand_told: grant
+            .told
+            .into_iter()
+            .map(|n| NoticeView {
+                event: n.event,
+                at: n.at,
+            })
+            .collect(),
     })
 }
 
@@ -547,5 +575,31 @@ pub async fn grant_status(
         expires_at: grant.expires_at,
         fields: grant.fields,
         purpose: grant.purpose,
+    }))
+}
+
+/// The calling brand's grants.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BrandGrantList {
+    /// Newest first, whatever their state.
+    pub grants: Vec<BrandGrant>,
+}
+
+/// Every grant the person made for the calling brand, newest first, with its state (bearer
+/// token or client authentication: a brand whose agreement is on older terms has no token, and
+/// sees its grants `suspended` here).
+#[utoipa::path(get, path = "/brand/v1/grants", tag = "brands",
+    responses(BrandRefusals, (status = 200, body = BrandGrantList),
+              (status = 429, body = ErrorBody, description = "`too_many_requests`: too many failed client authentications from this address", headers(("Retry-After" = u64, description = "Seconds to wait")))),
+    security(("brand_token" = []), ("client_secret_basic" = [])))]
+pub async fn brand_grants(
+    State(state): State<AppState>,
+    ClientIp(from): ClientIp,
+    headers: HeaderMap,
+    Unsealed(open): Unsealed,
+) -> Result<Json<BrandGrantList>, AppError> {
+    let brand = super::brand_api::caller(&state, from, &headers, None, "/brand/v1/grants").await?;
+    Ok(Json(BrandGrantList {
+        grants: open.brand_grants(&brand.client_id)?,
     }))
 }

@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::{OwnerRefusals, OwnerSession, bearer};
-use super::brand_api::{BrandRefusals, BrandToken};
+use super::brand_api::{BrandRefusals, BrandToken, StreamToken};
 use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path, Query};
 use super::extract::Unsealed;
 use crate::domain::intents::{IntentError, NewIntent, NewSubscription, TAXONOMY};
@@ -505,7 +505,7 @@ pub struct EventPage {
     responses(BrandRefusals, BadParameter, (status = 200, body = EventPage)),
     security(("brand_token" = ["intents:read"])))]
 pub async fn poll_events(
-    token: BrandToken,
+    StreamToken(token): StreamToken,
     Query(query): Query<EventQuery>,
     Unsealed(open): Unsealed,
 ) -> Result<Json<EventPage>, AppError> {
@@ -541,7 +541,7 @@ struct StreamState {
     security(("brand_token" = ["intents:read"])))]
 pub async fn brand_events(
     State(state): State<AppState>,
-    token: BrandToken,
+    StreamToken(token): StreamToken,
     headers: HeaderMap,
     Unsealed(open): Unsealed,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, AppError> {
@@ -571,7 +571,7 @@ pub async fn brand_events(
                 let data = serde_json::to_string(&event).unwrap_or_default();
                 return Some((Ok(SseEvent::default().id(seq.to_string()).data(data)), s));
             }
-            if s.open.verify_access_token(&s.token).is_err() {
+            if s.open.verify_stream_token(&s.token).is_err() {
                 return None;
             }
             // Mark what has been seen before reading, so an event written meanwhile wakes us.

@@ -8,6 +8,7 @@ pub mod assets;
 pub mod auth;
 pub mod brand_api;
 pub mod brands;
+pub mod catalogue;
 pub mod error;
 pub mod extract;
 pub mod grants;
@@ -250,6 +251,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(grants::read_all))
         .routes(routes!(grants::read_field, grants::write_field))
         .routes(routes!(grants::grant_status))
+        .routes(routes!(grants::brand_grants))
         .routes(routes!(intents::create_intent, intents::list_intents))
         .routes(routes!(intents::get_intent, intents::withdraw_intent))
         .routes(routes!(intents::erase_intent))
@@ -277,12 +279,22 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(vault::delete_vault))
 }
 
+/// The OpenAPI document as served: the routes' document plus the catalogue of events brands
+/// receive (its `webhooks` section, which utoipa cannot express).
+pub fn document(mut spec: utoipa::openapi::OpenApi) -> serde_json::Value {
+    spec.merge(catalogue::CatalogueDoc::openapi());
+    let mut value = serde_json::to_value(&spec).unwrap_or_default();
+    catalogue::complete(&mut value);
+    value
+}
+
 /// The whole application: API, OpenAPI document, static app, and the layers around them.
 pub fn app(state: AppState) -> Router {
     // The router and the OpenAPI document come from the same list, so they cannot drift apart;
     // the document is serialised once, here.
     let (api, spec) = api_router().split_for_parts();
-    let spec = axum::body::Bytes::from(serde_json::to_vec_pretty(&spec).unwrap_or_default());
+    let spec =
+        axum::body::Bytes::from(serde_json::to_vec_pretty(&document(spec)).unwrap_or_default());
     api.route(
         "/openapi.json",
         axum::routing::get(move || async move {

@@ -211,34 +211,41 @@ impl OpenVault {
         let brand_key = index_key(&self.index, "brand", &brand.client_id);
         let client_id = brand.client_id.clone();
         let terms_hash = current.version.hash.clone();
-        self.change(move |tx| {
-            let mut brand = tx
-                .read(&BRANDS, &brand_key)?
-                .ok_or(AppError::NotFound("brand"))?;
-            if let Some(existing) = &brand.agreement_id
-                && let Some(existing) = tx.read(&AGREEMENTS, &signer.agreement_key(existing))?
-                && existing.is_current(&terms_hash)
-            {
-                let event = Event::brand("agreement.reaccepted", &client_id)
-                    .with_detail(serde_json::json!({ "agreement": existing.id }));
-                return Ok(((existing, false), event));
-            }
-            tx.write(
-                &AGREEMENTS,
-                &signer.agreement_key(&agreement.id),
-                &agreement,
-            )?;
-            brand.agreement_id = Some(agreement.id.clone());
-            tx.write(&BRANDS, &brand_key, &brand)?;
-            let event =
-                Event::brand("agreement.accepted", &client_id).with_detail(serde_json::json!({
-                    "agreement": agreement.id,
-                    "terms_version": agreement.terms_version,
-                    "terms_hash": agreement.terms_hash,
-                }));
-            Ok(((agreement, true), event))
-        })
-        .await
+        let accepted = self
+            .change(move |tx| {
+                let mut brand = tx
+                    .read(&BRANDS, &brand_key)?
+                    .ok_or(AppError::NotFound("brand"))?;
+                if let Some(existing) = &brand.agreement_id
+                    && let Some(existing) = tx.read(&AGREEMENTS, &signer.agreement_key(existing))?
+                    && existing.is_current(&terms_hash)
+                {
+                    let event = Event::brand("agreement.reaccepted", &client_id)
+                        .with_detail(serde_json::json!({ "agreement": existing.id }));
+                    return Ok(((existing, false), event));
+                }
+                tx.write(
+                    &AGREEMENTS,
+                    &signer.agreement_key(&agreement.id),
+                    &agreement,
+                )?;
+                brand.agreement_id = Some(agreement.id.clone());
+                tx.write(&BRANDS, &brand_key, &brand)?;
+                let event =
+                    Event::brand("agreement.accepted", &client_id).with_detail(serde_json::json!({
+                        "agreement": agreement.id,
+                        "terms_version": agreement.terms_version,
+                        "terms_hash": agreement.terms_hash,
+                    }));
+                Ok(((agreement, true), event))
+            })
+            .await?;
+        // Grants suspended by a terms change and intents missed meanwhile: decided now, and
+        // again on every later acceptance call, so a stop in between is finished by accepting
+        // again.
+        let brand = self.brand(&brand.client_id)?;
+        self.after_acceptance(&brand, &accepted.0).await?;
+        Ok(accepted)
     }
 
     /// The brand withdraws from its agreement.

@@ -312,7 +312,8 @@ impl OpenVault {
         }
         // Whoever may no longer receive anything gets nothing more, even what was queued: a
         // suspended brand's deliveries wait, a brand without a current agreement loses them
-        // (its stream keeps them, readable again once it accepts the terms in force).
+        // (its stream keeps them, readable again once it accepts the terms in force), except
+        // the news of new terms and of its grants, sent to a brand that has yet to accept them.
         let brand = self.find_brand(&entry.client_id)?;
         if brand
             .as_ref()
@@ -321,7 +322,10 @@ impl OpenVault {
             return Ok(Attempt::Held);
         }
         let eligible = match &brand {
-            Some(brand) => self.current_agreement(brand)?.is_some(),
+            Some(brand) => {
+                self.current_agreement(brand)?.is_some()
+                    || self.awaits_notices(brand, &entry.client_id, entry.seq)?
+            }
             None => false,
         };
         let subscription = self.subscription(&entry.client_id)?;

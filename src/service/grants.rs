@@ -31,6 +31,9 @@ use super::tables::{AUDIT, GRANTS};
 /// The answer to a refused use: a refusal that ends the brand's access is an invalid token (the
 /// brand must get a new grant), one about this request only is "not granted".
 fn refused(refusal: UseRefusal) -> AppError {
+    if let UseRefusal::TermsChanged { .. } = refusal {
+        return AppError::TermsNotAccepted(refusal.to_string());
+    }
     if refusal.ends_access() {
         AppError::InvalidToken(refusal.to_string())
     } else {
@@ -203,11 +206,32 @@ impl OpenVault {
             revoked_at: None,
             last_used_at: None,
             refresh_generation: 0,
+            revocation: None,
+            told: Vec::new(),
         };
+        // The brand is told in the same write (`service::grant_events`).
+        let told = self.grant_event(
+            &grant,
+            super::grant_events::GrantNews {
+                kind: super::grant_events::GRANT_CREATED,
+                state: GrantStatus::Active,
+                reason: match grant.origin {
+                    GrantOrigin::Owner => "The person shared this with you.".into(),
+                    GrantOrigin::Consent => "The person approved your request.".into(),
+                },
+                rule: Some(grant.decision.rule.clone()),
+                terms: None,
+            },
+            now,
+        )?;
+        let mut grant = grant;
+        grant.told.push(told.notice(now));
         let key = self.grant_key(&grant.id);
         let stored = grant.clone();
+        let index = self.index.clone();
         self.change(move |tx| {
             tx.write(&GRANTS, &key, &stored)?;
+            told.append_in(tx, &index, now)?;
             let event = Event::owner("grant.created", Some(stored.client_id.clone())).with_detail(
                 serde_json::json!({
                     "grant": stored.id,
@@ -223,6 +247,7 @@ impl OpenVault {
             Ok(((), event))
         })
         .await?;
+        self.announce_events();
         Ok(grant)
     }
 
@@ -243,18 +268,21 @@ impl OpenVault {
         Ok(all)
     }
 
-    /// A grant's status now, counting an agreement that stopped being current as revoked.
+    /// A grant's status now: suspended while its agreement is still accepted but on older terms
+    /// (until the brand accepts the new ones), revoked once its agreement ended.
     pub fn grant_status(&self, grant: &Grant) -> Result<GrantStatus, AppError> {
         let status = grant.status(self.now());
         if status != GrantStatus::Active {
             return Ok(status);
         }
-        let current = match self.find_brand(&grant.client_id)? {
-            Some(brand) => self.current_agreement(&brand)?,
-            None => None,
+        let Some(brand) = self.find_brand(&grant.client_id)? else {
+            return Ok(GrantStatus::Revoked);
         };
-        Ok(if current.as_deref() == Some(grant.agreement_id.as_str()) {
-            GrantStatus::Active
+        if self.current_agreement(&brand)?.as_deref() == Some(grant.agreement_id.as_str()) {
+            return Ok(GrantStatus::Active);
+        }
+        Ok(if self.awaits_acceptance(&brand, &grant.agreement_id)? {
+            GrantStatus::Suspended
         } else {
             GrantStatus::Revoked
         })
@@ -264,58 +292,79 @@ impl OpenVault {
     pub async fn revoke_grant(&self, id: &str, by: Actor) -> Result<Grant, AppError> {
         let key = self.grant_key(id);
         let now = self.now();
-        self.change(move |tx| {
-            let mut grant = load(tx, &key)?;
-            if grant.revoked_at.is_none() {
-                grant.revoked_at = Some(now);
-                tx.write(&GRANTS, &key, &grant)?;
+        let told = match self.grant(id) {
+            Ok(grant) if grant.revoked_at.is_none() => {
+                Some(self.grant_revoked_event(&grant, by == Actor::Brand, now)?)
             }
-            let mut event = match by {
-                Actor::Owner => Event::owner("grant.revoked", Some(grant.client_id.clone())),
-                Actor::Brand => Event::brand("grant.revoked", &grant.client_id),
-                Actor::System => {
-                    let mut e = Event::system("grant.revoked");
-                    e.target = Some(grant.client_id.clone());
-                    e
+            _ => None,
+        };
+        let index = self.index.clone();
+        let grant = self
+            .change(move |tx| {
+                let mut grant = load(tx, &key)?;
+                if grant.revoked_at.is_none() {
+                    grant.revoked_at = Some(now);
+                    if let Some(told) = &told {
+                        grant.told.push(told.notice(now));
+                        told.append_in(tx, &index, now)?;
+                    }
+                    tx.write(&GRANTS, &key, &grant)?;
                 }
-            };
-            event = event.with_detail(serde_json::json!({ "grant": grant.id }));
-            Ok((grant, event))
-        })
-        .await
+                let mut event = match by {
+                    Actor::Owner => Event::owner("grant.revoked", Some(grant.client_id.clone())),
+                    Actor::Brand => Event::brand("grant.revoked", &grant.client_id),
+                    Actor::System => {
+                        let mut e = Event::system("grant.revoked");
+                        e.target = Some(grant.client_id.clone());
+                        e
+                    }
+                };
+                event = event.with_detail(serde_json::json!({ "grant": grant.id }));
+                Ok((grant, event))
+            })
+            .await?;
+        self.announce_events();
+        Ok(grant)
     }
 
     /// Revokes every active grant of a brand; returns how many.
     pub async fn revoke_brand_grants(&self, client_id: &str) -> Result<usize, AppError> {
         self.brand(client_id)?;
         let now = self.now();
-        let keys: Vec<[u8; 32]> = self
-            .list_grants()?
-            .into_iter()
-            .filter(|g| {
-                g.client_id == client_id
-                    && g.revoked_at.is_none()
-                    && g.status(now) == GrantStatus::Active
-            })
-            .map(|g| self.grant_key(&g.id))
-            .collect();
+        let mut keys = Vec::new();
+        for g in self.list_grants()?.into_iter().filter(|g| {
+            g.client_id == client_id
+                && g.revoked_at.is_none()
+                && g.status(now) == GrantStatus::Active
+        }) {
+            keys.push((
+                self.grant_key(&g.id),
+                self.grant_revoked_event(&g, false, now)?,
+            ));
+        }
         let client_id = client_id.to_owned();
-        self.change(move |tx| {
-            let mut revoked = Vec::new();
-            for key in keys {
-                let mut grant = load(tx, &key)?;
-                if grant.revoked_at.is_none() {
-                    grant.revoked_at = Some(now);
-                    tx.write(&GRANTS, &key, &grant)?;
-                    revoked.push(grant.id);
+        let index = self.index.clone();
+        let count = self
+            .change(move |tx| {
+                let mut revoked = Vec::new();
+                for (key, told) in &keys {
+                    let mut grant = load(tx, key)?;
+                    if grant.revoked_at.is_none() {
+                        grant.revoked_at = Some(now);
+                        grant.told.push(told.notice(now));
+                        told.append_in(tx, &index, now)?;
+                        tx.write(&GRANTS, key, &grant)?;
+                        revoked.push(grant.id);
+                    }
                 }
-            }
-            let count = revoked.len();
-            let event = Event::owner("grant.revoked_all", Some(client_id))
-                .with_detail(serde_json::json!({ "grants": revoked }));
-            Ok((count, event))
-        })
-        .await
+                let count = revoked.len();
+                let event = Event::owner("grant.revoked_all", Some(client_id))
+                    .with_detail(serde_json::json!({ "grants": revoked }));
+                Ok((count, event))
+            })
+            .await?;
+        self.announce_events();
+        Ok(count)
     }
 
     /// The accesses of a grant, newest first, from the audit log.

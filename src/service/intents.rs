@@ -93,6 +93,11 @@ pub struct IntentRecord {
     /// Whether the brands were told it expired.
     #[serde(default)]
     pub expiry_announced: bool,
+    /// The terms version in force when it was broadcast (absent for intents stored before it
+    /// was kept): brands that accept later terms receive it late only if those terms permitted
+    /// intentcasting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms_version: Option<u64>,
 }
 
 fn new_id(prefix: &str) -> Result<String, AppError> {
@@ -104,7 +109,7 @@ fn new_id(prefix: &str) -> Result<String, AppError> {
 }
 
 /// What a brand sees of an intent: everything but the list of disclosed paths, plus their values.
-fn brand_view(record: &IntentRecord, disclosed: &BTreeMap<RecordPath, Value>) -> Value {
+pub(super) fn brand_view(record: &IntentRecord, disclosed: &BTreeMap<RecordPath, Value>) -> Value {
     let intent = &record.intent.intent;
     serde_json::json!({
         "id": record.intent.id,
@@ -122,7 +127,7 @@ fn brand_view(record: &IntentRecord, disclosed: &BTreeMap<RecordPath, Value>) ->
 }
 
 impl OpenVault {
-    fn intent_key(&self, id: &str) -> [u8; 32] {
+    pub(super) fn intent_key(&self, id: &str) -> [u8; 32] {
         self.index_key("intent", id)
     }
 
@@ -224,6 +229,18 @@ impl OpenVault {
         Ok(returned)
     }
 
+    /// Whether `client_id`'s subscription matches `intent`.
+    pub(super) fn subscription_matches(
+        &self,
+        client_id: &str,
+        intent: &crate::domain::intents::ValidIntent,
+    ) -> Result<bool, AppError> {
+        match self.intents.subscriptions.read() {
+            Ok(index) => Ok(index.matches(intent).contains(&client_id)),
+            Err(_) => Err(AppError::broken("subscription index poisoned")),
+        }
+    }
+
     /// Forgets a brand's subscription (when the brand is removed).
     pub(crate) fn forget_subscription(&self, client_id: &str) {
         if let Ok(mut index) = self.intents.subscriptions.write() {
@@ -236,7 +253,7 @@ impl OpenVault {
     /// Whether `brand` may receive an intent disclosing `categories`: active, with an agreement
     /// on the terms in force whose basis permits intentcasting, and the terms permitting the
     /// disclosed data for it.
-    fn may_receive(
+    pub(super) fn may_receive(
         &self,
         brand: &Brand,
         categories: &[String],
@@ -328,6 +345,7 @@ impl OpenVault {
                 .collect(),
             offers: Vec::new(),
             expiry_announced: false,
+            terms_version: Some(self.current_terms()?.version.version),
         };
         let view = brand_view(&record, &disclosed);
         let mut events = Vec::new();

@@ -18,6 +18,7 @@ pub mod delivery;
 pub mod erase;
 pub mod events;
 pub mod export;
+pub mod grant_events;
 pub mod grants;
 pub mod intents;
 pub mod keys;
@@ -30,6 +31,7 @@ pub mod shred;
 pub mod subscriptions;
 mod tables;
 pub mod terms;
+pub mod terms_change;
 pub mod tokens;
 
 use std::path::Path;

@@ -179,11 +179,44 @@ impl OpenVault {
     pub async fn publish_terms(&self, document: &Value) -> Result<(TermsVersion, bool), AppError> {
         let Preview { hash, terms } = self.preview_terms(document)?;
         let now = self.now();
+        // Brands with an agreement are told in the same write (`service::terms_change`); their
+        // notices name the version this will be, so they are prepared for it.
+        let in_force = self.current_terms()?;
+        let notices = if in_force.version.hash == hash {
+            None
+        } else {
+            let next = TermsVersion {
+                version: in_force.version.version + 1,
+                hash: hash.clone(),
+                basis: terms.basis().as_str().to_owned(),
+                published_at: now,
+                document: terms.document().clone(),
+            };
+            Some((next.version, self.terms_notices_for(&next, &terms, now)?))
+        };
         let (version, created) = self
             .change(move |tx| {
                 let (version, created) = publish_in(tx, &terms, hash, now)?;
+                let mut told = 0;
+                if created {
+                    match &notices {
+                        Some((expected, notices)) if *expected == version.version => {
+                            told = notices.append_in(tx, now)?;
+                        }
+                        _ => {
+                            return Err(AppError::Conflict(
+                                "other terms were published meanwhile; publish again",
+                            ));
+                        }
+                    }
+                }
                 let event = if created {
-                    published_event(&version, Event::owner("terms.published", None))
+                    let mut event =
+                        published_event(&version, Event::owner("terms.published", None));
+                    if let Some(detail) = event.detail.as_mut().and_then(|d| d.as_object_mut()) {
+                        detail.insert("brands_told".into(), told.into());
+                    }
+                    event
                 } else {
                     Event::owner("terms.republished_unchanged", None)
                         .with_detail(serde_json::json!({ "version": version.version }))
@@ -192,6 +225,9 @@ impl OpenVault {
             })
             .await?;
         self.reload_terms()?;
+        if created {
+            self.announce_events();
+        }
         Ok((version, created))
     }
 

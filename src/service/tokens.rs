@@ -325,6 +325,19 @@ impl OpenVault {
 
     /// Every check a brand call makes on its bearer token.
     pub fn verify_access_token(&self, token: &str) -> Result<BrandAccess, AppError> {
+        self.verify_token_for(token, false)
+    }
+
+    /// The checks for reading the brand's own event stream (polling and Server-Sent Events): the
+    /// same as [`OpenVault::verify_access_token`], except that a token issued under the brand's
+    /// agreement on older terms still reads the stream, so the brand learns that the terms
+    /// changed (`vrm.terms.updated.v1`) and what happened to its grants. The stream holds only
+    /// what the vault chose to send; nothing new is sent to such a brand until it accepts.
+    pub fn verify_stream_token(&self, token: &str) -> Result<BrandAccess, AppError> {
+        self.verify_token_for(token, true)
+    }
+
+    fn verify_token_for(&self, token: &str, stream: bool) -> Result<BrandAccess, AppError> {
         let claims = self.token_claims(token)?;
         if self
             .store()
@@ -345,9 +358,15 @@ impl OpenVault {
             ));
         }
         if self.current_agreement(&brand)?.as_deref() != Some(claims.vrm_agreement.as_str()) {
-            return Err(AppError::InvalidToken(
-                "issued under an agreement that no longer covers the terms in force".into(),
-            ));
+            if self.awaits_acceptance(&brand, &claims.vrm_agreement)? {
+                if !stream {
+                    return Err(AppError::TermsNotAccepted(self.terms_changed_message()?));
+                }
+            } else {
+                return Err(AppError::InvalidToken(
+                    "issued under an agreement that no longer covers the terms in force".into(),
+                ));
+            }
         }
         Ok(BrandAccess { brand, claims })
     }

@@ -40,6 +40,15 @@ export const GRANT_STATUS = {
   revoked: 'Revoked',
   expired: 'Expired',
   exhausted: 'Used up',
+  suspended: 'Paused until it accepts your new terms',
+};
+
+/** What each event a brand was sent about a grant told it, for the "told" line. */
+export const GRANT_NOTICE = {
+  'vrm.grant.created.v1': 'that you shared this',
+  'vrm.grant.suspended.v1': 'that this is paused until it accepts your new terms',
+  'vrm.grant.restored.v1': 'that this works again under your new terms',
+  'vrm.grant.revoked.v1': 'that this ended',
 };
 
 export const GRANT_ORIGIN = {

@@ -166,6 +166,10 @@ impl Subscriber {
             )
             .await;
         assert_eq!(status, 200, "{}: {page}", self.brand.name);
+        // Every event a test brand reads must be in the catalogue and match its schema.
+        for event in page["events"].as_array().unwrap() {
+            super::catalogue::assert_catalogued(app, event).await;
+        }
         (
             page["events"].as_array().unwrap().clone(),
             page["next_cursor"].as_u64().unwrap(),

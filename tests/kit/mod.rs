@@ -17,6 +17,8 @@
 //!   data, owner-made grants and their tokens, and the authorization-code flow with PKCE.
 //! - [`intent`]: intentcasting: brands that subscribe ([`intent::Subscriber`]) and read their
 //!   events by polling, Server-Sent Events or a webhook receiver; intents and offers.
+//! - [`catalogue`]: the event catalogue of the served OpenAPI document; every event a test
+//!   brand polls is checked against it.
 //! - [`disk`]: what a vault leaves on disk: its files, the encodings that would betray a secret
 //!   in them, a stopped vault's store opened raw, its signing key read with the passphrase.
 //! - [`restore`]: `POST /api/v1/restore`, the multipart upload of a backup.
@@ -26,6 +28,7 @@
 #![allow(dead_code)]
 
 pub mod brand;
+pub mod catalogue;
 pub mod disk;
 pub mod grant;
 pub mod intent;

@@ -7,6 +7,7 @@
 
 mod at_rest;
 mod audit;
+mod catalogue;
 mod crash;
 mod faults;
 mod grants;
@@ -19,6 +20,8 @@ mod logs;
 mod oauth;
 mod openapi;
 mod portability;
+mod readme;
 mod records;
 mod support;
 mod terms;
+mod terms_change;

@@ -97,6 +97,8 @@ fn status_follows_revocation_time_and_count() {
         revoked_at: None,
         last_used_at: None,
         refresh_generation: 0,
+        revocation: None,
+        told: Vec::new(),
     };
     assert_eq!(grant.status(t), GrantStatus::Active);
     assert_eq!(grant.uses_left(), Some(1));
@@ -158,6 +160,8 @@ fn grant() -> Grant {
         revoked_at: None,
         last_used_at: None,
         refresh_generation: 0,
+        revocation: None,
+        told: Vec::new(),
     }
 }
 
@@ -268,7 +272,6 @@ fn each_refusal_keeps_its_message_and_kind() {
     for change in [
         |a: &mut AgreementFacts<'_>| a.status = AgreementStatus::Withdrawn,
         |a: &mut AgreementFacts<'_>| a.status = AgreementStatus::Terminated,
-        |a: &mut AgreementFacts<'_>| a.terms_version = TERMS_VERSION - 1,
         |a: &mut AgreementFacts<'_>| a.accepted_at = None,
     ] {
         let mut f = facts(&terms);
@@ -277,6 +280,22 @@ fn each_refusal_keeps_its_message_and_kind() {
         }
         cases.push((decide(Some(&grant()), &f, &request), no_agreement, true));
     }
+    // New terms the brand has not accepted yet suspend the grant, and the refusal says which
+    // version to accept.
+    let mut f = facts(&terms);
+    if let Some(a) = f.agreement.as_mut() {
+        a.terms_version = TERMS_VERSION - 1;
+    }
+    cases.push((
+        decide(Some(&grant()), &f, &request),
+        format!(
+            "the person's terms changed; accept version {TERMS_VERSION} (GET /brand/v1/terms, \
+             then POST /brand/v1/agreements) and this grant works again if the new terms still \
+             permit it"
+        )
+        .leak(),
+        true,
+    ));
     let mut g = grant();
     g.agreement_id = "older".into();
     cases.push((

@@ -55,6 +55,8 @@ const ACTION_LABELS = {
   'delivery.failed': 'News about a wish could not reach a brand’s webhook',
   'refresh_token.replayed': 'A brand’s used refresh token was sent again; its grant was stopped',
   'agreement.reaccepted': 'A brand accepted your terms again',
+  'grants.redecided': 'After a brand accepted your new terms, what you share with it was checked again',
+  'intents.delivered_late': 'A brand that accepted your new terms got the wishes it had missed',
   'terms.republished_unchanged': 'Published the same terms again',
   'recovery_key.regenerated': 'Made a new recovery key',
   'vault.exported': 'Exported all your data',

@@ -304,6 +304,22 @@ function agreementSentence(agreement) {
   return { text: `Agreement to ${version}: ${agreement.status}.`, kind: 'warning' };
 }
 
+/**
+ * Whether the brand has yet to accept the terms in force, in plain words: what it was told and
+ * what waits for it. Null when it has nothing to accept.
+ * @param {{accepted_version: number, current_version: number, published_at: string, suspended_grants: number} | null | undefined} update
+ * @returns {{text: string, when: string} | null}
+ */
+function termsUpdateSentence(update) {
+  if (!update) return null;
+  const shared = update.suspended_grants === 1 ? '1 thing you share with it is paused'
+    : update.suspended_grants > 1 ? `${update.suspended_grants} things you share with it are paused` : 'it gets nothing you share';
+  return {
+    text: `Accepted version ${update.accepted_version} of your terms but has not accepted your new terms (version ${update.current_version}) yet. Until it does, it gets none of your new wishes and ${shared}; if your new terms still allow them, they start again when it accepts.`,
+    when: update.published_at,
+  };
+}
+
 function brandItem(view, brand) {
   const name = brandName(brand);
   const suspended = brand.status === 'suspended';
@@ -317,13 +333,16 @@ function brandItem(view, brand) {
     'Revoke everything', srOnly(` shared with ${name}`));
 
   const agreement = agreementSentence(brand.agreement);
+  const waiting = termsUpdateSentence(brand.terms_update);
   const scopes = String(brand.scope || '').split(/\s+/).filter(Boolean).map((s) => SCOPES[s] || s);
 
   const item = el('li', { class: `card brand-card status-${brand.status}`, 'data-client-id': String(brand.client_id) },
     el('h3', { class: 'card-title' }, name, ' ', el('span', { class: `tag tag-${brand.status}` }, BRAND_STATUS[brand.status] || brand.status)),
-    el('p', { class: `agreement-line agreement-${agreement.kind}` },
+    // A brand waiting to accept new terms gets the one sentence that says what that means.
+    waiting ? null : el('p', { class: `agreement-line agreement-${agreement.kind}` },
       agreement.text, agreement.when ? [' on ', timeEl(agreement.when), '.'] : null),
     suspended ? el('p', { class: 'agreement-line agreement-warning' }, 'Suspended: it can get nothing from your vault until you resume it.') : null,
+    waiting ? el('p', { class: 'agreement-line agreement-warning terms-waiting' }, waiting.text, ' It was told on ', timeEl(waiting.when), '.') : null,
     el('dl', { class: 'facts' },
       fact('Client ID', el('code', {}, String(brand.client_id))),
       fact('Knows you as', brand.pseudonym ? el('code', {}, String(brand.pseudonym)) : null),

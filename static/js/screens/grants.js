@@ -11,7 +11,7 @@ import { asSentence, plural } from '../errors.js';
 import { fetchAllRecords, sortRecords, normalizeRecord, recordTitle } from '../records.js';
 import { errorText, showNotice, confirmInline, fact } from '../cards.js';
 import {
-  PURPOSES, GRANT_STATUS, GRANT_ORIGIN, purposeLabel, actionsText, fieldLabel, isCategory, rfc3339,
+  PURPOSES, GRANT_STATUS, GRANT_ORIGIN, GRANT_NOTICE, purposeLabel, actionsText, fieldLabel, isCategory, rfc3339,
   revokeAllForBrand, sharingBlocker, termsRefusal,
 } from '../grants.js';
 
@@ -144,8 +144,10 @@ function brandNameOf(view, clientId, fallback = '') {
 // --- The lists -------------------------------------------------------------------
 
 function renderGrants(view, grants) {
-  const active = grants.filter((g) => g.status === 'active');
-  const ended = grants.filter((g) => g.status !== 'active');
+  // A suspended grant is still the person's to revoke, and comes back when the brand accepts.
+  const live = (g) => g.status === 'active' || g.status === 'suspended';
+  const active = grants.filter(live);
+  const ended = grants.filter((g) => !live(g));
 
   if (!active.length) {
     view.activeHost.replaceChildren(el('p', { class: 'hint' }, 'You share nothing with any brand right now.'));
@@ -239,10 +241,21 @@ function usesText(grant) {
   return `${uses} of ${plural(Number(grant.max_uses), 'time')}`;
 }
 
+/**
+ * What the brand was last told about a grant, as a sentence with its date.
+ * @param {string} name
+ * @param {Array<{event: string, at: string}> | undefined} told
+ */
+function toldText(name, told) {
+  const last = Array.isArray(told) && told.length ? told[told.length - 1] : null;
+  if (!last) return `${name} was not sent news of this`;
+  return [`${name} was told ${GRANT_NOTICE[last.event] || 'about this'} on `, timeEl(last.at)];
+}
+
 function grantItem(view, grant, { withBrand }) {
   const fields = Array.isArray(grant.fields) ? grant.fields : [];
   const name = brandNameOf(view, grant.client_id, grant.client_name);
-  const active = grant.status === 'active';
+  const active = grant.status === 'active' || grant.status === 'suspended';
   const writes = Array.isArray(grant.actions) && grant.actions.includes('write');
   const what = shortFieldNames(view, fields) || 'No data';
   const accessesId = uid('accesses');
@@ -270,6 +283,10 @@ function grantItem(view, grant, { withBrand }) {
       fact('Last used', grant.last_used_at ? timeEl(grant.last_used_at) : 'Not yet'),
       fact('How it started', GRANT_ORIGIN[grant.origin] || grant.origin),
       fact('Created', grant.created_at ? timeEl(grant.created_at) : null),
+      fact('Told', toldText(name, grant.brand_told)),
+      grant.revocation && grant.revocation.reason
+        ? fact('Ended by your new terms', [asSentence(grant.revocation.reason), ' ', el('span', { class: 'hint-inline' }, `(${grant.revocation.rule})`)])
+        : null,
       fact('Your terms', grant.decision && grant.decision.reason
         ? [asSentence(grant.decision.reason), grant.decision.rule ? [' ', el('span', { class: 'hint-inline' }, `(${grant.decision.rule})`)] : null]
         : null),
