@@ -15,6 +15,7 @@ mod intents;
 #[path = "../kit/mod.rs"]
 mod kit;
 mod lifecycle;
+mod login_throttle;
 mod logs;
 mod oauth;
 mod openapi;
