@@ -11,4 +11,5 @@ pub mod intents;
 pub mod login;
 pub mod offers;
 pub mod records;
+pub mod refusals;
 pub mod terms;
