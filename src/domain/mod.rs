@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod brands;
+pub mod consent_budget;
 pub mod delivery;
 pub mod grants;
 pub mod intents;

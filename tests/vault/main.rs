@@ -7,6 +7,7 @@
 
 mod at_rest;
 mod audit;
+mod consent_flood;
 mod crash;
 mod faults;
 mod grants;
