@@ -435,8 +435,18 @@ impl OpenVault {
         .await
     }
 
-    /// Every existing record the grant covers, read for the brand (one use).
+    /// Every existing record the grant covers, read for the brand (one use). A refusal is
+    /// counted like a refused field (`note_refusal`).
     pub async fn brand_read_all(
+        &self,
+        brand: &Brand,
+        grant_id: &str,
+    ) -> Result<(Grant, BTreeMap<String, Value>), AppError> {
+        let read = self.brand_read_all_checked(brand, grant_id).await;
+        self.note_refusal(brand, grant_id, read).await
+    }
+
+    async fn brand_read_all_checked(
         &self,
         brand: &Brand,
         grant_id: &str,

@@ -9,8 +9,8 @@ use time::Duration;
 
 use crate::kit::brand::{Brand, onboard};
 use crate::kit::grant::{
-    InProcessApp, audit_entries, grant, grant_body, grant_token, id_of, read_one, revoke_grant,
-    seed,
+    InProcessApp, audit_entries, grant, grant_body, grant_token, id_of, read_all, read_one,
+    revoke_grant, seed,
 };
 
 /// Granted and stored, granted and missing, not granted and stored, not granted and missing.
@@ -144,4 +144,11 @@ async fn probing_is_summarised_in_the_audit_log_without_the_paths() {
     let entries = audit_entries(&app, &owner, "access.refused").await;
     assert_eq!(entries[0]["detail"]["grant"], live, "{entries:?}");
     assert_eq!(entries[0]["detail"]["answer"], "not_granted");
+    // Reading everything with an ended grant is refused and counted too.
+    assert_eq!(revoke_grant(&app, &owner, &live).await.0, 200);
+    assert_eq!(read_all(&app, &token).await.status(), 401);
+    let entries = audit_entries(&app, &owner, "access.refused").await;
+    assert_eq!(entries[0]["detail"]["grant"], live, "{entries:?}");
+    assert_eq!(entries[0]["detail"]["refused"], 2, "{entries:?}");
+    assert_eq!(entries[0]["detail"]["answer"], "grant_ended");
 }
