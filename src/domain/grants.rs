@@ -406,29 +406,28 @@ impl UseRefusal {
     }
 }
 
-/// Decides whether a brand may use a grant now, `grant` being `None` when it no longer exists.
-///
-/// The checks run from the widest to the narrowest, and the first that fails is the answer: the
-/// brand, the grant's owner and status, the agreement (accepted, on the terms in force, and the
-/// one the grant was made under), the action and fields the grant names, and last the terms in
-/// force, evaluated with the grant's purpose and its count so far. A use that touches no field
-/// (reading "all" when nothing is stored yet) reveals no data, so the terms are not asked, but
-/// it still counts.
-pub fn decide_use(
-    grant: Option<&Grant>,
+/// Whether a grant still lets `client_id` in at all, whatever it asks: the checks of
+/// [`decide_use`] that end access (brand, grant, status, agreement), in the same order, and
+/// nothing about the fields or action asked. Every refusal it gives ends access. The brand API
+/// asks it before it looks at a record, so that once a grant has ended every path gets the same
+/// answer, whether or not the person has such a record. Returns the grant and when the agreement
+/// was accepted.
+pub fn admit<'g>(
+    grant: Option<&'g Grant>,
     facts: &UseFacts<'_>,
-    request: &UseRequest<'_>,
-) -> Result<AllowedUse, UseRefusal> {
+    client_id: &str,
+    now: OffsetDateTime,
+) -> Result<(&'g Grant, OffsetDateTime), UseRefusal> {
     match facts.brand {
         None => return Err(UseRefusal::BrandRemoved),
         Some(BrandStatus::Suspended) => return Err(UseRefusal::BrandSuspended),
         Some(BrandStatus::Active) => {}
     }
     let grant = grant.ok_or(UseRefusal::GrantGone)?;
-    if grant.client_id != request.client_id {
+    if grant.client_id != client_id {
         return Err(UseRefusal::OtherBrand);
     }
-    let status = grant.status(request.now);
+    let status = grant.status(now);
     if status != GrantStatus::Active {
         return Err(UseRefusal::Inactive(status));
     }
@@ -455,6 +454,23 @@ pub fn decide_use(
     if agreement_id != grant.agreement_id {
         return Err(UseRefusal::AgreementChanged);
     }
+    Ok((grant, agreed_at))
+}
+
+/// Decides whether a brand may use a grant now, `grant` being `None` when it no longer exists.
+///
+/// The checks run from the widest to the narrowest, and the first that fails is the answer: the
+/// brand, the grant's owner and status, the agreement (accepted, on the terms in force, and the
+/// one the grant was made under), the action and fields the grant names, and last the terms in
+/// force, evaluated with the grant's purpose and its count so far. A use that touches no field
+/// (reading "all" when nothing is stored yet) reveals no data, so the terms are not asked, but
+/// it still counts.
+pub fn decide_use(
+    grant: Option<&Grant>,
+    facts: &UseFacts<'_>,
+    request: &UseRequest<'_>,
+) -> Result<AllowedUse, UseRefusal> {
+    let (grant, agreed_at) = admit(grant, facts, request.client_id, request.now)?;
     if !grant.allows(request.action) {
         return Err(UseRefusal::ActionNotAllowed(request.action));
     }

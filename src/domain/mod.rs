@@ -5,10 +5,12 @@
 
 pub mod audit;
 pub mod brands;
+pub mod consent_budget;
 pub mod delivery;
 pub mod grants;
 pub mod intents;
 pub mod login;
 pub mod offers;
 pub mod records;
+pub mod refusals;
 pub mod terms;

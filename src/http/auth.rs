@@ -16,13 +16,19 @@ use super::AppState;
 use super::error::ErrorBody;
 use crate::crypto::constant_time_eq;
 use crate::error::AppError;
-use crate::service::SessionInfo;
+use crate::secret::Secret;
+use crate::service::{AttemptFrom, SessionInfo};
 
 /// The session cookie's name over plain http (loopback) and over https, where the `__Host-`
 /// prefix makes the browser refuse it unless it is Secure, host-only and for path `/`.
 pub const COOKIE: &str = "vrm_session";
 pub const SECURE_COOKIE: &str = "__Host-vrm_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
+/// The device cookie's name over plain http and over https (see [`AttemptFrom`]): it names a
+/// browser or script that has logged in before, which the login back-off then judges by its own
+/// failures only.
+pub const DEVICE_COOKIE: &str = "vrm_device";
+pub const SECURE_DEVICE_COOKIE: &str = "__Host-vrm_device";
 
 /// An authenticated owner.
 #[derive(Debug)]
@@ -121,6 +127,23 @@ impl FromRequestParts<AppState> for ClientIp {
             &parts.headers,
             &state.trusted_proxies,
         )))
+    }
+}
+
+/// Who makes a passphrase attempt: the [`ClientIp`] and the device cookie, if one was sent (the
+/// vault checks it).
+#[derive(Debug, Clone)]
+pub struct LoginClient(pub AttemptFrom);
+
+impl FromRequestParts<AppState> for LoginClient {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        let device_cookie = cookie(&parts.headers, SECURE_DEVICE_COOKIE)
+            .or_else(|| cookie(&parts.headers, DEVICE_COOKIE))
+            .map(Secret::new);
+        Ok(LoginClient(AttemptFrom { ip, device_cookie }))
     }
 }
 

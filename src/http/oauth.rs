@@ -584,6 +584,7 @@ pub async fn introspect(
 #[instrument(skip_all)]
 pub async fn authorize(
     State(state): State<AppState>,
+    ClientIp(from): ClientIp,
     params: Result<axum::extract::Query<AuthorizeParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let params = match params {
@@ -600,7 +601,7 @@ pub async fn authorize(
         Ok(open) => open,
         Err(e) => return OAuthError::from(e).into_response(),
     };
-    match open.authorize(params) {
+    match open.authorize(params, from) {
         Ok(request_id) => see_other(&format!("/consent?request={request_id}")),
         Err(e) => match e.redirect() {
             Some(to) => see_other(&to),

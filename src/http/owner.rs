@@ -10,7 +10,10 @@ use tracing::instrument;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::auth::{COOKIE, ClientIp, OwnerRefusals, OwnerSession, SECURE_COOKIE};
+use super::auth::{
+    COOKIE, DEVICE_COOKIE, LoginClient, OwnerRefusals, OwnerSession, SECURE_COOKIE,
+    SECURE_DEVICE_COOKIE,
+};
 use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Query};
 use super::extract::{RecordPathParam, Unsealed};
 use crate::domain::audit::AuditEntry;
@@ -96,7 +99,34 @@ pub(crate) fn with_cookie(
     let cookie = session_cookie(state, session.token.expose(), max_age);
     let mut response = (StatusCode::CREATED, body).into_response();
     response.headers_mut().insert(header::SET_COOKIE, cookie);
+    add_device_cookie(state, &mut response);
     response
+}
+
+/// Adds a new device cookie to the answer that logged the owner in, so this browser or script
+/// keeps a login back-off of its own (`domain::login`). Long-lived, HttpOnly, SameSite=Strict,
+/// and Secure with the `__Host-` prefix over https. Failing to make one (the key file cannot be
+/// written) costs only that: the login stands, and the failure is logged.
+fn add_device_cookie(state: &AppState, response: &mut Response) {
+    let cookie = match state.vault.issue_device_cookie() {
+        Ok(cookie) => cookie,
+        Err(e) => {
+            tracing::warn!(error = %e, "no device cookie was issued");
+            return;
+        }
+    };
+    let (name, secure) = if state.secure_cookies {
+        (SECURE_DEVICE_COOKIE, "; Secure")
+    } else {
+        (DEVICE_COOKIE, "")
+    };
+    let max_age = crate::service::DEVICE_COOKIE_LIFETIME.whole_seconds();
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "{name}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}",
+        cookie.expose()
+    )) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
 }
 
 /// Creates the vault (setup mode only). The owner is logged in by the answer.
@@ -148,7 +178,7 @@ pub struct SessionResponse {
 #[instrument(skip_all)]
 pub async fn login(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    LoginClient(from): LoginClient,
     Json(request): Json<LoginRequest>,
 ) -> Result<Response, AppError> {
     let credential = match request {
@@ -171,7 +201,7 @@ pub async fn login(
             ));
         }
     };
-    let session = state.vault.login(credential, ip).await?;
+    let session = state.vault.login(credential, from).await?;
     let body = Json(SessionResponse {
         token: session.token.expose().to_owned(),
         csrf_token: session.info.csrf_token.clone(),
@@ -235,13 +265,13 @@ pub struct PassphraseChange {
 #[instrument(skip_all)]
 pub async fn change_passphrase(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    LoginClient(from): LoginClient,
     _session: OwnerSession,
     Json(request): Json<PassphraseChange>,
 ) -> Result<StatusCode, AppError> {
     state
         .vault
-        .change_passphrase(request.current_passphrase, request.new_passphrase, ip)
+        .change_passphrase(request.current_passphrase, request.new_passphrase, from)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -268,13 +298,13 @@ pub struct RecoveryKeyResponse {
 #[instrument(skip_all)]
 pub async fn regenerate_recovery_key(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    LoginClient(from): LoginClient,
     _session: OwnerSession,
     Json(request): Json<RecoveryKeyRequest>,
 ) -> Result<(StatusCode, Json<RecoveryKeyResponse>), AppError> {
     let key = state
         .vault
-        .regenerate_recovery_key(request.passphrase, ip)
+        .regenerate_recovery_key(request.passphrase, from)
         .await?;
     Ok((
         StatusCode::CREATED,

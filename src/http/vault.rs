@@ -11,7 +11,7 @@ use tracing::instrument;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::{ClientIp, OwnerRefusals, OwnerSession};
+use super::auth::{LoginClient, OwnerRefusals, OwnerSession};
 use super::error::{ErrorBody, Json, JsonBodyRefusals};
 use super::extract::Unsealed;
 use super::owner::with_cookie;
@@ -390,13 +390,13 @@ pub struct DeleteVault {
 #[instrument(skip_all)]
 pub async fn delete_vault(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    LoginClient(from): LoginClient,
     _session: OwnerSession,
     Json(request): Json<DeleteVault>,
 ) -> Result<Response, AppError> {
     let receipt = state
         .vault
-        .delete_everything(request.passphrase, &request.confirm, ip)
+        .delete_everything(request.passphrase, &request.confirm, from)
         .await?;
     let mut response = Json(receipt).into_response();
     response.headers_mut().insert(

@@ -6,6 +6,7 @@
 //! brand ask again. Refresh tokens live in the store, keyed by a keyed hash of the token.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -19,6 +20,7 @@ use super::tokens::IssuedToken;
 use crate::crypto::{constant_time_eq, random_token, sha256};
 use crate::domain::audit::{Actor, Event};
 use crate::domain::brands::{Brand, BrandStatus};
+use crate::domain::consent_budget::{PendingSlot, make_room};
 use crate::domain::grants::{
     AccessRequestDetail, AskedGrant, FieldSpec, GrantDecision, GrantOrigin, GrantStatus, mask,
     parse_authorization_details,
@@ -39,8 +41,6 @@ pub const CONSENT_LIFETIME: Duration = Duration::minutes(10);
 pub const CODE_LIFETIME: Duration = Duration::seconds(60);
 /// How long a used code is remembered, so that replaying it is detected (and punished).
 const CODE_MEMORY: Duration = Duration::minutes(10);
-/// Most consent requests pending at once (a brand spamming /authorize cannot grow memory).
-const MAX_PENDING: usize = 1_000;
 
 /// A brand's request waiting for the person's decision.
 #[derive(Debug, Clone)]
@@ -52,6 +52,10 @@ pub struct Consent {
     pub code_challenge: String,
     pub asked: AskedGrant,
     pub created_at: OffsetDateTime,
+    /// The address the request came from, and when it arrived among the pending ones, for
+    /// the budgets (`domain::consent_budget`).
+    from: IpAddr,
+    arrival: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +72,8 @@ struct Code {
 #[derive(Debug, Default)]
 pub struct Pending {
     consents: HashMap<String, Consent>,
+    /// The arrival number of the next consent request.
+    arrivals: u64,
     codes: HashMap<[u8; 32], Code>,
 }
 
@@ -200,8 +206,14 @@ impl OpenVault {
             .map_err(|_| AppError::broken("authorizations lock poisoned"))
     }
 
-    /// Checks an authorization request and opens a consent request for the person; returns its id.
-    pub fn authorize(&self, params: AuthorizeParams) -> Result<String, AuthorizeError> {
+    /// Checks an authorization request and opens a consent request for the person; returns its
+    /// id. A request that would overfill the budget of its client address or of its brand
+    /// evicts the oldest pending request of that same bucket (`domain::consent_budget`).
+    pub fn authorize(
+        &self,
+        params: AuthorizeParams,
+        from: IpAddr,
+    ) -> Result<String, AuthorizeError> {
         let client_id = params
             .client_id
             .ok_or_else(|| AuthorizeError::NoRedirect("client_id is missing".into()))?;
@@ -289,12 +301,27 @@ impl OpenVault {
         let now = self.now();
         let mut pending = self.pending()?;
         pending.prune(now);
-        if pending.consents.len() >= MAX_PENDING {
-            return Err(fail(
-                "temporarily_unavailable",
-                "too many consent requests are waiting; try again later".into(),
-            ));
+        let evict: Vec<String> = {
+            let slots: Vec<PendingSlot<'_>> = pending
+                .consents
+                .values()
+                .map(|c| PendingSlot {
+                    id: &c.id,
+                    brand: &c.client_id,
+                    address: c.from,
+                    arrival: c.arrival,
+                })
+                .collect();
+            make_room(&slots, &client_id, from)
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        };
+        for id in evict {
+            pending.consents.remove(&id);
         }
+        pending.arrivals += 1;
+        let arrival = pending.arrivals;
         pending.consents.insert(
             id.clone(),
             Consent {
@@ -305,6 +332,8 @@ impl OpenVault {
                 code_challenge,
                 asked,
                 created_at: now,
+                from,
+                arrival,
             },
         );
         Ok(id)

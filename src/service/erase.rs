@@ -12,7 +12,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -439,7 +438,7 @@ impl Vault {
         &self,
         passphrase: Secret,
         confirm: &str,
-        from: IpAddr,
+        from: impl Into<super::AttemptFrom>,
     ) -> Result<ErasureReceipt, AppError> {
         if confirm != CONFIRM_PHRASE {
             return Err(AppError::invalid(
@@ -479,6 +478,7 @@ impl Vault {
         // Closing sled (it flushes its caches, now into files that no longer exist) is left to a
         // background thread: nothing waits for it.
         tokio::task::spawn_blocking(move || drop(open));
+        self.inner.devices.forget();
         self.inner.phase.store(Arc::new(Phase::Setup));
         tracing::warn!(
             wind_down_us = wound_down.as_micros() as u64,
@@ -529,7 +529,11 @@ fn overwrite_and_remove(path: &Path) -> Result<(), AppError> {
 /// nothing left can be opened), then the store, then the marker. Safe to run again after a
 /// crash at any point.
 pub(crate) fn shred_files(data_dir: &Path) -> Result<(), AppError> {
-    for name in [super::KEY_FILE, super::shred::BUCKET_FILE] {
+    for name in [
+        super::KEY_FILE,
+        super::shred::BUCKET_FILE,
+        super::DEVICE_KEY_FILE,
+    ] {
         overwrite_and_remove(&data_dir.join(name))?;
         // A half-written replacement of either file (a crash mid-save) is key material too.
         overwrite_and_remove(&crate::crypto::keyfile::temporary_path(

@@ -17,8 +17,8 @@ use crate::domain::audit::{Actor, Event};
 use crate::domain::brands::Brand;
 use crate::domain::grants::{
     AgreementFacts, FieldSpec, Grant, GrantAction, GrantDecision, GrantOrigin, GrantStatus,
-    MAX_GRANT_LIFETIME, MAX_USES, UseFacts, UseRefusal, UseRequest, VerdictRefusal, decide_use,
-    terms_verdict,
+    MAX_GRANT_LIFETIME, MAX_USES, UseFacts, UseRefusal, UseRequest, VerdictRefusal, admit,
+    decide_use, terms_verdict,
 };
 use crate::domain::records::{
     DataCategory, Precondition, Record, RecordPath, validate_value, validate_well_known,
@@ -26,6 +26,7 @@ use crate::domain::records::{
 use crate::error::AppError;
 use crate::store::Tx;
 
+use super::agreements::AGREEMENT_HEADS;
 use super::tables::{AUDIT, GRANTS};
 
 /// The answer to a refused use: a refusal that ends the brand's access is an invalid token (the
@@ -485,8 +486,18 @@ impl OpenVault {
         .await
     }
 
-    /// Every existing record the grant covers, read for the brand (one use).
+    /// Every existing record the grant covers, read for the brand (one use). A refusal is
+    /// counted like a refused field (`note_refusal`).
     pub async fn brand_read_all(
+        &self,
+        brand: &Brand,
+        grant_id: &str,
+    ) -> Result<(Grant, BTreeMap<String, Value>), AppError> {
+        let read = self.brand_read_all_checked(brand, grant_id).await;
+        self.note_refusal(brand, grant_id, read).await
+    }
+
+    async fn brand_read_all_checked(
         &self,
         brand: &Brand,
         grant_id: &str,
@@ -539,19 +550,32 @@ impl OpenVault {
         ))
     }
 
-    /// One field, read for the brand (one use). A field the grant does not cover is refused
-    /// the same way whether or not it exists.
+    /// One field, read for the brand (one use). The answer never depends on whether a field
+    /// the grant does not cover exists: a grant that has ended (used up, revoked, expired, or
+    /// no longer backed by the brand's agreement) is refused before any record is looked at, and
+    /// a field outside a live grant is `not_granted` either way. Refusals are summarised in the
+    /// audit log (`domain::refusals`).
     pub async fn brand_read(
         &self,
         brand: &Brand,
         grant_id: &str,
         path: &RecordPath,
     ) -> Result<(Grant, Record), AppError> {
+        let read = self.brand_read_checked(brand, grant_id, path).await;
+        self.note_refusal(brand, grant_id, read).await
+    }
+
+    async fn brand_read_checked(
+        &self,
+        brand: &Brand,
+        grant_id: &str,
+        path: &RecordPath,
+    ) -> Result<(Grant, Record), AppError> {
+        let grant = self.admitted_grant(brand, grant_id)?;
         let record = match self.get_record(path) {
             Ok(record) => record,
             Err(AppError::NotFound(_)) => {
                 // Whether the grant covers the field decides between "not granted" and "empty".
-                let grant = self.grant_for(brand, grant_id)?;
                 let category = DataCategory::resolve(path, None).unwrap_or(DataCategory::OTHER);
                 return Err(if grant.covers(path.as_str(), category.id) {
                     AppError::NotFound("record at this path")
@@ -575,7 +599,8 @@ impl OpenVault {
         Ok((grant, record))
     }
 
-    /// Writes one field for the brand (one use), if its grant allows writing it.
+    /// Writes one field for the brand (one use), if its grant allows writing it. Refused like a
+    /// read: an ended grant first, whatever the field.
     pub async fn brand_write(
         &self,
         brand: &Brand,
@@ -584,8 +609,19 @@ impl OpenVault {
         value: Value,
     ) -> Result<super::records::Written, AppError> {
         validate_value(&value)?;
+        let written = self.brand_write_checked(brand, grant_id, path, value).await;
+        self.note_refusal(brand, grant_id, written).await
+    }
+
+    async fn brand_write_checked(
+        &self,
+        brand: &Brand,
+        grant_id: &str,
+        path: &RecordPath,
+        value: Value,
+    ) -> Result<super::records::Written, AppError> {
+        let grant = self.admitted_grant(brand, grant_id)?;
         validate_well_known(path, &value)?;
-        let grant = self.grant_for(brand, grant_id)?;
         let category = self.category_of(path)?.to_owned();
         if !grant.covers(path.as_str(), &category) {
             return Err(AppError::NotGranted(
@@ -608,6 +644,74 @@ impl OpenVault {
             )
             .await?;
         written.ok_or_else(|| AppError::broken("the write was not staged"))
+    }
+
+    /// The grant a brand's token names, if it still lets the brand in at all (`domain::grants::admit`),
+    /// checked on what the store holds now; the use itself is decided again in the writer.
+    fn admitted_grant(&self, brand: &Brand, grant_id: &str) -> Result<Grant, AppError> {
+        let grant = self.grant_for(brand, grant_id)?;
+        let terms = self.current_terms()?;
+        // The agreement's head, through the same cache the token check reads it from.
+        let agreement = match &brand.agreement_id {
+            Some(id) => {
+                let key = super::index_key(&self.index, "agreement", id);
+                self.agreements_cache.get(&key, || {
+                    self.store()
+                        .get(AGREEMENT_HEADS.tree(), &key)?
+                        .map(|bytes| Ok((AGREEMENT_HEADS.decode(&bytes)?, bytes.len())))
+                        .transpose()
+                })?
+            }
+            None => None,
+        };
+        let facts = UseFacts {
+            brand: Some(brand.status),
+            agreement: agreement.as_ref().map(|a| AgreementFacts {
+                id: &a.id,
+                status: a.status,
+                terms_version: a.terms_version,
+                accepted_at: a.accepted_at(),
+            }),
+            terms_version: terms.version.version,
+            terms: &terms.terms,
+        };
+        admit(Some(&grant), &facts, &brand.client_id, self.now()).map_err(refused)?;
+        Ok(grant)
+    }
+
+    /// Counts a refused data request of `grant_id` and, when a summary is due, records it in
+    /// the audit log (`access.refused`, naming the grant and how many were refused since when,
+    /// never the paths). A failure to record it is logged and does not change the answer.
+    async fn note_refusal<T>(
+        &self,
+        brand: &Brand,
+        grant_id: &str,
+        result: Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        let answer = match &result {
+            Err(AppError::NotGranted(_)) => "not_granted",
+            Err(AppError::InvalidToken(_)) => "grant_ended",
+            _ => return result,
+        };
+        let now = self.now();
+        let due = match self.refusals.lock() {
+            Ok(mut tally) => tally.count(grant_id, now),
+            Err(_) => None,
+        };
+        if let Some(summary) = due {
+            let event = Event::brand("access.refused", &brand.client_id).with_detail(
+                serde_json::json!({
+                    "grant": grant_id,
+                    "refused": summary.refused,
+                    "since": summary.since.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                    "answer": answer,
+                }),
+            );
+            if let Err(e) = self.change(move |_| Ok(((), event))).await {
+                tracing::warn!(error = %e, "a summary of refused brand requests was not recorded");
+            }
+        }
+        result
     }
 
     /// The grant a brand's token names, if it is that brand's.

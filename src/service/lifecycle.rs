@@ -5,7 +5,6 @@
 //! things that outlive any one open vault (sessions, login back-off, the key-derivation permits).
 //! Once unsealed, the use cases run on the [`OpenVault`] the phase holds.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +12,7 @@ use arc_swap::ArcSwap;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Semaphore;
 
+use super::attempts::{AttemptFrom, Devices};
 use super::session::{self, NewSession, SessionInfo};
 use super::{
     CONCURRENT_KDF, KEY_FILE, MAX_PASSPHRASE_CHARS, MIN_PASSPHRASE_CHARS, OpenVault, STORE_DIR,
@@ -124,6 +124,8 @@ pub(super) struct Inner {
     pub(super) registration_throttle: Mutex<LoginThrottle>,
     /// Back-off for failed brand client authentication, per address only.
     pub(super) client_auth_throttle: Mutex<LoginThrottle>,
+    /// The key of the device cookies that give known devices a back-off of their own.
+    pub(super) devices: Devices,
 }
 
 /// Checks a passphrase chosen by the owner.
@@ -197,6 +199,7 @@ impl Vault {
         backup::remove_temporary_backups(&settings.data_dir);
         let clock: Arc<dyn Clock> = Arc::new(crate::clock::NeverBackwards::new(clock));
         let sessions = session::Sessions::new(settings.session_idle, settings.session_max);
+        let devices = Devices::open(&settings.data_dir, !matches!(phase, Phase::Setup));
         Ok(Vault {
             inner: Arc::new(Inner {
                 settings,
@@ -210,6 +213,7 @@ impl Vault {
                 client_auth_throttle: Mutex::new(LoginThrottle::per_address(
                     CLIENT_AUTH_FREE_FAILURES,
                 )),
+                devices,
             }),
         })
     }
@@ -306,14 +310,22 @@ impl Vault {
         Ok((summary, session))
     }
 
-    /// Checks the owner's credential, unseals the vault if needed, and opens a session.
+    /// Checks the owner's credential, unseals the vault if needed, and opens a session. The
+    /// attempt counts against the login back-off before the credential is checked (see
+    /// `domain::login`).
     pub async fn login(
         &self,
         credential: Credential,
-        from: IpAddr,
+        from: impl Into<AttemptFrom>,
     ) -> Result<NewSession, AppError> {
+        let attempt = self.begin_attempt(&from.into())?;
+        let result = self.login_checked(credential).await;
+        attempt.settle(&result);
+        result
+    }
+
+    async fn login_checked(&self, credential: Credential) -> Result<NewSession, AppError> {
         let now = self.now();
-        self.check_throttle(from, now)?;
         let keyfile = match &**self.inner.phase.load() {
             Phase::Setup => return Err(AppError::SetupRequired),
             Phase::Erasing => return Err(AppError::Erasing),
@@ -351,17 +363,8 @@ impl Vault {
             .await?;
         let (master, updated_keyfile) = match unlocked {
             Ok(ok) => ok,
-            Err(e) => {
-                let error = AppError::from(e);
-                if matches!(error, AppError::InvalidCredentials) {
-                    self.record_failure(from);
-                }
-                return Err(error);
-            }
+            Err(e) => return Err(AppError::from(e)),
         };
-        if let Ok(mut throttle) = self.inner.throttle.lock() {
-            throttle.record_success(from);
-        }
         let open = self.unseal(master).await?;
         if let Some(keyfile) = updated_keyfile {
             open.replace_keyfile(keyfile, Event::owner("passphrase.reset", None))
@@ -376,31 +379,6 @@ impl Vault {
         })
         .await?;
         self.inner.sessions.create(now)
-    }
-
-    fn check_throttle(&self, from: IpAddr, now: OffsetDateTime) -> Result<(), AppError> {
-        let wait = self
-            .inner
-            .throttle
-            .lock()
-            .map_err(|_| AppError::broken("throttle poisoned"))?
-            .wait(from, now);
-        match wait {
-            Some(wait) => Err(AppError::TooManyRequests {
-                retry_after: wait.whole_seconds().max(1) as u64,
-            }),
-            None => Ok(()),
-        }
-    }
-
-    /// Records a failed attempt at the time it failed (after the key derivation), so the
-    /// back-off runs from the answer the client saw, not from when it asked.
-    fn record_failure(&self, from: IpAddr) {
-        let now = self.now();
-        if let Ok(mut throttle) = self.inner.throttle.lock() {
-            throttle.record_failure(from, now);
-        }
-        tracing::warn!(%from, "failed owner login");
     }
 
     /// Moves a sealed vault to unsealed with `master`; a vault already unsealed stays as it is.
@@ -483,7 +461,7 @@ impl Vault {
         &self,
         current: Secret,
         new: Secret,
-        from: IpAddr,
+        from: impl Into<AttemptFrom>,
     ) -> Result<(), AppError> {
         validate_new_passphrase(&new)?;
         let kdf = self.inner.settings.kdf;
@@ -503,7 +481,7 @@ impl Vault {
     pub async fn regenerate_recovery_key(
         &self,
         passphrase: Secret,
-        from: IpAddr,
+        from: impl Into<AttemptFrom>,
     ) -> Result<Secret, AppError> {
         let (updated, key) = self
             .with_passphrase(passphrase, from, |mut keyfile, master| {
@@ -523,24 +501,22 @@ impl Vault {
     pub(crate) async fn with_passphrase<T: Send + 'static>(
         &self,
         passphrase: Secret,
-        from: IpAddr,
+        from: impl Into<AttemptFrom>,
         f: impl FnOnce(KeyFile, MasterKey) -> Result<T, KeyFileError> + Send + 'static,
     ) -> Result<T, AppError> {
-        self.check_throttle(from, self.now())?;
-        let keyfile = self.open()?.keyfile()?;
-        let result = self
-            .with_kdf(move || {
+        let attempt = self.begin_attempt(&from.into())?;
+        let result = async {
+            let keyfile = self.open()?.keyfile()?;
+            self.with_kdf(move || {
                 let master = keyfile.unlock_with_passphrase(passphrase.expose())?;
                 f(keyfile, master)
             })
-            .await?;
-        result.map_err(|e| {
-            let error = AppError::from(e);
-            if matches!(error, AppError::InvalidCredentials) {
-                self.record_failure(from);
-            }
-            error
-        })
+            .await?
+            .map_err(AppError::from)
+        }
+        .await;
+        attempt.settle(&result);
+        result
     }
 }
 

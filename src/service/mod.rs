@@ -8,6 +8,7 @@
 //! and its audit entry in one transaction and returns only once both are durable.
 
 pub mod agreements;
+mod attempts;
 pub mod audit;
 pub mod authorize;
 pub mod backup;
@@ -39,6 +40,8 @@ use std::path::Path;
 use crate::crypto::KeyedHash;
 use crate::error::AppError;
 
+pub(crate) use attempts::DEVICE_KEY_FILE;
+pub use attempts::{AttemptFrom, DEVICE_COOKIE_LIFETIME};
 use lifecycle::create_vault;
 pub(crate) use lifecycle::initial_phase;
 pub use lifecycle::{

@@ -47,6 +47,8 @@ pub struct OpenVault {
     pub(super) tokens: tokens::TokenState,
     /// Pending consents and issued authorization codes (in memory: both live minutes).
     pub(super) authorizations: Mutex<authorize::Pending>,
+    /// Brands' refused data requests, counted per grant for the audit log's summaries.
+    pub(super) refusals: Mutex<crate::domain::refusals::RefusalTally>,
     /// What wakes the readers of brands' event streams.
     pub(super) events: events::EventState,
     /// The subscription index, offer rates and the owner's live offers.
@@ -161,6 +163,7 @@ impl OpenVault {
             allow_loopback_webhooks: settings.allow_loopback_webhooks,
             tokens: tokens::TokenState::new(),
             authorizations: Mutex::new(authorize::Pending::default()),
+            refusals: Mutex::new(crate::domain::refusals::RefusalTally::default()),
             events: events::EventState::new(),
             intents,
             deliveries,

@@ -304,6 +304,27 @@ async fn no_secret_or_personal_value_reaches_the_log_at_debug_level() {
 
     // Logins: a wrong passphrase, then the browser's way (cookie and CSRF token).
     assert_eq!(app.login(&wrong).await.status(), 401);
+    // The device cookie a login sets, then sent back with a wrong passphrase.
+    let res = app.login(&pass1).await;
+    assert_eq!(res.status(), 201);
+    let device = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.strip_prefix("vrm_device="))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+        .next()
+        .expect("a login sets a device cookie");
+    secrets.add("device cookie", &device);
+    let res = app
+        .client
+        .post(app.url("/api/v1/session"))
+        .header("cookie", format!("vrm_device={device}"))
+        .json(&json!({ "passphrase": wrong }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
     let login = owner_session(&app, "/api/v1/session", &pass1).await;
     let cookie_token = login["token"].as_str().unwrap().to_owned();
     let csrf = login["csrf_token"].as_str().unwrap().to_owned();

@@ -8,6 +8,7 @@
 mod at_rest;
 mod audit;
 mod catalogue;
+mod consent_flood;
 mod crash;
 mod faults;
 mod grants;
@@ -16,11 +17,13 @@ mod intents;
 #[path = "../kit/mod.rs"]
 mod kit;
 mod lifecycle;
+mod login_throttle;
 mod logs;
 mod oauth;
 mod openapi;
 mod portability;
 mod readme;
+mod probing;
 mod records;
 mod support;
 mod terms;

@@ -43,6 +43,7 @@ const ACTION_LABELS = {
   'consent.denied': 'Denied a brand’s request for data',
   'data.read': 'A brand read your data',
   'data.written': 'A brand changed your data',
+  'access.refused': 'A brand was refused data it asked for',
   'intent.created': 'Made a wish',
   'intent.withdrawn': 'Withdrew a wish',
   'intent.expired': 'A wish expired',
