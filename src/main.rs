@@ -71,6 +71,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     settings.session_max = time::Duration::hours(config.session_max_hours as i64);
     settings.token_lifetime = time::Duration::seconds(config.access_token_seconds as i64);
     settings.allow_loopback_webhooks = config.allow_loopback_webhooks;
+    settings.webhook_proxy = config.webhook_proxy.clone();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -315,6 +316,7 @@ fn delete_everything(args: config::DeleteArgs) -> anyhow::Result<ExitCode> {
     let data_dir = config::data_dir(args.vault.data_dir)?;
     let mut settings = Settings::new(data_dir.clone());
     settings.allow_loopback_webhooks = args.allow_loopback_webhooks;
+    settings.webhook_proxy = args.webhook_proxy;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let receipt = runtime.block_on(async move {
         let vault = Vault::start(settings, Arc::new(SystemClock))

@@ -306,7 +306,7 @@ impl OpenVault {
         brands: &[Brand],
         requested_at: time::OffsetDateTime,
     ) -> Vec<BrandTold> {
-        let sender = Sender::new(NOTIFY_DEADLINE, self.allow_loopback_webhooks);
+        let sender = Sender::new(NOTIFY_DEADLINE, &self.egress);
         let sends = brands.iter().map(|brand| {
             let target = self
                 .subscription(&brand.client_id)

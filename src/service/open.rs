@@ -42,7 +42,8 @@ pub struct OpenVault {
     pub(super) keys: keys::KeyState,
     pub(super) issuer: Arc<str>,
     pub(super) token_lifetime: Duration,
-    pub(super) allow_loopback_webhooks: bool,
+    /// Where webhooks may go (the loopback exception and the configured proxy).
+    pub(super) egress: crate::webhooks::Egress,
     /// Access tokens whose signature and claims were verified.
     pub(super) tokens: tokens::TokenState,
     /// Pending consents and issued authorization codes (in memory: both live minutes).
@@ -158,7 +159,10 @@ impl OpenVault {
             keys: keys::KeyState::new(key_ring),
             issuer: settings.issuer.trim_end_matches('/').into(),
             token_lifetime: settings.token_lifetime,
-            allow_loopback_webhooks: settings.allow_loopback_webhooks,
+            egress: crate::webhooks::Egress {
+                allow_loopback: settings.allow_loopback_webhooks,
+                proxy: settings.webhook_proxy.clone(),
+            },
             tokens: tokens::TokenState::new(),
             authorizations: Mutex::new(authorize::Pending::default()),
             events: events::EventState::new(),

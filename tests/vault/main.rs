@@ -8,6 +8,7 @@
 mod at_rest;
 mod audit;
 mod crash;
+mod egress;
 mod faults;
 mod grants;
 mod hardening;
