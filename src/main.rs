@@ -13,6 +13,11 @@ use vrm_vault::secret::Secret;
 use vrm_vault::service::{self, Settings, Vault};
 
 fn main() -> ExitCode {
+    // Everything this process creates is its owner's only: the vault writes personal data and
+    // keys (its own files also set 0600 explicitly; this covers the store's files, which sled
+    // creates). A self-hoster who wants group access grants it on the directory afterwards.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = match config::parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -250,7 +255,7 @@ fn export(args: config::OfflineArgs, out: &Path) -> anyhow::Result<ExitCode> {
         Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
     } else {
         let file =
-            std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+            vrm_vault::files::create(out).with_context(|| format!("creating {}", out.display()))?;
         Box::new(std::io::BufWriter::new(file))
     };
     // Recorded first, as over HTTP: the export holds its own `vault.exported` entry.

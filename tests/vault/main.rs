@@ -20,6 +20,7 @@ mod logs;
 mod oauth;
 mod openapi;
 mod portability;
+mod private_files;
 mod records;
 mod support;
 mod terms;
