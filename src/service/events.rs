@@ -134,9 +134,31 @@ impl OpenVault {
         Ok(self.store().read(&EVENTS, &key)?)
     }
 
-    /// Wakes everyone waiting for new events (SSE streams, the delivery worker).
+    /// Wakes everyone waiting for new events (SSE streams, the delivery worker). Also called
+    /// when access was withdrawn (see [`OpenVault::change`]), so open streams check their token
+    /// again at once and end.
     pub(crate) fn announce_events(&self) {
         self.events.signal.send_modify(|n| *n += 1);
+    }
+
+    /// Whether an event stream opened with `token` may go on, and until when: the token's
+    /// expiry, or the expiry of the grant it carries if that comes first. Everything a brand
+    /// call checks is checked (revocation, the brand, its agreement), and the grant a grant
+    /// token carries must still be active.
+    pub fn stream_access(&self, token: &str) -> Result<OffsetDateTime, AppError> {
+        let access = self.verify_access_token(token)?;
+        let mut until = OffsetDateTime::from_unix_timestamp(access.claims.exp)
+            .map_err(|_| AppError::InvalidToken("expired".into()))?;
+        if let Some(grant_id) = access.claims.grant_id() {
+            let grant = self.grant_for(&access.brand, grant_id)?;
+            if self.grant_status(&grant)? != crate::domain::grants::GrantStatus::Active {
+                return Err(AppError::InvalidToken(
+                    "the grant is no longer active".into(),
+                ));
+            }
+            until = until.min(grant.expires_at);
+        }
+        Ok(until)
     }
 
     /// A receiver that changes whenever new events were written.

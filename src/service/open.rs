@@ -246,12 +246,20 @@ impl OpenVault {
         f: impl FnOnce(&mut crate::store::Tx<'_>) -> Result<(T, Event), AppError> + Send + 'static,
     ) -> Result<T, AppError> {
         let now = self.clock.now();
-        self.write(move |tx| {
-            let (value, event) = f(tx)?;
-            audit::append_in(tx, event, now)?;
-            Ok(value)
-        })
-        .await
+        let (value, withdrawn) = self
+            .write(move |tx| {
+                let (value, event) = f(tx)?;
+                let withdrawn = event.withdraws_access();
+                audit::append_in(tx, event, now)?;
+                Ok((value, withdrawn))
+            })
+            .await?;
+        // Open event streams re-check their token when woken: a revocation ends them now, not
+        // at the next event.
+        if withdrawn {
+            self.announce_events();
+        }
+        Ok(value)
     }
 
     /// Runs `f` in the store's writer thread and returns its result once what it wrote is

@@ -22,5 +22,6 @@ mod openapi;
 mod portability;
 mod private_files;
 mod records;
+mod streams;
 mod support;
 mod terms;
