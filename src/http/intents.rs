@@ -43,6 +43,9 @@ pub struct IntentView {
     pub created_at: OffsetDateTime,
     /// How many brands received it.
     pub recipients_count: usize,
+    /// The id each brand that received it knows it by (client id → intent id): every brand has
+    /// its own, so brands cannot match their intents with each other's.
+    pub ids_by_brand: std::collections::BTreeMap<String, String>,
     pub offers_count: usize,
     /// The intent as validated: category, text, expires_at, location, window, price_max,
     /// party_size, tags, max_offers, disclose.
@@ -57,6 +60,11 @@ fn intent_view(open: &OpenVault, record: IntentRecord) -> IntentView {
         id: record.intent.id.clone(),
         created_at: record.intent.created_at,
         recipients_count: record.recipients.len(),
+        ids_by_brand: record
+            .recipients
+            .iter()
+            .map(|c| (c.clone(), open.intent_id_for_brand(c, &record.intent.id)))
+            .collect(),
         offers_count: record.offers.len(),
         intent: serde_json::to_value(&record.intent.intent).unwrap_or(Value::Null),
     }
@@ -630,8 +638,16 @@ pub async fn create_offer(
     let terms = body
         .validate(state.vault.now())
         .map_err(|e| AppError::invalid_at("invalid_offer", e.field, e.message))?;
+    let client_id = &token.0.brand.client_id;
+    // The brand names the intent by its own alias of it; an id it never received is unknown.
+    let id = open
+        .intent_id_from_brand(client_id, &id)
+        .ok_or(AppError::NotFound("intent"))?;
     let offer = open.create_offer(&token.0.brand, &id, terms).await?;
-    Ok((StatusCode::CREATED, Json(brand_offer_view(offer))))
+    Ok((
+        StatusCode::CREATED,
+        Json(brand_offer_view(&open, client_id, offer)),
+    ))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -643,11 +659,12 @@ pub struct BrandOfferView {
     pub grant_id: Option<String>,
 }
 
-fn brand_offer_view(offer: Offer) -> BrandOfferView {
+/// The brand's view of its offer, naming the intent by the brand's own alias of it.
+fn brand_offer_view(open: &OpenVault, client_id: &str, offer: Offer) -> BrandOfferView {
     BrandOfferView {
         status: offer.status.as_str(),
         id: offer.id,
-        intent_id: offer.intent_id,
+        intent_id: open.intent_id_for_brand(client_id, &offer.intent_id),
         grant_id: offer.grant_id,
     }
 }
@@ -662,5 +679,9 @@ pub async fn get_offer(
     Unsealed(open): Unsealed,
 ) -> Result<Json<BrandOfferView>, AppError> {
     let offer = open.brand_offer(&token.0.brand, &id)?;
-    Ok(Json(brand_offer_view(offer)))
+    Ok(Json(brand_offer_view(
+        &open,
+        &token.0.brand.client_id,
+        offer,
+    )))
 }

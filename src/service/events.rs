@@ -62,6 +62,10 @@ pub(crate) fn append_in(
     webhook: bool,
     now: OffsetDateTime,
 ) -> Result<u64, AppError> {
+    // Every identifier in the brand's copy is the brand's own (see `aliases`).
+    let mut event = event.clone();
+    super::aliases::for_brand(index, client_id, &mut event);
+    let event = &event;
     let seq = tx.read(&EVENT_SEQ, META_EVENT_SEQ)?.unwrap_or(0) + 1;
     tx.write(&EVENT_SEQ, META_EVENT_SEQ, &seq)?;
     tx.write(

@@ -8,6 +8,7 @@
 //! and its audit entry in one transaction and returns only once both are durable.
 
 pub mod agreements;
+mod aliases;
 pub mod audit;
 pub mod authorize;
 pub mod backup;
