@@ -21,6 +21,8 @@ pub struct Sender {
     allow_loopback: bool,
     /// Whether requests go through the configured proxy.
     proxied: bool,
+    /// How long one delivery may take, the target's resolution before a proxy included.
+    timeout: Duration,
 }
 
 /// One signed delivery.
@@ -249,6 +251,7 @@ impl Sender {
             client,
             allow_loopback: egress.allow_loopback,
             proxied: egress.proxy.is_some(),
+            timeout,
         })
     }
 
@@ -266,7 +269,9 @@ impl Sender {
                 return Err(Failure::AddressNotAllowed);
             }
             Some(url::Host::Domain(name)) if self.proxied => {
-                check_through_proxy(name, self.allow_loopback).await?;
+                tokio::time::timeout(self.timeout, check_through_proxy(name, self.allow_loopback))
+                    .await
+                    .map_err(|_| Failure::TimedOut)??;
             }
             Some(_) => {}
             None => return Err(Failure::BadUrl),
