@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
+use crate::webhooks::WebhookProxy;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "vrm-vault",
@@ -71,6 +73,9 @@ pub struct DeleteArgs {
     /// Let brands' webhooks on loopback addresses be told (local testing only).
     #[arg(long, env = "VRM_ALLOW_LOOPBACK_WEBHOOKS")]
     pub allow_loopback_webhooks: bool,
+    /// Send the erasure webhooks through this proxy (see `serve --webhook-proxy`).
+    #[arg(long, env = "VRM_WEBHOOK_PROXY", value_name = "URL", value_parser = WebhookProxy::parse)]
+    pub webhook_proxy: Option<WebhookProxy>,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +187,12 @@ pub struct ServeConfig {
     /// Let webhooks target loopback addresses (for local testing only).
     #[arg(long, env = "VRM_ALLOW_LOOPBACK_WEBHOOKS", default_value_t = false)]
     pub allow_loopback_webhooks: bool,
+    /// Send webhooks through this forward proxy (`http://host:port`, e.g. where outbound traffic
+    /// must pass a corporate proxy). Without it webhooks go direct: `HTTPS_PROXY`, `ALL_PROXY`
+    /// and the like are ignored. Each target is still resolved and refused if any of its
+    /// addresses is private or local before the proxy is asked to reach it.
+    #[arg(long, env = "VRM_WEBHOOK_PROXY", value_name = "URL", value_parser = WebhookProxy::parse)]
+    pub webhook_proxy: Option<WebhookProxy>,
     /// A reverse proxy (address or network, e.g. `127.0.0.1` or `10.0.0.0/8`) whose
     /// `X-Forwarded-For` names the client, for rate limits. Repeat it, or separate with commas.
     /// Without it forwarding headers are ignored: behind a proxy, every client then shares the

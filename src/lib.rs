@@ -57,6 +57,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod secret;
 pub mod service;

@@ -13,6 +13,11 @@ use vrm_vault::secret::Secret;
 use vrm_vault::service::{self, Settings, Vault};
 
 fn main() -> ExitCode {
+    // Everything this process creates is its owner's only: the vault writes personal data and
+    // keys (its own files also set 0600 explicitly; this covers the store's files, which sled
+    // creates). A self-hoster who wants group access grants it on the directory afterwards.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = match config::parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -71,6 +76,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     settings.session_max = time::Duration::hours(config.session_max_hours as i64);
     settings.token_lifetime = time::Duration::seconds(config.access_token_seconds as i64);
     settings.allow_loopback_webhooks = config.allow_loopback_webhooks;
+    settings.webhook_proxy = config.webhook_proxy.clone();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -249,7 +255,7 @@ fn export(args: config::OfflineArgs, out: &Path) -> anyhow::Result<ExitCode> {
         Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
     } else {
         let file =
-            std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+            vrm_vault::files::create(out).with_context(|| format!("creating {}", out.display()))?;
         Box::new(std::io::BufWriter::new(file))
     };
     // Recorded first, as over HTTP: the export holds its own `vault.exported` entry.
@@ -315,6 +321,7 @@ fn delete_everything(args: config::DeleteArgs) -> anyhow::Result<ExitCode> {
     let data_dir = config::data_dir(args.vault.data_dir)?;
     let mut settings = Settings::new(data_dir.clone());
     settings.allow_loopback_webhooks = args.allow_loopback_webhooks;
+    settings.webhook_proxy = args.webhook_proxy;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let receipt = runtime.block_on(async move {
         let vault = Vault::start(settings, Arc::new(SystemClock))

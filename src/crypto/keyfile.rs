@@ -9,7 +9,6 @@
 //! leaves either the old or the new file, never a torn one.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -410,37 +409,15 @@ fn check_params(p: KdfParams) -> Result<(), KeyFileError> {
     Ok(())
 }
 
-/// Where [`write_atomically`] writes `path`'s next version before renaming it into place (a
-/// crash can leave it behind).
+/// The temporary file [`write_atomically`] writes `path` to first.
 pub fn temporary_path(path: &Path) -> std::path::PathBuf {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "keyfile".into());
-    dir.join(format!(".{file_name}.tmp"))
+    crate::files::temporary_path(path)
 }
 
-/// Replaces `path` with `bytes`: temporary file in the same directory, fsync, rename, fsync of the
-/// directory so the rename itself is durable. The file is readable by its owner only.
+/// Replaces `path` with `bytes` atomically and durably, readable by its owner only (see
+/// [`crate::files::write_atomically`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let tmp = temporary_path(path);
-    {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    fs::File::open(dir)?.sync_all()?;
-    Ok(())
+    crate::files::write_atomically(path, bytes)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! and their associated data names where the value lives, so that a value copied to another place
 //! fails to open.
 
+pub mod alias;
 pub mod buckets;
 pub mod device;
 pub mod jwt;

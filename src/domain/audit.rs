@@ -124,7 +124,31 @@ impl Event {
         self.detail = Some(detail);
         self
     }
+
+    /// Whether this change may have taken away a brand's access: what was allowed a moment ago
+    /// (an open event stream, a token) must be checked again now.
+    pub fn withdraws_access(&self) -> bool {
+        WITHDRAWING_ACCESS.contains(&self.action)
+    }
 }
+
+/// The actions after which a token that was valid may no longer be: its own revocation, its
+/// grant's, its brand's suspension or removal, its agreement's end, new terms in force (tokens
+/// are bound to the agreement on the terms in force), a refresh-token replay (which revokes the
+/// family), and the start of deleting everything.
+const WITHDRAWING_ACCESS: &[&str] = &[
+    "token.revoked",
+    "grant.revoked",
+    "grant.revoked_all",
+    "brand.suspended",
+    "brand.removed",
+    "brand.erased",
+    "agreement.withdrawn",
+    "agreement.terminated",
+    "terms.published",
+    "refresh_token.replayed",
+    "vault.erasing",
+];
 
 fn hex(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(bytes)

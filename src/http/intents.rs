@@ -43,6 +43,9 @@ pub struct IntentView {
     pub created_at: OffsetDateTime,
     /// How many brands received it.
     pub recipients_count: usize,
+    /// The id each brand that received it knows it by (client id → intent id): every brand has
+    /// its own, so brands cannot match their intents with each other's.
+    pub ids_by_brand: std::collections::BTreeMap<String, String>,
     pub offers_count: usize,
     /// The intent as validated: category, text, expires_at, location, window, price_max,
     /// party_size, tags, max_offers, disclose.
@@ -57,6 +60,11 @@ fn intent_view(open: &OpenVault, record: IntentRecord) -> IntentView {
         id: record.intent.id.clone(),
         created_at: record.intent.created_at,
         recipients_count: record.recipients.len(),
+        ids_by_brand: record
+            .recipients
+            .iter()
+            .map(|c| (c.clone(), open.intent_id_for_brand(c, &record.intent.id)))
+            .collect(),
         offers_count: record.offers.len(),
         intent: serde_json::to_value(&record.intent.intent).unwrap_or(Value::Null),
     }
@@ -524,7 +532,9 @@ pub async fn poll_events(
 }
 
 struct StreamState {
-    open: Arc<OpenVault>,
+    /// Weak, so an open stream does not keep a locked (or erased) vault's keys in memory: when
+    /// the open vault goes away, its event signal closes and the stream ends.
+    open: std::sync::Weak<OpenVault>,
     token: String,
     client_id: String,
     cursor: u64,
@@ -532,9 +542,14 @@ struct StreamState {
     buffer: VecDeque<(u64, Value)>,
 }
 
+/// How long after its token's expiry a quiet stream may stay open (a timer's slack).
+const STREAM_EXPIRY_SLACK: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// The brand's events as Server-Sent Events: each `id:` is a cursor, so a client that reconnects
 /// with `Last-Event-ID` continues exactly after the last event it got. The stream ends when the
-/// token stops being valid (expiry, revocation, new terms...).
+/// token stops being valid: at its expiry (or its grant's), and as soon as it, its grant, the
+/// brand or its agreement is revoked, new terms are in force, everything is deleted or the vault
+/// is locked — also while no event comes.
 #[utoipa::path(get, path = "/brand/v1/events", tag = "brands",
     params(("Last-Event-ID" = Option<u64>, Header, description = "resume after this event")),
     responses(BrandRefusals, BadParameter, (status = 200, content_type = "text/event-stream", description = "one CloudEvent per SSE event")),
@@ -558,12 +573,13 @@ pub async fn brand_events(
     };
     let start = StreamState {
         signal: open.subscribe_events(),
-        open,
+        open: Arc::downgrade(&open),
         token: bearer(&headers).unwrap_or_default().to_owned(),
         client_id: token.0.brand.client_id.clone(),
         cursor,
         buffer: VecDeque::new(),
     };
+    drop(open);
     let stream = futures_util::stream::unfold(start, |mut s| async move {
         loop {
             if let Some((seq, event)) = s.buffer.pop_front() {
@@ -571,12 +587,11 @@ pub async fn brand_events(
                 let data = serde_json::to_string(&event).unwrap_or_default();
                 return Some((Ok(SseEvent::default().id(seq.to_string()).data(data)), s));
             }
-            if s.open.verify_stream_token(&s.token).is_err() {
-                return None;
-            }
+            let open = s.open.upgrade()?;
+            let until = open.stream_access(&s.token).ok()?;
             // Mark what has been seen before reading, so an event written meanwhile wakes us.
             s.signal.borrow_and_update();
-            match s.open.events_after(&s.client_id, s.cursor, MAX_EVENTS_PAGE) {
+            match open.events_after(&s.client_id, s.cursor, MAX_EVENTS_PAGE) {
                 Ok(events) if !events.is_empty() => {
                     s.buffer.extend(events);
                     continue;
@@ -584,8 +599,18 @@ pub async fn brand_events(
                 Ok(_) => {}
                 Err(_) => return None,
             }
-            if s.signal.changed().await.is_err() {
-                return None;
+            // Asleep until an event (or a withdrawal of access) is announced, or the token
+            // expires on the vault's clock; either way the loop checks the token again.
+            let left = std::time::Duration::try_from(until - open.clock_now()).unwrap_or_default()
+                + STREAM_EXPIRY_SLACK;
+            drop(open);
+            tokio::select! {
+                changed = s.signal.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+                () = tokio::time::sleep(left) => {}
             }
         }
     });
@@ -613,8 +638,16 @@ pub async fn create_offer(
     let terms = body
         .validate(state.vault.now())
         .map_err(|e| AppError::invalid_at("invalid_offer", e.field, e.message))?;
+    let client_id = &token.0.brand.client_id;
+    // The brand names the intent by its own alias of it; an id it never received is unknown.
+    let id = open
+        .intent_id_from_brand(client_id, &id)
+        .ok_or(AppError::NotFound("intent"))?;
     let offer = open.create_offer(&token.0.brand, &id, terms).await?;
-    Ok((StatusCode::CREATED, Json(brand_offer_view(offer))))
+    Ok((
+        StatusCode::CREATED,
+        Json(brand_offer_view(&open, client_id, offer)),
+    ))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -626,11 +659,12 @@ pub struct BrandOfferView {
     pub grant_id: Option<String>,
 }
 
-fn brand_offer_view(offer: Offer) -> BrandOfferView {
+/// The brand's view of its offer, naming the intent by the brand's own alias of it.
+fn brand_offer_view(open: &OpenVault, client_id: &str, offer: Offer) -> BrandOfferView {
     BrandOfferView {
         status: offer.status.as_str(),
         id: offer.id,
-        intent_id: offer.intent_id,
+        intent_id: open.intent_id_for_brand(client_id, &offer.intent_id),
         grant_id: offer.grant_id,
     }
 }
@@ -645,5 +679,9 @@ pub async fn get_offer(
     Unsealed(open): Unsealed,
 ) -> Result<Json<BrandOfferView>, AppError> {
     let offer = open.brand_offer(&token.0.brand, &id)?;
-    Ok(Json(brand_offer_view(offer)))
+    Ok(Json(brand_offer_view(
+        &open,
+        &token.0.brand.client_id,
+        offer,
+    )))
 }

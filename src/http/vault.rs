@@ -326,9 +326,10 @@ async fn receive_restore_form(
     while let Some(mut field) = form.next_field().await.map_err(form_error)? {
         match field.name() {
             Some("backup") => {
-                let mut file = tokio::fs::File::create(upload)
-                    .await
-                    .map_err(|e| AppError::internal("storing the upload", e))?;
+                let mut file = tokio::fs::File::from_std(
+                    crate::files::create(upload)
+                        .map_err(|e| AppError::internal("storing the upload", e))?,
+                );
                 while let Some(chunk) = field.chunk().await.map_err(form_error)? {
                     file.write_all(&chunk)
                         .await

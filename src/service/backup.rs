@@ -419,8 +419,7 @@ impl OpenVault {
         let buckets = self.bucket_keys.lock().await;
         let bucket_bytes = self.bucket_file.encode(&buckets)?;
         self.change(move |tx| {
-            let file = std::fs::File::create(&path)
-                .map_err(|e| io_error("creating the backup file", e))?;
+            let file = super::create_private_file(&path)?;
             let mut out = BufWriter::with_capacity(1 << 16, file);
             let summary = write_backup(tx.store(), &keyfile, &bucket_bytes, &master, &mut out)?;
             Ok((
@@ -443,7 +442,7 @@ pub fn backup_offline(
     let (store, keyfile, master) = super::open_offline(data_dir, passphrase)?;
     let bucket_bytes = std::fs::read(data_dir.join(BUCKET_FILE))
         .map_err(|e| io_error("reading the bucket keys", e))?;
-    let file = std::fs::File::create(out).map_err(|e| file_error("creating", out, e))?;
+    let file = super::create_private_file(out)?;
     let mut writer = BufWriter::with_capacity(1 << 16, file);
     let summary = write_backup(&store, &keyfile, &bucket_bytes, &master, &mut writer)?;
     writer

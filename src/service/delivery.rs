@@ -109,11 +109,8 @@ impl OpenVault {
     /// Starts the background worker (webhook deliveries and intent expiry); it stops when the
     /// vault is closed.
     pub(crate) fn start_delivery(self: &Arc<Self>) -> Result<(), AppError> {
-        let sender = Sender::new(
-            crate::webhooks::DELIVERY_TIMEOUT,
-            self.allow_loopback_webhooks,
-        )
-        .map_err(|e| AppError::internal("starting the webhook sender", e))?;
+        let sender = Sender::new(crate::webhooks::DELIVERY_TIMEOUT, &self.egress)
+            .map_err(|e| AppError::internal("starting the webhook sender", e))?;
         let weak = Arc::downgrade(self);
         let alarm = self.alarm.0.clone();
         let mut signal = self.subscribe_events();
@@ -356,7 +353,7 @@ impl OpenVault {
             body,
         )
         .map_err(|e| AppError::internal("signing a webhook", e))?;
-        let outcome = sender.send(&delivery).await;
+        let outcome = sender.send(&delivery).await.map_err(|f| f.to_string());
         let now = self.now();
         let jitter: [u8; 1] = crate::crypto::random_array().unwrap_or([0]);
         let subscription_key = self.subscription_key(&entry.client_id);

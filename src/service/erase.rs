@@ -84,7 +84,7 @@ fn remove_events(
     tx: &mut Tx<'_>,
     places: &mut Vec<(Tree, Vec<u8>)>,
     prefix: &[u8; 16],
-    only_subject: Option<&str>,
+    only_subjects: Option<&[&str]>,
 ) -> Result<(), AppError> {
     let mut doomed = Vec::new();
     for item in tx.store().iter_after(EVENTS.tree(), Some(prefix)) {
@@ -93,9 +93,10 @@ fn remove_events(
             break;
         }
         // Only the events of one subject need decoding; a whole stream goes undecoded.
-        if let Some(subject) = only_subject {
+        if let Some(subjects) = only_subjects {
             let event = EVENTS.decode(&value)?;
-            if event.get("subject").and_then(Value::as_str) != Some(subject) {
+            let subject = event.get("subject").and_then(Value::as_str);
+            if !subject.is_some_and(|s| subjects.contains(&s)) {
                 continue;
             }
         }
@@ -133,7 +134,10 @@ impl OpenVault {
                 }
                 for client_id in &record.recipients {
                     let prefix = super::events::stream_prefix(&index, client_id);
-                    remove_events(tx, &mut places, &prefix, Some(&id))?;
+                    // The brand's events name the intent by its alias of it (events written
+                    // before aliases existed, by the vault's own id).
+                    let alias = super::aliases::intent_for_brand(&index, client_id, &id);
+                    remove_events(tx, &mut places, &prefix, Some(&[&id, &alias]))?;
                 }
                 remove(tx, &mut places, INTENTS.tree(), &key)?;
                 let event = Event::owner("intent.erased", Some(id))
@@ -305,7 +309,7 @@ impl OpenVault {
         brands: &[Brand],
         requested_at: time::OffsetDateTime,
     ) -> Vec<BrandTold> {
-        let sender = Sender::new(NOTIFY_DEADLINE, self.allow_loopback_webhooks);
+        let sender = Sender::new(NOTIFY_DEADLINE, &self.egress);
         let sends = brands.iter().map(|brand| {
             let target = self
                 .subscription(&brand.client_id)

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use super::{OpenVault, index_key};
 use crate::crypto::KeyedHash;
+use crate::domain::grants::GrantStatus;
 use crate::error::AppError;
 use crate::store::{Table, Tree, Tx};
 
@@ -62,6 +63,10 @@ pub(crate) fn append_in(
     webhook: bool,
     now: OffsetDateTime,
 ) -> Result<u64, AppError> {
+    // Every identifier in the brand's copy is the brand's own (see `aliases`).
+    let mut event = event.clone();
+    super::aliases::for_brand(index, client_id, &mut event);
+    let event = &event;
     let seq = tx.read(&EVENT_SEQ, META_EVENT_SEQ)?.unwrap_or(0) + 1;
     tx.write(&EVENT_SEQ, META_EVENT_SEQ, &seq)?;
     tx.write(
@@ -134,9 +139,35 @@ impl OpenVault {
         Ok(self.store().read(&EVENTS, &key)?)
     }
 
-    /// Wakes everyone waiting for new events (SSE streams, the delivery worker).
+    /// Wakes everyone waiting for new events (SSE streams, the delivery worker). Also called
+    /// when access was withdrawn (see [`OpenVault::change`]), so open streams check their token
+    /// again at once and end.
     pub(crate) fn announce_events(&self) {
         self.events.signal.send_modify(|n| *n += 1);
+    }
+
+    /// Whether an event stream opened with `token` may go on, and until when: the token's
+    /// expiry, or the expiry of the grant it carries if that comes first. Everything a brand
+    /// call checks is checked (revocation, the brand, its agreement), and the grant a grant
+    /// token carries must still be active.
+    pub fn stream_access(&self, token: &str) -> Result<OffsetDateTime, AppError> {
+        let access = self.verify_stream_token(token)?;
+        let mut until = OffsetDateTime::from_unix_timestamp(access.claims.exp)
+            .map_err(|_| AppError::InvalidToken("expired".into()))?;
+        if let Some(grant_id) = access.claims.grant_id() {
+            let grant = self.grant_for(&access.brand, grant_id)?;
+            // A grant paused by new terms keeps its stream: the brand learns the news there.
+            if !matches!(
+                self.grant_status(&grant)?,
+                GrantStatus::Active | GrantStatus::Suspended
+            ) {
+                return Err(AppError::InvalidToken(
+                    "the grant is no longer active".into(),
+                ));
+            }
+            until = until.min(grant.expires_at);
+        }
+        Ok(until)
     }
 
     /// A receiver that changes whenever new events were written.

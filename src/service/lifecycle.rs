@@ -41,6 +41,8 @@ pub struct Settings {
     pub token_lifetime: Duration,
     /// Whether webhooks may target loopback addresses (local testing only).
     pub allow_loopback_webhooks: bool,
+    /// The proxy webhooks go through, if the self-hoster configured one (never an ambient one).
+    pub webhook_proxy: Option<crate::webhooks::WebhookProxy>,
 }
 
 impl Settings {
@@ -49,6 +51,7 @@ impl Settings {
             issuer: "http://127.0.0.1:8080".into(),
             token_lifetime: tokens::MAX_TOKEN_LIFETIME,
             allow_loopback_webhooks: false,
+            webhook_proxy: None,
             data_dir,
             cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             session_idle: Duration::minutes(30),

@@ -8,6 +8,7 @@
 //! and its audit entry in one transaction and returns only once both are durable.
 
 pub mod agreements;
+mod aliases;
 mod attempts;
 pub mod audit;
 pub mod authorize;
@@ -103,17 +104,15 @@ pub(crate) fn remove_dir_if_present(dir: &Path) -> Result<(), AppError> {
     }
 }
 
+/// Creates a directory (and its missing parents) readable by its owner only.
 pub(crate) fn create_private_dir(dir: &Path) -> Result<(), AppError> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder
-        .create(dir)
-        .map_err(|e| file_error("creating", dir, e))
+    crate::files::create_dir(dir).map_err(|e| file_error("creating", dir, e))
+}
+
+/// Creates (or truncates) a file readable by its owner only, whatever the umask: every file
+/// that holds personal data or keys is made with it (see [`crate::files`]).
+pub(crate) fn create_private_file(path: &Path) -> Result<std::fs::File, AppError> {
+    crate::files::create(path).map_err(|e| file_error("creating", path, e))
 }
 
 /// The opaque store key of `name` in `namespace`: a keyed hash, so store keys reveal nothing.

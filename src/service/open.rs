@@ -42,7 +42,8 @@ pub struct OpenVault {
     pub(super) keys: keys::KeyState,
     pub(super) issuer: Arc<str>,
     pub(super) token_lifetime: Duration,
-    pub(super) allow_loopback_webhooks: bool,
+    /// Where webhooks may go (the loopback exception and the configured proxy).
+    pub(super) egress: crate::webhooks::Egress,
     /// Access tokens whose signature and claims were verified.
     pub(super) tokens: tokens::TokenState,
     /// Pending consents and issued authorization codes (in memory: both live minutes).
@@ -160,7 +161,10 @@ impl OpenVault {
             keys: keys::KeyState::new(key_ring),
             issuer: settings.issuer.trim_end_matches('/').into(),
             token_lifetime: settings.token_lifetime,
-            allow_loopback_webhooks: settings.allow_loopback_webhooks,
+            egress: crate::webhooks::Egress {
+                allow_loopback: settings.allow_loopback_webhooks,
+                proxy: settings.webhook_proxy.clone(),
+            },
             tokens: tokens::TokenState::new(),
             authorizations: Mutex::new(authorize::Pending::default()),
             refusals: Mutex::new(crate::domain::refusals::RefusalTally::default()),
@@ -245,12 +249,20 @@ impl OpenVault {
         f: impl FnOnce(&mut crate::store::Tx<'_>) -> Result<(T, Event), AppError> + Send + 'static,
     ) -> Result<T, AppError> {
         let now = self.clock.now();
-        self.write(move |tx| {
-            let (value, event) = f(tx)?;
-            audit::append_in(tx, event, now)?;
-            Ok(value)
-        })
-        .await
+        let (value, withdrawn) = self
+            .write(move |tx| {
+                let (value, event) = f(tx)?;
+                let withdrawn = event.withdraws_access();
+                audit::append_in(tx, event, now)?;
+                Ok((value, withdrawn))
+            })
+            .await?;
+        // Open event streams re-check their token when woken: a revocation ends them now, not
+        // at the next event.
+        if withdrawn {
+            self.announce_events();
+        }
+        Ok(value)
     }
 
     /// Runs `f` in the store's writer thread and returns its result once what it wrote is

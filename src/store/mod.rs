@@ -142,6 +142,8 @@ impl Store {
         cipher: Arc<StoreCipher>,
         cache_bytes: u64,
     ) -> Result<Store, StoreError> {
+        // sled would create the directory readable by all (less the umask).
+        crate::files::create_dir(dir).map_err(|e| StoreError::Io(e.to_string()))?;
         let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)

@@ -461,6 +461,7 @@ async fn setup_brand(
     let subscriber = Subscriber {
         token: token["access_token"].as_str().unwrap().to_owned(),
         brand,
+        owner: None,
     };
     let subscription = subscriber
         .subscribe_ok(
@@ -633,8 +634,9 @@ fn verify(arrivals: &[Arrival], secrets: &[Vec<u8>], intent_id: &str) {
         let event: Value = serde_json::from_slice(&a.body).unwrap();
         assert_eq!(event["id"], a.webhook_id.as_str(), "event id != webhook-id");
         assert_eq!(event["type"], "vrm.intent.created.v1");
-        assert_eq!(event["subject"], intent_id);
-        assert_eq!(event["data"]["intent"]["id"], intent_id);
+        // Each brand knows the intent by its own id, never the vault's.
+        assert_eq!(event["subject"], event["data"]["intent"]["id"]);
+        assert_ne!(event["subject"], intent_id);
     }
     assert_eq!(brands.len(), brand_count());
 }

@@ -1438,6 +1438,7 @@ async fn setup(vault: SocketAddr, receiver: &Receiver) -> Soak {
         let subscriber = Subscriber {
             brand: kit_brand,
             token: api.clone(),
+            owner: None,
         };
         let subscription = subscriber
             .subscribe_ok(

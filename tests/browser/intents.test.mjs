@@ -123,6 +123,20 @@ async function expectAnnounced(page, pattern) {
  * Poll GET /brand/v1/intents from the brand's last cursor until an event
  * matches; every event seen is kept in inbox.events.
  */
+/**
+ * The id the (only) brand that heard the owner's wish `intentId` knows it by: every brand has
+ * its own, listed in the owner's view of the wish.
+ * @param {string} baseUrl @param {string} ownerToken @param {string} intentId
+ * @returns {Promise<string>}
+ */
+async function brandIntentId(baseUrl, ownerToken, intentId) {
+  const view = await ownerApi(baseUrl, ownerToken, 'GET', `/api/v1/intents/${intentId}`);
+  assert.equal(view.status, 200, `GET /api/v1/intents/{id} (got ${view.status}: ${JSON.stringify(view.data)})`);
+  const ids = Object.values(view.data.ids_by_brand || {});
+  assert.equal(ids.length, 1, `one brand heard the wish: ${JSON.stringify(view.data)}`);
+  return ids[0];
+}
+
 async function pollFor(baseUrl, token, inbox, what, matches) {
   const deadline = Date.now() + ACTION_MS;
   for (;;) {
@@ -168,6 +182,8 @@ test('wishes: broadcast, live offer, accept with sharing, decline, withdraw', { 
   let token;
   let lunch; // the first wish's id
   let dinner; // the second wish's id
+  let lunchSeen; // the ids the brand knows them by (each brand has its own)
+  let dinnerSeen;
   let accepted; // the offer accepted with sharing
   let declined;
 
@@ -305,6 +321,7 @@ test('wishes: broadcast, live offer, accept with sharing, decline, withdraw', { 
       const item = page.locator('li.intent').first();
       await item.waitFor();
       lunch = await item.getAttribute('data-id');
+      lunchSeen = await brandIntentId(server.url, ownerToken, lunch);
       assert.match(lunch || '', /^i_/, 'the card carries the wish id');
       await expectText(item.locator('.card-title'), LUNCH);
       await expectText(item.locator('.tag-open'), /^Open$/);
@@ -325,11 +342,12 @@ test('wishes: broadcast, live offer, accept with sharing, decline, withdraw', { 
 
     await step(t, page, 'the brand polls and receives the wish, with the email address and nothing else', async () => {
       const event = await pollFor(server.url, token, inbox, 'the lunch wish',
-        (e) => e.type === 'vrm.intent.created.v1' && e.subject === lunch);
+        (e) => e.type === 'vrm.intent.created.v1' && e.subject === lunchSeen);
       assert.equal(event.specversion, '1.0');
       assert.equal(event.datacontenttype, 'application/json');
       const wish = event.data.intent;
-      assert.equal(wish.id, lunch);
+      assert.equal(wish.id, lunchSeen);
+      assert.notEqual(wish.id, lunch, 'the brand knows the wish by its own id, not the vault\'s');
       assert.equal(wish.text, LUNCH);
       assert.equal(wish.category, 'food.lunch');
       assert.deepEqual(wish.location, { geohash: 'u4pru', radius_m: 2000 });
@@ -350,7 +368,7 @@ test('wishes: broadcast, live offer, accept with sharing, decline, withdraw', { 
       await page.evaluate(() => { window.__sameDocument = true; });
       await waitForLiveStream(page);
       const now = Date.now();
-      const sent = await brandApi(server.url, token, 'POST', `/brand/v1/intents/${lunch}/offers`, offerBody('Lunch for two on the terrace', {
+      const sent = await brandApi(server.url, token, 'POST', `/brand/v1/intents/${lunchSeen}/offers`, offerBody('Lunch for two on the terrace', {
         description: 'Two courses, vegetarian, with a drink.',
         fulfilment: { from: new Date(now + 3600_000).toISOString(), to: new Date(now + 2 * 3600_000).toISOString(), place: '3 Harbour Street' },
         url: 'https://bistro.example/menu?day=today',
@@ -376,7 +394,7 @@ test('wishes: broadcast, live offer, accept with sharing, decline, withdraw', { 
       assert.equal((await factValue(item, 'Offers').innerText()).trim(), '1 offer (at most 10)', 'the count follows');
       await expectText(item.locator('.offers-button-count'), '(1)');
 
-      const other = await brandApi(server.url, token, 'POST', `/brand/v1/intents/${lunch}/offers`, offerBody('Picnic basket for two'));
+      const other = await brandApi(server.url, token, 'POST', `/brand/v1/intents/${lunchSeen}/offers`, offerBody('Picnic basket for two'));
       assert.equal(other.status, 201, `a second offer on the same wish (got ${other.status}: ${JSON.stringify(other.data)})`);
       alsoOffered = other.data.id;
       await item.locator(`li.offer[data-id="${alsoOffered}"]`).waitFor();
@@ -428,11 +446,12 @@ test('wishes: broadcast, live offer, accept with sharing, decline, withdraw', { 
       const item = page.locator('li.intent').filter({ hasText: DINNER }).first();
       await expectText(item.locator('.card-title'), DINNER);
       dinner = await item.getAttribute('data-id');
+      dinnerSeen = await brandIntentId(server.url, ownerToken, dinner);
       assert.notEqual(dinner, lunch, 'newest first');
-      await pollFor(server.url, token, inbox, 'the dinner wish', (e) => e.type === 'vrm.intent.created.v1' && e.subject === dinner);
+      await pollFor(server.url, token, inbox, 'the dinner wish', (e) => e.type === 'vrm.intent.created.v1' && e.subject === dinnerSeen);
 
       await waitForLiveStream(page);
-      const sent = await brandApi(server.url, token, 'POST', `/brand/v1/intents/${dinner}/offers`, offerBody('Set menu', {
+      const sent = await brandApi(server.url, token, 'POST', `/brand/v1/intents/${dinnerSeen}/offers`, offerBody('Set menu', {
         price: { amount: '30', currency: 'EUR' },
       }));
       assert.equal(sent.status, 201, `the second offer is made (got ${sent.status}: ${JSON.stringify(sent.data)})`);
@@ -465,9 +484,9 @@ test('wishes: broadcast, live offer, accept with sharing, decline, withdraw', { 
       await expectText(card(dinner).locator('.card-title .tag').first(), /^Withdrawn$/);
       assert.equal(await card(dinner).getByRole('button', { name: /^Withdraw/ }).count(), 0);
       const told = await pollFor(server.url, token, inbox, 'the withdrawal',
-        (e) => e.type === 'vrm.intent.withdrawn.v1' && e.subject === dinner);
-      assert.equal(told.data.intent.id, dinner);
-      const late = await brandApi(server.url, token, 'POST', `/brand/v1/intents/${dinner}/offers`, offerBody('Too late'));
+        (e) => e.type === 'vrm.intent.withdrawn.v1' && e.subject === dinnerSeen);
+      assert.equal(told.data.intent.id, dinnerSeen);
+      const late = await brandApi(server.url, token, 'POST', `/brand/v1/intents/${dinnerSeen}/offers`, offerBody('Too late'));
       assert.equal(late.status, 409, `an offer on a withdrawn wish is refused (got ${late.status}: ${JSON.stringify(late.data)})`);
       assert.equal(late.data.error, 'intent_closed');
     });

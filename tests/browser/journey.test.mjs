@@ -91,6 +91,7 @@ test('journey: set up, share, offer, read, revoke, export, back up, delete every
   let client;
   let brandToken;
   let wishId;
+  let wishSeen; // the id the brand knows the wish by (its own, not the vault's)
   let offerId;
   let grantId;
   let backup;
@@ -175,7 +176,10 @@ test('journey: set up, share, offer, read, revoke, export, back up, delete every
       await expectText(page.locator('.notice-slot .message-success'), 'Your wish was sent to 1 brand.');
       const card = page.locator('li.intent').filter({ hasText: WISH }).first();
       wishId = await card.getAttribute('data-id');
-      await pollFor(server.url, brandToken, 'the wish', (e) => e.type === 'vrm.intent.created.v1' && e.subject === wishId);
+      const heard = await pollFor(server.url, brandToken, 'the wish', (e) => e.type === 'vrm.intent.created.v1' && e.data.intent.text === WISH);
+      wishSeen = heard.subject;
+      assert.equal(heard.data.intent.id, wishSeen);
+      assert.notEqual(wishSeen, wishId, 'the brand knows the wish by its own id, not the vault\'s');
     });
 
     await step(t, page, 'the brand\'s offer appears without a reload; accept it and share the email address', async () => {
@@ -183,7 +187,7 @@ test('journey: set up, share, offer, read, revoke, export, back up, delete every
       await card.locator('[data-action="offers"]').click();
       await expectText(card.locator('.offers-empty'), 'No offers yet.');
       await page.evaluate(() => { window.__sameDocument = true; });
-      const sent = await brandApi(server.url, brandToken, 'POST', `/brand/v1/intents/${wishId}/offers`, {
+      const sent = await brandApi(server.url, brandToken, 'POST', `/brand/v1/intents/${wishSeen}/offers`, {
         name: 'Soup and bread',
         price: { amount: '9.50', currency: 'EUR' },
         valid_until: new Date(Date.now() + 2 * 3600_000).toISOString(),

@@ -115,12 +115,18 @@ function offerBody(name, extra = {}) {
   return { name, price: { amount: '12.00', currency: 'EUR' }, valid_until: new Date(Date.now() + 2 * 3600_000).toISOString(), ...extra };
 }
 
-/** The brand's poll, until it has the wish. */
-async function waitUntilHeard(baseUrl, token, intentId) {
+/**
+ * The brand's poll, until it has the wish with this text; returns the id the brand knows it by
+ * (every brand has its own, not the vault's).
+ * @param {string} baseUrl @param {string} token @param {string} text
+ * @returns {Promise<string>}
+ */
+async function waitUntilHeard(baseUrl, token, text) {
   const deadline = Date.now() + ACTION_MS;
   while (Date.now() < deadline) {
     const page = await brandApi(baseUrl, token, 'GET', '/brand/v1/intents?cursor=0');
-    if (page.data.events.some((e) => e.subject === intentId)) return;
+    const heard = page.data.events.find((e) => e.type === 'vrm.intent.created.v1' && e.data.intent.text === text);
+    if (heard) return heard.subject;
     await sleep(200);
   }
   assert.fail('the brand never heard the wish');
@@ -199,8 +205,8 @@ test('every screen, desktop and 360 px: screenshots, no overflow, no serious axe
       });
       assert.equal(wish.status, 201, `POST /api/v1/intents (got ${wish.status}: ${JSON.stringify(wish.data)})`);
       brand.wish = wish.data.id;
-      await waitUntilHeard(server.url, brand.token, brand.wish);
-      const offer = await brandApi(server.url, brand.token, 'POST', `/brand/v1/intents/${brand.wish}/offers`,
+      const seen = await waitUntilHeard(server.url, brand.token, 'Soup for two near the harbour');
+      const offer = await brandApi(server.url, brand.token, 'POST', `/brand/v1/intents/${seen}/offers`,
         offerBody('Fish soup and bread for two', { description: 'With a view of the boats.', data_requested: ['contact.phone'] }));
       assert.equal(offer.status, 201, `an offer (got ${offer.status}: ${JSON.stringify(offer.data)})`);
       const grant = await ownerApi(server.url, owner, 'POST', '/api/v1/grants', {
@@ -307,6 +313,7 @@ test('360 px: a wish, a live offer, accept, delete for good; a session that ends
   const watch = watchPage(page);
   let brand;
   let wish;
+  let wishSeen; // the id the brand knows the wish by
 
   try {
     await step(t, page, 'set up on a phone; a brand that hears food wishes', async () => {
@@ -325,7 +332,7 @@ test('360 px: a wish, a live offer, accept, delete for good; a session that ends
       await page.getByRole('button', { name: 'Send my wish', exact: true }).click();
       await expectText(page.locator('.notice-slot .message-success'), 'Your wish was sent to 1 brand.');
       wish = await page.locator('li.intent').first().getAttribute('data-id');
-      await waitUntilHeard(server.url, brand.token, wish);
+      wishSeen = await waitUntilHeard(server.url, brand.token, 'Noodles to take away');
       await assertNoHorizontalOverflow(page, 'the Wishes screen after sending');
     });
 
@@ -333,7 +340,7 @@ test('360 px: a wish, a live offer, accept, delete for good; a session that ends
       const card = page.locator(`li.intent[data-id="${wish}"]`);
       await card.locator('[data-action="offers"]').click();
       await expectText(card.locator('.offers-empty'), 'No offers yet.');
-      const sent = await brandApi(server.url, brand.token, 'POST', `/brand/v1/intents/${wish}/offers`,
+      const sent = await brandApi(server.url, brand.token, 'POST', `/brand/v1/intents/${wishSeen}/offers`,
         offerBody('Ramen, ready in ten minutes', { data_requested: ['contact.email'] }));
       assert.equal(sent.status, 201);
       const offer = card.locator(`li.offer[data-id="${sent.data.id}"]`);
@@ -356,7 +363,7 @@ test('360 px: a wish, a live offer, accept, delete for good; a session that ends
       await card.locator('.confirm').getByRole('button', { name: 'Yes, delete for good' }).click();
       await expectText(page.locator('.notice-slot .message-success'), 'Deleted your wish “Noodles to take away” and its offers for good.');
       await expectText(page.locator('.intents-list p.hint'), 'You have made no wish yet.');
-      const late = await brandApi(server.url, brand.token, 'POST', `/brand/v1/intents/${wish}/offers`, offerBody('Too late'));
+      const late = await brandApi(server.url, brand.token, 'POST', `/brand/v1/intents/${wishSeen}/offers`, offerBody('Too late'));
       assert.equal(late.status, 404, `the wish is unknown to the brand now (got ${late.status}: ${JSON.stringify(late.data)})`);
       await openFromNav(page, 'Activity', 'Activity');
       await expectText(page.locator('.entry-what'), 'Deleted a wish for good');

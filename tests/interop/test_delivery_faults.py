@@ -57,6 +57,7 @@ from intent_support import (
     check,
     invitation,
     owner_brands,
+    owner_id,
     post_intent,
     publish_intent_terms,
     wait_for_receivers,
@@ -332,7 +333,7 @@ class DeliveryFaultsTest(VaultTestCase):
 
         def flaky_in_retry():
             attempts, _ = brands["flaky"].receiver.snapshot()
-            failed = {a.event["subject"] for a in attempts if a.status == 500 and a.event}
+            failed = {owner_id(a.event["subject"]) for a in attempts if a.status == 500 and a.event}
             return batch_2_food <= failed
 
         wait_until(flaky_in_retry, 8, "the flaky brand to refuse its batch-2 deliveries")
@@ -412,7 +413,7 @@ class DeliveryFaultsTest(VaultTestCase):
 
         def all_refused():
             attempts, _ = sleeper.snapshot()
-            return ids <= {a.event["subject"] for a in attempts if a.status == 500 and a.event}
+            return ids <= {owner_id(a.event["subject"]) for a in attempts if a.status == 500 and a.event}
 
         wait_until(all_refused, 5, "the sleeper to refuse its first deliveries")
         view = self.owner_action("sleeper", "suspend")
@@ -547,7 +548,7 @@ class DeliveryFaultsTest(VaultTestCase):
             self.assertTrue(attempts and all(a.verified for a in attempts), name)
             accepted = receiver.accepted()
             # Exactly once after de-duplication: one event id per matching intent, no others.
-            subjects = sorted(a.event["subject"] for a in accepted.values())
+            subjects = sorted(owner_id(a.event["subject"]) for a in accepted.values())
             self.assertEqual(subjects, sorted(expected[name]), f"{name}: intents after de-dup")
             self.assertEqual(set(per_id), set(accepted), f"{name}: an event never accepted")
             for webhook_id, tries in per_id.items():

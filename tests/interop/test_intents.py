@@ -35,6 +35,7 @@ from intent_support import (
     check,
     invitation,
     owner_brands,
+    owner_id,
     post_intent,
     publish_intent_terms,
     wait_for_receivers,
@@ -227,7 +228,7 @@ class IntentsTest(VaultTestCase):
             self.assertTrue(all(a.verified for a in attempts), name)
             accepted = receiver.accepted()
             # One event per matching intent, none for the others.
-            subjects = [a.event["subject"] for a in accepted.values()]
+            subjects = [owner_id(a.event["subject"]) for a in accepted.values()]
             self.assertEqual(sorted(subjects), sorted(expected[name]), f"{name}: intents received")
             self.assertEqual(len(set(subjects)), len(subjects), f"{name}: two events for one intent")
             # Every request carried an id that was accepted (nothing unknown, nothing refused).
@@ -248,8 +249,8 @@ class IntentsTest(VaultTestCase):
                 self.assertEqual(data["person"], brand.sub, f"{name}: data.person is not the token's sub")
                 intent = data["intent"]
                 self.assertEqual(intent["id"], event["subject"])
-                body, _ = posted[intent["id"]]
-                view = views[intent["id"]]
+                body, _ = posted[owner_id(intent["id"])]
+                view = views[owner_id(intent["id"])]
                 for field in ("category", "text", "location", "price_max", "party_size", "tags", "max_offers"):
                     if field in body:
                         self.assertEqual(intent[field], body[field], f"{name}: data.intent.{field}")
@@ -277,7 +278,7 @@ class IntentsTest(VaultTestCase):
             events, cursor = brand.poll_all()
             ids = [e["id"] for e in events]
             self.assertEqual(len(ids), len(set(ids)), f"{name}: polling repeats an event")
-            self.assertEqual(sorted(e["subject"] for e in events), sorted(expected[name]), name)
+            self.assertEqual(sorted(owner_id(e["subject"]) for e in events), sorted(expected[name]), name)
             accepted = brand.receiver.accepted()
             self.assertEqual(set(ids), set(accepted), f"{name}: polling and webhooks differ")
             for event in events:
@@ -351,7 +352,7 @@ class IntentsTest(VaultTestCase):
         self.assertEqual(cursors, sorted(set(cursors)), f"SSE ids are not increasing: {cursors}")
         ids = [e["id"] for _, e in streamed]
         self.assertEqual(len(ids), len(set(ids)), f"SSE repeated an event: {ids}")
-        self.assertEqual(live[0][1]["subject"], view["id"])
+        self.assertEqual(owner_id(live[0][1]["subject"]), view["id"])
 
         everything, _ = brand.poll_all()
         self.assertEqual(ids, [e["id"] for e in everything], "SSE and polling differ (gap or order)")

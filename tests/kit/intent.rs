@@ -67,9 +67,17 @@ pub async fn publish_pdc_intent(app: &impl Server, owner: &str) {
 }
 
 /// A brand that accepted the terms in force, with an access token carrying every scope.
+///
+/// Every brand knows an intent by its own id (the vault gives each brand its own alias, so
+/// brands cannot match intents with each other). Tests speak of intents by the owner's ids: with
+/// the owner's session, [`Subscriber::offer`] sends the brand's own id of the owner's intent and
+/// [`Subscriber::subjects`] answers with the owner's ids, both learnt from the owner's view of
+/// the intents (`ids_by_brand`). Without it (`owner: None`), ids are passed as they are.
 pub struct Subscriber {
     pub brand: Brand,
     pub token: String,
+    /// The owner's session token, used only to translate intent ids.
+    pub owner: Option<String>,
 }
 
 impl Subscriber {
@@ -78,7 +86,11 @@ impl Subscriber {
         let brand = register_brand(app, owner, name).await;
         brand.accept_current(app).await;
         let token = brand.access_token(app).await;
-        Subscriber { brand, token }
+        Subscriber {
+            brand,
+            token,
+            owner: Some(owner.to_owned()),
+        }
     }
 
     /// Onboards a brand and subscribes it with `subscription`, expecting 200.
@@ -181,17 +193,64 @@ impl Subscriber {
         self.poll(app, 0).await.0
     }
 
-    /// The subjects of the brand's events of this type, oldest first.
+    /// The subjects of the brand's events of this type, oldest first, as the owner's intent ids.
     pub async fn subjects(&self, app: &impl Server, kind: &str) -> Vec<String> {
-        subjects(&self.events(app).await, kind)
+        let seen = subjects(&self.events(app).await, kind);
+        self.as_owner_ids(app, seen).await
     }
 
-    /// `POST /brand/v1/intents/{id}/offers`.
+    /// The owner's ids of intents this brand knows by `ids` (an id the owner has no intent for
+    /// is kept as it is).
+    pub async fn as_owner_ids(&self, app: &impl Server, ids: Vec<String>) -> Vec<String> {
+        let Some(owner) = &self.owner else {
+            return ids;
+        };
+        let (status, list) = owner_call(app, owner, Method::GET, "/api/v1/intents", None).await;
+        assert_eq!(status, 200, "{list}");
+        let mut owner_id_of = BTreeMap::new();
+        for intent in list["intents"].as_array().unwrap() {
+            if let Some(seen) = intent["ids_by_brand"][&self.brand.client_id].as_str() {
+                owner_id_of.insert(seen.to_owned(), intent["id"].as_str().unwrap().to_owned());
+            }
+        }
+        ids.into_iter()
+            .map(|id| owner_id_of.get(&id).cloned().unwrap_or(id))
+            .collect()
+    }
+
+    /// The id this brand knows the owner's intent `owner_id` by: its own alias of it (the id as
+    /// given if the brand did not receive it, or without the owner's session).
+    pub async fn seen_id(&self, app: &impl Server, owner_id: &str) -> String {
+        let Some(owner) = &self.owner else {
+            return owner_id.to_owned();
+        };
+        let (status, view) = owner_call(
+            app,
+            owner,
+            Method::GET,
+            &format!("/api/v1/intents/{owner_id}"),
+            None,
+        )
+        .await;
+        match view["ids_by_brand"][&self.brand.client_id].as_str() {
+            Some(seen) if status == 200 => seen.to_owned(),
+            _ => owner_id.to_owned(),
+        }
+    }
+
+    /// `POST /brand/v1/intents/{id}/offers` on the owner's intent `intent_id`, named by the
+    /// brand's own id of it.
     pub async fn offer(&self, app: &impl Server, intent_id: &str, body: &Value) -> (u16, Value) {
+        let seen = self.seen_id(app, intent_id).await;
+        self.offer_as(app, &seen, body).await
+    }
+
+    /// `POST /brand/v1/intents/{id}/offers` with `id` exactly as given.
+    pub async fn offer_as(&self, app: &impl Server, id: &str, body: &Value) -> (u16, Value) {
         self.call(
             app,
             Method::POST,
-            &format!("/brand/v1/intents/{intent_id}/offers"),
+            &format!("/brand/v1/intents/{id}/offers"),
             Some(body),
         )
         .await

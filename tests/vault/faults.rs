@@ -735,9 +735,12 @@ async fn brand_reads(app: (reqwest::Client, String), token: String, told: Arc<Mu
 
 /// The `id` of what a request created (201), or `None` when it got no such answer.
 async fn created_id(sent: reqwest::Result<reqwest::Response>) -> Option<String> {
+    Some(created(sent).await?["id"].as_str().unwrap().to_owned())
+}
+
+async fn created(sent: reqwest::Result<reqwest::Response>) -> Option<Value> {
     let res = sent.ok().filter(|res| res.status() == 201)?;
-    let view = res.json::<Value>().await.ok()?;
-    Some(view["id"].as_str().unwrap().to_owned())
+    res.json::<Value>().await.ok()
 }
 
 /// The owner creates intents and the brand offers on each, within the brand's offer rate limit.
@@ -759,12 +762,22 @@ async fn intents_and_offers(
             .json(&intent_body("food.lunch", now))
             .send()
             .await;
-        let Some(id) = created_id(created).await else {
+        let Some(view) = self::created(created).await else {
             return;
+        };
+        let id = view["id"].as_str().unwrap().to_owned();
+        // The brand, the only recipient, names the intent by its own id of it.
+        let Some(seen) = view["ids_by_brand"]
+            .as_object()
+            .and_then(|ids| ids.values().next())
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            panic!("the intent reached no brand: {view}");
         };
         told.lock().unwrap().intents.push((id.clone(), vec![]));
         let offered = client
-            .post(format!("{base}/brand/v1/intents/{id}/offers"))
+            .post(format!("{base}/brand/v1/intents/{seen}/offers"))
             .bearer_auth(&brand_token)
             .json(&offer_body(now, &["contact.phone"]))
             .send()

@@ -87,7 +87,10 @@ async fn categories_match_by_segment_prefix() {
     assert_eq!(same, cursor);
     let third = intent_id(&app, &owner, intent_body("food.breakfast", now)).await;
     let (next, after) = food.poll(&app, cursor).await;
-    assert_eq!(subjects(&next, CREATED), ids_of(&[&third]));
+    assert_eq!(
+        food.as_owner_ids(&app, subjects(&next, CREATED)).await,
+        ids_of(&[&third])
+    );
     assert!(after > cursor, "{after} after {cursor}");
 }
 
@@ -327,8 +330,11 @@ async fn each_brand_sees_its_own_pseudonym_and_fresh_event_ids() {
 
     let event_a = a.events(&app).await.remove(0);
     let event_b = b.events(&app).await.remove(0);
-    assert_eq!(event_a["subject"], id);
-    assert_eq!(event_b["subject"], id);
+    // Each brand knows the intent by its own id: not the vault's, not the other brand's.
+    assert_eq!(event_a["subject"], a.seen_id(&app, &id).await);
+    assert_eq!(event_b["subject"], b.seen_id(&app, &id).await);
+    assert_ne!(event_a["subject"], event_b["subject"]);
+    assert_ne!(event_a["subject"], id);
     assert_eq!(event_a["data"]["person"], a.sub(), "{event_a}");
     assert_eq!(event_b["data"]["person"], b.sub(), "{event_b}");
     assert_ne!(a.sub(), b.sub());
@@ -366,7 +372,10 @@ async fn brands_see_only_the_disclosed_fields() {
     let open = open["id"].as_str().unwrap().to_owned();
 
     let events = brand.events(&app).await;
-    assert_eq!(subjects(&events, CREATED), ids_of(&[&quiet, &open]));
+    assert_eq!(
+        brand.as_owner_ids(&app, subjects(&events, CREATED)).await,
+        ids_of(&[&quiet, &open])
+    );
     let first = &events[0]["data"]["intent"];
     assert_eq!(first["disclosed"], json!({}), "{first}");
     let text = events[0].to_string();
@@ -395,7 +404,7 @@ async fn brands_see_only_the_disclosed_fields() {
     ] {
         assert!(!keys.contains(hidden), "{hidden} in {second}");
     }
-    assert_eq!(second["id"], open);
+    assert_eq!(second["id"], brand.seen_id(&app, &open).await);
     assert_eq!(second["category"], "food.lunch");
     assert_eq!(second["text"], "lunch nearby for two");
 }
@@ -541,10 +550,11 @@ async fn webhooks_are_signed_cloudevents() {
     assert_eq!(event["id"], request.header("webhook-id"), "{event}");
     assert_eq!(event["source"], app.base, "{event}");
     assert_eq!(event["type"], CREATED, "{event}");
-    assert_eq!(event["subject"], id, "{event}");
+    let seen = brand.seen_id(&app, &id).await;
+    assert_eq!(event["subject"], seen, "{event}");
     assert_eq!(event["datacontenttype"], "application/json", "{event}");
     parse_time(&event["time"]);
-    assert_eq!(event["data"]["intent"]["id"], id, "{event}");
+    assert_eq!(event["data"]["intent"]["id"], seen, "{event}");
     assert_eq!(event["data"]["person"], brand.sub(), "{event}");
     // The same event is in the brand's feed.
     assert_eq!(brand.events(&app).await, vec![event.clone()]);
@@ -710,12 +720,12 @@ async fn server_sent_events_resume_after_the_last_event_id() {
 
     let mut stream = SseStream::open(&app, &brand.token, None).await;
     let one = stream.next(PATIENCE).await.expect("the stored event");
-    assert_eq!(one.data["subject"], first);
+    assert_eq!(one.data["subject"], brand.seen_id(&app, &first).await);
     assert_eq!(one.data["type"], CREATED);
     // Live: an intent created while the stream is open arrives on it.
     let second = intent_id(&app, &owner, intent_body("food.dinner", now)).await;
     let two = stream.next(PATIENCE).await.expect("the live event");
-    assert_eq!(two.data["subject"], second);
+    assert_eq!(two.data["subject"], brand.seen_id(&app, &second).await);
     let (one_id, two_id): (u64, u64) = (one.id.parse().unwrap(), two.id.parse().unwrap());
     assert!(two_id > one_id, "{one_id} then {two_id}");
     drop(stream);
@@ -724,10 +734,14 @@ async fn server_sent_events_resume_after_the_last_event_id() {
     let third = intent_id(&app, &owner, intent_body("food.breakfast", now)).await;
     let mut stream = SseStream::open(&app, &brand.token, Some(&two.id)).await;
     let three = stream.next(PATIENCE).await.expect("the missed event");
-    assert_eq!(three.data["subject"], third, "resumed at the wrong place");
+    assert_eq!(
+        three.data["subject"],
+        brand.seen_id(&app, &third).await,
+        "resumed at the wrong place"
+    );
     let fourth = intent_id(&app, &owner, intent_body("food.groceries", now)).await;
     let four = stream.next(PATIENCE).await.expect("the next live event");
-    assert_eq!(four.data["subject"], fourth);
+    assert_eq!(four.data["subject"], brand.seen_id(&app, &fourth).await);
     // No duplicates: nothing else is pending.
     assert!(stream.next(StdDuration::from_millis(500)).await.is_none());
     drop(stream);
@@ -738,7 +752,10 @@ async fn server_sent_events_resume_after_the_last_event_id() {
     while let Some(event) = stream.next(StdDuration::from_millis(500)).await {
         replayed.push(event.data["subject"].as_str().unwrap().to_owned());
     }
-    assert_eq!(replayed, ids_of(&[&second, &third, &fourth]));
+    assert_eq!(
+        brand.as_owner_ids(&app, replayed).await,
+        ids_of(&[&second, &third, &fourth])
+    );
     // The SSE ids are the polling cursors.
     let (_, cursor) = brand.poll(&app, 0).await;
     assert_eq!(cursor.to_string(), four.id);
@@ -877,10 +894,19 @@ async fn a_withdrawn_intent_takes_no_offers_and_its_recipients_are_told() {
     assert!(owner_offers(&app, &owner, &id).await.is_empty());
 
     let events = bistro.events(&app).await;
-    assert_eq!(subjects(&events, WITHDRAWN), ids_of(&[&id]));
+    assert_eq!(
+        bistro
+            .as_owner_ids(&app, subjects(&events, WITHDRAWN))
+            .await,
+        ids_of(&[&id])
+    );
     let told = events.iter().find(|e| e["type"] == WITHDRAWN).unwrap();
     assert_eq!(told["data"]["person"], bistro.sub(), "{told}");
-    assert_eq!(told["data"]["intent"]["id"], id, "{told}");
+    assert_eq!(
+        told["data"]["intent"]["id"],
+        bistro.seen_id(&app, &id).await,
+        "{told}"
+    );
     assert!(bystander.events(&app).await.is_empty());
 }
 
@@ -944,13 +970,18 @@ async fn an_expired_intent_takes_no_offers_and_its_recipients_are_told() {
     })
     .await
     .expect("no vrm.intent.expired.v1 event");
-    assert_eq!(subjects(&events, EXPIRED), ids_of(&[&id]));
+    assert_eq!(
+        bistro.as_owner_ids(&app, subjects(&events, EXPIRED)).await,
+        ids_of(&[&id])
+    );
     let told = events.iter().find(|e| e["type"] == EXPIRED).unwrap();
     assert_eq!(told["data"]["person"], bistro.sub(), "{told}");
     // Two more ticks of the worker (every 0.5 s) announce nothing again.
     tokio::time::sleep(StdDuration::from_millis(1200)).await;
     assert_eq!(
-        subjects(&bistro.events(&app).await, EXPIRED),
+        bistro
+            .as_owner_ids(&app, subjects(&bistro.events(&app).await, EXPIRED))
+            .await,
         ids_of(&[&id])
     );
     let expired = audit_entries(&app, &owner, "intent.expired").await;
@@ -1085,9 +1116,10 @@ async fn offers_are_rate_limited_per_brand() {
     for _ in 0..30 {
         busy.offer_ok(&app, &id, &offer_body(now, &[])).await;
     }
+    let seen = busy.seen_id(&app, &id).await;
     let res = app
         .client
-        .post(app.url(&format!("/brand/v1/intents/{id}/offers")))
+        .post(app.url(&format!("/brand/v1/intents/{seen}/offers")))
         .bearer_auth(&busy.token)
         .json(&offer_body(now, &[]))
         .send()

@@ -560,6 +560,7 @@ async fn no_secret_or_personal_value_reaches_the_log_at_debug_level() {
     let subscriber = Subscriber {
         brand: bistro,
         token: api_token,
+        owner: Some(owner.clone()),
     };
     let receiver = Receiver::start(&[500]).await;
     let subscription = subscriber

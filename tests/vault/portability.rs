@@ -1463,6 +1463,7 @@ async fn an_erased_intent_no_longer_opens_with_the_vaults_keys() {
     let owner = app.token().await;
     // Tokens name the issuer, whose port changed with the restart.
     bistro.refresh_token(&app).await;
+    bistro.owner = Some(owner.clone());
     let path = format!("/api/v1/intents/{erased}/erase");
     let (status, body) = owner_call(&app, &owner, Method::POST, &path, None).await;
     assert_eq!(status, 204, "{body}");
