@@ -85,8 +85,9 @@ pub enum AppError {
     /// current agreement (RFC 6750 `invalid_token`). The reason is for the log only.
     #[error("the access token is missing, expired, revoked or not valid here")]
     InvalidToken(String),
-    /// The person's terms do not permit a grant; `rule` is the one that decided.
-    #[error("your terms do not permit this grant: {reason}")]
+    /// The person's terms do not permit a grant; `rule` is the one that decided. `reason` is
+    /// the whole sentence the person reads.
+    #[error("{reason}")]
     GrantNotPermitted { rule: String, reason: String },
     /// A grant needs the brand's agreement on the terms in force.
     #[error("{0}")]

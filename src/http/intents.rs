@@ -26,7 +26,7 @@ use crate::domain::offers::{NewOffer, Offer};
 use crate::error::AppError;
 use crate::service::OpenVault;
 use crate::service::events::MAX_EVENTS_PAGE;
-use crate::service::intents::{IntentRecord, SubscriptionRecord};
+use crate::service::intents::{IntentRecord, Share, SubscriptionRecord};
 
 fn invalid_intent(e: IntentError) -> AppError {
     AppError::invalid_at("invalid_intent", e.field(), e.to_string())
@@ -212,6 +212,9 @@ pub struct AcceptOffer {
     pub share: bool,
     /// How long that grant lasts (1–720 hours, default 24).
     pub expires_in_hours: Option<i64>,
+    /// With `share`: which of the fields the offer asked for to share (a non-empty subset of its
+    /// `data_requested`); all of them when absent.
+    pub fields: Option<Vec<String>>,
 }
 
 /// Accepts an offer: the intent is fulfilled, the brand is told, and with `share` it gets a grant
@@ -222,7 +225,7 @@ pub struct AcceptOffer {
               (status = 400, body = ErrorBody, description = "`invalid_request`: a body or path that cannot be read"),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
               (status = 413, body = ErrorBody, description = "`payload_too_large`"),
-              (status = 422, body = ErrorBody, description = "`invalid_grant`: `expires_in_hours` out of range, or a grant your terms do not permit")),
+              (status = 422, body = ErrorBody, description = "`invalid_grant`: `expires_in_hours` out of range or `fields` not among those asked for; `grant_not_permitted`: a field your terms do not allow, named in words")),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn accept_offer(
@@ -257,7 +260,10 @@ pub async fn accept_offer(
             "expires_in_hours must be between 1 and 720",
         ));
     }
-    let share = body.share.then(|| time::Duration::hours(hours));
+    let share = body.share.then(|| Share {
+        duration: time::Duration::hours(hours),
+        fields: body.fields,
+    });
     let offer = open.decide_offer(&id, true, share).await?;
     Ok(Json(offer_view(offer)))
 }

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod owner;
 pub mod serve;
+pub mod sharing;
 pub mod terms;
 pub mod vault;
 
@@ -243,6 +244,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(grants::create_grant, grants::list_grants))
         .routes(routes!(grants::get_grant, grants::revoke_grant))
         .routes(routes!(grants::grant_accesses))
+        .routes(routes!(sharing::check_sharing))
         .routes(routes!(grants::revoke_brand_grants))
         .routes(routes!(grants::get_consent, grants::answer_consent))
         .routes(routes!(grants::read_all))

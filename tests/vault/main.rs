@@ -20,5 +20,6 @@ mod oauth;
 mod openapi;
 mod portability;
 mod records;
+mod sharing;
 mod support;
 mod terms;

@@ -406,11 +406,13 @@ function renderForm(view, { brandsFailed, recordsFailed }) {
 
   const purposeSelect = el('select', { name: 'purpose' },
     PURPOSES.map((p) => el('option', { value: p.id }, p.label)));
+  const purposeWhy = el('p', { class: 'hint purpose-why', hidden: true });
   const purpose = field({
     label: 'Why (the purpose)',
-    hint: 'The brand may use the data for this purpose only. Your terms decide which purposes are allowed.',
+    hint: 'The brand may use the data for this purpose only. Your terms decide which purposes are allowed: those they rule out for the data you ticked are marked “not allowed”.',
     control: purposeSelect,
   });
+  purpose.root.append(purposeWhy);
 
   const expiryRadios = EXPIRY_CHOICES.map((c) => radio({ name: 'expiry', value: c.value, label: c.label, checked: c.value === DEFAULT_EXPIRY }));
   const dateRadio = radio({ name: 'expiry', value: 'date', label: 'Until a date' });
@@ -450,6 +452,48 @@ function renderForm(view, { brandsFailed, recordsFailed }) {
   brandSelect.addEventListener('change', () => brand.clearError());
   maxUses.control.addEventListener('input', () => maxUses.clearError());
   for (const c of [...recordChecks, ...categoryChecks]) c.input.addEventListener('change', () => data.clearError());
+
+  // Ask the terms, before the person tries, which purposes they allow for
+  // this brand, this data and this access; mark the others with the reason.
+  /** @type {Map<string, {allowed: boolean, reason: string}>} */
+  let verdicts = new Map();
+  let asked = 0;
+  const showWhy = () => {
+    const v = verdicts.get(purposeSelect.value);
+    purposeWhy.hidden = !(v && !v.allowed);
+    purposeWhy.textContent = v && !v.allowed ? `Not allowed: ${v.reason}` : '';
+  };
+  const markPurposes = async () => {
+    const ticket = ++asked;
+    const fields = [...recordChecks, ...categoryChecks].filter((c) => c.input.checked).map((c) => c.input.value);
+    const clientId = brandSelect.value;
+    let next = new Map();
+    if (clientId && fields.length) {
+      try {
+        const { data: answer } = await api('POST', '/api/v1/sharing/check', {
+          body: { client_id: clientId, fields, actions: readWrite.input.checked ? ['read', 'write'] : ['read'], purposes: PURPOSES.map((p) => p.id) },
+        });
+        for (const p of (answer && Array.isArray(answer.purposes)) ? answer.purposes : []) {
+          next.set(String(p.purpose), { allowed: Boolean(p.allowed), reason: String(p.reason || '') });
+        }
+      } catch (err) {
+        // Without the answer nothing is marked; the vault still checks on sharing.
+        if (err instanceof Interrupted) return;
+        next = new Map();
+      }
+    }
+    if (ticket !== asked || !form.isConnected) return;
+    verdicts = next;
+    for (const option of purposeSelect.options) {
+      const known = PURPOSES.find((p) => p.id === option.value);
+      const v = verdicts.get(option.value);
+      option.textContent = `${known ? known.label : option.value}${v && !v.allowed ? ' (not allowed)' : ''}`;
+    }
+    showWhy();
+  };
+  brandSelect.addEventListener('change', markPurposes);
+  for (const c of [...recordChecks, ...categoryChecks, readOnly, readWrite]) c.input.addEventListener('change', markPurposes);
+  purposeSelect.addEventListener('change', showWhy);
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();

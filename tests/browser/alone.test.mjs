@@ -1,0 +1,141 @@
+// The person can do everything alone (issue 16), in a phone-sized browser
+// (390 px wide):
+//  (a) an offer asks for two pieces of data, the terms allow one: only that
+//      one is ticked, the other says why not, and accepting shares only it;
+//  (b) the Activity log finds a brand's read by the brand's name and says it
+//      in a sentence;
+//  (c) "Lock the vault now" locks it: the screen forgets the person's data,
+//      brands get 503, and the passphrase opens it again;
+//  (d) a restored backup brings its brands back paused, and the restore
+//      screen says so.
+// Screenshots go to artifacts/screenshots/alone-*.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  ACTION_MS,
+  acceptTerms,
+  assertNoHorizontalOverflow,
+  brandApi,
+  brandToken,
+  expectScreen,
+  expectText,
+  freshDataDir,
+  newContext,
+  ownerApi,
+  ownerLogin,
+  registerBrand,
+  setUpBrowserTests,
+  setUpVault,
+  startServer,
+  stopServer,
+  watchPage,
+} from './helpers.mjs';
+
+const { step, shot } = setUpBrowserTests({ screenshotPrefix: 'alone' });
+
+const PHONE_VIEWPORT = { width: 390, height: 844 };
+const PASSPHRASE = 'amber willow compass seventy';
+const BRAND_NAME = 'Bistro Lilas';
+const EMAIL = 'ada@example.org';
+
+/** Records, the PDC-INTENT terms, and a brand that accepted them and hears food wishes. */
+async function vaultWithBrand(url, ownerToken, records) {
+  for (const [p, value] of records) {
+    const put = await ownerApi(url, ownerToken, 'PUT', `/api/v1/records/${p}`, { value });
+    assert.ok([200, 201].includes(put.status), `PUT ${p} (got ${put.status}: ${JSON.stringify(put.data)})`);
+  }
+  const templates = await ownerApi(url, ownerToken, 'GET', '/api/v1/terms/templates');
+  const intent = templates.data.templates.find((x) => x.id === 'pdc-intent');
+  const published = await ownerApi(url, ownerToken, 'PUT', '/api/v1/terms', { terms: intent.terms });
+  assert.equal(published.status, 201, `PUT /api/v1/terms (got ${published.status}: ${JSON.stringify(published.data)})`);
+  const invitation = await ownerApi(url, ownerToken, 'POST', '/api/v1/invitations', { max_uses: 1, note: BRAND_NAME });
+  assert.equal(invitation.status, 201);
+  const registered = await registerBrand(url, invitation.data.initial_access_token, {
+    client_name: BRAND_NAME,
+    grant_types: ['client_credentials'],
+    scope: 'intents:read offers:write agreements:read',
+  });
+  assert.equal(registered.status, 201, `POST /oauth/register (got ${registered.status}: ${JSON.stringify(registered.data)})`);
+  const client = registered.data;
+  await acceptTerms(url, client);
+  const token = await brandToken(url, client);
+  const subscribed = await brandApi(url, token, 'PUT', '/brand/v1/subscription', { categories: ['food'], delivery: ['poll'] });
+  assert.equal(subscribed.status, 200, `PUT /brand/v1/subscription (got ${subscribed.status})`);
+  return { client, token };
+}
+
+/** A wish the owner makes by API, and the brand's offer on it asking for `fields`. */
+async function wishWithOffer(url, ownerToken, token, fields) {
+  const wish = await ownerApi(url, ownerToken, 'POST', '/api/v1/intents', {
+    category: 'food.lunch',
+    text: 'Lunch for two, vegetarian',
+    expires_at: new Date(Date.now() + 3 * 3600_000).toISOString(),
+  });
+  assert.equal(wish.status, 201, `POST /api/v1/intents (got ${wish.status}: ${JSON.stringify(wish.data)})`);
+  const offer = await brandApi(url, token, 'POST', `/brand/v1/intents/${wish.data.id}/offers`, {
+    name: 'Lunch on the terrace',
+    price: { amount: '24.00', currency: 'EUR' },
+    valid_until: new Date(Date.now() + 2 * 3600_000).toISOString(),
+    data_requested: fields,
+  });
+  assert.equal(offer.status, 201, `POST offers (got ${offer.status}: ${JSON.stringify(offer.data)})`);
+  return { wish: wish.data.id, offer: offer.data.id };
+}
+
+async function go(page, route, title) {
+  await page.evaluate((r) => { location.hash = `#/${r}`; }, route);
+  await expectScreen(page, title);
+}
+
+test('an offer asking for two pieces of data can be accepted sharing only the one the terms allow', { timeout: 240_000 }, async (t) => {
+  const server = await startServer(freshDataDir());
+  const { context } = await newContext(PHONE_VIEWPORT);
+  const page = await context.newPage();
+  watchPage(page);
+  try {
+    let ownerToken;
+    let brand;
+    let ids;
+    await step(t, page, 'set up a vault with a brand and an offer asking for the email address and the birth date', async () => {
+      await page.goto(server.url);
+      await expectScreen(page, 'Set up your vault');
+      await setUpVault(page, PASSPHRASE);
+      ownerToken = await ownerLogin(server.url, PASSPHRASE);
+      brand = await vaultWithBrand(server.url, ownerToken, [['contact.email', EMAIL], ['profile.birthdate', '1990-04-01']]);
+      ids = await wishWithOffer(server.url, ownerToken, brand.token, ['contact.email', 'profile.birthdate']);
+    }, 60_000);
+
+    const offer = page.locator(`li.offer[data-id="${ids.offer}"]`);
+    await step(t, page, 'the offer ticks only what the terms allow and says why not for the rest', async () => {
+      await go(page, 'intents', 'Wishes');
+      await page.locator(`li.intent[data-id="${ids.wish}"] [data-action="offers"]`).click();
+      await offer.waitFor();
+      const email = offer.getByLabel('Email address', { exact: true });
+      const birth = offer.getByLabel('Date of birth', { exact: true });
+      await page.waitForFunction((box) => box instanceof HTMLInputElement && !box.disabled, await email.elementHandle(), { timeout: ACTION_MS });
+      assert.equal(await email.isChecked(), true, 'the email address is allowed, so ticked');
+      assert.equal(await birth.isChecked(), false, 'the birth date is not ticked');
+      assert.equal(await birth.isDisabled(), true, 'and cannot be chosen');
+      const why = offer.locator('.field-refused');
+      await expectText(why, /^Not allowed: Your terms .*your date of birth/);
+      assert.doesNotMatch(await offer.innerText(), /dpv:|pd:|contact\.email|profile\.birthdate/, 'no codes, no paths');
+      await assertNoHorizontalOverflow(page, 'the offer at 390 px');
+      await shot(page, '01-offer-share-choice');
+    });
+
+    await step(t, page, 'accepting shares the email address only', async () => {
+      await offer.getByRole('button', { name: /^Accept/ }).click();
+      await expectText(page.locator(`li.intent[data-id="${ids.wish}"] .notice-slot .message-success`),
+        `Accepted “Lunch on the terrace”. ${BRAND_NAME} has been told, and may read Email address for 24 hours`);
+      const seen = await brandApi(server.url, brand.token, 'GET', `/brand/v1/offers/${ids.offer}`);
+      assert.equal(seen.data.status, 'accepted');
+      const grant = await ownerApi(server.url, ownerToken, 'GET', `/api/v1/grants/${encodeURIComponent(seen.data.grant_id)}`);
+      assert.deepEqual(grant.data.fields, ['contact.email'], 'only the email address is shared');
+      await shot(page, '02-offer-accepted');
+    });
+  } finally {
+    await context.close();
+    await stopServer(server);
+  }
+});
