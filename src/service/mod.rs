@@ -7,6 +7,7 @@
 //! Every state change of an open vault goes through [`OpenVault::change`], which commits the change
 //! and its audit entry in one transaction and returns only once both are durable.
 
+pub mod activity;
 pub mod agreements;
 pub mod audit;
 pub mod authorize;

@@ -14,6 +14,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   ACTION_MS,
+  DATA_ACCESS,
   acceptTerms,
   assertNoHorizontalOverflow,
   brandApi,
@@ -29,6 +30,7 @@ import {
   setUpVault,
   startServer,
   stopServer,
+  tokenRequest,
   watchPage,
 } from './helpers.mjs';
 
@@ -133,6 +135,65 @@ test('an offer asking for two pieces of data can be accepted sharing only the on
       const grant = await ownerApi(server.url, ownerToken, 'GET', `/api/v1/grants/${encodeURIComponent(seen.data.grant_id)}`);
       assert.deepEqual(grant.data.fields, ['contact.email'], 'only the email address is shared');
       await shot(page, '02-offer-accepted');
+    });
+  } finally {
+    await context.close();
+    await stopServer(server);
+  }
+});
+
+test('a brand’s read is found in Activity by the brand’s name, as a sentence, grouped by day', { timeout: 240_000 }, async (t) => {
+  const server = await startServer(freshDataDir());
+  const { context } = await newContext(PHONE_VIEWPORT);
+  const page = await context.newPage();
+  watchPage(page);
+  try {
+    await step(t, page, 'a vault where Bistro Lilas read the email address with a grant', async () => {
+      await page.goto(server.url);
+      await expectScreen(page, 'Set up your vault');
+      await setUpVault(page, PASSPHRASE);
+      const ownerToken = await ownerLogin(server.url, PASSPHRASE);
+      const { client, token } = await vaultWithBrand(server.url, ownerToken, [['contact.email', EMAIL]]);
+      const ids = await wishWithOffer(server.url, ownerToken, token, ['contact.email']);
+      const accepted = await ownerApi(server.url, ownerToken, 'POST', `/api/v1/offers/${ids.offer}/accept`, { share: true, fields: ['contact.email'], expires_in_hours: 1 });
+      assert.equal(accepted.status, 200, `accept (got ${accepted.status}: ${JSON.stringify(accepted.data)})`);
+      const grantToken = await tokenRequest(server.url, client, {
+        grant_type: 'client_credentials',
+        authorization_details: JSON.stringify([{ type: DATA_ACCESS, grant_id: accepted.data.grant_id }]),
+      });
+      assert.equal(grantToken.status, 200, `a grant token (got ${grantToken.status}: ${JSON.stringify(grantToken.data)})`);
+      const read = await brandApi(server.url, grantToken.data.access_token, 'GET', '/brand/v1/data');
+      assert.equal(read.status, 200);
+      // Enough of the person's own entries that the read is not on the first page.
+      for (let i = 0; i < 25; i += 1) {
+        const put = await ownerApi(server.url, ownerToken, 'PUT', `/api/v1/records/notes.n${i}`, { value: `note ${i}` });
+        assert.ok([200, 201].includes(put.status));
+      }
+    }, 60_000);
+
+    await step(t, page, 'searching the brand’s name finds its read, in words', async () => {
+      await go(page, 'activity', 'Activity');
+      await expectText(page.locator('.day-title'), 'Today');
+      assert.equal(await page.locator('li.entry', { hasText: 'read your email address' }).count(), 0, 'the read is further back than the first page');
+      await page.getByLabel('Containing the words', { exact: true }).fill('bistro lilas read');
+      const found = page.locator('li.entry .entry-what', { hasText: `${BRAND_NAME} read your email address, to provide a service you asked for.` });
+      await found.first().waitFor();
+      assert.equal(await page.locator('li.entry').count(), 1, 'only the read matches');
+      assert.doesNotMatch(await page.locator('.days').innerText(), /client_|contact\.email|dpv:/, 'no client ids, paths or codes on show');
+      await assertNoHorizontalOverflow(page, 'Activity at 390 px');
+      await shot(page, '03-activity-search');
+    });
+
+    await step(t, page, 'the brand and kind filters narrow the whole log too', async () => {
+      await page.getByLabel('Containing the words', { exact: true }).fill('');
+      await page.getByLabel('What', { exact: true }).selectOption('reads');
+      await page.locator('li.entry .entry-what', { hasText: 'read your email address' }).first().waitFor();
+      assert.equal(await page.locator('li.entry').count(), 1, 'one read in the log');
+      await page.getByLabel('What', { exact: true }).selectOption('all');
+      await page.getByLabel('Brand', { exact: true }).selectOption({ label: BRAND_NAME });
+      await expectText(page.locator('li.entry .entry-what'), `${BRAND_NAME} registered with your vault.`);
+      assert.equal(await page.locator('li.entry', { hasText: 'You added your' }).count(), 0, 'the person’s own saves are left out');
+      await shot(page, '04-activity-brand');
     });
   } finally {
     await context.close();

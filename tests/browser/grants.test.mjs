@@ -483,7 +483,7 @@ test('sharing: offer a grant, read, revoke; consent: narrow and approve, log in 
       await expectText(page.locator('.verify .message-success'), 'Your activity log is intact');
       for (const words of ['Shared data with a brand', 'A brand read your data', 'Denied a brand’s request for data',
         'Revoked everything shared with a brand']) {
-        await expectText(page.locator('.entry-what'), words);
+        await expectText(page.locator('li.entry'), words);
       }
       await shot(page, '12-activity');
     });

@@ -498,7 +498,7 @@ test('wishes: broadcast, live offer, accept with sharing, decline, withdraw', { 
       await openFromNav(page, 'Activity', 'Activity');
       await assertNoLiveStream(page, 'after leaving the Wishes screen');
       for (const words of ['Made a wish', 'A brand sent an offer', 'Accepted an offer', 'Declined an offer', 'Withdrew a wish']) {
-        await expectText(page.locator('.entry-what'), words);
+        await expectText(page.locator('li.entry'), words);
       }
     });
 
