@@ -530,6 +530,7 @@ pub async fn poll_events(
 }
 
 struct StreamState {
+    vault: crate::service::Vault,
     open: Arc<OpenVault>,
     token: String,
     client_id: String,
@@ -563,6 +564,7 @@ pub async fn brand_events(
         None => 0,
     };
     let start = StreamState {
+        vault: state.vault.clone(),
         signal: open.subscribe_events(),
         open,
         token: bearer(&headers).unwrap_or_default().to_owned(),
@@ -577,7 +579,8 @@ pub async fn brand_events(
                 let data = serde_json::to_string(&event).unwrap_or_default();
                 return Some((Ok(SseEvent::default().id(seq.to_string()).data(data)), s));
             }
-            if s.open.verify_access_token(&s.token).is_err() {
+            // A locked vault ends its streams: the brand reconnects and gets 503 until unlocked.
+            if !s.vault.is_current(&s.open) || s.open.verify_access_token(&s.token).is_err() {
                 return None;
             }
             // Mark what has been seen before reading, so an event written meanwhile wakes us.

@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod grants;
 pub mod intents;
+pub mod lock;
 pub mod metrics;
 pub mod oauth;
 pub mod owner;
@@ -275,6 +276,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(vault::backup))
         .routes(routes!(vault::restore))
         .routes(routes!(vault::delete_vault))
+        .routes(routes!(lock::lock_vault))
 }
 
 /// The whole application: API, OpenAPI document, static app, and the layers around them.

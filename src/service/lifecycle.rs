@@ -124,6 +124,8 @@ pub(super) struct Inner {
     pub(super) registration_throttle: Mutex<LoginThrottle>,
     /// Back-off for failed brand client authentication, per address only.
     pub(super) client_auth_throttle: Mutex<LoginThrottle>,
+    /// The vault the owner last locked, until it is closed (lock.rs).
+    pub(super) closing: Mutex<Option<std::sync::Weak<OpenVault>>>,
 }
 
 /// Checks a passphrase chosen by the owner.
@@ -210,6 +212,7 @@ impl Vault {
                 client_auth_throttle: Mutex::new(LoginThrottle::per_address(
                     CLIENT_AUTH_FREE_FAILURES,
                 )),
+                closing: Mutex::new(None),
             }),
         })
     }
@@ -412,6 +415,7 @@ impl Vault {
             Phase::Erasing => return Err(AppError::Erasing),
             Phase::Sealed(keyfile) => keyfile.clone(),
         };
+        self.wait_for_locked_vault().await?;
         let settings = self.inner.settings.clone();
         let clock = self.inner.clock.clone();
         let open = OpenVault::open_guarded(&settings, keyfile, master, clock)?;

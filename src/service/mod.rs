@@ -24,6 +24,7 @@ pub mod grants;
 pub mod intents;
 pub mod keys;
 mod lifecycle;
+mod lock;
 mod offline;
 mod open;
 pub mod records;

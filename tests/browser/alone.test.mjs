@@ -200,3 +200,54 @@ test('a brand’s read is found in Activity by the brand’s name, as a sentence
     await stopServer(server);
   }
 });
+
+test('“Lock the vault now” locks it: every open tab forgets the data, brands are refused, the passphrase opens it again', { timeout: 240_000 }, async (t) => {
+  const server = await startServer(freshDataDir());
+  const { context } = await newContext(PHONE_VIEWPORT);
+  const page = await context.newPage();
+  const other = await context.newPage();
+  watchPage(page);
+  const watchOther = watchPage(other);
+  let brand;
+  try {
+    await step(t, page, 'a vault with an email address and a brand, open in two tabs', async () => {
+      await page.goto(server.url);
+      await expectScreen(page, 'Set up your vault');
+      await setUpVault(page, PASSPHRASE);
+      const ownerToken = await ownerLogin(server.url, PASSPHRASE);
+      brand = await vaultWithBrand(server.url, ownerToken, [['contact.email', EMAIL]]);
+      await page.reload();
+      await expectScreen(page, 'My data');
+      await expectText(page.locator('#screen'), EMAIL);
+      await other.goto(`${server.url}/#/records`);
+      await expectScreen(other, 'My data');
+      await expectText(other.locator('#screen'), EMAIL);
+    }, 60_000);
+
+    await step(t, page, 'locking from the app clears this tab and the other one', async () => {
+      watchOther.allowHttpError(503, '/api/v1');
+      await page.getByRole('button', { name: 'Lock the vault now' }).click();
+      await expectScreen(page, 'Unlock your vault');
+      await expectText(page.locator('#flash'), 'Your vault is locked.');
+      assert.doesNotMatch(await page.locator('body').innerText(), new RegExp(EMAIL.replace('.', '\\.')), 'the data left this tab');
+      await expectScreen(other, 'Unlock your vault');
+      assert.doesNotMatch(await other.locator('body').innerText(), new RegExp(EMAIL.replace('.', '\\.')), 'and the other tab');
+      await assertNoHorizontalOverflow(page, 'the locked screen at 390 px');
+      await shot(page, '05-locked');
+      const refused = await brandApi(server.url, brand.token, 'GET', '/brand/v1/agreements');
+      assert.equal(refused.status, 503, `brands are refused while locked (got ${refused.status})`);
+    });
+
+    await step(t, page, 'the passphrase unlocks it again, without a restart', async () => {
+      await page.getByLabel('Passphrase', { exact: true }).fill(PASSPHRASE);
+      await page.getByRole('button', { name: 'Unlock' }).click();
+      await expectScreen(page, 'My data');
+      await expectText(page.locator('#screen'), EMAIL);
+      const again = await brandApi(server.url, brand.token, 'GET', '/brand/v1/agreements');
+      assert.equal(again.status, 200, `brands are served again (got ${again.status})`);
+    });
+  } finally {
+    await context.close();
+    await stopServer(server);
+  }
+});

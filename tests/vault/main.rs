@@ -16,6 +16,7 @@ mod intents;
 #[path = "../kit/mod.rs"]
 mod kit;
 mod lifecycle;
+mod lock;
 mod logs;
 mod oauth;
 mod openapi;
