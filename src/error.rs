@@ -95,6 +95,12 @@ pub enum AppError {
     /// A brand asked for data its grant does not cover (the message names no data).
     #[error("{0}")]
     NotGranted(String),
+    /// The brand's relationship is held after the vault was restored from a backup, until the
+    /// person resumes it: its token is genuine, so the answer says why instead of "invalid".
+    #[error(
+        "the person restored their vault from a backup; your access is paused until they review and resume it"
+    )]
+    AccessPaused,
     /// An offer on an intent that no longer takes offers.
     #[error("{0}")]
     IntentClosed(String),
@@ -172,6 +178,7 @@ impl AppError {
             AppError::IntentClosed(_) => "intent_closed",
             AppError::OfferLimit => "offer_limit",
             AppError::NotGranted(_) => "not_granted",
+            AppError::AccessPaused => "access_paused",
             AppError::NoGrant => "no_grant",
             AppError::TermsChanged(_) => "terms_changed",
             AppError::InvalidToken(_) => "invalid_token",

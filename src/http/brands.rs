@@ -199,6 +199,9 @@ pub struct BrandView {
     pub agreement: Option<AgreementView>,
     /// How webhook deliveries to it are going, when it takes webhooks.
     pub delivery: Option<DeliveryView>,
+    /// Suspended by the vault when it was restored from a backup, until you review and resume
+    /// it.
+    pub held_after_restore: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -238,6 +241,7 @@ fn brand_view(
     };
     Ok(BrandView {
         delivery,
+        held_after_restore: brand.held_after_restore,
         status: match brand.status {
             BrandStatus::Active => "active",
             BrandStatus::Suspended => "suspended",

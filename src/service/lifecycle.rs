@@ -266,13 +266,13 @@ impl Vault {
         let (keyfile, master, recovery) = self
             .with_kdf(move || create_vault(&settings, &passphrase, now))
             .await??;
-        let session = self.install(keyfile, master, now)?;
+        let session = self.install(keyfile, master, now).await?;
         tracing::info!("vault created");
         Ok((Secret::new(recovery.display().as_str()), session))
     }
 
     /// Opens a vault just created or restored, makes it the one served, and logs the owner in.
-    fn install(
+    async fn install(
         &self,
         keyfile: KeyFile,
         master: MasterKey,
@@ -285,6 +285,8 @@ impl Vault {
             self.inner.clock.clone(),
         )?;
         open.start_delivery()?;
+        // A restored vault holds its brands before anyone can reach it (restored.rs).
+        open.hold_brands_after_restore().await?;
         self.inner.phase.store(Arc::new(Phase::Unsealed(open)));
         self.inner.sessions.create(now)
     }
@@ -304,7 +306,7 @@ impl Vault {
         let (keyfile, master, summary) = self
             .with_kdf(move || backup::restore(&settings, &backup, credential, now))
             .await??;
-        let session = self.install(keyfile, master, now)?;
+        let session = self.install(keyfile, master, now).await?;
         tracing::info!(entries = summary.entries, "vault restored from a backup");
         Ok((summary, session))
     }
@@ -420,6 +422,8 @@ impl Vault {
         let clock = self.inner.clock.clone();
         let open = OpenVault::open_guarded(&settings, keyfile, master, clock)?;
         open.start_delivery()?;
+        // A restore interrupted before its brands were held finishes here.
+        open.hold_brands_after_restore().await?;
         self.inner
             .phase
             .store(Arc::new(Phase::Unsealed(open.clone())));

@@ -28,6 +28,7 @@ mod lock;
 mod offline;
 mod open;
 pub mod records;
+mod restored;
 pub mod session;
 pub mod shred;
 pub mod subscriptions;

@@ -12,6 +12,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {
   ACTION_MS,
   DATA_ACCESS,
@@ -249,5 +252,66 @@ test('“Lock the vault now” locks it: every open tab forgets the data, brands
   } finally {
     await context.close();
     await stopServer(server);
+  }
+});
+
+test('a restored backup brings its brands back paused, and says so, until the person resumes them', { timeout: 240_000 }, async (t) => {
+  const server = await startServer(freshDataDir());
+  const { context } = await newContext(PHONE_VIEWPORT);
+  const page = await context.newPage();
+  const watch = watchPage(page);
+  let brand;
+  const backupDir = mkdtempSync(path.join(os.tmpdir(), 'vrm-alone-backup-'));
+  const backupPath = path.join(backupDir, 'vault.vrmbackup');
+  try {
+    await step(t, page, 'a vault with a brand is backed up, then everything is deleted', async () => {
+      await page.goto(server.url);
+      await expectScreen(page, 'Set up your vault');
+      await setUpVault(page, PASSPHRASE);
+      const ownerToken = await ownerLogin(server.url, PASSPHRASE);
+      brand = await vaultWithBrand(server.url, ownerToken, [['contact.email', EMAIL]]);
+      const response = await fetch(`${server.url}/api/v1/backup`, { headers: { Authorization: `Bearer ${ownerToken}` } });
+      assert.equal(response.status, 200, 'GET /api/v1/backup');
+      writeFileSync(backupPath, Buffer.from(await response.arrayBuffer()));
+      const deleted = await ownerApi(server.url, ownerToken, 'DELETE', '/api/v1/vault', { passphrase: PASSPHRASE, confirm: 'delete everything' });
+      assert.equal(deleted.status, 200, `DELETE /api/v1/vault (got ${deleted.status}: ${JSON.stringify(deleted.data)})`);
+    }, 60_000);
+
+    await step(t, page, 'the restore screen says brands come back paused, and the flash after it too', async () => {
+      watch.allowHttpError(401, '/api/v1');
+      watch.allowHttpError(503, '/api/v1');
+      await page.goto(server.url);
+      await expectScreen(page, 'Set up your vault');
+      await page.getByRole('link', { name: 'Restore from a backup' }).click();
+      await expectScreen(page, 'Restore from a backup');
+      await expectText(page.locator('.restore-brands'), 'Brands in the backup come back paused');
+      await assertNoHorizontalOverflow(page, 'the restore screen at 390 px');
+      await shot(page, '06-restore-screen');
+      await page.getByLabel('Backup file', { exact: true }).setInputFiles(backupPath);
+      await page.getByLabel('Passphrase of the backup', { exact: true }).fill(PASSPHRASE);
+      await page.getByRole('button', { name: 'Restore my vault' }).click();
+      await expectScreen(page, 'My data');
+      await expectText(page.locator('#flash .message-success'), 'Brands in it are paused until you review each one on the Brands page and resume it.');
+    }, 60_000);
+
+    await step(t, page, 'the brand is paused, says why, is refused, and works again once resumed', async () => {
+      const paused = await brandApi(server.url, brand.token, 'GET', '/brand/v1/agreements');
+      assert.equal(paused.status, 403, `a held brand is refused (got ${paused.status})`);
+      assert.equal(paused.data.error, 'access_paused');
+      await go(page, 'brands', 'Brands');
+      const card = page.locator('.brand-card', { hasText: BRAND_NAME });
+      await expectText(card.locator('.card-title .tag'), 'Paused after the restore');
+      await expectText(card.locator('.held-after-restore'), 'Paused because you restored your vault from a backup');
+      await assertNoHorizontalOverflow(page, 'the Brands screen at 390 px');
+      await shot(page, '07-brands-paused');
+      await card.getByRole('button', { name: /^Resume/ }).click();
+      await expectText(page.locator('.brand-card', { hasText: BRAND_NAME }).locator('.card-title .tag'), 'Active');
+      const resumed = await brandApi(server.url, brand.token, 'GET', '/brand/v1/agreements');
+      assert.equal(resumed.status, 200, `resumed, the brand is served (got ${resumed.status})`);
+    });
+  } finally {
+    await context.close();
+    await stopServer(server);
+    rmSync(backupDir, { recursive: true, force: true });
   }
 });
