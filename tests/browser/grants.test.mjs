@@ -268,17 +268,18 @@ test('sharing: offer a grant, read, revoke; consent: narrow and approve, log in 
       assert.deepEqual(read.data.fields, { 'contact.email': EMAIL }, 'the granted field and nothing else');
     });
 
-    await step(t, page, '"What it read" lists the read, with when and which field', async () => {
-      await page.reload();
-      await expectScreen(page, 'Sharing');
+    await step(t, page, '"What it read" lists the read, with when and which field, and brings the count up to date', async () => {
+      // The page was loaded before the read: its count is from then.
       const card = page.locator(`.grants-active li.grant[data-id="${offered}"]`);
       await card.waitFor();
-      assert.equal((await factValue(card, 'Used').innerText()).trim(), '1 of 5 times');
+      assert.equal((await factValue(card, 'Used').innerText()).trim(), '0 of 5 times');
       const history = card.locator('[data-action="accesses"]');
       assert.equal(await history.getAttribute('aria-expanded'), 'false');
       await history.click();
       const accesses = card.locator('.accesses');
       await expectText(accesses, '1 request with this grant');
+      await expectText(factValue(card, 'Used'), /^1 of 5 times$/);
+      assert.notEqual((await factValue(card, 'Last used').innerText()).trim(), 'Not yet', 'the last use too');
       assert.equal(await history.getAttribute('aria-expanded'), 'true');
       const item = accesses.locator('li');
       assert.equal(await item.count(), 1);

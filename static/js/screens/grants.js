@@ -266,8 +266,8 @@ function grantItem(view, grant, { withBrand }) {
       active ? fact('Until', timeEl(grant.expires_at)) : null,
       !active && grant.status === 'revoked' && grant.revoked_at ? fact('Revoked', timeEl(grant.revoked_at)) : null,
       !active && grant.status === 'expired' ? fact('Expired', timeEl(grant.expires_at)) : null,
-      fact('Used', usesText(grant)),
-      fact('Last used', grant.last_used_at ? timeEl(grant.last_used_at) : 'Not yet'),
+      fact('Used', el('span', { class: 'grant-uses' }, usesText(grant))),
+      fact('Last used', el('span', { class: 'grant-last-used' }, grant.last_used_at ? timeEl(grant.last_used_at) : 'Not yet')),
       fact('How it started', GRANT_ORIGIN[grant.origin] || grant.origin),
       fact('Created', grant.created_at ? timeEl(grant.created_at) : null),
       fact('Your terms', grant.decision && grant.decision.reason
@@ -279,7 +279,10 @@ function grantItem(view, grant, { withBrand }) {
     accessesHost,
   );
 
-  history.addEventListener('click', () => toggleAccesses(view, grant, history, accessesHost));
+  history.addEventListener('click', () => {
+    toggleAccesses(view, grant, history, accessesHost);
+    refreshUses(item, grant);
+  });
   if (revoke) {
     revoke.addEventListener('click', () => {
       view.activeNotice.replaceChildren();
@@ -307,6 +310,26 @@ async function revokeGrant(view, grant, name, what, { yes, error }) {
     setBusy(yes, false);
     error.show(`Not revoked: ${errorText(err)}`);
     announce(`Not revoked: ${errorText(err)}`, { assertive: true });
+  }
+}
+
+/**
+ * The brand may have used the grant since the list was loaded: asked for
+ * its history, the card's use count and last use are brought up to date
+ * too, so "Used 0 times" never sits next to two reads.
+ */
+async function refreshUses(item, grant) {
+  try {
+    const { data } = await api('GET', `/api/v1/grants/${encodeURIComponent(grant.id)}`);
+    if (!item.isConnected || !data) return;
+    Object.assign(grant, { uses: data.uses, last_used_at: data.last_used_at, max_uses: data.max_uses });
+    const uses = item.querySelector('.grant-uses');
+    const last = item.querySelector('.grant-last-used');
+    if (uses) uses.textContent = usesText(grant);
+    if (last) last.replaceChildren(grant.last_used_at ? timeEl(grant.last_used_at) : 'Not yet');
+  } catch (err) {
+    if (err instanceof Interrupted) return;
+    // The history itself says what happened; the count waits for the next load.
   }
 }
 
