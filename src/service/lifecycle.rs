@@ -284,9 +284,10 @@ impl Vault {
             master,
             self.inner.clock.clone(),
         )?;
-        open.start_delivery()?;
-        // A restored vault holds its brands before anyone can reach it (restored.rs).
+        // A restored vault holds its brands before anyone can reach it and before its delivery
+        // worker sends anything (restored.rs).
         open.hold_brands_after_restore().await?;
+        open.start_delivery()?;
         self.inner.phase.store(Arc::new(Phase::Unsealed(open)));
         self.inner.sessions.create(now)
     }
@@ -421,9 +422,9 @@ impl Vault {
         let settings = self.inner.settings.clone();
         let clock = self.inner.clock.clone();
         let open = OpenVault::open_guarded(&settings, keyfile, master, clock)?;
-        open.start_delivery()?;
-        // A restore interrupted before its brands were held finishes here.
+        // A restore interrupted before its brands were held finishes here, before any delivery.
         open.hold_brands_after_restore().await?;
+        open.start_delivery()?;
         self.inner
             .phase
             .store(Arc::new(Phase::Unsealed(open.clone())));
