@@ -90,8 +90,9 @@ pub enum AppError {
     /// names no data, and the brand is the party that must act).
     #[error("{0}")]
     TermsNotAccepted(String),
-    /// The person's terms do not permit a grant; `rule` is the one that decided.
-    #[error("your terms do not permit this grant: {reason}")]
+    /// The person's terms do not permit a grant; `rule` is the one that decided. `reason` is
+    /// the whole sentence the person reads.
+    #[error("{reason}")]
     GrantNotPermitted { rule: String, reason: String },
     /// A grant needs the brand's agreement on the terms in force.
     #[error("{0}")]
@@ -99,6 +100,12 @@ pub enum AppError {
     /// A brand asked for data its grant does not cover (the message names no data).
     #[error("{0}")]
     NotGranted(String),
+    /// The brand's relationship is held after the vault was restored from a backup, until the
+    /// person resumes it: its token is genuine, so the answer says why instead of "invalid".
+    #[error(
+        "the person restored their vault from a backup; your access is paused until they review and resume it"
+    )]
+    AccessPaused,
     /// An offer on an intent that no longer takes offers.
     #[error("{0}")]
     IntentClosed(String),
@@ -176,6 +183,7 @@ impl AppError {
             AppError::IntentClosed(_) => "intent_closed",
             AppError::OfferLimit => "offer_limit",
             AppError::NotGranted(_) => "not_granted",
+            AppError::AccessPaused => "access_paused",
             AppError::NoGrant => "no_grant",
             AppError::TermsChanged(_) => "terms_changed",
             AppError::InvalidToken(_) | AppError::TermsNotAccepted(_) => "invalid_token",

@@ -14,6 +14,7 @@ import { api, ApiError, Interrupted, configureApi, setCsrfToken } from './js/api
 import { el, announce, focusElement, messageBox, setBusy } from './js/dom.js';
 import { createIdleTimer } from './js/idle.js';
 import { closeOfferStream } from './js/live.js';
+import { watchForLock, announceLocked } from './js/watch.js';
 import * as setupScreen from './js/screens/setup.js';
 import * as unlockScreen from './js/screens/unlock.js';
 import * as recordsScreen from './js/screens/records.js';
@@ -55,6 +56,7 @@ const screenHost = document.getElementById('screen');
 const flashHost = document.getElementById('flash');
 const nav = document.getElementById('nav');
 const logoutButton = document.getElementById('logout');
+const lockButton = document.getElementById('lock');
 const versionEl = document.getElementById('version');
 
 const vault = { state: null, version: null };
@@ -222,6 +224,7 @@ function updateHeader(route) {
   const loggedIn = Boolean(session) && vault.state === 'unsealed' && !recoveryKeyShowing;
   nav.hidden = !loggedIn;
   logoutButton.hidden = !loggedIn;
+  lockButton.hidden = !loggedIn;
   for (const link of nav.querySelectorAll('a')) {
     if (link.getAttribute('href') === `#/${route}`) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
@@ -358,6 +361,67 @@ logoutButton.addEventListener('click', async () => {
   await refreshStatus().catch(() => {});
   ctx.flash('You are logged out.', 'success');
   ctx.navigate(vault.state === 'sealed' ? 'unlock' : 'login');
+});
+
+// --- Lock the vault now ---------------------------------------------------
+//
+// Locking seals the vault as a restart would: its keys leave the server's
+// memory, every session ends and brands are refused until the passphrase
+// unlocks it again.
+
+/** The vault is locked: take the person's data off this screen now. */
+function lockedHere(text, { forgetTyping = false } = {}) {
+  if (vault.state === 'sealed' && !session) return;
+  if (forgetTyping) {
+    recordsScreen.forgetDrafts();
+    termsScreen.forgetDraft();
+  }
+  const note = forgetTyping ? '' : keptNote();
+  endSessionLocally();
+  if (forgetTyping) returnTo = null;
+  vault.state = 'sealed';
+  ctx.flash(`${text}${note}`, 'warning');
+  ctx.navigate('unlock');
+}
+
+lockButton.addEventListener('click', async () => {
+  setBusy(lockButton, true, 'Locking…');
+  try {
+    await api('POST', '/api/v1/vault/lock', { allow401: true });
+  } catch (err) {
+    if (err instanceof Interrupted) return;
+    // Already sealed (another tab, a restart) is what was asked for.
+    if (!(err instanceof ApiError && err.status === 503)) {
+      showFlash(`Not locked: ${err instanceof ApiError ? err.message : String(err)}`, 'error');
+      return;
+    }
+  } finally {
+    setBusy(lockButton, false);
+  }
+  announceLocked();
+  lockedHere('Your vault is locked. Brands cannot reach it, and nothing in it can be read, until you unlock it with your passphrase.', { forgetTyping: true });
+});
+
+/** Ask the vault whether it is still open; act if it was locked meanwhile. */
+async function checkStillOpen() {
+  if (!session) return;
+  try {
+    const { data } = await api('GET', '/api/v1/status');
+    if (data && data.state === 'sealed') lockedHere('Your vault has been locked. Unlock it to continue.');
+    else if (data && data.state === 'setup') {
+      endSessionLocally();
+      ctx.vaultDeleted();
+      ctx.flash('This vault no longer exists: everything in it was deleted. You can set up a new one, or restore a backup.', 'warning');
+      ctx.navigate('setup');
+    }
+  } catch {
+    // Unreachable for now: the next request says more.
+  }
+}
+
+watchForLock({
+  check: checkStillOpen,
+  locked: () => lockedHere('Your vault was locked in another tab. Unlock it to continue.'),
 });
 
 // --- Start-up -----------------------------------------------------------

@@ -306,6 +306,11 @@ pub struct Brand {
     pub pseudonym: String,
     /// Its latest agreement, if any.
     pub agreement_id: Option<String>,
+    /// Suspended by the vault because it was restored from a backup: the relationship waits for
+    /// the person to review and resume it (a backup may predate a deletion the brand was told
+    /// of). Cleared when resumed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held_after_restore: bool,
 }
 
 /// An invitation to register: an initial access token (RFC 7591 §3) the owner hands to a brand.

@@ -636,6 +636,8 @@ fn mask_word(word: &str) -> String {
     }
 }
 
+pub mod disclosure;
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests;

@@ -3,6 +3,7 @@
 //! Everything here takes the current time as a parameter and returns decisions, so it can be tested
 //! exhaustively without a server, a disk or a clock.
 
+pub mod activity;
 pub mod audit;
 pub mod brands;
 pub mod consent_budget;

@@ -201,6 +201,9 @@ pub struct BrandView {
     pub delivery: Option<DeliveryView>,
     /// When it accepted older terms and has not accepted the ones in force yet.
     pub terms_update: Option<TermsUpdateView>,
+    /// Suspended by the vault when it was restored from a backup, until you review and resume
+    /// it.
+    pub held_after_restore: bool,
 }
 
 /// A brand that has yet to accept the terms in force: it was told when they were published;
@@ -273,6 +276,7 @@ fn brand_view(
     Ok(BrandView {
         delivery,
         terms_update,
+        held_after_restore: brand.held_after_restore,
         status: match brand.status {
             BrandStatus::Active => "active",
             BrandStatus::Suspended => "suspended",

@@ -66,6 +66,7 @@ pub fn status_of(error: &AppError) -> StatusCode {
         AppError::Csrf
         | AppError::CrossOrigin
         | AppError::NotGranted(_)
+        | AppError::AccessPaused
         | AppError::NoGrant
         | AppError::InsufficientScope(_) => StatusCode::FORBIDDEN,
         AppError::NotFound(_) => StatusCode::NOT_FOUND,

@@ -26,7 +26,7 @@ use crate::domain::offers::{NewOffer, Offer};
 use crate::error::AppError;
 use crate::service::OpenVault;
 use crate::service::events::MAX_EVENTS_PAGE;
-use crate::service::intents::{IntentRecord, SubscriptionRecord};
+use crate::service::intents::{IntentRecord, Share, SubscriptionRecord};
 
 fn invalid_intent(e: IntentError) -> AppError {
     AppError::invalid_at("invalid_intent", e.field(), e.to_string())
@@ -220,6 +220,9 @@ pub struct AcceptOffer {
     pub share: bool,
     /// How long that grant lasts (1–720 hours, default 24).
     pub expires_in_hours: Option<i64>,
+    /// With `share`: which of the fields the offer asked for to share (a non-empty subset of its
+    /// `data_requested`); all of them when absent.
+    pub fields: Option<Vec<String>>,
 }
 
 /// Accepts an offer: the intent is fulfilled, the brand is told, and with `share` it gets a grant
@@ -230,7 +233,7 @@ pub struct AcceptOffer {
               (status = 400, body = ErrorBody, description = "`invalid_request`: a body or path that cannot be read"),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
               (status = 413, body = ErrorBody, description = "`payload_too_large`"),
-              (status = 422, body = ErrorBody, description = "`invalid_grant`: `expires_in_hours` out of range, or a grant your terms do not permit")),
+              (status = 422, body = ErrorBody, description = "`invalid_grant`: `expires_in_hours` out of range or `fields` not among those asked for; `grant_not_permitted`: a field your terms do not allow, named in words")),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn accept_offer(
@@ -265,7 +268,10 @@ pub async fn accept_offer(
             "expires_in_hours must be between 1 and 720",
         ));
     }
-    let share = body.share.then(|| time::Duration::hours(hours));
+    let share = body.share.then(|| Share {
+        duration: time::Duration::hours(hours),
+        fields: body.fields,
+    });
     let offer = open.decide_offer(&id, true, share).await?;
     Ok(Json(offer_view(offer)))
 }
@@ -535,6 +541,7 @@ struct StreamState {
     /// Weak, so an open stream does not keep a locked (or erased) vault's keys in memory: when
     /// the open vault goes away, its event signal closes and the stream ends.
     open: std::sync::Weak<OpenVault>,
+    vault: crate::service::Vault,
     token: String,
     client_id: String,
     cursor: u64,
@@ -572,6 +579,7 @@ pub async fn brand_events(
         None => 0,
     };
     let start = StreamState {
+        vault: state.vault.clone(),
         signal: open.subscribe_events(),
         open: Arc::downgrade(&open),
         token: bearer(&headers).unwrap_or_default().to_owned(),
@@ -588,6 +596,10 @@ pub async fn brand_events(
                 return Some((Ok(SseEvent::default().id(seq.to_string()).data(data)), s));
             }
             let open = s.open.upgrade()?;
+            // A locked vault ends its streams: the brand reconnects and gets 503 until unlocked.
+            if !s.vault.is_current(&open) {
+                return None;
+            }
             let until = open.stream_access(&s.token).ok()?;
             // Mark what has been seen before reading, so an event written meanwhile wakes us.
             s.signal.borrow_and_update();

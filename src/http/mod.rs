@@ -13,10 +13,12 @@ pub mod error;
 pub mod extract;
 pub mod grants;
 pub mod intents;
+pub mod lock;
 pub mod metrics;
 pub mod oauth;
 pub mod owner;
 pub mod serve;
+pub mod sharing;
 pub mod terms;
 pub mod vault;
 
@@ -246,6 +248,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(grants::create_grant, grants::list_grants))
         .routes(routes!(grants::get_grant, grants::revoke_grant))
         .routes(routes!(grants::grant_accesses))
+        .routes(routes!(sharing::check_sharing))
         .routes(routes!(grants::revoke_brand_grants))
         .routes(routes!(grants::get_consent, grants::answer_consent))
         .routes(routes!(grants::read_all))
@@ -277,6 +280,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(vault::backup))
         .routes(routes!(vault::restore))
         .routes(routes!(vault::delete_vault))
+        .routes(routes!(lock::lock_vault))
 }
 
 /// The OpenAPI document as served: the routes' document plus the catalogue of events brands

@@ -16,10 +16,12 @@ use super::auth::{
 };
 use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Query};
 use super::extract::{RecordPathParam, Unsealed};
+use crate::domain::activity::ActivityKind;
 use crate::domain::audit::AuditEntry;
 use crate::domain::records::{CATEGORIES, DataCategory, Precondition, Record};
 use crate::error::AppError;
 use crate::secret::Secret;
+use crate::service::activity::{ActivityFilter, ActivityItem};
 use crate::service::{Credential, NewSession};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -588,6 +590,14 @@ pub struct AuditQuery {
     pub before: Option<u64>,
     /// Entries per page, 1 to 200 (default 50).
     pub limit: Option<usize>,
+    /// Only entries of this kind: `reads`, `sharing`, `wishes`, `brands`, `data`, `terms`,
+    /// `security` or `vault`.
+    pub kind: Option<String>,
+    /// Only entries about this brand (its client id).
+    pub brand: Option<String>,
+    /// Only entries whose sentence, brand name or action holds every one of these words. A
+    /// filtered page reads at most 5,000 entries; `next_before` then says where to go on.
+    pub q: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -604,10 +614,30 @@ pub struct AuditEntryView {
     pub detail: Option<serde_json::Value>,
     pub prev_hash: String,
     pub hash: String,
+    /// What the entry is about, for filtering: `reads`, `sharing`, `wishes`, `brands`, `data`,
+    /// `terms`, `security` or `vault`.
+    #[schema(example = "reads")]
+    pub kind: &'static str,
+    /// The name of the brand the entry is about, when it is about one the vault knows.
+    pub brand_name: Option<String>,
+    /// The entry as one plain sentence ("Bistro Lilas read your email address, to provide a
+    /// service you asked for."), for entries about brands and data.
+    pub summary: Option<String>,
+}
+
+impl From<ActivityItem> for AuditEntryView {
+    fn from(item: ActivityItem) -> Self {
+        let mut view = AuditEntryView::from(item.entry);
+        view.kind = item.kind.as_str();
+        view.brand_name = item.brand_name;
+        view.summary = item.summary;
+        view
+    }
 }
 
 impl From<AuditEntry> for AuditEntryView {
     fn from(e: AuditEntry) -> Self {
+        let kind = ActivityKind::of(&e.action).as_str();
         let actor = serde_json::to_value(&e.actor)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
@@ -619,8 +649,11 @@ impl From<AuditEntry> for AuditEntryView {
             action: e.action,
             target: e.target,
             detail: e.detail,
+            kind,
             prev_hash: e.prev_hash,
             hash: e.hash,
+            brand_name: None,
+            summary: None,
         }
     }
 }
@@ -642,9 +675,29 @@ pub async fn audit(
     Query(query): Query<AuditQuery>,
     Unsealed(open): Unsealed,
 ) -> Result<Json<AuditPageView>, AppError> {
-    let page = open.audit_page(query.before, query.limit.unwrap_or(50))?;
+    let kind = match query.kind.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some(kind) => Some(ActivityKind::parse(kind).ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "kind must be one of {}",
+                ActivityKind::ALL.map(ActivityKind::as_str).join(", ")
+            ))
+        })?),
+    };
+    let filter = ActivityFilter {
+        kind,
+        brand: query.brand.filter(|b| !b.is_empty()),
+        words: query
+            .q
+            .unwrap_or_default()
+            .to_lowercase()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    };
+    let page = open.activity_page(query.before, query.limit.unwrap_or(50), &filter)?;
     Ok(Json(AuditPageView {
-        entries: page.entries.into_iter().map(AuditEntryView::from).collect(),
+        entries: page.items.into_iter().map(AuditEntryView::from).collect(),
         next_before: page.next_before,
     }))
 }

@@ -326,6 +326,9 @@ pub fn restore(
         }
         store.import_raw(batch)?;
         let summary = reader.finish()?;
+        // Every brand relationship waits for the person's review once the vault opens (see
+        // restored.rs); the mark is flushed with the restore itself.
+        super::restored::mark_restored(&store)?;
         super::audit::append_offline(
             &store,
             Event::owner("vault.restored", None).with_detail(serde_json::json!({

@@ -68,7 +68,7 @@ struct AssertionClaims {
 }
 
 impl OpenVault {
-    fn brand_key(&self, client_id: &str) -> [u8; 32] {
+    pub(super) fn brand_key(&self, client_id: &str) -> [u8; 32] {
         self.index_key("brand", client_id)
     }
 
@@ -213,6 +213,7 @@ impl OpenVault {
             registered_at: now,
             invitation_id: String::new(),
             agreement_id: None,
+            held_after_restore: false,
         };
         let brand_key = self.brand_key(&brand.client_id);
         let brand = self
@@ -297,6 +298,9 @@ impl OpenVault {
             .change(move |tx| {
                 let mut brand = tx.read(&BRANDS, &key)?.ok_or(AppError::NotFound("brand"))?;
                 brand.status = status;
+                if status == BrandStatus::Active {
+                    brand.held_after_restore = false;
+                }
                 tx.write(&BRANDS, &key, &brand)?;
                 let action = match status {
                     BrandStatus::Active => "brand.resumed",

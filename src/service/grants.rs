@@ -76,7 +76,7 @@ impl OpenVault {
     }
 
     /// The data category a field would have: its record's, or the default for its path.
-    fn category_of(&self, path: &RecordPath) -> Result<&'static str, AppError> {
+    pub(crate) fn category_of(&self, path: &RecordPath) -> Result<&'static str, AppError> {
         let stored = match self.get_record(path) {
             Ok(record) => Some(record.category),
             Err(AppError::NotFound(_)) => None,
@@ -131,7 +131,7 @@ impl OpenVault {
         )
     }
 
-    fn agreed_at(&self, agreement_id: &str) -> Result<OffsetDateTime, AppError> {
+    pub(crate) fn agreed_at(&self, agreement_id: &str) -> Result<OffsetDateTime, AppError> {
         let agreement = self.agreement(agreement_id)?;
         agreement
             .events
@@ -161,22 +161,26 @@ impl OpenVault {
                 "max_uses must be between 1 and {MAX_USES}"
             )));
         }
-        let mut categories = Vec::new();
-        for field in &request.fields {
-            categories.push(match field {
-                FieldSpec::Path(path) => self.category_of(path)?.to_owned(),
-                FieldSpec::Category(c) => (*c).to_owned(),
-            });
-        }
+        let to_share = self.fields_to_share(&request.fields)?;
+        let mut categories: Vec<String> = to_share.iter().map(|f| f.category.clone()).collect();
         categories.sort();
         categories.dedup();
-        let decision = self.evaluate_grant(
-            self.agreed_at(&agreement_id)?,
-            &request.actions,
-            categories,
-            &request.purpose,
-            0,
-        )?;
+        let agreed_at = self.agreed_at(&agreement_id)?;
+        let decision =
+            match self.evaluate_grant(agreed_at, &request.actions, categories, &request.purpose, 0)
+            {
+                // The refusal names, in words, only the fields refused.
+                Err(AppError::GrantNotPermitted { rule, .. }) => {
+                    return Err(self.explain_refusal(
+                        rule,
+                        &to_share,
+                        &request.actions,
+                        &request.purpose,
+                        agreed_at,
+                    )?);
+                }
+                other => other?,
+            };
         let id = format!(
             "g_{}",
             data_encoding::BASE32_NOPAD

@@ -596,12 +596,13 @@ impl OpenVault {
     }
 
     /// The person accepts or declines an offer; the brand is told. Accepting fulfils the intent
-    /// and, with `share`, grants the brand the fields it asked for, for `share_for`.
+    /// and, with `share`, grants the brand the fields it asked for (or the ones the person chose
+    /// among them), for a while.
     pub async fn decide_offer(
         &self,
         id: &str,
         accept: bool,
-        share_for: Option<Duration>,
+        share: Option<Share>,
     ) -> Result<Offer, AppError> {
         let offer = self.offer(id)?;
         if offer.status != OfferStatus::Pending {
@@ -622,12 +623,12 @@ impl OpenVault {
         }
         let mut grant_id = None;
         if accept
-            && let Some(duration) = share_for
+            && let Some(share) = share
             && !offer.terms.data_requested.is_empty()
         {
-            let fields = offer
-                .terms
-                .data_requested
+            let duration = share.duration;
+            let chosen = share.chosen(&offer.terms.data_requested)?;
+            let fields = chosen
                 .iter()
                 .map(|f| FieldSpec::parse(f).map_err(|e| AppError::invalid("invalid_grant", e)))
                 .collect::<Result<Vec<_>, _>>()?;
@@ -706,5 +707,39 @@ impl OpenVault {
         };
         self.announce_events();
         Ok(decided)
+    }
+}
+
+/// What to share with the brand when accepting its offer.
+#[derive(Debug, Clone)]
+pub struct Share {
+    /// How long the brand may read it.
+    pub duration: Duration,
+    /// Which of the fields the offer asked for; all of them when `None`.
+    pub fields: Option<Vec<String>>,
+}
+
+impl Share {
+    /// The fields to grant: the chosen ones, each of which the offer must have asked for.
+    fn chosen(&self, requested: &[String]) -> Result<Vec<String>, AppError> {
+        let Some(fields) = &self.fields else {
+            return Ok(requested.to_vec());
+        };
+        if fields.is_empty() {
+            return Err(AppError::invalid(
+                "invalid_grant",
+                "choose at least one of the fields the offer asks for, or accept without sharing",
+            ));
+        }
+        if let Some(other) = fields.iter().find(|f| !requested.contains(f)) {
+            return Err(AppError::invalid(
+                "invalid_grant",
+                format!("\"{other}\" is not among the fields the offer asks for"),
+            ));
+        }
+        let mut chosen = fields.clone();
+        chosen.sort();
+        chosen.dedup();
+        Ok(chosen)
     }
 }

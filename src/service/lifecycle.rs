@@ -129,6 +129,8 @@ pub(super) struct Inner {
     pub(super) client_auth_throttle: Mutex<LoginThrottle>,
     /// The key of the device cookies that give known devices a back-off of their own.
     pub(super) devices: Devices,
+    /// The vault the owner last locked, until it is closed (lock.rs).
+    pub(super) closing: Mutex<Option<std::sync::Weak<OpenVault>>>,
 }
 
 /// Checks a passphrase chosen by the owner.
@@ -217,6 +219,7 @@ impl Vault {
                     CLIENT_AUTH_FREE_FAILURES,
                 )),
                 devices,
+                closing: Mutex::new(None),
             }),
         })
     }
@@ -270,13 +273,13 @@ impl Vault {
         let (keyfile, master, recovery) = self
             .with_kdf(move || create_vault(&settings, &passphrase, now))
             .await??;
-        let session = self.install(keyfile, master, now)?;
+        let session = self.install(keyfile, master, now).await?;
         tracing::info!("vault created");
         Ok((Secret::new(recovery.display().as_str()), session))
     }
 
     /// Opens a vault just created or restored, makes it the one served, and logs the owner in.
-    fn install(
+    async fn install(
         &self,
         keyfile: KeyFile,
         master: MasterKey,
@@ -288,6 +291,9 @@ impl Vault {
             master,
             self.inner.clock.clone(),
         )?;
+        // A restored vault holds its brands before anyone can reach it and before its delivery
+        // worker sends anything (restored.rs).
+        open.hold_brands_after_restore().await?;
         open.start_delivery()?;
         self.inner.phase.store(Arc::new(Phase::Unsealed(open)));
         self.inner.sessions.create(now)
@@ -308,7 +314,7 @@ impl Vault {
         let (keyfile, master, summary) = self
             .with_kdf(move || backup::restore(&settings, &backup, credential, now))
             .await??;
-        let session = self.install(keyfile, master, now)?;
+        let session = self.install(keyfile, master, now).await?;
         tracing::info!(entries = summary.entries, "vault restored from a backup");
         Ok((summary, session))
     }
@@ -393,9 +399,12 @@ impl Vault {
             Phase::Erasing => return Err(AppError::Erasing),
             Phase::Sealed(keyfile) => keyfile.clone(),
         };
+        self.wait_for_locked_vault().await?;
         let settings = self.inner.settings.clone();
         let clock = self.inner.clock.clone();
         let open = OpenVault::open_guarded(&settings, keyfile, master, clock)?;
+        // A restore interrupted before its brands were held finishes here, before any delivery.
+        open.hold_brands_after_restore().await?;
         open.start_delivery()?;
         self.inner
             .phase

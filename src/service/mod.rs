@@ -7,6 +7,7 @@
 //! Every state change of an open vault goes through [`OpenVault::change`], which commits the change
 //! and its audit entry in one transaction and returns only once both are durable.
 
+pub mod activity;
 pub mod agreements;
 mod aliases;
 mod attempts;
@@ -17,6 +18,7 @@ pub mod brands;
 mod cache;
 mod deadlines;
 pub mod delivery;
+pub mod disclosure;
 pub mod erase;
 pub mod events;
 pub mod export;
@@ -25,9 +27,11 @@ pub mod grants;
 pub mod intents;
 pub mod keys;
 mod lifecycle;
+mod lock;
 mod offline;
 mod open;
 pub mod records;
+mod restored;
 pub mod session;
 pub mod shred;
 pub mod subscriptions;

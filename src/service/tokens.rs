@@ -349,6 +349,9 @@ impl OpenVault {
         let brand = self
             .find_brand(&claims.client_id)?
             .ok_or_else(|| AppError::InvalidToken("the brand was removed".into()))?;
+        if brand.held_after_restore {
+            return Err(AppError::AccessPaused);
+        }
         if brand.status == BrandStatus::Suspended {
             return Err(AppError::InvalidToken("the brand is suspended".into()));
         }

@@ -18,6 +18,12 @@ export const PURPOSES = [
 ];
 
 /**
+ * The purpose a brand reads data for when the person accepts its offer
+ * (the vault's INTENTCASTING_PURPOSE).
+ */
+export const INTENTCASTING_PURPOSE = 'dpv:RequestedServiceProvision';
+
+/**
  * The purpose in words. The ones the form offers read the same everywhere
  * (form, cards, consent page); others get the vault's label, or the code.
  */
@@ -92,16 +98,18 @@ export function refusalReason(reason, fallback) {
 
 /**
  * The paragraphs explaining a 422 grant_not_permitted answer
- * ({"message": reason, "rule": deciding rule}).
+ * ({"message": reason, "rule": deciding rule}). When the vault already says
+ * it in the person's words ("Your terms forbid sharing your telephone
+ * number…", naming only what is refused and what can still be shared), that
+ * is the whole explanation; the rule's number means nothing to the person.
  */
 export function termsRefusal(err, advice) {
-  const reason = refusalReason(err.serverMessage, 'it asks for data, an action or a purpose your terms rule out');
-  const rule = err.data && typeof err.data.rule === 'string' && err.data.rule ? err.data.rule : null;
-  return [
-    `Your terms do not allow this: ${reason}`,
-    rule ? `Deciding rule: ${rule}.` : null,
-    advice,
-  ].filter(Boolean);
+  const message = String(err.serverMessage || '').trim();
+  if (/^your terms /i.test(message) && !/^your terms do not (permit|allow)[^:.]*:/i.test(message)) {
+    return [message];
+  }
+  const reason = refusalReason(message, 'it asks for data, an action or a purpose your terms rule out');
+  return [`Your terms do not allow this: ${reason}`, advice];
 }
 
 /** RFC 3339 in UTC, without milliseconds. */

@@ -345,7 +345,7 @@ test('terms: refuse, check, publish version 2; brands: invite, register, suspend
       await expectText(page.locator('.verify .message-success'), 'Your activity log is intact');
       for (const words of ['Published new terms', 'Created an invitation for a brand', 'A brand registered',
         'Suspended a brand', 'Resumed a brand', 'Terminated an agreement', 'Removed a brand']) {
-        await expectText(page.locator('.entry-what'), words);
+        await expectText(page.locator('li.entry'), words);
       }
       await shot(page, '13-activity');
     });

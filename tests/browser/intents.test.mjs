@@ -252,11 +252,11 @@ test('wishes: broadcast, live offer, accept with sharing, decline, withdraw', { 
     });
 
     await step(t, page, 'the form checks itself before sending', async () => {
-      await form().getByLabel('Area code (geohash)', { exact: true }).fill('u4pri');
+      await form().getByLabel('Area', { exact: true }).fill('u4pri');
       await page.getByRole('button', { name: 'Send my wish', exact: true }).click();
       await expectText(form().locator('.field-error'), 'Choose what kind of thing you are looking for.');
       await expectText(form().locator('.field-error'), 'Write what you are looking for.');
-      await expectText(form().locator('.field-error'), 'The area code cannot contain “i”');
+      await expectText(form().locator('.field-error'), 'The area cannot contain “i”');
       assert.equal(await page.getByLabel('What kind of thing', { exact: true }).evaluate((n) => n === document.activeElement), true,
         'focus goes to the first field with a problem');
       await page.locator('summary', { hasText: 'More details (optional)' }).click();
@@ -272,7 +272,7 @@ test('wishes: broadcast, live offer, accept with sharing, decline, withdraw', { 
     });
 
     await step(t, page, '"Use my location" becomes an area code of the chosen size, in the browser', async () => {
-      const code = form().getByLabel('Area code (geohash)', { exact: true });
+      const code = form().getByLabel('Area', { exact: true });
       await page.getByRole('button', { name: 'Use my location', exact: true }).click();
       await page.waitForFunction(() => document.querySelector('input[name="geohash"]').value === 'u4pru');
       await expectText(page.locator('.locate-status'), 'an area of about 5 km');
@@ -308,7 +308,9 @@ test('wishes: broadcast, live offer, accept with sharing, decline, withdraw', { 
     await step(t, page, 'send a lunch wish with an area, a price, two people, keywords and the email address', async () => {
       await page.getByLabel('How many people', { exact: true }).fill('2');
       await page.getByLabel('Amount', { exact: true }).fill('15.00');
-      await page.getByLabel('Currency', { exact: true }).fill('eur');
+      // The currency is a list whose choice is a real value, not a grey placeholder.
+      assert.match(await page.getByLabel('Currency', { exact: true }).inputValue(), /^[A-Z]{3}$/, 'a currency is chosen already');
+      await page.getByLabel('Currency', { exact: true }).selectOption('EUR');
       await page.getByLabel('Keywords', { exact: true }).fill('Vegan, terrace');
       await page.getByLabel('Email address (contact.email)', { exact: true }).check();
       assert.equal(await page.getByLabel('3 hours', { exact: true }).isChecked(), true, '3 hours is the default');
@@ -386,7 +388,7 @@ test('wishes: broadcast, live offer, accept with sharing, decline, withdraw', { 
       await expectText(offer.locator('.offer-brand'), `From ${BRAND_NAME}`);
       assert.match(await factValue(offer, 'Price').innerText(), /24\.00/);
       assert.equal((await factValue(offer, 'Where').innerText()).trim(), '3 Harbour Street');
-      assert.equal((await factValue(offer, 'It asks for').innerText()).trim(), 'Phone number (contact.phone)');
+      assert.equal((await factValue(offer, 'It asks for').innerText()).trim(), 'Phone number', 'named in words, without its path');
       assert.equal(await factValue(offer, 'Valid until').locator('time').count(), 1);
       const link = offer.locator('a.offer-link');
       assert.equal(await link.getAttribute('href'), 'https://bistro.example/menu?day=today');
@@ -404,7 +406,11 @@ test('wishes: broadcast, live offer, accept with sharing, decline, withdraw', { 
     });
 
     await step(t, page, 'accept it and share the phone number for 24 hours: the brand sees "accepted" with a grant', async () => {
-      await offer.getByLabel('Also share the data it asks for', { exact: true }).check();
+      // The terms allow the phone number for answering a wish, so it is ticked already.
+      const phone = offer.getByLabel('Phone number', { exact: true });
+      await page.waitForFunction((box) => box instanceof HTMLInputElement && !box.disabled,
+        await phone.elementHandle(), { timeout: ACTION_MS });
+      assert.equal(await phone.isChecked(), true, 'what the terms allow is ticked');
       assert.equal(await offer.getByLabel('For how long to share it', { exact: true }).inputValue(), '24', '24 hours unless changed');
       const acceptedAt = Date.now();
       await offer.getByRole('button', { name: /^Accept/ }).click();
@@ -495,7 +501,7 @@ test('wishes: broadcast, live offer, accept with sharing, decline, withdraw', { 
       await page.getByLabel('What kind of thing', { exact: true }).selectOption('travel.hotel');
       await page.getByLabel('What you are looking for', { exact: true }).fill(HOTEL);
       await page.getByRole('button', { name: 'No location', exact: true }).click();
-      assert.equal(await form().getByLabel('Area code (geohash)', { exact: true }).inputValue(), '');
+      assert.equal(await form().getByLabel('Area', { exact: true }).inputValue(), '');
       await page.getByRole('button', { name: 'Send my wish', exact: true }).click();
       await expectText(page.locator('.notice-slot .message-info'), 'Your wish is saved, but no brand heard it');
       const item = page.locator('li.intent').filter({ hasText: HOTEL }).first();
@@ -513,7 +519,7 @@ test('wishes: broadcast, live offer, accept with sharing, decline, withdraw', { 
       await openFromNav(page, 'Activity', 'Activity');
       await assertNoLiveStream(page, 'after leaving the Wishes screen');
       for (const words of ['Made a wish', 'A brand sent an offer', 'Accepted an offer', 'Declined an offer', 'Withdrew a wish']) {
-        await expectText(page.locator('.entry-what'), words);
+        await expectText(page.locator('li.entry'), words);
       }
     });
 

@@ -199,7 +199,8 @@ test('journey: set up, share, offer, read, revoke, export, back up, delete every
       await offer.waitFor();
       assert.equal(await page.evaluate(() => window.__sameDocument), true, 'the page was not reloaded');
       await shot(page, 'desktop-01-live-offer');
-      await offer.getByLabel('Also share the data it asks for', { exact: true }).check();
+      // What the terms allow is ticked once the vault has answered; accepting shares it.
+      await offer.locator('input[name="share_field"]:checked').first().waitFor();
       await offer.getByRole('button', { name: /^Accept/ }).click();
       await expectText(card.locator('.notice-slot .message-success'), `Accepted “Soup and bread”. ${BRAND_NAME} has been told`);
       const seen = await brandApi(server.url, brandToken, 'GET', `/brand/v1/offers/${offerId}`);
@@ -221,14 +222,15 @@ test('journey: set up, share, offer, read, revoke, export, back up, delete every
 
       await openFromNav(page, 'Activity', 'Activity');
       await expectText(page.locator('.verify .message-success'), 'Your activity log is intact');
-      await expectText(page.locator('.entry-what'), 'A brand read your data');
-      // The filter narrows the list to what brands did.
-      await page.getByLabel('Who did it', { exact: true }).selectOption('brand');
-      await expectText(page.locator('.filter-status'), /^Showing \d+ of the \d+ entries loaded\.$/);
-      assert.equal(await page.locator('li.entry:visible', { hasText: 'Made a wish' }).count(), 0, 'the person\'s own entries are hidden');
-      await expectText(page.locator('li.entry:visible .entry-what'), 'A brand read your data');
-      await page.getByLabel('Containing the words', { exact: true }).fill('read contact.email');
-      await expectText(page.locator('li.entry:visible .entry-what'), 'A brand read your data');
+      // The read is a sentence naming the brand and the data, not a code.
+      await expectText(page.locator('.entry-what'), /read your email address/);
+      // The filter narrows the list to brands' reads, in the vault, over the whole log.
+      await page.getByLabel('What', { exact: true }).selectOption('reads');
+      await expectText(page.locator('.filter-status'), /^Showing \d+ entr(y|ies) that match\.$/);
+      assert.equal(await page.locator('li.entry', { hasText: 'Made a wish' }).count(), 0, 'the person\'s own entries are left out');
+      await expectText(page.locator('li.entry .entry-what'), /read your email address/);
+      await page.getByLabel('Containing the words', { exact: true }).fill('read email');
+      await expectText(page.locator('li.entry .entry-what'), /read your email address/);
       await shot(page, 'desktop-02-activity-filtered');
     });
 
@@ -345,7 +347,7 @@ test('journey: set up, share, offer, read, revoke, export, back up, delete every
       await email.waitFor();
       assert.equal(await email.inputValue(), EMAIL, 'the restored vault holds the email address');
       await openFromNav(page, 'Activity', 'Activity');
-      await expectText(page.locator('.entry-what'), 'Restored the vault from a backup');
+      await expectText(page.locator('li.entry'), 'Restored the vault from a backup');
       await expectText(page.locator('.verify .message-success'), 'Your activity log is intact');
       const login = await fetchJson(`${server.url}/api/v1/session`, {
         method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ passphrase: NEW_PASSPHRASE }),

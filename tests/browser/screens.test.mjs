@@ -347,7 +347,8 @@ test('360 px: a wish, a live offer, accept, delete for good; a session that ends
       await offer.waitFor();
       await assertNoHorizontalOverflow(page, 'a live offer');
       await shot(page, 'phone-flow-01-offer');
-      await offer.getByLabel('Also share the data it asks for', { exact: true }).check();
+      // What the terms allow is ticked once the vault has answered; accepting shares it.
+      await offer.locator('input[name="share_field"]:checked').first().waitFor();
       await offer.getByRole('button', { name: /^Accept/ }).click();
       await expectText(card.locator('.notice-slot .message-success'), 'Accepted “Ramen, ready in ten minutes”.');
       await assertNoHorizontalOverflow(page, 'an accepted offer');
@@ -366,7 +367,7 @@ test('360 px: a wish, a live offer, accept, delete for good; a session that ends
       const late = await brandApi(server.url, brand.token, 'POST', `/brand/v1/intents/${wishSeen}/offers`, offerBody('Too late'));
       assert.equal(late.status, 404, `the wish is unknown to the brand now (got ${late.status}: ${JSON.stringify(late.data)})`);
       await openFromNav(page, 'Activity', 'Activity');
-      await expectText(page.locator('.entry-what'), 'Deleted a wish for good');
+      await expectText(page.locator('li.entry'), 'Deleted a wish for good');
     });
 
     await step(t, page, 'the session ends while typing: log in again, the typing is still there', async () => {

@@ -179,8 +179,8 @@ test('desktop: set up, add, reload, edit, activity, change passphrase, log out, 
       await expectScreen(page, 'Activity');
       await expectText(page.locator('.verify .message-success'), /Your activity log is intact \(\d+ entr(y|ies), verified\)/);
       // Adding and changing are told apart.
-      await expectText(page.locator('.entry-what'), /^Added contact\.email$/);
-      await expectText(page.locator('.entry-what'), /^Changed contact\.email$/);
+      await expectText(page.locator('.entry-what'), /^You added your email address\.$/);
+      await expectText(page.locator('.entry-what'), /^You changed your email address\.$/);
       await expectText(page.locator('.entry-what'), 'Created the vault');
       await shot(page, 'desktop-10-activity');
     });

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod activity;
 mod at_rest;
 mod audit;
 mod catalogue;
@@ -19,6 +20,7 @@ mod intents;
 mod kit;
 mod lifecycle;
 mod linking;
+mod lock;
 mod login_throttle;
 mod logs;
 mod oauth;
@@ -28,6 +30,7 @@ mod private_files;
 mod probing;
 mod readme;
 mod records;
+mod sharing;
 mod streams;
 mod support;
 mod terms;

@@ -334,6 +334,8 @@ fn of_brand<'a>(export: &'a Value, section: &str, client_id: &str) -> Vec<&'a Va
 /// every section identical, the audit log of the backup as the start of the new log (the
 /// `vault.backed_up` entry written after the copy is not in it), then the restore.
 fn assert_same_vault(before: &Value, after: &Value) {
+    // A restored vault holds its brands until the person resumes them; otherwise the same.
+    let after = &without_restore_hold(after);
     for section in SECTIONS {
         assert_eq!(before[section], after[section], "{section} differ");
     }
@@ -354,6 +356,42 @@ fn assert_same_vault(before: &Value, after: &Value) {
     assert_eq!(added.last(), Some(&"vault.exported"), "{added:?}");
     assert_valid(after);
     assert_chain(after);
+}
+
+/// The owner resumes a brand the restore held.
+async fn resume(app: &TestApp, owner: &str, client_id: &str) {
+    let (status, body) = crate::kit::brand::owner_call(
+        app,
+        owner,
+        reqwest::Method::POST,
+        &format!("/api/v1/brands/{client_id}/resume"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "active", "{body}");
+    assert_eq!(body["held_after_restore"], false, "{body}");
+}
+
+/// `after` with each brand the restore held (suspended, `held_after_restore`) put back as it
+/// was before: asserts that the hold is there, and lets the rest be compared as it was.
+fn without_restore_hold(after: &Value) -> Value {
+    let mut after = after.clone();
+    for brand in after["brands"].as_array_mut().into_iter().flatten() {
+        let record = if brand.get("value").is_some() {
+            &mut brand["value"]
+        } else {
+            brand
+        };
+        assert_eq!(
+            record["held_after_restore"], true,
+            "a restored brand is held: {record}"
+        );
+        assert_eq!(record["status"], "suspended", "{record}");
+        record["status"] = json!("active");
+        record.as_object_mut().unwrap().remove("held_after_restore");
+    }
+    after
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -812,6 +850,90 @@ async fn the_export_holds_every_kind_of_object_and_validates_against_its_schema(
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
+async fn a_restored_vault_holds_every_brand_until_the_person_resumes_it() {
+    let full = Full::start().await;
+    let app = &full.app;
+    let old_token = full.bistro.brand.access_token(app).await;
+    let (backup, entries) = backup(app, &full.owner).await;
+    // Deleting everything told the brands their access ended; the backup predates that.
+    delete_everything(app, &full.owner, PASSPHRASE).await;
+    let owner = restore_ok(app, &backup, &[("passphrase", PASSPHRASE)], entries).await;
+
+    let brands: Value = app.get_json(&owner, "/api/v1/brands").await;
+    let brands = brands["brands"].as_array().unwrap();
+    assert_eq!(brands.len(), 2, "{brands:?}");
+    for brand in brands {
+        assert_eq!(
+            (&brand["status"], &brand["held_after_restore"]),
+            (&json!("suspended"), &json!(true)),
+            "{brand}"
+        );
+    }
+    // The brand's token, its client credentials and its grant are all refused, saying why.
+    let res = crate::kit::brand::brand_call(app, &old_token).await;
+    assert_eq!(res.status(), 403);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("restored their vault from a backup"),
+        "{body}"
+    );
+    let (status, body) = full.bistro.brand.token_response(app, &[]).await;
+    assert_ne!(status, 200, "{body}");
+    let (status, body) = full
+        .bistro
+        .brand
+        .token_response(
+            app,
+            &[(
+                "authorization_details",
+                &crate::kit::grant::grant_details(&full.grant),
+            )],
+        )
+        .await;
+    assert_ne!(status, 200, "no grant token while held: {body}");
+    let held = crate::kit::grant::audit_entries(app, &owner, "brands.held_after_restore").await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(
+        held[0]["detail"]["brands"].as_array().unwrap().len(),
+        2,
+        "{held:?}"
+    );
+
+    // Resumed by the person, one brand works again; the other stays held.
+    resume(app, &owner, &full.bistro.brand.client_id).await;
+    let token = full.bistro.brand.access_token(app).await;
+    assert_eq!(
+        crate::kit::brand::brand_call(app, &token).await.status(),
+        200
+    );
+    let shop: Value = app
+        .get_json(
+            &owner,
+            &format!("/api/v1/brands/{}", full.shop.brand.client_id),
+        )
+        .await;
+    assert_eq!(shop["held_after_restore"], true, "{shop}");
+    // Unlocking again later does not hold the resumed brand a second time.
+    let (status, _) = crate::kit::brand::owner_call(
+        app,
+        &owner,
+        reqwest::Method::POST,
+        "/api/v1/vault/lock",
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(app.login(PASSPHRASE).await.status(), 201);
+    assert_eq!(
+        crate::kit::brand::brand_call(app, &token).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
 async fn a_backup_restored_over_the_api_after_deleting_everything_is_the_same_vault() {
     let full = Full::start().await;
     let app = &full.app;
@@ -825,7 +947,11 @@ async fn a_backup_restored_over_the_api_after_deleting_everything_is_the_same_va
     let owner = restore_ok(app, &backup, &[("passphrase", PASSPHRASE)], entries).await;
     assert_eq!(state(app).await, "unsealed");
     assert_same_vault(&before, &export(app, &owner).await);
-    // The brands are back too: the bistro's credentials work again.
+    // The brands are back too, but held: the bistro's credentials work again only once the
+    // person resumed it.
+    let (status, refused) = full.bistro.brand.token_response(app, &[]).await;
+    assert_ne!(status, 200, "a held brand gets no token: {refused}");
+    resume(app, &owner, &full.bistro.brand.client_id).await;
     full.bistro.brand.access_token(app).await;
     let restored = crate::kit::grant::audit_entries(app, &owner, "vault.restored").await;
     assert_eq!(restored.len(), 1, "{restored:?}");

@@ -1,13 +1,15 @@
 // @ts-check
-// Activity: the vault's tamper-evident log, newest first, with a check that
-// the chain of hashes is intact, and a filter over the entries loaded so far
-// (by who acted, and by words), applied here in the page.
+// Activity: the vault's tamper-evident log, newest first and grouped by day,
+// with a check that the chain of hashes is intact. Each entry reads as a
+// sentence with the brand's name; the filter (what, which brand, words) is
+// applied by the vault to the whole log, page by page.
 
 import { api, ApiError, Interrupted } from '../api.js';
 import { el, messageBox, focusElement, announce, setBusy, timeEl } from '../dom.js';
 import { actions } from '../form.js';
 
-const PAGE_SIZE = 50;
+// A phone screen's worth at a time; "Show more" brings the next.
+const PAGE_SIZE = 20;
 
 // Plain words for the action codes we know about. Unknown codes are shown
 // as they are rather than guessed at. See actionLabel() for the ones whose
@@ -68,12 +70,17 @@ const ACTION_LABELS = {
   'brand.erased': 'Removed a brand and deleted everything about it',
 };
 
-// The filter's choices: which actors each one shows.
-const WHO = [
-  { value: 'all', label: 'Everyone' },
-  { value: 'owner', label: 'You' },
-  { value: 'brand', label: 'Brands' },
-  { value: 'system', label: 'The vault itself' },
+// The filter's kinds, as the vault sorts its entries (GET /api/v1/audit?kind=).
+const KINDS = [
+  { value: 'all', label: 'Everything' },
+  { value: 'reads', label: 'Brands reading your data' },
+  { value: 'sharing', label: 'Sharing' },
+  { value: 'wishes', label: 'Wishes and offers' },
+  { value: 'brands', label: 'Brands and their agreements' },
+  { value: 'data', label: 'Your data' },
+  { value: 'terms', label: 'Your terms' },
+  { value: 'security', label: 'Logins, locking and keys' },
+  { value: 'vault', label: 'Backups, exports and the vault' },
 ];
 
 const ACTOR_LABELS = { owner: 'You', system: 'The vault', brand: 'A brand' };
@@ -83,11 +90,17 @@ export function render(container) {
     container,
     heading: el('h1', {}, 'Activity'),
     verifyHost: el('div', { class: 'verify' }),
-    list: el('ol', { class: 'entries' }),
+    list: el('div', { class: 'days' }),
     listHost: el('div', { class: 'entries-host', 'aria-busy': 'true' }),
     moreHost: el('div', { class: 'more' }),
     nextBefore: null,
     count: 0,
+    /** The day heading the last entry went under. */
+    lastDay: '',
+    /** @type {HTMLOListElement | null} */
+    lastList: null,
+    /** Bumped on each new filter, so an older answer arriving late is dropped. */
+    generation: 0,
     filterStatus: el('p', { class: 'hint filter-status', role: 'status' }),
   };
   const filter = filterForm(view);
@@ -105,6 +118,7 @@ export function render(container) {
   );
 
   verify(view);
+  loadBrands(view);
   loadPage(view, null);
 }
 
@@ -152,79 +166,110 @@ async function verify(view) {
 // --- Filter ------------------------------------------------------------
 
 function filterForm(view) {
-  const who = el('select', { id: 'activity-who', name: 'who' },
-    WHO.map((w) => el('option', { value: w.value }, w.label)));
+  const kind = el('select', { id: 'activity-kind', name: 'kind' },
+    KINDS.map((k) => el('option', { value: k.value }, k.label)));
+  const brand = el('select', { id: 'activity-brand', name: 'brand' }, el('option', { value: '' }, 'Any brand'));
   const words = el('input', { type: 'search', id: 'activity-words', name: 'words', autocomplete: 'off', spellcheck: 'false', 'aria-describedby': 'activity-words-hint' });
-  view.filter = { who, words };
-  const changed = () => applyFilter(view, { speak: true });
-  who.addEventListener('change', changed);
+  view.filter = { kind, brand, words };
+  let timer = 0;
+  const changed = () => {
+    clearTimeout(timer);
+    timer = window.setTimeout(() => reload(view), 250);
+  };
+  kind.addEventListener('change', () => reload(view));
+  brand.addEventListener('change', () => reload(view));
   words.addEventListener('input', changed);
-  // Nothing to send: the filter works on what is already on the page.
-  return el('form', { class: 'activity-filter', role: 'search', 'aria-label': 'Filter the activity', onsubmit: (e) => e.preventDefault() },
-    el('div', { class: 'field' }, el('label', { for: 'activity-who' }, 'Who did it'), who),
+  // The vault filters the whole log, not only the entries on the page.
+  return el('form', { class: 'activity-filter', role: 'search', 'aria-label': 'Filter the activity', onsubmit: (e) => { e.preventDefault(); reload(view); } },
+    el('div', { class: 'field' }, el('label', { for: 'activity-kind' }, 'What'), kind),
+    el('div', { class: 'field' }, el('label', { for: 'activity-brand' }, 'Brand'), brand),
     el('div', { class: 'field' }, el('label', { for: 'activity-words' }, 'Containing the words'),
-      el('p', { class: 'hint', id: 'activity-words-hint' }, 'For example “read”, “contact.email” or a brand’s name.'), words),
+      el('p', { class: 'hint', id: 'activity-words-hint' }, 'For example “read”, “email” or a brand’s name.'), words),
   );
 }
 
-/** Hide the entries the filter leaves out, and say how many are shown. */
-function applyFilter(view, { speak = false } = {}) {
-  if (!view.filter) return;
-  const who = view.filter.who.value;
-  const words = view.filter.words.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
-  let shown = 0;
-  for (const item of view.list.children) {
-    const match = (who === 'all' || item.dataset.actor === who)
-      && words.every((w) => item.dataset.search.includes(w));
-    item.hidden = !match;
-    if (match) shown += 1;
+/** The brands the filter can name; without them the filter still works by words. */
+async function loadBrands(view) {
+  try {
+    const { data } = await api('GET', '/api/v1/brands');
+    if (!view.container.isConnected) return;
+    const brands = (data && Array.isArray(data.brands)) ? data.brands : [];
+    view.filter.brand.append(...brands
+      .map((b) => ({ id: String(b.client_id), name: String(b.client_name || b.client_id) }))
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((b) => el('option', { value: b.id }, b.name)));
+  } catch (err) {
+    if (err instanceof Interrupted) return;
+    view.filter.brand.disabled = true;
   }
-  const filtering = who !== 'all' || words.length > 0;
-  let text = '';
-  if (filtering) {
-    text = shown
-      ? `Showing ${shown} of the ${view.count} entries loaded.`
-      : `None of the ${view.count} entries loaded matches.${view.nextBefore !== null && view.nextBefore !== undefined ? ' Load older entries to look further back.' : ''}`;
-  }
-  view.filterStatus.textContent = text;
-  if (speak && text) announce(text);
+}
+
+function filterQuery(view) {
+  const params = new URLSearchParams();
+  if (!view.filter) return params;
+  if (view.filter.kind.value !== 'all') params.set('kind', view.filter.kind.value);
+  if (view.filter.brand.value) params.set('brand', view.filter.brand.value);
+  const words = view.filter.words.value.trim();
+  if (words) params.set('q', words);
+  return params;
+}
+
+function filtering(view) {
+  return [...filterQuery(view).keys()].length > 0;
+}
+
+/** Start the list again with the filter as it now is. */
+function reload(view) {
+  view.generation += 1;
+  view.list.replaceChildren();
+  view.count = 0;
+  view.lastDay = '';
+  view.lastList = null;
+  view.nextBefore = null;
+  view.moreHost.replaceChildren();
+  view.listHost.setAttribute('aria-busy', 'true');
+  loadPage(view, null, { speak: true });
 }
 
 // --- Entries ------------------------------------------------------------
 
-async function loadPage(view, before) {
+async function loadPage(view, before, { speak = false } = {}) {
+  const generation = view.generation;
   const button = view.moreHost.querySelector('button');
   if (button) setBusy(button, true, 'Loading…');
-  const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  const params = filterQuery(view);
+  params.set('limit', String(PAGE_SIZE));
   if (before !== null && before !== undefined) params.set('before', String(before));
 
   try {
     const { data } = await api('GET', `/api/v1/audit?${params}`);
-    if (!view.container.isConnected) return;
+    if (!view.container.isConnected || generation !== view.generation) return;
     const entries = (data && Array.isArray(data.entries)) ? data.entries : [];
     view.nextBefore = data && data.next_before !== undefined ? data.next_before : null;
 
     const firstPage = before === null;
     if (firstPage) {
-      view.listHost.replaceChildren(entries.length
-        ? view.list
-        : el('div', { class: 'empty' }, el('p', {}, 'Nothing has happened in your vault yet.')));
+      let empty = 'Nothing has happened in your vault yet.';
+      if (filtering(view)) empty = 'Nothing matches this filter.';
+      if (filtering(view) && view.nextBefore !== null) empty = 'Nothing matches in the most recent activity.';
+      view.listHost.replaceChildren(entries.length ? view.list : el('div', { class: 'empty' }, el('p', {}, empty)));
     }
-    const items = entries.map(entryItem);
-    view.list.append(...items);
+    const items = entries.map((entry) => addEntry(view, entry));
     view.count += entries.length;
-    applyFilter(view);
     renderMore(view);
+    const text = filtering(view) ? `Showing ${view.count} ${view.count === 1 ? 'entry' : 'entries'} that match.` : '';
+    view.filterStatus.textContent = text;
+    if (speak && text) announce(text);
 
     if (!firstPage) {
       // Put keyboard users on the first entry they have not seen yet.
-      const text = entries.length ? `Loaded ${entries.length} older ${entries.length === 1 ? 'entry' : 'entries'}.` : 'No older entries.';
-      announce(text);
+      const more = entries.length ? `Showing ${entries.length} more.` : 'Nothing more matches.';
+      announce(more);
       if (items.length) focusElement(items[0]);
       else focusElement(view.moreHost.querySelector('p, button') || view.heading);
     }
   } catch (err) {
-    if (err instanceof Interrupted || !view.container.isConnected) return;
+    if (err instanceof Interrupted || !view.container.isConnected || generation !== view.generation) return;
     const message = `Could not load activity. ${err instanceof ApiError ? err.message : ''}`.trim();
     const retry = el('button', { type: 'button', class: 'button' }, 'Try again');
     retry.addEventListener('click', () => loadPage(view, before));
@@ -235,20 +280,45 @@ async function loadPage(view, before) {
     }
     announce(message, { assertive: true });
   } finally {
-    view.listHost.removeAttribute('aria-busy');
+    if (generation === view.generation) view.listHost.removeAttribute('aria-busy');
   }
 }
 
 function renderMore(view) {
   if (view.nextBefore === null || view.nextBefore === undefined) {
-    view.moreHost.replaceChildren(view.count
+    view.moreHost.replaceChildren(view.count && !filtering(view)
       ? el('p', { class: 'hint end-of-log' }, 'This is the beginning of your activity log.')
       : '');
     return;
   }
-  const more = el('button', { type: 'button', class: 'button' }, 'Load older');
+  const more = el('button', { type: 'button', class: 'button' }, filtering(view) ? 'Look further back' : 'Show more');
   more.addEventListener('click', () => loadPage(view, view.nextBefore));
   view.moreHost.replaceChildren(actions(more));
+}
+
+/** "Today", "Yesterday" or the date, in the person's own time zone. */
+function dayLabel(at) {
+  const date = new Date(at);
+  if (Number.isNaN(date.getTime())) return 'Unknown day';
+  const day = (d) => d.toLocaleDateString(undefined, { year: 'numeric', month: '2-digit', day: '2-digit' });
+  const today = new Date();
+  const yesterday = new Date(today.getTime() - 86_400_000);
+  if (day(date) === day(today)) return 'Today';
+  if (day(date) === day(yesterday)) return 'Yesterday';
+  return date.toLocaleDateString(undefined, { weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' });
+}
+
+/** Put an entry under its day's heading, starting a new day when it changes. */
+function addEntry(view, entry) {
+  const day = dayLabel(entry.at);
+  if (day !== view.lastDay || !view.lastList) {
+    view.lastDay = day;
+    view.lastList = el('ol', { class: 'entries' });
+    view.list.append(el('section', { class: 'day' }, el('h3', { class: 'day-title' }, day), view.lastList));
+  }
+  const item = entryItem(entry);
+  view.lastList.append(item);
+  return item;
 }
 
 /** What happened, in words. */
@@ -264,15 +334,24 @@ function actionLabel(entry) {
   return ACTION_LABELS[entry.action] || entry.action || 'Unknown action';
 }
 
+/** The time of day only: the day is the heading above. */
+function timeOfDay(at) {
+  const date = new Date(at);
+  const text = Number.isNaN(date.getTime()) ? String(at) : date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+  return el('time', { datetime: String(at) }, text);
+}
+
 function entryItem(entry) {
   const action = actionLabel(entry);
-  const actor = ACTOR_LABELS[entry.actor] || entry.actor || 'Unknown';
+  const actor = entry.actor === 'brand' && entry.brand_name ? entry.brand_name : (ACTOR_LABELS[entry.actor] || entry.actor || 'Unknown');
+  const summary = typeof entry.summary === 'string' && entry.summary ? entry.summary : null;
 
   const details = el('details', { class: 'entry-details' },
     el('summary', {}, 'Technical details'),
     el('dl', {},
       detailRow('Entry number', String(entry.seq)),
       detailRow('Action code', entry.action),
+      detailRow('About', entry.target),
       entry.detail !== null && entry.detail !== undefined
         ? detailRow('Details', JSON.stringify(entry.detail)) : null,
       detailRow('Hash', entry.hash),
@@ -280,14 +359,9 @@ function entryItem(entry) {
     ),
   );
 
-  // What the filter's words are looked for in.
-  const search = [action, actor, entry.action, entry.target, entry.detail ? JSON.stringify(entry.detail) : '']
-    .join(' ').toLowerCase();
-  return el('li', { class: 'entry', 'data-actor': String(entry.actor || ''), 'data-search': search },
-    el('p', { class: 'entry-what' },
-      el('strong', {}, action),
-      entry.target ? [' ', el('code', {}, entry.target)] : null),
-    el('p', { class: 'entry-meta' }, actor, ' · ', timeEl(entry.at)),
+  return el('li', { class: `entry kind-${String(entry.kind || 'vault')}`, 'data-actor': String(entry.actor || ''), 'data-seq': String(entry.seq) },
+    el('p', { class: 'entry-what' }, summary || action),
+    el('p', { class: 'entry-meta' }, timeOfDay(entry.at), ' · ', actor, summary ? [' · ', el('span', { class: 'entry-label' }, action)] : null),
     details,
   );
 }

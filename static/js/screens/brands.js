@@ -17,6 +17,12 @@ const MAX_NOTE = 200;
 
 const INVITATION_STATUS = { active: 'Active', spent: 'Used up', expired: 'Expired' };
 const BRAND_STATUS = { active: 'Active', suspended: 'Suspended' };
+
+/** "Paused after the restore" rather than "Suspended" when the vault did it. */
+function statusLabel(brand) {
+  if (brand.status === 'suspended' && brand.held_after_restore) return 'Paused after the restore';
+  return BRAND_STATUS[brand.status] || brand.status;
+}
 const AGREEMENT_STATUS = { accepted: 'Accepted', withdrawn: 'Withdrawn by the brand', terminated: 'Terminated by you' };
 
 // What each scope lets a brand do, in the person's words.
@@ -337,11 +343,13 @@ function brandItem(view, brand) {
   const scopes = String(brand.scope || '').split(/\s+/).filter(Boolean).map((s) => SCOPES[s] || s);
 
   const item = el('li', { class: `card brand-card status-${brand.status}`, 'data-client-id': String(brand.client_id) },
-    el('h3', { class: 'card-title' }, name, ' ', el('span', { class: `tag tag-${brand.status}` }, BRAND_STATUS[brand.status] || brand.status)),
+    el('h3', { class: 'card-title' }, name, ' ', el('span', { class: `tag tag-${brand.status}` }, statusLabel(brand))),
     // A brand waiting to accept new terms gets the one sentence that says what that means.
     waiting ? null : el('p', { class: `agreement-line agreement-${agreement.kind}` },
       agreement.text, agreement.when ? [' on ', timeEl(agreement.when), '.'] : null),
-    suspended ? el('p', { class: 'agreement-line agreement-warning' }, 'Suspended: it can get nothing from your vault until you resume it.') : null,
+    suspended && brand.held_after_restore
+      ? el('p', { class: 'agreement-line agreement-warning held-after-restore' }, 'Paused because you restored your vault from a backup: it can get nothing from your vault until you resume it. Resume it only if it should still have access — the backup may be older than what you told it since, such as that its access ended.')
+      : (suspended ? el('p', { class: 'agreement-line agreement-warning' }, 'Suspended: it can get nothing from your vault until you resume it.') : null),
     waiting ? el('p', { class: 'agreement-line agreement-warning terms-waiting' }, waiting.text, ' It was told on ', timeEl(waiting.when), '.') : null,
     el('dl', { class: 'facts' },
       fact('Client ID', el('code', {}, String(brand.client_id))),

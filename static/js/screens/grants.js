@@ -279,8 +279,8 @@ function grantItem(view, grant, { withBrand }) {
       active ? fact('Until', timeEl(grant.expires_at)) : null,
       !active && grant.status === 'revoked' && grant.revoked_at ? fact('Revoked', timeEl(grant.revoked_at)) : null,
       !active && grant.status === 'expired' ? fact('Expired', timeEl(grant.expires_at)) : null,
-      fact('Used', usesText(grant)),
-      fact('Last used', grant.last_used_at ? timeEl(grant.last_used_at) : 'Not yet'),
+      fact('Used', el('span', { class: 'grant-uses' }, usesText(grant))),
+      fact('Last used', el('span', { class: 'grant-last-used' }, grant.last_used_at ? timeEl(grant.last_used_at) : 'Not yet')),
       fact('How it started', GRANT_ORIGIN[grant.origin] || grant.origin),
       fact('Created', grant.created_at ? timeEl(grant.created_at) : null),
       fact('Told', toldText(name, grant.brand_told)),
@@ -296,7 +296,10 @@ function grantItem(view, grant, { withBrand }) {
     accessesHost,
   );
 
-  history.addEventListener('click', () => toggleAccesses(view, grant, history, accessesHost));
+  history.addEventListener('click', () => {
+    toggleAccesses(view, grant, history, accessesHost);
+    refreshUses(item, grant);
+  });
   if (revoke) {
     revoke.addEventListener('click', () => {
       view.activeNotice.replaceChildren();
@@ -324,6 +327,26 @@ async function revokeGrant(view, grant, name, what, { yes, error }) {
     setBusy(yes, false);
     error.show(`Not revoked: ${errorText(err)}`);
     announce(`Not revoked: ${errorText(err)}`, { assertive: true });
+  }
+}
+
+/**
+ * The brand may have used the grant since the list was loaded: asked for
+ * its history, the card's use count and last use are brought up to date
+ * too, so "Used 0 times" never sits next to two reads.
+ */
+async function refreshUses(item, grant) {
+  try {
+    const { data } = await api('GET', `/api/v1/grants/${encodeURIComponent(grant.id)}`);
+    if (!item.isConnected || !data) return;
+    Object.assign(grant, { uses: data.uses, last_used_at: data.last_used_at, max_uses: data.max_uses });
+    const uses = item.querySelector('.grant-uses');
+    const last = item.querySelector('.grant-last-used');
+    if (uses) uses.textContent = usesText(grant);
+    if (last) last.replaceChildren(grant.last_used_at ? timeEl(grant.last_used_at) : 'Not yet');
+  } catch (err) {
+    if (err instanceof Interrupted) return;
+    // The history itself says what happened; the count waits for the next load.
   }
 }
 
@@ -423,11 +446,13 @@ function renderForm(view, { brandsFailed, recordsFailed }) {
 
   const purposeSelect = el('select', { name: 'purpose' },
     PURPOSES.map((p) => el('option', { value: p.id }, p.label)));
+  const purposeWhy = el('p', { class: 'hint purpose-why', hidden: true });
   const purpose = field({
     label: 'Why (the purpose)',
-    hint: 'The brand may use the data for this purpose only. Your terms decide which purposes are allowed.',
+    hint: 'The brand may use the data for this purpose only. Your terms decide which purposes are allowed: those they rule out for the data you ticked are marked “not allowed”.',
     control: purposeSelect,
   });
+  purpose.root.append(purposeWhy);
 
   const expiryRadios = EXPIRY_CHOICES.map((c) => radio({ name: 'expiry', value: c.value, label: c.label, checked: c.value === DEFAULT_EXPIRY }));
   const dateRadio = radio({ name: 'expiry', value: 'date', label: 'Until a date' });
@@ -467,6 +492,48 @@ function renderForm(view, { brandsFailed, recordsFailed }) {
   brandSelect.addEventListener('change', () => brand.clearError());
   maxUses.control.addEventListener('input', () => maxUses.clearError());
   for (const c of [...recordChecks, ...categoryChecks]) c.input.addEventListener('change', () => data.clearError());
+
+  // Ask the terms, before the person tries, which purposes they allow for
+  // this brand, this data and this access; mark the others with the reason.
+  /** @type {Map<string, {allowed: boolean, reason: string}>} */
+  let verdicts = new Map();
+  let asked = 0;
+  const showWhy = () => {
+    const v = verdicts.get(purposeSelect.value);
+    purposeWhy.hidden = !(v && !v.allowed);
+    purposeWhy.textContent = v && !v.allowed ? `Not allowed: ${v.reason}` : '';
+  };
+  const markPurposes = async () => {
+    const ticket = ++asked;
+    const fields = [...recordChecks, ...categoryChecks].filter((c) => c.input.checked).map((c) => c.input.value);
+    const clientId = brandSelect.value;
+    let next = new Map();
+    if (clientId && fields.length) {
+      try {
+        const { data: answer } = await api('POST', '/api/v1/sharing/check', {
+          body: { client_id: clientId, fields, actions: readWrite.input.checked ? ['read', 'write'] : ['read'], purposes: PURPOSES.map((p) => p.id) },
+        });
+        for (const p of (answer && Array.isArray(answer.purposes)) ? answer.purposes : []) {
+          next.set(String(p.purpose), { allowed: Boolean(p.allowed), reason: String(p.reason || '') });
+        }
+      } catch (err) {
+        // Without the answer nothing is marked; the vault still checks on sharing.
+        if (err instanceof Interrupted) return;
+        next = new Map();
+      }
+    }
+    if (ticket !== asked || !form.isConnected) return;
+    verdicts = next;
+    for (const option of purposeSelect.options) {
+      const known = PURPOSES.find((p) => p.id === option.value);
+      const v = verdicts.get(option.value);
+      option.textContent = `${known ? known.label : option.value}${v && !v.allowed ? ' (not allowed)' : ''}`;
+    }
+    showWhy();
+  };
+  brandSelect.addEventListener('change', markPurposes);
+  for (const c of [...recordChecks, ...categoryChecks, readOnly, readWrite]) c.input.addEventListener('change', markPurposes);
+  purposeSelect.addEventListener('change', showWhy);
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();

@@ -187,6 +187,7 @@ function renderRestore(container, ctx) {
     el('h1', {}, 'Restore from a backup'),
     el('p', { class: 'lead' }, 'Bring back a vault from a backup file. Everything in it comes back: your data, terms, brands, what you shared and the activity log.'),
     el('p', {}, 'You need the passphrase the vault had when the backup was made, or its recovery key.'),
+    el('p', { class: 'restore-brands' }, 'Brands in the backup come back paused: none of them can read your data, get your wishes or use what you shared until you look at it on the Brands page and resume it. The backup may be older than what you told them since, for example that their access ended.'),
     form,
     el('p', { class: 'aside-link' }, el('a', { href: '#/setup' }, 'Back to setting up a new vault')),
   );
@@ -233,9 +234,10 @@ function renderRestore(container, ctx) {
       keyField.control.value = '';
       const entries = data && data.backup ? Number(data.backup.entries) : null;
       ctx.sessionStarted(data || {});
+      const held = BRANDS_HELD;
       ctx.flash(entries !== null && !Number.isNaN(entries)
-        ? `Your vault was restored from the backup (${entries} stored ${entries === 1 ? 'item' : 'items'}).`
-        : 'Your vault was restored from the backup.', 'success');
+        ? `Your vault was restored from the backup (${entries} stored ${entries === 1 ? 'item' : 'items'}). ${held}`
+        : `Your vault was restored from the backup. ${held}`, 'success');
       ctx.navigate('records');
     } catch (err) {
       if (err instanceof Interrupted || !container.isConnected) return;
@@ -293,6 +295,9 @@ function checkRestore({ file, passphrase, keyField, next, usingKey }) {
 }
 
 /** A progress bar for the upload, then a note while the vault checks it. */
+// What the person must know after a restore about their brands.
+const BRANDS_HELD = 'Brands in it are paused until you review each one on the Brands page and resume it.';
+
 function restoreProgress(slot) {
   const bar = el('progress', { max: '100', value: '0', 'aria-label': 'Restoring your vault' });
   const text = el('p', {}, 'Sending your backup…');

@@ -26,7 +26,33 @@ const EXPIRY_CHOICES = [
 
 const DEFAULT_EXPIRY = '3h';
 
-// Geohash length -> the size of its cell, in words.
+// The currencies a wish's price can be in, most used first.
+const CURRENCIES = [
+  { code: 'EUR', name: 'Euro' },
+  { code: 'GBP', name: 'Pound sterling' },
+  { code: 'USD', name: 'US dollar' },
+  { code: 'CHF', name: 'Swiss franc' },
+  { code: 'CAD', name: 'Canadian dollar' },
+  { code: 'AUD', name: 'Australian dollar' },
+  { code: 'JPY', name: 'Japanese yen' },
+  { code: 'SEK', name: 'Swedish krona' },
+  { code: 'NOK', name: 'Norwegian krone' },
+  { code: 'DKK', name: 'Danish krone' },
+  { code: 'PLN', name: 'Polish złoty' },
+  { code: 'CZK', name: 'Czech koruna' },
+  { code: 'NZD', name: 'New Zealand dollar' },
+  { code: 'INR', name: 'Indian rupee' },
+  { code: 'BRL', name: 'Brazilian real' },
+];
+
+/** The browser's region's currency when it is in the list, else the euro. */
+function defaultCurrency() {
+  const region = (navigator.language || '').split('-')[1] || '';
+  const byRegion = { GB: 'GBP', US: 'USD', CH: 'CHF', CA: 'CAD', AU: 'AUD', JP: 'JPY', SE: 'SEK', NO: 'NOK', DK: 'DKK', PL: 'PLN', CZ: 'CZK', NZ: 'NZD', IN: 'INR', BR: 'BRL' };
+  return byRegion[region.toUpperCase()] || 'EUR';
+}
+
+// Area code length -> the size of its cell, in words.
 export const CELL_SIZES = {
   1: 'about 5,000 km',
   2: 'about 1,250 km',
@@ -224,8 +250,8 @@ function locationFields(view) {
   const clear = el('button', { type: 'button', class: 'button', 'data-action': 'clear-location' }, 'No location');
   const status = el('p', { class: 'hint locate-status', hidden: true });
   const geohash = field({
-    label: 'Area code (geohash)',
-    hint: `Filled in by “Use my location”, or type one: up to ${view.limits.max_geohash_chars} characters; the shorter, the larger the area. Empty: anywhere.`,
+    label: 'Area',
+    hint: `“Use my location” fills this in: a short code that stands for the area around you, worked out on this device. Only this code is sent, never where you are exactly. A shorter code means a larger area (up to ${view.limits.max_geohash_chars} letters and digits). Leave it empty for anywhere.`,
     control: el('input', {
       type: 'text', name: 'geohash', maxlength: '12', autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false', class: 'mono',
     }),
@@ -244,7 +270,7 @@ function locationFields(view) {
 
   if (!('geolocation' in navigator) || !window.isSecureContext) {
     useLocation.disabled = true;
-    status.textContent = 'This browser cannot tell your location on this page; type an area code instead.';
+    status.textContent = 'This browser cannot tell your location on this page. Leave the area empty to hear from brands anywhere, or paste an area you were given.';
     status.hidden = false;
   }
 
@@ -307,7 +333,7 @@ function locationFields(view) {
       if (!code) return;
       const bad = [...code].find((ch) => !GEOHASH_PATTERN.test(ch));
       if (bad) {
-        problem(geohash, `The area code cannot contain “${bad}”: use digits and lowercase letters other than a, i, l and o.`);
+        problem(geohash, `The area cannot contain “${bad}”: it is made of digits and lowercase letters other than a, i, l and o. “Use my location” fills it in for you.`);
         return;
       }
       if (code.length > view.limits.max_geohash_chars) {
@@ -322,11 +348,11 @@ function locationFields(view) {
 function locateProblem(failure) {
   switch (failure && failure.code) {
     case 1: // PERMISSION_DENIED
-      return 'Your browser did not let this page know your location. Allow it in the browser’s settings, or type an area code.';
+      return 'Your browser did not let this page know your location. Allow it in the browser’s settings, or leave the area empty to hear from brands anywhere.';
     case 3: // TIMEOUT
-      return 'Finding your location took too long. Try again, or type an area code.';
+      return 'Finding your location took too long. Try again, or leave the area empty to hear from brands anywhere.';
     default:
-      return 'Your location could not be found. Try again, or type an area code.';
+      return 'Your location could not be found. Try again, or leave the area empty to hear from brands anywhere.';
   }
 }
 
@@ -346,15 +372,16 @@ function moreFields(limits) {
     label: 'Amount',
     control: el('input', { type: 'text', name: 'price_amount', inputmode: 'decimal', autocomplete: 'off', placeholder: '15.00' }),
   });
+  // A list, not a text box: a greyed-out "EUR" looked like a value, and an
+  // empty box was then refused. The first choice is a real value.
   const currency = field({
     label: 'Currency',
-    control: el('input', {
-      type: 'text', name: 'price_currency', maxlength: '3', autocomplete: 'off', autocapitalize: 'characters', spellcheck: 'false', placeholder: 'EUR',
-    }),
+    control: el('select', { name: 'price_currency' },
+      CURRENCIES.map((c) => el('option', { value: c.code, selected: c.code === defaultCurrency() }, `${c.name} (${c.code})`))),
   });
   const price = el('fieldset', { class: 'fieldset' },
     el('legend', {}, 'The most you want to pay'),
-    el('p', { class: 'hint' }, 'A number such as 15 or 15.50, and a 3-letter currency code such as EUR, GBP or USD.'),
+    el('p', { class: 'hint' }, 'A number such as 15 or 15.50, in the currency you choose.'),
     el('div', { class: 'pair-row' }, amount.root, currency.root));
 
   const party = field({
@@ -410,7 +437,7 @@ function moreFields(limits) {
           ok = false;
         }
         if (!/^[A-Z]{3}$/.test(rawCurrency)) {
-          problem(currency, 'Write the currency as a 3-letter code, such as EUR.');
+          problem(currency, 'Choose the currency.');
           ok = false;
         }
         if (ok) body.price_max = { amount: rawAmount, currency: rawCurrency };

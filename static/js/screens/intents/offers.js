@@ -1,6 +1,6 @@
 // @ts-check
-// Wishes: the offers on one wish, and accepting one (optionally sharing the
-// data it asks for, for a while) or declining it.
+// Wishes: the offers on one wish, and accepting one (optionally sharing some
+// of the data it asks for, for a while) or declining it.
 
 import { api, ApiError, Interrupted } from '../../api.js';
 import { el, srOnly, messageBox, announce, setBusy, timeEl } from '../../dom.js';
@@ -8,7 +8,7 @@ import { field, checkbox, formError, actions } from '../../form.js';
 import { plural } from '../../errors.js';
 import { recordTitle } from '../../records.js';
 import { errorText, fact } from '../../cards.js';
-import { fieldLabel, termsRefusal } from '../../grants.js';
+import { INTENTCASTING_PURPOSE } from '../../grants.js';
 import { loadIntents, reloadSoon } from '../intents.js';
 import { updateOfferCount, money, noticeOnCard } from './list.js';
 
@@ -104,7 +104,7 @@ export function offerItem(view, intent, offer) {
       fact('Details', offer.description ? el('span', { class: 'offer-description' }, offer.description) : null),
       fact('Link', offerLink(offer.url)),
       fact('It asks for', requested.length
-        ? el('ul', { class: 'plain-list' }, requested.map((p) => el('li', {}, fieldLabel(p, view))))
+        ? el('ul', { class: 'plain-list' }, requested.map((p) => el('li', {}, recordTitleOf(view, p))))
         : 'None of your data'),
       fact('Arrived', offer.created_at ? timeEl(offer.created_at) : null),
       status !== 'pending' && offer.decided_at ? fact(status === 'accepted' ? 'You accepted it' : 'You declined it', timeEl(offer.decided_at)) : null,
@@ -120,14 +120,14 @@ export function offerItem(view, intent, offer) {
     item.append(el('p', { class: 'hint' }, why));
   }
 
-  let share = null;
+  /** @type {{ path: string, input: HTMLInputElement }[]} */
+  let shareBoxes = [];
   let hours = null;
   if (canAccept && requested.length) {
-    share = checkbox({ label: 'Also share the data it asks for' });
-    hours = el('select', { name: 'share_hours', 'aria-label': 'For how long to share it' },
-      SHARE_CHOICES.map((c) => el('option', { value: String(c.hours), selected: c.hours === DEFAULT_SHARE_HOURS }, `for ${c.label}`)));
-    item.append(el('div', { class: 'share-row' }, share.root, hours),
-      el('p', { class: 'hint' }, `Without it, ${brand} only learns that you accepted; it can then reach you only through what you already shared.`));
+    const sharing = shareChoice(view, offer, brand, requested);
+    shareBoxes = sharing.boxes;
+    hours = sharing.hours;
+    item.append(sharing.root);
   }
 
   const accept = canAccept
@@ -139,8 +139,13 @@ export function offerItem(view, intent, offer) {
 
   const decide = async (button, accepting) => {
     error.clear();
-    const body = accepting ? { share: Boolean(share && share.input.checked) } : undefined;
-    if (body && body.share) body.expires_in_hours = Number(hours.value);
+    const chosen = shareBoxes.filter((b) => b.input.checked && !b.input.disabled).map((b) => b.path);
+    /** @type {{ share: boolean, expires_in_hours?: number, fields?: string[] } | undefined} */
+    const body = accepting ? { share: chosen.length > 0 } : undefined;
+    if (body && body.share) {
+      body.expires_in_hours = Number(hours.value);
+      body.fields = chosen;
+    }
     setBusy(button, true, accepting ? 'Accepting…' : 'Declining…');
     for (const b of [accept, decline]) if (b && b !== button) b.disabled = true;
     try {
@@ -152,7 +157,7 @@ export function offerItem(view, intent, offer) {
         text = `Declined “${name}”. ${brand} has been told.`;
       } else if (data && data.grant_id) {
         const choice = SHARE_CHOICES.find((c) => c.hours === body.expires_in_hours);
-        const what = requested.map((p) => recordTitleOf(view, p)).join(', ');
+        const what = chosen.map((p) => recordTitleOf(view, p)).join(', ');
         text = `Accepted “${name}”. ${brand} has been told, and may read ${what} for ${choice ? choice.label : plural(body.expires_in_hours, 'hour')}; you can revoke that on the Sharing page.`;
       } else {
         text = `Accepted “${name}”. ${brand} has been told.`;
@@ -173,6 +178,66 @@ export function offerItem(view, intent, offer) {
   return item;
 }
 
+/**
+ * One checkbox per field the offer asks for, ticked only where the terms
+ * allow sharing it: the vault answers per field, before the person tries
+ * (POST /api/v1/sharing/check). A field the terms refuse stays unticked and
+ * cannot be chosen, with the reason beside it.
+ */
+function shareChoice(view, offer, brand, requested) {
+  const boxes = requested.map((path) => {
+    const box = checkbox({ label: recordTitleOf(view, path) });
+    box.input.name = 'share_field';
+    box.input.value = path;
+    box.input.disabled = true;
+    return { path, input: box.input, root: box.root };
+  });
+  const hours = el('select', { name: 'share_hours', 'aria-label': 'For how long to share it' },
+    SHARE_CHOICES.map((c) => el('option', { value: String(c.hours), selected: c.hours === DEFAULT_SHARE_HOURS }, `for ${c.label}`)));
+  const status = el('p', { class: 'hint share-status', role: 'status' }, 'Checking what your terms allow…');
+  const root = el('fieldset', { class: 'share-choice' },
+    el('legend', {}, `Share with ${brand} when you accept`),
+    ...boxes.map((b) => b.root),
+    status,
+    el('div', { class: 'share-row' }, hours),
+    el('p', { class: 'hint' }, `Untick everything to accept without sharing: ${brand} then only learns that you accepted, and can reach you only through what you already shared.`));
+
+  api('POST', '/api/v1/sharing/check', {
+    body: { client_id: String(offer.client_id), fields: requested, purposes: [INTENTCASTING_PURPOSE] },
+  }).then(({ data }) => {
+    const verdict = data && Array.isArray(data.purposes) ? data.purposes[0] : null;
+    const fields = verdict && Array.isArray(verdict.fields) ? verdict.fields : [];
+    let refused = 0;
+    for (const b of boxes) {
+      const v = fields.find((f) => f.field === b.path);
+      const allowed = Boolean(v && v.allowed);
+      b.input.disabled = !allowed;
+      b.input.checked = allowed;
+      if (!allowed) {
+        refused += 1;
+        const why = el('p', { class: 'hint field-refused', id: `${b.input.id}-why` },
+          `Not allowed: ${v && v.reason ? v.reason : 'your terms do not allow sharing it with this brand.'}`);
+        b.input.setAttribute('aria-describedby', why.id);
+        b.root.append(why);
+      }
+    }
+    status.textContent = refused === boxes.length
+      ? 'Your terms allow none of it, so accepting shares nothing. You can change that under My terms.'
+      : (refused ? 'Only what your terms allow is ticked.' : '');
+    status.hidden = !status.textContent;
+  }).catch((err) => {
+    if (err instanceof Interrupted) return;
+    if (err instanceof ApiError && err.code === 'no_agreement') {
+      status.textContent = `${brand} has no agreement on your current terms, so nothing can be shared with it. You can still accept.`;
+      return;
+    }
+    // Without the terms' answer the person still chooses; the vault checks again on accepting.
+    for (const b of boxes) b.input.disabled = false;
+    status.textContent = `Could not check what your terms allow (${errorText(err)}). Tick what to share; the vault checks it when you accept.`;
+  });
+  return { root, boxes, hours };
+}
+
 /** "Phone number" for contact.phone: the field's title without its path. */
 function recordTitleOf(view, path) {
   const record = view.records.get(path);
@@ -184,7 +249,9 @@ function decisionProblem(err, accepting) {
   const verb = accepting ? 'Not accepted' : 'Not declined';
   if (!(err instanceof ApiError)) return `${verb}: ${errorText(err)}`;
   if (err.code === 'grant_not_permitted') {
-    return termsRefusal(err, 'Accept without sharing the data, or change your terms under My terms.');
+    // The vault names the refused data and what can still be shared, in words.
+    return [`${verb}: ${err.serverMessage || 'your terms do not allow sharing this data with this brand.'}`,
+      'Untick it to accept without sharing it.'];
   }
   if (err.status === 409) return `${verb}: this offer was already answered. The list now shows where it stands.`;
   if (err.status === 404) return `${verb}: this offer is no longer in your vault.`;

@@ -1,0 +1,324 @@
+//! The audit log as the person reads it: what kind of thing each entry is (reads of their data,
+//! sharing, wishes, brands, …) and, for the entries about brands and data, one plain sentence
+//! ("Bistro Lilas read your email address, to provide a service you asked for.").
+//!
+//! The stored entries stay as they are (their bytes are hash-chained); this is a view computed
+//! when the log is listed. The brand's name comes from the caller, which looks it up: an entry
+//! only holds the brand's client id.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::domain::audit::{Actor, AuditEntry};
+use crate::domain::grants::disclosure::{category_words, purpose_words};
+use crate::domain::records::{DataCategory, RecordPath};
+
+/// What an entry is about, for the Activity screen's filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityKind {
+    /// A brand read or changed the person's data.
+    Reads,
+    /// Grants: made, revoked, refused.
+    Sharing,
+    /// Wishes, offers and their delivery to brands.
+    Wishes,
+    /// Brands: registrations, agreements, tokens, invitations.
+    Brands,
+    /// The person's own records.
+    Data,
+    /// The person's terms.
+    Terms,
+    /// Logins, passphrases, keys, locking and unlocking.
+    Security,
+    /// The vault as a whole: creation, export, backup, restore, deletion.
+    Vault,
+}
+
+impl ActivityKind {
+    pub const ALL: [ActivityKind; 8] = [
+        ActivityKind::Reads,
+        ActivityKind::Sharing,
+        ActivityKind::Wishes,
+        ActivityKind::Brands,
+        ActivityKind::Data,
+        ActivityKind::Terms,
+        ActivityKind::Security,
+        ActivityKind::Vault,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ActivityKind::Reads => "reads",
+            ActivityKind::Sharing => "sharing",
+            ActivityKind::Wishes => "wishes",
+            ActivityKind::Brands => "brands",
+            ActivityKind::Data => "data",
+            ActivityKind::Terms => "terms",
+            ActivityKind::Security => "security",
+            ActivityKind::Vault => "vault",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ActivityKind> {
+        ActivityKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// The kind of an audit action such as `data.read`.
+    pub fn of(action: &str) -> ActivityKind {
+        let (noun, verb) = action.split_once('.').unwrap_or((action, ""));
+        match noun {
+            "data" => ActivityKind::Reads,
+            "grant" | "consent" | "refresh_token" => ActivityKind::Sharing,
+            "intent" | "offer" | "subscription" | "delivery" => ActivityKind::Wishes,
+            "brand" | "agreement" | "invitation" | "token" | "webhook_secret" => {
+                ActivityKind::Brands
+            }
+            "record" => ActivityKind::Data,
+            "terms" => ActivityKind::Terms,
+            "vault" if matches!(verb, "unsealed" | "sealed") => ActivityKind::Security,
+            "session" | "passphrase" | "unlock_key" | "recovery_key" | "signing_key" => {
+                ActivityKind::Security
+            }
+            _ => ActivityKind::Vault,
+        }
+    }
+}
+
+/// The client id of the brand an entry is about, if any: the target of a brand's own entries
+/// and of the owner's entries about a brand.
+pub fn brand_of(entry: &AuditEntry) -> Option<&str> {
+    let about_brand = entry.actor == Actor::Brand
+        || matches!(
+            ActivityKind::of(&entry.action),
+            ActivityKind::Sharing | ActivityKind::Brands | ActivityKind::Reads
+        )
+        || entry.action.starts_with("offer.")
+        || entry.action.starts_with("delivery.");
+    if !about_brand || entry.action.starts_with("invitation.") {
+        return None;
+    }
+    entry.target.as_deref()
+}
+
+/// "your email address" for `contact.email`, "your acme" for `memberships.acme`.
+pub fn field_words(field: &str) -> String {
+    if field.contains(':') {
+        return category_words(field);
+    }
+    match RecordPath::parse(field) {
+        Ok(path) => match DataCategory::default_for(&path) {
+            Some(category) => category_words(category.id),
+            None => {
+                let last = path.field().rsplit('.').next().unwrap_or_default();
+                format!("your {}", last.replace(['_', '-'], " "))
+            }
+        },
+        Err(_) => "some of your data".to_owned(),
+    }
+}
+
+/// "to provide a service you asked for" for `dpv:RequestedServiceProvision`.
+pub fn purpose_phrase(purpose: &str) -> String {
+    let known = match purpose {
+        "dpv:ServiceProvision" | "p7012:ServiceDelivery" => "to provide a service you use",
+        "dpv:RequestedServiceProvision" => "to provide a service you asked for",
+        "dpv:DeliveryOfGoods" => "to deliver goods to you",
+        "dpv:CustomerCare" => "to help you as a customer",
+        "dpv:PaymentManagement" => "to handle your payments",
+        "dpv:AccountManagement" => "to manage your account with them",
+        _ => return format!("for {}", purpose_words(purpose)),
+    };
+    known.to_owned()
+}
+
+fn fields_of(detail: Option<&Value>) -> String {
+    let fields: Vec<String> = detail
+        .and_then(|d| d.get("fields"))
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(field_words)
+                .collect()
+        })
+        .unwrap_or_default();
+    match fields.as_slice() {
+        [] => "nothing it had access to".to_owned(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+fn purpose_of(detail: Option<&Value>) -> Option<String> {
+    detail
+        .and_then(|d| d.get("purpose"))
+        .and_then(Value::as_str)
+        .map(purpose_phrase)
+}
+
+/// The entry in one sentence, for the entries about brands and data; `None` for the others,
+/// whose short label the app already words well. `brand` is the brand's name when the caller
+/// knows it.
+pub fn sentence(entry: &AuditEntry, brand: Option<&str>) -> Option<String> {
+    let detail = entry.detail.as_ref();
+    let name = brand.unwrap_or("A brand");
+    let fields = || fields_of(detail);
+    let why = || {
+        purpose_of(detail)
+            .map(|p| format!(", {p}"))
+            .unwrap_or_default()
+    };
+    let record = || {
+        entry
+            .target
+            .as_deref()
+            .map(field_words)
+            .unwrap_or_else(|| "a piece of your data".to_owned())
+    };
+    let text = match entry.action.as_str() {
+        "data.read" => format!("{name} read {}{}.", fields(), why()),
+        "data.written" => format!("{name} changed {}{}.", fields(), why()),
+        "grant.created" => format!("You shared {} with {name}{}.", fields(), why()),
+        "grant.revoked" => match entry.actor {
+            Actor::Brand => format!("{name} gave up its access to your data."),
+            Actor::System => format!("The vault stopped a grant to {name}."),
+            Actor::Owner => format!("You stopped sharing some of your data with {name}."),
+        },
+        "grant.revoked_all" => format!("You stopped sharing anything with {name}."),
+        "consent.denied" => format!("You said no to {name}’s request for your data."),
+        "refresh_token.replayed" => format!(
+            "{name} sent a used refresh token again; the vault stopped that grant to be safe."
+        ),
+        "offer.received" => format!("{name} sent an offer for one of your wishes."),
+        "offer.accepted" => {
+            let shared = detail
+                .and_then(|d| d.get("grant"))
+                .is_some_and(|g| !g.is_null());
+            if shared {
+                format!("You accepted {name}’s offer and shared some of your data with it.")
+            } else {
+                format!("You accepted {name}’s offer.")
+            }
+        }
+        "offer.declined" => format!("You declined {name}’s offer."),
+        "subscription.updated" => format!("{name} changed which wishes it hears about."),
+        "delivery.succeeded" => format!("News about one of your wishes reached {name}."),
+        "delivery.failed" => format!("News about one of your wishes could not reach {name}."),
+        "brand.registered" => format!("{name} registered with your vault."),
+        "brand.suspended" => format!("You paused {name}."),
+        "brand.resumed" => format!("You resumed {name}."),
+        "brand.removed" => format!("You removed {name}."),
+        "brand.erased" => format!("You removed {name} and deleted everything about it."),
+        "agreement.accepted" | "agreement.reaccepted" => format!("{name} accepted your terms."),
+        "agreement.withdrawn" => format!("{name} withdrew from its agreement with you."),
+        "agreement.terminated" => format!("The agreement with {name} was ended."),
+        "token.issued" => format!("{name} got a key to use your vault for a while."),
+        "token.revoked" => format!("A key {name} used was cancelled."),
+        "webhook_secret.rotated" => {
+            format!("{name} replaced the secret its messages are signed with.")
+        }
+        "record.put" => {
+            let created = detail
+                .and_then(|d| d.get("created"))
+                .and_then(Value::as_bool);
+            match created {
+                Some(true) => format!("You added {}.", record()),
+                _ => format!("You changed {}.", record()),
+            }
+        }
+        "record.deleted" => format!("You deleted {}.", record()),
+        _ => return None,
+    };
+    Some(text)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    fn entry(actor: Actor, action: &str, target: Option<&str>, detail: Value) -> AuditEntry {
+        AuditEntry {
+            seq: 1,
+            at: datetime!(2026-06-01 12:00 UTC),
+            actor,
+            action: action.to_owned(),
+            target: target.map(str::to_owned),
+            detail: Some(detail),
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_read_is_a_sentence_with_the_brand_the_data_and_the_purpose() {
+        let read = entry(
+            Actor::Brand,
+            "data.read",
+            Some("c_bistro"),
+            json!({"grant": "g_1", "fields": ["contact.email", "contact.phone"], "purpose": "dpv:RequestedServiceProvision"}),
+        );
+        assert_eq!(brand_of(&read), Some("c_bistro"));
+        assert_eq!(ActivityKind::of(&read.action), ActivityKind::Reads);
+        assert_eq!(
+            sentence(&read, Some("Bistro Lilas")).unwrap(),
+            "Bistro Lilas read your email address and your telephone number, to provide a service you asked for."
+        );
+        assert_eq!(
+            sentence(&read, None).unwrap(),
+            "A brand read your email address and your telephone number, to provide a service you asked for."
+        );
+    }
+
+    #[test]
+    fn sentences_hold_no_codes_or_paths() {
+        let cases = [
+            entry(
+                Actor::Owner,
+                "grant.created",
+                Some("c_x"),
+                json!({"fields": ["pd:Location", "memberships.acme_card"], "purpose": "dpv:Marketing"}),
+            ),
+            entry(
+                Actor::Owner,
+                "record.put",
+                Some("contact.email"),
+                json!({"created": true}),
+            ),
+            entry(
+                Actor::Owner,
+                "offer.accepted",
+                Some("c_x"),
+                json!({"grant": "g_1"}),
+            ),
+        ];
+        for case in &cases {
+            let text = sentence(case, Some("Acme")).unwrap();
+            for code in ["pd:", "dpv:", "contact.", "memberships."] {
+                assert!(!text.contains(code), "{text}");
+            }
+        }
+        assert_eq!(
+            sentence(&cases[1], None).unwrap(),
+            "You added your email address."
+        );
+    }
+
+    #[test]
+    fn every_action_has_a_kind_and_owner_only_entries_name_no_brand() {
+        assert_eq!(ActivityKind::of("session.created"), ActivityKind::Security);
+        assert_eq!(ActivityKind::of("vault.sealed"), ActivityKind::Security);
+        assert_eq!(ActivityKind::of("vault.restored"), ActivityKind::Vault);
+        assert_eq!(ActivityKind::of("offer.accepted"), ActivityKind::Wishes);
+        let login = entry(Actor::Owner, "session.created", Some("s_1"), json!({}));
+        assert_eq!(brand_of(&login), None);
+        let saved = entry(Actor::Owner, "record.put", Some("contact.email"), json!({}));
+        assert_eq!(brand_of(&saved), None);
+        for kind in ActivityKind::ALL {
+            assert_eq!(ActivityKind::parse(kind.as_str()), Some(kind));
+        }
+    }
+}
