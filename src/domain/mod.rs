@@ -10,5 +10,6 @@ pub mod grants;
 pub mod intents;
 pub mod login;
 pub mod offers;
+pub mod rate;
 pub mod records;
 pub mod terms;

@@ -30,6 +30,7 @@ pub mod shred;
 pub mod subscriptions;
 mod tables;
 pub mod terms;
+pub mod token_budget;
 pub mod tokens;
 
 use std::path::Path;

@@ -12,7 +12,7 @@ use time::{Duration, OffsetDateTime};
 use super::{
     BRANDS_CACHE_BYTES, META_CLOCK_FLOOR, RECORDS_CACHE_BYTES, Settings, agreements, audit,
     authorize, cache, deadlines, delivery, events, index_key, intents, keys, records, shred,
-    subscriptions, terms, tokens,
+    subscriptions, terms, token_budget, tokens,
 };
 use crate::clock::Clock;
 use crate::crypto::keyfile::{KeyFile, UnlockKey};
@@ -45,6 +45,8 @@ pub struct OpenVault {
     pub(super) allow_loopback_webhooks: bool,
     /// Access tokens whose signature and claims were verified.
     pub(super) tokens: tokens::TokenState,
+    /// Each brand's budget at the token endpoint.
+    pub(super) token_budgets: token_budget::TokenBudgets,
     /// Pending consents and issued authorization codes (in memory: both live minutes).
     pub(super) authorizations: Mutex<authorize::Pending>,
     /// What wakes the readers of brands' event streams.
@@ -160,6 +162,7 @@ impl OpenVault {
             token_lifetime: settings.token_lifetime,
             allow_loopback_webhooks: settings.allow_loopback_webhooks,
             tokens: tokens::TokenState::new(),
+            token_budgets: token_budget::TokenBudgets::default(),
             authorizations: Mutex::new(authorize::Pending::default()),
             events: events::EventState::new(),
             intents,

@@ -8,6 +8,7 @@
 mod at_rest;
 mod audit;
 mod crash;
+mod disk_use;
 mod faults;
 mod grants;
 mod hardening;
