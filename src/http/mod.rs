@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod owner;
 pub mod serve;
+pub mod storage;
 pub mod terms;
 pub mod vault;
 
@@ -217,6 +218,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(owner::categories))
         .routes(routes!(owner::audit))
         .routes(routes!(owner::audit_verify))
+        .routes(routes!(storage::storage))
         .routes(routes!(terms::get_terms, terms::put_terms))
         .routes(routes!(terms::preview_terms))
         .routes(routes!(terms::terms_versions))

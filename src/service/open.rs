@@ -11,8 +11,8 @@ use time::{Duration, OffsetDateTime};
 
 use super::{
     BRANDS_CACHE_BYTES, META_CLOCK_FLOOR, RECORDS_CACHE_BYTES, Settings, agreements, audit,
-    authorize, cache, deadlines, delivery, events, index_key, intents, keys, records, shred,
-    subscriptions, terms, token_budget, tokens,
+    authorize, cache, deadlines, delivery, events, index_key, intents, jti_expiry, keys, records,
+    shred, subscriptions, terms, token_budget, tokens,
 };
 use crate::clock::Clock;
 use crate::crypto::keyfile::{KeyFile, UnlockKey};
@@ -45,6 +45,8 @@ pub struct OpenVault {
     pub(super) allow_loopback_webhooks: bool,
     /// Access tokens whose signature and claims were verified.
     pub(super) tokens: tokens::TokenState,
+    /// When each remembered `jti` expires.
+    pub(super) jti_expiries: jti_expiry::JtiExpiries,
     /// Each brand's budget at the token endpoint.
     pub(super) token_budgets: token_budget::TokenBudgets,
     /// Pending consents and issued authorization codes (in memory: both live minutes).
@@ -142,6 +144,7 @@ impl OpenVault {
         let alarm = deadlines::Alarm::new();
         let deliveries = delivery::DeliveryState::load(&store, &alarm);
         let intents = intents::IntentState::load(subscription_index, &store, &alarm);
+        let jti_expiries = jti_expiry::JtiExpiries::load(&store, &alarm);
         Ok(Arc::new(OpenVault {
             keyfile: Mutex::new(keyfile),
             key_file_path: settings.key_file(),
@@ -163,6 +166,7 @@ impl OpenVault {
             allow_loopback_webhooks: settings.allow_loopback_webhooks,
             tokens: tokens::TokenState::new(),
             token_budgets: token_budget::TokenBudgets::default(),
+            jti_expiries,
             authorizations: Mutex::new(authorize::Pending::default()),
             events: events::EventState::new(),
             intents,
