@@ -12,4 +12,5 @@ pub mod login;
 pub mod offers;
 pub mod rate;
 pub mod records;
+pub mod retention;
 pub mod terms;

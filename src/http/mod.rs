@@ -219,6 +219,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(owner::audit))
         .routes(routes!(owner::audit_verify))
         .routes(routes!(storage::storage))
+        .routes(routes!(storage::get_retention, storage::put_retention))
         .routes(routes!(terms::get_terms, terms::put_terms))
         .routes(routes!(terms::preview_terms))
         .routes(routes!(terms::terms_versions))

@@ -26,6 +26,7 @@ mod lifecycle;
 mod offline;
 mod open;
 pub mod records;
+pub mod retention;
 pub mod session;
 pub mod shred;
 pub mod storage;

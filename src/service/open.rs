@@ -12,7 +12,7 @@ use time::{Duration, OffsetDateTime};
 use super::{
     BRANDS_CACHE_BYTES, META_CLOCK_FLOOR, RECORDS_CACHE_BYTES, Settings, agreements, audit,
     authorize, cache, deadlines, delivery, events, index_key, intents, jti_expiry, keys, records,
-    shred, subscriptions, terms, token_budget, tokens,
+    retention, shred, subscriptions, terms, token_budget, tokens,
 };
 use crate::clock::Clock;
 use crate::crypto::keyfile::{KeyFile, UnlockKey};
@@ -45,6 +45,8 @@ pub struct OpenVault {
     pub(super) allow_loopback_webhooks: bool,
     /// Access tokens whose signature and claims were verified.
     pub(super) tokens: tokens::TokenState,
+    /// The audit log's retention: the checkpoint key and what a write compares.
+    pub(super) retention: retention::RetentionState,
     /// When each remembered `jti` expires.
     pub(super) jti_expiries: jti_expiry::JtiExpiries,
     /// Each brand's budget at the token endpoint.
@@ -145,6 +147,8 @@ impl OpenVault {
         let deliveries = delivery::DeliveryState::load(&store, &alarm);
         let intents = intents::IntentState::load(subscription_index, &store, &alarm);
         let jti_expiries = jti_expiry::JtiExpiries::load(&store, &alarm);
+        let retention =
+            retention::RetentionState::load(&store, crate::crypto::audit_checkpoint_key(&master))?;
         Ok(Arc::new(OpenVault {
             keyfile: Mutex::new(keyfile),
             key_file_path: settings.key_file(),
@@ -167,6 +171,7 @@ impl OpenVault {
             tokens: tokens::TokenState::new(),
             token_budgets: token_budget::TokenBudgets::default(),
             jti_expiries,
+            retention,
             authorizations: Mutex::new(authorize::Pending::default()),
             events: events::EventState::new(),
             intents,
@@ -249,12 +254,15 @@ impl OpenVault {
         f: impl FnOnce(&mut crate::store::Tx<'_>) -> Result<(T, Event), AppError> + Send + 'static,
     ) -> Result<T, AppError> {
         let now = self.clock.now();
-        self.write(move |tx| {
-            let (value, event) = f(tx)?;
-            audit::append_in(tx, event, now)?;
-            Ok(value)
-        })
-        .await
+        let (value, seq) = self
+            .write(move |tx| {
+                let (value, event) = f(tx)?;
+                let entry = audit::append_in(tx, event, now)?;
+                Ok((value, entry.seq))
+            })
+            .await?;
+        self.audit_appended(seq);
+        Ok(value)
     }
 
     /// Runs `f` in the store's writer thread and returns its result once what it wrote is

@@ -12,6 +12,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use super::retention::AuditLogUse;
 use super::{OpenVault, blocking_error, file_error};
 use crate::error::AppError;
 use crate::store::{DISK_RESERVE, Tree, TreeUsage};
@@ -46,6 +47,8 @@ pub struct StorageReport {
     pub disk_free_bytes: Option<u64>,
     /// Free space the vault keeps in reserve: below it, writes are refused (507).
     pub disk_reserve_bytes: u64,
+    /// The audit log: its size, what its retention pruned, and the retention.
+    pub audit: AuditLogUse,
 }
 
 /// Which part each table belongs to.
@@ -134,6 +137,7 @@ impl OpenVault {
                 data_dir_bytes: dir_bytes(&data_dir)?,
                 disk_free_bytes: store.disk_free(),
                 disk_reserve_bytes: DISK_RESERVE,
+                audit: vault.audit_log_use()?,
             })
         })
         .await
@@ -141,9 +145,12 @@ impl OpenVault {
     }
 
     /// The upkeep that keeps the store bounded, run by the background worker: forgets the token
-    /// ids that expired by `now`. Returns when it is next due.
+    /// ids that expired by `now` and prunes the audit log under its retention. Returns when it
+    /// is next due.
     pub(crate) async fn upkeep_due(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
-        self.prune_expired_jtis(now).await
+        let next_jti = self.prune_expired_jtis(now).await;
+        let next_audit = self.prune_audit(now).await;
+        next_jti.into_iter().chain(next_audit).min()
     }
 }
 
