@@ -27,11 +27,11 @@ pub struct Retention {
 }
 
 impl Default for Retention {
-    /// A year, and a million entries (about 500 MB of the store).
+    /// A year, and half a million entries (about 200 MB of entries, 600 MB of disk).
     fn default() -> Self {
         Retention {
             days: 365,
-            max_entries: 1_000_000,
+            max_entries: 500_000,
         }
     }
 }

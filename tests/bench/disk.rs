@@ -11,7 +11,7 @@
 //! phases: owner overwrites of the 200 records (`PUT /api/v1/records/bench.rN`, each one audit
 //! entry), brand reads of the granted field (`GET /brand/v1/data/contact.email`, each one
 //! `data.read` audit entry), and both mixed. It does this twice: with the default audit
-//! retention (a million entries, not reached), and with the count cap at `VRM_DISK_CAP`
+//! retention (half a million entries, not reached), and with the count cap at `VRM_DISK_CAP`
 //! entries (default 5,000, reached within seconds), where the live contents stay constant and
 //! only the store's reuse of freed space decides whether the files keep growing.
 //!
@@ -183,7 +183,7 @@ async fn run(label: &str, cap: Option<u64>, seconds: u64, sample: u64) {
 
     println!(
         "\n== {label}: audit cap {} ==",
-        cap.map_or("default (1,000,000)".into(), |c| c.to_string())
+        cap.map_or("default (500,000)".into(), |c| c.to_string())
     );
     println!(
         "{:>5} {:>6} {:>8} {:>8} {:>10} {:>10} {:>9} {:>8} {:>8}",
