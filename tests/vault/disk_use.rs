@@ -181,22 +181,41 @@ async fn the_count_cap_prunes_the_oldest_entries_and_verify_starts_from_the_sign
             .await;
         assert_eq!(res.status(), 201);
     }
-    // The worker prunes in the background, down to 99 entries once past 100.
+    // The worker prunes in the background, down to 99 entries each time the log passes 100:
+    // wait until it has caught up with the writes.
     let mut report = Value::Null;
+    let mut last = 0;
     for _ in 0..100 {
         report = app.get_json(&owner, "/api/v1/storage").await;
-        if report["audit"]["pruned"].as_u64().unwrap() > 0 {
+        let pruned = report["audit"]["pruned"].as_u64().unwrap();
+        if pruned > 0 && pruned == last && report["audit"]["entries"].as_u64().unwrap() <= 100 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        last = pruned;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let pruned = report["audit"]["pruned"].as_u64().unwrap();
-    assert!(pruned >= 20, "{report}");
+    assert!(
+        report["audit"]["pruned"].as_u64().unwrap() >= 20,
+        "{report}"
+    );
     assert!(
         report["audit"]["entries"].as_u64().unwrap() <= 100,
         "{report}"
     );
     assert_eq!(report["audit"]["retention"]["max_entries"], 100);
+    // A larger cap stops the pruning, so that what follows (an export appends an entry) sees
+    // one checkpoint.
+    let (status, body) = set_retention(
+        &app.client,
+        &app.base,
+        &owner,
+        json!({ "days": 365, "max_entries": 1000 }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let pruned = app.get_json(&owner, "/api/v1/storage").await["audit"]["pruned"]
+        .as_u64()
+        .unwrap();
     let verify = app.get_json(&owner, "/api/v1/audit/verify").await;
     assert_eq!(verify["ok"], true, "{verify}");
     assert_eq!(verify["pruned"], pruned, "{verify}");
@@ -218,6 +237,18 @@ async fn the_count_cap_prunes_the_oldest_entries_and_verify_starts_from_the_sign
             .iter()
             .any(|e| e["action"] == "audit.pruned"),
         "{newest}"
+    );
+    // An export carries the checkpoint its audit section follows.
+    let export = app.get_json(&owner, "/api/v1/export").await;
+    assert_eq!(
+        export["audit_checkpoint"]["pruned"], pruned,
+        "{}",
+        export["audit_checkpoint"]
+    );
+    assert_eq!(export["audit"][0]["seq"], pruned + 1);
+    assert_eq!(
+        export["audit"][0]["prev_hash"],
+        export["audit_checkpoint"]["last_hash"]
     );
     app.stop();
 
