@@ -88,24 +88,23 @@ impl Retention {
         Some(head - keep)
     }
 
+    /// Whether the entry numbered `seq`, made at `at`, is pruned at `now`: it is older than the
+    /// retention's days, or within the count cut ([`Retention::count_cut`]). Entry times never
+    /// go backwards, so the entries to prune are always the oldest, up to the first one kept.
+    pub fn prunes(
+        &self,
+        seq: u64,
+        at: OffsetDateTime,
+        count_cut: Option<u64>,
+        now: OffsetDateTime,
+    ) -> bool {
+        count_cut.is_some_and(|cut| seq <= cut) || at < self.cutoff(now)
+    }
+
     /// When an entry made at `at` becomes due for pruning by age.
     pub fn expires(&self, at: OffsetDateTime) -> OffsetDateTime {
         at + Duration::days(i64::from(self.days))
     }
-}
-
-/// The last entry (by sequence number) to prune by age: the last of the oldest entries, given
-/// in chain order as `(seq, at)`, made before `cutoff`. Entry times never go backwards, so the
-/// walk stops at the first entry young enough to keep.
-pub fn age_cut(
-    oldest: impl IntoIterator<Item = (u64, OffsetDateTime)>,
-    cutoff: OffsetDateTime,
-) -> Option<u64> {
-    oldest
-        .into_iter()
-        .take_while(|(_, at)| *at < cutoff)
-        .last()
-        .map(|(seq, _)| seq)
 }
 
 /// What pruning left in place of the entries it removed.
@@ -182,9 +181,11 @@ mod tests {
         let now = at(400);
         let cutoff = policy.cutoff(now);
         assert_eq!(cutoff, at(35));
-        let entries = [(5, at(0)), (6, at(34)), (7, at(35)), (8, at(36))];
-        assert_eq!(age_cut(entries, cutoff), Some(6));
-        assert_eq!(age_cut(entries[2..].iter().copied(), cutoff), None);
+        assert!(policy.prunes(6, at(34), None, now));
+        assert!(!policy.prunes(7, at(35), None, now));
+        // The count cut prunes young entries too.
+        assert!(policy.prunes(7, at(399), Some(7), now));
+        assert!(!policy.prunes(8, at(399), Some(7), now));
         assert_eq!(policy.expires(at(35)), at(400));
     }
 

@@ -19,7 +19,7 @@ use super::tables::{AUDIT, AUDIT_HEAD};
 use super::{META_AUDIT_HEAD, OpenVault};
 use crate::crypto::{KeyedHash, constant_time_eq};
 use crate::domain::audit::{ChainError, Event};
-use crate::domain::retention::{Checkpoint, Retention, age_cut};
+use crate::domain::retention::{Checkpoint, Retention};
 use crate::error::AppError;
 use crate::store::{Store, Table, Tree};
 
@@ -190,26 +190,27 @@ impl OpenVault {
             .read(&AUDIT_HEAD, META_AUDIT_HEAD)?
             .unwrap_or_default();
         // Entries are immutable once written: reading them outside the writer is safe, and
-        // only this worker prunes.
-        let mut oldest = Vec::new();
-        for item in store
-            .read_after(&AUDIT, Some(&pruned.to_be_bytes()))
-            .take(usize::try_from(BATCH).unwrap_or(usize::MAX))
-        {
-            let (_, entry) = item?;
-            oldest.push(entry);
-        }
-        let by_age = age_cut(oldest.iter().map(|e| (e.seq, e.at)), policy.cutoff(now));
+        // only this worker prunes. They are read oldest first and only as far as the first one
+        // kept, so a pass with nothing to do opens one entry.
         let by_count = policy.count_cut(pruned, head.seq);
-        let cut = by_age
-            .max(by_count)
-            .map(|cut| cut.min(pruned + BATCH).min(head.seq));
-        let Some(cut) = cut.filter(|cut| *cut > pruned) else {
-            return Ok(oldest.first().map(|e| policy.expires(e.at)));
+        let limit = (pruned + BATCH).min(head.seq);
+        let mut last = None;
+        let mut oldest_kept = None;
+        for item in store.read_after(&AUDIT, Some(&pruned.to_be_bytes())) {
+            let (_, entry) = item?;
+            if entry.seq > limit {
+                break;
+            }
+            if !policy.prunes(entry.seq, entry.at, by_count, now) {
+                oldest_kept = Some(entry.at);
+                break;
+            }
+            last = Some(entry);
+        }
+        let Some(last) = last else {
+            return Ok(oldest_kept.map(|at| policy.expires(at)));
         };
-        let last = oldest.iter().find(|e| e.seq == cut).ok_or_else(|| {
-            AppError::broken("the audit entry to prune through is not where it was")
-        })?;
+        let cut = last.seq;
         let mut checkpoint = Checkpoint {
             pruned: cut,
             last_hash: last.hash.clone(),
