@@ -196,14 +196,27 @@ fn init(args: config::InitArgs) -> anyhow::Result<ExitCode> {
 fn audit_verify(args: config::OfflineArgs) -> anyhow::Result<ExitCode> {
     let data_dir = config::data_dir(args.data_dir)?;
     let passphrase = read_passphrase(&args.passphrase_file)?;
-    let (store, _, _) =
+    let (store, _, master) =
         service::open_offline(&data_dir, &passphrase).map_err(anyhow::Error::new)?;
-    match service::audit::verify_store(&store) {
+    let checkpoint_key = vrm_vault::crypto::audit_checkpoint_key(&master);
+    match service::audit::verify_store(&store, &checkpoint_key) {
         Ok(verified) => {
             println!(
                 "audit log intact: {} entries, head {}",
                 verified.entries, verified.head
             );
+            if let Some(through) = verified.pruned_through {
+                println!(
+                    "the first {} entries (up to {}) were pruned under the retention policy; the \
+                     vault's signed checkpoint vouches for them and the chain follows it from \
+                     entry {}",
+                    verified.pruned,
+                    through
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default(),
+                    verified.pruned + 1
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -254,6 +254,12 @@ pub fn backup_mac_key(master: &MasterKey) -> KeyedHash {
     KeyedHash::new(&derive(master, Purpose::BackupMac))
 }
 
+/// The key that signs the audit log's checkpoint (what retention pruned) for the vault whose
+/// master key is `master`.
+pub fn audit_checkpoint_key(master: &MasterKey) -> KeyedHash {
+    KeyedHash::new(&derive(master, Purpose::AuditCheckpoint))
+}
+
 /// What a key derived from the master key is for; the label is the HKDF `info` and is frozen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -267,6 +273,8 @@ pub enum Purpose {
     BucketWrap,
     /// Authenticates a whole backup file, so a cut or spliced backup is refused at restore.
     BackupMac,
+    /// Signs the audit log's checkpoint of pruned entries.
+    AuditCheckpoint,
 }
 
 impl Purpose {
@@ -277,6 +285,7 @@ impl Purpose {
             Purpose::Pseudonym => b"vrm-vault/v1/pseudonym",
             Purpose::BackupMac => b"vrm-vault/v1/backup-mac",
             Purpose::BucketWrap => b"vrm-vault/v1/bucket-wrap",
+            Purpose::AuditCheckpoint => b"vrm-vault/v1/audit-checkpoint",
         }
     }
 }

@@ -207,13 +207,24 @@ pub enum ChainError {
     Truncated { found: u64, expected: u64 },
     #[error("the log's head does not match its last entry")]
     HeadMismatch,
+    #[error(
+        "the checkpoint of pruned entries does not carry the vault's signature: it was modified"
+    )]
+    CheckpointForged,
 }
 
 /// The outcome of a successful verification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verified {
+    /// The chain's length: the last entry's sequence number, pruned entries included.
     pub entries: u64,
     pub head: String,
+    /// Entries before the first one kept, removed under the retention policy and vouched for by
+    /// the signed checkpoint (0 if none were).
+    pub pruned: u64,
+    /// The time of the last pruned entry: nothing from before it is left.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub pruned_through: Option<OffsetDateTime>,
 }
 
 /// Verifies a chain given its entries in key order (`Err(seq)` for one that did not open) and the
@@ -223,7 +234,20 @@ pub fn verify_chain(
     head: &ChainHead,
     hash: impl Fn(&[u8]) -> [u8; 32],
 ) -> Result<Verified, ChainError> {
-    let mut last = ChainHead::default();
+    verify_chain_from(ChainHead::default(), entries, head, hash)
+}
+
+/// Verifies what is left of a chain whose entries up to `start.seq` were pruned: the first entry
+/// must follow `start` (the pruned part's last position and hash, from a checkpoint whose
+/// signature the caller checked) as if it were an entry.
+pub fn verify_chain_from(
+    start: ChainHead,
+    entries: impl IntoIterator<Item = Result<AuditEntry, u64>>,
+    head: &ChainHead,
+    hash: impl Fn(&[u8]) -> [u8; 32],
+) -> Result<Verified, ChainError> {
+    let pruned = start.seq;
+    let mut last = start;
     for item in entries {
         let entry = item.map_err(ChainError::Unreadable)?;
         if entry.seq != last.seq + 1 {
@@ -252,6 +276,8 @@ pub fn verify_chain(
     Ok(Verified {
         entries: last.seq,
         head: last.hash,
+        pruned,
+        pruned_through: None,
     })
 }
 
@@ -311,6 +337,33 @@ mod tests {
         let (entries, head) = chain(5);
         assert_eq!(check(&entries, &head).unwrap().entries, 5);
         assert!(check(&[], &ChainHead::default()).is_ok());
+    }
+
+    #[test]
+    fn a_pruned_chain_verifies_from_its_checkpoint_and_only_from_it() {
+        let (entries, head) = chain(6);
+        let start = entries[2].head();
+        let rest = &entries[3..];
+        let verified =
+            verify_chain_from(start.clone(), rest.iter().cloned().map(Ok), &head, toy_hash)
+                .unwrap();
+        assert_eq!((verified.entries, verified.pruned), (6, 3));
+        // Without the checkpoint the remaining entries do not start a chain.
+        assert_eq!(check(rest, &head), Err(ChainError::Gap { prev: 0, seq: 4 }));
+        // A checkpoint naming another hash, or more pruned entries than there were, fails.
+        let wrong = ChainHead {
+            seq: 3,
+            hash: entries[1].hash.clone(),
+        };
+        let linked = verify_chain_from(wrong, rest.iter().cloned().map(Ok), &head, toy_hash);
+        assert_eq!(linked, Err(ChainError::BrokenLink(4)));
+        let further = verify_chain_from(
+            entries[3].head(),
+            rest.iter().cloned().map(Ok),
+            &head,
+            toy_hash,
+        );
+        assert_eq!(further, Err(ChainError::Gap { prev: 4, seq: 4 }));
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod grants;
 pub mod intents;
 pub mod login;
 pub mod offers;
+pub mod rate;
 pub mod records;
 pub mod refusals;
+pub mod retention;
 pub mod terms;

@@ -19,6 +19,7 @@ pub mod oauth;
 pub mod owner;
 pub mod serve;
 pub mod sharing;
+pub mod storage;
 pub mod terms;
 pub mod vault;
 
@@ -220,6 +221,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(owner::categories))
         .routes(routes!(owner::audit))
         .routes(routes!(owner::audit_verify))
+        .routes(routes!(storage::storage))
+        .routes(routes!(storage::get_retention, storage::put_retention))
         .routes(routes!(terms::get_terms, terms::put_terms))
         .routes(routes!(terms::preview_terms))
         .routes(routes!(terms::terms_versions))

@@ -410,7 +410,7 @@ pub struct TokenResponse {
     responses((status = 200, body = TokenResponse),
               (status = 400, body = OAuthErrorBody, description = "`unauthorized_client` until the terms in force are accepted; `invalid_scope`, `unsupported_grant_type`"),
               (status = 401, body = OAuthErrorBody, description = "`invalid_client`"),
-              (status = 429, body = OAuthErrorBody, description = "`temporarily_unavailable`: too many failed client authentications from this address")),
+              (status = 429, body = OAuthErrorBody, description = "`temporarily_unavailable`: too many failed client authentications from this address, or too many tokens for this brand (60 at once, then one per 10 s); `Retry-After` says when to try again")),
     security(("client_secret_basic" = []), ("private_key_jwt" = [])))]
 #[instrument(skip_all)]
 pub async fn token(
@@ -440,6 +440,7 @@ pub async fn token(
             audiences(issuer, "/oauth/token")
         })
         .await?;
+    open.spend_token_budget(&brand)?;
     if !brand.grant_types.contains(&grant_type) {
         return Err(OAuthError::new(
             400,

@@ -709,6 +709,11 @@ pub struct AuditVerification {
     pub head: Option<String>,
     /// Why the chain does not hold, naming the first entry at fault.
     pub error: Option<String>,
+    /// Entries pruned under the retention, vouched for by the signed checkpoint.
+    pub pruned: Option<u64>,
+    /// The time of the last pruned entry.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub pruned_through: Option<OffsetDateTime>,
 }
 
 /// Verifies the audit log's hash chain.
@@ -728,11 +733,15 @@ pub async fn audit_verify(
             entries: Some(v.entries),
             head: Some(v.head),
             error: None,
+            pruned: Some(v.pruned),
+            pruned_through: v.pruned_through,
         },
         Err(e) => AuditVerification {
             ok: false,
             entries: None,
             head: None,
+            pruned: None,
+            pruned_through: None,
             error: Some(match e {
                 AppError::Chain(chain) => chain.to_string(),
                 other => other.public_message(),

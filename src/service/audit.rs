@@ -10,8 +10,9 @@ use std::path::Path;
 use time::OffsetDateTime;
 
 use super::{META_AUDIT_HEAD, OpenVault, file_error, io_error};
+use crate::crypto::KeyedHash;
 use crate::crypto::sha256;
-use crate::domain::audit::{AuditEntry, ChainHead, Event, Verified, verify_chain};
+use crate::domain::audit::{AuditEntry, ChainHead, Event, Verified, verify_chain_from};
 use crate::error::AppError;
 use crate::store::{Store, StoreError, Tx};
 
@@ -138,8 +139,11 @@ fn seq_of(key: &[u8]) -> u64 {
 }
 
 /// Verifies the whole chain of a store against its stored head. Entries appended after the head
-/// was read (by a running server) are left for the next verification.
-pub fn verify_store(store: &Store) -> Result<Verified, AppError> {
+/// was read (by a running server) are left for the next verification. Entries pruned under the
+/// retention are vouched for by the checkpoint, whose signature `checkpoint_key` checks
+/// ([`crate::crypto::audit_checkpoint_key`]); what is left must follow it.
+pub fn verify_store(store: &Store, checkpoint_key: &KeyedHash) -> Result<Verified, AppError> {
+    let checkpoint = super::retention::checked_checkpoint(store, checkpoint_key)?;
     let head = load_head(store)?;
     let keys = store.raw_keys(AUDIT.tree())?;
     let entries = keys
@@ -152,7 +156,10 @@ pub fn verify_store(store: &Store) -> Result<Verified, AppError> {
                 _ => Err(seq),
             }
         });
-    Ok(verify_chain(entries, &head, sha256)?)
+    let start = checkpoint.as_ref().map(|c| c.start()).unwrap_or_default();
+    let mut verified = verify_chain_from(start, entries, &head, sha256)?;
+    verified.pruned_through = checkpoint.map(|c| c.last_at);
+    Ok(verified)
 }
 
 /// A page of the log, newest first.
@@ -194,6 +201,6 @@ impl OpenVault {
 
     /// Verifies the chain; a broken chain is a result, not a failure of the call.
     pub fn audit_verify(&self) -> Result<Verified, AppError> {
-        verify_store(self.store())
+        verify_store(self.store(), self.retention.key())
     }
 }

@@ -75,14 +75,19 @@ impl OpenVault {
     /// Remembers a `jti` (of a client assertion or a revoked token) until `exp`; false if it was
     /// already remembered. Not audited: the request it belongs to is.
     pub(crate) async fn remember_jti(&self, key: [u8; 32], exp: i64) -> Result<bool, AppError> {
-        self.write(move |tx| {
-            if tx.get(JTIS.tree(), &key)?.is_some() {
-                return Ok(false);
-            }
-            tx.write(&JTIS, &key, &exp)?;
-            Ok(true)
-        })
-        .await
+        let fresh = self
+            .write(move |tx| {
+                if tx.get(JTIS.tree(), &key)?.is_some() {
+                    return Ok(false);
+                }
+                tx.write(&JTIS, &key, &exp)?;
+                Ok(true)
+            })
+            .await?;
+        if fresh {
+            self.jti_expires(&key, exp);
+        }
+        Ok(fresh)
     }
 
     fn invitation_key(&self, id: &str) -> [u8; 32] {

@@ -106,8 +106,9 @@ impl DeliveryState {
 }
 
 impl OpenVault {
-    /// Starts the background worker (webhook deliveries and intent expiry); it stops when the
-    /// vault is closed.
+    /// Starts the background worker (webhook deliveries, intent expiry, and the upkeep that
+    /// bounds the store: expired token ids, the audit log's retention); it stops when the vault
+    /// is closed.
     pub(crate) fn start_delivery(self: &Arc<Self>) -> Result<(), AppError> {
         let sender = Sender::new(crate::webhooks::DELIVERY_TIMEOUT, &self.egress)
             .map_err(|e| AppError::internal("starting the webhook sender", e))?;
@@ -136,7 +137,12 @@ impl OpenVault {
                     .add_after(vault.store(), &alarm, (newest > 0).then_some(newest));
                 let next_delivery = vault.dispatch_due(&sender, &in_flight, &slot_freed, now);
                 let next_expiry = vault.expire_due(now).await;
-                let next = next_delivery.into_iter().chain(next_expiry).min();
+                let next_upkeep = vault.upkeep_due(now).await;
+                let next = next_delivery
+                    .into_iter()
+                    .chain(next_expiry)
+                    .chain(next_upkeep)
+                    .min();
                 drop(vault);
                 // Woken by new events, a freed slot, an earlier deadline, the clock passing
                 // the next one, or the vault going away.

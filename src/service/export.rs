@@ -122,6 +122,8 @@ pub fn write_export(
     // as they are when reached: an export is not a point-in-time copy; a backup is.)
     let head = super::audit::load_head(store)?;
     let last_entry = head.seq.to_be_bytes();
+    // Entries pruned under the retention are vouched for by the checkpoint the section follows.
+    let checkpoint = super::retention::load_checkpoint(store)?;
     let mut counts = ExportCounts::new();
     for section in &SECTIONS {
         write!(out, ",\"{}\":[", section.name).map_err(io_error)?;
@@ -150,6 +152,8 @@ pub fn write_export(
     }
     out.write_all(b",\"audit_head\":").map_err(io_error)?;
     serde_json::to_writer(&mut *out, &head).map_err(json_error)?;
+    out.write_all(b",\"audit_checkpoint\":").map_err(io_error)?;
+    serde_json::to_writer(&mut *out, &checkpoint).map_err(json_error)?;
     out.write_all(b"}\n").map_err(io_error)?;
     out.flush().map_err(io_error)?;
     Ok(counts)

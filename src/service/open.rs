@@ -11,8 +11,8 @@ use time::{Duration, OffsetDateTime};
 
 use super::{
     BRANDS_CACHE_BYTES, META_CLOCK_FLOOR, RECORDS_CACHE_BYTES, Settings, agreements, audit,
-    authorize, cache, deadlines, delivery, events, index_key, intents, keys, records, shred,
-    subscriptions, terms, tokens,
+    authorize, cache, deadlines, delivery, events, index_key, intents, jti_expiry, keys, records,
+    retention, shred, subscriptions, terms, token_budget, tokens,
 };
 use crate::clock::Clock;
 use crate::crypto::keyfile::{KeyFile, UnlockKey};
@@ -46,6 +46,12 @@ pub struct OpenVault {
     pub(super) egress: crate::webhooks::Egress,
     /// Access tokens whose signature and claims were verified.
     pub(super) tokens: tokens::TokenState,
+    /// The audit log's retention: the checkpoint key and what a write compares.
+    pub(super) retention: retention::RetentionState,
+    /// When each remembered `jti` expires.
+    pub(super) jti_expiries: jti_expiry::JtiExpiries,
+    /// Each brand's budget at the token endpoint.
+    pub(super) token_budgets: token_budget::TokenBudgets,
     /// Pending consents and issued authorization codes (in memory: both live minutes).
     pub(super) authorizations: Mutex<authorize::Pending>,
     /// Brands' refused data requests, counted per grant for the audit log's summaries.
@@ -143,6 +149,9 @@ impl OpenVault {
         let alarm = deadlines::Alarm::new();
         let deliveries = delivery::DeliveryState::load(&store, &alarm);
         let intents = intents::IntentState::load(subscription_index, &store, &alarm);
+        let jti_expiries = jti_expiry::JtiExpiries::load(&store, &alarm);
+        let retention =
+            retention::RetentionState::load(&store, crate::crypto::audit_checkpoint_key(&master))?;
         Ok(Arc::new(OpenVault {
             keyfile: Mutex::new(keyfile),
             key_file_path: settings.key_file(),
@@ -166,6 +175,9 @@ impl OpenVault {
                 proxy: settings.webhook_proxy.clone(),
             },
             tokens: tokens::TokenState::new(),
+            token_budgets: token_budget::TokenBudgets::default(),
+            jti_expiries,
+            retention,
             authorizations: Mutex::new(authorize::Pending::default()),
             refusals: Mutex::new(crate::domain::refusals::RefusalTally::default()),
             events: events::EventState::new(),
@@ -249,14 +261,15 @@ impl OpenVault {
         f: impl FnOnce(&mut crate::store::Tx<'_>) -> Result<(T, Event), AppError> + Send + 'static,
     ) -> Result<T, AppError> {
         let now = self.clock.now();
-        let (value, withdrawn) = self
+        let (value, withdrawn, seq) = self
             .write(move |tx| {
                 let (value, event) = f(tx)?;
                 let withdrawn = event.withdraws_access();
-                audit::append_in(tx, event, now)?;
-                Ok((value, withdrawn))
+                let entry = audit::append_in(tx, event, now)?;
+                Ok((value, withdrawn, entry.seq))
             })
             .await?;
+        self.audit_appended(seq);
         // Open event streams re-check their token when woken: a revocation ends them now, not
         // at the next event.
         if withdrawn {

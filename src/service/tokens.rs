@@ -284,6 +284,7 @@ impl OpenVault {
             Ok(((), event))
         })
         .await?;
+        self.jti_expires(&key, exp);
         Ok(IssuedToken {
             access_token,
             expires_in: lifetime,

@@ -33,12 +33,14 @@ mod queue;
 mod table;
 mod tree;
 mod tx;
+mod usage;
 mod watchdog;
 mod writer;
 
 pub use table::{Table, TableError};
 pub use tree::{Entry, Tree, aad};
 pub use tx::{Tx, TxError};
+pub use usage::TreeUsage;
 pub use writer::{DISK_RESERVE, Writer};
 
 use std::collections::BTreeSet;

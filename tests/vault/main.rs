@@ -11,6 +11,7 @@ mod audit;
 mod catalogue;
 mod consent_flood;
 mod crash;
+mod disk_use;
 mod egress;
 mod faults;
 mod grants;

@@ -13,6 +13,7 @@ import {
 } from '../form.js';
 import { newPassphraseFields } from '../newpassphrase.js';
 import { recoveryKeyBox } from '../recoverykey.js';
+import { diskUseSection } from '../diskuse.js';
 
 export function render(container, ctx) {
   stopRecoveryKey();
@@ -45,6 +46,7 @@ export function render(container, ctx) {
     takeAwaySection(),
     unlockKeySection(),
     signingKeySection(),
+    diskUseSection(),
     deleteSection(),
   );
 
