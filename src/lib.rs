@@ -58,6 +58,7 @@ pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod relay;
 pub mod secret;
 pub mod service;
 pub mod store;

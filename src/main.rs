@@ -9,6 +9,8 @@ use anyhow::Context;
 use vrm_vault::clock::{Clock as _, SystemClock};
 use vrm_vault::config::{self, AuditCommand, Command, ServeConfig, UnlockKeyCommand};
 use vrm_vault::http::{self, AppState};
+use vrm_vault::relay::config::{RelayArgs, RelayServeArgs};
+use vrm_vault::relay::{Relay, RelaySettings};
 use vrm_vault::secret::Secret;
 use vrm_vault::service::{self, Settings, Vault};
 
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
         Command::Backup { vault, out } => backup(vault, &out),
         Command::Restore(args) => restore(args),
         Command::DeleteEverything(args) => delete_everything(args),
+        Command::Relay(args) => relay(args),
     };
     match result {
         Ok(code) => code,
@@ -111,6 +114,41 @@ fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         tracing::info!("stopped cleanly");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `vrm-vault relay`: serves the intent relay; `vrm-vault relay admit`: admits a brand.
+fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let config = args.serve;
+    init_tracing(config.log_format == "json");
+    config.validate().map_err(anyhow::Error::msg)?;
+    runtime.block_on(relay_serve(config))
+}
+
+async fn relay_serve(config: RelayServeArgs) -> anyhow::Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let settings = RelaySettings {
+        public_url: config.public_url_on(addr),
+        replicas: usize::from(config.nats.replicas),
+        allow_loopback_webhooks: config.allow_loopback_webhooks,
+    };
+    let relay = Relay::start(&config.nats.urls, settings, Arc::new(SystemClock))
+        .await
+        .map_err(|e| anyhow::anyhow!(e.report()))?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "listening beyond loopback: put a TLS reverse proxy in front");
+    }
+    let shutdown = shutdown_signal()?;
+    // One line on stdout that scripts (and the tests) read to learn the address.
+    println!("vrm-vault relay listening on http://{addr}");
+    std::io::stdout().flush()?;
+    http::relay::serve(listener, relay.clone(), shutdown).await?;
+    relay.close().await;
+    tracing::info!("stopped cleanly");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Binds the metrics listener and serves `/metrics` on it until the server shuts down.

@@ -15,6 +15,7 @@ pub mod intents;
 pub mod metrics;
 pub mod oauth;
 pub mod owner;
+pub mod relay;
 pub mod serve;
 pub mod terms;
 pub mod vault;

@@ -20,5 +20,6 @@ mod oauth;
 mod openapi;
 mod portability;
 mod records;
+mod relay;
 mod support;
 mod terms;

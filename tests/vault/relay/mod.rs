@@ -1,0 +1,3 @@
+//! The intent relay (DESIGN §11): `vrm-vault relay` over a real `nats-server -js`.
+
+mod start;
