@@ -9,8 +9,8 @@ use anyhow::Context;
 use vrm_vault::clock::{Clock as _, SystemClock};
 use vrm_vault::config::{self, AuditCommand, Command, ServeConfig, UnlockKeyCommand};
 use vrm_vault::http::{self, AppState};
-use vrm_vault::relay::config::{RelayArgs, RelayServeArgs};
-use vrm_vault::relay::{Relay, RelaySettings};
+use vrm_vault::relay::config::{AdmitArgs, RelayArgs, RelayCommand, RelayServeArgs};
+use vrm_vault::relay::{Relay, RelayError, RelaySettings};
 use vrm_vault::secret::Secret;
 use vrm_vault::service::{self, Settings, Vault};
 
@@ -119,10 +119,48 @@ fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
 /// `vrm-vault relay`: serves the intent relay; `vrm-vault relay admit`: admits a brand.
 fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let config = args.serve;
-    init_tracing(config.log_format == "json");
-    config.validate().map_err(anyhow::Error::msg)?;
-    runtime.block_on(relay_serve(config))
+    match args.command {
+        Some(RelayCommand::Admit(admit)) => {
+            init_tracing(false);
+            admit.nats.validate().map_err(anyhow::Error::msg)?;
+            runtime.block_on(relay_admit(admit))
+        }
+        None => {
+            let config = args.serve;
+            init_tracing(config.log_format == "json");
+            config.validate().map_err(anyhow::Error::msg)?;
+            runtime.block_on(relay_serve(config))
+        }
+    }
+}
+
+/// Admits a brand and prints `{"client_id": "..."}` on standard output.
+async fn relay_admit(args: AdmitArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.jwks)
+        .with_context(|| format!("reading {}", args.jwks.display()))?;
+    let jwks: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", args.jwks.display()))?;
+    let client = vrm_vault::relay::nats::connect(&args.nats.urls, false)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.report()))?;
+    let settings = RelaySettings {
+        // Admission needs no URL; the brand's tokens name the serving instances' URL.
+        public_url: String::new(),
+        replicas: usize::from(args.nats.replicas),
+        allow_loopback_webhooks: false,
+    };
+    let relay = Relay::from_client(client, settings, Arc::new(SystemClock));
+    relay
+        .ensure_layout()
+        .await
+        .map_err(|e| anyhow::anyhow!(e.report()))?;
+    let brand = relay.admit(&args.name, &jwks).await.map_err(|e| match e {
+        RelayError::Invalid { message, .. } => anyhow::anyhow!(message),
+        other => anyhow::anyhow!(other.report()),
+    })?;
+    relay.close().await;
+    println!("{}", serde_json::json!({ "client_id": brand.client_id }));
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn relay_serve(config: RelayServeArgs) -> anyhow::Result<ExitCode> {

@@ -13,6 +13,7 @@
 pub mod buckets;
 pub mod jwt;
 pub mod keyfile;
+pub mod relay_jwks;
 pub mod webhook;
 
 use std::fmt;

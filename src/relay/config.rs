@@ -2,14 +2,25 @@
 //! Every option is settable from the environment as `VRM_*`, like the vault's.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 
-/// `vrm-vault relay [OPTIONS]`.
+/// `vrm-vault relay [OPTIONS]` or `vrm-vault relay admit ...`.
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct RelayArgs {
+    #[command(subcommand)]
+    pub command: Option<RelayCommand>,
     #[command(flatten)]
     pub serve: RelayServeArgs,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum RelayCommand {
+    /// Admit a brand: register its name and JWKS (a P-256 signing key and a P-256 encryption
+    /// key) and print `{"client_id": "..."}`.
+    Admit(AdmitArgs),
 }
 
 /// Where the NATS JetStream cluster is, and how its streams and buckets are laid out.
@@ -80,4 +91,17 @@ impl NatsArgs {
         }
         Ok(())
     }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AdmitArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// The brand's name as vaults will show it (1 to 100 characters).
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// A JSON file holding the brand's public JWKS: one P-256 key with `"use": "sig"` and one
+    /// with `"use": "enc"`, each with a `kid`.
+    #[arg(long, value_name = "FILE")]
+    pub jwks: PathBuf,
 }

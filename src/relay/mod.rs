@@ -7,12 +7,17 @@
 //! routes are in `http::relay`, since only `http` imports axum.
 //!
 //! - [`config`] — the `relay` and `relay admit` command lines.
+//! - [`brands`] — admitted brands, their published keys, and relay access tokens obtained with
+//!   a `private_key_jwt` client assertion, whose claim rules are [`assertion`]'s.
 //! - [`nats`] — connecting, and the streams and buckets, created idempotently.
 //! - [`error`] — [`RelayError`], mapped to the vault's JSON error shape by `http::relay`.
 //!
-//! Built so far: start-up, the layout, health and readiness. Brands, subscriptions, intents,
-//! deliveries, offers and messages are not yet (issue 19).
+//! Built so far: start-up, the layout, health and readiness; brand admission, the brands'
+//! published keys and relay tokens. Subscriptions, intents, deliveries, offers and messages
+//! are not yet (issue 19).
 
+pub mod assertion;
+pub mod brands;
 pub mod config;
 pub mod error;
 pub mod nats;

@@ -11,8 +11,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::kit::brand::{ASSERTION_TYPE, ClientKey, random_id};
 use crate::kit::server::Server;
 
 /// The `nats-server` binary the tests start.
@@ -158,5 +160,116 @@ impl RelayApp {
     /// The relay's log so far (for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.server.log).unwrap_or_default()
+    }
+}
+
+/// A relay brand's keys: a P-256 signing key and a P-256 encryption key.
+pub struct BrandKeys {
+    pub signing: ClientKey,
+    pub encryption: ClientKey,
+}
+
+impl BrandKeys {
+    pub fn generate(name: &str) -> BrandKeys {
+        BrandKeys {
+            signing: ClientKey::generate(&format!("{name}-sig")),
+            encryption: ClientKey::generate(&format!("{name}-enc")),
+        }
+    }
+
+    /// The public JWKS the operator admits the brand with.
+    pub fn jwks(&self) -> Value {
+        let mut enc = self.encryption.public_jwk();
+        enc["use"] = json!("enc");
+        enc["alg"] = json!("ECDH-ES+A256KW");
+        json!({"keys": [self.signing.public_jwk(), enc]})
+    }
+}
+
+/// `vrm-vault relay admit --nats <url> --name <name> --jwks <file>`: exit status, stdout, stderr.
+pub fn admit_command(nats_url: &str, name: &str, jwks: &Value) -> (bool, String, String) {
+    let dir = TempDir::new().unwrap();
+    let file = dir.path().join("jwks.json");
+    std::fs::write(&file, jwks.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
+        .args([
+            "relay", "admit", "--nats", nats_url, "--name", name, "--jwks",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A brand the operator admitted, with its keys.
+pub struct AdmittedBrand {
+    pub client_id: String,
+    pub name: String,
+    pub keys: BrandKeys,
+}
+
+impl AdmittedBrand {
+    /// Generates keys and admits the brand with the real command.
+    pub fn admit(nats: &Nats, name: &str) -> AdmittedBrand {
+        let keys = BrandKeys::generate(name);
+        let (ok, stdout, stderr) = admit_command(&nats.url(), name, &keys.jwks());
+        assert!(ok, "relay admit failed: {stderr}");
+        let printed: Value = serde_json::from_str(stdout.trim()).unwrap();
+        AdmittedBrand {
+            client_id: printed["client_id"].as_str().unwrap().to_owned(),
+            name: name.to_owned(),
+            keys,
+        }
+    }
+
+    /// An RFC 7523 client assertion for `aud`, signed with the brand's signing key.
+    pub fn assertion(&self, aud: &str) -> String {
+        self.keys
+            .signing
+            .assertion(&self.client_id, aud, &random_id())
+    }
+}
+
+impl RelayApp {
+    /// `POST /oauth/token` with these form parameters: status and body.
+    pub async fn token_request(&self, form: &[(&str, &str)]) -> (u16, Value) {
+        let res = self
+            .client
+            .post(self.url("/oauth/token"))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A relay access token for `brand` (every scope), by a fresh client assertion.
+    pub async fn token(&self, brand: &AdmittedBrand) -> String {
+        let assertion = brand.assertion(&self.url("/oauth/token"));
+        let (status, body) = self
+            .token_request(&[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", ASSERTION_TYPE),
+                ("client_assertion", &assertion),
+            ])
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET path` with JSON answer: status and body.
+    pub async fn get_json(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.client.get(self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
     }
 }

@@ -5,13 +5,15 @@
 //!
 //! One router lists every route ([`router`]).
 
+mod brands;
 mod error;
+mod oauth;
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Serialize;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -30,6 +32,13 @@ pub fn router(relay: Relay) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth::metadata),
+        )
+        .route("/oauth/token", post(oauth::token))
+        .route("/relay/v1/brands", get(brands::list))
+        .route("/relay/v1/brands/{client_id}", get(brands::show))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::new())

@@ -1,3 +1,4 @@
 //! The intent relay (DESIGN §11): `vrm-vault relay` over a real `nats-server -js`.
 
+mod brands;
 mod start;
