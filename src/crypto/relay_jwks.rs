@@ -56,6 +56,19 @@ fn coordinate(key: &Value, i: usize, name: &str) -> Result<Vec<u8>, JwksError> {
 /// Checks a brand's key set and returns it reduced to the public members JOSE defines
 /// (`kty`, `crv`, `x`, `y`, `kid`, `use`, `alg`), so nothing else is ever published.
 pub fn check_relay_jwks(jwks: &Value) -> Result<Value, JwksError> {
+    let kept = check_keys(jwks)?;
+    for (usage, what) in [("sig", "signing"), ("enc", "encryption")] {
+        if !kept.iter().any(|k| k["use"] == usage) {
+            return fail(format!(
+                "jwks must hold a P-256 {what} key (\"use\": \"{usage}\")"
+            ));
+        }
+    }
+    Ok(serde_json::json!({ "keys": kept }))
+}
+
+/// Checks each key of a set; returns them reduced to their public members.
+fn check_keys(jwks: &Value) -> Result<Vec<Value>, JwksError> {
     let Some(keys) = jwks.get("keys").and_then(Value::as_array) else {
         return fail("jwks must be an object with a \"keys\" array".into());
     };
@@ -123,14 +136,39 @@ pub fn check_relay_jwks(jwks: &Value) -> Result<Value, JwksError> {
         }
         kept.push(Value::Object(public));
     }
-    for (usage, what) in [("sig", "signing"), ("enc", "encryption")] {
-        if !kept.iter().any(|k| k["use"] == usage) {
-            return fail(format!(
-                "jwks must hold a P-256 {what} key (\"use\": \"{usage}\")"
-            ));
-        }
+    Ok(kept)
+}
+
+/// Checks an intent's public key (DESIGN §11: the intent's only identity): a P-256 public JWK
+/// whose point lies on the curve, with no private member. Returns it reduced to `kty`, `crv`,
+/// `x`, `y` (and `kid`, `use`, `alg` when given), so nothing else about the vault passes on.
+pub fn check_intent_jwk(jwk: &Value) -> Result<Value, JwksError> {
+    let mut key = jwk.clone();
+    if key.get("kid").is_none() {
+        key["kid"] = Value::String("intent".into());
     }
-    Ok(serde_json::json!({ "keys": kept }))
+    key["use"] = Value::String("sig".into());
+    let mut checked = check_single(&key)?;
+    if jwk.get("kid").is_none()
+        && let Some(map) = checked.as_object_mut()
+    {
+        map.remove("kid");
+    }
+    if jwk.get("use").is_none()
+        && let Some(map) = checked.as_object_mut()
+    {
+        map.remove("use");
+    }
+    Ok(checked)
+}
+
+fn check_single(key: &Value) -> Result<Value, JwksError> {
+    if !key.is_object() {
+        return fail("must be a JWK object".into());
+    }
+    let set = serde_json::json!({"keys": [key]});
+    let mut kept = check_keys(&set)?;
+    Ok(kept.pop().unwrap_or(Value::Null))
 }
 
 /// The signing keys of a checked set, as a JWKS: client assertions and acceptances are

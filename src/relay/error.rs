@@ -21,6 +21,9 @@ pub enum RelayError {
     /// for the log only.
     #[error("the access token is missing, expired, revoked or not valid here")]
     InvalidToken(String),
+    /// The token lacks the scope the call needs (RFC 6750 `insufficient_scope`).
+    #[error("this call needs the scope {0}")]
+    InsufficientScope(&'static str),
     /// NATS JetStream did not answer (in time): nothing was changed, the client may retry.
     #[error("the relay's message store is unavailable; nothing was changed, try again shortly")]
     Unavailable {
@@ -67,6 +70,7 @@ impl RelayError {
             RelayError::Invalid { code, .. } => code,
             RelayError::NotFound(_) => "not_found",
             RelayError::InvalidToken(_) => "invalid_token",
+            RelayError::InsufficientScope(_) => "insufficient_scope",
             RelayError::Unavailable { .. } => "relay_unavailable",
             RelayError::Internal { .. } => "internal",
         }

@@ -7,28 +7,33 @@
 //! routes are in `http::relay`, since only `http` imports axum.
 //!
 //! - [`config`] — the `relay` and `relay admit` command lines.
+//! - [`intents`] — brands' subscriptions (matched with the domain's index), vaults' intents
+//!   and the brands' feeds.
 //! - [`brands`] — admitted brands, their published keys, and relay access tokens obtained with
 //!   a `private_key_jwt` client assertion, whose claim rules are [`assertion`]'s.
 //! - [`nats`] — connecting, and the streams and buckets, created idempotently.
 //! - [`error`] — [`RelayError`], mapped to the vault's JSON error shape by `http::relay`.
 //!
 //! Built so far: start-up, the layout, health and readiness; brand admission, the brands'
-//! published keys and relay tokens. Subscriptions, intents, deliveries, offers and messages
-//! are not yet (issue 19).
+//! published keys and relay tokens; subscriptions, intents and polling. Webhook deliveries,
+//! Server-Sent Events, offers and messages are not yet (issue 19).
 
 pub mod assertion;
 pub mod brands;
 pub mod config;
 pub mod error;
+pub mod intents;
 pub mod nats;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_nats::jetstream;
 use tokio::sync::OnceCell;
 
 use crate::clock::Clock;
+use crate::domain::intents::SubscriptionIndex;
 pub use error::RelayError;
 use nats::Buckets;
 
@@ -58,6 +63,11 @@ struct Inner {
     buckets: OnceCell<Buckets>,
     settings: RelaySettings,
     clock: Arc<dyn Clock>,
+    /// Every brand's subscription, kept equal to the bucket by [`Relay::follow_subscriptions`].
+    index: RwLock<SubscriptionIndex>,
+    /// Whether the index holds every subscription the bucket held when watching began: until
+    /// then the instance is not ready and takes no intent (it could miss a brand).
+    index_current: AtomicBool,
 }
 
 impl Relay {
@@ -90,6 +100,8 @@ impl Relay {
                 buckets: OnceCell::new(),
                 settings,
                 clock,
+                index: RwLock::new(SubscriptionIndex::new()),
+                index_current: AtomicBool::new(false),
             }),
         }
     }
@@ -109,6 +121,7 @@ impl Relay {
             match self.ensure_layout().await {
                 Ok(()) => {
                     tracing::info!("relay streams and buckets ready");
+                    self.follow_subscriptions().await;
                     return;
                 }
                 Err(e) => {
@@ -128,6 +141,10 @@ impl Relay {
         self.inner.clock.as_ref()
     }
 
+    pub(crate) fn js(&self) -> &jetstream::Context {
+        &self.inner.js
+    }
+
     /// The buckets, or 503 while the layout does not exist yet.
     pub(crate) fn buckets(&self) -> Result<&Buckets, RelayError> {
         self.inner.buckets.get().ok_or(RelayError::Unavailable {
@@ -136,10 +153,27 @@ impl Relay {
         })
     }
 
-    /// Ready when the layout exists and JetStream answers now (a round trip, so a lost NATS
+    pub(crate) fn set_index_current(&self, current: bool) {
+        self.inner.index_current.store(current, Ordering::SeqCst);
+    }
+
+    /// 503 until this instance's subscription index has caught up with the bucket.
+    pub(crate) fn index_ready(&self) -> Result<(), RelayError> {
+        if self.inner.index_current.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(RelayError::Unavailable {
+                context: "the subscription index is still loading",
+                source: None,
+            })
+        }
+    }
+
+    /// Ready when the layout exists, the subscription index has caught up, and JetStream answers now (a round trip, so a lost NATS
     /// connection shows at once rather than when the client notices).
     pub async fn ready(&self) -> Result<(), RelayError> {
         self.buckets()?;
+        self.index_ready()?;
         if self.inner.client.connection_state() != async_nats::connection::State::Connected {
             return Err(RelayError::Unavailable {
                 context: "not connected to NATS",

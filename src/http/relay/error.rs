@@ -12,6 +12,7 @@ pub fn status_of(error: &RelayError) -> StatusCode {
         RelayError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         RelayError::NotFound(_) => StatusCode::NOT_FOUND,
         RelayError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+        RelayError::InsufficientScope(_) => StatusCode::FORBIDDEN,
         RelayError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         RelayError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -7,13 +7,14 @@
 
 mod brands;
 mod error;
+mod intents;
 mod oauth;
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde::Serialize;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -37,6 +38,11 @@ pub fn router(relay: Relay) -> Router {
             get(oauth::metadata),
         )
         .route("/oauth/token", post(oauth::token))
+        .route("/relay/v1/subscription", put(intents::put_subscription))
+        .route(
+            "/relay/v1/intents",
+            get(intents::poll).post(intents::publish_intent),
+        )
         .route("/relay/v1/brands", get(brands::list))
         .route("/relay/v1/brands/{client_id}", get(brands::show))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -1,4 +1,5 @@
 //! The intent relay (DESIGN §11): `vrm-vault relay` over a real `nats-server -js`.
 
 mod brands;
+mod intents;
 mod start;

@@ -1,0 +1,81 @@
+//! Brands' and vaults' intent routes at the relay: a brand's subscription and its feed (with a
+//! relay token), and a vault's intent (no account: the intent's own key is its identity).
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::{StatusCode, header, request::Parts};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::domain::intents::{NewSubscription, ValidSubscription};
+use crate::http::error::{Json, Query};
+use crate::relay::brands::{Authenticated, Scope};
+use crate::relay::intents::EventPage;
+use crate::relay::{Relay, RelayError};
+
+/// A brand authenticated by its relay access token (`Authorization: Bearer vrm_rt_...`).
+#[derive(Debug)]
+pub struct RelayBrandToken(pub Authenticated);
+
+impl FromRequestParts<Relay> for RelayBrandToken {
+    type Rejection = RelayError;
+
+    async fn from_request_parts(parts: &mut Parts, relay: &Relay) -> Result<Self, RelayError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| RelayError::InvalidToken("no bearer token".into()))?;
+        Ok(RelayBrandToken(relay.authenticate(token.trim()).await?))
+    }
+}
+
+impl RelayBrandToken {
+    fn require(&self, scope: Scope) -> Result<&Authenticated, RelayError> {
+        if self.0.scopes.contains(&scope) {
+            Ok(&self.0)
+        } else {
+            Err(RelayError::InsufficientScope(scope.as_str()))
+        }
+    }
+}
+
+/// `PUT /relay/v1/subscription`: the vault's subscription body (polling only for now).
+pub async fn put_subscription(
+    State(relay): State<Relay>,
+    token: RelayBrandToken,
+    Json(body): Json<NewSubscription>,
+) -> Result<Json<ValidSubscription>, RelayError> {
+    let auth = token.require(Scope::IntentsRead)?;
+    Ok(Json(relay.subscribe(auth, body).await?))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Created {
+    pub id: String,
+}
+
+/// `POST /relay/v1/intents`: a vault publishes an intent → `201 {"id"}`.
+pub async fn publish_intent(
+    State(relay): State<Relay>,
+    Json(body): Json<Value>,
+) -> Result<(StatusCode, Json<Created>), RelayError> {
+    let id = relay.publish_intent(body).await?;
+    Ok((StatusCode::CREATED, Json(Created { id })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CursorQuery {
+    /// The `next_cursor` of the previous page; 0 or absent: from the start.
+    pub cursor: Option<u64>,
+}
+
+/// `GET /relay/v1/intents?cursor=N`: the brand's events after the cursor (polling).
+pub async fn poll(
+    State(relay): State<Relay>,
+    token: RelayBrandToken,
+    Query(query): Query<CursorQuery>,
+) -> Result<Json<EventPage>, RelayError> {
+    let auth = token.require(Scope::IntentsRead)?;
+    Ok(Json(relay.poll(auth, query.cursor.unwrap_or(0)).await?))
+}
