@@ -1,6 +1,7 @@
 //! Intents at the relay: brands subscribe (the same body and matching rule as a vault's
 //! subscriptions, `domain::intents`), vaults publish intents under a per-intent public key, and
-//! each matching brand finds a CloudEvent in its feed, read by polling.
+//! each matching brand finds a CloudEvent in its feed, read by polling, and by signed webhook
+//! when it gave a URL (`super::deliveries`).
 //!
 //! Subscriptions live in the `relay_subscriptions` bucket. Each instance keeps the domain's
 //! [`SubscriptionIndex`](crate::domain::intents::SubscriptionIndex) in memory, filled and kept current by watching that bucket, so matching
@@ -10,8 +11,9 @@
 //!
 //! An accepted intent is stored in `RELAY_INTENTS` with a per-message TTL (it disappears when it
 //! expires), then one `vrm.intent.created.v1` event per matching brand goes to its feed subject
-//! in `RELAY_FEEDS`, with a `Nats-Msg-Id` made of the intent and brand ids so a retried publish
-//! is stored once. The 201 comes after every one of those writes was acknowledged by JetStream.
+//! in `RELAY_FEEDS` (and, for a brand with a webhook, a job in `RELAY_DELIVERIES`), each with a
+//! `Nats-Msg-Id` made of the intent and brand ids so a retried publish is stored once. The 201
+//! comes after every one of those writes was acknowledged by JetStream.
 //! If one fails, the answer is 503 and brands already written to keep their event (the vault
 //! retries with the same body; the relay gives the retry a new id).
 
@@ -20,22 +22,49 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{self, DeliverPolicy};
 use futures_util::StreamExt as _;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use time::format_description::well_known::Rfc3339;
 
 use super::Relay;
 use super::brands::Authenticated;
+use super::deliveries::Job;
 use super::error::RelayError;
 use super::nats::FEEDS;
 use crate::crypto::{self, relay_jwks};
 use crate::domain::intents::{
-    IntentError, NewIntent, NewSubscription, SubscriptionError, ValidIntent, ValidSubscription,
+    Delivery, IntentError, NewIntent, NewSubscription, SubscriptionError, ValidIntent,
+    ValidSubscription,
 };
 
 /// The finest location a relayed intent may carry: geohash precision 5 (about 5 km).
 pub const MAX_GEOHASH_PRECISION: usize = 5;
 /// The most events one poll returns.
 pub const MAX_EVENTS_PAGE: usize = 100;
+
+/// A brand's subscription as the `relay_subscriptions` bucket holds it, and as the brand is
+/// answered: the validated subscription and, with a webhook, its signing secret. The secret is
+/// kept in NATS as it is (the relay must sign with it); `Debug` leaves it out.
+#[derive(Clone, serde::Serialize, Deserialize)]
+pub struct StoredSubscription {
+    #[serde(flatten)]
+    pub subscription: ValidSubscription,
+    /// `whsec_...`, when the brand takes webhooks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+}
+
+impl std::fmt::Debug for StoredSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSubscription")
+            .field("subscription", &self.subscription)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "whsec_…"),
+            )
+            .finish()
+    }
+}
 
 /// A page of a brand's feed.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -162,35 +191,57 @@ fn intent_view(id: &str, published: &Published) -> Value {
 }
 
 impl Relay {
-    /// Replaces a brand's subscription.
+    /// Replaces a brand's subscription. One with a webhook gets a fresh `whsec_` secret, shown
+    /// in the answer only (a new one with every change, so a leaked secret is replaced by
+    /// subscribing again).
     pub async fn subscribe(
         &self,
         auth: &Authenticated,
         body: NewSubscription,
-    ) -> Result<ValidSubscription, RelayError> {
+    ) -> Result<StoredSubscription, RelayError> {
         let subscription = body
             .validate(self.settings().allow_loopback_webhooks)
             .map_err(invalid_subscription)?;
-        if subscription.webhook_url.is_some()
-            || subscription
-                .delivery
-                .contains(&crate::domain::intents::Delivery::Webhook)
-        {
-            return Err(RelayError::invalid(
-                "invalid_subscription",
-                "this relay does not deliver by webhook yet: leave out webhook_url and use polling",
-                "webhook_url",
-            ));
-        }
-        let bytes = serde_json::to_vec(&subscription)
+        let webhook_secret = if subscription.webhook_url.is_some() {
+            Some(
+                crypto::webhook::new_secret()
+                    .map_err(|e| RelayError::internal("making a webhook secret", e))?,
+            )
+        } else {
+            None
+        };
+        let stored = StoredSubscription {
+            subscription,
+            webhook_secret,
+        };
+        let bytes = serde_json::to_vec(&stored)
             .map_err(|e| RelayError::internal("encoding a subscription", e))?;
         self.buckets()?
             .subscriptions
             .put(&auth.brand.client_id, bytes.into())
             .await
             .map_err(|e| RelayError::unavailable("storing a subscription", e))?;
-        self.index_put(&auth.brand.client_id, Some(&subscription));
-        Ok(subscription)
+        self.index_put(&auth.brand.client_id, Some(&stored.subscription));
+        Ok(stored)
+    }
+
+    /// A brand's subscription as stored, with its webhook secret.
+    pub(super) async fn stored_subscription(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<StoredSubscription>, RelayError> {
+        let entry = self
+            .buckets()?
+            .subscriptions
+            .get(client_id)
+            .await
+            .map_err(|e| RelayError::unavailable("reading a subscription", e))?;
+        entry
+            .map(|bytes| {
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| RelayError::internal("decoding a subscription", e))
+            })
+            .transpose()
     }
 
     fn index_put(&self, client_id: &str, subscription: Option<&ValidSubscription>) {
@@ -245,8 +296,8 @@ impl Relay {
             let caught_up = entry.delta == 0;
             match entry.operation {
                 async_nats::jetstream::kv::Operation::Put => {
-                    match serde_json::from_slice::<ValidSubscription>(&entry.value) {
-                        Ok(s) => self.index_put(&entry.key, Some(&s)),
+                    match serde_json::from_slice::<StoredSubscription>(&entry.value) {
+                        Ok(s) => self.index_put(&entry.key, Some(&s.subscription)),
                         Err(e) => {
                             tracing::error!(error = %e, "a stored subscription does not decode")
                         }
@@ -311,6 +362,22 @@ impl Relay {
                 "datacontenttype": "application/json",
                 "data": { "intent": view },
             });
+            let takes_webhooks = self
+                .stored_subscription(&client_id)
+                .await?
+                .is_some_and(|s| {
+                    s.webhook_secret.is_some()
+                        && s.subscription.delivery.contains(&Delivery::Webhook)
+                });
+            if takes_webhooks {
+                self.queue_delivery(&Job {
+                    client_id: client_id.clone(),
+                    event_id: format!("evt_{id}_{client_id}"),
+                    event: event.clone(),
+                    expires_at: published.intent.expires_at,
+                })
+                .await?;
+            }
             let mut headers = HeaderMap::new();
             headers.insert("Nats-Msg-Id", format!("{id}.{client_id}").as_str());
             let bytes =

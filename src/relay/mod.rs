@@ -7,6 +7,8 @@
 //! routes are in `http::relay`, since only `http` imports axum.
 //!
 //! - [`config`] — the `relay` and `relay admit` command lines.
+//! - [`deliveries`] — signed webhook deliveries through one durable work-queue consumer shared
+//!   by all instances.
 //! - [`intents`] — brands' subscriptions (matched with the domain's index), vaults' intents
 //!   and the brands' feeds.
 //! - [`brands`] — admitted brands, their published keys, and relay access tokens obtained with
@@ -15,12 +17,13 @@
 //! - [`error`] — [`RelayError`], mapped to the vault's JSON error shape by `http::relay`.
 //!
 //! Built so far: start-up, the layout, health and readiness; brand admission, the brands'
-//! published keys and relay tokens; subscriptions, intents and polling. Webhook deliveries,
-//! Server-Sent Events, offers and messages are not yet (issue 19).
+//! published keys and relay tokens; subscriptions, intents, polling and webhooks. Server-Sent
+//! Events, offers and messages are not yet (issue 19).
 
 pub mod assertion;
 pub mod brands;
 pub mod config;
+pub mod deliveries;
 pub mod error;
 pub mod intents;
 pub mod nats;
@@ -121,6 +124,8 @@ impl Relay {
             match self.ensure_layout().await {
                 Ok(()) => {
                     tracing::info!("relay streams and buckets ready");
+                    let deliverer = self.clone();
+                    tokio::spawn(async move { deliverer.deliver_webhooks().await });
                     self.follow_subscriptions().await;
                     return;
                 }

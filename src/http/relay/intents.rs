@@ -6,10 +6,10 @@ use axum::http::{StatusCode, header, request::Parts};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::intents::{NewSubscription, ValidSubscription};
+use crate::domain::intents::NewSubscription;
 use crate::http::error::{Json, Query};
 use crate::relay::brands::{Authenticated, Scope};
-use crate::relay::intents::EventPage;
+use crate::relay::intents::{EventPage, StoredSubscription};
 use crate::relay::{Relay, RelayError};
 
 /// A brand authenticated by its relay access token (`Authorization: Bearer vrm_rt_...`).
@@ -40,12 +40,13 @@ impl RelayBrandToken {
     }
 }
 
-/// `PUT /relay/v1/subscription`: the vault's subscription body (polling only for now).
+/// `PUT /relay/v1/subscription`: the vault's subscription body; the answer holds
+/// `webhook_secret` when it names a webhook.
 pub async fn put_subscription(
     State(relay): State<Relay>,
     token: RelayBrandToken,
     Json(body): Json<NewSubscription>,
-) -> Result<Json<ValidSubscription>, RelayError> {
+) -> Result<Json<StoredSubscription>, RelayError> {
     let auth = token.require(Scope::IntentsRead)?;
     Ok(Json(relay.subscribe(auth, body).await?))
 }

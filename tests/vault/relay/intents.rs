@@ -208,7 +208,7 @@ async fn what_a_relay_refuses_is_named() {
         assert_eq!(answer["at"], at, "{answer}");
     }
 
-    // Subscriptions: the vault's rules, and no webhook yet.
+    // Subscriptions: the vault's rules (a loopback webhook needs the operator's flag).
     let (status, answer) = call(
         &relay,
         reqwest::Method::PUT,
@@ -227,7 +227,7 @@ async fn what_a_relay_refuses_is_named() {
         reqwest::Method::PUT,
         "/relay/v1/subscription",
         Some(&token),
-        &json!({"categories": ["food"], "webhook_url": "https://brand.example/hook"}),
+        &json!({"categories": ["food"], "webhook_url": "http://127.0.0.1:9/hook"}),
     )
     .await;
     assert_eq!(
@@ -326,4 +326,90 @@ async fn any_instance_matches_subscriptions_made_on_another() {
     assert_eq!(status, 201);
     let (events, _) = poll(&a, &token, cursor).await;
     assert!(events.is_empty(), "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_signed_cloudevents_retried_under_one_id() {
+    use crate::kit::intent::{Receiver, signature_verifies};
+
+    let nats = Nats::start();
+    let relay = RelayApp::start(&nats.url(), |cmd| {
+        cmd.arg("--allow-loopback-webhooks");
+    });
+    assert!(
+        relay.wait_ready(200, Duration::from_secs(20)).await,
+        "{}",
+        relay.log()
+    );
+    let brand = AdmittedBrand::admit(&nats, "Chez Lulu");
+    let other = AdmittedBrand::admit(&nats, "Bouchon Lyonnais");
+    let token = relay.token(&brand).await;
+    let other_token = relay.token(&other).await;
+    // The first attempt fails with 500: the second, a second later, succeeds.
+    let receiver = Receiver::start(&[500]).await;
+    let lyon_receiver = Receiver::start(&[]).await;
+    let (status, subscription) = call(
+        &relay,
+        reqwest::Method::PUT,
+        "/relay/v1/subscription",
+        Some(&token),
+        &json!({"categories": ["food"], "areas": [{"geohash": "u09"}], "webhook_url": receiver.url}),
+    )
+    .await;
+    assert_eq!(status, 200, "{subscription}");
+    let secret = subscription["webhook_secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    subscribe(
+        &relay,
+        &other_token,
+        json!({"categories": ["food"], "areas": [{"geohash": "u05k"}], "webhook_url": lyon_receiver.url}),
+    )
+    .await;
+
+    let (status, created) = call(
+        &relay,
+        reqwest::Method::POST,
+        "/relay/v1/intents",
+        None,
+        &relayed_intent("food.lunch", "u09tv"),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let got = receiver.wait_for(2, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 2, "one failure, one success, nothing more");
+    for request in &got {
+        assert_eq!(request.method, "POST");
+        assert_eq!(
+            request.header("content-type"),
+            "application/cloudevents+json"
+        );
+        assert!(
+            signature_verifies(&secret, request),
+            "bad signature: {:?}",
+            request.headers
+        );
+        let event = request.json();
+        assert_eq!(event["type"], "vrm.intent.created.v1");
+        assert_eq!(event["subject"], created["id"]);
+        assert_eq!(request.header("webhook-id"), event["id"].as_str().unwrap());
+    }
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    // The same event is in the brand's feed, and the other brand's endpoint heard nothing.
+    let (events, _) = poll(&relay, &token, 0).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0], got[1].json());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(lyon_receiver.received().is_empty());
+    // Acknowledged jobs leave the work queue.
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js.get_stream("RELAY_DELIVERIES").await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while stream.info().await.unwrap().state.messages != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the delivered job stayed queued"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
