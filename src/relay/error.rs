@@ -17,6 +17,10 @@ pub enum RelayError {
     },
     #[error("no such {0}")]
     NotFound(&'static str),
+    /// The request conflicts with the state of what it names (an intent that expired, or has
+    /// all its offers); `code` is the vault's for the same case.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     /// A brand's relay token is missing, unknown, expired or its brand suspended. The reason is
     /// for the log only.
     #[error("the access token is missing, expired, revoked or not valid here")]
@@ -69,6 +73,7 @@ impl RelayError {
         match self {
             RelayError::Invalid { code, .. } => code,
             RelayError::NotFound(_) => "not_found",
+            RelayError::Conflict { code, .. } => code,
             RelayError::InvalidToken(_) => "invalid_token",
             RelayError::InsufficientScope(_) => "insufficient_scope",
             RelayError::Unavailable { .. } => "relay_unavailable",

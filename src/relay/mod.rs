@@ -13,12 +13,15 @@
 //!   and the brands' feeds.
 //! - [`brands`] — admitted brands, their published keys, and relay access tokens obtained with
 //!   a `private_key_jwt` client assertion, whose claim rules are [`assertion`]'s.
+//! - [`offers`] — brands' offers with their signed acceptance of the person's terms, and the
+//!   vault's read of them with the intent's key.
 //! - [`nats`] — connecting, and the streams and buckets, created idempotently.
 //! - [`error`] — [`RelayError`], mapped to the vault's JSON error shape by `http::relay`.
 //!
 //! Built so far: start-up, the layout, health and readiness; brand admission, the brands'
-//! published keys and relay tokens; subscriptions, intents, polling and webhooks. Server-Sent
-//! Events, offers and messages are not yet (issue 19).
+//! published keys and relay tokens; subscriptions, intents, polling and webhooks; offers and
+//! the vault's read of them. Server-Sent Events, messages to brands and the vault's own side
+//! (`serve --relay`) are not yet (issue 19).
 
 pub mod assertion;
 pub mod brands;
@@ -27,6 +30,7 @@ pub mod deliveries;
 pub mod error;
 pub mod intents;
 pub mod nats;
+pub mod offers;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};

@@ -11,6 +11,7 @@ pub fn status_of(error: &RelayError) -> StatusCode {
     match error {
         RelayError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         RelayError::NotFound(_) => StatusCode::NOT_FOUND,
+        RelayError::Conflict { .. } => StatusCode::CONFLICT,
         RelayError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
         RelayError::InsufficientScope(_) => StatusCode::FORBIDDEN,
         RelayError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::intents::NewSubscription;
-use crate::http::error::{Json, Query};
+use crate::http::error::{Json, Path, Query};
 use crate::relay::brands::{Authenticated, Scope};
 use crate::relay::intents::{EventPage, StoredSubscription};
 use crate::relay::{Relay, RelayError};
@@ -79,4 +79,37 @@ pub async fn poll(
 ) -> Result<Json<EventPage>, RelayError> {
     let auth = token.require(Scope::IntentsRead)?;
     Ok(Json(relay.poll(auth, query.cursor.unwrap_or(0)).await?))
+}
+
+/// `POST /relay/v1/intents/{id}/offers`: the vault's offer body plus `acceptance` → `201 {"id"}`.
+pub async fn post_offer(
+    State(relay): State<Relay>,
+    token: RelayBrandToken,
+    Path(intent_id): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<(StatusCode, Json<Created>), RelayError> {
+    let auth = token.require(Scope::OffersWrite)?;
+    let id = relay.post_offer(auth, &intent_id, body).await?;
+    Ok((StatusCode::CREATED, Json(Created { id })))
+}
+
+#[derive(Debug, Serialize)]
+pub struct OfferList {
+    pub offers: Vec<Value>,
+}
+
+/// `GET /relay/v1/intents/{id}/offers`: for the intent's vault, with a JWT signed by the
+/// intent's key.
+pub async fn vault_offers(
+    State(relay): State<Relay>,
+    Path(intent_id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<OfferList>, RelayError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| RelayError::InvalidToken("no bearer token".into()))?;
+    let offers = relay.offers_for_vault(&intent_id, bearer.trim()).await?;
+    Ok(Json(OfferList { offers }))
 }

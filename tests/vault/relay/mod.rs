@@ -2,4 +2,5 @@
 
 mod brands;
 mod intents;
+mod offers;
 mod start;
