@@ -9,7 +9,8 @@ use anyhow::Context;
 use vrm_vault::clock::{Clock as _, SystemClock};
 use vrm_vault::config::{self, AuditCommand, Command, ServeConfig, UnlockKeyCommand};
 use vrm_vault::http::{self, AppState};
-use vrm_vault::relay::config::{AdmitArgs, RelayArgs, RelayCommand, RelayServeArgs};
+use vrm_vault::relay::brands::BrandStatus;
+use vrm_vault::relay::config::{AdmitArgs, BrandArgs, RelayArgs, RelayCommand, RelayServeArgs};
 use vrm_vault::relay::{Relay, RelayError, RelaySettings};
 use vrm_vault::secret::Secret;
 use vrm_vault::service::{self, Settings, Vault};
@@ -125,6 +126,14 @@ fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
             admit.nats.validate().map_err(anyhow::Error::msg)?;
             runtime.block_on(relay_admit(admit))
         }
+        Some(RelayCommand::Suspend(brand)) => {
+            init_tracing(false);
+            runtime.block_on(relay_set_status(brand, BrandStatus::Suspended))
+        }
+        Some(RelayCommand::Resume(brand)) => {
+            init_tracing(false);
+            runtime.block_on(relay_set_status(brand, BrandStatus::Active))
+        }
         None => {
             let config = args.serve;
             init_tracing(config.log_format == "json");
@@ -140,20 +149,7 @@ async fn relay_admit(args: AdmitArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("reading {}", args.jwks.display()))?;
     let jwks: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not JSON", args.jwks.display()))?;
-    let client = vrm_vault::relay::nats::connect(&args.nats.urls, false)
-        .await
-        .map_err(|e| anyhow::anyhow!(e.report()))?;
-    let settings = RelaySettings {
-        // Admission needs no URL; the brand's tokens name the serving instances' URL.
-        public_url: String::new(),
-        replicas: usize::from(args.nats.replicas),
-        allow_loopback_webhooks: false,
-    };
-    let relay = Relay::from_client(client, settings, Arc::new(SystemClock));
-    relay
-        .ensure_layout()
-        .await
-        .map_err(|e| anyhow::anyhow!(e.report()))?;
+    let relay = relay_offline(&args.nats).await?;
     let brand = relay.admit(&args.name, &jwks).await.map_err(|e| match e {
         RelayError::Invalid { message, .. } => anyhow::anyhow!(message),
         other => anyhow::anyhow!(other.report()),
@@ -161,6 +157,41 @@ async fn relay_admit(args: AdmitArgs) -> anyhow::Result<ExitCode> {
     relay.close().await;
     println!("{}", serde_json::json!({ "client_id": brand.client_id }));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Suspends or resumes a brand and prints `{"client_id": "...", "status": "..."}`.
+async fn relay_set_status(args: BrandArgs, status: BrandStatus) -> anyhow::Result<ExitCode> {
+    args.nats.validate().map_err(anyhow::Error::msg)?;
+    let relay = relay_offline(&args.nats).await?;
+    let brand = relay
+        .set_status(&args.client_id, status)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.report()))?;
+    relay.close().await;
+    println!(
+        "{}",
+        serde_json::json!({ "client_id": brand.client_id, "status": brand.status })
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A relay handle for the operator's commands: connects at once (no waiting) and binds the
+/// layout.
+async fn relay_offline(nats: &vrm_vault::relay::config::NatsArgs) -> anyhow::Result<Relay> {
+    let client = vrm_vault::relay::nats::connect(&nats.urls, false)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.report()))?;
+    let settings = RelaySettings {
+        public_url: String::new(),
+        replicas: usize::from(nats.replicas),
+        allow_loopback_webhooks: false,
+    };
+    let relay = Relay::from_client(client, settings, Arc::new(SystemClock));
+    relay
+        .ensure_layout()
+        .await
+        .map_err(|e| anyhow::anyhow!(e.report()))?;
+    Ok(relay)
 }
 
 async fn relay_serve(config: RelayServeArgs) -> anyhow::Result<ExitCode> {

@@ -191,6 +191,42 @@ impl Relay {
         Ok(brand)
     }
 
+    /// Sets a brand's status (the operator's suspend and resume); the change takes effect on
+    /// every instance at the brand's next request, since each one reads the record.
+    pub async fn set_status(
+        &self,
+        client_id: &str,
+        status: BrandStatus,
+    ) -> Result<RelayBrand, RelayError> {
+        let bucket = &self.buckets()?.brands;
+        let entry = bucket
+            .entry(client_id)
+            .await
+            .map_err(|e| RelayError::unavailable("reading a brand", e))?
+            .filter(|e| e.operation == async_nats::jetstream::kv::Operation::Put)
+            .filter(|_| self.valid_client_id(client_id))
+            .ok_or(RelayError::NotFound("brand"))?;
+        let mut brand: RelayBrand = decode(&entry.value, "decoding a brand")?;
+        brand.status = status;
+        let bytes =
+            serde_json::to_vec(&brand).map_err(|e| RelayError::internal("encoding a brand", e))?;
+        // Only over the revision read, so a concurrent change is not overwritten.
+        bucket
+            .update(client_id, bytes.into(), entry.revision)
+            .await
+            .map_err(|e| RelayError::unavailable("updating a brand", e))?;
+        tracing::info!(client_id, ?status, "brand status changed");
+        Ok(brand)
+    }
+
+    fn valid_client_id(&self, client_id: &str) -> bool {
+        client_id.starts_with(CLIENT_ID_PREFIX)
+            && client_id.len() <= 64
+            && client_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    }
+
     /// An admitted brand (active or suspended), if `client_id` names one.
     pub async fn brand(&self, client_id: &str) -> Result<Option<RelayBrand>, RelayError> {
         // Keys are made by `admit`; anything else cannot name a brand (and must not reach

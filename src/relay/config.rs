@@ -21,6 +21,20 @@ pub enum RelayCommand {
     /// Admit a brand: register its name and JWKS (a P-256 signing key and a P-256 encryption
     /// key) and print `{"client_id": "..."}`.
     Admit(AdmitArgs),
+    /// Suspend an admitted brand: from its next request it gets no token, its tokens stop, it
+    /// is no longer published or matched, and its queued webhooks are dropped.
+    Suspend(BrandArgs),
+    /// Resume a suspended brand.
+    Resume(BrandArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BrandArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// The brand's client id, as `relay admit` printed it.
+    #[arg(long, value_name = "ID")]
+    pub client_id: String,
 }
 
 /// Where the NATS JetStream cluster is, and how its streams and buckets are laid out.

@@ -280,3 +280,78 @@ async fn forged_and_misdirected_assertions_are_refused() {
         (401, Some("invalid_client"))
     );
 }
+
+fn operator(nats: &Nats, verb: &str, client_id: &str) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
+        .args([
+            "relay",
+            verb,
+            "--nats",
+            &nats.url(),
+            "--client-id",
+            client_id,
+        ])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_brand_stops_at_once_and_resumes() {
+    let nats = Nats::start();
+    let relay = ready_relay(&nats).await;
+    let brand = AdmittedBrand::admit(&nats, "Chez Lulu");
+    let token = relay.token(&brand).await;
+    let (status, _) = relay.get_json("/relay/v1/intents", Some(&token)).await;
+    assert_eq!(status, 200);
+
+    let (ok, stdout, stderr) = operator(&nats, "suspend", &brand.client_id);
+    assert!(ok, "{stderr}");
+    let printed: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(printed["status"], "suspended");
+
+    // Its live token stops, it gets no new one, and it is no longer published.
+    let (status, body) = relay.get_json("/relay/v1/intents", Some(&token)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
+    let endpoint = relay.url("/oauth/token");
+    let (status, body) = relay
+        .token_request(&[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", &brand.assertion(&endpoint)),
+        ])
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("suspended")
+    );
+    let (status, _) = relay
+        .get_json(&format!("/relay/v1/brands/{}", brand.client_id), None)
+        .await;
+    assert_eq!(status, 404);
+    let (_, list) = relay.get_json("/relay/v1/brands", None).await;
+    assert_eq!(list["brands"], json!([]));
+
+    let (ok, _, stderr) = operator(&nats, "resume", &brand.client_id);
+    assert!(ok, "{stderr}");
+    let token = relay.token(&brand).await;
+    let (status, _) = relay.get_json("/relay/v1/intents", Some(&token)).await;
+    assert_eq!(status, 200);
+
+    let (ok, _, stderr) = operator(&nats, "suspend", "rb_00000000000000000000000000000000");
+    assert!(!ok);
+    assert!(stderr.contains("no such brand"), "{stderr}");
+}
