@@ -61,6 +61,8 @@ pub enum Command {
     /// a signed erasure request, destroy the keys and the store, and print the final signed
     /// receipt on standard output. The data directory is left empty, ready for a new vault.
     DeleteEverything(DeleteArgs),
+    /// Run the intent relay (DESIGN §11), or manage its brands (`relay admit`, `suspend`, `resume`).
+    Relay(crate::relay::config::RelayArgs),
 }
 
 #[derive(Debug, Args)]

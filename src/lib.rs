@@ -59,6 +59,7 @@ pub mod domain;
 pub mod error;
 pub mod files;
 pub mod http;
+pub mod relay;
 pub mod secret;
 pub mod service;
 pub mod store;

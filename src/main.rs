@@ -9,6 +9,9 @@ use anyhow::Context;
 use vrm_vault::clock::{Clock as _, SystemClock};
 use vrm_vault::config::{self, AuditCommand, Command, ServeConfig, UnlockKeyCommand};
 use vrm_vault::http::{self, AppState};
+use vrm_vault::relay::brands::BrandStatus;
+use vrm_vault::relay::config::{AdmitArgs, BrandArgs, RelayArgs, RelayCommand, RelayServeArgs};
+use vrm_vault::relay::{Relay, RelayError, RelaySettings};
 use vrm_vault::secret::Secret;
 use vrm_vault::service::{self, Settings, Vault};
 
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Command::Backup { vault, out } => backup(vault, &out),
         Command::Restore(args) => restore(args),
         Command::DeleteEverything(args) => delete_everything(args),
+        Command::Relay(args) => relay(args),
     };
     match result {
         Ok(code) => code,
@@ -117,6 +121,109 @@ fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         tracing::info!("stopped cleanly");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `vrm-vault relay`: serves the intent relay; `vrm-vault relay admit`: admits a brand.
+fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    match args.command {
+        Some(RelayCommand::Admit(admit)) => {
+            init_tracing(false);
+            admit.nats.validate().map_err(anyhow::Error::msg)?;
+            runtime.block_on(relay_admit(admit))
+        }
+        Some(RelayCommand::Suspend(brand)) => {
+            init_tracing(false);
+            runtime.block_on(relay_set_status(brand, BrandStatus::Suspended))
+        }
+        Some(RelayCommand::Resume(brand)) => {
+            init_tracing(false);
+            runtime.block_on(relay_set_status(brand, BrandStatus::Active))
+        }
+        None => {
+            let config = args.serve;
+            init_tracing(config.log_format == "json");
+            config.validate().map_err(anyhow::Error::msg)?;
+            runtime.block_on(relay_serve(config))
+        }
+    }
+}
+
+/// Admits a brand and prints `{"client_id": "..."}` on standard output.
+async fn relay_admit(args: AdmitArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.jwks)
+        .with_context(|| format!("reading {}", args.jwks.display()))?;
+    let jwks: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", args.jwks.display()))?;
+    let relay = relay_offline(&args.nats).await?;
+    let brand = relay.admit(&args.name, &jwks).await.map_err(|e| match e {
+        RelayError::Invalid { message, .. } => anyhow::anyhow!(message),
+        other => anyhow::anyhow!(other.report()),
+    })?;
+    relay.close().await;
+    println!("{}", serde_json::json!({ "client_id": brand.client_id }));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Suspends or resumes a brand and prints `{"client_id": "...", "status": "..."}`.
+async fn relay_set_status(args: BrandArgs, status: BrandStatus) -> anyhow::Result<ExitCode> {
+    args.nats.validate().map_err(anyhow::Error::msg)?;
+    let relay = relay_offline(&args.nats).await?;
+    let brand = relay
+        .set_status(&args.client_id, status)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.report()))?;
+    relay.close().await;
+    println!(
+        "{}",
+        serde_json::json!({ "client_id": brand.client_id, "status": brand.status })
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A relay handle for the operator's commands: connects at once (no waiting) and binds the
+/// layout.
+async fn relay_offline(nats: &vrm_vault::relay::config::NatsArgs) -> anyhow::Result<Relay> {
+    let client = vrm_vault::relay::nats::connect(&nats.urls, false)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.report()))?;
+    let settings = RelaySettings {
+        public_url: String::new(),
+        replicas: usize::from(nats.replicas),
+        allow_loopback_webhooks: false,
+    };
+    let relay = Relay::from_client(client, settings, Arc::new(SystemClock));
+    relay
+        .ensure_layout()
+        .await
+        .map_err(|e| anyhow::anyhow!(e.report()))?;
+    Ok(relay)
+}
+
+async fn relay_serve(config: RelayServeArgs) -> anyhow::Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let settings = RelaySettings {
+        public_url: config.public_url_on(addr),
+        replicas: usize::from(config.nats.replicas),
+        allow_loopback_webhooks: config.allow_loopback_webhooks,
+    };
+    let relay = Relay::start(&config.nats.urls, settings, Arc::new(SystemClock))
+        .await
+        .map_err(|e| anyhow::anyhow!(e.report()))?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "listening beyond loopback: put a TLS reverse proxy in front");
+    }
+    let shutdown = shutdown_signal()?;
+    // One line on stdout that scripts (and the tests) read to learn the address.
+    println!("vrm-vault relay listening on http://{addr}");
+    std::io::stdout().flush()?;
+    http::relay::serve(listener, relay.clone(), shutdown).await?;
+    relay.close().await;
+    tracing::info!("stopped cleanly");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Binds the metrics listener and serves `/metrics` on it until the server shuts down.

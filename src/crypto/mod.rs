@@ -15,6 +15,7 @@ pub mod buckets;
 pub mod device;
 pub mod jwt;
 pub mod keyfile;
+pub mod relay_jwks;
 pub mod webhook;
 
 use std::fmt;

@@ -17,6 +17,7 @@ pub mod lock;
 pub mod metrics;
 pub mod oauth;
 pub mod owner;
+pub mod relay;
 pub mod serve;
 pub mod sharing;
 pub mod storage;

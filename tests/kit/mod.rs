@@ -23,6 +23,8 @@
 //!   in them, a stopped vault's store opened raw, its signing key read with the passphrase.
 //! - [`restore`]: `POST /api/v1/restore`, the multipart upload of a backup.
 //! - [`machine`]: the CPU, the load average, a process's memory, latency percentiles.
+//! - [`relay`]: the intent relay over a real `nats-server -js` (`NATS_SERVER_BIN`), each killed on
+//!   drop.
 //! - [`proc_stats`]: the store writer's groups from the server's log, and CPU time by thread.
 
 #![allow(dead_code)]
@@ -35,5 +37,6 @@ pub mod intent;
 pub mod machine;
 pub mod owner;
 pub mod proc_stats;
+pub mod relay;
 pub mod restore;
 pub mod server;

@@ -31,6 +31,7 @@ mod private_files;
 mod probing;
 mod readme;
 mod records;
+mod relay;
 mod sharing;
 mod streams;
 mod support;

@@ -1,0 +1,159 @@
+//! The relay's layout in NATS JetStream, created or brought up to date idempotently at start-up
+//! by every instance (two instances starting together both succeed), and the connection to it.
+//!
+//! | name | kind | holds |
+//! | --- | --- | --- |
+//! | `RELAY_INTENTS` | stream, `relay.intents.*` | each accepted intent, kept until it expires (per-message TTL) |
+//! | `RELAY_FEEDS` | stream, `relay.feed.<client_id>` | each brand's events, read by polling and SSE |
+//! | `RELAY_DELIVERIES` | work-queue stream, `relay.deliveries.<client_id>` | webhook deliveries still to make |
+//! | `RELAY_OFFERS` | stream, `relay.offers.<intent_id>` | offers waiting for the intent's vault |
+//! | `RELAY_MESSAGES` | stream, `relay.messages.<client_id>` | the vaults' messages to brands |
+//! | `relay_brands` | KV | admitted brands: name, JWKS, status |
+//! | `relay_subscriptions` | KV | each brand's subscription |
+//! | `relay_tokens` | KV, entries expire | SHA-256 of each live relay access token |
+//! | `relay_assertions` | KV, entries expire | client assertion ids already used (RFC 7523 replay) |
+//!
+//! Every stream and bucket has the configured number of replicas and file storage, so a write
+//! the relay acknowledged is on disk on that many NATS nodes. Nothing is kept on the relay's own
+//! disk.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream};
+
+use super::error::RelayError;
+
+pub const INTENTS: &str = "RELAY_INTENTS";
+pub const FEEDS: &str = "RELAY_FEEDS";
+pub const DELIVERIES: &str = "RELAY_DELIVERIES";
+pub const OFFERS: &str = "RELAY_OFFERS";
+pub const MESSAGES: &str = "RELAY_MESSAGES";
+pub const BRANDS: &str = "relay_brands";
+pub const SUBSCRIPTIONS: &str = "relay_subscriptions";
+pub const TOKENS: &str = "relay_tokens";
+pub const ASSERTIONS: &str = "relay_assertions";
+
+/// How long an answer from JetStream may take before the relay gives up (and answers 503).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// An intent lives at most 30 days (the domain's limit); a day more covers clock skew.
+const INTENT_MAX_AGE: Duration = Duration::from_secs(31 * 24 * 3600);
+/// Brands' feeds keep 31 days of events, enough to poll every open intent.
+const FEED_MAX_AGE: Duration = Duration::from_secs(31 * 24 * 3600);
+/// How long a relay access token lives.
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(300);
+/// How long a client assertion's id is remembered: longer than an assertion may live (65 min).
+const ASSERTION_MEMORY: Duration = Duration::from_secs(70 * 60);
+/// Largest message the relay writes (an intent with its terms document, an offer, a message).
+pub const MAX_MESSAGE_BYTES: i32 = 256 * 1024;
+
+/// The buckets every request may need, bound once the layout exists.
+#[derive(Debug, Clone)]
+pub struct Buckets {
+    pub brands: kv::Store,
+    pub subscriptions: kv::Store,
+    pub tokens: kv::Store,
+    pub assertions: kv::Store,
+}
+
+/// Connects to the cluster. With `wait`, the client keeps trying in the background when no
+/// server answers yet (the relay starts and reports not ready); without, it fails at once (the
+/// `admit` command).
+pub async fn connect(urls: &[String], wait: bool) -> Result<async_nats::Client, RelayError> {
+    let urls: Vec<async_nats::ServerAddr> = urls
+        .iter()
+        .filter(|u| !u.trim().is_empty())
+        .map(|u| u.trim().parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| RelayError::invalid("invalid_nats_url", format!("--nats: {e}"), "nats"))?;
+    let mut options = async_nats::ConnectOptions::new()
+        .name("vrm-vault relay")
+        .connection_timeout(Duration::from_secs(2))
+        .request_timeout(Some(REQUEST_TIMEOUT));
+    if wait {
+        options = options.retry_on_initial_connect();
+    }
+    options
+        .connect(urls)
+        .await
+        .map_err(|e| RelayError::unavailable("connecting to NATS", e))
+}
+
+/// The JetStream context every relay call goes through.
+pub fn jetstream(client: async_nats::Client) -> jetstream::Context {
+    jetstream::ContextBuilder::new()
+        .timeout(REQUEST_TIMEOUT)
+        .build(client)
+}
+
+fn stream_config(name: &str, subjects: &str, replicas: usize) -> stream::Config {
+    stream::Config {
+        name: name.to_owned(),
+        subjects: vec![subjects.to_owned()],
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        max_message_size: MAX_MESSAGE_BYTES,
+        // Publishers set `Nats-Msg-Id`; a retried publish within this window is stored once.
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    }
+}
+
+fn bucket_config(bucket: &str, max_age: Duration, replicas: usize) -> kv::Config {
+    kv::Config {
+        bucket: bucket.to_owned(),
+        history: 1,
+        max_age,
+        max_value_size: MAX_MESSAGE_BYTES,
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        ..Default::default()
+    }
+}
+
+/// Creates every stream and bucket, or updates them to this configuration; safe to run from
+/// any number of instances at once.
+pub async fn ensure_layout(
+    js: &jetstream::Context,
+    replicas: usize,
+) -> Result<Buckets, RelayError> {
+    let streams = [
+        stream::Config {
+            max_age: INTENT_MAX_AGE,
+            allow_message_ttl: true,
+            ..stream_config(INTENTS, "relay.intents.*", replicas)
+        },
+        stream::Config {
+            max_age: FEED_MAX_AGE,
+            ..stream_config(FEEDS, "relay.feed.*", replicas)
+        },
+        stream::Config {
+            retention: stream::RetentionPolicy::WorkQueue,
+            max_age: INTENT_MAX_AGE,
+            ..stream_config(DELIVERIES, "relay.deliveries.*", replicas)
+        },
+        stream::Config {
+            max_age: INTENT_MAX_AGE,
+            ..stream_config(OFFERS, "relay.offers.*", replicas)
+        },
+        stream::Config {
+            max_age: INTENT_MAX_AGE,
+            ..stream_config(MESSAGES, "relay.messages.*", replicas)
+        },
+    ];
+    for config in streams {
+        js.create_or_update_stream(config)
+            .await
+            .map_err(|e| RelayError::unavailable("creating the relay's streams", e))?;
+    }
+    let bucket = |name, max_age| async move {
+        js.create_or_update_key_value(bucket_config(name, max_age, replicas))
+            .await
+            .map_err(|e| RelayError::unavailable("creating the relay's buckets", e))
+    };
+    Ok(Buckets {
+        brands: bucket(BRANDS, Duration::ZERO).await?,
+        subscriptions: bucket(SUBSCRIPTIONS, Duration::ZERO).await?,
+        tokens: bucket(TOKENS, TOKEN_LIFETIME + Duration::from_secs(60)).await?,
+        assertions: bucket(ASSERTIONS, ASSERTION_MEMORY).await?,
+    })
+}
