@@ -73,7 +73,9 @@ async fn every_catalogued_event_is_sent_and_matches_its_schema() {
     let (status, body) = revoke_grant(&app, &owner, &grant_id).await;
     assert!(matches!(status, 200 | 204), "{body}");
 
-    // The soon-expiring intent's expiry is announced by the background worker.
+    // The soon-expiring intent's expiry is announced by the background worker, under the
+    // brand's own alias of the intent.
+    let soon = bistro.seen_id(&app, &soon).await;
     let polled = eventually(PATIENCE, || async {
         let events = bistro.events(&app).await;
         events
