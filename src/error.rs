@@ -82,9 +82,10 @@ pub enum AppError {
     #[error("{0}")]
     TermsChanged(String),
     /// A brand's access token is missing, malformed, expired, revoked or no longer backed by a
-    /// current agreement (RFC 6750 `invalid_token`). The reason is for the log only.
-    #[error("the access token is missing, expired, revoked or not valid here")]
-    InvalidToken(String),
+    /// current agreement or grant (RFC 6750 `invalid_token`). The refusal says which, as far as
+    /// the brand may know it (its `error_description`); its detail is for the log only.
+    #[error("{0}")]
+    InvalidToken(TokenRefusal),
     /// The person's terms do not permit a grant; `rule` is the one that decided.
     #[error("your terms do not permit this grant: {reason}")]
     GrantNotPermitted { rule: String, reason: String },
@@ -152,6 +153,65 @@ pub enum AppError {
         #[source]
         source: Option<Cause>,
     },
+}
+
+/// Why a bearer token was refused, in words the brand may read (RFC 6750 `error_description`):
+/// it says which check failed, never anything about another brand or the person's data. Every
+/// sentence is plain ASCII without quotes or backslashes, so it can stand in a
+/// `WWW-Authenticate` header as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRefusal {
+    /// No token was sent at all: RFC 6750 §3.1 says the challenge then carries no error code.
+    #[error(
+        "this call needs an access token: send Authorization: Bearer with one from the token endpoint"
+    )]
+    Missing,
+    /// An `Authorization` header that holds no bearer token (another scheme, or none after it).
+    #[error(
+        "the Authorization header holds no bearer token: send Authorization: Bearer with the access token"
+    )]
+    NotBearer,
+    /// The token does not parse or its signature does not verify; the detail is for the log.
+    #[error("the access token is malformed or its signature does not verify")]
+    Unverifiable(String),
+    /// Signed by this vault's key but issued for another issuer, audience or subject, or with
+    /// impossible times; the detail is for the log.
+    #[error("the access token was not issued for this resource")]
+    NotForHere(String),
+    #[error("the access token has expired: get a new one from the token endpoint")]
+    Expired,
+    /// Revoked, or its record is gone (a token this vault never issued looks the same).
+    #[error("the access token was revoked")]
+    Revoked,
+    #[error("the client is no longer registered with this vault")]
+    ClientRemoved,
+    #[error("the client is suspended by the person")]
+    ClientSuspended,
+    /// The brand's agreement changed since the token was issued: new terms, a withdrawal, a
+    /// termination (re-accepting makes a new agreement, so an old token stays dead).
+    #[error(
+        "the terms changed since this token was issued: accept the terms in force, then get a new token"
+    )]
+    TermsChanged,
+    /// The data grant the token carries no longer lets the brand in: its words name why
+    /// (revoked, expired, used up, gone).
+    #[error("the data grant of this token has ended: {0}")]
+    GrantEnded(String),
+    /// An initial access token (RFC 7591) that does not register a client.
+    #[error("{0}")]
+    Invitation(&'static str),
+}
+
+impl TokenRefusal {
+    /// The refusal with its detail, for the log.
+    pub fn detail(&self) -> String {
+        match self {
+            TokenRefusal::Unverifiable(detail) | TokenRefusal::NotForHere(detail) => {
+                format!("{self} ({detail})")
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 impl AppError {

@@ -15,7 +15,7 @@ use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path};
 use super::extract::Unsealed;
 use super::oauth::{ClientAuthParams, audiences, client_credentials};
 use crate::domain::brands::{Agreement, Brand};
-use crate::error::AppError;
+use crate::error::{AppError, TokenRefusal};
 use crate::service::tokens::BrandAccess;
 
 /// A brand call with a valid access token: every check of [`crate::service::OpenVault::verify_access_token`] passed.
@@ -26,8 +26,13 @@ impl FromRequestParts<AppState> for BrandToken {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let token = bearer(&parts.headers)
-            .ok_or_else(|| AppError::InvalidToken("no bearer token".into()))?;
+        let token = bearer(&parts.headers).ok_or_else(|| {
+            AppError::InvalidToken(if parts.headers.contains_key(header::AUTHORIZATION) {
+                TokenRefusal::NotBearer
+            } else {
+                TokenRefusal::Missing
+            })
+        })?;
         let open = state.vault.open()?;
         open.verify_access_token(token).map(BrandToken)
     }

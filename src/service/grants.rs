@@ -21,7 +21,7 @@ use crate::domain::grants::{
     terms_verdict,
 };
 use crate::domain::records::{DataCategory, Precondition, Record, RecordPath, validate_value};
-use crate::error::AppError;
+use crate::error::{AppError, TokenRefusal};
 use crate::store::Tx;
 
 use super::tables::{AUDIT, GRANTS};
@@ -30,7 +30,14 @@ use super::tables::{AUDIT, GRANTS};
 /// brand must get a new grant), one about this request only is "not granted".
 fn refused(refusal: UseRefusal) -> AppError {
     if refusal.ends_access() {
-        AppError::InvalidToken(refusal.to_string())
+        AppError::InvalidToken(match refusal {
+            UseRefusal::BrandRemoved => TokenRefusal::ClientRemoved,
+            UseRefusal::BrandSuspended => TokenRefusal::ClientSuspended,
+            UseRefusal::NoAgreement | UseRefusal::AgreementChanged => TokenRefusal::TermsChanged,
+            // Another brand's grant is, to this brand, no grant at all.
+            UseRefusal::OtherBrand => TokenRefusal::GrantEnded(UseRefusal::GrantGone.to_string()),
+            other => TokenRefusal::GrantEnded(other.to_string()),
+        })
     } else {
         AppError::NotGranted(refusal.to_string())
     }
@@ -562,9 +569,9 @@ impl OpenVault {
     pub fn grant_for(&self, brand: &Brand, grant_id: &str) -> Result<Grant, AppError> {
         match self.grant(grant_id) {
             Ok(grant) if grant.client_id == brand.client_id => Ok(grant),
-            Ok(_) | Err(AppError::NotFound(_)) => {
-                Err(AppError::InvalidToken("unknown grant".into()))
-            }
+            Ok(_) | Err(AppError::NotFound(_)) => Err(AppError::InvalidToken(
+                TokenRefusal::GrantEnded(UseRefusal::GrantGone.to_string()),
+            )),
             Err(e) => Err(e),
         }
     }

@@ -16,7 +16,7 @@ use crate::crypto::{jwt, random_array};
 use crate::domain::audit::Event;
 use crate::domain::brands::{Brand, BrandStatus, parse_scope};
 use crate::domain::grants::Grant;
-use crate::error::{AppError, OAuthError};
+use crate::error::{AppError, OAuthError, TokenRefusal};
 use crate::store::Store;
 
 use super::tables::JTIS;
@@ -101,13 +101,19 @@ pub fn check_access_claims(
     now: i64,
 ) -> Result<(), AppError> {
     if claims.iss != issuer {
-        return Err(AppError::InvalidToken(format!("issuer {}", claims.iss)));
+        return Err(AppError::InvalidToken(TokenRefusal::NotForHere(format!(
+            "issuer {}",
+            claims.iss
+        ))));
     }
     if claims.aud != resource {
-        return Err(AppError::InvalidToken(format!("audience {}", claims.aud)));
+        return Err(AppError::InvalidToken(TokenRefusal::NotForHere(format!(
+            "audience {}",
+            claims.aud
+        ))));
     }
     if claims.exp <= now {
-        return Err(AppError::InvalidToken("expired".into()));
+        return Err(AppError::InvalidToken(TokenRefusal::Expired));
     }
     // Checked subtraction: the claims are only as sane as whoever signed them, and a lifetime
     // that overflows must count as too long, not wrap around to a short one.
@@ -118,9 +124,9 @@ pub fn check_access_claims(
             .is_some_and(|nbf| nbf > now.saturating_add(SKEW_SECONDS))
         || lifetime.is_none_or(|l| l > MAX_TOKEN_LIFETIME.whole_seconds())
     {
-        return Err(AppError::InvalidToken(
+        return Err(AppError::InvalidToken(TokenRefusal::NotForHere(
             "issued in the future or for too long".into(),
-        ));
+        )));
     }
     Ok(())
 }
@@ -304,7 +310,7 @@ impl OpenVault {
                 return Ok(claims);
             }
             self.tokens.cache.remove(token);
-            return Err(AppError::InvalidToken("expired".into()));
+            return Err(AppError::InvalidToken(TokenRefusal::Expired));
         }
         let claims = Arc::new(self.verify_token_claims(token, now)?);
         self.tokens.cache.insert(token.to_owned(), claims.clone());
@@ -314,7 +320,7 @@ impl OpenVault {
     fn verify_token_claims(&self, token: &str, now: i64) -> Result<AccessClaims, AppError> {
         let keys = self.jwks();
         let claims: AccessClaims = jwt::verify_es256(token, &keys, ACCESS_TOKEN_TYPES)
-            .map_err(|e| AppError::InvalidToken(e.to_string()))?;
+            .map_err(|e| AppError::InvalidToken(TokenRefusal::Unverifiable(e.to_string())))?;
         check_access_claims(&claims, &self.issuer, &self.resource(), now)?;
         Ok(claims)
     }
@@ -331,23 +337,21 @@ impl OpenVault {
             .get(JTIS.tree(), &self.jti_key(&claims.jti))?
             .is_none()
         {
-            return Err(AppError::InvalidToken("revoked, or never issued".into()));
+            return Err(AppError::InvalidToken(TokenRefusal::Revoked));
         }
         let brand = self
             .find_brand(&claims.client_id)?
-            .ok_or_else(|| AppError::InvalidToken("the brand was removed".into()))?;
+            .ok_or(AppError::InvalidToken(TokenRefusal::ClientRemoved))?;
         if brand.status == BrandStatus::Suspended {
-            return Err(AppError::InvalidToken("the brand is suspended".into()));
+            return Err(AppError::InvalidToken(TokenRefusal::ClientSuspended));
         }
         if brand.pseudonym != claims.sub {
-            return Err(AppError::InvalidToken(
+            return Err(AppError::InvalidToken(TokenRefusal::NotForHere(
                 "subject does not match the brand".into(),
-            ));
+            )));
         }
         if self.current_agreement(&brand)?.as_deref() != Some(claims.vrm_agreement.as_str()) {
-            return Err(AppError::InvalidToken(
-                "issued under an agreement that no longer covers the terms in force".into(),
-            ));
+            return Err(AppError::InvalidToken(TokenRefusal::TermsChanged));
         }
         Ok(BrandAccess { brand, claims })
     }

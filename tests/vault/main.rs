@@ -7,6 +7,7 @@
 
 mod at_rest;
 mod audit;
+mod brand_answers;
 mod crash;
 mod faults;
 mod grants;

@@ -1,0 +1,103 @@
+//! What a brand's OAuth library reads when something is refused: RFC 6750 challenges that say
+//! which check refused a token (and none when no token was sent), `invalid_client` that carries
+//! the Basic challenge only for Basic clients, and a vault with no owner (erased, or never set
+//! up) answering brands as a vault that does not know them.
+
+use std::time::Duration as StdDuration;
+
+use reqwest::Response;
+use serde_json::Value;
+
+use crate::kit::brand::{narrowed, onboard, publish, status_json};
+use crate::kit::grant::{
+    InProcessApp, day_grant, grant_token, id_of, read_all, revoke_grant, seed,
+};
+
+/// A refused brand call: its status, its `WWW-Authenticate` challenge and its JSON body.
+async fn refusal(res: Response) -> (u16, String, Value) {
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let (status, body) = status_json(res).await;
+    (status, challenge, body)
+}
+
+/// The `error_description` of an RFC 6750 challenge.
+fn description_of(challenge: &str) -> String {
+    let (_, rest) = challenge
+        .split_once("error_description=\"")
+        .unwrap_or_else(|| panic!("no error_description in {challenge}"));
+    rest.split('"').next().unwrap().to_owned()
+}
+
+/// Asserts a 401 `invalid_token` whose description (the same in the header and the body)
+/// contains `says`.
+async fn assert_token_refused(res: Response, says: &str, why: &str) {
+    let (status, challenge, body) = refusal(res).await;
+    assert_eq!(status, 401, "{why}: {body}");
+    assert!(
+        challenge.starts_with("Bearer realm=\"vrm-vault\", error=\"invalid_token\""),
+        "{why}: {challenge}"
+    );
+    let description = description_of(&challenge);
+    assert!(description.contains(says), "{why}: {description}");
+    assert_eq!(body["error"], "invalid_token", "{why}: {body}");
+    assert_eq!(body["error_description"], description, "{why}: {body}");
+}
+
+#[tokio::test]
+async fn a_refused_token_says_why_and_no_token_gets_a_bare_challenge() {
+    let (app, owner) = InProcessApp::ready().await;
+    seed(&app, &owner).await;
+    let (brand, _) = onboard(&app, &owner, "Acme").await;
+
+    // RFC 6750 §3.1: a request without any token gets the realm and no error code.
+    let res = app
+        .client
+        .get(format!("{}/brand/v1/data", app.base))
+        .send()
+        .await
+        .unwrap();
+    let (status, challenge, body) = refusal(res).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(challenge, "Bearer realm=\"vrm-vault\"");
+    assert!(body.get("error_description").is_none(), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("Authorization"),
+        "{body}"
+    );
+
+    assert_token_refused(read_all(&app, "not.a.jwt").await, "malformed", "garbage").await;
+
+    let id = id_of(&day_grant(&app, &owner, &brand, &["contact.email"]).await);
+    let revoked = grant_token(&app, &brand, &id).await;
+    assert_eq!(brand.revoke(&app, &revoked).await, 200);
+    assert_token_refused(read_all(&app, &revoked).await, "revoked", "a revoked token").await;
+
+    let stale = grant_token(&app, &brand, &id).await;
+    app.advance(StdDuration::from_secs(16 * 60));
+    assert_token_refused(read_all(&app, &stale).await, "expired", "an expired token").await;
+
+    let token = grant_token(&app, &brand, &id).await;
+    let (status, _) = revoke_grant(&app, &owner, &id).await;
+    assert!(status < 300, "revoking the grant: {status}");
+    assert_token_refused(
+        read_all(&app, &token).await,
+        "grant of this token has ended: the grant is revoked",
+        "a revoked grant",
+    )
+    .await;
+
+    let id = id_of(&day_grant(&app, &owner, &brand, &["contact.email"]).await);
+    let token = grant_token(&app, &brand, &id).await;
+    let (status, published) = publish(&app, &owner, &narrowed("pd:Location")).await;
+    assert_eq!(status, 201, "{published}");
+    assert_token_refused(
+        read_all(&app, &token).await,
+        "terms changed",
+        "new terms in force",
+    )
+    .await;
+}
