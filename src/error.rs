@@ -396,6 +396,9 @@ pub struct OAuthError {
     pub extra: Option<serde_json::Value>,
     /// Seconds to wait before retrying (`Retry-After`), for 429 and 503.
     pub retry_after: Option<u64>,
+    /// Whether a 401 carries `WWW-Authenticate: Basic`: only for a client that authenticated (or
+    /// may authenticate) with HTTP Basic ([`OAuthError::for_client_auth`]).
+    pub basic_challenge: bool,
 }
 
 impl OAuthError {
@@ -406,7 +409,20 @@ impl OAuthError {
             description: description.into(),
             extra: None,
             retry_after: None,
+            basic_challenge: false,
         }
+    }
+
+    /// RFC 6749 §5.2: `invalid_client` is a 401 with a `WWW-Authenticate: Basic` challenge when
+    /// the client used HTTP Basic (or sent no authentication at all, so Basic is what it is
+    /// asked for); a client that authenticated another way (an assertion) gets a 400 without
+    /// the challenge, which OAuth libraries read as an ordinary error with its description.
+    pub fn for_client_auth(mut self, basic: bool) -> OAuthError {
+        if self.error == "invalid_client" {
+            self.status = if basic { 401 } else { 400 };
+            self.basic_challenge = basic;
+        }
+        self
     }
 
     /// Client authentication failed (RFC 6749 §5.2): 401.

@@ -229,7 +229,7 @@ impl IntoResponse for OAuthError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(r#"Bearer error="invalid_token""#),
             );
-        } else if self.status == 401 {
+        } else if self.status == 401 && self.basic_challenge {
             // RFC 6749 §5.2: a 401 names the authentication scheme the client should use.
             headers.insert(
                 header::WWW_AUTHENTICATE,

@@ -293,6 +293,15 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, Secret), OAu
     }
 }
 
+/// Whether an `invalid_client` answer should challenge for HTTP Basic (RFC 6749 §5.2): unless
+/// the client authenticated another way (an assertion, or a `client_secret` in the body), Basic
+/// is what it used or what it is asked for.
+pub fn basic_challenge(params: &ClientAuthParams) -> bool {
+    params.client_assertion.is_none()
+        && params.client_assertion_type.is_none()
+        && params.client_secret.is_none()
+}
+
 /// Finds exactly one client authentication in a request (RFC 6749 §2.3: never more than one).
 pub fn client_credentials(
     headers: &HeaderMap,
@@ -408,8 +417,8 @@ pub struct TokenResponse {
 #[utoipa::path(post, path = "/oauth/token", tag = "oauth",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = TokenResponse),
-              (status = 400, body = OAuthErrorBody, description = "`unauthorized_client` until the terms in force are accepted; `invalid_scope`, `unsupported_grant_type`"),
-              (status = 401, body = OAuthErrorBody, description = "`invalid_client`"),
+              (status = 400, body = OAuthErrorBody, description = "`unauthorized_client` until the terms in force are accepted; `invalid_scope`, `unsupported_grant_type`; `invalid_client` for a client that authenticated with an assertion"),
+              (status = 401, body = OAuthErrorBody, description = "`invalid_client` for a client that used HTTP Basic (or sent no authentication), with `WWW-Authenticate: Basic`; a client that authenticated with an assertion gets `invalid_client` as a 400"),
               (status = 429, body = OAuthErrorBody, description = "`temporarily_unavailable`: too many failed client authentications from this address")),
     security(("client_secret_basic" = []), ("private_key_jwt" = [])))]
 #[instrument(skip_all)]
@@ -420,7 +429,9 @@ pub async fn token(
     request: Result<Form<TokenRequest>, FormRejection>,
 ) -> Result<Response, OAuthError> {
     let request = form(request)?;
-    let credentials = client_credentials(&headers, request.auth)?;
+    let basic = basic_challenge(&request.auth);
+    let credentials =
+        client_credentials(&headers, request.auth).map_err(|e| e.for_client_auth(basic))?;
     let grant_type = request
         .grant_type
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
@@ -439,7 +450,8 @@ pub async fn token(
         .authenticate_client_from::<OAuthError, _>(from, credentials, |issuer| {
             audiences(issuer, "/oauth/token")
         })
-        .await?;
+        .await
+        .map_err(|e| e.for_client_auth(basic))?;
     if !brand.grant_types.contains(&grant_type) {
         return Err(OAuthError::new(
             400,
@@ -505,7 +517,9 @@ async fn token_request(
     endpoint: &str,
 ) -> Result<(Arc<OpenVault>, Brand, String), OAuthError> {
     let request = form(request)?;
-    let credentials = client_credentials(headers, request.auth)?;
+    let basic = basic_challenge(&request.auth);
+    let credentials =
+        client_credentials(headers, request.auth).map_err(|e| e.for_client_auth(basic))?;
     let token = request
         .token
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
@@ -514,14 +528,15 @@ async fn token_request(
         .authenticate_client_from::<OAuthError, _>(from, credentials, |issuer| {
             audiences(issuer, endpoint)
         })
-        .await?;
+        .await
+        .map_err(|e| e.for_client_auth(basic))?;
     Ok((open, brand, token))
 }
 
 /// Token revocation (RFC 7009). Answers 200 whether or not the token was known.
 #[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
     request_body(content = TokenParam, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200), (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody),
+    responses((status = 200), (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody, description = "`invalid_client` for a client that used HTTP Basic (or sent no authentication), with `WWW-Authenticate: Basic`; a client that authenticated with an assertion gets `invalid_client` as a 400"),
               (status = 429, body = OAuthErrorBody, description = "`temporarily_unavailable`: too many failed client authentications from this address")),
     security(("client_secret_basic" = []), ("private_key_jwt" = [])))]
 #[instrument(skip_all)]
@@ -545,8 +560,8 @@ pub async fn revoke(
 #[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",
     request_body(content = TokenParam, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = Object, description = "`{\"active\": false}` or the token's claims with `active: true`"),
-              (status = 400, body = OAuthErrorBody, description = "`invalid_request`: no `token`, or a malformed form or client authentication"),
-              (status = 401, body = OAuthErrorBody, description = "`invalid_client`"),
+              (status = 400, body = OAuthErrorBody, description = "`invalid_request`: no `token`, or a malformed form or client authentication; `invalid_client` for a client that authenticated with an assertion"),
+              (status = 401, body = OAuthErrorBody, description = "`invalid_client` for a client that used HTTP Basic (or sent no authentication), with `WWW-Authenticate: Basic`; a client that authenticated with an assertion gets `invalid_client` as a 400"),
               (status = 429, body = OAuthErrorBody, description = "`temporarily_unavailable`: too many failed client authentications from this address")),
     security(("client_secret_basic" = []), ("private_key_jwt" = [])))]
 #[instrument(skip_all)]

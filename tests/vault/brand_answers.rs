@@ -8,7 +8,10 @@ use std::time::Duration as StdDuration;
 use reqwest::Response;
 use serde_json::Value;
 
-use crate::kit::brand::{narrowed, onboard, publish, status_json};
+use crate::kit::brand::{
+    ASSERTION_TYPE, ClientKey, narrowed, onboard, publish, random_id, register_key_brand,
+    status_json,
+};
 use crate::kit::grant::{
     InProcessApp, day_grant, grant_token, id_of, read_all, revoke_grant, seed,
 };
@@ -100,4 +103,88 @@ async fn a_refused_token_says_why_and_no_token_gets_a_bare_challenge() {
         "new terms in force",
     )
     .await;
+}
+
+/// A form POST to an OAuth endpoint: its status, `WWW-Authenticate` and JSON body.
+async fn oauth_form(
+    request: reqwest::RequestBuilder,
+    form: &[(&str, &str)],
+) -> (u16, Option<String>, Value) {
+    let res = request.form(form).send().await.unwrap();
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let (status, body) = status_json(res).await;
+    (status, challenge, body)
+}
+
+#[tokio::test]
+async fn only_a_basic_client_is_challenged_for_basic() {
+    let (app, owner) = InProcessApp::ready().await;
+    let key = ClientKey::generate("brand-key-1");
+    let keyed = register_key_brand(&app, &owner, "Keyed", key).await;
+    let token_url = format!("{}/oauth/token", app.base);
+    let stranger = ClientKey::generate("brand-key-1");
+    let forged = stranger.assertion(&keyed.client_id, &token_url, &random_id());
+    let assertion_form = [
+        ("grant_type", "client_credentials"),
+        ("client_assertion_type", ASSERTION_TYPE),
+        ("client_assertion", forged.as_str()),
+    ];
+    for endpoint in ["/oauth/token", "/oauth/introspect", "/oauth/revoke"] {
+        let url = format!("{}{endpoint}", app.base);
+        // A private_key_jwt client whose assertion fails: no Basic challenge, which OAuth
+        // libraries would report instead of the error (oauth4webapi throws a bare challenge).
+        let mut form = assertion_form.to_vec();
+        form.push(("token", "whatever"));
+        let (status, challenge, body) = oauth_form(app.client.post(&url), &form).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_client")),
+            "{endpoint}: {body}"
+        );
+        assert_eq!(challenge, None, "{endpoint}: {body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+            "{body}"
+        );
+
+        // A client that tried HTTP Basic gets 401 with the Basic challenge (RFC 6749 §5.2).
+        let (status, challenge, body) = oauth_form(
+            app.client
+                .post(&url)
+                .basic_auth(&keyed.client_id, Some("wrong")),
+            &[("grant_type", "client_credentials"), ("token", "whatever")],
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{endpoint}: {body}"
+        );
+        assert_eq!(
+            challenge.as_deref(),
+            Some("Basic realm=\"vrm-vault\""),
+            "{endpoint}"
+        );
+
+        // No authentication at all: asked for Basic, the one scheme a header can carry.
+        let (status, challenge, body) = oauth_form(
+            app.client.post(&url),
+            &[("grant_type", "client_credentials"), ("token", "x")],
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{endpoint}: {body}"
+        );
+        assert!(
+            challenge.is_some_and(|c| c.starts_with("Basic")),
+            "{endpoint}"
+        );
+    }
 }
