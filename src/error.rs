@@ -197,6 +197,12 @@ pub enum TokenRefusal {
     /// (revoked, expired, used up, gone).
     #[error("the data grant of this token has ended: {0}")]
     GrantEnded(String),
+    /// The vault holds no clients and no tokens: its owner deleted everything, or it was never
+    /// set up.
+    #[error(
+        "this vault has no record of the access token: it holds no clients (its owner deleted everything, or it was never set up)"
+    )]
+    NoClients,
     /// An initial access token (RFC 7591) that does not register a client.
     #[error("{0}")]
     Invitation(&'static str),

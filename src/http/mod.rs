@@ -13,6 +13,7 @@ pub mod extract;
 pub mod grants;
 pub mod intents;
 pub mod metrics;
+pub mod no_vault;
 pub mod oauth;
 pub mod owner;
 pub mod serve;
@@ -465,6 +466,12 @@ async fn gate_and_headers(State(state): State<AppState>, req: Request, next: Nex
         state.vault.open().err()
     };
     let mut response = match refused {
+        // Brands are told that a vault in setup mode knows none of them, not to retry.
+        Some(AppError::SetupRequired)
+            if let Some(answer) = no_vault::answer(&method, path, req.headers()) =>
+        {
+            answer
+        }
         // The OAuth endpoints answer in RFC 6749's shape, which OAuth libraries read.
         Some(e) if path.starts_with("/oauth/") => crate::error::OAuthError::from(e).into_response(),
         Some(e) => e.into_response(),

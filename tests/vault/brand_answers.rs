@@ -6,7 +6,9 @@
 use std::time::Duration as StdDuration;
 
 use reqwest::Response;
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use crate::kit::owner::PASSPHRASE;
 
 use crate::kit::brand::{
     ASSERTION_TYPE, ClientKey, narrowed, onboard, publish, random_id, register_key_brand,
@@ -187,4 +189,96 @@ async fn only_a_basic_client_is_challenged_for_basic() {
             "{endpoint}"
         );
     }
+}
+
+#[tokio::test]
+async fn after_delete_everything_brands_are_told_they_are_unknown_not_to_retry() {
+    let (app, owner) = InProcessApp::ready().await;
+    let (brand, _) = onboard(&app, &owner, "Acme").await;
+    let token = brand.access_token(&app).await;
+    let res = app
+        .client
+        .delete(format!("{}/api/v1/vault", app.base))
+        .bearer_auth(&owner)
+        .json(&json!({ "passphrase": PASSPHRASE, "confirm": "delete everything" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // The token endpoint: the client is unknown (401 with the Basic challenge), nothing to
+    // wait for.
+    let res = brand
+        .oauth_post(
+            &app,
+            "/oauth/token",
+            &[("grant_type", "client_credentials")],
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(!res.headers().contains_key("retry-after"));
+    let challenge = res.headers().get("www-authenticate").cloned();
+    let (status, body) = status_json(res).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("not registered"),
+        "{body}"
+    );
+    assert_eq!(challenge.unwrap(), "Basic realm=\"vrm-vault\"");
+
+    // The brand API: the token is unknown.
+    let res = app
+        .client
+        .get(format!("{}/brand/v1/agreements", app.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(!res.headers().contains_key("retry-after"));
+    assert_token_refused(res, "holds no clients", "a token of the erased vault").await;
+
+    // No keys, no terms; and the person's own routes still say to set the vault up.
+    let (status, body) = status_json(
+        app.client
+            .get(format!("{}/oauth/jwks", app.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, body), (200, json!({ "keys": [] })));
+    let (status, body) = status_json(
+        app.client
+            .get(format!("{}/brand/v1/terms", app.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
+    let (status, body) = status_json(
+        app.client
+            .get(format!("{}/api/v1/records", app.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("setup_required")),
+        "{body}"
+    );
 }
