@@ -236,7 +236,7 @@ impl IntoResponse for OAuthError {
                 HeaderValue::from_static(r#"Basic realm="vrm-vault""#),
             );
         }
-        if self.status >= 500 || self.status == 401 {
+        if self.status >= 500 || self.status == 401 || self.error == "invalid_client" {
             response
                 .extensions_mut()
                 .insert(ErrorDetail(self.to_string()));
