@@ -282,8 +282,22 @@ impl OpenVault {
             }
             Err(e) => return Err(fail("invalid_authorization_details", e)),
         };
-        if let Err(e) = self.require_agreement(&brand) {
-            return Err(fail("unauthorized_client", e.description));
+        let agreement = match self.require_agreement(&brand) {
+            Ok(agreement) => agreement,
+            Err(e) => return Err(fail("unauthorized_client", e.description)),
+        };
+        // A request the person's terms cannot allow is answered now (RFC 9396 §5), naming the
+        // rule, rather than shown to the person only to fail when they approve it.
+        let categories = self.asked_categories(&asked)?;
+        match self.check_grant_terms(&agreement, &asked.actions, categories, &asked.purpose) {
+            Ok(_) => {}
+            Err(AppError::GrantNotPermitted { rule, reason }) => {
+                return Err(fail(
+                    "invalid_authorization_details",
+                    format!("the person's terms do not permit this request ({rule}): {reason}"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
         }
         let id = random_token("").map_err(|e| AppError::internal("drawing random bytes", e))?;
         let now = self.now();
@@ -308,6 +322,28 @@ impl OpenVault {
             },
         );
         Ok(id)
+    }
+
+    /// The data categories a request touches, as the consent page and the approval see them: a
+    /// field's stored category, or its path's default.
+    fn asked_categories(&self, asked: &AskedGrant) -> Result<Vec<String>, AppError> {
+        let mut categories = Vec::new();
+        for spec in &asked.fields {
+            let category = match spec {
+                FieldSpec::Path(path) => match self.get_record(path) {
+                    Ok(r) => DataCategory::find(&r.category).unwrap_or(DataCategory::OTHER),
+                    Err(AppError::NotFound(_)) => {
+                        DataCategory::resolve(path, None).unwrap_or(DataCategory::OTHER)
+                    }
+                    Err(e) => return Err(e),
+                },
+                FieldSpec::Category(id) => DataCategory::find(id).unwrap_or(DataCategory::OTHER),
+            };
+            categories.push(category.id.to_owned());
+        }
+        categories.sort();
+        categories.dedup();
+        Ok(categories)
     }
 
     fn find_consent(&self, id: &str) -> Result<Consent, AppError> {
