@@ -49,6 +49,8 @@ pub struct Metadata {
     pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
     pub code_challenge_methods_supported: Vec<&'static str>,
     pub authorization_details_types_supported: Vec<&'static str>,
+    /// RFC 9207: every authorization response (code or error) carries `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
     pub service_documentation: String,
     /// The public terms brands must accept before any token (vrm-vault extension).
     pub vrm_terms_endpoint: String,
@@ -86,6 +88,7 @@ pub async fn metadata(State(state): State<AppState>) -> Json<Metadata> {
         introspection_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
         code_challenge_methods_supported: vec!["S256"],
         authorization_details_types_supported: vec![DATA_ACCESS_TYPE],
+        authorization_response_iss_parameter_supported: true,
         service_documentation: format!("{issuer}/openapi.json"),
         vrm_terms_endpoint: format!("{issuer}/brand/v1/terms"),
         vrm_agreements_endpoint: format!("{issuer}/brand/v1/agreements"),
@@ -617,7 +620,7 @@ pub async fn authorize(
     };
     match open.authorize(params) {
         Ok(request_id) => see_other(&format!("/consent?request={request_id}")),
-        Err(e) => match e.redirect() {
+        Err(e) => match e.redirect(open.issuer()) {
             Some(to) => see_other(&to),
             None => {
                 let AuthorizeError::NoRedirect(reason) = e else {

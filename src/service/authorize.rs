@@ -126,8 +126,9 @@ pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
 }
 
 impl AuthorizeError {
-    /// Where to send the browser, or `None` when it must not be sent anywhere.
-    pub fn redirect(&self) -> Option<String> {
+    /// Where to send the browser, or `None` when it must not be sent anywhere. `issuer` goes
+    /// in as `iss` (RFC 9207), so the brand can tell which server answered.
+    pub fn redirect(&self, issuer: &str) -> Option<String> {
         match self {
             AuthorizeError::NoRedirect(_) => None,
             AuthorizeError::Redirect {
@@ -143,6 +144,7 @@ impl AuthorizeError {
                 if let Some(state) = state {
                     params.push(("state", state));
                 }
+                params.push(("iss", issuer));
                 Some(redirect_with(redirect_uri, &params))
             }
         }
@@ -469,6 +471,7 @@ impl OpenVault {
                 ("error_description", "the person declined"),
             ];
             params.extend(state);
+            params.push(("iss", &self.issuer));
             return Ok(redirect_with(&consent.redirect_uri, &params));
         }
         let asked_until = consent.created_at + consent.asked.lifetime;
@@ -542,6 +545,8 @@ impl OpenVault {
         }
         let mut params = vec![("code", code.as_str())];
         params.extend(state);
+        // RFC 9207: the issuer, so a brand talking to several servers knows which answered.
+        params.push(("iss", &self.issuer));
         Ok(redirect_with(&consent.redirect_uri, &params))
     }
 

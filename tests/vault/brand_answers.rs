@@ -1,22 +1,23 @@
 //! What a brand's OAuth library reads when something is refused: RFC 6750 challenges that say
 //! which check refused a token (and none when no token was sent), `invalid_client` that carries
 //! the Basic challenge only for Basic clients, and a vault with no owner (erased, or never set
-//! up) answering brands as a vault that does not know them.
+//! up) answering brands as a vault that does not know them; the issuer in every authorization
+//! response (RFC 9207).
 
 use std::time::Duration as StdDuration;
 
-use reqwest::Response;
+use reqwest::{Response, Url};
 use serde_json::{Value, json};
-
-use crate::kit::owner::PASSPHRASE;
 
 use crate::kit::brand::{
     ASSERTION_TYPE, ClientKey, narrowed, onboard, publish, random_id, register_key_brand,
     status_json,
 };
 use crate::kit::grant::{
-    InProcessApp, day_grant, grant_token, id_of, read_all, revoke_grant, seed,
+    AuthRequest, InProcessApp, Pkce, assert_error_redirect, code_brand, consent_request, day_grant,
+    decide, grant_token, id_of, location, query_of, read_all, revoke_grant, seed,
 };
+use crate::kit::owner::PASSPHRASE;
 
 /// A refused brand call: its status, its `WWW-Authenticate` challenge and its JSON body.
 async fn refusal(res: Response) -> (u16, String, Value) {
@@ -281,4 +282,57 @@ async fn after_delete_everything_brands_are_told_they_are_unknown_not_to_retry()
         (503, Some("setup_required")),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn every_authorization_response_names_the_issuer() {
+    let (app, owner) = InProcessApp::ready().await;
+    seed(&app, &owner).await;
+    let (status, metadata) = status_json(
+        app.client
+            .get(format!(
+                "{}/.well-known/oauth-authorization-server",
+                app.base
+            ))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        metadata["authorization_response_iss_parameter_supported"],
+        true
+    );
+    let issuer = metadata["issuer"].as_str().unwrap().to_owned();
+    let brand = code_brand(&app, &owner, "Acme").await;
+    let pkce = Pkce::generate();
+
+    // A code (RFC 9207 §2).
+    let request = AuthRequest::new(&app, &brand, &pkce, &["contact.email"]);
+    let id = consent_request(&app, &request).await;
+    let (status, body) = decide(&app, &owner, &id, json!({ "decision": "approve" })).await;
+    assert_eq!(status, 200, "{body}");
+    let to = Url::parse(body["redirect_to"].as_str().unwrap()).unwrap();
+    let query = query_of(&to);
+    assert!(query.contains_key("code"), "{to}");
+    assert_eq!(query.get("iss"), Some(&issuer), "{to}");
+
+    // The person declines.
+    let id = consent_request(&app, &request).await;
+    let (status, body) = decide(&app, &owner, &id, json!({ "decision": "deny" })).await;
+    assert_eq!(status, 200, "{body}");
+    let to = Url::parse(body["redirect_to"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        query_of(&to).get("error").map(String::as_str),
+        Some("access_denied")
+    );
+    assert_eq!(query_of(&to).get("iss"), Some(&issuer), "{to}");
+
+    // An error found by the authorization endpoint itself.
+    let bad = AuthRequest::new(&app, &brand, &pkce, &["contact.email"]).without("code_challenge");
+    let res = bad.send(&app).await;
+    assert_error_redirect(&app, &res, &bad, "invalid_request");
+    let to = location(&app, &res).unwrap();
+    assert_eq!(query_of(&to).get("iss"), Some(&issuer), "{to}");
 }
