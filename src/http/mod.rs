@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod no_vault;
 pub mod oauth;
 pub mod owner;
+pub mod par;
 pub mod serve;
 pub mod terms;
 pub mod vault;
@@ -241,6 +242,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(oauth::revoke))
         .routes(routes!(oauth::introspect))
         .routes(routes!(oauth::authorize))
+        .routes(routes!(par::par))
         .routes(routes!(grants::create_grant, grants::list_grants))
         .routes(routes!(grants::get_grant, grants::revoke_grant))
         .routes(routes!(grants::grant_accesses))

@@ -40,6 +40,10 @@ pub struct Metadata {
     pub registration_endpoint: String,
     pub revocation_endpoint: String,
     pub introspection_endpoint: String,
+    /// RFC 9126: where brands push authorization requests.
+    pub pushed_authorization_request_endpoint: String,
+    /// RFC 9126 §5: false; a client can require PAR for itself at registration.
+    pub require_pushed_authorization_requests: bool,
     pub scopes_supported: Vec<&'static str>,
     pub response_types_supported: Vec<&'static str>,
     pub grant_types_supported: Vec<&'static str>,
@@ -79,6 +83,8 @@ pub async fn metadata(State(state): State<AppState>) -> Json<Metadata> {
         registration_endpoint: format!("{issuer}/oauth/register"),
         revocation_endpoint: format!("{issuer}/oauth/revoke"),
         introspection_endpoint: format!("{issuer}/oauth/introspect"),
+        pushed_authorization_request_endpoint: format!("{issuer}/oauth/par"),
+        require_pushed_authorization_requests: false,
         scopes_supported: BRAND_SCOPES.iter().map(|(s, _)| *s).collect(),
         response_types_supported: vec!["code"],
         grant_types_supported: GRANT_TYPES.to_vec(),
@@ -144,6 +150,9 @@ pub struct RegistrationRequest {
     pub redirect_uris: Option<Vec<String>>,
     /// `["code"]` with `authorization_code`.
     pub response_types: Option<Vec<String>>,
+    /// RFC 9126 §6: when true, the authorization endpoint takes this client's requests only
+    /// through the pushed authorization request endpoint.
+    pub require_pushed_authorization_requests: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -169,6 +178,7 @@ pub struct RegistrationResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub jwks: Option<Value>,
+    pub require_pushed_authorization_requests: bool,
 }
 
 /// Dynamic client registration (RFC 7591), with the invitation's initial access token as bearer.
@@ -240,6 +250,7 @@ pub async fn register(
         redirect_uris: brand.redirect_uris,
         scope: brand.scope.join(" "),
         jwks: brand.jwks,
+        require_pushed_authorization_requests: brand.require_pushed_authorization_requests,
         client_id: brand.client_id,
     };
     Ok((StatusCode::CREATED, no_store(), axum::Json(response)).into_response())
@@ -596,6 +607,7 @@ pub async fn introspect(
         ("code_challenge_method" = String, Query, description = "`S256`"),
         ("authorization_details" = String, Query, description = "JSON: `[{\"type\": \"urn:vrm-vault:data-access:v1\", \"fields\": [...], \"actions\": [\"read\"], \"purpose\": \"dpv:...\", \"expires_in\": seconds}]`"),
         ("resource" = Option<String>, Query, description = "RFC 8707; if given, the brand API (`vrm_resource`)"),
+        ("request_uri" = Option<String>, Query, description = "RFC 9126: the `request_uri` the PAR endpoint returned, with `client_id` and nothing else; used once"),
     ),
     responses((status = 303, description = "to the consent page, or back to the brand with an error"),
               (status = 400, body = OAuthErrorBody, description = "unknown client or redirect URI: no redirect")))]

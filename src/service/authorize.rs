@@ -92,6 +92,18 @@ pub struct AuthorizeParams {
     pub authorization_details: Option<String>,
     pub resource: Option<String>,
     pub scope: Option<String>,
+    /// RFC 9126 §4: a request pushed to the PAR endpoint, by its `request_uri`.
+    pub request_uri: Option<String>,
+}
+
+/// An authorization request that passed every check, before it becomes a consent request.
+#[derive(Debug)]
+pub(crate) struct CheckedRequest {
+    client_id: String,
+    redirect_uri: String,
+    state: Option<String>,
+    code_challenge: String,
+    asked: AskedGrant,
 }
 
 /// Why an authorization request failed, and whether the brand may be told by redirect.
@@ -203,7 +215,61 @@ impl OpenVault {
     }
 
     /// Checks an authorization request and opens a consent request for the person; returns its id.
-    pub fn authorize(&self, params: AuthorizeParams) -> Result<String, AuthorizeError> {
+    /// A request with a `request_uri` is the one the brand pushed (RFC 9126), taken once.
+    pub fn authorize(&self, mut params: AuthorizeParams) -> Result<String, AuthorizeError> {
+        let checked = match params.request_uri.take() {
+            Some(uri) => {
+                let pushed = self.take_pushed(&uri, params.client_id.as_deref())?;
+                self.check_authorization(pushed, true)?
+            }
+            None => self.check_authorization(params, false)?,
+        };
+        let CheckedRequest {
+            client_id,
+            redirect_uri,
+            state,
+            code_challenge,
+            asked,
+        } = checked;
+        let fail = |error: &'static str, description: String| AuthorizeError::Redirect {
+            redirect_uri: redirect_uri.clone(),
+            error,
+            description,
+            state: state.clone(),
+        };
+        let id = random_token("").map_err(|e| AppError::internal("drawing random bytes", e))?;
+        let now = self.now();
+        let mut pending = self.pending()?;
+        pending.prune(now);
+        if pending.consents.len() >= MAX_PENDING {
+            return Err(fail(
+                "temporarily_unavailable",
+                "too many consent requests are waiting; try again later".into(),
+            ));
+        }
+        pending.consents.insert(
+            id.clone(),
+            Consent {
+                id: id.clone(),
+                client_id,
+                redirect_uri,
+                state,
+                code_challenge,
+                asked,
+                created_at: now,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Every check of an authorization request (RFC 6749 §4.1.1, RFC 7636, RFC 9396, RFC 8707),
+    /// for the authorization endpoint and for the PAR endpoint; `pushed` when it came through
+    /// PAR (a client registered with `require_pushed_authorization_requests` needs that).
+    pub(crate) fn check_authorization(
+        &self,
+        params: AuthorizeParams,
+        pushed: bool,
+    ) -> Result<CheckedRequest, AuthorizeError> {
         let client_id = params
             .client_id
             .ok_or_else(|| AuthorizeError::NoRedirect("client_id is missing".into()))?;
@@ -227,6 +293,14 @@ impl OpenVault {
             description,
             state: state.clone(),
         };
+        if brand.require_pushed_authorization_requests && !pushed {
+            return Err(fail(
+                "invalid_request",
+                "this client registered require_pushed_authorization_requests: push the request \
+                 to the pushed_authorization_request_endpoint first (RFC 9126)"
+                    .into(),
+            ));
+        }
         if params.response_type.as_deref() != Some("code") {
             return Err(fail(
                 "unsupported_response_type",
@@ -301,51 +375,13 @@ impl OpenVault {
             }
             Err(e) => return Err(e.into()),
         }
-        let id = random_token("").map_err(|e| AppError::internal("drawing random bytes", e))?;
-        let now = self.now();
-        let mut pending = self.pending()?;
-        pending.prune(now);
-        if pending.consents.len() >= MAX_PENDING {
-            return Err(fail(
-                "temporarily_unavailable",
-                "too many consent requests are waiting; try again later".into(),
-            ));
-        }
-        pending.consents.insert(
-            id.clone(),
-            Consent {
-                id: id.clone(),
-                client_id,
-                redirect_uri,
-                state,
-                code_challenge,
-                asked,
-                created_at: now,
-            },
-        );
-        Ok(id)
-    }
-
-    /// The data categories a request touches, as the consent page and the approval see them: a
-    /// field's stored category, or its path's default.
-    fn asked_categories(&self, asked: &AskedGrant) -> Result<Vec<String>, AppError> {
-        let mut categories = Vec::new();
-        for spec in &asked.fields {
-            let category = match spec {
-                FieldSpec::Path(path) => match self.get_record(path) {
-                    Ok(r) => DataCategory::find(&r.category).unwrap_or(DataCategory::OTHER),
-                    Err(AppError::NotFound(_)) => {
-                        DataCategory::resolve(path, None).unwrap_or(DataCategory::OTHER)
-                    }
-                    Err(e) => return Err(e),
-                },
-                FieldSpec::Category(id) => DataCategory::find(id).unwrap_or(DataCategory::OTHER),
-            };
-            categories.push(category.id.to_owned());
-        }
-        categories.sort();
-        categories.dedup();
-        Ok(categories)
+        Ok(CheckedRequest {
+            client_id,
+            redirect_uri,
+            state,
+            code_challenge,
+            asked,
+        })
     }
 
     fn find_consent(&self, id: &str) -> Result<Consent, AppError> {

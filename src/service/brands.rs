@@ -209,6 +209,7 @@ impl OpenVault {
             scope: metadata.scope,
             software_id: metadata.software_id,
             software_version: metadata.software_version,
+            require_pushed_authorization_requests: metadata.require_pushed_authorization_requests,
             status: BrandStatus::Active,
             registered_at: now,
             invitation_id: String::new(),

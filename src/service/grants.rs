@@ -16,9 +16,9 @@ use super::records::stage_record;
 use crate::domain::audit::{Actor, Event};
 use crate::domain::brands::Brand;
 use crate::domain::grants::{
-    AgreementFacts, FieldSpec, Grant, GrantAction, GrantDecision, GrantOrigin, GrantStatus,
-    MAX_GRANT_LIFETIME, MAX_USES, UseFacts, UseRefusal, UseRequest, VerdictRefusal, decide_use,
-    terms_verdict,
+    AgreementFacts, AskedGrant, FieldSpec, Grant, GrantAction, GrantDecision, GrantOrigin,
+    GrantStatus, MAX_GRANT_LIFETIME, MAX_USES, UseFacts, UseRefusal, UseRequest, VerdictRefusal,
+    decide_use, terms_verdict,
 };
 use crate::domain::records::{DataCategory, Precondition, Record, RecordPath, validate_value};
 use crate::error::{AppError, TokenRefusal};
@@ -113,6 +113,28 @@ impl OpenVault {
                 AppError::GrantNotPermitted { rule, reason }
             }
         })
+    }
+
+    /// The data categories a request touches, as the consent page and the approval see them: a
+    /// field's stored category, or its path's default.
+    pub(crate) fn asked_categories(&self, asked: &AskedGrant) -> Result<Vec<String>, AppError> {
+        let mut categories = Vec::new();
+        for spec in &asked.fields {
+            let category = match spec {
+                FieldSpec::Path(path) => match self.get_record(path) {
+                    Ok(r) => DataCategory::find(&r.category).unwrap_or(DataCategory::OTHER),
+                    Err(AppError::NotFound(_)) => {
+                        DataCategory::resolve(path, None).unwrap_or(DataCategory::OTHER)
+                    }
+                    Err(e) => return Err(e),
+                },
+                FieldSpec::Category(id) => DataCategory::find(id).unwrap_or(DataCategory::OTHER),
+            };
+            categories.push(category.id.to_owned());
+        }
+        categories.sort();
+        categories.dedup();
+        Ok(categories)
     }
 
     /// The terms' verdict on a grant under `agreement_id`, as if made now.

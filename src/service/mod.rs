@@ -24,6 +24,7 @@ pub mod keys;
 mod lifecycle;
 mod offline;
 mod open;
+pub mod par;
 pub mod records;
 pub mod session;
 pub mod shred;

@@ -11,7 +11,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{
     BRANDS_CACHE_BYTES, META_CLOCK_FLOOR, RECORDS_CACHE_BYTES, Settings, agreements, audit,
-    authorize, cache, deadlines, delivery, events, index_key, intents, keys, records, shred,
+    authorize, cache, deadlines, delivery, events, index_key, intents, keys, par, records, shred,
     subscriptions, terms, tokens,
 };
 use crate::clock::Clock;
@@ -47,6 +47,8 @@ pub struct OpenVault {
     pub(super) tokens: tokens::TokenState,
     /// Pending consents and issued authorization codes (in memory: both live minutes).
     pub(super) authorizations: Mutex<authorize::Pending>,
+    /// Pushed authorization requests not yet used (RFC 9126; in memory, they live 90 s).
+    pub(super) pushed_requests: Mutex<par::PushedRequests>,
     /// What wakes the readers of brands' event streams.
     pub(super) events: events::EventState,
     /// The subscription index, offer rates and the owner's live offers.
@@ -161,6 +163,7 @@ impl OpenVault {
             allow_loopback_webhooks: settings.allow_loopback_webhooks,
             tokens: tokens::TokenState::new(),
             authorizations: Mutex::new(authorize::Pending::default()),
+            pushed_requests: Mutex::new(par::PushedRequests::default()),
             events: events::EventState::new(),
             intents,
             deliveries,

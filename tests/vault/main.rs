@@ -19,6 +19,7 @@ mod lifecycle;
 mod logs;
 mod oauth;
 mod openapi;
+mod par;
 mod portability;
 mod records;
 mod support;
