@@ -11,6 +11,7 @@
 //! fails to open.
 
 pub mod buckets;
+pub mod dpop;
 pub mod jwt;
 pub mod keyfile;
 pub mod webhook;
