@@ -203,6 +203,14 @@ pub enum TokenRefusal {
         "this vault has no record of the access token: it holds no clients (its owner deleted everything, or it was never set up)"
     )]
     NoClients,
+    /// A DPoP-bound token sent as a bearer token (RFC 9449 §7.1).
+    #[error(
+        "this access token is bound to a DPoP key: send it as Authorization: DPoP with a DPoP proof"
+    )]
+    DpopBound,
+    /// A DPoP proof that does not verify or does not fit the request or the token.
+    #[error("the DPoP proof is not valid: {0}")]
+    DpopProof(String),
     /// An initial access token (RFC 7591) that does not register a client.
     #[error("{0}")]
     Invitation(&'static str),

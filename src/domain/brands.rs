@@ -92,6 +92,8 @@ pub struct ClientMetadata {
     pub software_version: Option<String>,
     /// RFC 9126 §6: the client's authorization requests must be pushed (PAR) first.
     pub require_pushed_authorization_requests: Option<bool>,
+    /// RFC 9449 §5.2: every access token of this client must be DPoP-bound.
+    pub dpop_bound_access_tokens: Option<bool>,
 }
 
 /// Metadata that passed [`ClientMetadata::validate`].
@@ -108,6 +110,7 @@ pub struct ValidMetadata {
     pub software_id: Option<String>,
     pub software_version: Option<String>,
     pub require_pushed_authorization_requests: bool,
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// A redirect URI a brand may register (RFC 6749 §3.1.2, RFC 9700 §2.1): absolute, no fragment,
@@ -273,6 +276,7 @@ impl ClientMetadata {
             require_pushed_authorization_requests: self
                 .require_pushed_authorization_requests
                 .unwrap_or(false),
+            dpop_bound_access_tokens: self.dpop_bound_access_tokens.unwrap_or(false),
         })
     }
 }
@@ -306,6 +310,9 @@ pub struct Brand {
     /// RFC 9126 §6: authorization requests must come through PAR.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_pushed_authorization_requests: bool,
+    /// RFC 9449 §5.2: tokens only with a DPoP proof.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dpop_bound_access_tokens: bool,
     pub status: BrandStatus,
     #[serde(with = "time::serde::rfc3339")]
     pub registered_at: OffsetDateTime,

@@ -163,13 +163,24 @@ impl IntoResponse for AppError {
                 response
                     .extensions_mut()
                     .insert(ErrorDetail(format!("token refused: {}", refusal.detail())));
-                let error = match refusal {
-                    TokenRefusal::Missing => None,
-                    _ => Some(("invalid_token", refusal.to_string())),
+                let (scheme, error, extra) = match refusal {
+                    TokenRefusal::Missing => ("Bearer", None, ""),
+                    // RFC 9449 §7.1: a proof problem is answered with the DPoP scheme.
+                    TokenRefusal::DpopProof(_) => (
+                        "DPoP",
+                        Some(("invalid_dpop_proof", refusal.to_string())),
+                        r#", algs="ES256""#,
+                    ),
+                    TokenRefusal::DpopBound => (
+                        "DPoP",
+                        Some(("invalid_token", refusal.to_string())),
+                        r#", algs="ES256""#,
+                    ),
+                    _ => ("Bearer", Some(("invalid_token", refusal.to_string())), ""),
                 };
                 response.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
-                    bearer_challenge("Bearer", error.as_ref().map(|(c, d)| (*c, d.as_str())), ""),
+                    bearer_challenge(scheme, error.as_ref().map(|(c, d)| (*c, d.as_str())), extra),
                 );
             }
             AppError::InsufficientScope(scope) => {

@@ -17,7 +17,7 @@ use tracing::instrument;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::auth::{OwnerRefusals, OwnerSession, bearer};
+use super::auth::{OwnerRefusals, OwnerSession};
 use super::brand_api::{BrandRefusals, BrandToken};
 use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path, Query};
 use super::extract::Unsealed;
@@ -594,7 +594,10 @@ pub async fn brand_events(
     let start = StreamState {
         signal: open.subscribe_events(),
         open,
-        token: bearer(&headers).unwrap_or_default().to_owned(),
+        token: super::brand_api::access_token(&headers)
+            .map(|(token, _)| token)
+            .unwrap_or_default()
+            .to_owned(),
         client_id: token.0.brand.client_id.clone(),
         cursor,
         buffer: VecDeque::new(),

@@ -11,7 +11,6 @@
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::auth::bearer;
 use crate::error::{AppError, OAuthError, TokenRefusal};
 
 /// The `error_description` of a client authentication to a vault that has none.
@@ -57,7 +56,7 @@ pub fn answer(method: &Method, path: &str, headers: &HeaderMap) -> Option<Respon
             AppError::InvalidClient(NO_CLIENTS.to_owned()).into_response()
         }
         brand if brand.starts_with("/brand/") => {
-            let refusal = if bearer(headers).is_some() {
+            let refusal = if super::brand_api::access_token(headers).is_some() {
                 AppError::InvalidToken(TokenRefusal::NoClients)
             } else if basic {
                 AppError::InvalidClient(NO_CLIENTS.to_owned())

@@ -44,6 +44,8 @@ pub struct Metadata {
     pub pushed_authorization_request_endpoint: String,
     /// RFC 9126 §5: false; a client can require PAR for itself at registration.
     pub require_pushed_authorization_requests: bool,
+    /// RFC 9449 §5.1: the algorithms accepted for DPoP proofs.
+    pub dpop_signing_alg_values_supported: Vec<&'static str>,
     pub scopes_supported: Vec<&'static str>,
     pub response_types_supported: Vec<&'static str>,
     pub grant_types_supported: Vec<&'static str>,
@@ -85,6 +87,7 @@ pub async fn metadata(State(state): State<AppState>) -> Json<Metadata> {
         introspection_endpoint: format!("{issuer}/oauth/introspect"),
         pushed_authorization_request_endpoint: format!("{issuer}/oauth/par"),
         require_pushed_authorization_requests: false,
+        dpop_signing_alg_values_supported: crate::crypto::dpop::DPOP_ALGORITHMS.to_vec(),
         scopes_supported: BRAND_SCOPES.iter().map(|(s, _)| *s).collect(),
         response_types_supported: vec!["code"],
         grant_types_supported: GRANT_TYPES.to_vec(),
@@ -153,6 +156,9 @@ pub struct RegistrationRequest {
     /// RFC 9126 §6: when true, the authorization endpoint takes this client's requests only
     /// through the pushed authorization request endpoint.
     pub require_pushed_authorization_requests: Option<bool>,
+    /// RFC 9449 §5.2: when true, this client's access tokens are always DPoP-bound, and the
+    /// token endpoint refuses it a request without a DPoP proof.
+    pub dpop_bound_access_tokens: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -179,6 +185,7 @@ pub struct RegistrationResponse {
     #[schema(value_type = Option<Object>)]
     pub jwks: Option<Value>,
     pub require_pushed_authorization_requests: bool,
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// Dynamic client registration (RFC 7591), with the invitation's initial access token as bearer.
@@ -251,6 +258,7 @@ pub async fn register(
         scope: brand.scope.join(" "),
         jwks: brand.jwks,
         require_pushed_authorization_requests: brand.require_pushed_authorization_requests,
+        dpop_bound_access_tokens: brand.dpop_bound_access_tokens,
         client_id: brand.client_id,
     };
     Ok((StatusCode::CREATED, no_store(), axum::Json(response)).into_response())
@@ -412,6 +420,7 @@ pub struct TokenRequest {
 pub struct TokenResponse {
     /// An RFC 9068 JWT (`typ: at+jwt`, ES256).
     pub access_token: String,
+    /// `Bearer`, or `DPoP` for a token bound to the key of the request's DPoP proof.
     #[schema(example = "Bearer")]
     pub token_type: &'static str,
     pub expires_in: i64,
@@ -430,8 +439,9 @@ pub struct TokenResponse {
 /// in force.
 #[utoipa::path(post, path = "/oauth/token", tag = "oauth",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    params(("DPoP" = Option<String>, Header, description = "RFC 9449 proof (typ dpop+jwt, ES256, htm POST, htu the token endpoint): binds the token to its key (`token_type: DPoP`); required for clients registered with `dpop_bound_access_tokens`")),
     responses((status = 200, body = TokenResponse),
-              (status = 400, body = OAuthErrorBody, description = "`unauthorized_client` until the terms in force are accepted; `invalid_scope`, `unsupported_grant_type`; `invalid_client` for a client that authenticated with an assertion"),
+              (status = 400, body = OAuthErrorBody, description = "`unauthorized_client` until the terms in force are accepted; `invalid_scope`, `unsupported_grant_type`; `invalid_client` for a client that authenticated with an assertion; `invalid_dpop_proof`"),
               (status = 401, body = OAuthErrorBody, description = "`invalid_client` for a client that used HTTP Basic (or sent no authentication), with `WWW-Authenticate: Basic`; a client that authenticated with an assertion gets `invalid_client` as a 400"),
               (status = 429, body = OAuthErrorBody, description = "`temporarily_unavailable`: too many failed client authentications from this address")),
     security(("client_secret_basic" = []), ("private_key_jwt" = [])))]
@@ -473,6 +483,26 @@ pub async fn token(
             format!("this client did not register the {grant_type} grant"),
         ));
     }
+    // RFC 9449: a proof binds the token to the client's key; checked before a code is spent.
+    let proof = match headers
+        .get_all("dpop")
+        .iter()
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] => None,
+        [one] => Some(one.to_str().map_err(|_| {
+            OAuthError::new(400, "invalid_dpop_proof", "the DPoP header is not text")
+        })?),
+        _ => {
+            return Err(OAuthError::new(
+                400,
+                "invalid_dpop_proof",
+                "send exactly one DPoP header",
+            ));
+        }
+    };
+    let jkt = open.token_request_key(&brand, proof)?;
     let issued = match grant_type.as_str() {
         "authorization_code" => {
             let code = request
@@ -503,9 +533,13 @@ pub async fn token(
             }
         },
     };
+    let (issued, token_type) = match jkt {
+        Some(jkt) => (open.bind_token(issued, jkt)?, "DPoP"),
+        None => (issued, "Bearer"),
+    };
     let body = TokenResponse {
         access_token: issued.access_token,
-        token_type: "Bearer",
+        token_type,
         expires_in: issued.expires_in,
         scope: issued.scope,
         refresh_token: issued.refresh_token,

@@ -210,6 +210,7 @@ impl OpenVault {
             software_id: metadata.software_id,
             software_version: metadata.software_version,
             require_pushed_authorization_requests: metadata.require_pushed_authorization_requests,
+            dpop_bound_access_tokens: metadata.dpop_bound_access_tokens,
             status: BrandStatus::Active,
             registered_at: now,
             invitation_id: String::new(),

@@ -15,6 +15,7 @@ pub mod brands;
 mod cache;
 mod deadlines;
 pub mod delivery;
+pub mod dpop;
 pub mod erase;
 pub mod events;
 pub mod export;

@@ -11,8 +11,8 @@ use time::{Duration, OffsetDateTime};
 
 use super::{
     BRANDS_CACHE_BYTES, META_CLOCK_FLOOR, RECORDS_CACHE_BYTES, Settings, agreements, audit,
-    authorize, cache, deadlines, delivery, events, index_key, intents, keys, par, records, shred,
-    subscriptions, terms, tokens,
+    authorize, cache, deadlines, delivery, dpop, events, index_key, intents, keys, par, records,
+    shred, subscriptions, terms, tokens,
 };
 use crate::clock::Clock;
 use crate::crypto::keyfile::{KeyFile, UnlockKey};
@@ -49,6 +49,8 @@ pub struct OpenVault {
     pub(super) authorizations: Mutex<authorize::Pending>,
     /// Pushed authorization requests not yet used (RFC 9126; in memory, they live 90 s).
     pub(super) pushed_requests: Mutex<par::PushedRequests>,
+    /// DPoP proof ids seen recently (RFC 9449 replay detection; in memory).
+    pub(super) dpop: dpop::DpopState,
     /// What wakes the readers of brands' event streams.
     pub(super) events: events::EventState,
     /// The subscription index, offer rates and the owner's live offers.
@@ -164,6 +166,7 @@ impl OpenVault {
             tokens: tokens::TokenState::new(),
             authorizations: Mutex::new(authorize::Pending::default()),
             pushed_requests: Mutex::new(par::PushedRequests::default()),
+            dpop: dpop::DpopState::default(),
             events: events::EventState::new(),
             intents,
             deliveries,

@@ -53,6 +53,15 @@ pub struct AccessClaims {
     /// The agreement the token was issued under: when it stops being the brand's current one
     /// (new terms, withdrawal, termination), the token stops working even after re-acceptance.
     pub vrm_agreement: String,
+    /// RFC 9449 §6: the DPoP key the token is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// A token's confirmation claim (RFC 7800): the thumbprint of its DPoP key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 /// A token just issued.
@@ -269,6 +278,7 @@ impl OpenVault {
             nbf: None,
             exp: now + lifetime,
             vrm_agreement: agreement,
+            cnf: None,
         };
         let access_token = self
             .key_ring()
@@ -323,6 +333,12 @@ impl OpenVault {
             .map_err(|e| AppError::InvalidToken(TokenRefusal::Unverifiable(e.to_string())))?;
         check_access_claims(&claims, &self.issuer, &self.resource(), now)?;
         Ok(claims)
+    }
+
+    /// The claims of a token this vault just signed (to bind it to a DPoP key).
+    pub(super) fn claims_of_new_token(&self, token: &str) -> Result<AccessClaims, AppError> {
+        self.verify_token_claims(token, self.now().unix_timestamp())
+            .map_err(|_| AppError::broken("a token just signed does not verify"))
     }
 
     fn jti_key(&self, jti: &str) -> [u8; 32] {
@@ -413,8 +429,11 @@ impl OpenVault {
             "exp": c.exp,
             "iat": c.iat,
             "jti": c.jti,
-            "token_type": "Bearer",
+            "token_type": if c.cnf.is_some() { "DPoP" } else { "Bearer" },
         });
+        if let (Some(cnf), Value::Object(map)) = (&c.cnf, &mut answer) {
+            map.insert("cnf".into(), serde_json::json!({ "jkt": cnf.jkt }));
+        }
         if let (Some(details), Value::Object(map)) = (&c.authorization_details, &mut answer) {
             map.insert("authorization_details".into(), Value::from(details.clone()));
         }
@@ -444,6 +463,7 @@ mod tests {
             nbf,
             exp,
             vrm_agreement: "agreement".into(),
+            cnf: None,
         }
     }
 

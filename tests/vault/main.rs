@@ -9,6 +9,7 @@ mod at_rest;
 mod audit;
 mod brand_answers;
 mod crash;
+mod dpop;
 mod faults;
 mod grants;
 mod hardening;
