@@ -211,6 +211,9 @@ pub enum TokenRefusal {
     /// A DPoP proof that does not verify or does not fit the request or the token.
     #[error("the DPoP proof is not valid: {0}")]
     DpopProof(String),
+    /// A DPoP proof without a fresh nonce: retry with this one (RFC 9449 §9).
+    #[error("send the DPoP proof again with the nonce in the DPoP-Nonce header")]
+    UseDpopNonce(String),
     /// An initial access token (RFC 7591) that does not register a client.
     #[error("{0}")]
     Invitation(&'static str),
@@ -413,6 +416,8 @@ pub struct OAuthError {
     /// Whether a 401 carries `WWW-Authenticate: Basic`: only for a client that authenticated (or
     /// may authenticate) with HTTP Basic ([`OAuthError::for_client_auth`]).
     pub basic_challenge: bool,
+    /// RFC 9449 §8: a fresh `DPoP-Nonce` for the client's next proof.
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -424,6 +429,7 @@ impl OAuthError {
             extra: None,
             retry_after: None,
             basic_challenge: false,
+            dpop_nonce: None,
         }
     }
 

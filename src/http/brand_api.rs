@@ -16,6 +16,7 @@ use super::extract::Unsealed;
 use super::oauth::{ClientAuthParams, audiences, client_credentials};
 use crate::domain::brands::{Agreement, Brand};
 use crate::error::{AppError, TokenRefusal};
+use crate::service::dpop::ProofRefusal;
 use crate::service::tokens::BrandAccess;
 
 /// A brand call with a valid access token: every check of [`crate::service::OpenVault::verify_access_token`] passed.
@@ -97,7 +98,12 @@ pub(crate) fn brand_access(
     let url = format!("{}{path}", open.issuer());
     let jkt = open
         .check_dpop(proof, method, &url, Some(token))
-        .map_err(|reason| AppError::InvalidToken(TokenRefusal::DpopProof(reason)))?;
+        .map_err(|refusal| {
+            AppError::InvalidToken(match refusal {
+                ProofRefusal::Invalid(reason) => TokenRefusal::DpopProof(reason),
+                ProofRefusal::UseNonce(nonce) => TokenRefusal::UseDpopNonce(nonce),
+            })
+        })?;
     if jkt != cnf.jkt {
         return Err(AppError::InvalidToken(TokenRefusal::DpopProof(
             "the proof is signed by another key than the token is bound to".into(),

@@ -171,6 +171,16 @@ impl IntoResponse for AppError {
                         Some(("invalid_dpop_proof", refusal.to_string())),
                         r#", algs="ES256""#,
                     ),
+                    TokenRefusal::UseDpopNonce(nonce) => {
+                        if let Ok(value) = HeaderValue::from_str(nonce) {
+                            response.headers_mut().insert("dpop-nonce", value);
+                        }
+                        (
+                            "DPoP",
+                            Some(("use_dpop_nonce", refusal.to_string())),
+                            r#", algs="ES256""#,
+                        )
+                    }
                     TokenRefusal::DpopBound => (
                         "DPoP",
                         Some(("invalid_token", refusal.to_string())),
@@ -233,6 +243,11 @@ impl IntoResponse for OAuthError {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(nonce) = self.dpop_nonce.as_deref()
+            && let Ok(value) = HeaderValue::from_str(nonce)
+        {
+            headers.insert("dpop-nonce", value);
         }
         if self.error == "invalid_token" {
             // RFC 7591 §3 refers to RFC 6750 for a bad initial access token.

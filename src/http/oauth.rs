@@ -441,7 +441,7 @@ pub struct TokenResponse {
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     params(("DPoP" = Option<String>, Header, description = "RFC 9449 proof (typ dpop+jwt, ES256, htm POST, htu the token endpoint): binds the token to its key (`token_type: DPoP`); required for clients registered with `dpop_bound_access_tokens`")),
     responses((status = 200, body = TokenResponse),
-              (status = 400, body = OAuthErrorBody, description = "`unauthorized_client` until the terms in force are accepted; `invalid_scope`, `unsupported_grant_type`; `invalid_client` for a client that authenticated with an assertion; `invalid_dpop_proof`"),
+              (status = 400, body = OAuthErrorBody, description = "`unauthorized_client` until the terms in force are accepted; `invalid_scope`, `unsupported_grant_type`; `invalid_client` for a client that authenticated with an assertion; `invalid_dpop_proof`; `use_dpop_nonce` with the nonce to use in `DPoP-Nonce`"),
               (status = 401, body = OAuthErrorBody, description = "`invalid_client` for a client that used HTTP Basic (or sent no authentication), with `WWW-Authenticate: Basic`; a client that authenticated with an assertion gets `invalid_client` as a 400"),
               (status = 429, body = OAuthErrorBody, description = "`temporarily_unavailable`: too many failed client authentications from this address")),
     security(("client_secret_basic" = []), ("private_key_jwt" = [])))]

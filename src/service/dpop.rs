@@ -4,7 +4,13 @@
 //! Replay: a proof's `jti` is remembered, per key, for as long as its `iat` is acceptable
 //! ([`PROOF_WINDOW`] either side of now), in memory and bounded ([`MAX_REMEMBERED`]); a restart
 //! forgets them, which leaves a proof captured in the last minute replayable once against a
-//! restarted vault. Server nonces (`use_dpop_nonce`) are not issued.
+//! restarted vault.
+//!
+//! Nonces (RFC 9449 §8, §9): every proof must carry a nonce the vault issued, so a proof cannot
+//! be made ahead of time. A nonce is the current [`NONCE_PERIOD`] number and a keyed hash of it
+//! (the vault's index key, which never leaves it): no nonce is stored, each is good for the
+//! period it was made in and the next, and a proof without a good one is answered
+//! `use_dpop_nonce` with a fresh nonce in `DPoP-Nonce`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,6 +25,16 @@ use crate::error::{AppError, OAuthError};
 pub const PROOF_WINDOW: i64 = 60;
 /// Most proof ids remembered at once; beyond that, proofs are refused until some expire.
 pub const MAX_REMEMBERED: usize = 100_000;
+/// How long a nonce period lasts, in seconds; a nonce is accepted in its period and the next.
+pub const NONCE_PERIOD: i64 = 300;
+
+/// Why a DPoP proof was refused: a bad proof, or one whose nonce is missing or stale (the
+/// client should retry with the nonce given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProofRefusal {
+    Invalid(String),
+    UseNonce(String),
+}
 
 /// The proof ids seen recently, with when each may be forgotten.
 #[derive(Debug, Default)]
@@ -36,8 +52,45 @@ impl OpenVault {
         method: &str,
         url: &str,
         access_token: Option<&str>,
-    ) -> Result<String, String> {
-        let proof = verify_proof(proof).map_err(|e| e.to_string())?;
+    ) -> Result<String, ProofRefusal> {
+        let proof = verify_proof(proof).map_err(|e| ProofRefusal::Invalid(e.to_string()))?;
+        self.check_proof(proof, method, url, access_token)
+            .map_err(ProofRefusal::Invalid)?
+    }
+
+    /// The nonce of the current period, for `DPoP-Nonce`.
+    pub fn dpop_nonce(&self) -> String {
+        self.nonce_for(self.now().unix_timestamp().div_euclid(NONCE_PERIOD))
+    }
+
+    fn nonce_for(&self, period: i64) -> String {
+        let mac = self.index_key("dpop-nonce", &period.to_string());
+        format!(
+            "{period}.{}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                &mac[..16]
+            )
+        )
+    }
+
+    fn nonce_is_fresh(&self, nonce: Option<&str>) -> bool {
+        let Some(nonce) = nonce else { return false };
+        let Some(period) = nonce.split('.').next().and_then(|p| p.parse::<i64>().ok()) else {
+            return false;
+        };
+        let current = self.now().unix_timestamp().div_euclid(NONCE_PERIOD);
+        (period == current || period == current - 1)
+            && crate::crypto::constant_time_eq(nonce.as_bytes(), self.nonce_for(period).as_bytes())
+    }
+
+    fn check_proof(
+        &self,
+        proof: crate::crypto::dpop::DpopProof,
+        method: &str,
+        url: &str,
+        access_token: Option<&str>,
+    ) -> Result<Result<String, ProofRefusal>, String> {
         if !proof.htm.eq_ignore_ascii_case(method) {
             return Err(format!("htm must be {method}"));
         }
@@ -69,8 +122,12 @@ impl OpenVault {
         if seen.get(&key).is_some_and(|until| *until > now) {
             return Err("this proof was already used (jti)".into());
         }
+        if !self.nonce_is_fresh(proof.nonce.as_deref()) {
+            // Not remembered: the same key retries at once with the nonce.
+            return Ok(Err(ProofRefusal::UseNonce(self.dpop_nonce())));
+        }
         seen.insert(key, proof.iat + PROOF_WINDOW + 1);
-        Ok(proof.jkt)
+        Ok(Ok(proof.jkt))
     }
 
     /// The DPoP key a token request binds its token to: the proof's, when one is sent; a brand
@@ -90,9 +147,19 @@ impl OpenVault {
         match proof {
             Some(proof) => {
                 let url = format!("{}/oauth/token", self.issuer());
-                self.check_dpop(proof, "POST", &url, None)
-                    .map(Some)
-                    .map_err(refused)
+                match self.check_dpop(proof, "POST", &url, None) {
+                    Ok(jkt) => Ok(Some(jkt)),
+                    Err(ProofRefusal::Invalid(reason)) => Err(refused(reason)),
+                    Err(ProofRefusal::UseNonce(nonce)) => {
+                        let mut e = OAuthError::new(
+                            400,
+                            "use_dpop_nonce",
+                            "send the DPoP proof again with the nonce in the DPoP-Nonce header",
+                        );
+                        e.dpop_nonce = Some(nonce);
+                        Err(e)
+                    }
+                }
             }
             None if brand.dpop_bound_access_tokens => Err(refused(
                 "this client registered dpop_bound_access_tokens: send a DPoP header".into(),

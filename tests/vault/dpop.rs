@@ -11,12 +11,22 @@ use crate::kit::brand::{
 };
 use crate::kit::grant::InProcessApp;
 
-/// A DPoP proof by `key` for `method` on `url`, with `ath` for `token` if given.
-fn proof(key: &ClientKey, method: &str, url: &str, token: Option<&str>) -> String {
+/// A DPoP proof by `key` for `method` on `url`, with `ath` for `token` and the server's
+/// `nonce` if given.
+fn proof(
+    key: &ClientKey,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    nonce: Option<&str>,
+) -> String {
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     header.typ = Some("dpop+jwt".into());
     header.jwk = Some(serde_json::from_value(key.public_jwk()).unwrap());
     let mut claims = json!({"jti": random_id(), "htm": method, "htu": url, "iat": now()});
+    if let Some(nonce) = nonce {
+        claims["nonce"] = json!(nonce);
+    }
     if let Some(token) = token {
         claims["ath"] = json!(b64(ring::digest::digest(
             &ring::digest::SHA256,
@@ -84,7 +94,27 @@ async fn a_dpop_client_gets_bound_tokens_and_uses_them_only_with_proofs() {
         (400, Some("invalid_dpop_proof")),
         "{body}"
     );
-    let first = proof(&key, "POST", &token_url, None);
+    // Without the server's nonce: use_dpop_nonce, and the nonce to use (RFC 9449 §8).
+    let early = proof(&key, "POST", &token_url, None, None);
+    let res = brand
+        .oauth_post(
+            &app,
+            "/oauth/token",
+            &[("grant_type", "client_credentials")],
+        )
+        .header("DPoP", &early)
+        .send()
+        .await
+        .unwrap();
+    let nonce = res.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+    let (status, body) = status_json(res).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("use_dpop_nonce")),
+        "{body}"
+    );
+    let n = Some(nonce.as_str());
+    let first = proof(&key, "POST", &token_url, None, n);
     let (status, issued) = token_with(&app, &brand, Some(&first)).await;
     assert_eq!(status, 200, "{issued}");
     assert_eq!(issued["token_type"], "DPoP", "{issued}");
@@ -101,7 +131,13 @@ async fn a_dpop_client_gets_bound_tokens_and_uses_them_only_with_proofs() {
         (400, Some("invalid_dpop_proof")),
         "replay: {body}"
     );
-    let elsewhere = proof(&key, "POST", "https://elsewhere.example/oauth/token", None);
+    let elsewhere = proof(
+        &key,
+        "POST",
+        "https://elsewhere.example/oauth/token",
+        None,
+        n,
+    );
     let (status, _) = token_with(&app, &brand, Some(&elsewhere)).await;
     assert_eq!(status, 400);
 
@@ -114,7 +150,7 @@ async fn a_dpop_client_gets_bound_tokens_and_uses_them_only_with_proofs() {
         .to_owned();
     assert!(challenge.starts_with("DPoP "), "{challenge}");
     // With a proof for this request and token, it works.
-    let good = proof(&key, "GET", &api_url, Some(&token));
+    let good = proof(&key, "GET", &api_url, Some(&token), n);
     let res = call(&app, &format!("DPoP {token}"), Some(&good)).await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     // Not twice, not by another key, not for another token or method.
@@ -123,18 +159,18 @@ async fn a_dpop_client_gets_bound_tokens_and_uses_them_only_with_proofs() {
     let stranger = ClientKey::generate("stranger");
     for (bad, why) in [
         (
-            proof(&stranger, "GET", &api_url, Some(&token)),
+            proof(&stranger, "GET", &api_url, Some(&token), n),
             "another key",
         ),
         (
-            proof(&key, "GET", &api_url, Some("another token")),
+            proof(&key, "GET", &api_url, Some("another token"), n),
             "another token",
         ),
         (
-            proof(&key, "POST", &api_url, Some(&token)),
+            proof(&key, "POST", &api_url, Some(&token), n),
             "another method",
         ),
-        (proof(&key, "GET", &api_url, None), "no ath"),
+        (proof(&key, "GET", &api_url, None, n), "no ath"),
     ] {
         let res = call(&app, &format!("DPoP {token}"), Some(&bad)).await;
         assert_eq!(res.status(), 401, "{why}");
@@ -147,6 +183,22 @@ async fn a_dpop_client_gets_bound_tokens_and_uses_them_only_with_proofs() {
             "{why}: {challenge}"
         );
     }
+    // A nonce the vault did not issue (or an old one): use_dpop_nonce with a fresh one.
+    let stale = proof(
+        &key,
+        "GET",
+        &api_url,
+        Some(&token),
+        Some("1.AAAAAAAAAAAAAAAAAAAAAA"),
+    );
+    let res = call(&app, &format!("DPoP {token}"), Some(&stale)).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["dpop-nonce"].to_str().unwrap(), nonce);
+    let challenge = res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(challenge.contains("use_dpop_nonce"), "{challenge}");
     let (status, introspected) = brand.introspect(&app, &token).await;
     assert_eq!(status, 200);
     assert_eq!(introspected["token_type"], "DPoP", "{introspected}");
