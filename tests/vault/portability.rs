@@ -1655,9 +1655,16 @@ async fn crash_at(failpoint: &'static str) {
         .filter(|n| VAULT_FILES.contains(&n.as_str()))
         .collect();
     assert!(left.is_empty(), "{failpoint}: left {left:?}");
-    // Refused because there is no vault any more (not merely because the port changed).
+    // Refused because there is no vault any more (not merely because the port changed): the
+    // token is unknown to a vault in setup mode.
     let (status, body) = status_json(brand_call(&app, &brand.token).await).await;
-    assert_error(status, &body, 503, "setup_required", failpoint);
+    assert_error(status, &body, 401, "invalid_token", failpoint);
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("holds no clients")),
+        "{failpoint}: {body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
