@@ -82,9 +82,10 @@ pub enum AppError {
     #[error("{0}")]
     TermsChanged(String),
     /// A brand's access token is missing, malformed, expired, revoked or no longer backed by a
-    /// current agreement (RFC 6750 `invalid_token`). The reason is for the log only.
-    #[error("the access token is missing, expired, revoked or not valid here")]
-    InvalidToken(String),
+    /// current agreement or grant (RFC 6750 `invalid_token`). The refusal says which, as far as
+    /// the brand may know it (its `error_description`); its detail is for the log only.
+    #[error("{0}")]
+    InvalidToken(TokenRefusal),
     /// A brand's token or grant waits for the brand to accept the person's new terms: refused as
     /// `invalid_token` like any dead token, but the message says which version to accept (it
     /// names no data, and the brand is the party that must act).
@@ -164,6 +165,82 @@ pub enum AppError {
         #[source]
         source: Option<Cause>,
     },
+}
+
+/// Why a bearer token was refused, in words the brand may read (RFC 6750 `error_description`):
+/// it says which check failed, never anything about another brand or the person's data. Every
+/// sentence is plain ASCII without quotes or backslashes, so it can stand in a
+/// `WWW-Authenticate` header as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRefusal {
+    /// No token was sent at all: RFC 6750 §3.1 says the challenge then carries no error code.
+    #[error(
+        "this call needs an access token: send Authorization: Bearer with one from the token endpoint"
+    )]
+    Missing,
+    /// An `Authorization` header that holds no bearer token (another scheme, or none after it).
+    #[error(
+        "the Authorization header holds no bearer token: send Authorization: Bearer with the access token"
+    )]
+    NotBearer,
+    /// The token does not parse or its signature does not verify; the detail is for the log.
+    #[error("the access token is malformed or its signature does not verify")]
+    Unverifiable(String),
+    /// Signed by this vault's key but issued for another issuer, audience or subject, or with
+    /// impossible times; the detail is for the log.
+    #[error("the access token was not issued for this resource")]
+    NotForHere(String),
+    #[error("the access token has expired: get a new one from the token endpoint")]
+    Expired,
+    /// Revoked, or its record is gone (a token this vault never issued looks the same).
+    #[error("the access token was revoked")]
+    Revoked,
+    #[error("the client is no longer registered with this vault")]
+    ClientRemoved,
+    #[error("the client is suspended by the person")]
+    ClientSuspended,
+    /// The brand's agreement changed since the token was issued: new terms, a withdrawal, a
+    /// termination (re-accepting makes a new agreement, so an old token stays dead).
+    #[error(
+        "the terms changed since this token was issued: accept the terms in force, then get a new token"
+    )]
+    TermsChanged,
+    /// The data grant the token carries no longer lets the brand in: its words name why
+    /// (revoked, expired, used up, gone).
+    #[error("the data grant of this token has ended: {0}")]
+    GrantEnded(String),
+    /// The vault holds no clients and no tokens: its owner deleted everything, or it was never
+    /// set up.
+    #[error(
+        "this vault has no record of the access token: it holds no clients (its owner deleted everything, or it was never set up)"
+    )]
+    NoClients,
+    /// A DPoP-bound token sent as a bearer token (RFC 9449 §7.1).
+    #[error(
+        "this access token is bound to a DPoP key: send it as Authorization: DPoP with a DPoP proof"
+    )]
+    DpopBound,
+    /// A DPoP proof that does not verify or does not fit the request or the token.
+    #[error("the DPoP proof is not valid: {0}")]
+    DpopProof(String),
+    /// A DPoP proof without a fresh nonce: retry with this one (RFC 9449 §9).
+    #[error("send the DPoP proof again with the nonce in the DPoP-Nonce header")]
+    UseDpopNonce(String),
+    /// An initial access token (RFC 7591) that does not register a client.
+    #[error("{0}")]
+    Invitation(&'static str),
+}
+
+impl TokenRefusal {
+    /// The refusal with its detail, for the log.
+    pub fn detail(&self) -> String {
+        match self {
+            TokenRefusal::Unverifiable(detail) | TokenRefusal::NotForHere(detail) => {
+                format!("{self} ({detail})")
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 impl AppError {
@@ -351,6 +428,11 @@ pub struct OAuthError {
     pub extra: Option<serde_json::Value>,
     /// Seconds to wait before retrying (`Retry-After`), for 429 and 503.
     pub retry_after: Option<u64>,
+    /// Whether a 401 carries `WWW-Authenticate: Basic`: only for a client that authenticated (or
+    /// may authenticate) with HTTP Basic ([`OAuthError::for_client_auth`]).
+    pub basic_challenge: bool,
+    /// RFC 9449 §8: a fresh `DPoP-Nonce` for the client's next proof.
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -361,7 +443,21 @@ impl OAuthError {
             description: description.into(),
             extra: None,
             retry_after: None,
+            basic_challenge: false,
+            dpop_nonce: None,
         }
+    }
+
+    /// RFC 6749 §5.2: `invalid_client` is a 401 with a `WWW-Authenticate: Basic` challenge when
+    /// the client used HTTP Basic (or sent no authentication at all, so Basic is what it is
+    /// asked for); a client that authenticated another way (an assertion) gets a 400 without
+    /// the challenge, which OAuth libraries read as an ordinary error with its description.
+    pub fn for_client_auth(mut self, basic: bool) -> OAuthError {
+        if self.error == "invalid_client" {
+            self.status = if basic { 401 } else { 400 };
+            self.basic_challenge = basic;
+        }
+        self
     }
 
     /// Client authentication failed (RFC 6749 §5.2): 401.

@@ -44,7 +44,19 @@ impl Delivery {
         timestamp: i64,
         body: Vec<u8>,
     ) -> Result<Delivery, crate::crypto::CryptoError> {
-        let signature = crate::crypto::webhook::sign(secret, &webhook_id, timestamp, &body)?;
+        Delivery::signed_by(url, &[secret], webhook_id, timestamp, body)
+    }
+
+    /// `body` for `url`, signed with each of `secrets` (a brand's current webhook secret and,
+    /// for a while after a rotation, its previous one).
+    pub fn signed_by(
+        url: String,
+        secrets: &[&str],
+        webhook_id: String,
+        timestamp: i64,
+        body: Vec<u8>,
+    ) -> Result<Delivery, crate::crypto::CryptoError> {
+        let signature = crate::crypto::webhook::sign_all(secrets, &webhook_id, timestamp, &body)?;
         Ok(Delivery {
             url,
             webhook_id,

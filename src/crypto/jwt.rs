@@ -207,7 +207,7 @@ impl Visitor<'_> for StoredSigningKeyVisitor {
 
 /// The RFC 7638 thumbprint of a P-256 public key: SHA-256 of its required members in
 /// lexicographic order, without whitespace.
-fn thumbprint(x: &str, y: &str) -> String {
+pub fn thumbprint(x: &str, y: &str) -> String {
     let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
     B64.encode(sha256(canonical.as_bytes()))
 }

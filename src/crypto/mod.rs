@@ -13,6 +13,7 @@
 pub mod alias;
 pub mod buckets;
 pub mod device;
+pub mod dpop;
 pub mod jwt;
 pub mod keyfile;
 pub mod relay_jwks;

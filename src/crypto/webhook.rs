@@ -31,6 +31,22 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<Strin
     Ok(format!("v1,{}", STANDARD.encode(context.sign().as_ref())))
 }
 
+/// The `webhook-signature` header value signed with each of `secrets` (Standard Webhooks allows
+/// several, space-separated): during a secret rotation the brand verifies with whichever
+/// secret it holds.
+pub fn sign_all(
+    secrets: &[&str],
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<String, CryptoError> {
+    let signatures = secrets
+        .iter()
+        .map(|secret| sign(secret, id, timestamp, body))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(signatures.join(" "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,6 +64,23 @@ mod tests {
         assert_eq!(
             signature.as_deref(),
             Ok("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+        );
+    }
+
+    #[test]
+    fn several_secrets_sign_space_separated() {
+        let a = new_secret().unwrap_or_default();
+        let b = new_secret().unwrap_or_default();
+        let both = sign_all(&[&a, &b], "id", 1, b"x").unwrap_or_default();
+        let expected = format!(
+            "{} {}",
+            sign(&a, "id", 1, b"x").unwrap_or_default(),
+            sign(&b, "id", 1, b"x").unwrap_or_default()
+        );
+        assert_eq!(both, expected);
+        assert_eq!(
+            sign_all(&[&a], "id", 1, b"x").ok(),
+            sign(&a, "id", 1, b"x").ok()
         );
     }
 

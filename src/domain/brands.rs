@@ -90,6 +90,10 @@ pub struct ClientMetadata {
     pub redirect_uris: Option<Vec<String>>,
     pub software_id: Option<String>,
     pub software_version: Option<String>,
+    /// RFC 9126 §6: the client's authorization requests must be pushed (PAR) first.
+    pub require_pushed_authorization_requests: Option<bool>,
+    /// RFC 9449 §5.2: every access token of this client must be DPoP-bound.
+    pub dpop_bound_access_tokens: Option<bool>,
 }
 
 /// Metadata that passed [`ClientMetadata::validate`].
@@ -105,6 +109,8 @@ pub struct ValidMetadata {
     pub redirect_uris: Vec<String>,
     pub software_id: Option<String>,
     pub software_version: Option<String>,
+    pub require_pushed_authorization_requests: bool,
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// A redirect URI a brand may register (RFC 6749 §3.1.2, RFC 9700 §2.1): absolute, no fragment,
@@ -267,6 +273,10 @@ impl ClientMetadata {
             redirect_uris,
             software_id: self.software_id,
             software_version: self.software_version,
+            require_pushed_authorization_requests: self
+                .require_pushed_authorization_requests
+                .unwrap_or(false),
+            dpop_bound_access_tokens: self.dpop_bound_access_tokens.unwrap_or(false),
         })
     }
 }
@@ -297,6 +307,12 @@ pub struct Brand {
     pub scope: Vec<String>,
     pub software_id: Option<String>,
     pub software_version: Option<String>,
+    /// RFC 9126 §6: authorization requests must come through PAR.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_pushed_authorization_requests: bool,
+    /// RFC 9449 §5.2: tokens only with a DPoP proof.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dpop_bound_access_tokens: bool,
     pub status: BrandStatus,
     #[serde(with = "time::serde::rfc3339")]
     pub registered_at: OffsetDateTime,

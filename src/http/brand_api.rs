@@ -15,7 +15,8 @@ use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path};
 use super::extract::Unsealed;
 use super::oauth::{ClientAuthParams, audiences, client_credentials};
 use crate::domain::brands::{Agreement, Brand};
-use crate::error::AppError;
+use crate::error::{AppError, TokenRefusal};
+use crate::service::dpop::ProofRefusal;
 use crate::service::tokens::BrandAccess;
 
 /// A brand call with a valid access token: every check of [`crate::service::OpenVault::verify_access_token`] passed.
@@ -26,11 +27,105 @@ impl FromRequestParts<AppState> for BrandToken {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let token = bearer(&parts.headers)
-            .ok_or_else(|| AppError::InvalidToken("no bearer token".into()))?;
+        if access_token(&parts.headers).is_none() {
+            return Err(AppError::InvalidToken(
+                if parts.headers.contains_key(header::AUTHORIZATION) {
+                    TokenRefusal::NotBearer
+                } else {
+                    TokenRefusal::Missing
+                },
+            ));
+        }
         let open = state.vault.open()?;
-        open.verify_access_token(token).map(BrandToken)
+        brand_access(
+            &open,
+            &parts.headers,
+            parts.method.as_str(),
+            parts.uri.path(),
+        )
+        .map(BrandToken)
     }
+}
+
+/// The access token of a request: `Authorization: Bearer <token>`, or `Authorization: DPoP
+/// <token>` (RFC 9449 §7.1), with whether it came as DPoP.
+pub fn access_token(headers: &HeaderMap) -> Option<(&str, bool)> {
+    if let Some(token) = bearer(headers) {
+        return Some((token, false));
+    }
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("dpop")
+        .then_some((token.trim(), true))
+}
+
+/// Every check of a brand call's token: the token's own ([`OpenVault::verify_access_token`]),
+/// and for a DPoP-bound token the proof (RFC 9449 §7): sent with the DPoP scheme, signed by the
+/// key the token is bound to, for this method and URL, with the token's hash. A bound token
+/// sent as a bearer token is refused.
+pub(crate) fn brand_access(
+    open: &crate::service::OpenVault,
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+) -> Result<BrandAccess, AppError> {
+    checked_access(open, headers, (method, path), false)
+}
+
+/// [`brand_access`], or, with `stream`, the checks of a call that reads the brand's own event
+/// stream ([`crate::service::OpenVault::verify_stream_token`]: a token issued under older terms
+/// still reads the news that the terms changed).
+fn checked_access(
+    open: &crate::service::OpenVault,
+    headers: &HeaderMap,
+    (method, path): (&str, &str),
+    stream: bool,
+) -> Result<BrandAccess, AppError> {
+    let (token, as_dpop) =
+        access_token(headers).ok_or(AppError::InvalidToken(TokenRefusal::Missing))?;
+    let access = if stream {
+        open.verify_stream_token(token)?
+    } else {
+        open.verify_access_token(token)?
+    };
+    let Some(cnf) = &access.claims.cnf else {
+        if as_dpop {
+            return Err(AppError::InvalidToken(TokenRefusal::DpopProof(
+                "this token is not DPoP-bound: send it as Authorization: Bearer".into(),
+            )));
+        }
+        return Ok(access);
+    };
+    if !as_dpop {
+        return Err(AppError::InvalidToken(TokenRefusal::DpopBound));
+    }
+    let proofs: Vec<_> = headers.get_all("dpop").iter().collect();
+    let [proof] = proofs.as_slice() else {
+        return Err(AppError::InvalidToken(TokenRefusal::DpopProof(
+            "send exactly one DPoP header".into(),
+        )));
+    };
+    let proof = proof.to_str().map_err(|_| {
+        AppError::InvalidToken(TokenRefusal::DpopProof(
+            "the DPoP header is not text".into(),
+        ))
+    })?;
+    let url = format!("{}{path}", open.issuer());
+    let jkt = open
+        .check_dpop(proof, method, &url, Some(token))
+        .map_err(|refusal| {
+            AppError::InvalidToken(match refusal {
+                ProofRefusal::Invalid(reason) => TokenRefusal::DpopProof(reason),
+                ProofRefusal::UseNonce(nonce) => TokenRefusal::UseDpopNonce(nonce),
+            })
+        })?;
+    if jkt != cnf.jkt {
+        return Err(AppError::InvalidToken(TokenRefusal::DpopProof(
+            "the proof is signed by another key than the token is bound to".into(),
+        )));
+    }
+    Ok(access)
 }
 
 /// A call that reads the brand's own event stream (polling, Server-Sent Events): a valid access
@@ -43,11 +138,14 @@ impl FromRequestParts<AppState> for StreamToken {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let token = bearer(&parts.headers)
-            .ok_or_else(|| AppError::InvalidToken("no bearer token".into()))?;
         let open = state.vault.open()?;
-        open.verify_stream_token(token)
-            .map(|access| StreamToken(BrandToken(access)))
+        checked_access(
+            &open,
+            &parts.headers,
+            (parts.method.as_str(), parts.uri.path()),
+            true,
+        )
+        .map(|access| StreamToken(BrandToken(access)))
     }
 }
 
@@ -88,10 +186,11 @@ pub(crate) async fn caller(
     headers: &HeaderMap,
     scope: Option<&'static str>,
     endpoint: &str,
+    (method, path): (&str, &str),
 ) -> Result<Brand, AppError> {
     let open = state.vault.open()?;
-    if let Some(token) = bearer(headers) {
-        let access = BrandToken(open.verify_access_token(token)?);
+    if access_token(headers).is_some() {
+        let access = BrandToken(brand_access(&open, headers, method, path)?);
         if let Some(scope) = scope {
             access.require(scope)?;
         }
@@ -187,6 +286,7 @@ pub async fn get_agreement(
         &headers,
         Some("agreements:read"),
         "/brand/v1/agreements",
+        ("GET", &format!("/brand/v1/agreements/{id}")),
     )
     .await?;
     let agreement = open.brand_agreement(&brand, &id)?;
@@ -208,7 +308,15 @@ pub async fn withdraw(
     Unsealed(open): Unsealed,
 ) -> Result<Response, AppError> {
     // Withdrawing needs no particular scope: any valid token of the brand, or its credentials.
-    let brand = caller(&state, from, &headers, None, "/brand/v1/agreements").await?;
+    let brand = caller(
+        &state,
+        from,
+        &headers,
+        None,
+        "/brand/v1/agreements",
+        ("DELETE", &format!("/brand/v1/agreements/{id}")),
+    )
+    .await?;
     let agreement = open.withdraw_agreement(&brand, &id).await?;
     Ok(receipt(StatusCode::OK, &agreement))
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use utoipa::{IntoResponses, ToSchema};
 
-use crate::error::{AppError, OAuthError};
+use crate::error::{AppError, OAuthError, TokenRefusal};
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
@@ -27,6 +27,37 @@ pub struct ErrorBody {
     /// The rule of the person's terms that refused a grant, e.g. `basis SD-BASE`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    /// RFC 6750 §3: on `invalid_token` and `insufficient_scope`, the same sentence as the
+    /// `error_description` of the `WWW-Authenticate` challenge (which check refused the token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+}
+
+/// The protection space of the brand API in `WWW-Authenticate` challenges (RFC 6750 §3).
+pub const BEARER_REALM: &str = "vrm-vault";
+
+/// An RFC 6750 §3 challenge: `Bearer realm="..."`, then the error code and description if any.
+/// Characters a quoted `error_description` may not hold (RFC 6750 §3: `"`, `\`, anything
+/// outside printable ASCII) become `?`, so no message can break the header.
+pub fn bearer_challenge(scheme: &str, error: Option<(&str, &str)>, extra: &str) -> HeaderValue {
+    let mut text = format!(r#"{scheme} realm="{BEARER_REALM}""#);
+    if let Some((code, description)) = error {
+        let description: String = description
+            .chars()
+            .map(|c| {
+                if (' '..='~').contains(&c) && c != '"' && c != '\\' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        text.push_str(&format!(
+            r#", error="{code}", error_description="{description}""#
+        ));
+    }
+    text.push_str(extra);
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("Bearer"))
 }
 
 /// What the JSON body extractor ([`Json`]) refuses, for the OpenAPI document of
@@ -115,6 +146,13 @@ impl IntoResponse for AppError {
                 AppError::GrantNotPermitted { rule, .. } => Some(rule.clone()),
                 _ => None,
             },
+            error_description: match &self {
+                AppError::InvalidToken(TokenRefusal::Missing) => None,
+                AppError::InvalidToken(_)
+                | AppError::TermsNotAccepted(_)
+                | AppError::InsufficientScope(_) => Some(self.public_message()),
+                _ => None,
+            },
         };
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(detail) = detail {
@@ -122,25 +160,58 @@ impl IntoResponse for AppError {
         }
         match &self {
             // RFC 6750 §3: a protected resource names the problem in WWW-Authenticate.
-            AppError::InvalidToken(_) | AppError::TermsNotAccepted(_) => {
-                if let AppError::InvalidToken(reason) = &self {
-                    response
-                        .extensions_mut()
-                        .insert(ErrorDetail(format!("token refused: {reason}")));
-                }
+            // A request with no token at all gets the bare challenge (§3.1: no error code).
+            AppError::InvalidToken(refusal) => {
+                response
+                    .extensions_mut()
+                    .insert(ErrorDetail(format!("token refused: {}", refusal.detail())));
+                let (scheme, error, extra) = match refusal {
+                    TokenRefusal::Missing => ("Bearer", None, ""),
+                    // RFC 9449 §7.1: a proof problem is answered with the DPoP scheme.
+                    TokenRefusal::DpopProof(_) => (
+                        "DPoP",
+                        Some(("invalid_dpop_proof", refusal.to_string())),
+                        r#", algs="ES256""#,
+                    ),
+                    TokenRefusal::UseDpopNonce(nonce) => {
+                        if let Ok(value) = HeaderValue::from_str(nonce) {
+                            response.headers_mut().insert("dpop-nonce", value);
+                        }
+                        (
+                            "DPoP",
+                            Some(("use_dpop_nonce", refusal.to_string())),
+                            r#", algs="ES256""#,
+                        )
+                    }
+                    TokenRefusal::DpopBound => (
+                        "DPoP",
+                        Some(("invalid_token", refusal.to_string())),
+                        r#", algs="ES256""#,
+                    ),
+                    _ => ("Bearer", Some(("invalid_token", refusal.to_string())), ""),
+                };
                 response.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+                    bearer_challenge(scheme, error.as_ref().map(|(c, d)| (*c, d.as_str())), extra),
+                );
+            }
+            // The brand's agreement predates the terms in force: the description says which
+            // version to accept.
+            AppError::TermsNotAccepted(message) => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    bearer_challenge("Bearer", Some(("invalid_token", message)), ""),
                 );
             }
             AppError::InsufficientScope(scope) => {
-                if let Ok(value) = HeaderValue::from_str(&format!(
-                    r#"Bearer error="insufficient_scope", scope="{scope}""#
-                )) {
-                    response
-                        .headers_mut()
-                        .insert(header::WWW_AUTHENTICATE, value);
-                }
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    bearer_challenge(
+                        "Bearer",
+                        Some(("insufficient_scope", &self.public_message())),
+                        &format!(r#", scope="{scope}""#),
+                    ),
+                );
             }
             _ => {}
         }
@@ -183,20 +254,25 @@ impl IntoResponse for OAuthError {
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        if let Some(nonce) = self.dpop_nonce.as_deref()
+            && let Ok(value) = HeaderValue::from_str(nonce)
+        {
+            headers.insert("dpop-nonce", value);
+        }
         if self.error == "invalid_token" {
             // RFC 7591 §3 refers to RFC 6750 for a bad initial access token.
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(r#"Bearer error="invalid_token""#),
             );
-        } else if self.status == 401 {
+        } else if self.status == 401 && self.basic_challenge {
             // RFC 6749 §5.2: a 401 names the authentication scheme the client should use.
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(r#"Basic realm="vrm-vault""#),
             );
         }
-        if self.status >= 500 || self.status == 401 {
+        if self.status >= 500 || self.status == 401 || self.error == "invalid_client" {
             response
                 .extensions_mut()
                 .insert(ErrorDetail(self.to_string()));

@@ -562,7 +562,15 @@ pub async fn grant_status(
     Path(id): Path<String>,
     Unsealed(open): Unsealed,
 ) -> Result<Json<GrantStatusView>, AppError> {
-    let brand = super::brand_api::caller(&state, from, &headers, None, "/brand/v1/grants").await?;
+    let brand = super::brand_api::caller(
+        &state,
+        from,
+        &headers,
+        None,
+        "/brand/v1/grants",
+        ("GET", &format!("/brand/v1/grants/{id}")),
+    )
+    .await?;
     let grant = open
         .grant_for(&brand, &id)
         .map_err(|_| AppError::NotFound("grant"))?;
@@ -598,7 +606,15 @@ pub async fn brand_grants(
     headers: HeaderMap,
     Unsealed(open): Unsealed,
 ) -> Result<Json<BrandGrantList>, AppError> {
-    let brand = super::brand_api::caller(&state, from, &headers, None, "/brand/v1/grants").await?;
+    let brand = super::brand_api::caller(
+        &state,
+        from,
+        &headers,
+        None,
+        "/brand/v1/grants",
+        ("GET", "/brand/v1/grants"),
+    )
+    .await?;
     Ok(Json(BrandGrantList {
         grants: open.brand_grants(&brand.client_id)?,
     }))

@@ -17,7 +17,7 @@ use tracing::instrument;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::auth::{OwnerRefusals, OwnerSession, bearer};
+use super::auth::{OwnerRefusals, OwnerSession};
 use super::brand_api::{BrandRefusals, BrandToken, StreamToken};
 use super::error::{BadParameter, ErrorBody, Json, JsonBodyRefusals, Path, Query};
 use super::extract::Unsealed;
@@ -27,6 +27,7 @@ use crate::error::AppError;
 use crate::service::OpenVault;
 use crate::service::events::MAX_EVENTS_PAGE;
 use crate::service::intents::{IntentRecord, Share, SubscriptionRecord};
+use crate::service::subscriptions::{MAX_WEBHOOK_SECRET_OVERLAP, WEBHOOK_SECRET_OVERLAP};
 
 fn invalid_intent(e: IntentError) -> AppError {
     AppError::invalid_at("invalid_intent", e.field(), e.to_string())
@@ -480,20 +481,54 @@ pub async fn get_subscription(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NewSecret {
     pub webhook_secret: String,
+    /// Until when deliveries also carry a signature with the previous secret (Standard
+    /// Webhooks: several space-separated `v1,` signatures); absent when it stopped at once.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub previous_secret_signs_until: Option<time::OffsetDateTime>,
 }
 
-/// A new webhook secret; deliveries are signed with it from now on.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct RotateParams {
+    /// How long the previous secret keeps signing beside the new one, in seconds: default
+    /// 86400 (24 hours), at most 604800 (7 days); 0 stops it at once (after a leak).
+    pub overlap_seconds: Option<u32>,
+}
+
+/// A new webhook secret; deliveries are signed with it from now on, and for the overlap
+/// window also with the previous one, so the brand's receiver can switch without losing a
+/// delivery.
 #[utoipa::path(post, path = "/brand/v1/subscription/rotate-secret", tag = "brands",
-    responses(BrandRefusals, (status = 200, body = NewSecret), (status = 404, body = ErrorBody)),
+    params(RotateParams),
+    responses(BrandRefusals, BadParameter, (status = 200, body = NewSecret), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody, description = "`invalid_overlap`: more than 7 days")),
     security(("brand_token" = ["intents:read"])))]
 #[instrument(skip_all)]
 pub async fn rotate_secret(
     token: BrandToken,
+    Query(params): Query<RotateParams>,
     Unsealed(open): Unsealed,
 ) -> Result<Json<NewSecret>, AppError> {
     require(&token, "intents:read")?;
-    let webhook_secret = open.rotate_webhook_secret(&token.0.brand).await?;
-    Ok(Json(NewSecret { webhook_secret }))
+    let overlap = match params.overlap_seconds {
+        None => WEBHOOK_SECRET_OVERLAP,
+        Some(seconds) => time::Duration::seconds(i64::from(seconds)),
+    };
+    if overlap > MAX_WEBHOOK_SECRET_OVERLAP {
+        return Err(AppError::invalid_at(
+            "invalid_overlap",
+            "overlap_seconds",
+            "the previous secret can keep signing for at most 7 days (604800 seconds)",
+        ));
+    }
+    let (webhook_secret, previous_secret_signs_until) =
+        open.rotate_webhook_secret(&token.0.brand, overlap).await?;
+    Ok(Json(NewSecret {
+        webhook_secret,
+        previous_secret_signs_until,
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -582,7 +617,10 @@ pub async fn brand_events(
         vault: state.vault.clone(),
         signal: open.subscribe_events(),
         open: Arc::downgrade(&open),
-        token: bearer(&headers).unwrap_or_default().to_owned(),
+        token: super::brand_api::access_token(&headers)
+            .map(|(token, _)| token)
+            .unwrap_or_default()
+            .to_owned(),
         client_id: token.0.brand.client_id.clone(),
         cursor,
         buffer: VecDeque::new(),

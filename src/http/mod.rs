@@ -15,8 +15,10 @@ pub mod grants;
 pub mod intents;
 pub mod lock;
 pub mod metrics;
+pub mod no_vault;
 pub mod oauth;
 pub mod owner;
+pub mod par;
 pub mod relay;
 pub mod serve;
 pub mod sharing;
@@ -249,6 +251,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(oauth::revoke))
         .routes(routes!(oauth::introspect))
         .routes(routes!(oauth::authorize))
+        .routes(routes!(par::par))
         .routes(routes!(grants::create_grant, grants::list_grants))
         .routes(routes!(grants::get_grant, grants::revoke_grant))
         .routes(routes!(grants::grant_accesses))
@@ -487,6 +490,12 @@ async fn gate_and_headers(State(state): State<AppState>, req: Request, next: Nex
         state.vault.open().err()
     };
     let mut response = match refused {
+        // Brands are told that a vault in setup mode knows none of them, not to retry.
+        Some(AppError::SetupRequired)
+            if let Some(answer) = no_vault::answer(&method, path, req.headers()) =>
+        {
+            answer
+        }
         // The OAuth endpoints answer in RFC 6749's shape, which OAuth libraries read.
         Some(e) if path.starts_with("/oauth/") => crate::error::OAuthError::from(e).into_response(),
         Some(e) => e.into_response(),

@@ -40,6 +40,12 @@ pub struct Metadata {
     pub registration_endpoint: String,
     pub revocation_endpoint: String,
     pub introspection_endpoint: String,
+    /// RFC 9126: where brands push authorization requests.
+    pub pushed_authorization_request_endpoint: String,
+    /// RFC 9126 §5: false; a client can require PAR for itself at registration.
+    pub require_pushed_authorization_requests: bool,
+    /// RFC 9449 §5.1: the algorithms accepted for DPoP proofs.
+    pub dpop_signing_alg_values_supported: Vec<&'static str>,
     pub scopes_supported: Vec<&'static str>,
     pub response_types_supported: Vec<&'static str>,
     pub grant_types_supported: Vec<&'static str>,
@@ -49,6 +55,8 @@ pub struct Metadata {
     pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
     pub code_challenge_methods_supported: Vec<&'static str>,
     pub authorization_details_types_supported: Vec<&'static str>,
+    /// RFC 9207: every authorization response (code or error) carries `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
     pub service_documentation: String,
     /// The public terms brands must accept before any token (vrm-vault extension).
     pub vrm_terms_endpoint: String,
@@ -77,6 +85,9 @@ pub async fn metadata(State(state): State<AppState>) -> Json<Metadata> {
         registration_endpoint: format!("{issuer}/oauth/register"),
         revocation_endpoint: format!("{issuer}/oauth/revoke"),
         introspection_endpoint: format!("{issuer}/oauth/introspect"),
+        pushed_authorization_request_endpoint: format!("{issuer}/oauth/par"),
+        require_pushed_authorization_requests: false,
+        dpop_signing_alg_values_supported: crate::crypto::dpop::DPOP_ALGORITHMS.to_vec(),
         scopes_supported: BRAND_SCOPES.iter().map(|(s, _)| *s).collect(),
         response_types_supported: vec!["code"],
         grant_types_supported: GRANT_TYPES.to_vec(),
@@ -86,6 +97,7 @@ pub async fn metadata(State(state): State<AppState>) -> Json<Metadata> {
         introspection_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
         code_challenge_methods_supported: vec!["S256"],
         authorization_details_types_supported: vec![DATA_ACCESS_TYPE],
+        authorization_response_iss_parameter_supported: true,
         service_documentation: format!("{issuer}/openapi.json"),
         vrm_terms_endpoint: format!("{issuer}/brand/v1/terms"),
         vrm_agreements_endpoint: format!("{issuer}/brand/v1/agreements"),
@@ -141,6 +153,12 @@ pub struct RegistrationRequest {
     pub redirect_uris: Option<Vec<String>>,
     /// `["code"]` with `authorization_code`.
     pub response_types: Option<Vec<String>>,
+    /// RFC 9126 §6: when true, the authorization endpoint takes this client's requests only
+    /// through the pushed authorization request endpoint.
+    pub require_pushed_authorization_requests: Option<bool>,
+    /// RFC 9449 §5.2: when true, this client's access tokens are always DPoP-bound, and the
+    /// token endpoint refuses it a request without a DPoP proof.
+    pub dpop_bound_access_tokens: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -166,6 +184,8 @@ pub struct RegistrationResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub jwks: Option<Value>,
+    pub require_pushed_authorization_requests: bool,
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// Dynamic client registration (RFC 7591), with the invitation's initial access token as bearer.
@@ -237,6 +257,8 @@ pub async fn register(
         redirect_uris: brand.redirect_uris,
         scope: brand.scope.join(" "),
         jwks: brand.jwks,
+        require_pushed_authorization_requests: brand.require_pushed_authorization_requests,
+        dpop_bound_access_tokens: brand.dpop_bound_access_tokens,
         client_id: brand.client_id,
     };
     Ok((StatusCode::CREATED, no_store(), axum::Json(response)).into_response())
@@ -291,6 +313,15 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, Secret), OAu
         (Some(id), Some(secret)) => Some(Ok((id, Secret::new(secret)))),
         _ => Some(Err(malformed())),
     }
+}
+
+/// Whether an `invalid_client` answer should challenge for HTTP Basic (RFC 6749 §5.2): unless
+/// the client authenticated another way (an assertion, or a `client_secret` in the body), Basic
+/// is what it used or what it is asked for.
+pub fn basic_challenge(params: &ClientAuthParams) -> bool {
+    params.client_assertion.is_none()
+        && params.client_assertion_type.is_none()
+        && params.client_secret.is_none()
 }
 
 /// Finds exactly one client authentication in a request (RFC 6749 §2.3: never more than one).
@@ -389,6 +420,7 @@ pub struct TokenRequest {
 pub struct TokenResponse {
     /// An RFC 9068 JWT (`typ: at+jwt`, ES256).
     pub access_token: String,
+    /// `Bearer`, or `DPoP` for a token bound to the key of the request's DPoP proof.
     #[schema(example = "Bearer")]
     pub token_type: &'static str,
     pub expires_in: i64,
@@ -407,9 +439,10 @@ pub struct TokenResponse {
 /// in force.
 #[utoipa::path(post, path = "/oauth/token", tag = "oauth",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    params(("DPoP" = Option<String>, Header, description = "RFC 9449 proof (typ dpop+jwt, ES256, htm POST, htu the token endpoint): binds the token to its key (`token_type: DPoP`); required for clients registered with `dpop_bound_access_tokens`")),
     responses((status = 200, body = TokenResponse),
-              (status = 400, body = OAuthErrorBody, description = "`unauthorized_client` until the terms in force are accepted; `invalid_scope`, `unsupported_grant_type`"),
-              (status = 401, body = OAuthErrorBody, description = "`invalid_client`"),
+              (status = 400, body = OAuthErrorBody, description = "`unauthorized_client` until the terms in force are accepted; `invalid_scope`, `unsupported_grant_type`; `invalid_client` for a client that authenticated with an assertion; `invalid_dpop_proof`; `use_dpop_nonce` with the nonce to use in `DPoP-Nonce`"),
+              (status = 401, body = OAuthErrorBody, description = "`invalid_client` for a client that used HTTP Basic (or sent no authentication), with `WWW-Authenticate: Basic`; a client that authenticated with an assertion gets `invalid_client` as a 400"),
               (status = 429, body = OAuthErrorBody, description = "`temporarily_unavailable`: too many failed client authentications from this address, or too many tokens for this brand (60 at once, then one per 10 s); `Retry-After` says when to try again")),
     security(("client_secret_basic" = []), ("private_key_jwt" = [])))]
 #[instrument(skip_all)]
@@ -420,7 +453,9 @@ pub async fn token(
     request: Result<Form<TokenRequest>, FormRejection>,
 ) -> Result<Response, OAuthError> {
     let request = form(request)?;
-    let credentials = client_credentials(&headers, request.auth)?;
+    let basic = basic_challenge(&request.auth);
+    let credentials =
+        client_credentials(&headers, request.auth).map_err(|e| e.for_client_auth(basic))?;
     let grant_type = request
         .grant_type
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
@@ -439,7 +474,8 @@ pub async fn token(
         .authenticate_client_from::<OAuthError, _>(from, credentials, |issuer| {
             audiences(issuer, "/oauth/token")
         })
-        .await?;
+        .await
+        .map_err(|e| e.for_client_auth(basic))?;
     open.spend_token_budget(&brand)?;
     if !brand.grant_types.contains(&grant_type) {
         return Err(OAuthError::new(
@@ -448,6 +484,26 @@ pub async fn token(
             format!("this client did not register the {grant_type} grant"),
         ));
     }
+    // RFC 9449: a proof binds the token to the client's key; checked before a code is spent.
+    let proof = match headers
+        .get_all("dpop")
+        .iter()
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] => None,
+        [one] => Some(one.to_str().map_err(|_| {
+            OAuthError::new(400, "invalid_dpop_proof", "the DPoP header is not text")
+        })?),
+        _ => {
+            return Err(OAuthError::new(
+                400,
+                "invalid_dpop_proof",
+                "send exactly one DPoP header",
+            ));
+        }
+    };
+    let jkt = open.token_request_key(&brand, proof)?;
     let issued = match grant_type.as_str() {
         "authorization_code" => {
             let code = request
@@ -478,9 +534,13 @@ pub async fn token(
             }
         },
     };
+    let (issued, token_type) = match jkt {
+        Some(jkt) => (open.bind_token(issued, jkt)?, "DPoP"),
+        None => (issued, "Bearer"),
+    };
     let body = TokenResponse {
         access_token: issued.access_token,
-        token_type: "Bearer",
+        token_type,
         expires_in: issued.expires_in,
         scope: issued.scope,
         refresh_token: issued.refresh_token,
@@ -506,7 +566,9 @@ async fn token_request(
     endpoint: &str,
 ) -> Result<(Arc<OpenVault>, Brand, String), OAuthError> {
     let request = form(request)?;
-    let credentials = client_credentials(headers, request.auth)?;
+    let basic = basic_challenge(&request.auth);
+    let credentials =
+        client_credentials(headers, request.auth).map_err(|e| e.for_client_auth(basic))?;
     let token = request
         .token
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
@@ -515,14 +577,15 @@ async fn token_request(
         .authenticate_client_from::<OAuthError, _>(from, credentials, |issuer| {
             audiences(issuer, endpoint)
         })
-        .await?;
+        .await
+        .map_err(|e| e.for_client_auth(basic))?;
     Ok((open, brand, token))
 }
 
 /// Token revocation (RFC 7009). Answers 200 whether or not the token was known.
 #[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
     request_body(content = TokenParam, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200), (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody),
+    responses((status = 200), (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody, description = "`invalid_client` for a client that used HTTP Basic (or sent no authentication), with `WWW-Authenticate: Basic`; a client that authenticated with an assertion gets `invalid_client` as a 400"),
               (status = 429, body = OAuthErrorBody, description = "`temporarily_unavailable`: too many failed client authentications from this address")),
     security(("client_secret_basic" = []), ("private_key_jwt" = [])))]
 #[instrument(skip_all)]
@@ -546,8 +609,8 @@ pub async fn revoke(
 #[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",
     request_body(content = TokenParam, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = Object, description = "`{\"active\": false}` or the token's claims with `active: true`"),
-              (status = 400, body = OAuthErrorBody, description = "`invalid_request`: no `token`, or a malformed form or client authentication"),
-              (status = 401, body = OAuthErrorBody, description = "`invalid_client`"),
+              (status = 400, body = OAuthErrorBody, description = "`invalid_request`: no `token`, or a malformed form or client authentication; `invalid_client` for a client that authenticated with an assertion"),
+              (status = 401, body = OAuthErrorBody, description = "`invalid_client` for a client that used HTTP Basic (or sent no authentication), with `WWW-Authenticate: Basic`; a client that authenticated with an assertion gets `invalid_client` as a 400"),
               (status = 429, body = OAuthErrorBody, description = "`temporarily_unavailable`: too many failed client authentications from this address")),
     security(("client_secret_basic" = []), ("private_key_jwt" = [])))]
 #[instrument(skip_all)]
@@ -579,6 +642,7 @@ pub async fn introspect(
         ("code_challenge_method" = String, Query, description = "`S256`"),
         ("authorization_details" = String, Query, description = "JSON: `[{\"type\": \"urn:vrm-vault:data-access:v1\", \"fields\": [...], \"actions\": [\"read\"], \"purpose\": \"dpv:...\", \"expires_in\": seconds}]`"),
         ("resource" = Option<String>, Query, description = "RFC 8707; if given, the brand API (`vrm_resource`)"),
+        ("request_uri" = Option<String>, Query, description = "RFC 9126: the `request_uri` the PAR endpoint returned, with `client_id` and nothing else; used once"),
     ),
     responses((status = 303, description = "to the consent page, or back to the brand with an error"),
               (status = 400, body = OAuthErrorBody, description = "unknown client or redirect URI: no redirect")))]
@@ -604,7 +668,7 @@ pub async fn authorize(
     };
     match open.authorize(params, from) {
         Ok(request_id) => see_other(&format!("/consent?request={request_id}")),
-        Err(e) => match e.redirect() {
+        Err(e) => match e.redirect(open.issuer()) {
             Some(to) => see_other(&to),
             None => {
                 let AuthorizeError::NoRedirect(reason) = e else {

@@ -98,6 +98,18 @@ pub struct AuthorizeParams {
     pub authorization_details: Option<String>,
     pub resource: Option<String>,
     pub scope: Option<String>,
+    /// RFC 9126 §4: a request pushed to the PAR endpoint, by its `request_uri`.
+    pub request_uri: Option<String>,
+}
+
+/// An authorization request that passed every check, before it becomes a consent request.
+#[derive(Debug)]
+pub(crate) struct CheckedRequest {
+    client_id: String,
+    redirect_uri: String,
+    state: Option<String>,
+    code_challenge: String,
+    asked: AskedGrant,
 }
 
 /// Why an authorization request failed, and whether the brand may be told by redirect.
@@ -132,8 +144,9 @@ pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
 }
 
 impl AuthorizeError {
-    /// Where to send the browser, or `None` when it must not be sent anywhere.
-    pub fn redirect(&self) -> Option<String> {
+    /// Where to send the browser, or `None` when it must not be sent anywhere. `issuer` goes
+    /// in as `iss` (RFC 9207), so the brand can tell which server answered.
+    pub fn redirect(&self, issuer: &str) -> Option<String> {
         match self {
             AuthorizeError::NoRedirect(_) => None,
             AuthorizeError::Redirect {
@@ -149,6 +162,7 @@ impl AuthorizeError {
                 if let Some(state) = state {
                     params.push(("state", state));
                 }
+                params.push(("iss", issuer));
                 Some(redirect_with(redirect_uri, &params))
             }
         }
@@ -207,13 +221,78 @@ impl OpenVault {
     }
 
     /// Checks an authorization request and opens a consent request for the person; returns its
-    /// id. A request that would overfill the budget of its client address or of its brand
-    /// evicts the oldest pending request of that same bucket (`domain::consent_budget`).
+    /// id. A request with a `request_uri` is the one the brand pushed (RFC 9126), taken once. A
+    /// request that would overfill the budget of its client address or of its brand evicts the
+    /// oldest pending request of that same bucket (`domain::consent_budget`).
     pub fn authorize(
         &self,
-        params: AuthorizeParams,
+        mut params: AuthorizeParams,
         from: IpAddr,
     ) -> Result<String, AuthorizeError> {
+        let checked = match params.request_uri.take() {
+            Some(uri) => {
+                let pushed = self.take_pushed(&uri, params.client_id.as_deref())?;
+                self.check_authorization(pushed, true)?
+            }
+            None => self.check_authorization(params, false)?,
+        };
+        let CheckedRequest {
+            client_id,
+            redirect_uri,
+            state,
+            code_challenge,
+            asked,
+        } = checked;
+        let id = random_token("").map_err(|e| AppError::internal("drawing random bytes", e))?;
+        let now = self.now();
+        let mut pending = self.pending()?;
+        pending.prune(now);
+        let evict: Vec<String> = {
+            let slots: Vec<PendingSlot<'_>> = pending
+                .consents
+                .values()
+                .map(|c| PendingSlot {
+                    id: &c.id,
+                    brand: &c.client_id,
+                    address: c.from,
+                    arrival: c.arrival,
+                })
+                .collect();
+            make_room(&slots, &client_id, from)
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        };
+        for id in evict {
+            pending.consents.remove(&id);
+        }
+        pending.arrivals += 1;
+        let arrival = pending.arrivals;
+        pending.consents.insert(
+            id.clone(),
+            Consent {
+                id: id.clone(),
+                client_id,
+                redirect_uri,
+                state,
+                code_challenge,
+                asked,
+                created_at: now,
+                from,
+                arrival,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Every check of an authorization request (RFC 6749 §4.1.1, RFC 7636, RFC 9396, RFC 8707),
+    /// for the authorization endpoint and for the PAR endpoint; `pushed` when it came through
+    /// PAR (a client registered with `require_pushed_authorization_requests` needs that).
+    pub(crate) fn check_authorization(
+        &self,
+        params: AuthorizeParams,
+        pushed: bool,
+    ) -> Result<CheckedRequest, AuthorizeError> {
         let client_id = params
             .client_id
             .ok_or_else(|| AuthorizeError::NoRedirect("client_id is missing".into()))?;
@@ -237,6 +316,14 @@ impl OpenVault {
             description,
             state: state.clone(),
         };
+        if brand.require_pushed_authorization_requests && !pushed {
+            return Err(fail(
+                "invalid_request",
+                "this client registered require_pushed_authorization_requests: push the request \
+                 to the pushed_authorization_request_endpoint first (RFC 9126)"
+                    .into(),
+            ));
+        }
         if params.response_type.as_deref() != Some("code") {
             return Err(fail(
                 "unsupported_response_type",
@@ -294,49 +381,30 @@ impl OpenVault {
             }
             Err(e) => return Err(fail("invalid_authorization_details", e)),
         };
-        if let Err(e) = self.require_agreement(&brand) {
-            return Err(fail("unauthorized_client", e.description));
-        }
-        let id = random_token("").map_err(|e| AppError::internal("drawing random bytes", e))?;
-        let now = self.now();
-        let mut pending = self.pending()?;
-        pending.prune(now);
-        let evict: Vec<String> = {
-            let slots: Vec<PendingSlot<'_>> = pending
-                .consents
-                .values()
-                .map(|c| PendingSlot {
-                    id: &c.id,
-                    brand: &c.client_id,
-                    address: c.from,
-                    arrival: c.arrival,
-                })
-                .collect();
-            make_room(&slots, &client_id, from)
-                .into_iter()
-                .map(str::to_owned)
-                .collect()
+        let agreement = match self.require_agreement(&brand) {
+            Ok(agreement) => agreement,
+            Err(e) => return Err(fail("unauthorized_client", e.description)),
         };
-        for id in evict {
-            pending.consents.remove(&id);
+        // A request the person's terms cannot allow is answered now (RFC 9396 §5), naming the
+        // rule, rather than shown to the person only to fail when they approve it.
+        let categories = self.asked_categories(&asked)?;
+        match self.check_grant_terms(&agreement, &asked.actions, categories, &asked.purpose) {
+            Ok(_) => {}
+            Err(AppError::GrantNotPermitted { rule, reason }) => {
+                return Err(fail(
+                    "invalid_authorization_details",
+                    format!("the person's terms do not permit this request ({rule}): {reason}"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
         }
-        pending.arrivals += 1;
-        let arrival = pending.arrivals;
-        pending.consents.insert(
-            id.clone(),
-            Consent {
-                id: id.clone(),
-                client_id,
-                redirect_uri,
-                state,
-                code_challenge,
-                asked,
-                created_at: now,
-                from,
-                arrival,
-            },
-        );
-        Ok(id)
+        Ok(CheckedRequest {
+            client_id,
+            redirect_uri,
+            state,
+            code_challenge,
+            asked,
+        })
     }
 
     fn find_consent(&self, id: &str) -> Result<Consent, AppError> {
@@ -462,6 +530,7 @@ impl OpenVault {
                 ("error_description", "the person declined"),
             ];
             params.extend(state);
+            params.push(("iss", &self.issuer));
             return Ok(redirect_with(&consent.redirect_uri, &params));
         }
         let asked_until = consent.created_at + consent.asked.lifetime;
@@ -535,6 +604,8 @@ impl OpenVault {
         }
         let mut params = vec![("code", code.as_str())];
         params.extend(state);
+        // RFC 9207: the issuer, so a brand talking to several servers knows which answered.
+        params.push(("iss", &self.issuer));
         Ok(redirect_with(&consent.redirect_uri, &params))
     }
 

@@ -16,7 +16,7 @@ use crate::domain::audit::Event;
 use crate::domain::brands::{
     AgreementEventKind, AuthMethod, Brand, BrandStatus, Invitation, ValidMetadata,
 };
-use crate::error::{AppError, OAuthError};
+use crate::error::{AppError, OAuthError, TokenRefusal};
 use crate::secret::Secret;
 use crate::store::{Store, Tree};
 
@@ -214,6 +214,8 @@ impl OpenVault {
             scope: metadata.scope,
             software_id: metadata.software_id,
             software_version: metadata.software_version,
+            require_pushed_authorization_requests: metadata.require_pushed_authorization_requests,
+            dpop_bound_access_tokens: metadata.dpop_bound_access_tokens,
             status: BrandStatus::Active,
             registered_at: now,
             invitation_id: String::new(),
@@ -224,23 +226,27 @@ impl OpenVault {
         let brand = self
             .change(move |tx| {
                 let Some(mut invitation) = tx.read(&INVITATIONS, &invitation_key)? else {
-                    return Err(AppError::InvalidToken(
-                        "unknown initial access token".into(),
-                    ));
+                    return Err(AppError::InvalidToken(TokenRefusal::Invitation(
+                        "unknown initial access token",
+                    )));
                 };
                 let stored_hash = data_encoding::HEXLOWER
                     .decode(invitation.token_hash.as_bytes())
                     .unwrap_or_default();
                 if !constant_time_eq(&stored_hash, &token_hash) {
-                    return Err(AppError::InvalidToken(
-                        "unknown initial access token".into(),
-                    ));
+                    return Err(AppError::InvalidToken(TokenRefusal::Invitation(
+                        "unknown initial access token",
+                    )));
                 }
                 if invitation.uses >= invitation.max_uses {
-                    return Err(AppError::InvalidToken("the invitation is used up".into()));
+                    return Err(AppError::InvalidToken(TokenRefusal::Invitation(
+                        "the invitation is used up",
+                    )));
                 }
                 if now >= invitation.expires_at {
-                    return Err(AppError::InvalidToken("the invitation has expired".into()));
+                    return Err(AppError::InvalidToken(TokenRefusal::Invitation(
+                        "the invitation has expired",
+                    )));
                 }
                 invitation.uses += 1;
                 tx.write(&INVITATIONS, &invitation_key, &invitation)?;
@@ -566,7 +572,7 @@ impl super::Vault {
                 if let Ok(mut throttle) = self.inner.registration_throttle.lock() {
                     throttle.record_failure(from, self.now());
                 }
-                tracing::warn!(%from, reason, "registration refused");
+                tracing::warn!(%from, %reason, "registration refused");
                 Err(OAuthError::new(
                     401,
                     "invalid_token",

@@ -334,10 +334,10 @@ impl OpenVault {
         let subscription = self.subscription(&entry.client_id)?;
         let target = subscription.as_ref().and_then(|s| {
             let url = s.subscription.webhook_url.clone()?;
-            let secret = s.webhook_secret.clone()?;
-            Some((url, secret))
+            s.webhook_secret.as_ref()?;
+            Some((url, s.signing_secrets(self.now())))
         });
-        let (Some((url, secret)), true) = (target, eligible) else {
+        let (Some((url, secrets)), true) = (target, eligible) else {
             self.write(move |tx| {
                 tx.remove(OUTBOX.tree(), &key)
                     .map(|_| ())
@@ -351,9 +351,10 @@ impl OpenVault {
         };
         let body = serde_json::to_vec(&event)
             .map_err(|e| AppError::internal("encoding a value to store", e))?;
-        let delivery = Delivery::signed(
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        let delivery = Delivery::signed_by(
             url,
-            &secret,
+            &secrets,
             entry.webhook_id.clone(),
             self.now().unix_timestamp(),
             body,

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::{OpenVault, index_key};
 use crate::crypto::KeyedHash;
 use crate::domain::grants::GrantStatus;
-use crate::error::AppError;
+use crate::error::{AppError, TokenRefusal};
 use crate::store::{Table, Tree, Tx};
 
 use super::tables::{EVENT_SEQ, EVENTS, META_EVENT_SEQ};
@@ -153,7 +153,7 @@ impl OpenVault {
     pub fn stream_access(&self, token: &str) -> Result<OffsetDateTime, AppError> {
         let access = self.verify_stream_token(token)?;
         let mut until = OffsetDateTime::from_unix_timestamp(access.claims.exp)
-            .map_err(|_| AppError::InvalidToken("expired".into()))?;
+            .map_err(|_| AppError::InvalidToken(TokenRefusal::Expired))?;
         if let Some(grant_id) = access.claims.grant_id() {
             let grant = self.grant_for(&access.brand, grant_id)?;
             // A grant paused by new terms keeps its stream: the brand learns the news there.
@@ -161,9 +161,9 @@ impl OpenVault {
                 self.grant_status(&grant)?,
                 GrantStatus::Active | GrantStatus::Suspended
             ) {
-                return Err(AppError::InvalidToken(
-                    "the grant is no longer active".into(),
-                ));
+                return Err(AppError::InvalidToken(TokenRefusal::GrantEnded(
+                    "it is no longer active".into(),
+                )));
             }
             until = until.min(grant.expires_at);
         }

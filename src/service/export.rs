@@ -79,7 +79,7 @@ const SECTIONS: [Section; 10] = [
     Section {
         name: "subscriptions",
         tree: Tree::Subscriptions,
-        hidden: &["webhook_secret"],
+        hidden: &["webhook_secret", "previous_secret"],
     },
     Section {
         name: "audit",

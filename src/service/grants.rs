@@ -16,14 +16,14 @@ use super::records::stage_record;
 use crate::domain::audit::{Actor, Event};
 use crate::domain::brands::Brand;
 use crate::domain::grants::{
-    AgreementFacts, FieldSpec, Grant, GrantAction, GrantDecision, GrantOrigin, GrantStatus,
-    MAX_GRANT_LIFETIME, MAX_USES, UseFacts, UseRefusal, UseRequest, VerdictRefusal, admit,
-    decide_use, terms_verdict,
+    AgreementFacts, AskedGrant, FieldSpec, Grant, GrantAction, GrantDecision, GrantOrigin,
+    GrantStatus, MAX_GRANT_LIFETIME, MAX_USES, UseFacts, UseRefusal, UseRequest, VerdictRefusal,
+    admit, decide_use, terms_verdict,
 };
 use crate::domain::records::{
     DataCategory, Precondition, Record, RecordPath, validate_value, validate_well_known,
 };
-use crate::error::AppError;
+use crate::error::{AppError, TokenRefusal};
 use crate::store::Tx;
 
 use super::agreements::AGREEMENT_HEADS;
@@ -36,7 +36,14 @@ fn refused(refusal: UseRefusal) -> AppError {
         return AppError::TermsNotAccepted(refusal.to_string());
     }
     if refusal.ends_access() {
-        AppError::InvalidToken(refusal.to_string())
+        AppError::InvalidToken(match refusal {
+            UseRefusal::BrandRemoved => TokenRefusal::ClientRemoved,
+            UseRefusal::BrandSuspended => TokenRefusal::ClientSuspended,
+            UseRefusal::NoAgreement | UseRefusal::AgreementChanged => TokenRefusal::TermsChanged,
+            // Another brand's grant is, to this brand, no grant at all.
+            UseRefusal::OtherBrand => TokenRefusal::GrantEnded(UseRefusal::GrantGone.to_string()),
+            other => TokenRefusal::GrantEnded(other.to_string()),
+        })
     } else {
         AppError::NotGranted(refusal.to_string())
     }
@@ -112,6 +119,28 @@ impl OpenVault {
                 AppError::GrantNotPermitted { rule, reason }
             }
         })
+    }
+
+    /// The data categories a request touches, as the consent page and the approval see them: a
+    /// field's stored category, or its path's default.
+    pub(crate) fn asked_categories(&self, asked: &AskedGrant) -> Result<Vec<String>, AppError> {
+        let mut categories = Vec::new();
+        for spec in &asked.fields {
+            let category = match spec {
+                FieldSpec::Path(path) => match self.get_record(path) {
+                    Ok(r) => DataCategory::find(&r.category).unwrap_or(DataCategory::OTHER),
+                    Err(AppError::NotFound(_)) => {
+                        DataCategory::resolve(path, None).unwrap_or(DataCategory::OTHER)
+                    }
+                    Err(e) => return Err(e),
+                },
+                FieldSpec::Category(id) => DataCategory::find(id).unwrap_or(DataCategory::OTHER),
+            };
+            categories.push(category.id.to_owned());
+        }
+        categories.sort();
+        categories.dedup();
+        Ok(categories)
     }
 
     /// The terms' verdict on a grant under `agreement_id`, as if made now.
@@ -722,9 +751,9 @@ impl OpenVault {
     pub fn grant_for(&self, brand: &Brand, grant_id: &str) -> Result<Grant, AppError> {
         match self.grant(grant_id) {
             Ok(grant) if grant.client_id == brand.client_id => Ok(grant),
-            Ok(_) | Err(AppError::NotFound(_)) => {
-                Err(AppError::InvalidToken("unknown grant".into()))
-            }
+            Ok(_) | Err(AppError::NotFound(_)) => Err(AppError::InvalidToken(
+                TokenRefusal::GrantEnded(UseRefusal::GrantGone.to_string()),
+            )),
             Err(e) => Err(e),
         }
     }

@@ -17,8 +17,8 @@ use super::OpenVault;
 use super::deadlines::{Alarm, Deadlines};
 use super::events::OUTBOX;
 use super::events::append_in;
-use super::subscriptions::SUBSCRIPTIONS;
 pub use super::subscriptions::SubscriptionRecord;
+use super::subscriptions::{PreviousSecret, SUBSCRIPTIONS};
 use super::tables::OFFERS;
 use crate::crypto::random_array;
 use crate::domain::audit::Event;
@@ -179,7 +179,13 @@ impl OpenVault {
                         _ if wants_webhook => (Some(fresh_secret.clone()), Some(fresh_secret)),
                         _ => (None, None),
                     };
-                let record = SubscriptionRecord::new(client_id.clone(), subscription, secret, now);
+                let mut record =
+                    SubscriptionRecord::new(client_id.clone(), subscription, secret, now);
+                // A rotation's overlap outlives an update of the subscription that keeps its
+                // secret.
+                if new_secret.is_none() {
+                    record.previous_secret = previous.and_then(|p| p.previous_secret);
+                }
                 tx.write(&SUBSCRIPTIONS, &key, &record)?;
                 // Whatever waited for this brand is tried again now, not at its old backoff.
                 let waiting: Vec<_> = tx.store().read_all(&OUTBOX).collect::<Result<_, _>>()?;
@@ -209,9 +215,17 @@ impl OpenVault {
         Ok((record, new_secret))
     }
 
-    /// A new webhook secret; the old one stops signing at once.
-    pub async fn rotate_webhook_secret(&self, brand: &Brand) -> Result<String, AppError> {
+    /// A new webhook secret. The old one keeps signing beside it for `overlap` (none: it stops
+    /// at once, as after a leak); a secret an earlier rotation replaced stops now. Returns the
+    /// new secret and when the old one stops signing.
+    pub async fn rotate_webhook_secret(
+        &self,
+        brand: &Brand,
+        overlap: time::Duration,
+    ) -> Result<(String, Option<OffsetDateTime>), AppError> {
         let key = self.subscription_key(&brand.client_id);
+        let now = self.now();
+        let until = (overlap > time::Duration::ZERO).then(|| now + overlap);
         let secret = crate::crypto::webhook::new_secret()
             .map_err(|e| AppError::internal("drawing random bytes", e))?;
         let client_id = brand.client_id.clone();
@@ -221,12 +235,22 @@ impl OpenVault {
                 .read(&SUBSCRIPTIONS, &key)?
                 .filter(|r| r.subscription.webhook_url.is_some())
                 .ok_or(AppError::NotFound("webhook subscription"))?;
+            record.previous_secret = match (record.webhook_secret.take(), until) {
+                (Some(secret), Some(until)) => Some(PreviousSecret { secret, until }),
+                _ => None,
+            };
             record.webhook_secret = Some(secret);
             tx.write(&SUBSCRIPTIONS, &key, &record)?;
-            Ok(((), Event::brand("webhook_secret.rotated", &client_id)))
+            let detail = serde_json::json!({
+                "previous_signs_until": until.map(|u| u.unix_timestamp()),
+            });
+            Ok((
+                (),
+                Event::brand("webhook_secret.rotated", &client_id).with_detail(detail),
+            ))
         })
         .await?;
-        Ok(returned)
+        Ok((returned, until))
     }
 
     /// Whether `client_id`'s subscription matches `intent`.

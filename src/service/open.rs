@@ -11,8 +11,8 @@ use time::{Duration, OffsetDateTime};
 
 use super::{
     BRANDS_CACHE_BYTES, META_CLOCK_FLOOR, RECORDS_CACHE_BYTES, Settings, agreements, audit,
-    authorize, cache, deadlines, delivery, events, index_key, intents, jti_expiry, keys, records,
-    retention, shred, subscriptions, terms, token_budget, tokens,
+    authorize, cache, deadlines, delivery, dpop, events, index_key, intents, jti_expiry, keys, par,
+    records, retention, shred, subscriptions, terms, token_budget, tokens,
 };
 use crate::clock::Clock;
 use crate::crypto::keyfile::{KeyFile, UnlockKey};
@@ -56,6 +56,10 @@ pub struct OpenVault {
     pub(super) authorizations: Mutex<authorize::Pending>,
     /// Brands' refused data requests, counted per grant for the audit log's summaries.
     pub(super) refusals: Mutex<crate::domain::refusals::RefusalTally>,
+    /// Pushed authorization requests not yet used (RFC 9126; in memory, they live 90 s).
+    pub(super) pushed_requests: Mutex<par::PushedRequests>,
+    /// DPoP proof ids seen recently (RFC 9449 replay detection; in memory).
+    pub(super) dpop: dpop::DpopState,
     /// What wakes the readers of brands' event streams.
     pub(super) events: events::EventState,
     /// The subscription index, offer rates and the owner's live offers.
@@ -180,6 +184,8 @@ impl OpenVault {
             retention,
             authorizations: Mutex::new(authorize::Pending::default()),
             refusals: Mutex::new(crate::domain::refusals::RefusalTally::default()),
+            pushed_requests: Mutex::new(par::PushedRequests::default()),
+            dpop: dpop::DpopState::default(),
             events: events::EventState::new(),
             intents,
             deliveries,

@@ -33,7 +33,24 @@ pub struct SubscriptionRecord {
     pub last_error: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// The secret a rotation replaced, still signing beside the new one until `until`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret: Option<PreviousSecret>,
 }
+
+/// A webhook secret replaced by a rotation, still signing for an overlap window, so a brand
+/// can roll its receiver over to the new secret without dropping a delivery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    pub secret: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
+}
+
+/// How long a replaced webhook secret keeps signing, unless the brand asks for another window.
+pub const WEBHOOK_SECRET_OVERLAP: time::Duration = time::Duration::hours(24);
+/// The longest overlap a brand may ask for.
+pub const MAX_WEBHOOK_SECRET_OVERLAP: time::Duration = time::Duration::days(7);
 
 impl SubscriptionRecord {
     /// A subscription as its brand just set it: deliveries start healthy, so updating a
@@ -53,9 +70,25 @@ impl SubscriptionRecord {
             failing_since: None,
             last_error: None,
             updated_at: now,
+            previous_secret: None,
         };
         record.set_health(DeliveryHealth::healthy());
         record
+    }
+
+    /// The secrets deliveries are signed with at `now`: the current one, and the one a rotation
+    /// replaced while its overlap lasts.
+    pub(crate) fn signing_secrets(&self, now: OffsetDateTime) -> Vec<String> {
+        let previous = self
+            .previous_secret
+            .as_ref()
+            .filter(|p| p.until > now)
+            .map(|p| p.secret.clone());
+        self.webhook_secret
+            .iter()
+            .cloned()
+            .chain(previous)
+            .collect()
     }
 
     pub(super) fn takes_webhooks(&self) -> bool {

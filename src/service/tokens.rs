@@ -16,7 +16,7 @@ use crate::crypto::{jwt, random_array};
 use crate::domain::audit::Event;
 use crate::domain::brands::{Brand, BrandStatus, parse_scope};
 use crate::domain::grants::Grant;
-use crate::error::{AppError, OAuthError};
+use crate::error::{AppError, OAuthError, TokenRefusal};
 use crate::store::Store;
 
 use super::tables::JTIS;
@@ -53,6 +53,15 @@ pub struct AccessClaims {
     /// The agreement the token was issued under: when it stops being the brand's current one
     /// (new terms, withdrawal, termination), the token stops working even after re-acceptance.
     pub vrm_agreement: String,
+    /// RFC 9449 §6: the DPoP key the token is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// A token's confirmation claim (RFC 7800): the thumbprint of its DPoP key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 /// A token just issued.
@@ -101,13 +110,19 @@ pub fn check_access_claims(
     now: i64,
 ) -> Result<(), AppError> {
     if claims.iss != issuer {
-        return Err(AppError::InvalidToken(format!("issuer {}", claims.iss)));
+        return Err(AppError::InvalidToken(TokenRefusal::NotForHere(format!(
+            "issuer {}",
+            claims.iss
+        ))));
     }
     if claims.aud != resource {
-        return Err(AppError::InvalidToken(format!("audience {}", claims.aud)));
+        return Err(AppError::InvalidToken(TokenRefusal::NotForHere(format!(
+            "audience {}",
+            claims.aud
+        ))));
     }
     if claims.exp <= now {
-        return Err(AppError::InvalidToken("expired".into()));
+        return Err(AppError::InvalidToken(TokenRefusal::Expired));
     }
     // Checked subtraction: the claims are only as sane as whoever signed them, and a lifetime
     // that overflows must count as too long, not wrap around to a short one.
@@ -118,9 +133,9 @@ pub fn check_access_claims(
             .is_some_and(|nbf| nbf > now.saturating_add(SKEW_SECONDS))
         || lifetime.is_none_or(|l| l > MAX_TOKEN_LIFETIME.whole_seconds())
     {
-        return Err(AppError::InvalidToken(
+        return Err(AppError::InvalidToken(TokenRefusal::NotForHere(
             "issued in the future or for too long".into(),
-        ));
+        )));
     }
     Ok(())
 }
@@ -263,6 +278,7 @@ impl OpenVault {
             nbf: None,
             exp: now + lifetime,
             vrm_agreement: agreement,
+            cnf: None,
         };
         let access_token = self
             .key_ring()
@@ -305,7 +321,7 @@ impl OpenVault {
                 return Ok(claims);
             }
             self.tokens.cache.remove(token);
-            return Err(AppError::InvalidToken("expired".into()));
+            return Err(AppError::InvalidToken(TokenRefusal::Expired));
         }
         let claims = Arc::new(self.verify_token_claims(token, now)?);
         self.tokens.cache.insert(token.to_owned(), claims.clone());
@@ -315,9 +331,15 @@ impl OpenVault {
     fn verify_token_claims(&self, token: &str, now: i64) -> Result<AccessClaims, AppError> {
         let keys = self.jwks();
         let claims: AccessClaims = jwt::verify_es256(token, &keys, ACCESS_TOKEN_TYPES)
-            .map_err(|e| AppError::InvalidToken(e.to_string()))?;
+            .map_err(|e| AppError::InvalidToken(TokenRefusal::Unverifiable(e.to_string())))?;
         check_access_claims(&claims, &self.issuer, &self.resource(), now)?;
         Ok(claims)
+    }
+
+    /// The claims of a token this vault just signed (to bind it to a DPoP key).
+    pub(super) fn claims_of_new_token(&self, token: &str) -> Result<AccessClaims, AppError> {
+        self.verify_token_claims(token, self.now().unix_timestamp())
+            .map_err(|_| AppError::broken("a token just signed does not verify"))
     }
 
     fn jti_key(&self, jti: &str) -> [u8; 32] {
@@ -345,21 +367,21 @@ impl OpenVault {
             .get(JTIS.tree(), &self.jti_key(&claims.jti))?
             .is_none()
         {
-            return Err(AppError::InvalidToken("revoked, or never issued".into()));
+            return Err(AppError::InvalidToken(TokenRefusal::Revoked));
         }
         let brand = self
             .find_brand(&claims.client_id)?
-            .ok_or_else(|| AppError::InvalidToken("the brand was removed".into()))?;
+            .ok_or(AppError::InvalidToken(TokenRefusal::ClientRemoved))?;
         if brand.held_after_restore {
             return Err(AppError::AccessPaused);
         }
         if brand.status == BrandStatus::Suspended {
-            return Err(AppError::InvalidToken("the brand is suspended".into()));
+            return Err(AppError::InvalidToken(TokenRefusal::ClientSuspended));
         }
         if brand.pseudonym != claims.sub {
-            return Err(AppError::InvalidToken(
+            return Err(AppError::InvalidToken(TokenRefusal::NotForHere(
                 "subject does not match the brand".into(),
-            ));
+            )));
         }
         if self.current_agreement(&brand)?.as_deref() != Some(claims.vrm_agreement.as_str()) {
             if self.awaits_acceptance(&brand, &claims.vrm_agreement)? {
@@ -367,9 +389,7 @@ impl OpenVault {
                     return Err(AppError::TermsNotAccepted(self.terms_changed_message()?));
                 }
             } else {
-                return Err(AppError::InvalidToken(
-                    "issued under an agreement that no longer covers the terms in force".into(),
-                ));
+                return Err(AppError::InvalidToken(TokenRefusal::TermsChanged));
             }
         }
         Ok(BrandAccess { brand, claims })
@@ -432,8 +452,11 @@ impl OpenVault {
             "exp": c.exp,
             "iat": c.iat,
             "jti": c.jti,
-            "token_type": "Bearer",
+            "token_type": if c.cnf.is_some() { "DPoP" } else { "Bearer" },
         });
+        if let (Some(cnf), Value::Object(map)) = (&c.cnf, &mut answer) {
+            map.insert("cnf".into(), serde_json::json!({ "jkt": cnf.jkt }));
+        }
         if let (Some(details), Value::Object(map)) = (&c.authorization_details, &mut answer) {
             map.insert("authorization_details".into(), Value::from(details.clone()));
         }
@@ -463,6 +486,7 @@ mod tests {
             nbf,
             exp,
             vrm_agreement: "agreement".into(),
+            cnf: None,
         }
     }
 

@@ -575,14 +575,53 @@ async fn webhooks_are_signed_cloudevents() {
     // Exactly one delivery: a success is not repeated.
     assert_eq!(receiver.received().len(), 1);
 
-    // A rotated secret signs the next delivery; the old one no longer verifies it.
+    // A rotated secret signs the next delivery, and for 24 hours the old one too (two
+    // space-separated signatures), so the brand's receiver can switch without losing one.
     let rotated = brand.rotate_secret(&app).await;
     let new_secret = rotated["webhook_secret"].as_str().unwrap().to_owned();
     assert_ne!(new_secret, secret);
+    let until = parse_time(&rotated["previous_secret_signs_until"]);
+    let minutes = (until - wall_now()).whole_minutes();
+    assert!((23 * 60..=24 * 60).contains(&minutes), "{rotated}");
     intent_id(&app, &owner, intent_body("food.dinner", wall_now())).await;
     let got = receiver.wait_for(2, PATIENCE).await;
+    assert_eq!(got[1].header("webhook-signature").split(' ').count(), 2);
     assert!(signature_verifies(&new_secret, &got[1]));
-    assert!(!signature_verifies(&secret, &got[1]));
+    assert!(signature_verifies(&secret, &got[1]));
+
+    // After a leak the brand rotates with no overlap: only the newest secret signs.
+    let (status, leaked) = brand
+        .call(
+            &app,
+            Method::POST,
+            "/brand/v1/subscription/rotate-secret?overlap_seconds=0",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{leaked}");
+    assert!(
+        leaked.get("previous_secret_signs_until").is_none(),
+        "{leaked}"
+    );
+    let newest = leaked["webhook_secret"].as_str().unwrap().to_owned();
+    intent_id(&app, &owner, intent_body("food.dinner", wall_now())).await;
+    let got = receiver.wait_for(3, PATIENCE).await;
+    assert!(signature_verifies(&newest, &got[2]));
+    assert!(!signature_verifies(&new_secret, &got[2]));
+    assert!(!signature_verifies(&secret, &got[2]));
+    let (status, body) = brand
+        .call(
+            &app,
+            Method::POST,
+            "/brand/v1/subscription/rotate-secret?overlap_seconds=604801",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (422, Some("invalid_overlap")),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -459,7 +459,7 @@ async fn no_secret_or_personal_value_reaches_the_log_at_debug_level() {
     let elsewhere = key.assertion(&keyed.client_id, "https://elsewhere.example/", &random_id());
     secrets.add("client assertion", &good);
     secrets.add("client assertion for another audience", &elsewhere);
-    for (assertion, expected) in [(&elsewhere, 401), (&good, 200)] {
+    for (assertion, expected) in [(&elsewhere, 400), (&good, 200)] {
         let res = app
             .client
             .post(app.url("/oauth/token"))

@@ -1430,9 +1430,10 @@ async fn private_key_jwt_clients_sign_single_use_assertions() {
     let (status, body) = token_with_assertion(&app, &assertion).await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = token_with_assertion(&app, &assertion).await;
+    // RFC 6749 §5.2: a client that did not use HTTP Basic gets no Basic challenge, so a 400.
     assert_eq!(
         (status, &body["error"]),
-        (401, &json!("invalid_client")),
+        (400, &json!("invalid_client")),
         "replay: {body}"
     );
 
@@ -1479,7 +1480,7 @@ async fn private_key_jwt_clients_sign_single_use_assertions() {
         let (status, body) = token_with_assertion(&app, &assertion).await;
         assert_eq!(
             (status, &body["error"]),
-            (401, &json!("invalid_client")),
+            (400, &json!("invalid_client")),
             "{what}: {body}"
         );
     }

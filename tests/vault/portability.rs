@@ -1325,24 +1325,26 @@ async fn deleting_everything_revokes_tells_the_brands_signs_a_receipt_and_leaves
 
     assert_setup_mode(app, owner, "after deleting everything").await;
     assert_empty_dir(&full.data(), "after deleting everything");
-    // There is no vault any more: every brand call meets setup mode.
+    // There is no vault any more: every brand call is told its token is unknown here (not to
+    // retry, as a 503 would say).
     for (token, why) in [(&full.bistro.token, "bistro"), (&full.shop.token, "shop")] {
         let (status, body) = status_json(brand_call(app, token).await).await;
         assert_error(
             status,
             &body,
-            503,
-            "setup_required",
+            401,
+            "invalid_token",
             &format!("{why}'s token"),
         );
     }
     let (status, body) = status_json(read_all(app, &grant_token).await).await;
-    assert_error(status, &body, 503, "setup_required", "the grant token");
-    // The token endpoint answers in RFC 6749's shape, which OAuth libraries read.
+    assert_error(status, &body, 401, "invalid_token", "the grant token");
+    // The token endpoint answers in RFC 6749's shape, which OAuth libraries read: the client
+    // is unknown.
     let (status, body) = full.bistro.brand.token_response(app, &[]).await;
     assert_eq!(
         (status, body["error"].as_str()),
-        (503, Some("temporarily_unavailable")),
+        (401, Some("invalid_client")),
         "a new token: {body}"
     );
     assert!(body["error_description"].is_string(), "{body}");
@@ -1780,9 +1782,16 @@ async fn crash_at(failpoint: &'static str) {
         .filter(|n| VAULT_FILES.contains(&n.as_str()))
         .collect();
     assert!(left.is_empty(), "{failpoint}: left {left:?}");
-    // Refused because there is no vault any more (not merely because the port changed).
+    // Refused because there is no vault any more (not merely because the port changed): the
+    // token is unknown to a vault in setup mode.
     let (status, body) = status_json(brand_call(&app, &brand.token).await).await;
-    assert_error(status, &body, 503, "setup_required", failpoint);
+    assert_error(status, &body, 401, "invalid_token", failpoint);
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("holds no clients")),
+        "{failpoint}: {body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,6 +30,7 @@ impl IntoResponse for RelayError {
                 _ => None,
             },
             rule: None,
+            error_description: None,
         };
         let mut response = (status, axum::Json(body)).into_response();
         match &self {
