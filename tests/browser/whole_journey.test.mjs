@@ -56,7 +56,7 @@ const PHONE_NUMBER = '+351 913 222 444';
 const WISH = 'Fresh bread delivered on Saturday';
 
 /** What the person should never be shown: paths, codes, JSON. */
-const TECHNICAL = /contact\.email|contact\.phone|profile\.name|addresses\.home|\b(dpv|pd|odrl|p7012):|\{"|client_id|urn:/;
+const TECHNICAL = /contact\.email|contact\.phone|profile\.name|addresses\.home|\b(dpv|pd|odrl|p7012):|\{"|client_id|Client ID|urn:|sha256|\/path\/to|--data-dir|\bintents?\b|the person\b/;
 
 // --- The brand's side ------------------------------------------------------------
 
@@ -278,7 +278,9 @@ test('the whole journey on a phone: set up, profile, terms, brand, wish, offer, 
       await openFromNav(page, 'Activity', 'Activity');
       await capture(page, '16', 'activity');
       await page.getByLabel('Containing the words', { exact: true }).fill(BRAND_NAME);
+      await expectText(page.getByRole('status').filter({ hasText: /^Showing \d+ entr(y|ies) that match\.$/ }), /that match/);
       await expectText(page.locator('li.entry'), `${BRAND_NAME} read your email address`);
+      assert.equal(await page.locator('li.entry', { hasText: 'You added your name.' }).count(), 0, 'the person’s own saves are left out');
       assert.equal(await page.locator('li.entry', { hasText: 'phone number' }).filter({ hasText: 'read' }).count(), 0, 'no read of the phone number');
       await capture(page, '17', 'activity-search');
     }, 90_000);
