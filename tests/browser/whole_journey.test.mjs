@@ -290,7 +290,9 @@ test('the whole journey on a phone: set up, profile, terms, brand, wish, offer, 
       await page.getByRole('button', { name: 'Lock the vault now' }).click();
       await expectScreen(page, 'Unlock your vault');
       await expectText(page.locator('#flash'), 'Your vault is locked.');
-      const body = await page.locator('body').innerText();
+      // The profile shows data in fields: their values count as what is on screen.
+      const body = await page.evaluate(() => [document.body.innerText,
+        ...Array.from(document.querySelectorAll('input, textarea'), (f) => /** @type {HTMLInputElement} */ (f).value)].join('\n'));
       assert.ok(!body.includes(EMAIL) && !body.includes(BRAND_NAME) && !body.includes(NAME), 'nothing of the vault is left on screen');
       const refused = await brandApi(server.url, brandToken, 'GET', '/brand/v1/agreements');
       assert.equal(refused.status, 503, `the brand is refused while locked (got ${refused.status})`);
