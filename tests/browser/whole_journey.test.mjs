@@ -281,6 +281,7 @@ test('the whole journey on a phone: set up, profile, terms, brand, wish, offer, 
       await expectText(page.getByRole('status').filter({ hasText: /^Showing \d+ entr(y|ies) that match\.$/ }), /that match/);
       await expectText(page.locator('li.entry'), `${BRAND_NAME} read your email address`);
       assert.equal(await page.locator('li.entry', { hasText: 'You added your name.' }).count(), 0, 'the person’s own saves are left out');
+      assert.doesNotMatch(await page.locator('.days').innerText(), /access token/, 'a brand gets a key, in words');
       assert.equal(await page.locator('li.entry', { hasText: 'phone number' }).filter({ hasText: 'read' }).count(), 0, 'no read of the phone number');
       await capture(page, '17', 'activity-search');
     }, 90_000);
