@@ -269,6 +269,9 @@ test('terms: refuse, check, publish version 2; brands: invite, register, suspend
       await card.waitFor();
       await expectText(card.locator('.tag'), /^Active$/);
       await expectText(card.locator('.agreement-line'), 'Accepted your current terms (version 2)');
+      // The ids are folded away under "Technical details", for when the brand's support asks.
+      assert.equal(await factValue(card, 'Client ID').isVisible(), false, 'the client id is not on show');
+      await card.getByText('Technical details', { exact: true }).click();
       assert.equal((await factValue(card, 'Client ID').innerText()).trim(), client.client_id);
       assert.ok((await factValue(card, 'Knows you as').innerText()).trim().length > 0, 'the pseudonym is shown');
       await expectText(page.locator('li.invitation', { hasText: BRAND_NAME }).locator('.tag'), 'Used up');

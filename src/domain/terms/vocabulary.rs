@@ -92,7 +92,7 @@ pub const PURPOSES: &[Purpose] = &[
     purpose("dpv:AccountManagement", "Account management", &[]),
     purpose("dpv:LegalCompliance", "Legal compliance", &[]),
     purpose("dpv:SellProducts", "Selling products", &["dpv:ServiceProvision"]),
-    purpose("dpv:SellProductsToDataSubject", "Selling products to the person", &["dpv:SellProducts"]),
+    purpose("dpv:SellProductsToDataSubject", "Selling products to you", &["dpv:SellProducts"]),
     purpose("dpv:SellDataToThirdParties", "Selling data to third parties", &["dpv:SellProducts"]),
     purpose("dpv:SellInsightsFromData", "Selling insights from data", &["dpv:SellProducts"]),
     purpose("dpv:ServiceOptimisation", "Service optimisation", &["dpv:ServiceProvision"]),
@@ -416,8 +416,8 @@ impl Basis {
                  analytics, no sharing with third parties."
             }
             Basis::PdcIntent => {
-                "Data contributed for intentcasting: brands may use it to answer the person's \
-                 wishes (intents) with offers, and for nothing else."
+                "Data contributed for intentcasting: brands may use it to answer your wishes with \
+                 offers, and for nothing else."
             }
         }
     }
@@ -527,7 +527,7 @@ pub const TEMPLATES: &[Template] = &[
     },
     Template {
         id: "pdc-intent",
-        title: "Intentcasting: answer my intents with offers",
+        title: "Intentcasting: answer my wishes with offers",
         basis: Basis::PdcIntent,
         json: include_str!("../../../policies/pdc-intent.json"),
     },

@@ -10,6 +10,7 @@ import { plural } from '../errors.js';
 import { errorText, showNotice, loadList, confirmInline, fact } from '../cards.js';
 import { revokeAllForBrand } from '../grants.js';
 import { reachabilityProblem } from '../invitation.js';
+import { versionCode } from '../terms.js';
 
 const MAX_USES = 100;
 const MAX_HOURS = 720;
@@ -27,7 +28,7 @@ const AGREEMENT_STATUS = { accepted: 'Accepted', withdrawn: 'Withdrawn by the br
 
 // What each scope lets a brand do, in the person's words.
 const SCOPES = {
-  'intents:read': 'read the intents you publish',
+  'intents:read': 'hear the wishes you make',
   'offers:write': 'send you offers',
   'agreements:read': 'read its agreements with you',
 };
@@ -352,13 +353,20 @@ function brandItem(view, brand) {
       : (suspended ? el('p', { class: 'agreement-line agreement-warning' }, 'Suspended: it can get nothing from your vault until you resume it.') : null),
     waiting ? el('p', { class: 'agreement-line agreement-warning terms-waiting' }, waiting.text, ' It was told on ', timeEl(waiting.when), '.') : null,
     el('dl', { class: 'facts' },
-      fact('Client ID', el('code', {}, String(brand.client_id))),
-      fact('Knows you as', brand.pseudonym ? el('code', {}, String(brand.pseudonym)) : null),
       fact('May ask to', scopes.length ? scopes.join(', ') : null),
       fact('Signs in with', AUTH_METHODS[brand.token_endpoint_auth_method] || brand.token_endpoint_auth_method),
       fact('Website', brand.client_uri ? String(brand.client_uri) : null),
       fact('Registered', brand.registered_at ? timeEl(brand.registered_at) : null),
       fact('Webhook deliveries', deliverySentence(brand.delivery)),
+    ),
+    // The codes the brand and the vault know each other by: only for when
+    // the brand's support asks for them, so folded away.
+    el('details', { class: 'entry-details brand-technical' },
+      el('summary', {}, 'Technical details'),
+      el('dl', { class: 'facts' },
+        fact('Client ID', el('code', {}, String(brand.client_id))),
+        fact('Knows you as', brand.pseudonym ? el('code', {}, String(brand.pseudonym)) : null),
+      ),
     ),
     el('div', { class: 'card-actions' }, sharing, revokeAll, toggle, remove),
     el('div', { class: 'confirm-slot' }),
@@ -470,8 +478,9 @@ function agreementItem(view, agreement) {
         agreement.current ? ' (current)' : ' (not your current terms)'),
       agreement.accepted_at ? el('span', {}, 'Accepted ', timeEl(agreement.accepted_at)) : null,
       agreement.ended_at ? el('span', {}, 'Ended ', timeEl(agreement.ended_at)) : null),
-    el('p', { class: 'version-hash' }, el('span', { class: 'visually-hidden' }, 'Fingerprint of the terms: '),
-      el('code', { class: 'hash' }, String(agreement.terms_hash || ''))),
+    // The short version code, as on "My terms": the full fingerprint is in the receipt.
+    el('p', { class: 'version-hash record-meta', 'data-hash': String(agreement.terms_hash || '') },
+      'Version code ', el('code', { class: 'hash' }, versionCode(agreement.terms_hash))),
     el('div', { class: 'card-actions' },
       // A same-origin link: the browser sends the session cookie and saves the exact bytes.
       el('a', { class: 'button small', href: `/api/v1/agreements/${encodeURIComponent(agreement.id)}/receipt`, download: '' },

@@ -426,8 +426,8 @@ function unlockKeyOn() {
   return [
     el('p', { class: 'status-line' }, el('strong', {}, 'Unlock key file: set up.')),
     el('p', {}, 'When the server starts, it unlocks your vault by itself with a key file, without your passphrase. Handy after a power cut; the price is that anyone who can read that file and the vault’s data directory can open your vault. Keep the file where others cannot read it, ideally on another disk.'),
-    el('p', {}, 'To stop using it, run this on the server (it asks for your passphrase):'),
-    commandBlock(REMOVE_UNLOCK_KEY),
+    el('p', {}, 'To stop using it, whoever runs the server runs a command there (it asks for your passphrase).'),
+    serverCommands(commandBlock(REMOVE_UNLOCK_KEY)),
   ];
 }
 
@@ -436,9 +436,15 @@ function unlockKeyOff() {
     el('p', { class: 'status-line' }, el('strong', {}, 'Unlock key file: none.')),
     el('p', {}, 'After every restart of the server your vault stays locked until you type your passphrase here. This is the safest way: nothing stored on the server can open your vault.'),
     el('p', {}, 'If the server must come back by itself, for example after a power cut, you can create an unlock key file. This is done on the server, not here: run the first command (it asks for your passphrase), then start the vault with the second. Anyone who can read that file and the data directory can open your vault.'),
-    commandBlock(CREATE_UNLOCK_KEY),
-    commandBlock(SERVE_WITH_KEY),
+    serverCommands(commandBlock(CREATE_UNLOCK_KEY), commandBlock(SERVE_WITH_KEY)),
   ];
+}
+
+/** Commands for whoever runs the server, folded away: most people never need them. */
+function serverCommands(...blocks) {
+  return el('details', { class: 'more-details server-commands' },
+    el('summary', {}, 'The commands to run on the server'),
+    ...blocks);
 }
 
 /** A shell command with a Copy button. */

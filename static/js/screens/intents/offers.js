@@ -195,7 +195,7 @@ function shareChoice(view, offer, brand, requested) {
   const hours = el('select', { name: 'share_hours', 'aria-label': 'For how long to share it' },
     SHARE_CHOICES.map((c) => el('option', { value: String(c.hours), selected: c.hours === DEFAULT_SHARE_HOURS }, `for ${c.label}`)));
   const status = el('p', { class: 'hint share-status', role: 'status' }, 'Checking what your terms allow…');
-  const root = el('fieldset', { class: 'share-choice' },
+  const root = el('fieldset', { class: 'fieldset share-choice' },
     el('legend', {}, `Share with ${brand} when you accept`),
     ...boxes.map((b) => b.root),
     status,
