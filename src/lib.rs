@@ -10,34 +10,59 @@
 //!
 //! Each outside dependency is owned by one module, and the boundaries are invariants: only
 //! `crypto` imports ring and holds key bytes, only `store` imports sled, only `http` imports axum,
-//! only `webhooks` makes outbound requests, and `domain` does no I/O, reads no clock and does no
-//! cryptography. One line per module; each module's own docs hold the detail.
+//! only `relay` imports the NATS client, only `webhooks` makes outbound requests, and `domain`
+//! does no I/O, reads no clock and does no cryptography. One line per module; each module's own docs hold the detail.
 //!
 //! - [`crypto`] — AES-256-GCM sealing, the shreddable bucket keys, HKDF and HMAC, the
-//!   Argon2id-wrapped key file, and JWTs (ES256 signing key kept as
-//!   [`crypto::jwt::StoredSigningKey`], pinned-algorithm verification, client assertions).
+//!   Argon2id-wrapped key file, JWTs (ES256 signing key kept as
+//!   [`crypto::jwt::StoredSigningKey`], pinned-algorithm verification, client assertions), DPoP
+//!   proofs and their RFC 7638 thumbprints ([`crypto::dpop`]), device cookies for the login
+//!   back-off ([`crypto::device`], their key in a file of its own, usable while sealed),
+//!   per-brand aliases of the vault's ids ([`crypto::alias`]) and the relay's brand key sets.
 //! - [`store`] — sealed values in sled, one writer thread that commits groups atomically and
-//!   flushes before answering, transactions, raw sealed entries for backups, and
-//!   [`store::Table`], a tree with its value type.
-//! - [`domain`] — pure rules: records and data categories, the audit chain, back-off, terms of
-//!   service, brands and agreements, data grants with [`domain::grants::decide_use`] (the
-//!   property-tested decision whether a brand may use a grant now), intents and their
-//!   subscription index, offers, and webhook delivery health ([`domain::delivery`]).
-//! - [`service`] — the use cases: the vault's phases ([`service::Vault`]), the open vault's small
-//!   core ([`service::OpenVault`]: store, writer, clock, caches, and [`service::OpenVault::change`],
+//!   flushes before answering, transactions, raw sealed entries for backups,
+//!   [`store::Table`], a tree with its value type, and per-tree disk use.
+//! - [`domain`] — pure rules: records and data categories, the audit chain with its retention
+//!   and signed checkpoint ([`domain::retention`]), back-off (reserved before each passphrase
+//!   check; per device for known devices, [`domain::login`]), token buckets
+//!   ([`domain::rate`]), consent-request budgets ([`domain::consent_budget`]), summaries of
+//!   refused brand requests ([`domain::refusals`]), terms of service (with terms built by
+//!   choosing from a template, [`domain::terms::guided`]), brands and agreements, data grants
+//!   with [`domain::grants::decide_use`] (the property-tested decision whether a brand may use
+//!   a grant now) and per-field sharing verdicts, intents and their subscription index,
+//!   offers, the Activity screen's plain sentences, and webhook delivery health
+//!   ([`domain::delivery`]).
+//! - [`service`] — the use cases: the vault's phases ([`service::Vault`]: setup, sealed,
+//!   unsealed, locking from the app, erasing), the open vault's small core
+//!   ([`service::OpenVault`]: store, writer, clock, caches, and [`service::OpenVault::change`],
 //!   which commits a change with its audit entry) plus one file and one state struct per
 //!   feature, the typed tables of the store, and deadline-driven background work (webhook
-//!   deliveries and intent expiry sleep until their next deadline; nothing polls).
-//! - [`http`] — one router listing every route (also the OpenAPI document), extractors for
-//!   authorization ([`http::auth::OwnerSession`], [`http::brand_api::BrandToken`]), for repeated
-//!   parameters ([`http::extract::RecordPathParam`], [`http::extract::Unsealed`]) and for JSON
-//!   that fails in the common error shape, the status of each error ([`http::error::status_of`]),
-//!   the OAuth endpoints, and the hardened connection loop ([`http::serve::serve_with_limits`]) that serves the API
-//!   and the metrics listener alike.
+//!   deliveries, intent expiry, expired token ids and the audit retention sleep until their next
+//!   deadline; nothing polls). What new terms do to brands that agreed to older ones is
+//!   `service::terms_change`; every identifier a brand receives is its own
+//!   (`service::aliases`, applied where brand events are written); a restored vault holds every
+//!   brand until the person resumes it (`service::restored`).
+//! - [`http`] — one router listing every route (also the OpenAPI document, completed with the
+//!   event catalogue in its `webhooks` section by `http::catalogue`), extractors for
+//!   authorization ([`http::auth::OwnerSession`], [`http::brand_api::BrandToken`], with DPoP),
+//!   for repeated parameters ([`http::extract::RecordPathParam`], [`http::extract::Unsealed`])
+//!   and for JSON that fails in the common error shape, the status of each error
+//!   ([`http::error::status_of`]), the OAuth endpoints (with PAR, RFC 9207 `iss` and DPoP), what
+//!   brand routes answer while the vault holds no clients (`http::no_vault`), the relay's routes
+//!   (`http::relay`), and the hardened connection loop ([`http::serve::serve_with_limits`]) that
+//!   serves the API and the metrics listener alike.
+//! - [`relay`] — the intent relay (`vrm-vault relay`, DESIGN §11, being built): a stateless
+//!   front over NATS JetStream and the only module that imports `async-nats`: admitted brands
+//!   and their `private_key_jwt` tokens, subscriptions matched with the domain's index, vaults'
+//!   intents, brands' feeds and webhook deliveries through one shared work-queue consumer, and
+//!   offers with signed acceptances.
 //! - [`webhooks`] — outbound webhook deliveries (reqwest on rustls/ring) behind an SSRF filter
-//!   at DNS resolution.
+//!   over the IANA special-purpose registries at DNS resolution, never through an ambient proxy.
+//! - [`files`] — files and directories holding personal data or keys, created 0600/0700
+//!   whatever the umask (the binary also sets umask 077).
 //! - [`error`] — [`error::AppError`]: a stable code per failure, validation failures naming
-//!   their field, internal failures keeping a fixed context and their typed source; and
+//!   their field, token refusals saying why ([`error::TokenRefusal`], RFC 6750
+//!   `error_description`), internal failures keeping a fixed context and their typed source; and
 //!   [`error::OAuthError`] for the OAuth endpoints.
 //! - [`config`], [`clock`], [`secret`] — the typed command line (flags, `VRM_*` environment, a
 //!   TOML file), time as a parameter (never backwards for the service), a redacting string.
