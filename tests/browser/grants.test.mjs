@@ -405,22 +405,18 @@ test('sharing: offer a grant, read, revoke; consent: narrow and approve, log in 
       await shot(page, '10-consent-closed');
     });
 
-    await step(t, page, 'a request the terms rule out (changing the data) can only be denied', async () => {
+    await step(t, page, 'a request the terms rule out (changing the data) goes straight back to the brand, naming the rule', async () => {
+      // RFC 9396 §5: the person is not asked to approve what the terms cannot allow; the brand
+      // hears it at once, with the deciding rule, its state and the vault's issuer (RFC 9207).
       const state = randomBytes(12).toString('hex');
       await page.goto(authorizeUrl(server.url, client, site, { state, challenge: pkcePair().challenge, actions: ['read', 'write'] }));
-      await expectScreen(page, 'A brand asks for your data');
-      const decision = page.locator('.consent-decision');
-      await expectText(decision, /^Your terms do not allow this: /);
-      assert.match(await decision.innerText(), /Deciding rule: .+\./, 'the deciding rule is named');
-      assert.equal(await page.getByRole('button', { name: 'Approve' }).count(), 0, 'there is nothing to approve');
-      assert.equal(await page.getByRole('checkbox').count(), 0, 'nor anything to untick');
-      assert.equal((await factValue(page.locator('.consent-form'), 'It may').innerText()).trim(), 'Read and change it');
-      await shot(page, '10a-consent-not-permitted');
-      await page.getByRole('button', { name: `Deny and go back to ${BRAND_NAME}` }).click();
       await page.waitForURL((url) => url.href.startsWith(site.redirectUri), { timeout: ACTION_MS });
       const visit = site.visits.at(-1);
-      assert.equal(visit.error, 'access_denied', `the brand's site is told access_denied (got ${JSON.stringify(visit)})`);
+      assert.equal(visit.error, 'invalid_authorization_details', `the brand's site is told why (got ${JSON.stringify(visit)})`);
+      assert.match(visit.error_description || '', /^the person's terms do not permit this request \(.+\): .+/, 'the deciding rule is named');
       assert.equal(visit.state, state);
+      assert.equal(new URL(visit.iss).origin, new URL(server.url).origin, 'the vault names itself as the issuer');
+      assert.equal(visit.code, undefined, 'no code');
     });
 
     await step(t, page, 'a phone-sized browser that is not logged in: log in first, then deny', async () => {

@@ -315,7 +315,10 @@ test('journey: set up, share, offer, read, revoke, export, back up, delete every
       const status = await fetchJson(`${server.url}/api/v1/status`);
       assert.equal(status.data.state, 'setup', 'the vault is in setup mode');
       const dead = await brandApi(server.url, brandToken, 'GET', '/brand/v1/data');
-      assert.equal(dead.status, 503, `the brand gets nothing (got ${dead.status})`);
+      // A vault that holds no clients answers as one that does not know the brand: nothing to
+      // retry.
+      assert.equal(dead.status, 401, `the brand gets nothing (got ${dead.status})`);
+      assert.equal(dead.data.error, 'invalid_token');
 
       await page.getByRole('button', { name: 'Set up a new vault' }).click();
       await expectScreen(page, 'Set up your vault');
