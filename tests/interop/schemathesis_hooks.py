@@ -426,6 +426,19 @@ if os.environ.get("VRM_ST_STATE"):
             with KEEPER.lock:
                 KEEPER.passphrase = body["new_passphrase"]
                 KEEPER.save()
+        if operation == ("POST", "/api/v1/vault/lock") and response.status_code == 204:
+            # The vault is locked (sealed): the passphrase opens it again, so that the next
+            # cases test locking again instead of a sealed vault.
+            with KEEPER.lock:
+                try:
+                    body = KEEPER.expect(
+                        KEEPER.call("POST", "/api/v1/session", json={"passphrase": KEEPER.passphrase}),
+                        201,
+                    )
+                    KEEPER.owner_token = body["token"]
+                    KEEPER.save()
+                except (requests.RequestException, RuntimeError, KeyError, ValueError) as e:
+                    print(f"[schemathesis_hooks] could not unlock the vault again: {e}", flush=True)
         if operation == ("DELETE", "/api/v1/vault") and response.status_code == 200:
             # The vault is gone (setup mode): make a new one, so that the next cases test the
             # deletion again instead of a vault that is not there.

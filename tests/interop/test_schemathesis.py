@@ -23,6 +23,9 @@ Phases, one `schemathesis run` each, in this order:
              session every other owner case uses (the hooks log in again on the next 401); run on
              a restarted server (SIGTERM, then the same data directory: the owner's login unseals
              it), whose login back-off the fuzzer's wrong passphrases have not filled yet;
+  lock       POST /api/v1/vault/lock, kept out for the same reason (it seals the running vault,
+             so every other case would meet 503 until the hooks unlock it again), with one worker
+             so that no case is sent while the vault is locked;
   delete     DELETE /api/v1/vault, last because it deletes everything: after each deletion that
              succeeds (the real passphrase and confirmation), the hooks set up a new vault.
 Credentials the fuzzer breaks along the way (a removed or suspended brand, a revoked grant or
@@ -54,7 +57,7 @@ from vault_process import PASSPHRASE, Server
 # VRM_ST_SCALE multiplies the time budgets and the whole run's limit, VRM_ST_EXAMPLES sets the
 # cases per operation: `VRM_ST_SCALE=6 VRM_ST_EXAMPLES=200` is a run of about a quarter hour.
 SCALE = float(os.environ.get("VRM_ST_SCALE", "1"))
-RUN_LIMIT_S = int(175 * SCALE)  # the whole test, server start to stop
+RUN_LIMIT_S = int(190 * SCALE)  # the whole test, server start to stop
 MAX_EXAMPLES = int(os.environ.get("VRM_ST_EXAMPLES", "25"))  # per operation and phase
 # Two: generating cases costs more CPU than answering them, and the machine has two cores.
 WORKERS = 2
@@ -69,12 +72,16 @@ CHECKS = ",".join(
 )
 LOGOUT = "DELETE /api/v1/session"
 DELETE_VAULT = "DELETE /api/v1/vault"
-EVERY_OTHER = ["--exclude-name", LOGOUT, "--exclude-name", DELETE_VAULT]
+LOCK = "POST /api/v1/vault/lock"
+EVERY_OTHER = ["--exclude-name", LOGOUT, "--exclude-name", DELETE_VAULT, "--exclude-name", LOCK]
+# Phases whose cases must not overlap: locking seals the vault until the hooks unlock it.
+ONE_WORKER = {"lock"}
 # (name, schemathesis phases, time budget in seconds, operation filters, restart the server first)
 PHASES = (
     ("generated", "examples,coverage,fuzzing", int(65 * SCALE), EVERY_OTHER, False),
     ("stateful", "stateful", int(40 * SCALE), EVERY_OTHER, False),
     ("logout", "examples,coverage,fuzzing", int(10 * SCALE), ["--include-name", LOGOUT], True),
+    ("lock", "examples,coverage,fuzzing", int(8 * SCALE), ["--include-name", LOCK], False),
     ("delete", "examples,coverage,fuzzing", int(10 * SCALE), ["--include-name", DELETE_VAULT], False),
 )
 SEED = os.environ.get("VRM_ST_SEED", "20261123")
@@ -103,7 +110,7 @@ def run_phase(base, workdir, name, phases, budget, filters):
         "--seed",
         SEED,
         "--workers",
-        str(WORKERS),
+        str(1 if name in ONE_WORKER else WORKERS),
         "--request-timeout",
         "10",
         "--continue-on-failure",
