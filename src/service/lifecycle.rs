@@ -214,7 +214,11 @@ impl Vault {
                 throttle: Mutex::new(LoginThrottle::default()),
                 kdf_permits: Semaphore::new(CONCURRENT_KDF),
                 sessions,
-                registration_throttle: Mutex::new(LoginThrottle::default()),
+                // Per address only: invitation tokens cannot be guessed, and a global back-off
+                // would let strangers' wrong tokens block every brand's registration.
+                registration_throttle: Mutex::new(LoginThrottle::per_address(
+                    crate::domain::login::FREE_FAILURES,
+                )),
                 client_auth_throttle: Mutex::new(LoginThrottle::per_address(
                     CLIENT_AUTH_FREE_FAILURES,
                 )),
