@@ -12,7 +12,10 @@
 #   test_schemathesis.py    schemathesis: every operation of /openapi.json with generated cases,
 #                           owner and brand credentials, checking for 5xx answers and answers the
 #                           document does not describe (status, content type, headers, schema);
-#                           four phases, ~140 s.
+#                           four phases, ~140 s;
+#   test_relay_e2e.py       the intent relay: nats-server, a relay, two vaults with --relay and
+#                           three brands written with requests, joserfc, standardwebhooks,
+#                           cloudevents and rfc8785 (needs NATS_SERVER_BIN, as .ci/run sets).
 # Builds nothing: pass the server binary in VRM_VAULT_BIN (default: target/debug/vrm-vault of
 # this repository).
 #
@@ -53,7 +56,7 @@ export VRM_VAULT_BIN="${VRM_VAULT_BIN:-$repo/target/debug/vrm-vault}"
 # run fails when any did.
 failed=()
 for test in test_oauth.py test_grants.py test_intents.py test_delivery_faults.py \
-    test_schemathesis.py; do
+    test_schemathesis.py test_relay_e2e.py; do
   limit=150
   [ "$test" = test_schemathesis.py ] && limit=215
   echo "== interop: $test"
