@@ -47,6 +47,10 @@ pub fn router(relay: Relay) -> Router {
             "/relay/v1/intents/{id}/offers",
             get(intents::vault_offers).post(intents::post_offer),
         )
+        .route(
+            "/relay/v1/intents/{id}/messages",
+            post(intents::post_message),
+        )
         .route("/relay/v1/brands", get(brands::list))
         .route("/relay/v1/brands/{client_id}", get(brands::show))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -2,5 +2,6 @@
 
 mod brands;
 mod intents;
+mod messages;
 mod offers;
 mod start;
