@@ -19,6 +19,7 @@
 //!   receipt and the disclosed fields as a JWE), withdrawal, expiry and erasure.
 //! - [`record`] — an intent's record (open or closed, whom it reached), its id derived from
 //!   its key, and the vault's tokens signed with that key.
+//! - [`live`] — a brand's feed as a live stream for Server-Sent Events, resumable by sequence.
 //! - [`events`] — the CloudEvents the relay sends and how each reaches a brand's feed and
 //!   webhook.
 //! - [`nats`] — connecting, and the streams and buckets, created idempotently.
@@ -26,8 +27,7 @@
 //!
 //! Built so far: start-up, the layout, health and readiness; brand admission, the brands'
 //! published keys and relay tokens; subscriptions, intents, polling and webhooks; offers and
-//! the vault's read of them; the vault's messages to brands. Server-Sent Events are not yet
-//! (issue 19).
+//! the vault's read of them; the vault's messages to brands; Server-Sent Events.
 
 pub mod assertion;
 pub mod brands;
@@ -36,6 +36,7 @@ pub mod deliveries;
 pub mod error;
 pub mod events;
 pub mod intents;
+pub mod live;
 pub mod messages;
 pub mod nats;
 pub mod offers;

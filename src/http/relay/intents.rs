@@ -34,7 +34,7 @@ impl FromRequestParts<Relay> for RelayBrandToken {
 }
 
 impl RelayBrandToken {
-    fn require(&self, scope: Scope) -> Result<&Authenticated, RelayError> {
+    pub(super) fn require(&self, scope: Scope) -> Result<&Authenticated, RelayError> {
         if self.0.scopes.contains(&scope) {
             Ok(&self.0)
         } else {
