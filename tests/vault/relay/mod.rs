@@ -6,3 +6,4 @@ mod intents;
 mod messages;
 mod offers;
 mod start;
+mod vault_side;
