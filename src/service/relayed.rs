@@ -49,8 +49,9 @@ pub(crate) struct RelayState {
     pub(super) client: Option<RelayClient>,
     /// Intents with something to send, by when it is due.
     pub(super) due: Deadlines<String>,
-    /// Wakes the outbox task when something new is due.
-    pub(super) wake: tokio::sync::Notify,
+    /// Wakes the outbox task when something new is due. Shared with the task, so that it
+    /// sleeps without holding the vault (a lock must be able to drop it).
+    pub(super) wake: Arc<tokio::sync::Notify>,
     /// (intent id, relay URL) pairs whose offers are being read now.
     pub(super) pollers: Mutex<HashSet<(String, String)>>,
     /// Brands' published records (`{client_id, name, jwks}`) by relay and client id.
@@ -77,12 +78,15 @@ impl RelayState {
             relays: relays.to_vec(),
             client,
             due: Deadlines::new(due),
-            wake: tokio::sync::Notify::new(),
+            wake: Arc::new(tokio::sync::Notify::new()),
             pollers: Mutex::default(),
             brands: Mutex::default(),
         }
     }
 }
+
+/// What a relayed intent is created with: its relays and its own private key.
+pub(super) type RelaySetup = (RelayedIntent, StoredSigningKey);
 
 /// What `POST /api/v1/intents/relay-preview` answers: exactly what a relay would receive, less
 /// the key (a fresh one is made when the intent is sent), and what changed on the way.
@@ -231,6 +235,7 @@ impl OpenVault {
             }
         }
         let weak = Arc::downgrade(self);
+        let wake = Arc::clone(&self.relayed.wake);
         tokio::spawn(async move {
             loop {
                 let Some(vault) = Weak::upgrade(&weak) else {
@@ -251,13 +256,11 @@ impl OpenVault {
                     .map(|at| std::time::Duration::try_from(at - now).unwrap_or_default())
                     .unwrap_or(MAX_IDLE)
                     .min(MAX_IDLE);
-                let wake = Arc::clone(&vault);
                 drop(vault);
                 tokio::select! {
-                    _ = wake.relayed.wake.notified() => {}
+                    _ = wake.notified() => {}
                     _ = tokio::time::sleep(wait) => {}
                 }
-                drop(wake);
             }
         });
     }
