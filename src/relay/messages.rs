@@ -237,6 +237,14 @@ impl Relay {
             .await?
             .ok_or(RelayError::NotFound("intent"))?;
         let claims = self.verify_vault_token(&record, intent_id, bearer, "messages")?;
+        let limits = self.settings().limits;
+        self.spend(
+            "messages",
+            intent_id,
+            limits.messages(),
+            "messages for this intent",
+        )
+        .await?;
         let jti = claims
             .jti
             .filter(|j| !j.is_empty() && j.chars().count() <= MAX_JTI_CHARS)

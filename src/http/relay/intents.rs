@@ -2,13 +2,17 @@
 //! relay token), and a vault's intent (no account: the intent's own key is its identity).
 
 use axum::extract::{FromRequestParts, State};
+use std::net::SocketAddr;
 use std::time::Duration;
+
+use axum::extract::ConnectInfo;
 
 use axum::http::{HeaderMap, StatusCode, header, request::Parts};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::intents::NewSubscription;
+use crate::http::auth::client_ip;
 use crate::http::error::{Json, Path, Query};
 use crate::relay::brands::{Authenticated, Scope};
 use crate::relay::intents::{EventPage, StoredSubscription};
@@ -63,9 +67,13 @@ pub struct Created {
 /// the same key again → `200` with the same id.
 pub async fn publish_intent(
     State(relay): State<Relay>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Result<(StatusCode, Json<Created>), RelayError> {
-    let (id, created) = relay.publish_intent(body).await?;
+    // The source address is the peer's, or, behind a trusted proxy, the one it names.
+    let source = client_ip(peer.ip(), &headers, &relay.settings().trusted_proxies);
+    let (id, created) = relay.publish_intent(body, source).await?;
     let status = if created {
         StatusCode::CREATED
     } else {

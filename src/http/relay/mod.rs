@@ -28,6 +28,12 @@ pub use error::status_of;
 
 /// The largest request body the relay reads: an intent with the person's terms document.
 pub const MAX_BODY_BYTES: usize = 128 * 1024;
+/// The largest offer (an offer body and its acceptance JWS) or subscription.
+pub const MAX_OFFER_BYTES: usize = 16 * 1024;
+/// The largest message from a vault: a receipt and a disclosed-fields JWE of at most 64 KiB.
+pub const MAX_MESSAGE_BYTES: usize = 80 * 1024;
+/// The largest token request (a form with a client assertion).
+pub const MAX_FORM_BYTES: usize = 8 * 1024;
 
 /// Every route of the relay; `shutdown` ends the event streams when the relay stops.
 pub fn router(relay: Relay, shutdown: ShutdownSignal) -> Router {
@@ -38,8 +44,14 @@ pub fn router(relay: Relay, shutdown: ShutdownSignal) -> Router {
             "/.well-known/oauth-authorization-server",
             get(oauth::metadata),
         )
-        .route("/oauth/token", post(oauth::token))
-        .route("/relay/v1/subscription", put(intents::put_subscription))
+        .route(
+            "/oauth/token",
+            post(oauth::token).layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
+        )
+        .route(
+            "/relay/v1/subscription",
+            put(intents::put_subscription).layer(DefaultBodyLimit::max(MAX_OFFER_BYTES)),
+        )
         .route("/relay/v1/events", get(events::brand_events))
         .route(
             "/relay/v1/intents",
@@ -47,11 +59,13 @@ pub fn router(relay: Relay, shutdown: ShutdownSignal) -> Router {
         )
         .route(
             "/relay/v1/intents/{id}/offers",
-            get(intents::vault_offers).post(intents::post_offer),
+            get(intents::vault_offers)
+                .post(intents::post_offer)
+                .layer(DefaultBodyLimit::max(MAX_OFFER_BYTES)),
         )
         .route(
             "/relay/v1/intents/{id}/messages",
-            post(intents::post_message),
+            post(intents::post_message).layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES)),
         )
         .route("/relay/v1/brands", get(brands::list))
         .route("/relay/v1/brands/{client_id}", get(brands::show))

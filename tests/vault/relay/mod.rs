@@ -3,6 +3,7 @@
 mod brands;
 mod events;
 mod intents;
+mod limits;
 mod messages;
 mod offers;
 mod start;
