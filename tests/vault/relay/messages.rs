@@ -24,7 +24,7 @@ async fn ready_relay(nats: &Nats) -> RelayApp {
     relay
 }
 
-async fn subscribe(relay: &RelayApp, token: &str, body: Value) {
+pub(super) async fn subscribe(relay: &RelayApp, token: &str, body: Value) {
     let res = relay
         .client
         .put(relay.url("/relay/v1/subscription"))
@@ -37,7 +37,12 @@ async fn subscribe(relay: &RelayApp, token: &str, body: Value) {
 }
 
 /// The vault's token for `route` of its intent, signed by the intent's key.
-fn vault_token(relay: &RelayApp, intent: &VaultIntent, route: &str, jti: &str) -> String {
+pub(super) fn vault_token(
+    relay: &RelayApp,
+    intent: &VaultIntent,
+    route: &str,
+    jti: &str,
+) -> String {
     let aud = relay.url(&format!("/relay/v1/intents/{}/{route}", intent.id));
     intent.key.sign(
         Some("JWT"),
@@ -46,7 +51,7 @@ fn vault_token(relay: &RelayApp, intent: &VaultIntent, route: &str, jti: &str) -
     )
 }
 
-async fn send_with(
+pub(super) async fn send_with(
     relay: &RelayApp,
     intent: &VaultIntent,
     token: &str,
@@ -65,13 +70,13 @@ async fn send_with(
 }
 
 /// Sends a message with a fresh token.
-async fn send(relay: &RelayApp, intent: &VaultIntent, body: &Value) -> (u16, Value) {
+pub(super) async fn send(relay: &RelayApp, intent: &VaultIntent, body: &Value) -> (u16, Value) {
     let token = vault_token(relay, intent, "messages", &random_id());
     send_with(relay, intent, &token, body).await
 }
 
 /// A brand's whole feed.
-async fn feed(relay: &RelayApp, token: &str) -> Vec<Value> {
+pub(super) async fn feed(relay: &RelayApp, token: &str) -> Vec<Value> {
     let (status, page) = relay
         .get_json("/relay/v1/intents?cursor=0", Some(token))
         .await;
@@ -88,7 +93,7 @@ fn types_about(events: &[Value], intent_id: &str) -> Vec<String> {
 }
 
 /// A brand's offer with a valid acceptance: its id and the acceptance JWS.
-async fn offer(
+pub(super) async fn offer(
     relay: &RelayApp,
     brand: &AdmittedBrand,
     token: &str,
@@ -110,7 +115,7 @@ async fn offer(
     (created["id"].as_str().unwrap().to_owned(), jws)
 }
 
-fn receipt(signer: &ClientKey, acceptance: &str) -> String {
+pub(super) fn receipt(signer: &ClientKey, acceptance: &str) -> String {
     signer.sign(
         Some("JWT"),
         &signer.kid,
@@ -119,7 +124,7 @@ fn receipt(signer: &ClientKey, acceptance: &str) -> String {
 }
 
 /// A compact JWE's form (the relay cannot read it, so any ciphertext will do here).
-fn jwe() -> String {
+pub(super) fn jwe() -> String {
     let header = b64(json!({"alg": "ECDH-ES+A256KW", "enc": "A256GCM"})
         .to_string()
         .as_bytes());

@@ -6,4 +6,5 @@ mod intents;
 mod limits;
 mod messages;
 mod offers;
+mod openapi;
 mod start;
