@@ -166,6 +166,7 @@ async fn each_message_reaches_exactly_the_brands_it_concerns() {
         relay.token(&hotel).await,
     );
     let lulu_hook = Receiver::start(&[]).await;
+    let nord_hook = Receiver::start(&[]).await;
     let hotel_hook = Receiver::start(&[]).await;
     let area = json!([{"geohash": "u09"}]);
     subscribe(
@@ -177,7 +178,7 @@ async fn each_message_reaches_exactly_the_brands_it_concerns() {
     subscribe(
         &relay,
         &nord_token,
-        json!({"categories": ["food"], "areas": area}),
+        json!({"categories": ["food"], "areas": area, "webhook_url": nord_hook.url}),
     )
     .await;
     subscribe(
@@ -364,22 +365,24 @@ async fn each_message_reaches_exactly_the_brands_it_concerns() {
         assert_eq!(withdrawn["data"], json!({"intent": {"id": intent.id}}));
     }
 
-    // Lulu's webhook heard what its feed holds, under the same ids; the hotel heard nothing.
-    let hooks = lulu_hook.wait_for(3, Duration::from_secs(20)).await;
+    // Each webhook heard what its brand's feed holds, under the same ids; the hotel nothing.
     let by_id = |a: &Value, b: &Value| a["id"].as_str().cmp(&b["id"].as_str());
-    let mut hooked: Vec<Value> = hooks.iter().map(|r| r.json()).collect();
-    hooked.sort_by(by_id);
-    hooked.dedup_by(|a, b| a["id"] == b["id"]);
-    let mut lulu_events = feed(&relay, &lulu_token).await;
-    lulu_events.sort_by(by_id);
-    assert_eq!(hooked, lulu_events);
+    for (hook, token) in [(&lulu_hook, &lulu_token), (&nord_hook, &nord_token)] {
+        let hooks = hook.wait_for(3, Duration::from_secs(20)).await;
+        let mut hooked: Vec<Value> = hooks.iter().map(|r| r.json()).collect();
+        hooked.sort_by(by_id);
+        hooked.dedup_by(|a, b| a["id"] == b["id"]);
+        let mut events = feed(&relay, token).await;
+        events.sort_by(by_id);
+        assert_eq!(hooked, events);
+    }
     assert!(hotel_hook.received().is_empty());
     assert!(feed(&relay, &hotel_token).await.is_empty());
 
     // Erasure: to every brand it reached or that offered; then nothing of it is left.
     let (status, erased) = send(&relay, &intent, &json!({"type": "erasure"})).await;
     assert_eq!(status, 201, "{erased}");
-    for (token, hook) in [(&lulu_token, Some(&lulu_hook)), (&nord_token, None)] {
+    for (token, hook) in [(&lulu_token, &lulu_hook), (&nord_token, &nord_hook)] {
         let events = feed(&relay, token).await;
         assert_eq!(
             events.len(),
@@ -398,13 +401,11 @@ async fn each_message_reaches_exactly_the_brands_it_concerns() {
                 .contains("erase")
         );
         assert!(request["data"]["requested_at"].is_string());
-        if let Some(hook) = hook {
-            let got = hook.wait_for(4, Duration::from_secs(20)).await;
-            assert!(
-                got.iter().any(|r| r.json() == *request),
-                "no erasure webhook"
-            );
-        }
+        let got = hook.wait_for(4, Duration::from_secs(20)).await;
+        assert!(
+            got.iter().any(|r| r.json() == *request),
+            "no erasure webhook"
+        );
     }
     assert!(feed(&relay, &hotel_token).await.is_empty());
     let client = async_nats::connect(nats.url()).await.unwrap();
