@@ -64,11 +64,20 @@ fn signed_offer(brand: &AdmittedBrand, intent: &VaultIntent) -> Value {
 }
 
 async fn message(relay: &RelayApp, intent: &VaultIntent, body: &Value) -> reqwest::Response {
+    message_with(relay, intent, &random_id(), body).await
+}
+
+async fn message_with(
+    relay: &RelayApp,
+    intent: &VaultIntent,
+    jti: &str,
+    body: &Value,
+) -> reqwest::Response {
     let path = format!("/relay/v1/intents/{}/messages", intent.id);
     let token = intent.key.sign(
         Some("JWT"),
         "intent",
-        &json!({"sub": intent.id, "aud": relay.url(&path), "exp": now() + 60, "jti": random_id()}),
+        &json!({"sub": intent.id, "aud": relay.url(&path), "exp": now() + 60, "jti": jti}),
     );
     relay
         .client
@@ -186,7 +195,12 @@ async fn messages_per_intent_and_body_sizes_are_limited() {
             201
         );
     }
-    assert_limited(message(&relay, &intent, &json!({"type": "withdrawn"})).await).await;
+    // A refused message does not use up its token: the same jti is refused for the limit
+    // again, not as a replay.
+    let jti = random_id();
+    let withdraw = json!({"type": "withdrawn"});
+    assert_limited(message_with(&relay, &intent, &jti, &withdraw).await).await;
+    assert_limited(message_with(&relay, &intent, &jti, &withdraw).await).await;
 
     // Each route reads no more than its kind of body needs.
     let padding = |bytes: usize| "x".repeat(bytes);
