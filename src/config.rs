@@ -218,7 +218,7 @@ pub struct ServeConfig {
 }
 
 /// An address or a network in CIDR notation.
-fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
+pub(crate) fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
     let s = s.trim();
     s.parse::<ipnet::IpNet>()
         .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))

@@ -192,6 +192,8 @@ async fn relay_offline(nats: &vrm_vault::relay::config::NatsArgs) -> anyhow::Res
         public_url: String::new(),
         replicas: usize::from(nats.replicas),
         allow_loopback_webhooks: false,
+        trusted_proxies: Vec::new(),
+        limits: Default::default(),
     };
     let relay = Relay::from_client(client, settings, Arc::new(SystemClock));
     relay
@@ -210,6 +212,8 @@ async fn relay_serve(config: RelayServeArgs) -> anyhow::Result<ExitCode> {
         public_url: config.public_url_on(addr),
         replicas: usize::from(config.nats.replicas),
         allow_loopback_webhooks: config.allow_loopback_webhooks,
+        trusted_proxies: config.trusted_proxies.clone(),
+        limits: config.limits(),
     };
     let relay = Relay::start(&config.nats.urls, settings, Arc::new(SystemClock))
         .await

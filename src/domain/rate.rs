@@ -50,6 +50,17 @@ impl TokenBucket {
         Ok(())
     }
 
+    /// The bucket as the one timestamp it is, to keep it outside memory (the relay keeps its
+    /// buckets in NATS, shared by every instance).
+    pub fn theoretical_arrival(&self) -> OffsetDateTime {
+        self.tat
+    }
+
+    /// A bucket kept as [`TokenBucket::theoretical_arrival`] gave it.
+    pub fn from_theoretical_arrival(tat: OffsetDateTime) -> TokenBucket {
+        TokenBucket { tat }
+    }
+
     /// Whether the bucket has refilled completely by `now`: such a bucket is the same as none,
     /// and may be forgotten.
     pub fn is_full(&self, now: OffsetDateTime) -> bool {

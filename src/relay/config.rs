@@ -69,6 +69,28 @@ pub struct RelayServeArgs {
     /// Let brands' webhooks target loopback addresses (local testing only).
     #[arg(long, env = "VRM_ALLOW_LOOPBACK_WEBHOOKS")]
     pub allow_loopback_webhooks: bool,
+    /// A reverse proxy (address or network, e.g. `127.0.0.1` or `10.0.0.0/8`) whose
+    /// `X-Forwarded-For` names the client, for the intents-per-address limit. Repeat it, or
+    /// separate with commas. Without it forwarding headers are ignored.
+    #[arg(long = "trusted-proxy", env = "VRM_RELAY_TRUSTED_PROXIES", value_delimiter = ',',
+          value_name = "IP[/BITS]", value_parser = crate::config::parse_network)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Intents one source address may publish per hour (all at once, or spread).
+    #[arg(long, env = "VRM_RELAY_INTENTS_PER_HOUR", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub intents_per_hour: u32,
+    /// Offers one brand may make per minute, across intents.
+    #[arg(long, env = "VRM_RELAY_OFFERS_PER_MINUTE", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub offers_per_minute: u32,
+    /// Offers one brand may make on one intent (1 to 5).
+    #[arg(long, env = "VRM_RELAY_OFFERS_PER_BRAND_PER_INTENT", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub offers_per_brand_per_intent: u8,
+    /// Messages a vault may send about one intent at once; then one every 30 seconds.
+    #[arg(long, env = "VRM_RELAY_MESSAGES_PER_INTENT", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub messages_per_intent: u32,
     /// Log format: `text` or `json`.
     #[arg(long, env = "VRM_LOG_FORMAT", default_value = "text",
           value_parser = ["text", "json"])]
@@ -76,6 +98,16 @@ pub struct RelayServeArgs {
 }
 
 impl RelayServeArgs {
+    /// The abuse limits this command line sets.
+    pub fn limits(&self) -> super::limits::Limits {
+        super::limits::Limits {
+            intents_per_hour: self.intents_per_hour,
+            offers_per_minute: self.offers_per_minute,
+            offers_per_brand_per_intent: self.offers_per_brand_per_intent,
+            messages_per_intent: self.messages_per_intent,
+        }
+    }
+
     /// The public URL once the listener is bound, without a trailing slash.
     pub fn public_url_on(&self, bound: SocketAddr) -> String {
         self.public_url

@@ -28,6 +28,9 @@ pub enum RelayError {
     /// The token lacks the scope the call needs (RFC 6750 `insufficient_scope`).
     #[error("this call needs the scope {0}")]
     InsufficientScope(&'static str),
+    /// A rate limit is spent (429 with `Retry-After`).
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
     /// NATS JetStream did not answer (in time): nothing was changed, the client may retry.
     #[error("the relay's message store is unavailable; nothing was changed, try again shortly")]
     Unavailable {
@@ -76,6 +79,7 @@ impl RelayError {
             RelayError::Conflict { code, .. } => code,
             RelayError::InvalidToken(_) => "invalid_token",
             RelayError::InsufficientScope(_) => "insufficient_scope",
+            RelayError::TooManyRequests { .. } => "too_many_requests",
             RelayError::Unavailable { .. } => "relay_unavailable",
             RelayError::Internal { .. } => "internal",
         }
@@ -85,6 +89,7 @@ impl RelayError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             RelayError::Unavailable { .. } => Some(5),
+            RelayError::TooManyRequests { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }

@@ -310,7 +310,19 @@ impl Relay {
     /// expires, and puts one event in the feed of each matching active brand. Returns its id
     /// and whether this call created it (`false`: the same body was published before under
     /// the same key, and the same id comes back).
-    pub async fn publish_intent(&self, body: Value) -> Result<(String, bool), RelayError> {
+    pub async fn publish_intent(
+        &self,
+        body: Value,
+        source: std::net::IpAddr,
+    ) -> Result<(String, bool), RelayError> {
+        let limits = self.settings().limits;
+        self.spend(
+            "intents",
+            &source.to_string(),
+            limits.intents(),
+            "intents from this address",
+        )
+        .await?;
         let now = self.clock().now();
         let body_sha256 = terms_hash(&body)?;
         let published = check_published(body, now)?;

@@ -258,12 +258,30 @@ impl Relay {
             check_receipt(receipt, &record.intent["jwk"], acceptance)
                 .map_err(|why| invalid(format!("receipt: {why}"), "receipt"))?;
         }
+        // The token is used up before the budget is spent, so a captured token replayed
+        // within its five minutes spends nothing of the intent's budget.
         self.use_jti(intent_id, &jti).await?;
-        let outcome = self
-            .act(intent_id, &record, message, offer, body_sha256)
-            .await;
-        if matches!(outcome, Err(RelayError::Unavailable { .. })) {
-            // Nothing may have been done: let the vault retry with the same token.
+        let limits = self.settings().limits;
+        let outcome = match self
+            .spend(
+                "messages",
+                intent_id,
+                limits.messages(),
+                "messages for this intent",
+            )
+            .await
+        {
+            Ok(()) => {
+                self.act(intent_id, &record, message, offer, body_sha256)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if matches!(
+            outcome,
+            Err(RelayError::Unavailable { .. } | RelayError::TooManyRequests { .. })
+        ) {
+            // Nothing was done, or not all of it: let the vault retry with the same token.
             let _ = self
                 .buckets()?
                 .intent_jtis

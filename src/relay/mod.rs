@@ -19,6 +19,7 @@
 //!   receipt and the disclosed fields as a JWE), withdrawal, expiry and erasure.
 //! - [`record`] — an intent's record (open or closed, whom it reached), its id derived from
 //!   its key, and the vault's tokens signed with that key.
+//! - [`limits`] — abuse limits shared by every instance: token buckets in a NATS KV bucket.
 //! - [`live`] — a brand's feed as a live stream for Server-Sent Events, resumable by sequence.
 //! - [`events`] — the CloudEvents the relay sends and how each reaches a brand's feed and
 //!   webhook.
@@ -36,6 +37,7 @@ pub mod deliveries;
 pub mod error;
 pub mod events;
 pub mod intents;
+pub mod limits;
 pub mod live;
 pub mod messages;
 pub mod nats;
@@ -64,6 +66,10 @@ pub struct RelaySettings {
     pub replicas: usize,
     /// Whether brands' webhooks may target loopback addresses (local testing only).
     pub allow_loopback_webhooks: bool,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for the per-address limit).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The abuse limits.
+    pub limits: limits::Limits,
 }
 
 /// One relay instance's handle on the cluster; cheap to clone, shared by every request.

@@ -13,6 +13,7 @@
 //! | `relay_tokens` | KV, entries expire | SHA-256 of each live relay access token |
 //! | `relay_assertions` | KV, entries expire | client assertion ids already used (RFC 7523 replay) |
 //! | `relay_intent_jtis` | KV, entries expire | ids of the vaults' message tokens already used (replay) |
+//! | `relay_limits` | KV, entries expire | the abuse limits' token buckets (`super::limits`) |
 //!
 //! Every subject that holds something of an intent ends in the intent's id, so an erasure
 //! purges it from each stream by subject.
@@ -37,6 +38,7 @@ pub const SUBSCRIPTIONS: &str = "relay_subscriptions";
 pub const TOKENS: &str = "relay_tokens";
 pub const ASSERTIONS: &str = "relay_assertions";
 pub const INTENT_JTIS: &str = "relay_intent_jtis";
+pub const LIMITS: &str = "relay_limits";
 
 /// How long an answer from JetStream may take before the relay gives up (and answers 503).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
@@ -65,6 +67,7 @@ pub struct Buckets {
     pub tokens: kv::Store,
     pub assertions: kv::Store,
     pub intent_jtis: kv::Store,
+    pub limits: kv::Store,
 }
 
 /// Connects to the cluster. With `wait`, the client keeps trying in the background when no
@@ -170,5 +173,6 @@ pub async fn ensure_layout(
         tokens: bucket(TOKENS, TOKEN_LIFETIME + Duration::from_secs(60)).await?,
         assertions: bucket(ASSERTIONS, ASSERTION_MEMORY).await?,
         intent_jtis: bucket(INTENT_JTIS, INTENT_JTI_MEMORY).await?,
+        limits: bucket(LIMITS, super::limits::LIMIT_MEMORY).await?,
     })
 }

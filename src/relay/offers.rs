@@ -100,6 +100,14 @@ impl Relay {
         intent_id: &str,
         body: Value,
     ) -> Result<String, RelayError> {
+        let limits = self.settings().limits;
+        self.spend(
+            "offers",
+            &auth.brand.client_id,
+            limits.offers(),
+            "offers from this brand",
+        )
+        .await?;
         let intent = self.open_intent(intent_id).await?;
         let Value::Object(mut offer) = body else {
             return Err(offer_error(
@@ -160,22 +168,22 @@ impl Relay {
             .map_err(|e| RelayError::internal("making an offer id", e))?;
         let id = format!("ro_{}", data_encoding::HEXLOWER.encode(&random));
         let subject = format!("relay.offers.{intent_id}");
-        let stream = self
-            .js()
-            .get_stream_no_info(OFFERS)
-            .await
-            .map_err(|e| RelayError::unavailable("binding the offers stream", e))?;
         for _ in 0..APPEND_TRIES {
-            let (count, last_sequence) =
-                match stream.get_last_raw_message_by_subject(&subject).await {
-                    Ok(message) => {
-                        let last: Value = serde_json::from_slice(&message.payload)
-                            .map_err(|e| RelayError::internal("decoding an offer", e))?;
-                        (last["n"].as_u64().unwrap_or(0), message.sequence)
-                    }
-                    Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => (0, 0),
-                    Err(e) => return Err(RelayError::unavailable("reading offers", e)),
-                };
+            let (offers, last_sequence) = self.read_offers_at(intent_id, 0).await?;
+            let count = offers.last().and_then(|o| o["n"].as_u64()).unwrap_or(0);
+            let by_brand = offers
+                .iter()
+                .filter(|o| o["brand"]["client_id"] == auth.brand.client_id.as_str())
+                .count();
+            if by_brand >= usize::from(limits.offers_per_brand_per_intent) {
+                return Err(RelayError::Conflict {
+                    code: "offer_limit",
+                    message: format!(
+                        "this brand already made the {} offer(s) one brand may make on an intent",
+                        limits.offers_per_brand_per_intent
+                    ),
+                });
+            }
             if count >= max_offers {
                 return Err(RelayError::Conflict {
                     code: "offer_limit",
@@ -273,6 +281,16 @@ impl Relay {
         intent_id: &str,
         after: u64,
     ) -> Result<Vec<Value>, RelayError> {
+        Ok(self.read_offers_at(intent_id, after).await?.0)
+    }
+
+    /// [`Relay::read_offers`], with the stream sequence of the intent's last offer (0: none),
+    /// for appending the next one over it.
+    async fn read_offers_at(
+        &self,
+        intent_id: &str,
+        after: u64,
+    ) -> Result<(Vec<Value>, u64), RelayError> {
         let stream = self
             .js()
             .get_stream_no_info(OFFERS)
@@ -302,6 +320,6 @@ impl Relay {
                 Err(e) => return Err(RelayError::unavailable("reading offers", e)),
             }
         }
-        Ok(offers)
+        Ok((offers, sequence))
     }
 }

@@ -23,7 +23,7 @@ const METHODS: [&str; 8] = [
 ];
 
 /// One line per operation, sorted: `METHOD /path operation_id status status...`.
-fn routes(spec: &Value) -> String {
+pub(crate) fn routes(spec: &Value) -> String {
     let mut lines = vec![];
     for (path, item) in spec["paths"].as_object().expect("paths is an object") {
         for method in METHODS {

@@ -14,6 +14,8 @@ pub struct BrandList {
 }
 
 /// `GET /relay/v1/brands`: every active brand, by client id.
+#[utoipa::path(get, path = "/relay/v1/brands", tag = "public",
+    responses((status = 200, body = super::openapi::RelayBrandList)))]
 pub async fn list(State(relay): State<Relay>) -> Result<Json<BrandList>, RelayError> {
     let brands = relay
         .active_brands()
@@ -26,6 +28,10 @@ pub async fn list(State(relay): State<Relay>) -> Result<Json<BrandList>, RelayEr
 
 /// `GET /relay/v1/brands/{client_id}`: one brand's name and JWKS; 404 for an unknown or
 /// suspended brand (whose keys no vault should trust any longer).
+#[utoipa::path(get, path = "/relay/v1/brands/{client_id}", tag = "public",
+    params(("client_id" = String, Path)),
+    responses((status = 200, body = super::openapi::RelayBrandView),
+              (status = 404, body = crate::http::error::ErrorBody, description = "`not_found`: unknown or suspended")))]
 pub async fn show(
     State(relay): State<Relay>,
     Path(client_id): Path<String>,

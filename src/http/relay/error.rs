@@ -14,6 +14,7 @@ pub fn status_of(error: &RelayError) -> StatusCode {
         RelayError::Conflict { .. } => StatusCode::CONFLICT,
         RelayError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
         RelayError::InsufficientScope(_) => StatusCode::FORBIDDEN,
+        RelayError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         RelayError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         RelayError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -12,11 +12,19 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt as _};
 
 use super::intents::RelayBrandToken;
+use crate::http::error::ErrorBody;
 use crate::http::serve::ShutdownSignal;
 use crate::relay::brands::Scope;
 use crate::relay::{Relay, RelayError};
 
 /// The brand's events as SSE, from after `Last-Event-ID` (or from the start of its feed).
+#[utoipa::path(get, path = "/relay/v1/events", tag = "brands",
+    params(("Last-Event-ID" = Option<u64>, Header, description = "resume after this event (its feed sequence)")),
+    responses((status = 200, content_type = "text/event-stream", description = "one CloudEvent per SSE event, `id:` its feed sequence"),
+              (status = 401, body = ErrorBody, description = "`invalid_token`"),
+              (status = 403, body = ErrorBody, description = "`insufficient_scope`"),
+              (status = 422, body = ErrorBody, description = "`invalid_last_event_id`")),
+    security(("relay_token" = ["intents:read"])))]
 pub async fn brand_events(
     State(relay): State<Relay>,
     axum::Extension(shutdown): axum::Extension<ShutdownSignal>,

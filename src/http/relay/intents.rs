@@ -2,14 +2,18 @@
 //! relay token), and a vault's intent (no account: the intent's own key is its identity).
 
 use axum::extract::{FromRequestParts, State};
+use std::net::SocketAddr;
 use std::time::Duration;
+
+use axum::extract::ConnectInfo;
 
 use axum::http::{HeaderMap, StatusCode, header, request::Parts};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::intents::NewSubscription;
-use crate::http::error::{Json, Path, Query};
+use crate::http::auth::client_ip;
+use crate::http::error::{ErrorBody, Json, Path, Query};
 use crate::relay::brands::{Authenticated, Scope};
 use crate::relay::intents::{EventPage, StoredSubscription};
 use crate::relay::offers::OfferPage;
@@ -45,6 +49,14 @@ impl RelayBrandToken {
 
 /// `PUT /relay/v1/subscription`: the vault's subscription body; the answer holds
 /// `webhook_secret` when it names a webhook.
+#[utoipa::path(put, path = "/relay/v1/subscription", tag = "brands",
+    request_body = NewSubscription,
+    responses((status = 200, body = super::openapi::RelaySubscription),
+              (status = 401, body = ErrorBody, description = "`invalid_token`"),
+              (status = 403, body = ErrorBody, description = "`insufficient_scope`"),
+              (status = 413, body = ErrorBody, description = "`payload_too_large`: over 16 KiB"),
+              (status = 422, body = ErrorBody, description = "`invalid_subscription`")),
+    security(("relay_token" = ["intents:read"])))]
 pub async fn put_subscription(
     State(relay): State<Relay>,
     token: RelayBrandToken,
@@ -61,11 +73,24 @@ pub struct Created {
 
 /// `POST /relay/v1/intents`: a vault publishes an intent → `201 {"id"}`; the same body under
 /// the same key again → `200` with the same id.
+#[utoipa::path(post, path = "/relay/v1/intents", tag = "vaults",
+    request_body = super::openapi::PublishedIntent,
+    responses((status = 201, body = super::openapi::CreatedId, description = "Published"),
+              (status = 200, body = super::openapi::CreatedId, description = "Published before under this key with this body: the same intent"),
+              (status = 409, body = ErrorBody, description = "`intent_exists`: this key published another body"),
+              (status = 413, body = ErrorBody, description = "`payload_too_large`: over 128 KiB"),
+              (status = 422, body = ErrorBody, description = "`invalid_intent`, `at` names the member"),
+              (status = 429, body = ErrorBody, description = "`too_many_requests`: too many intents from this address", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+              (status = 503, body = ErrorBody, description = "`relay_unavailable`: retry the same body", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub async fn publish_intent(
     State(relay): State<Relay>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Result<(StatusCode, Json<Created>), RelayError> {
-    let (id, created) = relay.publish_intent(body).await?;
+    // The source address is the peer's, or, behind a trusted proxy, the one it names.
+    let source = client_ip(peer.ip(), &headers, &relay.settings().trusted_proxies);
+    let (id, created) = relay.publish_intent(body, source).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -81,6 +106,12 @@ pub struct CursorQuery {
 }
 
 /// `GET /relay/v1/intents?cursor=N`: the brand's events after the cursor (polling).
+#[utoipa::path(get, path = "/relay/v1/intents", tag = "brands",
+    params(("cursor" = Option<u64>, Query, description = "The previous page's next_cursor")),
+    responses((status = 200, body = super::openapi::RelayEventPage),
+              (status = 401, body = ErrorBody, description = "`invalid_token`"),
+              (status = 403, body = ErrorBody, description = "`insufficient_scope`")),
+    security(("relay_token" = ["intents:read"])))]
 pub async fn poll(
     State(relay): State<Relay>,
     token: RelayBrandToken,
@@ -91,6 +122,18 @@ pub async fn poll(
 }
 
 /// `POST /relay/v1/intents/{id}/offers`: the vault's offer body plus `acceptance` → `201 {"id"}`.
+#[utoipa::path(post, path = "/relay/v1/intents/{id}/offers", tag = "brands",
+    params(("id" = String, Path)),
+    request_body = super::openapi::RelayOffer,
+    responses((status = 201, body = super::openapi::CreatedId),
+              (status = 401, body = ErrorBody, description = "`invalid_token`"),
+              (status = 403, body = ErrorBody, description = "`insufficient_scope`"),
+              (status = 404, body = ErrorBody, description = "`not_found`: no such intent"),
+              (status = 409, body = ErrorBody, description = "`intent_closed`, or `offer_limit` (the intent's max_offers, or this brand's offers on it)"),
+              (status = 413, body = ErrorBody, description = "`payload_too_large`: over 16 KiB"),
+              (status = 422, body = ErrorBody, description = "`invalid_offer` or `invalid_acceptance`"),
+              (status = 429, body = ErrorBody, description = "`too_many_requests`: too many offers from this brand", headers(("Retry-After" = u64, description = "Seconds to wait")))),
+    security(("relay_token" = ["offers:write"])))]
 pub async fn post_offer(
     State(relay): State<Relay>,
     token: RelayBrandToken,
@@ -122,6 +165,14 @@ fn vault_bearer(headers: &HeaderMap) -> Result<&str, RelayError> {
 
 /// `GET /relay/v1/intents/{id}/offers?after=N&wait=S`: for the intent's vault, with a JWT
 /// signed by the intent's key → `{"offers", "next_after"}`.
+#[utoipa::path(get, path = "/relay/v1/intents/{id}/offers", tag = "vaults",
+    params(("id" = String, Path),
+           ("after" = Option<u64>, Query, description = "The previous answer's next_after; absent: every offer"),
+           ("wait" = Option<u64>, Query, description = "Seconds to hold an empty answer for an offer (at most 25)")),
+    responses((status = 200, body = super::openapi::OfferPageSchema),
+              (status = 401, body = ErrorBody, description = "`invalid_token`: not the intent's key, or wrong sub, aud or exp"),
+              (status = 404, body = ErrorBody, description = "`not_found`: no such intent (or it was erased)")),
+    security(("intent_key" = [])))]
 pub async fn vault_offers(
     State(relay): State<Relay>,
     Path(intent_id): Path<String>,
@@ -142,6 +193,18 @@ pub async fn vault_offers(
 
 /// `POST /relay/v1/intents/{id}/messages`: the intent's vault tells brands of a decision, a
 /// withdrawal, the expiry or an erasure request → `201 {"id"}`.
+#[utoipa::path(post, path = "/relay/v1/intents/{id}/messages", tag = "vaults",
+    params(("id" = String, Path)),
+    request_body = super::openapi::VaultMessageBody,
+    responses((status = 201, body = super::openapi::CreatedId, description = "Stored and queued for every brand it concerns (the same message again: the same id)"),
+              (status = 401, body = ErrorBody, description = "`invalid_token`: not the intent's key, wrong sub, aud or exp, or no jti"),
+              (status = 404, body = ErrorBody, description = "`not_found`: no such intent (or it was erased)"),
+              (status = 409, body = ErrorBody, description = "`replayed` (the jti was used), `offer_decided`, or `intent_closed`"),
+              (status = 413, body = ErrorBody, description = "`payload_too_large`: over 80 KiB"),
+              (status = 422, body = ErrorBody, description = "`invalid_message`, `at` names the member (`receipt` for a forged receipt)"),
+              (status = 429, body = ErrorBody, description = "`too_many_requests`: too many messages for this intent", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+              (status = 503, body = ErrorBody, description = "`relay_unavailable`: retry (the same token may be used again)", headers(("Retry-After" = u64, description = "Seconds to wait")))),
+    security(("intent_key" = [])))]
 pub async fn post_message(
     State(relay): State<Relay>,
     Path(intent_id): Path<String>,

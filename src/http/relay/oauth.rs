@@ -15,6 +15,8 @@ use crate::relay::Relay;
 use crate::relay::brands::{Scope, TokenRequest};
 
 /// `GET /.well-known/oauth-authorization-server`.
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "public",
+    responses((status = 200, description = "RFC 8414 metadata", body = Object)))]
 pub async fn metadata(State(relay): State<Relay>) -> Json<Value> {
     let issuer = &relay.settings().public_url;
     Json(json!({
@@ -38,6 +40,13 @@ pub struct TokenForm {
 
 /// `POST /oauth/token`: `grant_type=client_credentials` with `client_assertion_type` and
 /// `client_assertion`; answers an opaque bearer token living five minutes.
+#[utoipa::path(post, path = "/oauth/token", tag = "brands",
+    request_body(content_type = "application/x-www-form-urlencoded", description = "grant_type=client_credentials, client_assertion_type, client_assertion, optional scope", content = Object),
+    responses((status = 200, body = super::openapi::RelayToken),
+              (status = 400, description = "RFC 6749 error: `invalid_request`, `unsupported_grant_type`, `invalid_scope`", body = Object),
+              (status = 401, description = "RFC 6749 error: `invalid_client` (unknown, suspended, bad or replayed assertion)", body = Object),
+              (status = 503, description = "RFC 6749 error: `temporarily_unavailable`", body = Object)),
+    security(("private_key_jwt" = [])))]
 pub async fn token(
     State(relay): State<Relay>,
     form: Result<Form<TokenForm>, FormRejection>,

@@ -24,7 +24,7 @@ async fn ready_relay(nats: &Nats) -> RelayApp {
 }
 
 /// What a vault publishes: the intent, the person's terms and their hash, a fresh key.
-fn relayed_intent(category: &str, geohash: &str) -> Value {
+pub(super) fn relayed_intent(category: &str, geohash: &str) -> Value {
     let terms: Value = serde_json::from_str(PDC_INTENT).unwrap();
     let key = ClientKey::generate("intent");
     let mut jwk = key.public_jwk();

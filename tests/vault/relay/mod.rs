@@ -3,7 +3,9 @@
 mod brands;
 mod events;
 mod intents;
+mod limits;
 mod messages;
 mod offers;
+mod openapi;
 mod start;
 mod vault_side;
