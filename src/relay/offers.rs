@@ -68,13 +68,25 @@ pub fn offer_digest(offer: &Value) -> Result<String, RelayError> {
 }
 
 impl Relay {
-    /// The intent as published (its event `data.intent`), while it is open: 404 when the
-    /// relay does not hold it, 409 `intent_closed` once it expired or its vault closed it.
-    async fn open_intent(&self, intent_id: &str) -> Result<Value, RelayError> {
+    /// The intent as published (its event `data.intent`), while it is open and for a brand it
+    /// was sent to: 404 when the relay does not hold it or did not send it to `client_id` (the
+    /// same answer, so a brand learns nothing of intents it was not sent), 503 while its
+    /// deliveries are still being queued, 409 `intent_closed` once it expired or its vault
+    /// closed it.
+    async fn open_intent(&self, intent_id: &str, client_id: &str) -> Result<Value, RelayError> {
         let (record, _) = self
             .intent_record(intent_id)
             .await?
             .ok_or(RelayError::NotFound("intent"))?;
+        let Some(recipients) = &record.delivered_to else {
+            return Err(RelayError::Unavailable {
+                context: "the intent's deliveries are still being queued",
+                source: None,
+            });
+        };
+        if !recipients.iter().any(|r| r == client_id) {
+            return Err(RelayError::NotFound("intent"));
+        }
         if record.status != IntentStatus::Open {
             return Err(RelayError::Conflict {
                 code: "intent_closed",
@@ -108,7 +120,7 @@ impl Relay {
             "offers from this brand",
         )
         .await?;
-        let intent = self.open_intent(intent_id).await?;
+        let intent = self.open_intent(intent_id, &auth.brand.client_id).await?;
         let Value::Object(mut offer) = body else {
             return Err(offer_error(
                 "invalid_offer",
