@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::brands::operator;
 use super::intents::relayed_intent;
-use super::offers::{VaultIntent, acceptance, offer_body, post_offer, publish};
+use super::offers::{VaultIntent, post_offer, publish, signed_offer};
 use crate::kit::brand::{now, random_id};
 use crate::kit::intent::Receiver;
 use crate::kit::relay::{AdmittedBrand, Nats, RelayApp};
@@ -47,20 +47,6 @@ async fn assert_limited(res: reqwest::Response) {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], "too_many_requests");
     assert!(body["message"].as_str().unwrap().contains("too many"));
-}
-
-fn signed_offer(brand: &AdmittedBrand, intent: &VaultIntent) -> Value {
-    let signing = &brand.keys.signing;
-    let offer = offer_body();
-    let mut body = offer.clone();
-    body["acceptance"] = json!(acceptance(
-        signing,
-        &signing.kid,
-        &intent.id,
-        &intent.terms_hash,
-        &offer
-    ));
-    body
 }
 
 async fn message(relay: &RelayApp, intent: &VaultIntent, body: &Value) -> reqwest::Response {
@@ -128,6 +114,9 @@ async fn offers_are_limited_per_brand_per_intent_and_per_minute() {
     let nord = AdmittedBrand::admit(&nats, "Pizzeria Nord");
     let lulu_token = relay.token(&lulu).await;
     let nord_token = relay.token(&nord).await;
+    for token in [&lulu_token, &nord_token] {
+        super::messages::subscribe(&relay, token, json!({"categories": ["food"]})).await;
+    }
     let intent = publish(&relay, 5).await;
     let second = publish(&relay, 5).await;
 

@@ -85,6 +85,21 @@ pub(super) fn acceptance(
     )
 }
 
+/// The offer body with a good acceptance by `brand`.
+pub(super) fn signed_offer(brand: &AdmittedBrand, intent: &VaultIntent) -> Value {
+    let signing = &brand.keys.signing;
+    let offer = offer_body();
+    let mut body = offer.clone();
+    body["acceptance"] = json!(acceptance(
+        signing,
+        &signing.kid,
+        &intent.id,
+        &intent.terms_hash,
+        &offer
+    ));
+    body
+}
+
 pub(super) async fn post_offer(
     relay: &RelayApp,
     token: &str,
@@ -133,8 +148,27 @@ async fn an_accepted_offer_reaches_the_intents_vault_verifiably() {
     let nord = AdmittedBrand::admit(&nats, "Pizzeria Nord");
     let lulu_token = relay.token(&lulu).await;
     let nord_token = relay.token(&nord).await;
+    // A brand that never subscribed was not sent the intent and cannot offer on it: the relay
+    // answers as for an intent it does not hold.
+    let stranger_brand = AdmittedBrand::admit(&nats, "Traiteur Inconnu");
+    let stranger_token = relay.token(&stranger_brand).await;
+    for token in [&lulu_token, &nord_token] {
+        super::messages::subscribe(&relay, token, json!({"categories": ["food"]})).await;
+    }
     let intent = publish(&relay, 1).await;
     let signing = &lulu.keys.signing;
+    let (status, answer) = post_offer(
+        &relay,
+        &stranger_token,
+        &intent.id,
+        &signed_offer(&stranger_brand, &intent),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (404, Some("not_found")),
+        "{answer}"
+    );
 
     // Refused: a forged signature, an acceptance of another offer, of other terms, no acceptance.
     let offer = offer_body();
