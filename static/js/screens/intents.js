@@ -22,6 +22,7 @@ import { listenForOffers } from '../live.js';
 import { renderForm } from './intents/composer.js';
 import { findIntentCard, renderIntents, updateOfferCount } from './intents/list.js';
 import { offerItem } from './intents/offers.js';
+import { loadRelays, watchRelayStatus } from './intents/relay.js';
 
 /**
  * The vault's limits for a new wish, served with its categories by
@@ -40,6 +41,7 @@ export function render(container, ctx) {
     focusIntent: ctx.query().get('intent'),
     categories: [],
     limits: /** @type {IntentLimits | null} */ (null), // from GET /api/v1/intent-categories
+    relays: /** @type {import('./intents/relay_words.js').RelayInfo[]} */ ([]), // from GET /api/v1/relays
     labels: new Map(), // category id -> "Food and drink › Lunch"
     recordList: [],
     records: new Map(), // path -> record
@@ -78,8 +80,10 @@ export function render(container, ctx) {
 
   startLive(view);
   loadAll(view);
+  const stopRelayStatus = watchRelayStatus(view);
   return () => {
     view.stopLive();
+    stopRelayStatus();
     window.clearTimeout(view.reloadTimer);
   };
 }
@@ -92,11 +96,14 @@ function optional(promise) {
 }
 
 async function loadAll(view) {
-  const [taxonomy, records] = await Promise.all([
+  const [taxonomy, records, relays] = await Promise.all([
     optional(api('GET', '/api/v1/intent-categories').then(({ data }) => data || {})),
     optional(fetchAllRecords()),
+    optional(loadRelays()),
   ]);
-  if (!view.container.isConnected || [taxonomy, records].includes(INTERRUPTED)) return;
+  if (!view.container.isConnected || [taxonomy, records, relays].includes(INTERRUPTED)) return;
+  // Without an answer about relays the wish goes to brands the person knows, as it always could.
+  view.relays = Array.isArray(relays) ? relays : [];
   // The vault's own limits for a new wish come with its categories, so this screen keeps no copy
   // of them that could drift; without them the form cannot check a wish, so it is not shown.
   const categories = taxonomy instanceof Error ? taxonomy
@@ -225,7 +232,7 @@ function offerArrived(view, offer) {
   if (!view.container.isConnected) return;
   const intent = view.intents.find((i) => i.id === offer.intent_id);
   const card = findIntentCard(view, offer.intent_id);
-  const brand = offer.brand_name || 'A brand';
+  const brand = offer.brand_name || (offer.brand && offer.brand.name) || 'A brand';
   if (!intent || !card) {
     // A wish made elsewhere (another tab, the API): show the list anew.
     announce(`New offer from ${brand}: “${offer.name || 'an offer'}”.`);
