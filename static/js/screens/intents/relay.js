@@ -55,7 +55,7 @@ export function audienceChoice(relays, onChange) {
   });
   const relay = radio({
     name: 'audience', value: 'relay', label: `Also any brand on ${where}`,
-    hint: `${where} is a meeting place run by someone else, where brands you have never met can answer. Before anything goes, you see what it will learn.`,
+    hint: `${where} is a meeting place run by someone else. Brands there that you have never met hear your wish, and can answer if they accept your terms. Before anything goes, you see what they will learn.`,
   });
   const note = el('p', { class: 'hint relay-note', hidden: true },
     'Nothing from your data goes with a wish that brands you do not know can hear: you choose what to share when you accept an offer.');
