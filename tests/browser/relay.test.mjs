@@ -149,6 +149,7 @@ test('a wish through the relay on a phone: choose, preview, send, a stranger bra
 
     await step(t, page, 'a wish: the choice of who hears it, and the relay chosen', async () => {
       await openFromNav(page, 'Wishes', 'Wishes');
+      await expectText(page.locator('.lead'), 'so do brands you have never met, through a relay, which must accept your terms to answer');
       const audience = page.getByRole('group', { name: 'Who hears your wish' });
       await audience.waitFor();
       assert.equal(await audience.getByRole('radio', { name: 'Brands I know', exact: true }).isChecked(), true, 'brands the person knows, unless she chooses more');
@@ -180,6 +181,7 @@ test('a wish through the relay on a phone: choose, preview, send, a stranger bra
       assert.match(says, /Price\s+Up to €15\.00/);
       assert.match(says, /People\s+2/);
       assert.match(says, /Your terms\s+They go with it/);
+      assert.match(says, /Offers wanted\s+At most 10/);
       for (const unseen of ['Your name', 'Any of your data, such as your email address or phone number', 'Your exact place']) {
         await expectText(preview.locator('.preview-unseen li'), unseen);
       }
@@ -268,7 +270,7 @@ test('a wish through the relay on a phone: choose, preview, send, a stranger bra
       await fromRelay.getByRole('button', { name: /^Accept/ }).click();
       const card = page.locator('li.intent', { hasText: WISH });
       await expectText(card.locator('.notice-slot .message-success'),
-        `Accepted “Menu du jour”. Sent to ${RELAY_BRAND} through ${relayHost}, encrypted so that only ${RELAY_BRAND} can read it: Email address.`);
+        `Accepted “Menu du jour”. Sent to ${RELAY_BRAND} through ${relayHost}, encrypted so that only ${RELAY_BRAND} can read it: your email address.`);
       await capture(page, '06', 'accepted');
     }, 60_000);
 

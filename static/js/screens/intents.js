@@ -49,6 +49,7 @@ export function render(container, ctx) {
     open: new Set(), // ids of the wishes whose offers are shown
     loaded: false,
     heading: el('h1', {}, 'Wishes'),
+    lead: el('p', { class: 'lead' }, 'Tell brands what you are looking for without being tracked: only brands that accepted terms allowing it hear your wish, and they answer with offers you can take or leave.'),
     formHost: el('div', { class: 'intent-form-host', 'aria-busy': 'true' }, el('p', { class: 'loading' }, 'Loading the kinds of wishes…')),
     formNotice: el('div', { class: 'notice-slot' }),
     listHeading: el('h2', { id: 'intents-list-heading', tabindex: '-1' }, 'Your wishes'),
@@ -61,7 +62,7 @@ export function render(container, ctx) {
 
   container.append(
     view.heading,
-    el('p', { class: 'lead' }, 'Tell brands what you are looking for without being tracked: only brands that accepted terms allowing it hear your wish, and they answer with offers you can take or leave.'),
+    view.lead,
 
     el('section', { 'aria-labelledby': 'intent-new-heading' },
       el('h2', { id: 'intent-new-heading' }, 'Make a wish'),
@@ -104,6 +105,10 @@ async function loadAll(view) {
   if (!view.container.isConnected || [taxonomy, records, relays].includes(INTERRUPTED)) return;
   // Without an answer about relays the wish goes to brands the person knows, as it always could.
   view.relays = Array.isArray(relays) ? relays : [];
+  if (view.relays.length) {
+    // With a relay, brands there hear a wish before they accept anything: the lead says so.
+    view.lead.textContent = 'Tell brands what you are looking for without being tracked. Brands you know hear your wish if they accepted terms allowing it; if you choose, so do brands you have never met, through a relay, which must accept your terms to answer. They answer with offers you can take or leave.';
+  }
   // The vault's own limits for a new wish come with its categories, so this screen keeps no copy
   // of them that could drift; without them the form cannot check a wish, so it is not shown.
   const categories = taxonomy instanceof Error ? taxonomy

@@ -179,7 +179,8 @@ export function offerItem(view, intent, offer) {
       if (!accepting) {
         text = `Declined “${name}”. ${brand} has been told.`;
       } else if (relayed) {
-        const sent = data && Array.isArray(data.disclosed) ? data.disclosed : chosen;
+        // The vault says what it sent; what was ticked, should the answer lack it.
+        const sent = data && data.sent && Array.isArray(data.sent.disclosed) ? data.sent.disclosed : chosen;
         text = acceptedText(offer, name, sent.map((p) => recordTitleOf(view, p)));
       } else if (data && data.grant_id) {
         const choice = SHARE_CHOICES.find((c) => c.hours === body.expires_in_hours);
@@ -194,8 +195,8 @@ export function offerItem(view, intent, offer) {
       setBusy(button, false);
       for (const b of [accept, decline]) if (b) b.disabled = false;
       const message = decisionProblem(err, accepting, relayed);
-      if (disclosure && err instanceof ApiError && err.status === 422 && err.data && Array.isArray(err.data.refused)) {
-        disclosure.refuse(err.data.refused);
+      if (disclosure && err instanceof ApiError && err.code === 'grant_not_permitted') {
+        disclosure.refuseNamed(err.serverMessage);
       }
       error.show(message);
       announce([].concat(message).join(' '), { assertive: true });
@@ -277,9 +278,11 @@ function recordTitleOf(view, path) {
 function decisionProblem(err, accepting, relayed = false) {
   const verb = accepting ? 'Not accepted' : 'Not declined';
   if (!(err instanceof ApiError)) return `${verb}: ${errorText(err)}`;
-  if (relayed && err.status === 422 && err.serverMessage) {
-    // The vault names the data the terms refuse to send, in words.
-    return [`${verb}: ${asSentence(err.serverMessage)}`, 'Untick it to accept without sending it.'];
+  if (relayed && err.code === 'grant_not_permitted' && err.serverMessage) {
+    // The vault names the data the terms refuse to send, in words (its own word for a wish
+    // is the API's).
+    const words = err.serverMessage.replace(/\ban intent\b/g, 'a wish').replace(/\bintents\b/g, 'wishes').replace(/\bintent\b/g, 'wish');
+    return [`${verb}: ${asSentence(words)}`, 'Untick it to accept without sending it.'];
   }
   if (err.code === 'grant_not_permitted') {
     // The vault names the refused data and what can still be shared, in words.

@@ -21,9 +21,9 @@ import { findIntentCard, money } from './list.js';
 /** @typedef {import('./relay_words.js').IntentRelay} IntentRelay */
 
 /**
- * POST /api/v1/intents/relay-preview: exactly what the relay would receive,
- * and what the vault coarsened or left out, in words.
- * @typedef {{ intent?: any, published?: any, changes?: string[], notes?: string[] }} RelayPreview
+ * POST /api/v1/intents/relay-preview: exactly what the relay would receive
+ * (`intent`), and what the vault coarsened or left out, in its words.
+ * @typedef {{ intent: any, changes?: string[] }} RelayPreview
  */
 
 // How often the cards of wishes still on their way to a relay are refreshed.
@@ -86,18 +86,17 @@ export function roughArea(location, fromMyLocation) {
   return `Within about ${distance} of ${fromMyLocation ? 'where you are now' : 'the area you chose'}`;
 }
 
-/** The intent the relay would get, wherever the preview puts it. */
+/** What the relay would get; what was asked, should the vault's answer lack it. */
 function previewedIntent(preview, asked) {
-  for (const candidate of [preview && preview.intent, preview && preview.published, preview]) {
-    if (candidate && typeof candidate === 'object' && typeof candidate.category === 'string') return candidate;
-  }
-  return asked;
+  const sent = preview && preview.intent;
+  return sent && typeof sent === 'object' && typeof sent.category === 'string' ? sent : asked;
 }
 
-/** What the vault changed, in words: its own sentences, else the area made larger. */
-function changesInWords(preview, asked, sent) {
-  const own = [preview && preview.changes, preview && preview.notes].find((list) => Array.isArray(list) && list.length);
-  if (own) return own.filter((s) => typeof s === 'string' && s.trim());
+/**
+ * What the vault changed on the way, in words. Worked out here rather than
+ * taken from the vault's own sentences, which name the area by its code.
+ */
+function changesInWords(asked, sent) {
   const mine = asked.location && asked.location.geohash ? String(asked.location.geohash).length : 0;
   const theirs = sent.location && sent.location.geohash ? String(sent.location.geohash).length : 0;
   if (mine && theirs && theirs < mine) return ['Your area was made larger, so the relay cannot tell where you are more closely than this.'];
@@ -118,7 +117,7 @@ export function showPreview(view, { host, body, preview, fromMyLocation, onSend,
   const where = relaysText(view.relays);
   const words = String(sent.text || body.text || '');
   const when = sent.window && sent.window.from && sent.window.to ? [timeEl(sent.window.from), ' to ', timeEl(sent.window.to)] : 'Any time';
-  const changes = changesInWords(preview, body, sent);
+  const changes = changesInWords(body, sent);
   const heading = el('h3', { class: 'preview-title', id: uid('preview'), tabindex: '-1' }, `Before it goes: what ${where} will see`);
   const send = /** @type {HTMLButtonElement} */ (el('button', { type: 'button', class: 'button primary', 'data-action': 'send-relay' }, 'Send my wish'));
   const back = el('button', { type: 'button', class: 'button', 'data-action': 'back' }, 'Go back and change it');
@@ -134,7 +133,7 @@ export function showPreview(view, { host, body, preview, fromMyLocation, onSend,
       fact('People', sent.party_size ? String(sent.party_size) : null),
       fact('Keywords', Array.isArray(sent.tags) && sent.tags.length ? sent.tags.join(', ') : null),
       fact('Open until', sent.expires_at ? timeEl(sent.expires_at) : null),
-      fact('Most offers', sent.max_offers ? String(sent.max_offers) : null),
+      fact('Offers wanted', sent.max_offers ? `At most ${sent.max_offers}` : null),
       fact('Your terms', 'They go with it: a brand must accept them to send you an offer.'),
     ),
     el('p', { class: 'preview-unseen-title' }, el('strong', {}, 'They do not see:')),

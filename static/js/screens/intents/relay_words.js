@@ -12,14 +12,16 @@ import { fact } from '../../cards.js';
  */
 
 /**
- * How one relay took a wish.
- * @typedef {{ url: string, status: 'pending' | 'published' | 'failed', error?: string }} RelayDelivery
+ * How one relay took a wish: `pending` while the vault keeps trying
+ * (`attempts` counts the tries that failed so far), `published`, or
+ * `failed` once the vault gave up (the wish ended first, or the relay
+ * refused it for good). `error` is the vault's reason, for the log.
+ * @typedef {{ url: string, status: 'pending' | 'published' | 'failed', error?: string, attempts?: number }} RelayDelivery
  */
 
 /**
- * The `relay` member of a wish sent to the relay: pending until every relay
- * answered, published once one has it, failed while none could be reached
- * (the vault keeps trying).
+ * The `relay` member of a wish sent to the relay: published once a relay
+ * has it, failed when none will, pending otherwise.
  * @typedef {{ status: 'pending' | 'published' | 'failed', relays: RelayDelivery[] }} IntentRelay
  */
 
@@ -39,23 +41,29 @@ export function relaysText(relays) {
   return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
 }
 
-/** "Sent to relay.example.org", "Sending to …", "Could not reach … yet": one relay's answer. */
+/**
+ * "Sent to relay.example.org", "Sending to …", "Could not reach … yet",
+ * "Not sent to …": one relay's answer. The vault's own reason is not shown:
+ * it speaks of HTTP and the like.
+ */
 function deliveryWords(delivery) {
   const host = relayHost(delivery.url);
   switch (delivery.status) {
     case 'published':
       return `Sent to ${host}`;
     case 'failed':
-      return `Could not reach ${host} yet; your vault keeps trying`;
+      return `Not sent to ${host}: your vault stopped trying`;
     default:
-      return `Sending to ${host}…`;
+      return Number(delivery.attempts) > 0
+        ? `Could not reach ${host} yet; your vault keeps trying`
+        : `Sending to ${host}…`;
   }
 }
 
 /** The same for a wish whose relays are not listed one by one. */
 function overallWords(status) {
   if (status === 'published') return 'Sent to the relay';
-  if (status === 'failed') return 'Could not reach the relay yet; your vault keeps trying';
+  if (status === 'failed') return 'Not sent to the relay: your vault stopped trying';
   return 'Sending to the relay…';
 }
 

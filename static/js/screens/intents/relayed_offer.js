@@ -54,8 +54,8 @@ export function relayedLabel(offer) {
  * The step before accepting a relayed offer: one checkbox per field it asks
  * for, none ticked, so nothing goes that the person did not choose (let
  * alone what the terms forbid). The vault checks the choice against the
- * terms the brand accepted when the person accepts, and names in words
- * what they do not allow; `refuse` then marks those fields here.
+ * terms when the person accepts, and names in words what they do not
+ * allow; `refuseNamed` then marks those fields here.
  * @param {any} offer
  * @param {string[]} requested record paths the offer asks for
  * @param {(path: string) => string} titleOf the field's name in the profile's words
@@ -79,19 +79,19 @@ export function disclosureChoice(offer, requested, titleOf) {
     /** The fields ticked. */
     chosen: () => boxes.filter((b) => b.input.checked && !b.input.disabled).map((b) => b.path),
     /**
-     * The vault refused some fields: untick them, so they cannot be chosen
-     * again, with its reason beside each.
-     * @param {Array<string | { field?: string, reason?: string }>} refused
+     * The vault refused a field the terms do not allow, naming it in words
+     * ("your phone number"): untick that box and keep it from being ticked
+     * again, saying why beside it.
+     * @param {string} message the vault's sentence
      */
-    refuse(refused) {
-      for (const entry of refused) {
-        const path = typeof entry === 'string' ? entry : entry && entry.field;
-        const b = boxes.find((x) => x.path === path);
-        if (!b || b.input.disabled) continue;
+    refuseNamed(message) {
+      const said = String(message || '').toLowerCase();
+      for (const b of boxes) {
+        const label = titleOf(b.path).toLowerCase();
+        if (!label || !said.includes(label) || b.input.disabled) continue;
         b.input.checked = false;
         b.input.disabled = true;
-        const reason = typeof entry === 'object' && entry.reason ? entry.reason : 'your terms do not allow sending it to this brand.';
-        const why = el('p', { class: 'hint field-refused', id: `${b.input.id}-why` }, `Not allowed: ${reason}`);
+        const why = el('p', { class: 'hint field-refused', id: `${b.input.id}-why` }, 'Not allowed: your terms do not allow sending it to a brand that answered a wish.');
         b.input.setAttribute('aria-describedby', why.id);
         b.root.append(why);
       }
@@ -110,5 +110,6 @@ export function acceptedText(offer, name, sent) {
   const brand = offerBrandName(offer);
   const host = relayHost(offer.via);
   if (!sent.length) return `Accepted “${name}”. ${brand} was told through ${host}; none of your data was sent.`;
-  return `Accepted “${name}”. Sent to ${brand} through ${host}, encrypted so that only ${brand} can read it: ${sent.join(', ')}.`;
+  const what = sent.map((title) => `your ${title.charAt(0).toLowerCase()}${title.slice(1)}`).join(', ');
+  return `Accepted “${name}”. Sent to ${brand} through ${host}, encrypted so that only ${brand} can read it: ${what}.`;
 }
