@@ -129,8 +129,11 @@ test('a wish through the relay on a phone: choose, preview, send, a stranger bra
         assert.ok([200, 201].includes(put.status), `PUT ${p} (got ${put.status}: ${JSON.stringify(put.data)})`);
       }
       const templates = await ownerApi(server.url, owner, 'GET', '/api/v1/terms/templates');
+      // The intentcasting terms, without the phone number: brands may have the email address only.
       const intentTerms = templates.data.templates.find((x) => x.id === 'pdc-intent');
-      const published = await ownerApi(server.url, owner, 'PUT', '/api/v1/terms', { terms: intentTerms.terms });
+      const terms = structuredClone(intentTerms.terms);
+      for (const rule of terms.permission) rule.target = [].concat(rule.target).filter((c) => c !== 'pd:TelephoneNumber');
+      const published = await ownerApi(server.url, owner, 'PUT', '/api/v1/terms', { terms });
       assert.equal(published.status, 201, `PUT /api/v1/terms (got ${published.status}: ${JSON.stringify(published.data)})`);
       const relays = await ownerApi(server.url, owner, 'GET', '/api/v1/relays');
       assert.equal(relays.status, 200, `GET /api/v1/relays (got ${relays.status}: ${JSON.stringify(relays.data)})`);
@@ -263,15 +266,39 @@ test('a wish through the relay on a phone: choose, preview, send, a stranger bra
       await capture(page, '04', 'offers');
     }, 90_000);
 
+    await step(t, page, 'the terms do not allow the phone number: ticked, it is refused in words and locked', async () => {
+      const fromRelay = page.locator('li.offer', { hasText: 'Menu du jour' });
+      const offerPath = `/api/v1/offers/${await fromRelay.getAttribute('data-id')}/accept`;
+      watch.allowHttpError(422, offerPath);
+      const phone = fromRelay.getByRole('checkbox', { name: 'Phone number', exact: true });
+      await fromRelay.getByRole('checkbox', { name: 'Email address', exact: true }).check();
+      await phone.check();
+      await fromRelay.getByRole('button', { name: /^Accept/ }).click();
+      await expectText(fromRelay.locator('.message-error'), /Not accepted: Your terms do not allow sharing your (tele)?phone number with a brand that answered a wish\./);
+      await expectText(fromRelay, 'It is unticked now: accept again to send the rest.');
+      // The button reads as before, its words for screen readers still hidden.
+      const label = await fromRelay.locator('[data-action="accept"]').evaluate((b) => ({
+        shown: b.firstChild && b.firstChild.textContent, hidden: Boolean(b.querySelector('.visually-hidden')),
+      }));
+      assert.deepEqual(label, { shown: 'Accept', hidden: true });
+      assert.equal(await phone.isChecked(), false, 'the refused field is unticked');
+      assert.equal(await phone.isDisabled(), true, 'and cannot be ticked again');
+      await expectText(fromRelay.locator('.field-refused'), 'Not allowed: your terms do not allow sending it to a brand that answered a wish.');
+      assert.equal(await fromRelay.getByRole('checkbox', { name: 'Email address', exact: true }).isChecked(), true, 'the email address stays ticked');
+      const stillPending = await lulu.call('GET', `/relay/v1/intents?cursor=${lulu.cursor}`);
+      assert.ok(!stillPending.data.events.some((e) => e.type === 'vrm.offer.accepted.v1'), 'nothing went to the brand');
+      await capture(page, '05', 'refused');
+    }, 60_000);
+
     await step(t, page, 'accept the relayed offer sending only the email address', async () => {
       const fromRelay = page.locator('li.offer', { hasText: 'Menu du jour' });
-      await fromRelay.getByRole('checkbox', { name: 'Email address', exact: true }).check();
-      await capture(page, '05', 'disclose');
+      assert.equal(await fromRelay.getByRole('checkbox', { name: 'Email address', exact: true }).isChecked(), true);
+      await capture(page, '06', 'disclose');
       await fromRelay.getByRole('button', { name: /^Accept/ }).click();
       const card = page.locator('li.intent', { hasText: WISH });
       await expectText(card.locator('.notice-slot .message-success'),
         `Accepted “Menu du jour”. Sent to ${RELAY_BRAND} through ${relayHost}, encrypted so that only ${RELAY_BRAND} can read it: your email address.`);
-      await capture(page, '06', 'accepted');
+      await capture(page, '07', 'accepted');
     }, 60_000);
 
     await step(t, page, 'the brand gets the message through the relay: the receipt, and only the email address', async () => {

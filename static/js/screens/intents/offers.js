@@ -194,10 +194,10 @@ export function offerItem(view, intent, offer) {
       if (err instanceof Interrupted || !view.container.isConnected) return;
       setBusy(button, false);
       for (const b of [accept, decline]) if (b) b.disabled = false;
-      const message = decisionProblem(err, accepting, relayed);
-      if (disclosure && err instanceof ApiError && err.code === 'grant_not_permitted') {
-        disclosure.refuseNamed(err.serverMessage);
-      }
+      // A field the terms refuse is unticked and locked here, so the next try can succeed.
+      const locked = disclosure && err instanceof ApiError && err.code === 'grant_not_permitted'
+        ? disclosure.refuseNamed(err.serverMessage) : 0;
+      const message = decisionProblem(err, accepting, relayed, locked > 0);
       error.show(message);
       announce([].concat(message).join(' '), { assertive: true });
       if (err instanceof ApiError && [404, 409].includes(err.status)) reloadSoon(view);
@@ -275,14 +275,16 @@ function recordTitleOf(view, path) {
   return recordTitle(record || { path, collection: parts[0], field: parts.slice(1).join('.') });
 }
 
-function decisionProblem(err, accepting, relayed = false) {
+function decisionProblem(err, accepting, relayed = false, unticked = false) {
   const verb = accepting ? 'Not accepted' : 'Not declined';
   if (!(err instanceof ApiError)) return `${verb}: ${errorText(err)}`;
   if (relayed && err.code === 'grant_not_permitted' && err.serverMessage) {
     // The vault names the data the terms refuse to send, in words (its own word for a wish
     // is the API's).
     const words = err.serverMessage.replace(/\ban intent\b/g, 'a wish').replace(/\bintents\b/g, 'wishes').replace(/\bintent\b/g, 'wish');
-    return [`${verb}: ${asSentence(words)}`, 'Untick it to accept without sending it.'];
+    return [`${verb}: ${asSentence(words)}`, unticked
+      ? 'It is unticked now: accept again to send the rest.'
+      : 'Untick it to accept without sending it.'];
   }
   if (err.code === 'grant_not_permitted') {
     // The vault names the refused data and what can still be shared, in words.

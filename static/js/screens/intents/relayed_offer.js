@@ -81,11 +81,13 @@ export function disclosureChoice(offer, requested, titleOf) {
     /**
      * The vault refused a field the terms do not allow, naming it in words
      * ("your phone number"): untick that box and keep it from being ticked
-     * again, saying why beside it.
+     * again, saying why beside it. Returns how many boxes it locked.
      * @param {string} message the vault's sentence
+     * @returns {number}
      */
     refuseNamed(message) {
       const said = String(message || '').toLowerCase();
+      let locked = 0;
       for (const b of boxes) {
         const label = titleOf(b.path).toLowerCase();
         if (!label || !said.includes(label) || b.input.disabled) continue;
@@ -94,7 +96,9 @@ export function disclosureChoice(offer, requested, titleOf) {
         const why = el('p', { class: 'hint field-refused', id: `${b.input.id}-why` }, 'Not allowed: your terms do not allow sending it to a brand that answered a wish.');
         b.input.setAttribute('aria-describedby', why.id);
         b.root.append(why);
+        locked += 1;
       }
+      return locked;
     },
   };
 }
