@@ -520,6 +520,10 @@ struct FakeRelay {
 
 /// A relay that serves whatever offers the test puts in it, forged ones included.
 async fn fake_relay(state: Arc<Mutex<FakeRelay>>) -> String {
+    fake_relay_at(state, "127.0.0.1:0").await
+}
+
+async fn fake_relay_at(state: Arc<Mutex<FakeRelay>>, addr: &str) -> String {
     use axum::extract::State;
     use axum::routing::{get, post};
     type S = Arc<Mutex<FakeRelay>>;
@@ -556,7 +560,7 @@ async fn fake_relay(state: Arc<Mutex<FakeRelay>>) -> String {
         .route("/relay/v1/intents/{id}/messages", post(message))
         .route("/relay/v1/brands/{client_id}", get(brand))
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{addr}")
@@ -693,4 +697,158 @@ async fn an_offer_whose_acceptance_does_not_verify_is_not_shown_but_is_on_the_re
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let _ = enc;
+}
+
+/// The fake relay's messages once there are `n` (at most `within` of waiting).
+async fn messages_when(state: &Arc<Mutex<FakeRelay>>, n: usize, within: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let messages = state.lock().unwrap().messages.clone();
+        if messages.len() >= n {
+            return messages;
+        }
+        assert!(Instant::now() < deadline, "messages so far: {messages:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relayed_intents_survive_a_restart_reach_the_live_stream_expire_and_are_erased() {
+    let state = Arc::new(Mutex::new(FakeRelay::default()));
+    let signing = ClientKey::generate("bistro-sig");
+    let enc = EphemeralPrivateKey::generate(&ECDH_P256, &SystemRandom::new()).unwrap();
+    let point = enc.compute_public_key().unwrap().as_ref().to_vec();
+    state.lock().unwrap().brand = json!({"client_id": "rb_bistro", "name": "Bistro", "jwks": {"keys": [
+        signing.public_jwk(),
+        {"kty": "EC", "crv": "P-256", "kid": "bistro-enc", "use": "enc",
+         "x": b64(&point[1..33]), "y": b64(&point[33..65])},
+    ]}});
+    // The relay's address is taken but nothing answers there yet.
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let (mut vault, owner, client) = vault_with(std::slice::from_ref(&url)).await;
+    let mut soon = lunch("u09tv");
+    soon["expires_at"] = json!(rfc3339(
+        OffsetDateTime::now_utc() + time::Duration::seconds(25)
+    ));
+    let (status, created) = owner
+        .call(&client, Method::POST, "/api/v1/intents", Some(soon))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (status, later) = owner
+        .call(
+            &client,
+            Method::POST,
+            "/api/v1/intents",
+            Some(lunch("u09tv")),
+        )
+        .await;
+    assert_eq!(status, 201, "{later}");
+    let later_id = later["id"].as_str().unwrap().to_owned();
+
+    // The vault stops with both intents unpublished; it starts again on the same data.
+    let data = std::mem::replace(&mut vault.data, TempDir::new().unwrap());
+    drop(vault);
+    let mut cmd = crate::kit::server::serve_command(data.path());
+    cmd.args(["--relay", &url]);
+    let vault = Server::spawn(cmd, data);
+    let owner = Owner {
+        base: vault.url(""),
+        ..owner
+    };
+    let (status, session) = crate::kit::owner::call(
+        &client,
+        Method::POST,
+        &vault.url("/api/v1/session"),
+        None,
+        Some(json!({"passphrase": PASSPHRASE})),
+    )
+    .await;
+    assert_eq!(status, 201, "{session}");
+    let owner = Owner {
+        auth: format!("Bearer {}", session["token"].as_str().unwrap()),
+        ..owner
+    };
+    // Now the relay comes up, on the address the vault was told.
+    let served = fake_relay_on(state.clone(), port).await;
+    assert_eq!(served, url);
+    for intent in [&id, &later_id] {
+        wait_for(
+            &owner,
+            &client,
+            &format!("/api/v1/intents/{intent}"),
+            Duration::from_secs(60),
+            |v| v["relay"]["status"] == "published",
+        )
+        .await;
+    }
+    assert_eq!(
+        state.lock().unwrap().published.len(),
+        2,
+        "each published once"
+    );
+
+    // A relayed offer reaches the app's live stream like a direct one.
+    let stream = client
+        .get(vault.url("/api/v1/events"))
+        .header("authorization", &owner.auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let terms_hash = state.lock().unwrap().published[0]["terms_hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    {
+        let mut offer = with_acceptance(&signing, "bistro-sig", "ri_fake", &terms_hash);
+        let acceptance = offer.as_object_mut().unwrap().remove("acceptance").unwrap();
+        state.lock().unwrap().offers =
+            vec![json!({"n": 1, "id": "ro_live", "intent_id": "ri_fake",
+            "brand": {"client_id": "rb_bistro", "name": "Bistro"},
+            "offer": offer, "acceptance": acceptance})];
+    }
+    let mut body = stream;
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !seen.contains("event: offer") || !seen.contains("\"via\"") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, body.chunk())
+            .await
+            .expect("no offer on the live stream");
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
+    }
+    assert!(seen.contains(&format!("\"via\":\"{url}\"")), "{seen}");
+    assert!(seen.contains("\"verified\":true"), "{seen}");
+    drop(body);
+
+    // The first intent expires: its relay is told.
+    let messages = messages_when(&state, 1, Duration::from_secs(60)).await;
+    assert_eq!(messages[0], json!({"type": "expired"}));
+
+    // Deleting everything tells the relay of the intent still open, before the data is gone.
+    let res = client
+        .delete(vault.url("/api/v1/vault"))
+        .header("authorization", &owner.auth)
+        .json(&json!({"passphrase": PASSPHRASE, "confirm": "delete everything"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let messages = state.lock().unwrap().messages.clone();
+    assert_eq!(
+        messages
+            .iter()
+            .filter(|m| **m == json!({"type": "erasure"}))
+            .count(),
+        1,
+        "only the open intent's relay is asked to erase, once: {messages:?}"
+    );
+    let _ = enc;
+}
+
+/// [`fake_relay`] on a given port.
+async fn fake_relay_on(state: Arc<Mutex<FakeRelay>>, port: u16) -> String {
+    fake_relay_at(state, &format!("127.0.0.1:{port}")).await
 }
