@@ -50,7 +50,7 @@ pub(crate) struct RelayState {
     /// Intents with something to send, by when it is due.
     pub(super) due: Deadlines<String>,
     /// Wakes the outbox task when something new is due.
-    pub(super) wake: tokio::sync::Notify,
+    pub(super) wake: Arc<tokio::sync::Notify>,
     /// (intent id, relay URL) pairs whose offers are being read now.
     pub(super) pollers: Mutex<HashSet<(String, String)>>,
     /// Brands' published records (`{client_id, name, jwks}`) by relay and client id.
@@ -77,7 +77,7 @@ impl RelayState {
             relays: relays.to_vec(),
             client,
             due: Deadlines::new(due),
-            wake: tokio::sync::Notify::new(),
+            wake: Arc::new(tokio::sync::Notify::new()),
             pollers: Mutex::default(),
             brands: Mutex::default(),
         }
@@ -251,13 +251,14 @@ impl OpenVault {
                     .map(|at| std::time::Duration::try_from(at - now).unwrap_or_default())
                     .unwrap_or(MAX_IDLE)
                     .min(MAX_IDLE);
-                let wake = Arc::clone(&vault);
+                // Only the bell is held while waiting, never the vault: locking closes the vault
+                // when its last holder lets go, and unlocking waits for that (lock.rs).
+                let wake = Arc::clone(&vault.relayed.wake);
                 drop(vault);
                 tokio::select! {
-                    _ = wake.relayed.wake.notified() => {}
+                    _ = wake.notified() => {}
                     _ = tokio::time::sleep(wait) => {}
                 }
-                drop(wake);
             }
         });
     }
