@@ -111,9 +111,6 @@ export function offerItem(view, intent, offer) {
         : 'None of your data'),
       fact('Arrived', offer.created_at ? timeEl(offer.created_at) : null),
       status !== 'pending' && offer.decided_at ? fact(status === 'accepted' ? 'You accepted it' : 'You declined it', timeEl(offer.decided_at)) : null,
-      relayed && Array.isArray(offer.disclosed) && offer.disclosed.length
-        ? fact('You sent it', el('ul', { class: 'plain-list' }, offer.disclosed.map((p) => el('li', {}, recordTitleOf(view, p)))))
-        : null,
       offer.grant_id ? fact('Shared', el('a', { href: `#/grants?brand=${encodeURIComponent(offer.client_id)}` }, `See what ${brand} can read`)) : null,
     ),
   );
