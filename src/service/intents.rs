@@ -329,10 +329,7 @@ impl OpenVault {
     pub(super) async fn create_intent_with(
         &self,
         intent: ValidIntent,
-        relay: Option<(
-            crate::domain::relayed::RelayedIntent,
-            crate::crypto::jwt::StoredSigningKey,
-        )>,
+        relay: Option<super::relayed::RelaySetup>,
     ) -> Result<IntentRecord, AppError> {
         let now = self.now();
         let mut disclosed = BTreeMap::new();
@@ -538,7 +535,7 @@ impl OpenVault {
             // there is nothing to announce.
             let closed = self.close_intent(&id, true).await;
             if closed.is_ok() {
-                self.relay_intent_ended(&id, "expired").await;
+                self.relay_intent_ended(&id, "expired").await
             }
             if let Err(e) = closed
                 && !matches!(e, AppError::Conflict(_))
