@@ -219,6 +219,14 @@ test('a wish through the relay on a phone: choose, preview, send, a stranger bra
       assert.ok(!JSON.stringify(heard).includes(EMAIL) && !JSON.stringify(heard).includes(NAME), 'nothing of the person’s data reaches the relay');
       await pollVault(server.url, knownToken, 'the wish', (e) => e.type === 'vrm.intent.created.v1' && e.data.intent.text === WISH);
       await capture(page, '03', 'wish-sent');
+      // On a wide screen the relay's line sits in the card's two columns like the others.
+      await page.setViewportSize(DESKTOP);
+      const row = await card.locator('.relay-line').evaluate((line) => {
+        const [term, value] = [line.querySelector('dt'), line.querySelector('dd')].map((n) => n.getBoundingClientRect());
+        return { sameRow: Math.abs(term.top - value.top) < 2, valueRight: value.left > term.right };
+      });
+      assert.deepEqual(row, { sameRow: true, valueRight: true }, 'the relay line is one row of the card’s facts');
+      await page.setViewportSize(PHONE);
     }, 60_000);
 
     await step(t, page, 'both brands answer; the relayed offer is labelled and set apart', async () => {
