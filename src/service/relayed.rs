@@ -130,6 +130,77 @@ pub(super) fn failure_words(error: &LinkError) -> String {
     }
 }
 
+/// One call to a relay, prepared while holding the vault and made without it, so that a slow
+/// relay never keeps a locked vault alive.
+#[derive(Debug)]
+enum Call {
+    /// The intent ended before this relay was reached: it is given up, nothing is sent.
+    Abandon { target: RelayTarget },
+    Publish {
+        url: RelayUrl,
+        target: RelayTarget,
+        body: Value,
+        ended: bool,
+    },
+    Send {
+        url: RelayUrl,
+        target: RelayTarget,
+        remote_id: String,
+        token: String,
+        body: Value,
+    },
+}
+
+impl Call {
+    async fn make(&self, client: &RelayClient) -> Option<Result<String, LinkError>> {
+        match self {
+            Call::Abandon { .. } => None,
+            Call::Publish { url, body, .. } => Some(client.publish(url, body).await),
+            Call::Send {
+                url,
+                remote_id,
+                token,
+                body,
+                ..
+            } => Some(client.message(url, remote_id, token, body).await),
+        }
+    }
+}
+
+/// Does what is due for one intent at each of its relays, holding the vault only to prepare
+/// and to record.
+async fn relay_work(weak: &Weak<OpenVault>, client: &RelayClient, intent_id: &str) {
+    let Some(vault) = weak.upgrade() else {
+        return;
+    };
+    let calls = match vault.relay_calls(intent_id) {
+        Ok(calls) => calls,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading an intent for its relays");
+            vault.relay_due(intent_id, vault.now() + time::Duration::seconds(5));
+            return;
+        }
+    };
+    drop(vault);
+    for call in calls {
+        let result = call.make(client).await;
+        let Some(vault) = weak.upgrade() else {
+            return;
+        };
+        if let Err(e) = vault.record_call(intent_id, call, result).await {
+            tracing::warn!(error = %e, "recording a relay outcome");
+            vault.relay_due(intent_id, vault.now() + time::Duration::seconds(5));
+        }
+    }
+    // Something may be left due (a message after the one just sent).
+    if let Some(vault) = weak.upgrade()
+        && let Ok(record) = vault.intent(intent_id)
+        && let Some(at) = record.relay.as_ref().and_then(RelayedIntent::next_due)
+    {
+        vault.relay_due(intent_id, at);
+    }
+}
+
 impl OpenVault {
     /// The relays this vault publishes to (`serve --relay`).
     pub fn relays(&self) -> &[RelayUrl] {
@@ -245,9 +316,14 @@ impl OpenVault {
                     return;
                 }
                 let now = vault.clock.now();
-                for (_, id) in vault.relayed.due.take_due(now) {
-                    vault.relay_work(&client, &id).await;
+                let due = vault.relayed.due.take_due(now);
+                drop(vault);
+                for (_, id) in due {
+                    relay_work(&weak, &client, &id).await;
                 }
+                let Some(vault) = Weak::upgrade(&weak) else {
+                    return;
+                };
                 let now = vault.clock.now();
                 let wait = vault
                     .relayed
@@ -329,72 +405,108 @@ impl OpenVault {
         Ok(updated)
     }
 
-    /// Does what is due for one intent at each of its relays.
-    async fn relay_work(self: &Arc<Self>, client: &RelayClient, intent_id: &str) {
+    /// The calls due now for one intent, one per relay with something to send.
+    fn relay_calls(&self, intent_id: &str) -> Result<Vec<Call>, AppError> {
         let record = match self.intent(intent_id) {
             Ok(record) => record,
-            Err(AppError::NotFound(_)) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading an intent for its relays");
-                self.relay_due(intent_id, self.now() + time::Duration::seconds(5));
-                return;
-            }
+            Err(AppError::NotFound(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
         };
         let (Some(relayed), Some(key)) = (&record.relay, &record.relay_key) else {
-            return;
+            return Ok(Vec::new());
         };
         let now = self.now();
+        let mut calls = Vec::new();
         for target in &relayed.targets {
             if !target.has_work() || target.next_attempt_at.is_some_and(|at| at > now) {
                 continue;
             }
-            let result = match target.status {
-                TargetStatus::Pending => {
-                    self.publish_to(client, &record, relayed, target, now).await
+            let url = RelayUrl::parse(&target.url)
+                .map_err(|_| AppError::broken("a stored relay URL does not parse"))?;
+            match target.status {
+                TargetStatus::Pending if !record.intent.is_open(now) => {
+                    calls.push(Call::Abandon {
+                        target: target.clone(),
+                    });
                 }
-                TargetStatus::Published => self.send_first(client, &record, key, target).await,
-                TargetStatus::Failed => Ok(()),
-            };
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "recording a relay outcome");
-                self.relay_due(intent_id, now + time::Duration::seconds(5));
+                TargetStatus::Pending => calls.push(Call::Publish {
+                    url,
+                    target: target.clone(),
+                    body: relayed.body.clone(),
+                    ended: relayed.ended,
+                }),
+                TargetStatus::Published => {
+                    let (Some(message), Some(remote_id)) =
+                        (target.outbox.first(), &target.remote_id)
+                    else {
+                        continue;
+                    };
+                    let key = key
+                        .open()
+                        .map_err(|e| AppError::internal("opening the intent's key", e))?;
+                    let token = intent_token(&key, remote_id, &url.messages_url(remote_id), now)?;
+                    calls.push(Call::Send {
+                        target: target.clone(),
+                        remote_id: remote_id.clone(),
+                        token,
+                        body: message.body.clone(),
+                        url,
+                    });
+                }
+                TargetStatus::Failed => {}
             }
         }
-        // Something may be left due (a message after the one just sent).
-        if let Ok(record) = self.intent(intent_id)
-            && let Some(at) = record.relay.as_ref().and_then(RelayedIntent::next_due)
-        {
-            self.relay_due(intent_id, at);
-        }
+        Ok(calls)
     }
 
-    async fn publish_to(
+    /// Records what one call did.
+    async fn record_call(
         self: &Arc<Self>,
-        client: &RelayClient,
-        record: &IntentRecord,
-        relayed: &RelayedIntent,
+        intent_id: &str,
+        call: Call,
+        result: Option<Result<String, LinkError>>,
+    ) -> Result<(), AppError> {
+        let now = self.now();
+        match (call, result) {
+            (Call::Abandon { target }, _) => {
+                let why = "the intent ended before the relay could be reached".to_owned();
+                self.update_target(
+                    intent_id,
+                    &target.url,
+                    move |t, _| {
+                        if t.status == TargetStatus::Pending {
+                            t.status = TargetStatus::Failed;
+                            t.next_attempt_at = None;
+                            t.error = Some(why);
+                        }
+                    },
+                    None,
+                )
+                .await?;
+            }
+            (Call::Publish { target, ended, .. }, Some(result)) => {
+                self.record_publish(intent_id, &target, ended, result, now)
+                    .await?;
+            }
+            (Call::Send { target, body, .. }, Some(result)) => {
+                self.record_send(intent_id, &target, body, result, now)
+                    .await?;
+            }
+            (_, None) => {}
+        }
+        Ok(())
+    }
+
+    async fn record_publish(
+        self: &Arc<Self>,
+        intent_id: &str,
         target: &RelayTarget,
+        ended: bool,
+        result: Result<String, LinkError>,
         now: OffsetDateTime,
     ) -> Result<(), AppError> {
-        let id = record.intent.id.clone();
-        if !record.intent.is_open(now) {
-            let why = "the intent ended before the relay could be reached".to_owned();
-            self.update_target(
-                &id,
-                &target.url,
-                move |t, _| {
-                    t.status = TargetStatus::Failed;
-                    t.next_attempt_at = None;
-                    t.error = Some(why);
-                },
-                None,
-            )
-            .await?;
-            return Ok(());
-        }
-        let url = RelayUrl::parse(&target.url)
-            .map_err(|_| AppError::broken("a stored relay URL does not parse"))?;
-        match client.publish(&url, &relayed.body).await {
+        let id = intent_id.to_owned();
+        match result {
             Ok(remote_id) => {
                 let attempts = target.failures + 1;
                 let event = Event::system("relay.published").with_detail(json!({
@@ -421,7 +533,7 @@ impl OpenVault {
                     Some(event),
                 )
                 .await?;
-                if !relayed.ended {
+                if !ended {
                     self.start_polling(&id, &target.url);
                 }
             }
@@ -459,28 +571,17 @@ impl OpenVault {
         Ok(())
     }
 
-    /// Sends the first message waiting for one relay.
-    async fn send_first(
+    async fn record_send(
         &self,
-        client: &RelayClient,
-        record: &IntentRecord,
-        key: &StoredSigningKey,
+        intent_id: &str,
         target: &RelayTarget,
+        sent_body: Value,
+        result: Result<String, LinkError>,
+        now: OffsetDateTime,
     ) -> Result<(), AppError> {
-        let (Some(message), Some(remote_id)) = (target.outbox.first(), &target.remote_id) else {
-            return Ok(());
-        };
-        let id = record.intent.id.clone();
-        let url = RelayUrl::parse(&target.url)
-            .map_err(|_| AppError::broken("a stored relay URL does not parse"))?;
-        let key = key
-            .open()
-            .map_err(|e| AppError::internal("opening the intent's key", e))?;
-        let now = self.now();
-        let token = intent_token(&key, remote_id, &url.messages_url(remote_id), now)?;
-        let kind = message.body["type"].as_str().unwrap_or_default().to_owned();
-        let sent_body = message.body.clone();
-        match client.message(&url, remote_id, &token, &message.body).await {
+        let id = intent_id.to_owned();
+        let kind = sent_body["type"].as_str().unwrap_or_default().to_owned();
+        match result {
             Ok(_) => {
                 let event = Event::system("relay.message_sent").with_detail(json!({
                     "intent": id, "relay": target.url, "type": kind,

@@ -95,9 +95,14 @@ export function announce(text, { assertive = false } = {}) {
   }, 60);
 }
 
+// What a busy button showed before, node for node: its text alone would turn a part meant
+// only for screen readers (srOnly) into visible text when it comes back.
+const labelsBeforeBusy = new WeakMap();
+
 /** Show a button as busy: disabled, with a progress label. */
 export function setBusy(button, busy, busyLabel) {
   if (busy) {
+    if (!labelsBeforeBusy.has(button)) labelsBeforeBusy.set(button, [...button.childNodes]);
     if (!button.dataset.label) button.dataset.label = button.textContent;
     // A focused button that gets disabled drops focus to <body>; remember
     // it so focus can come back when the work is done.
@@ -106,7 +111,10 @@ export function setBusy(button, busy, busyLabel) {
     button.disabled = true;
     button.setAttribute('aria-busy', 'true');
   } else {
-    if (button.dataset.label) button.textContent = button.dataset.label;
+    const before = labelsBeforeBusy.get(button);
+    if (before) button.replaceChildren(...before);
+    else if (button.dataset.label) button.textContent = button.dataset.label;
+    labelsBeforeBusy.delete(button);
     delete button.dataset.label;
     button.disabled = false;
     button.removeAttribute('aria-busy');

@@ -134,10 +134,10 @@ function slug(text) {
 /**
  * Start vrm-vault on 127.0.0.1:0 (or `listen`, to come back on the address
  * of a server stopped before, as a restart does); resolves once it printed
- * its address.
+ * its address. `args` are more options for `serve` (`--relay URL`).
  */
-export function startServer(dataDir, { listen = '127.0.0.1:0' } = {}) {
-  const child = spawn(SERVER_BIN, ['serve', '--data-dir', dataDir, '--listen', listen], {
+export function startServer(dataDir, { listen = '127.0.0.1:0', args = [] } = {}) {
+  const child = spawn(SERVER_BIN, ['serve', '--data-dir', dataDir, '--listen', listen, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1' },
   });

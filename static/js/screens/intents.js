@@ -22,6 +22,7 @@ import { listenForOffers } from '../live.js';
 import { renderForm } from './intents/composer.js';
 import { findIntentCard, renderIntents, updateOfferCount } from './intents/list.js';
 import { offerItem } from './intents/offers.js';
+import { loadRelays, watchRelayStatus } from './intents/relay.js';
 
 /**
  * The vault's limits for a new wish, served with its categories by
@@ -40,6 +41,7 @@ export function render(container, ctx) {
     focusIntent: ctx.query().get('intent'),
     categories: [],
     limits: /** @type {IntentLimits | null} */ (null), // from GET /api/v1/intent-categories
+    relays: /** @type {import('./intents/relay_words.js').RelayInfo[]} */ ([]), // from GET /api/v1/relays
     labels: new Map(), // category id -> "Food and drink › Lunch"
     recordList: [],
     records: new Map(), // path -> record
@@ -47,6 +49,7 @@ export function render(container, ctx) {
     open: new Set(), // ids of the wishes whose offers are shown
     loaded: false,
     heading: el('h1', {}, 'Wishes'),
+    lead: el('p', { class: 'lead' }, 'Tell brands what you are looking for without being tracked: only brands that accepted terms allowing it hear your wish, and they answer with offers you can take or leave.'),
     formHost: el('div', { class: 'intent-form-host', 'aria-busy': 'true' }, el('p', { class: 'loading' }, 'Loading the kinds of wishes…')),
     formNotice: el('div', { class: 'notice-slot' }),
     listHeading: el('h2', { id: 'intents-list-heading', tabindex: '-1' }, 'Your wishes'),
@@ -59,7 +62,7 @@ export function render(container, ctx) {
 
   container.append(
     view.heading,
-    el('p', { class: 'lead' }, 'Tell brands what you are looking for without being tracked: only brands that accepted terms allowing it hear your wish, and they answer with offers you can take or leave.'),
+    view.lead,
 
     el('section', { 'aria-labelledby': 'intent-new-heading' },
       el('h2', { id: 'intent-new-heading' }, 'Make a wish'),
@@ -78,8 +81,10 @@ export function render(container, ctx) {
 
   startLive(view);
   loadAll(view);
+  const stopRelayStatus = watchRelayStatus(view);
   return () => {
     view.stopLive();
+    stopRelayStatus();
     window.clearTimeout(view.reloadTimer);
   };
 }
@@ -92,11 +97,18 @@ function optional(promise) {
 }
 
 async function loadAll(view) {
-  const [taxonomy, records] = await Promise.all([
+  const [taxonomy, records, relays] = await Promise.all([
     optional(api('GET', '/api/v1/intent-categories').then(({ data }) => data || {})),
     optional(fetchAllRecords()),
+    optional(loadRelays()),
   ]);
-  if (!view.container.isConnected || [taxonomy, records].includes(INTERRUPTED)) return;
+  if (!view.container.isConnected || [taxonomy, records, relays].includes(INTERRUPTED)) return;
+  // Without an answer about relays the wish goes to brands the person knows, as it always could.
+  view.relays = Array.isArray(relays) ? relays : [];
+  if (view.relays.length) {
+    // With a relay, brands there hear a wish before they accept anything: the lead says so.
+    view.lead.textContent = 'Tell brands what you are looking for without being tracked. Brands you know hear your wish if they accepted terms allowing it; if you choose, so do brands you have never met, through a relay, which must accept your terms to answer. They answer with offers you can take or leave.';
+  }
   // The vault's own limits for a new wish come with its categories, so this screen keeps no copy
   // of them that could drift; without them the form cannot check a wish, so it is not shown.
   const categories = taxonomy instanceof Error ? taxonomy
@@ -225,7 +237,7 @@ function offerArrived(view, offer) {
   if (!view.container.isConnected) return;
   const intent = view.intents.find((i) => i.id === offer.intent_id);
   const card = findIntentCard(view, offer.intent_id);
-  const brand = offer.brand_name || 'A brand';
+  const brand = offer.brand_name || (offer.brand && offer.brand.name) || 'A brand';
   if (!intent || !card) {
     // A wish made elsewhere (another tab, the API): show the list anew.
     announce(`New offer from ${brand}: “${offer.name || 'an offer'}”.`);

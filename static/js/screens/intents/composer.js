@@ -12,6 +12,7 @@ import { errorText, showNotice } from '../../cards.js';
 import { fieldLabel, rfc3339 } from '../../grants.js';
 import { encode, GEOHASH_PATTERN } from '../../geohash.js';
 import { categoryLabel, loadIntents } from '../intents.js';
+import { audienceChoice, showPreview, sentText } from './relay.js';
 
 /** @typedef {import('../intents.js').IntentLimits} IntentLimits */
 
@@ -124,11 +125,18 @@ export function renderForm(view, { recordsFailed }) {
   const where = locationFields(view);
   const more = moreFields(limits);
   const disclose = discloseFields(view, recordsFailed);
+  // Who hears it: only when the vault has a relay. A wish for the relay carries none of the
+  // person's data (the vault refuses it), so the data choice goes away while it is chosen.
+  const audience = view.relays.length
+    ? audienceChoice(view.relays, (relay) => { disclose.root.hidden = relay; })
+    : null;
 
   const error = formError();
   const submit = el('button', { type: 'submit', class: 'button primary' }, 'Send my wish');
   const form = el('form', { class: 'form intent-form', novalidate: true, 'aria-labelledby': 'intent-new-heading' },
-    category.root, text.root, expiry.root, where.root, more.root, disclose.root, error.node, actions(submit));
+    category.root, text.root, expiry.root, where.root, more.root, audience ? audience.root : null, disclose.root, error.node, actions(submit));
+  // Where "what the relay will see" is shown, in place of the form, before a wish goes there.
+  const previewHost = el('div', { class: 'relay-preview-host' });
 
   // The fields a problem can be about, by the name the vault gives them.
   const byName = {
@@ -152,6 +160,85 @@ export function renderForm(view, { recordsFailed }) {
     f.root.addEventListener('input', clear);
     f.root.addEventListener('change', clear);
   }
+
+  /** Back from the relay's preview to the form, as the person left it. */
+  const showForm = () => {
+    previewHost.replaceChildren();
+    form.hidden = false;
+  };
+
+  /** The vault refused the wish (or its preview): say why, next to the field when it names one. */
+  const refused = (err) => {
+    showForm();
+    const at = err instanceof ApiError && err.code === 'invalid_intent' ? err.at : null;
+    if (at && byName[at]) {
+      const message = intentProblem(at, err.serverMessage, limits);
+      byName[at].setError(message);
+      error.show(`Not sent: ${message}`);
+      announce(`Not sent: ${message}`, { assertive: true });
+      focusProblem(byName[at]);
+    } else {
+      const message = err instanceof ApiError && err.code === 'invalid_intent' && err.serverMessage
+        ? `Not sent: ${asSentence(err.serverMessage)}`
+        : `Not sent: ${errorText(err)}`;
+      error.show(message);
+      announce(message, { assertive: true });
+      focusElement(error.node);
+    }
+  };
+
+  const send = async (body, button) => {
+    setBusy(button, true, 'Sending…');
+    try {
+      const { data: intent } = await api('POST', '/api/v1/intents', { body });
+      if (!view.container.isConnected) return;
+      text.control.value = '';
+      more.reset();
+      disclose.reset();
+      showForm();
+      const count = Number(intent && intent.recipients_count) || 0;
+      const what = categoryLabel(view, body.category);
+      let notice;
+      if (body.relay) notice = sentText(view, intent, count);
+      else if (count) notice = `Your wish was sent to ${plural(count, 'brand')}. Their offers appear under “Your wishes” as they arrive.`;
+      else notice = `Your wish is saved, but no brand heard it: no brand that accepted terms allowing wishes asked for “${what}”${body.location ? ' in that area' : ''}.`;
+      const box = showNotice(view.formNotice, notice, count || body.relay ? 'success' : 'info');
+      if (body.relay) focusElement(box);
+      await loadIntents(view);
+    } catch (err) {
+      if (err instanceof Interrupted || !view.container.isConnected) return;
+      refused(err);
+    } finally {
+      setBusy(button, false);
+    }
+  };
+
+  /** Ask the vault what the relay would get, and show it in words before anything goes. */
+  const preview = async (body) => {
+    setBusy(submit, true, 'Checking…');
+    try {
+      const { data } = await api('POST', '/api/v1/intents/relay-preview', { body });
+      if (!view.container.isConnected) return;
+      form.hidden = true;
+      showPreview(view, {
+        host: previewHost,
+        body,
+        preview: data || {},
+        fromMyLocation: where.usedMyLocation(),
+        onSend: (button) => send(body, button),
+        onBack: () => {
+          showForm();
+          announce('Back to your wish: change it, then send it again.');
+          submit.focus();
+        },
+      });
+    } catch (err) {
+      if (err instanceof Interrupted || !view.container.isConnected) return;
+      refused(err);
+    } finally {
+      setBusy(submit, false);
+    }
+  };
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -181,50 +268,20 @@ export function renderForm(view, { recordsFailed }) {
 
     where.read(body, problem);
     more.read(body, problem);
-    disclose.read(body, problem);
+    const relay = Boolean(audience && audience.wantsRelay());
+    if (relay) body.relay = true;
+    else disclose.read(body, problem);
 
     if (problems.length) {
       announce('Please check the marked fields.', { assertive: true });
       focusProblem(problems[0]);
       return;
     }
-
-    setBusy(submit, true, 'Sending…');
-    try {
-      const { data: intent } = await api('POST', '/api/v1/intents', { body });
-      if (!view.container.isConnected) return;
-      text.control.value = '';
-      more.reset();
-      disclose.reset();
-      const count = Number(intent && intent.recipients_count) || 0;
-      const what = categoryLabel(view, body.category);
-      showNotice(view.formNotice, count
-        ? `Your wish was sent to ${plural(count, 'brand')}. Their offers appear under “Your wishes” as they arrive.`
-        : `Your wish is saved, but no brand heard it: no brand that accepted terms allowing wishes asked for “${what}”${body.location ? ' in that area' : ''}.`,
-      count ? 'success' : 'info');
-      await loadIntents(view);
-    } catch (err) {
-      if (err instanceof Interrupted || !view.container.isConnected) return;
-      const at = err instanceof ApiError && err.code === 'invalid_intent' ? err.at : null;
-      if (at && byName[at]) {
-        const message = intentProblem(at, err.serverMessage, limits);
-        byName[at].setError(message);
-        error.show(`Not sent: ${message}`);
-        announce(`Not sent: ${message}`, { assertive: true });
-        focusProblem(byName[at]);
-      } else {
-        const message = err instanceof ApiError && err.code === 'invalid_intent' && err.serverMessage
-          ? `Not sent: ${asSentence(err.serverMessage)}`
-          : `Not sent: ${errorText(err)}`;
-        error.show(message);
-        announce(message, { assertive: true });
-      }
-    } finally {
-      setBusy(submit, false);
-    }
+    if (relay) await preview(body);
+    else await send(body, submit);
   });
 
-  view.formHost.replaceChildren(form);
+  view.formHost.replaceChildren(form, previewHost);
   view.formHost.removeAttribute('aria-busy');
 }
 
@@ -328,6 +385,8 @@ function locationFields(view) {
     root: group.root,
     geohash,
     radius,
+    /** Whether the area is the person's own position, cut to the chosen size. */
+    usedMyLocation: () => finest !== null && geohash.control.value.trim().length > 0,
     read(body, problem) {
       const code = geohash.control.value.trim().toLowerCase();
       if (!code) return;

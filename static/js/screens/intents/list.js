@@ -10,6 +10,7 @@ import { fieldLabel } from '../../grants.js';
 import { categoryLabel, loadIntents } from '../intents.js';
 import { CELL_SIZES } from './composer.js';
 import { showOffers } from './offers.js';
+import { relayFact } from './relay_words.js';
 
 const INTENT_STATUS = {
   open: 'Open',
@@ -95,7 +96,10 @@ function intentItem(view, intent) {
     el('dl', { class: 'facts' },
       fact('Kind', categoryLabel(view, intent.category)),
       fact(until, intent.expires_at ? timeEl(intent.expires_at) : null),
-      fact('Heard by', recipients ? plural(recipients, 'brand') : 'No brand'),
+      intent.relay
+        ? fact('Brands you know', recipients ? `${plural(recipients, 'brand')} heard it` : 'None asked for this kind of wish')
+        : fact('Heard by', recipients ? plural(recipients, 'brand') : 'No brand'),
+      intent.relay ? el('div', { class: 'relay-line' }, relayFact(intent)) : null,
       fact('Offers', el('span', { class: 'offers-count' }, offersCountText(intent, view.limits))),
       fact('Where', locationText(intent.location)),
       intent.window ? fact('When', [timeEl(intent.window.from), ' to ', timeEl(intent.window.to)]) : null,
@@ -107,7 +111,7 @@ function intentItem(view, intent) {
         : 'None of your data'),
       fact('Made', intent.created_at ? timeEl(intent.created_at) : null),
     ),
-    recipients ? null : el('p', { class: 'hint' }, 'No brand that accepted terms allowing wishes asked for this kind of wish when you made it, so nobody heard it.'),
+    recipients || intent.relay ? null : el('p', { class: 'hint' }, 'No brand that accepted terms allowing wishes asked for this kind of wish when you made it, so nobody heard it.'),
     el('div', { class: 'notice-slot' }),
     el('div', { class: 'card-actions' }, toggle, withdraw, erase),
     el('div', { class: 'confirm-slot' }),

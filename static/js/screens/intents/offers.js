@@ -5,12 +5,13 @@
 import { api, ApiError, Interrupted } from '../../api.js';
 import { el, srOnly, messageBox, announce, setBusy, timeEl } from '../../dom.js';
 import { field, checkbox, formError, actions } from '../../form.js';
-import { plural } from '../../errors.js';
+import { plural, asSentence } from '../../errors.js';
 import { recordTitle } from '../../records.js';
 import { errorText, fact } from '../../cards.js';
 import { INTENTCASTING_PURPOSE } from '../../grants.js';
 import { loadIntents, reloadSoon } from '../intents.js';
 import { updateOfferCount, money, noticeOnCard } from './list.js';
+import { isRelayed, isVerified, offerBrandName, relayedLabel, disclosureChoice, acceptedText } from './relayed_offer.js';
 
 // How long an accepted offer's brand may read the data it asked for.
 const SHARE_CHOICES = [
@@ -82,7 +83,9 @@ function fulfilmentWhen(f) {
 export function offerItem(view, intent, offer) {
   const status = offer.status || 'pending';
   const name = String(offer.name || 'An offer');
-  const brand = String(offer.brand_name || 'A brand');
+  // An offer through the relay comes from a brand the person never invited: labelled as such.
+  const relayed = isRelayed(offer);
+  const brand = offerBrandName(offer);
   const requested = Array.isArray(offer.data_requested) ? offer.data_requested : [];
   const expired = offer.valid_until && Date.parse(offer.valid_until) <= Date.now();
   const pending = status === 'pending';
@@ -91,11 +94,11 @@ export function offerItem(view, intent, offer) {
   const canAccept = pending && !expired && intent.status === 'open';
   const fulfilment = offer.fulfilment || null;
 
-  const item = el('li', { class: `card offer status-${status}`, 'data-id': String(offer.id) },
+  const item = el('li', { class: `card offer status-${status}${relayed ? ' offer-relayed' : ''}`, 'data-id': String(offer.id) },
     el('p', { class: 'card-title' },
       el('strong', {}, name), ' ',
       el('span', { class: `tag tag-${status}` }, OFFER_STATUS[status] || status)),
-    el('p', { class: 'offer-brand' }, 'From ', el('strong', {}, brand)),
+    relayed ? relayedLabel(offer) : el('p', { class: 'offer-brand' }, 'From ', el('strong', {}, brand)),
     el('dl', { class: 'facts' },
       fact('Price', money(offer.price)),
       fact(expired ? 'Was valid until' : 'Valid until', offer.valid_until ? timeEl(offer.valid_until) : null),
@@ -123,7 +126,17 @@ export function offerItem(view, intent, offer) {
   /** @type {{ path: string, input: HTMLInputElement }[]} */
   let shareBoxes = [];
   let hours = null;
-  if (canAccept && requested.length) {
+  // A relayed brand gets copies, encrypted to it, instead of a grant to read for a while.
+  /** @type {null | ReturnType<typeof disclosureChoice>} */
+  let disclosure = null;
+  if (canAccept && requested.length && relayed) {
+    if (isVerified(offer)) {
+      disclosure = disclosureChoice(offer, requested, (p) => recordTitleOf(view, p));
+      item.append(disclosure.root);
+    } else {
+      item.append(el('p', { class: 'hint' }, 'Nothing of yours can be sent to a brand whose identity was not checked. You can still accept or decline.'));
+    }
+  } else if (canAccept && requested.length) {
     const sharing = shareChoice(view, offer, brand, requested);
     shareBoxes = sharing.boxes;
     hours = sharing.hours;
@@ -139,12 +152,19 @@ export function offerItem(view, intent, offer) {
 
   const decide = async (button, accepting) => {
     error.clear();
-    const chosen = shareBoxes.filter((b) => b.input.checked && !b.input.disabled).map((b) => b.path);
-    /** @type {{ share: boolean, expires_in_hours?: number, fields?: string[] } | undefined} */
-    const body = accepting ? { share: chosen.length > 0 } : undefined;
-    if (body && body.share) {
-      body.expires_in_hours = Number(hours.value);
-      body.fields = chosen;
+    const chosen = relayed
+      ? (disclosure ? disclosure.chosen() : [])
+      : shareBoxes.filter((b) => b.input.checked && !b.input.disabled).map((b) => b.path);
+    /** @type {{ share?: boolean, expires_in_hours?: number, fields?: string[], disclose?: string[] } | undefined} */
+    let body;
+    if (accepting && relayed) {
+      body = { disclose: chosen };
+    } else if (accepting) {
+      body = { share: chosen.length > 0 };
+      if (body.share) {
+        body.expires_in_hours = Number(hours.value);
+        body.fields = chosen;
+      }
     }
     setBusy(button, true, accepting ? 'Accepting…' : 'Declining…');
     for (const b of [accept, decline]) if (b && b !== button) b.disabled = true;
@@ -155,6 +175,10 @@ export function offerItem(view, intent, offer) {
       let text;
       if (!accepting) {
         text = `Declined “${name}”. ${brand} has been told.`;
+      } else if (relayed) {
+        // The vault says what it sent; what was ticked, should the answer lack it.
+        const sent = data && data.sent && Array.isArray(data.sent.disclosed) ? data.sent.disclosed : chosen;
+        text = acceptedText(offer, name, sent.map((p) => recordTitleOf(view, p)));
       } else if (data && data.grant_id) {
         const choice = SHARE_CHOICES.find((c) => c.hours === body.expires_in_hours);
         const what = chosen.map((p) => recordTitleOf(view, p)).join(', ');
@@ -167,7 +191,10 @@ export function offerItem(view, intent, offer) {
       if (err instanceof Interrupted || !view.container.isConnected) return;
       setBusy(button, false);
       for (const b of [accept, decline]) if (b) b.disabled = false;
-      const message = decisionProblem(err, accepting);
+      // A field the terms refuse is unticked and locked here, so the next try can succeed.
+      const locked = disclosure && err instanceof ApiError && err.code === 'grant_not_permitted'
+        ? disclosure.refuseNamed(err.serverMessage) : 0;
+      const message = decisionProblem(err, accepting, relayed, locked > 0);
       error.show(message);
       announce([].concat(message).join(' '), { assertive: true });
       if (err instanceof ApiError && [404, 409].includes(err.status)) reloadSoon(view);
@@ -245,9 +272,17 @@ function recordTitleOf(view, path) {
   return recordTitle(record || { path, collection: parts[0], field: parts.slice(1).join('.') });
 }
 
-function decisionProblem(err, accepting) {
+function decisionProblem(err, accepting, relayed = false, unticked = false) {
   const verb = accepting ? 'Not accepted' : 'Not declined';
   if (!(err instanceof ApiError)) return `${verb}: ${errorText(err)}`;
+  if (relayed && err.code === 'grant_not_permitted' && err.serverMessage) {
+    // The vault names the data the terms refuse to send, in words (its own word for a wish
+    // is the API's).
+    const words = err.serverMessage.replace(/\ban intent\b/g, 'a wish').replace(/\bintents\b/g, 'wishes').replace(/\bintent\b/g, 'wish');
+    return [`${verb}: ${asSentence(words)}`, unticked
+      ? 'It is unticked now: accept again to send the rest.'
+      : 'Untick it to accept without sending it.'];
+  }
   if (err.code === 'grant_not_permitted') {
     // The vault names the refused data and what can still be shared, in words.
     return [`${verb}: ${err.serverMessage || 'your terms do not allow sharing this data with this brand.'}`,
