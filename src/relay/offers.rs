@@ -19,8 +19,6 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use futures_util::StreamExt as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -31,7 +29,7 @@ use super::brands::Authenticated;
 use super::error::RelayError;
 use super::nats::OFFERS;
 use super::record::IntentStatus;
-use crate::crypto::{self, jwt, relay_jwks};
+use crate::crypto::{self, jwt, relay_jose, relay_jwks};
 use crate::domain::offers::NewOffer;
 
 /// The longest a vault's read of offers is held waiting for one.
@@ -60,11 +58,10 @@ fn offer_error(code: &'static str, message: impl Into<String>, at: &'static str)
     RelayError::invalid(code, message, at)
 }
 
-/// The base64url SHA-256 of the RFC 8785 form of the offer body without `acceptance`.
+/// The base64url SHA-256 of the RFC 8785 form of the offer body without `acceptance`: the same
+/// digest a vault recomputes ([`relay_jose::offer_digest`]).
 pub fn offer_digest(offer: &Value) -> Result<String, RelayError> {
-    let canonical = serde_json_canonicalizer::to_vec(offer)
-        .map_err(|e| RelayError::internal("canonicalising an offer", e))?;
-    Ok(B64.encode(crypto::sha256(&canonical)))
+    relay_jose::offer_digest(offer).map_err(|e| RelayError::internal("canonicalising an offer", e))
 }
 
 impl Relay {
