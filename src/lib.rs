@@ -10,15 +10,18 @@
 //!
 //! Each outside dependency is owned by one module, and the boundaries are invariants: only
 //! `crypto` imports ring and holds key bytes, only `store` imports sled, only `http` imports axum,
-//! only `relay` imports the NATS client, only `webhooks` makes outbound requests, and `domain`
-//! does no I/O, reads no clock and does no cryptography. One line per module; each module's own docs hold the detail.
+//! only `relay` imports the NATS client, only `webhooks` and `relay_link` make outbound
+//! requests, and `domain` does no I/O, reads no clock and does no cryptography. One entry per
+//! module; each module's own docs hold the detail.
 //!
 //! - [`crypto`] — AES-256-GCM sealing, the shreddable bucket keys, HKDF and HMAC, the
 //!   Argon2id-wrapped key file, JWTs (ES256 signing key kept as
 //!   [`crypto::jwt::StoredSigningKey`], pinned-algorithm verification, client assertions), DPoP
 //!   proofs and their RFC 7638 thumbprints ([`crypto::dpop`]), device cookies for the login
 //!   back-off ([`crypto::device`], their key in a file of its own, usable while sealed),
-//!   per-brand aliases of the vault's ids ([`crypto::alias`]) and the relay's brand key sets.
+//!   per-brand aliases of the vault's ids ([`crypto::alias`]), the relay's brand key sets, and
+//!   the relay's JOSE ([`crypto::relay_jose`]: offer digests, acceptance checks, and the
+//!   ECDH-ES/A256GCM JWE of disclosed fields, composed on ring).
 //! - [`store`] — sealed values in sled, one writer thread that commits groups atomically and
 //!   flushes before answering, transactions, raw sealed entries for backups,
 //!   [`store::Table`], a tree with its value type, and per-tree disk use.
@@ -30,8 +33,8 @@
 //!   choosing from a template, [`domain::terms::guided`]), brands and agreements, data grants
 //!   with [`domain::grants::decide_use`] (the property-tested decision whether a brand may use
 //!   a grant now) and per-field sharing verdicts, intents and their subscription index,
-//!   offers, the Activity screen's plain sentences, and webhook delivery health
-//!   ([`domain::delivery`]).
+//!   offers, what a relay may see of an intent ([`domain::relayed`]), the Activity screen's
+//!   plain sentences, and webhook delivery health ([`domain::delivery`]).
 //! - [`service`] — the use cases: the vault's phases ([`service::Vault`]: setup, sealed,
 //!   unsealed, locking from the app, erasing), the open vault's small core
 //!   ([`service::OpenVault`]: store, writer, clock, caches, and [`service::OpenVault::change`],
@@ -41,7 +44,9 @@
 //!   deadline; nothing polls). What new terms do to brands that agreed to older ones is
 //!   `service::terms_change`; every identifier a brand receives is its own
 //!   (`service::aliases`, applied where brand events are written); a restored vault holds every
-//!   brand until the person resumes it (`service::restored`).
+//!   brand until the person resumes it (`service::restored`); intents sent through relays,
+//!   with their durable publish outbox, verified offers and messages to relayed brands
+//!   (`service::relayed`, `service::relayed_offers`).
 //! - [`http`] — one router listing every route (also the OpenAPI document, completed with the
 //!   event catalogue in its `webhooks` section by `http::catalogue`), extractors for
 //!   authorization ([`http::auth::OwnerSession`], [`http::brand_api::BrandToken`], with DPoP),
@@ -51,11 +56,17 @@
 //!   brand routes answer while the vault holds no clients (`http::no_vault`), the relay's routes
 //!   (`http::relay`), and the hardened connection loop ([`http::serve::serve_with_limits`]) that
 //!   serves the API and the metrics listener alike.
-//! - [`relay`] — the intent relay (`vrm-vault relay`, DESIGN §11, being built): a stateless
-//!   front over NATS JetStream and the only module that imports `async-nats`: admitted brands
-//!   and their `private_key_jwt` tokens, subscriptions matched with the domain's index, vaults'
-//!   intents, brands' feeds and webhook deliveries through one shared work-queue consumer, and
-//!   offers with signed acceptances.
+//! - [`relay`] — the intent relay (`vrm-vault relay`, DESIGN §11): a stateless front over NATS
+//!   JetStream and the only module that imports `async-nats`: admitted brands and their
+//!   `private_key_jwt` tokens, subscriptions matched with the domain's index, vaults' intents
+//!   (`relay::record`: an intent's record, its id derived from its key), brands' feeds and
+//!   webhook deliveries through one shared work-queue consumer (`relay::events`), offers with
+//!   signed acceptances, the vault's messages to brands (`relay::messages`), a brand's feed as
+//!   SSE (`relay::live`) and abuse limits shared through NATS KV (`relay::limits`); its routes
+//!   and OpenAPI document are `http::relay`.
+//! - [`relay_link`] — the vault's HTTP client for intent relays (`serve --relay`): publishing,
+//!   long-polling offers, brands' published keys, messages; bounded, no redirects, no ambient
+//!   proxy, and no NATS.
 //! - [`webhooks`] — outbound webhook deliveries (reqwest on rustls/ring) behind an SSRF filter
 //!   over the IANA special-purpose registries at DNS resolution, never through an ambient proxy.
 //! - [`files`] — files and directories holding personal data or keys, created 0600/0700
