@@ -11,6 +11,7 @@
 //!   by all instances.
 //! - [`intents`] — brands' subscriptions (matched with the domain's index), vaults' intents
 //!   and the brands' feeds.
+//! - [`admit`] — `relay admit --batch`: many brands from one file of JSON lines.
 //! - [`brands`] — admitted brands, their published keys, and relay access tokens obtained with
 //!   a `private_key_jwt` client assertion, whose claim rules are [`assertion`]'s.
 //! - [`offers`] — brands' offers with their signed acceptance of the person's terms, and the
@@ -23,6 +24,7 @@
 //! the vault's read of them. Server-Sent Events, messages to brands and the vault's own side
 //! (`serve --relay`) are not yet (issue 19).
 
+pub mod admit;
 pub mod assertion;
 pub mod brands;
 pub mod config;

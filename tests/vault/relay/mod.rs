@@ -1,5 +1,6 @@
 //! The intent relay (DESIGN §11): `vrm-vault relay` over a real `nats-server -js`.
 
+mod admit;
 mod brands;
 mod intents;
 mod offers;
