@@ -194,7 +194,7 @@ async fn relay_offline(nats: &vrm_vault::relay::config::NatsArgs) -> anyhow::Res
     };
     let relay = Relay::from_client(client, settings, Arc::new(SystemClock));
     relay
-        .ensure_layout()
+        .ensure_layout(vrm_vault::relay::nats::Existing::Keep)
         .await
         .map_err(|e| anyhow::anyhow!(e.report()))?;
     Ok(relay)
@@ -216,12 +216,26 @@ async fn relay_serve(config: RelayServeArgs) -> anyhow::Result<ExitCode> {
     if !addr.ip().is_loopback() {
         tracing::warn!(%addr, "listening beyond loopback: put a TLS reverse proxy in front");
     }
-    let shutdown = shutdown_signal()?;
+    let signal = shutdown_signal()?;
+    // A configuration the cluster can never serve (see `Relay::failed`) stops the relay too.
+    let (failure_tx, mut failure_rx) = tokio::sync::oneshot::channel();
+    let failing = relay.clone();
+    let shutdown = async move {
+        tokio::select! {
+            () = signal => {}
+            message = failing.failed() => {
+                let _ = failure_tx.send(message);
+            }
+        }
+    };
     // One line on stdout that scripts (and the tests) read to learn the address.
     println!("vrm-vault relay listening on http://{addr}");
     std::io::stdout().flush()?;
     http::relay::serve(listener, relay.clone(), shutdown).await?;
     relay.close().await;
+    if let Ok(message) = failure_rx.try_recv() {
+        anyhow::bail!("{message}");
+    }
     tracing::info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
 }

@@ -25,12 +25,15 @@
 //! - [`machine`]: the CPU, the load average, a process's memory, latency percentiles.
 //! - [`relay`]: the intent relay over a real `nats-server -js` (`NATS_SERVER_BIN`), each killed on
 //!   drop.
+//! - [`cluster`]: a NATS JetStream cluster of real `nats-server` nodes on loopback, each
+//!   killable and restartable, for the relay's replication and fault tests and benches.
 //! - [`proc_stats`]: the store writer's groups from the server's log, and CPU time by thread.
 
 #![allow(dead_code)]
 
 pub mod brand;
 pub mod catalogue;
+pub mod cluster;
 pub mod disk;
 pub mod grant;
 pub mod intent;

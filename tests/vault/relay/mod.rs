@@ -3,4 +3,5 @@
 mod brands;
 mod intents;
 mod offers;
+mod replication;
 mod start;
