@@ -3,5 +3,6 @@
 mod brands;
 mod intents;
 mod offers;
+mod outage;
 mod replication;
 mod start;
