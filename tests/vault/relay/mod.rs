@@ -1,6 +1,7 @@
 //! The intent relay (DESIGN §11): `vrm-vault relay` over a real `nats-server -js`.
 
 mod brands;
+mod failover;
 mod intents;
 mod offers;
 mod outage;
