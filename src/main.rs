@@ -216,6 +216,19 @@ async fn relay_serve(config: RelayServeArgs) -> anyhow::Result<ExitCode> {
     if !addr.ip().is_loopback() {
         tracing::warn!(%addr, "listening beyond loopback: put a TLS reverse proxy in front");
     }
+    if let Some(metrics_addr) = config.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(metrics_addr)
+            .await
+            .with_context(|| format!("binding the metrics listener {metrics_addr}"))?;
+        tracing::info!(addr = %metrics.local_addr()?, "serving metrics at /metrics");
+        // It ends with the process: a scrape in flight at shutdown is simply cut.
+        let served = http::relay::metrics::serve(metrics, relay.clone(), std::future::pending());
+        tokio::spawn(async move {
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     let signal = shutdown_signal()?;
     // A configuration the cluster can never serve (see `Relay::failed`) stops the relay too.
     let (failure_tx, mut failure_rx) = tokio::sync::oneshot::channel();

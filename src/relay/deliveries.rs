@@ -144,14 +144,26 @@ impl Relay {
                     Ok(job) => self.attempt(sender, &job).await,
                     Err(_) => Outcome::Dropped("undecodable job"),
                 };
+                let counters = self.counters();
                 let ack = match outcome {
-                    Outcome::Delivered => AckKind::Ack,
+                    Outcome::Delivered => {
+                        counters.event_delivered();
+                        AckKind::Ack
+                    }
                     Outcome::Dropped(why) => {
                         tracing::info!(why, "webhook job dropped");
+                        counters.delivery_dropped();
+                        AckKind::Term
+                    }
+                    Outcome::Retry(error) if attempt >= MAX_ATTEMPTS => {
+                        // JetStream would not deliver it again: say so, and end it now.
+                        tracing::warn!(attempt, %error, "webhook failed on its last attempt");
+                        counters.delivery_failed();
                         AckKind::Term
                     }
                     Outcome::Retry(error) => {
                         tracing::info!(attempt, %error, "webhook failed; will retry");
+                        counters.delivery_retried();
                         AckKind::Nak(Some(backoff(attempt)))
                     }
                 };

@@ -15,6 +15,7 @@
 //!   a `private_key_jwt` client assertion, whose claim rules are [`assertion`]'s.
 //! - [`offers`] — brands' offers with their signed acceptance of the person's terms, and the
 //!   vault's read of them with the intent's key.
+//! - [`metrics`] — what an instance counts, and its consumers' lag, for Prometheus.
 //! - [`nats`] — connecting, and the streams and buckets, created idempotently.
 //! - [`error`] — [`RelayError`], mapped to the vault's JSON error shape by `http::relay`.
 //!
@@ -29,6 +30,7 @@ pub mod config;
 pub mod deliveries;
 pub mod error;
 pub mod intents;
+pub mod metrics;
 pub mod nats;
 pub mod offers;
 
@@ -78,6 +80,8 @@ struct Inner {
     /// Set when the instance cannot serve with this configuration at all (see
     /// [`Relay::failed`]); the sentence for the operator.
     fatal: tokio::sync::watch::Sender<Option<String>>,
+    /// What this instance counted since it started.
+    counters: metrics::Counters,
 }
 
 impl Relay {
@@ -113,6 +117,7 @@ impl Relay {
                 index: RwLock::new(SubscriptionIndex::new()),
                 index_current: AtomicBool::new(false),
                 fatal: tokio::sync::watch::Sender::new(None),
+                counters: metrics::Counters::default(),
             }),
         }
     }
@@ -172,6 +177,11 @@ impl Relay {
 
     pub fn settings(&self) -> &RelaySettings {
         &self.inner.settings
+    }
+
+    /// This instance's counters (`GET /metrics`).
+    pub fn counters(&self) -> &metrics::Counters {
+        &self.inner.counters
     }
 
     pub fn clock(&self) -> &dyn Clock {

@@ -3,6 +3,7 @@
 mod brands;
 mod failover;
 mod intents;
+mod metrics;
 mod offers;
 mod outage;
 mod replication;
