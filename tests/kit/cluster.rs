@@ -134,20 +134,7 @@ impl NatsCluster {
 
     /// Whether node `i`'s `/healthz` answers 200 now.
     pub fn healthy(&self, i: usize) -> bool {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.nodes[i].monitor_port));
-        let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-        if stream
-            .write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .is_err()
-        {
-            return false;
-        }
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
+        monitor_healthy(self.nodes[i].monitor_port)
     }
 
     /// Node `i`'s log so far (for failure messages).
@@ -215,6 +202,25 @@ impl NatsCluster {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Whether the `nats-server` whose monitoring listens on 127.0.0.1:`port` says it is healthy
+/// (`GET /healthz` 200: JetStream sees a meta leader and is current).
+pub fn monitor_healthy(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
 }
 
 impl Drop for NatsCluster {

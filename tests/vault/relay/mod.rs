@@ -6,5 +6,6 @@ mod intents;
 mod metrics;
 mod offers;
 mod outage;
+mod production;
 mod replication;
 mod start;
