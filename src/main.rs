@@ -236,7 +236,7 @@ async fn relay_offline(nats: &vrm_vault::relay::config::NatsArgs) -> anyhow::Res
     };
     let relay = Relay::from_client(client, settings, Arc::new(SystemClock));
     relay
-        .ensure_layout()
+        .ensure_layout(vrm_vault::relay::nats::Existing::Keep)
         .await
         .map_err(|e| anyhow::anyhow!(e.report()))?;
     Ok(relay)
@@ -258,12 +258,39 @@ async fn relay_serve(config: RelayServeArgs) -> anyhow::Result<ExitCode> {
     if !addr.ip().is_loopback() {
         tracing::warn!(%addr, "listening beyond loopback: put a TLS reverse proxy in front");
     }
-    let shutdown = shutdown_signal()?;
+    if let Some(metrics_addr) = config.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(metrics_addr)
+            .await
+            .with_context(|| format!("binding the metrics listener {metrics_addr}"))?;
+        tracing::info!(addr = %metrics.local_addr()?, "serving metrics at /metrics");
+        // It ends with the process: a scrape in flight at shutdown is simply cut.
+        let served = http::relay::metrics::serve(metrics, relay.clone(), std::future::pending());
+        tokio::spawn(async move {
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
+    let signal = shutdown_signal()?;
+    // A configuration the cluster can never serve (see `Relay::failed`) stops the relay too.
+    let (failure_tx, mut failure_rx) = tokio::sync::oneshot::channel();
+    let failing = relay.clone();
+    let shutdown = async move {
+        tokio::select! {
+            () = signal => {}
+            message = failing.failed() => {
+                let _ = failure_tx.send(message);
+            }
+        }
+    };
     // One line on stdout that scripts (and the tests) read to learn the address.
     println!("vrm-vault relay listening on http://{addr}");
     std::io::stdout().flush()?;
     http::relay::serve(listener, relay.clone(), shutdown).await?;
     relay.close().await;
+    if let Ok(message) = failure_rx.try_recv() {
+        anyhow::bail!("{message}");
+    }
     tracing::info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
 }

@@ -66,6 +66,10 @@ pub struct RelayServeArgs {
     /// events); defaults to `http://<listen address>`.
     #[arg(long, env = "VRM_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+    /// Serve Prometheus metrics at `GET /metrics` on this second address (off by default). Keep
+    /// it on loopback or a private network: it is not authenticated.
+    #[arg(long, env = "VRM_METRICS_LISTEN", value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Let brands' webhooks target loopback addresses (local testing only).
     #[arg(long, env = "VRM_ALLOW_LOOPBACK_WEBHOOKS")]
     pub allow_loopback_webhooks: bool,

@@ -389,6 +389,7 @@ impl Relay {
                 .await
                 .map_err(|e| RelayError::unavailable("delivering an intent", e))?;
         }
+        self.counters().intent_accepted();
         Ok(id)
     }
 

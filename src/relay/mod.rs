@@ -16,6 +16,7 @@
 //!   a `private_key_jwt` client assertion, whose claim rules are [`assertion`]'s.
 //! - [`offers`] — brands' offers with their signed acceptance of the person's terms, and the
 //!   vault's read of them with the intent's key.
+//! - [`metrics`] — what an instance counts, and its consumers' lag, for Prometheus.
 //! - [`nats`] — connecting, and the streams and buckets, created idempotently.
 //! - [`error`] — [`RelayError`], mapped to the vault's JSON error shape by `http::relay`.
 //!
@@ -31,6 +32,7 @@ pub mod config;
 pub mod deliveries;
 pub mod error;
 pub mod intents;
+pub mod metrics;
 pub mod nats;
 pub mod offers;
 
@@ -77,6 +79,11 @@ struct Inner {
     /// Whether the index holds every subscription the bucket held when watching began: until
     /// then the instance is not ready and takes no intent (it could miss a brand).
     index_current: AtomicBool,
+    /// Set when the instance cannot serve with this configuration at all (see
+    /// [`Relay::failed`]); the sentence for the operator.
+    fatal: tokio::sync::watch::Sender<Option<String>>,
+    /// What this instance counted since it started.
+    counters: metrics::Counters,
 }
 
 impl Relay {
@@ -111,28 +118,54 @@ impl Relay {
                 clock,
                 index: RwLock::new(SubscriptionIndex::new()),
                 index_current: AtomicBool::new(false),
+                fatal: tokio::sync::watch::Sender::new(None),
+                counters: metrics::Counters::default(),
             }),
         }
     }
 
-    /// Creates or binds every stream and bucket.
-    pub async fn ensure_layout(&self) -> Result<(), RelayError> {
+    /// Creates or binds every stream and bucket; `existing` says whether streams and buckets
+    /// already there are brought to this instance's replica count.
+    pub async fn ensure_layout(&self, existing: nats::Existing) -> Result<(), RelayError> {
         self.inner
             .buckets
-            .get_or_try_init(|| nats::ensure_layout(&self.inner.js, self.inner.settings.replicas))
+            .get_or_try_init(|| {
+                nats::ensure_layout(&self.inner.js, self.inner.settings.replicas, existing)
+            })
             .await
             .map(|_| ())
+    }
+
+    /// Resolves, with the operator's sentence, if this instance found it can never serve with
+    /// its configuration (`--replicas 3` against a NATS server that is not in a cluster);
+    /// `vrm-vault relay` then stops with that message instead of retrying for ever.
+    pub async fn failed(&self) -> String {
+        let mut fatal = self.inner.fatal.subscribe();
+        let message = fatal
+            .wait_for(Option::is_some)
+            .await
+            .map(|message| message.clone().unwrap_or_default());
+        match message {
+            Ok(message) => message,
+            // The sender lives as long as `self`: this cannot end; never resolve.
+            Err(_) => std::future::pending().await,
+        }
     }
 
     async fn ensure_layout_until_done(&self) {
         let mut wait = Duration::from_millis(200);
         loop {
-            match self.ensure_layout().await {
+            match self.ensure_layout(nats::Existing::Update).await {
                 Ok(()) => {
                     tracing::info!("relay streams and buckets ready");
                     let deliverer = self.clone();
                     tokio::spawn(async move { deliverer.deliver_webhooks().await });
                     self.follow_subscriptions().await;
+                    return;
+                }
+                Err(RelayError::Misconfigured(message)) => {
+                    tracing::error!(%message, "the relay cannot serve with this configuration");
+                    self.inner.fatal.send_replace(Some(message));
                     return;
                 }
                 Err(e) => {
@@ -146,6 +179,11 @@ impl Relay {
 
     pub fn settings(&self) -> &RelaySettings {
         &self.inner.settings
+    }
+
+    /// This instance's counters (`GET /metrics`).
+    pub fn counters(&self) -> &metrics::Counters {
+        &self.inner.counters
     }
 
     pub fn clock(&self) -> &dyn Clock {

@@ -220,8 +220,13 @@ pub struct AdmittedBrand {
 impl AdmittedBrand {
     /// Generates keys and admits the brand with the real command.
     pub fn admit(nats: &Nats, name: &str) -> AdmittedBrand {
+        AdmittedBrand::admit_via(&nats.url(), name)
+    }
+
+    /// Admits the brand through `nats_arg` (one URL, or a cluster's comma-separated URLs).
+    pub fn admit_via(nats_arg: &str, name: &str) -> AdmittedBrand {
         let keys = BrandKeys::generate(name);
-        let (ok, stdout, stderr) = admit_command(&nats.url(), name, &keys.jwks());
+        let (ok, stdout, stderr) = admit_command(nats_arg, name, &keys.jwks());
         assert!(ok, "relay admit failed: {stderr}");
         let printed: Value = serde_json::from_str(stdout.trim()).unwrap();
         AdmittedBrand {

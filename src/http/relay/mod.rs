@@ -8,6 +8,7 @@
 mod brands;
 mod error;
 mod intents;
+pub mod metrics;
 mod oauth;
 
 use std::time::Duration;

@@ -2,6 +2,11 @@
 
 mod admit;
 mod brands;
+mod failover;
 mod intents;
+mod metrics;
 mod offers;
+mod outage;
+mod production;
+mod replication;
 mod start;
