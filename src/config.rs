@@ -209,6 +209,12 @@ pub struct ServeConfig {
     /// Open connections at most; more wait until one closes.
     #[arg(long, env = "VRM_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65535))]
     pub max_connections: u32,
+    /// An intent relay (DESIGN §11) the person's intents marked `"relay": true` are published
+    /// to, e.g. `https://relay.example.org`. Repeat it, or separate with commas. The vault dials
+    /// out to it (nothing has to reach the vault); what it sends is in SECURITY.md.
+    #[arg(long = "relay", env = "VRM_RELAYS", value_delimiter = ',', value_name = "URL",
+          value_parser = crate::relay_link::RelayUrl::parse)]
+    pub relays: Vec<crate::relay_link::RelayUrl>,
 }
 
 /// An address or a network in CIDR notation.

@@ -85,6 +85,7 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod relay;
+pub mod relay_link;
 pub mod secret;
 pub mod service;
 pub mod store;

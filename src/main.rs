@@ -81,6 +81,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     settings.token_lifetime = time::Duration::seconds(config.access_token_seconds as i64);
     settings.allow_loopback_webhooks = config.allow_loopback_webhooks;
     settings.webhook_proxy = config.webhook_proxy.clone();
+    settings.relays = config.relays.clone();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen)

@@ -16,6 +16,7 @@ pub mod device;
 pub mod dpop;
 pub mod jwt;
 pub mod keyfile;
+pub mod relay_jose;
 pub mod relay_jwks;
 pub mod webhook;
 

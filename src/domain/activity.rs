@@ -70,7 +70,7 @@ impl ActivityKind {
         match noun {
             "data" => ActivityKind::Reads,
             "grant" | "consent" | "refresh_token" => ActivityKind::Sharing,
-            "intent" | "offer" | "subscription" | "delivery" => ActivityKind::Wishes,
+            "intent" | "offer" | "subscription" | "delivery" | "relay" => ActivityKind::Wishes,
             "brand" | "agreement" | "invitation" | "token" | "webhook_secret" => {
                 ActivityKind::Brands
             }
@@ -162,7 +162,15 @@ fn purpose_of(detail: Option<&Value>) -> Option<String> {
 /// knows it.
 pub fn sentence(entry: &AuditEntry, brand: Option<&str>) -> Option<String> {
     let detail = entry.detail.as_ref();
-    let name = brand.unwrap_or("A brand");
+    if entry.action.starts_with("relay.") {
+        return relay_sentence(&entry.action, detail);
+    }
+    // A brand met through a relay is not one of the vault's: its name is in the entry.
+    let relayed_name = detail
+        .filter(|d| d.get("relayed").and_then(Value::as_bool) == Some(true))
+        .and_then(|d| d.get("brand"))
+        .and_then(Value::as_str);
+    let name = brand.or(relayed_name).unwrap_or("A brand");
     let fields = || fields_of(detail);
     let why = || {
         purpose_of(detail)
@@ -231,6 +239,96 @@ pub fn sentence(entry: &AuditEntry, brand: Option<&str>) -> Option<String> {
         _ => return None,
     };
     Some(text)
+}
+
+/// A relay's host, as the person knows it ("relay.example.org").
+fn relay_name(detail: Option<&Value>) -> String {
+    let url = detail
+        .and_then(|d| d.get("relay"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let host = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host = host.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        "an intent relay".to_owned()
+    } else {
+        format!("the relay {host}")
+    }
+}
+
+/// The sentences of what the vault did with an intent relay (`service::relayed`).
+fn relay_sentence(action: &str, detail: Option<&Value>) -> Option<String> {
+    let text = |key: &str| {
+        detail
+            .and_then(|d| d.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let relay = relay_name(detail);
+    let retrying = detail
+        .and_then(|d| d.get("retrying"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let what = |kind: &str| match kind {
+        "accepted" => "that you accepted its offer",
+        "declined" => "that you declined its offer",
+        "withdrawn" => "that you withdrew your wish",
+        "expired" => "that your wish expired",
+        "erasure" => "that you deleted everything and ask them to erase what they have",
+        _ => "a message about your wish",
+    };
+    let brand = text("brand");
+    let brand = if brand.is_empty() {
+        "A brand".to_owned()
+    } else {
+        brand
+    };
+    Some(match action {
+        "relay.published" => format!(
+            "Your wish was published at {relay}, for brands you have not met; it carries no data of yours."
+        ),
+        "relay.publish_failed" if retrying => format!(
+            "Your wish could not reach {relay} yet ({}); the vault keeps trying.",
+            text("error")
+        ),
+        "relay.publish_failed" => {
+            format!("Your wish was not published at {relay}: {}.", text("error"))
+        }
+        "relay.offer_received" => {
+            format!("{brand} sent an offer for one of your wishes, through {relay}.")
+        }
+        "relay.offer_refused" => format!(
+            "An offer that came through {relay} was not shown to you: {}.",
+            text("reason")
+        ),
+        "relay.message_sent" => format!("The brands at {relay} were told {}.", what(&text("type"))),
+        "relay.message_failed" if retrying => format!(
+            "{} could not be told {} yet ({}); the vault keeps trying.",
+            capitalised(&relay),
+            what(&text("type")),
+            text("error")
+        ),
+        "relay.message_failed" => format!(
+            "{} could not be told {}: {}.",
+            capitalised(&relay),
+            what(&text("type")),
+            text("error")
+        ),
+        "relay.intent_ended" => format!(
+            "Your wish ended; the relays that have it will be told {}.",
+            what(&text("type"))
+        ),
+        _ => return None,
+    })
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 #[cfg(test)]
@@ -304,6 +402,53 @@ mod tests {
         assert_eq!(
             sentence(&cases[1], None).unwrap(),
             "You added your email address."
+        );
+    }
+
+    #[test]
+    fn relay_entries_read_as_sentences_without_codes_or_paths() {
+        let published = entry(
+            Actor::System,
+            "relay.published",
+            None,
+            json!({"intent": "i_1", "relay": "https://relay.example.org", "attempts": 3}),
+        );
+        assert_eq!(ActivityKind::of(&published.action), ActivityKind::Wishes);
+        assert_eq!(
+            sentence(&published, None).unwrap(),
+            "Your wish was published at the relay relay.example.org, for brands you have not met; it carries no data of yours."
+        );
+        let refused = entry(
+            Actor::System,
+            "relay.offer_refused",
+            None,
+            json!({"relay": "http://127.0.0.1:9000", "reason": "its acceptance of your terms is not signed by the brand's published key"}),
+        );
+        assert!(
+            sentence(&refused, None)
+                .unwrap()
+                .contains("was not shown to you")
+        );
+        let accepted = entry(
+            Actor::Owner,
+            "offer.accepted",
+            Some("rb_1"),
+            json!({"relayed": true, "brand": "Bistro Lilas", "fields": ["contact.email"]}),
+        );
+        assert_eq!(
+            sentence(&accepted, None).unwrap(),
+            "You accepted Bistro Lilas’s offer."
+        );
+        let sent = entry(
+            Actor::System,
+            "relay.message_sent",
+            None,
+            json!({"relay": "https://r.example", "type": "erasure"}),
+        );
+        assert!(
+            sentence(&sent, None)
+                .unwrap()
+                .contains("deleted everything")
         );
     }
 

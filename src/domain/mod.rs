@@ -15,5 +15,6 @@ pub mod offers;
 pub mod rate;
 pub mod records;
 pub mod refusals;
+pub mod relayed;
 pub mod retention;
 pub mod terms;

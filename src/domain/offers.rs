@@ -236,6 +236,10 @@ pub struct Offer {
     pub decided_at: Option<OffsetDateTime>,
     /// The grant made when the person accepted and shared the requested data.
     pub grant_id: Option<String>,
+    /// For an offer that came through an intent relay: which, and the brand's signed
+    /// acceptance of the person's terms (DESIGN §11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relayed: Option<crate::domain::relayed::RelayedOffer>,
 }
 
 #[cfg(test)]

@@ -48,6 +48,9 @@ pub struct IntentView {
     /// its own, so brands cannot match their intents with each other's.
     pub ids_by_brand: std::collections::BTreeMap<String, String>,
     pub offers_count: usize,
+    /// For an intent sent to the intent relays: where it stands at each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay: Option<super::relayed::IntentRelayView>,
     /// The intent as validated: category, text, expires_at, location, window, price_max,
     /// party_size, tags, max_offers, disclose.
     #[serde(flatten)]
@@ -67,6 +70,7 @@ fn intent_view(open: &OpenVault, record: IntentRecord) -> IntentView {
             .map(|c| (c.clone(), open.intent_id_for_brand(c, &record.intent.id)))
             .collect(),
         offers_count: record.offers.len(),
+        relay: super::relayed::intent_relay_view(&record),
         intent: serde_json::to_value(&record.intent.intent).unwrap_or(Value::Null),
     }
 }
@@ -77,9 +81,11 @@ fn open_now(open: &OpenVault) -> OffsetDateTime {
 
 /// Broadcasts an intent to the brands that subscribed to its category and area and whose
 /// agreement allows intentcasting. Only `category`, `text` and `expires_at` are required.
+/// With `"relay": true` it also goes to the vault's intent relays, in the background (see
+/// `POST /api/v1/intents/relay-preview` for what they receive).
 #[utoipa::path(post, path = "/api/v1/intents", tag = "intents",
     request_body = NewIntent,
-    responses(OwnerRefusals, JsonBodyRefusals, (status = 201, body = IntentView), (status = 422, body = ErrorBody, description = "`invalid_intent`, naming the field")),
+    responses(OwnerRefusals, JsonBodyRefusals, (status = 201, body = IntentView), (status = 422, body = ErrorBody, description = "`invalid_intent`, naming the field (a relayed intent discloses nothing); `relay_not_configured`")),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn create_intent(
@@ -88,8 +94,13 @@ pub async fn create_intent(
     Unsealed(open): Unsealed,
     Json(body): Json<NewIntent>,
 ) -> Result<(StatusCode, Json<IntentView>), AppError> {
+    let relay = body.relay == Some(true);
     let intent = body.validate(state.vault.now()).map_err(invalid_intent)?;
-    let record = open.create_intent(intent).await?;
+    let record = if relay {
+        open.create_relayed_intent(intent).await?
+    } else {
+        open.create_intent(intent).await?
+    };
     Ok((StatusCode::CREATED, Json(intent_view(&open, record))))
 }
 
@@ -171,6 +182,16 @@ pub struct OfferView {
     #[serde(with = "time::serde::rfc3339::option")]
     pub decided_at: Option<OffsetDateTime>,
     pub grant_id: Option<String>,
+    /// For an offer that came through an intent relay: the relay's URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// For an offer that came through an intent relay: the brand as the relay publishes it,
+    /// its acceptance of your terms verified against its published key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brand: Option<super::relayed::RelayedBrand>,
+    /// Only in the answer to accepting a relayed offer: what was sent to the brand.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent: Option<super::relayed::SentView>,
     /// name, description, price, valid_until, fulfilment, url, data_requested.
     #[serde(flatten)]
     #[schema(value_type = Object)]
@@ -178,7 +199,11 @@ pub struct OfferView {
 }
 
 fn offer_view(offer: Offer) -> OfferView {
+    let (via, brand) = super::relayed::offer_relay_parts(&offer);
     OfferView {
+        via,
+        brand,
+        sent: None,
         status: offer.status.as_str(),
         offer: serde_json::to_value(&offer.terms).unwrap_or(Value::Null),
         id: offer.id,
@@ -224,6 +249,10 @@ pub struct AcceptOffer {
     /// With `share`: which of the fields the offer asked for to share (a non-empty subset of its
     /// `data_requested`); all of them when absent.
     pub fields: Option<Vec<String>>,
+    /// For an offer that came through an intent relay: your fields to send the brand (e.g.
+    /// `contact.email`), each allowed by your terms, encrypted so that only the brand reads
+    /// them. Absent or empty: only the acceptance and its receipt are sent.
+    pub disclose: Option<Vec<String>>,
 }
 
 /// Accepts an offer: the intent is fulfilled, the brand is told, and with `share` it gets a grant
@@ -234,7 +263,7 @@ pub struct AcceptOffer {
               (status = 400, body = ErrorBody, description = "`invalid_request`: a body or path that cannot be read"),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
               (status = 413, body = ErrorBody, description = "`payload_too_large`"),
-              (status = 422, body = ErrorBody, description = "`invalid_grant`: `expires_in_hours` out of range or `fields` not among those asked for; `grant_not_permitted`: a field your terms do not allow, named in words")),
+              (status = 422, body = ErrorBody, description = "`invalid_grant`: `expires_in_hours` out of range or `fields` not among those asked for; `grant_not_permitted`: a field your terms do not allow, named in words; `invalid_request`: `disclose` on a direct offer, or naming a field you do not have")),
     security(("owner_token" = []), ("owner_cookie" = [])))]
 #[instrument(skip_all)]
 pub async fn accept_offer(
@@ -262,6 +291,14 @@ pub async fn accept_offer(
             })?
             .unwrap_or_default()
     };
+    if body.disclose.is_some() || open.offer(&id)?.relayed.is_some() {
+        let (offer, sent) = open
+            .accept_relayed(&id, body.disclose.as_deref().unwrap_or_default())
+            .await?;
+        let mut view = offer_view(offer);
+        view.sent = super::relayed::sent_view(&sent);
+        return Ok(Json(view));
+    }
     let hours = body.expires_in_hours.unwrap_or(24);
     if !(1..=720).contains(&hours) {
         return Err(AppError::invalid(
@@ -287,7 +324,12 @@ pub async fn decline_offer(
     Path(id): Path<String>,
     Unsealed(open): Unsealed,
 ) -> Result<Json<OfferView>, AppError> {
-    let offer = open.decide_offer(&id, false, None).await?;
+    let offer = open.offer(&id)?;
+    let offer = if offer.relayed.is_some() {
+        open.decline_relayed(&offer).await?
+    } else {
+        open.decide_offer(&id, false, None).await?
+    };
     Ok(Json(offer_view(offer)))
 }
 

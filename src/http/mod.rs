@@ -20,6 +20,7 @@ pub mod oauth;
 pub mod owner;
 pub mod par;
 pub mod relay;
+pub mod relayed;
 pub mod serve;
 pub mod sharing;
 pub mod storage;
@@ -266,6 +267,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(intents::get_intent, intents::withdraw_intent))
         .routes(routes!(intents::erase_intent))
         .routes(routes!(intents::intent_offers))
+        .routes(routes!(relayed::relay_preview))
+        .routes(routes!(relayed::list_relays))
         .routes(routes!(intents::accept_offer))
         .routes(routes!(intents::decline_offer))
         .routes(routes!(intents::intent_categories))

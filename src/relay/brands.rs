@@ -112,6 +112,8 @@ pub struct IssuedToken {
 pub struct Authenticated {
     pub brand: RelayBrand,
     pub scopes: Vec<Scope>,
+    /// When the token expires (an event stream ends then).
+    pub expires_at: OffsetDateTime,
 }
 
 /// What the token endpoint receives (RFC 6749 §4.4 with RFC 7523 client authentication).
@@ -409,6 +411,7 @@ impl Relay {
         Ok(Authenticated {
             brand,
             scopes: record.scopes,
+            expires_at: record.expires_at,
         })
     }
 }

@@ -48,7 +48,7 @@ pub struct Job {
     pub event_id: String,
     /// The event, as the brand receives it.
     pub event: Value,
-    /// After this, the job is dropped (the intent is over).
+    /// After this, the job is dropped (the intent is over, or a message is too old to matter).
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
 }
@@ -66,14 +66,15 @@ enum Outcome {
 }
 
 impl Relay {
-    /// Queues a job; returns once JetStream holds it.
-    pub(super) async fn queue_delivery(&self, job: &Job) -> Result<(), RelayError> {
+    /// Queues a job under `topic` (the intent's id, or `erasure`); returns once JetStream
+    /// holds it.
+    pub(super) async fn queue_delivery(&self, job: &Job, topic: &str) -> Result<(), RelayError> {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", format!("d.{}", job.event_id).as_str());
         let bytes = serde_json::to_vec(job).map_err(|e| RelayError::internal("encoding", e))?;
         self.js()
             .publish_with_headers(
-                format!("relay.deliveries.{}", job.client_id),
+                format!("relay.deliveries.{}.{topic}", job.client_id),
                 headers,
                 bytes.into(),
             )

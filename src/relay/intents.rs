@@ -9,17 +9,21 @@
 //! the index follows the bucket within the watch's delay (milliseconds on a healthy cluster): a
 //! subscription changed on one instance may miss an intent published on another in that window.
 //!
-//! An accepted intent is stored in `RELAY_INTENTS` with a per-message TTL (it disappears when it
-//! expires), then one `vrm.intent.created.v1` event per matching brand goes to its feed subject
-//! in `RELAY_FEEDS` (and, for a brand with a webhook, a job in `RELAY_DELIVERIES`), each with a
-//! `Nats-Msg-Id` made of the intent and brand ids so a retried publish is stored once. The 201
-//! comes after every one of those writes was acknowledged by JetStream.
-//! If one fails, the answer is 503 and brands already written to keep their event (the vault
-//! retries with the same body; the relay gives the retry a new id).
+//! An accepted intent's record is stored in `RELAY_INTENTS` (`super::record`: it disappears a
+//! week after the intent expires), then one `vrm.intent.created.v1` event per matching brand
+//! goes to its feed (and, for a brand with a webhook, a job in `RELAY_DELIVERIES`), each with a
+//! stable id (`super::events`); last, the record notes which brands it reached. The 201 comes
+//! after every one of those writes was acknowledged by JetStream.
+//!
+//! Publishing is idempotent by the intent's key: the id is derived from the key's RFC 7638
+//! thumbprint. If a write fails the answer is 503; the vault retries with the same body and
+//! gets the same id (200 once the intent existed before), and the relay finishes the
+//! deliveries the record does not yet note. A brand reached by both attempts gets the event
+//! once within JetStream's two-minute duplicate window, and the same event id after it. The
+//! same key with another body is refused (409 `intent_exists`).
 
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{self, DeliverPolicy};
 use futures_util::StreamExt as _;
 use serde::Deserialize;
@@ -28,13 +32,12 @@ use time::format_description::well_known::Rfc3339;
 
 use super::Relay;
 use super::brands::Authenticated;
-use super::deliveries::Job;
 use super::error::RelayError;
 use super::nats::FEEDS;
+use super::record::{IntentRecord, IntentStatus, intent_id_for};
 use crate::crypto::{self, relay_jwks};
 use crate::domain::intents::{
-    Delivery, IntentError, NewIntent, NewSubscription, SubscriptionError, ValidIntent,
-    ValidSubscription,
+    IntentError, NewIntent, NewSubscription, SubscriptionError, ValidIntent, ValidSubscription,
 };
 
 /// The finest location a relayed intent may carry: geohash precision 5 (about 5 km).
@@ -158,15 +161,6 @@ fn check_published(body: Value, now: time::OffsetDateTime) -> Result<Published, 
         terms_hash,
         jwk,
     })
-}
-
-fn random_id(prefix: &str) -> Result<String, RelayError> {
-    let bytes =
-        crypto::random_array::<16>().map_err(|e| RelayError::internal("making an id", e))?;
-    Ok(format!(
-        "{prefix}{}",
-        data_encoding::HEXLOWER.encode(&bytes)
-    ))
 }
 
 /// The event's `data.intent`: the shape a vault sends directly, plus the relay's members.
@@ -312,25 +306,51 @@ impl Relay {
         Ok(())
     }
 
-    /// Accepts a vault's intent: validates it, stores it until it expires, and puts one event
-    /// in the feed of each matching active brand. Returns its id.
-    pub async fn publish_intent(&self, body: Value) -> Result<String, RelayError> {
+    /// Accepts a vault's intent: validates it, stores its record until a week after it
+    /// expires, and puts one event in the feed of each matching active brand. Returns its id
+    /// and whether this call created it (`false`: the same body was published before under
+    /// the same key, and the same id comes back).
+    pub async fn publish_intent(&self, body: Value) -> Result<(String, bool), RelayError> {
         let now = self.clock().now();
+        let body_sha256 = terms_hash(&body)?;
         let published = check_published(body, now)?;
         self.index_ready()?;
-        let id = random_id("ri_")?;
+        let id = intent_id_for(&published.jwk)?;
         let view = intent_view(&id, &published);
-        let ttl = (published.intent.expires_at - now).whole_seconds().max(1);
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", id.as_str());
-        headers.insert("Nats-TTL", format!("{ttl}s").as_str());
-        let bytes = serde_json::to_vec(&view).map_err(|e| RelayError::internal("encoding", e))?;
-        self.js()
-            .publish_with_headers(format!("relay.intents.{id}"), headers, bytes.into())
-            .await
-            .map_err(|e| RelayError::unavailable("storing an intent", e))?
-            .await
-            .map_err(|e| RelayError::unavailable("storing an intent", e))?;
+        let mut created = true;
+        let record = loop {
+            match self.intent_record(&id).await? {
+                Some((record, _)) => {
+                    if record.body_sha256 != body_sha256 {
+                        return Err(RelayError::Conflict {
+                            code: "intent_exists",
+                            message: "an intent with this key exists with another body: every \
+                                      intent needs a fresh key"
+                                .into(),
+                        });
+                    }
+                    created = false;
+                    break record;
+                }
+                None => {
+                    let record = IntentRecord {
+                        intent: view.clone(),
+                        body_sha256: body_sha256.clone(),
+                        status: IntentStatus::Open,
+                        delivered_to: None,
+                        keep_until: IntentRecord::keep_until_for(published.intent.expires_at),
+                    };
+                    // Another instance writing the same intent at once: read what it wrote.
+                    if self.write_intent_record(&id, &record, 0).await?.is_some() {
+                        break record;
+                    }
+                }
+            }
+        };
+        // A retry of a publication whose deliveries were all queued has nothing left to do.
+        if record.delivered_to.is_some() {
+            return Ok((id, created));
+        }
         let candidates: Vec<String> = {
             let index = match self.inner.index.read() {
                 Ok(index) => index,
@@ -342,7 +362,7 @@ impl Relay {
                 .map(str::to_owned)
                 .collect()
         };
-        let time = now.format(&Rfc3339).unwrap_or_default();
+        let mut delivered = Vec::new();
         for client_id in candidates {
             // A brand suspended since it subscribed gets nothing.
             if !self
@@ -352,45 +372,26 @@ impl Relay {
             {
                 continue;
             }
-            let event = json!({
-                "specversion": "1.0",
-                "id": format!("evt_{id}_{client_id}"),
-                "source": self.settings().public_url,
-                "type": "vrm.intent.created.v1",
-                "subject": id,
-                "time": time,
-                "datacontenttype": "application/json",
-                "data": { "intent": view },
-            });
-            let takes_webhooks = self
-                .stored_subscription(&client_id)
-                .await?
-                .is_some_and(|s| {
-                    s.webhook_secret.is_some()
-                        && s.subscription.delivery.contains(&Delivery::Webhook)
-                });
-            if takes_webhooks {
-                self.queue_delivery(&Job {
-                    client_id: client_id.clone(),
-                    event_id: format!("evt_{id}_{client_id}"),
-                    event: event.clone(),
-                    expires_at: published.intent.expires_at,
-                })
+            let event = self.cloud_event(
+                &format!("evt_{id}_{client_id}"),
+                "vrm.intent.created.v1",
+                &id,
+                json!({ "intent": view }),
+            );
+            self.send_event(&client_id, &id, &event, published.intent.expires_at)
                 .await?;
-            }
-            let mut headers = HeaderMap::new();
-            headers.insert("Nats-Msg-Id", format!("{id}.{client_id}").as_str());
-            let bytes =
-                serde_json::to_vec(&event).map_err(|e| RelayError::internal("encoding", e))?;
-            self.js()
-                .publish_with_headers(format!("relay.feed.{client_id}"), headers, bytes.into())
-                .await
-                .map_err(|e| RelayError::unavailable("delivering an intent", e))?
-                .await
-                .map_err(|e| RelayError::unavailable("delivering an intent", e))?;
+            delivered.push(client_id);
         }
+        self.update_intent_record(&id, |record| {
+            if record.delivered_to.is_some() {
+                return Ok(false);
+            }
+            record.delivered_to = Some(delivered.clone());
+            Ok(true)
+        })
+        .await?;
         self.counters().intent_accepted();
-        Ok(id)
+        Ok((id, created))
     }
 
     /// The brand's events after `cursor` (a sequence number of its feed), oldest first.
@@ -406,7 +407,7 @@ impl Relay {
             .map_err(|e| unavailable(&e))?;
         let consumer = stream
             .create_consumer(consumer::pull::Config {
-                filter_subject: format!("relay.feed.{}", auth.brand.client_id),
+                filter_subject: format!("relay.feed.{}.*", auth.brand.client_id),
                 deliver_policy: DeliverPolicy::ByStartSequence {
                     start_sequence: cursor.saturating_add(1),
                 },

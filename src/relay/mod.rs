@@ -17,13 +17,20 @@
 //! - [`offers`] — brands' offers with their signed acceptance of the person's terms, and the
 //!   vault's read of them with the intent's key.
 //! - [`metrics`] — what an instance counts, and its consumers' lag, for Prometheus.
+//!   vault's read of them with the intent's key (a long poll).
+//! - [`messages`] — the vault's messages to brands: decisions on offers (with the agreement
+//!   receipt and the disclosed fields as a JWE), withdrawal, expiry and erasure.
+//! - [`record`] — an intent's record (open or closed, whom it reached), its id derived from
+//!   its key, and the vault's tokens signed with that key.
+//! - [`live`] — a brand's feed as a live stream for Server-Sent Events, resumable by sequence.
+//! - [`events`] — the CloudEvents the relay sends and how each reaches a brand's feed and
+//!   webhook.
 //! - [`nats`] — connecting, and the streams and buckets, created idempotently.
 //! - [`error`] — [`RelayError`], mapped to the vault's JSON error shape by `http::relay`.
 //!
 //! Built so far: start-up, the layout, health and readiness; brand admission, the brands'
 //! published keys and relay tokens; subscriptions, intents, polling and webhooks; offers and
-//! the vault's read of them. Server-Sent Events, messages to brands and the vault's own side
-//! (`serve --relay`) are not yet (issue 19).
+//! the vault's read of them; the vault's messages to brands; Server-Sent Events.
 
 pub mod admit;
 pub mod assertion;
@@ -31,10 +38,14 @@ pub mod brands;
 pub mod config;
 pub mod deliveries;
 pub mod error;
+pub mod events;
 pub mod intents;
+pub mod live;
+pub mod messages;
 pub mod metrics;
 pub mod nats;
 pub mod offers;
+pub mod record;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};

@@ -3,15 +3,19 @@
 //!
 //! | name | kind | holds |
 //! | --- | --- | --- |
-//! | `RELAY_INTENTS` | stream, `relay.intents.*` | each accepted intent, kept until it expires (per-message TTL) |
-//! | `RELAY_FEEDS` | stream, `relay.feed.<client_id>` | each brand's events, read by polling and SSE |
-//! | `RELAY_DELIVERIES` | work-queue stream, `relay.deliveries.<client_id>` | webhook deliveries still to make |
+//! | `RELAY_INTENTS` | stream, `relay.intents.<intent_id>` | each accepted intent's record (the latest only), kept until a week after it expires (per-message TTL) |
+//! | `RELAY_FEEDS` | stream, `relay.feed.<client_id>.<intent_id>` | each brand's events, read by polling and SSE (`relay.feed.<client_id>.erasure` for erasure requests, which outlive the intent) |
+//! | `RELAY_DELIVERIES` | work-queue stream, `relay.deliveries.<client_id>.<intent_id>` | webhook deliveries still to make (`.erasure` as for feeds) |
 //! | `RELAY_OFFERS` | stream, `relay.offers.<intent_id>` | offers waiting for the intent's vault |
-//! | `RELAY_MESSAGES` | stream, `relay.messages.<client_id>` | the vaults' messages to brands |
+//! | `RELAY_MESSAGES` | stream, `relay.messages.<intent_id>.<offer_id or close>` | the vaults' decisions and closings, one per subject |
 //! | `relay_brands` | KV | admitted brands: name, JWKS, status |
 //! | `relay_subscriptions` | KV | each brand's subscription |
 //! | `relay_tokens` | KV, entries expire | SHA-256 of each live relay access token |
 //! | `relay_assertions` | KV, entries expire | client assertion ids already used (RFC 7523 replay) |
+//! | `relay_intent_jtis` | KV, entries expire | ids of the vaults' message tokens already used (replay) |
+//!
+//! Every subject that holds something of an intent ends in the intent's id, so an erasure
+//! purges it from each stream by subject.
 //!
 //! Every stream and bucket has the configured number of replicas and file storage, so a write
 //! the relay acknowledged is on disk on that many NATS nodes. Nothing is kept on the relay's own
@@ -32,11 +36,18 @@ pub const BRANDS: &str = "relay_brands";
 pub const SUBSCRIPTIONS: &str = "relay_subscriptions";
 pub const TOKENS: &str = "relay_tokens";
 pub const ASSERTIONS: &str = "relay_assertions";
+pub const INTENT_JTIS: &str = "relay_intent_jtis";
 
 /// How long an answer from JetStream may take before the relay gives up (and answers 503).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
-/// An intent lives at most 30 days (the domain's limit); a day more covers clock skew.
-const INTENT_MAX_AGE: Duration = Duration::from_secs(31 * 24 * 3600);
+/// How long the relay keeps an intent after it expires, so the vault can still send its
+/// decisions, the expiry notice and an erasure request for it.
+pub const INTENT_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// An intent lives at most 30 days (the domain's limit), plus the grace, plus a day of skew.
+const INTENT_MAX_AGE: Duration = Duration::from_secs(38 * 24 * 3600);
+/// How long the id of a vault's message token is remembered: longer than such a token may
+/// live (five minutes) plus skew.
+const INTENT_JTI_MEMORY: Duration = Duration::from_secs(7 * 60);
 /// Brands' feeds keep 31 days of events, enough to poll every open intent.
 const FEED_MAX_AGE: Duration = Duration::from_secs(31 * 24 * 3600);
 /// How long a relay access token lives.
@@ -53,6 +64,7 @@ pub struct Buckets {
     pub subscriptions: kv::Store,
     pub tokens: kv::Store,
     pub assertions: kv::Store,
+    pub intent_jtis: kv::Store,
 }
 
 /// Connects to the cluster. With `wait`, the client keeps trying in the background when no
@@ -137,16 +149,18 @@ pub async fn ensure_layout(
         stream::Config {
             max_age: INTENT_MAX_AGE,
             allow_message_ttl: true,
+            // Each change of an intent's record replaces it (compare-and-set by sequence).
+            max_messages_per_subject: 1,
             ..stream_config(INTENTS, "relay.intents.*", replicas)
         },
         stream::Config {
             max_age: FEED_MAX_AGE,
-            ..stream_config(FEEDS, "relay.feed.*", replicas)
+            ..stream_config(FEEDS, "relay.feed.*.*", replicas)
         },
         stream::Config {
             retention: stream::RetentionPolicy::WorkQueue,
             max_age: INTENT_MAX_AGE,
-            ..stream_config(DELIVERIES, "relay.deliveries.*", replicas)
+            ..stream_config(DELIVERIES, "relay.deliveries.*.*", replicas)
         },
         stream::Config {
             max_age: INTENT_MAX_AGE,
@@ -154,7 +168,7 @@ pub async fn ensure_layout(
         },
         stream::Config {
             max_age: INTENT_MAX_AGE,
-            ..stream_config(MESSAGES, "relay.messages.*", replicas)
+            ..stream_config(MESSAGES, "relay.messages.*.*", replicas)
         },
     ];
     for config in streams {
@@ -205,6 +219,7 @@ pub async fn ensure_layout(
         subscriptions: bucket(SUBSCRIPTIONS, Duration::ZERO).await?,
         tokens: bucket(TOKENS, TOKEN_LIFETIME + Duration::from_secs(60)).await?,
         assertions: bucket(ASSERTIONS, ASSERTION_MEMORY).await?,
+        intent_jtis: bucket(INTENT_JTIS, INTENT_JTI_MEMORY).await?,
     })
 }
 

@@ -5,32 +5,37 @@
 //! intent's `max_offers`, then keeps the offer in `RELAY_OFFERS` for the intent's vault.
 //!
 //! The vault, which has no account, reads its intent's offers by proving it holds the intent's
-//! key: `Authorization: Bearer <JWT>` signed by that key (ES256, no `kid` or the jwk's),
-//! `sub` the intent id, `aud` the offers URL, `exp` at most five minutes ahead.
+//! key: `Authorization: Bearer <JWT>` signed by that key (ES256), `sub` the intent id, `aud`
+//! the offers URL, `exp` at most five minutes ahead (`super::record`). It reads the offers
+//! numbered above `after` and may ask to `wait` (at most 25 s) for one to arrive: a long poll
+//! that listens on the offers' subject, so an offer taken by any instance wakes it.
 //!
 //! Offers of one intent are numbered; each is appended with JetStream's expected last sequence
 //! for the intent's subject, so two instances racing for the last free place cannot both take
 //! it (the loser re-reads and finds the intent full).
+
+use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use futures_util::StreamExt as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::Relay;
 use super::brands::Authenticated;
 use super::error::RelayError;
-use super::nats::{INTENTS, OFFERS};
+use super::nats::OFFERS;
+use super::record::IntentStatus;
 use crate::crypto::{self, jwt, relay_jwks};
 use crate::domain::offers::NewOffer;
 
-/// How far ahead a vault's read token may expire.
-const MAX_READ_TOKEN_SECONDS: i64 = 300;
+/// The longest a vault's read of offers is held waiting for one.
+pub const MAX_OFFERS_WAIT: Duration = Duration::from_secs(25);
 /// Times an offer is re-tried when another instance appended first.
 const APPEND_TRIES: usize = 5;
 
@@ -42,11 +47,13 @@ struct AcceptanceClaims {
     iat: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
-struct ReadClaims {
-    sub: Option<String>,
-    aud: Option<String>,
-    exp: Option<i64>,
+/// What the vault reads: `offers` (each as [`RELAY_OFFERS`](super::nats) holds it: `n`, `id`,
+/// `intent_id`, `brand {client_id, name}`, `offer`, `acceptance`, `received_at`) and the number
+/// to pass back as `after`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OfferPage {
+    pub offers: Vec<Value>,
+    pub next_after: u64,
 }
 
 fn offer_error(code: &'static str, message: impl Into<String>, at: &'static str) -> RelayError {
@@ -61,43 +68,29 @@ pub fn offer_digest(offer: &Value) -> Result<String, RelayError> {
 }
 
 impl Relay {
-    /// The intent as published (its event `data.intent`), while it is open.
+    /// The intent as published (its event `data.intent`), while it is open: 404 when the
+    /// relay does not hold it, 409 `intent_closed` once it expired or its vault closed it.
     async fn open_intent(&self, intent_id: &str) -> Result<Value, RelayError> {
-        if !intent_id.starts_with("ri_")
-            || intent_id.len() > 64
-            || !intent_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(RelayError::NotFound("intent"));
+        let (record, _) = self
+            .intent_record(intent_id)
+            .await?
+            .ok_or(RelayError::NotFound("intent"))?;
+        if record.status != IntentStatus::Open {
+            return Err(RelayError::Conflict {
+                code: "intent_closed",
+                message: "this intent was withdrawn or has expired and takes no more offers".into(),
+            });
         }
-        let stream = self
-            .js()
-            .get_stream_no_info(INTENTS)
-            .await
-            .map_err(|e| RelayError::unavailable("binding the intents stream", e))?;
-        let message = match stream
-            .get_last_raw_message_by_subject(&format!("relay.intents.{intent_id}"))
-            .await
+        if record
+            .expires_at()
+            .is_none_or(|at| at <= self.clock().now())
         {
-            Ok(message) => message,
-            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
-                return Err(RelayError::NotFound("intent"));
-            }
-            Err(e) => return Err(RelayError::unavailable("reading an intent", e)),
-        };
-        let intent: Value = serde_json::from_slice(&message.payload)
-            .map_err(|e| RelayError::internal("decoding an intent", e))?;
-        let expires_at = intent["expires_at"]
-            .as_str()
-            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
-        if expires_at.is_none_or(|at| at <= self.clock().now()) {
             return Err(RelayError::Conflict {
                 code: "intent_closed",
                 message: "this intent has expired and takes no more offers".into(),
             });
         }
-        Ok(intent)
+        Ok(record.intent)
     }
 
     /// Checks and keeps a brand's offer; returns its id.
@@ -226,36 +219,63 @@ impl Relay {
         })
     }
 
-    /// The offers of an intent, for the vault that proves it holds the intent's key.
+    /// The offers of an intent numbered above `after`, for the vault that proves it holds the
+    /// intent's key. With `wait`, an empty answer is held until an offer arrives (on any
+    /// instance: the wait listens on the offers' subject) or the wait ends.
     pub async fn offers_for_vault(
         &self,
         intent_id: &str,
         bearer: &str,
-    ) -> Result<Vec<Value>, RelayError> {
-        let intent = match self.open_intent(intent_id).await {
-            Ok(intent) => intent,
-            Err(RelayError::Conflict { .. }) => return Err(RelayError::NotFound("intent")),
-            Err(e) => return Err(e),
+        after: u64,
+        wait: Duration,
+    ) -> Result<OfferPage, RelayError> {
+        let (record, _) = self
+            .intent_record(intent_id)
+            .await?
+            .ok_or(RelayError::NotFound("intent"))?;
+        self.verify_vault_token(&record, intent_id, bearer, "offers")?;
+        let wait = wait.min(MAX_OFFERS_WAIT);
+        // Listening starts before the first read, so an offer stored in between is not missed.
+        let mut arrivals = if wait.is_zero() {
+            None
+        } else {
+            Some(
+                self.inner
+                    .client
+                    .subscribe(format!("relay.offers.{intent_id}"))
+                    .await
+                    .map_err(|e| RelayError::unavailable("waiting for offers", e))?,
+            )
         };
-        let keys = json!({"keys": [intent["jwk"].clone()]});
-        let claims: ReadClaims = jwt::verify_with_jwks(bearer, &keys).map_err(|e| {
-            RelayError::InvalidToken(format!("not signed by the intent's key: {e}"))
-        })?;
-        let audience = format!(
-            "{}/relay/v1/intents/{intent_id}/offers",
-            self.settings().public_url
-        );
-        let now = self.clock().now().unix_timestamp();
-        if claims.sub.as_deref() != Some(intent_id)
-            || claims.aud.as_deref() != Some(audience.as_str())
-            || claims
-                .exp
-                .is_none_or(|exp| exp <= now || exp > now + MAX_READ_TOKEN_SECONDS)
-        {
-            return Err(RelayError::InvalidToken(format!(
-                "sub must be the intent id, aud {audience}, exp within five minutes"
-            )));
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let offers = self.read_offers(intent_id, after).await?;
+            let next_after = offers
+                .iter()
+                .filter_map(|o| o["n"].as_u64())
+                .fold(after, u64::max);
+            let Some(subscriber) = arrivals.as_mut() else {
+                return Ok(OfferPage { offers, next_after });
+            };
+            if !offers.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(OfferPage { offers, next_after });
+            }
+            match tokio::time::timeout_at(deadline, subscriber.next()).await {
+                // An offer arrived (or the listener ended): read again.
+                Ok(Some(_)) => {}
+                Ok(None) => arrivals = None,
+                Err(_) => {}
+            }
         }
+    }
+
+    /// The offers of an intent numbered above `after`, oldest first, as `RELAY_OFFERS` holds
+    /// them.
+    pub(super) async fn read_offers(
+        &self,
+        intent_id: &str,
+        after: u64,
+    ) -> Result<Vec<Value>, RelayError> {
         let stream = self
             .js()
             .get_stream_no_info(OFFERS)
@@ -277,7 +297,9 @@ impl Relay {
                     sequence = message.sequence;
                     let record: Value = serde_json::from_slice(&message.payload)
                         .map_err(|e| RelayError::internal("decoding an offer", e))?;
-                    offers.push(record);
+                    if record["n"].as_u64().is_some_and(|n| n > after) {
+                        offers.push(record);
+                    }
                 }
                 Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => break,
                 Err(e) => return Err(RelayError::unavailable("reading offers", e)),

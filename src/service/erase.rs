@@ -236,7 +236,16 @@ impl OpenVault {
             }
         };
         failpoint("erase:revoked");
-        let told = self.tell_brands(&brands, requested_at).await;
+        // Relayed intents' brands are told through their relays, at the same time.
+        let (told, (_, relays_missed)) = tokio::join!(
+            self.tell_brands(&brands, requested_at),
+            self.tell_relays_erasure(NOTIFY_DEADLINE)
+        );
+        if relays_missed > 0 {
+            problems.push(format!(
+                "{relays_missed} intent relay(s) could not be told to pass on the erasure request"
+            ));
+        }
         failpoint("erase:notified");
         let receipt = self.sign_erasure_receipt(requested_at, counts, told, problems);
         failpoint("erase:receipt");

@@ -69,7 +69,7 @@ const SECTIONS: [Section; 10] = [
     Section {
         name: "intents",
         tree: Tree::Intents,
-        hidden: &[],
+        hidden: &["relay_key"],
     },
     Section {
         name: "offers",

@@ -98,6 +98,14 @@ pub struct IntentRecord {
     /// intentcasting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terms_version: Option<u64>,
+    /// Its intent relays and what goes to them, for an intent marked `"relay": true`
+    /// (`service::relayed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<crate::domain::relayed::RelayedIntent>,
+    /// The intent's own private key (its only identity at the relays), sealed with the record
+    /// and erased with it; never exported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_key: Option<crate::crypto::jwt::StoredSigningKey>,
 }
 
 fn new_id(prefix: &str) -> Result<String, AppError> {
@@ -314,6 +322,18 @@ impl OpenVault {
 
     /// Broadcasts an intent to every matching brand the terms allow; returns it.
     pub async fn create_intent(&self, intent: ValidIntent) -> Result<IntentRecord, AppError> {
+        self.create_intent_with(intent, None).await
+    }
+
+    /// [`Self::create_intent`], keeping `relay` (its relays and key) in the same write.
+    pub(super) async fn create_intent_with(
+        &self,
+        intent: ValidIntent,
+        relay: Option<(
+            crate::domain::relayed::RelayedIntent,
+            crate::crypto::jwt::StoredSigningKey,
+        )>,
+    ) -> Result<IntentRecord, AppError> {
         let now = self.now();
         let mut disclosed = BTreeMap::new();
         let mut categories = Vec::new();
@@ -370,6 +390,8 @@ impl OpenVault {
             offers: Vec::new(),
             expiry_announced: false,
             terms_version: Some(self.current_terms()?.version.version),
+            relay: relay.as_ref().map(|(r, _)| r.clone()),
+            relay_key: relay.map(|(_, k)| k),
         };
         let view = brand_view(&record, &disclosed);
         let mut events = Vec::new();
@@ -394,6 +416,7 @@ impl OpenVault {
                     "category": stored.intent.intent.category,
                     "recipients": stored.recipients.len(),
                     "disclosed": stored.intent.intent.disclose,
+                    "relays": stored.relay.as_ref().map_or(0, |r| r.targets.len()),
                 }),
             );
             Ok(((), event))
@@ -500,6 +523,7 @@ impl OpenVault {
 
     pub async fn withdraw_intent(&self, id: &str) -> Result<IntentRecord, AppError> {
         let record = self.close_intent(id, false).await?;
+        self.relay_intent_ended(id, "withdrawn").await;
         self.intents
             .expiries
             .remove(record.intent.intent.expires_at, &record.intent.id);
@@ -512,7 +536,11 @@ impl OpenVault {
         for (_, id) in self.intents.expiries.take_due(now) {
             // An intent closed otherwise meanwhile (withdrawn, fulfilled) answers `Conflict`:
             // there is nothing to announce.
-            if let Err(e) = self.close_intent(&id, true).await
+            let closed = self.close_intent(&id, true).await;
+            if closed.is_ok() {
+                self.relay_intent_ended(&id, "expired").await;
+            }
+            if let Err(e) = closed
                 && !matches!(e, AppError::Conflict(_))
             {
                 tracing::warn!(error = %e, intent = id, "announcing an expired intent");
@@ -561,6 +589,7 @@ impl OpenVault {
             created_at: now,
             decided_at: None,
             grant_id: None,
+            relayed: None,
         };
         let intent_key = self.intent_key(intent_id);
         let offer_key = self.offer_key(&offer.id);
@@ -612,6 +641,11 @@ impl OpenVault {
     pub fn intent_offers(&self, intent_id: &str) -> Result<Vec<Offer>, AppError> {
         let record = self.intent(intent_id)?;
         record.offers.iter().map(|id| self.offer(id)).collect()
+    }
+
+    /// Tells the owner's live view of a new offer (one that came through a relay).
+    pub(super) fn announce_offer(&self, offer: &Offer) {
+        let _ = self.intents.offer_signal.send(offer.clone());
     }
 
     /// Live offers for the owner's browser.

@@ -43,6 +43,8 @@ pub struct Settings {
     pub allow_loopback_webhooks: bool,
     /// The proxy webhooks go through, if the self-hoster configured one (never an ambient one).
     pub webhook_proxy: Option<crate::webhooks::WebhookProxy>,
+    /// The intent relays intents marked for the relay are published to (`serve --relay`).
+    pub relays: Vec<crate::relay_link::RelayUrl>,
 }
 
 impl Settings {
@@ -52,6 +54,7 @@ impl Settings {
             token_lifetime: tokens::MAX_TOKEN_LIFETIME,
             allow_loopback_webhooks: false,
             webhook_proxy: None,
+            relays: Vec::new(),
             data_dir,
             cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             session_idle: Duration::minutes(30),
@@ -299,6 +302,7 @@ impl Vault {
         // worker sends anything (restored.rs).
         open.hold_brands_after_restore().await?;
         open.start_delivery()?;
+        open.start_relay_link();
         self.inner.phase.store(Arc::new(Phase::Unsealed(open)));
         self.inner.sessions.create(now)
     }
@@ -410,6 +414,7 @@ impl Vault {
         // A restore interrupted before its brands were held finishes here, before any delivery.
         open.hold_brands_after_restore().await?;
         open.start_delivery()?;
+        open.start_relay_link();
         self.inner
             .phase
             .store(Arc::new(Phase::Unsealed(open.clone())));

@@ -34,6 +34,8 @@ mod offline;
 mod open;
 pub mod par;
 pub mod records;
+pub mod relayed;
+mod relayed_offers;
 mod restored;
 pub mod retention;
 pub mod session;

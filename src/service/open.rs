@@ -64,6 +64,8 @@ pub struct OpenVault {
     pub(super) events: events::EventState,
     /// The subscription index, offer rates and the owner's live offers.
     pub(super) intents: intents::IntentState,
+    /// The intent relays: their client, the outbox's deadlines, the offer readers.
+    pub(super) relayed: super::relayed::RelayState,
     /// The epochs that keep the caches below coherent with the store (see [`cache`]).
     pub(super) epochs: Arc<cache::Epochs>,
     /// Opened records, brands and agreement heads.
@@ -153,6 +155,7 @@ impl OpenVault {
         let alarm = deadlines::Alarm::new();
         let deliveries = delivery::DeliveryState::load(&store, &alarm);
         let intents = intents::IntentState::load(subscription_index, &store, &alarm);
+        let relayed = super::relayed::RelayState::load(&settings.relays, &store);
         let jti_expiries = jti_expiry::JtiExpiries::load(&store, &alarm);
         let retention =
             retention::RetentionState::load(&store, crate::crypto::audit_checkpoint_key(&master))?;
@@ -188,6 +191,7 @@ impl OpenVault {
             dpop: dpop::DpopState::default(),
             events: events::EventState::new(),
             intents,
+            relayed,
             deliveries,
             alarm: deadlines::StopOnDrop(alarm),
             records_cache: cache::Opened::new(

@@ -9,6 +9,8 @@
 #   test_delivery_faults.py webhook deliveries through failing and hanging receivers, a vault
 #                           killed with SIGKILL mid-delivery, then restarted, a suspended brand
 #                           and a paused one (reached after a minute of failures: ~65 s);
+#   test_relay_jwe.py       jwcrypto: through a fake intent relay, the vault's receipt verifies
+#                           and its JWE decrypts to exactly the field the person disclosed;
 #   test_schemathesis.py    schemathesis: every operation of /openapi.json with generated cases,
 #                           owner and brand credentials, checking for 5xx answers and answers the
 #                           document does not describe (status, content type, headers, schema);
@@ -53,7 +55,7 @@ export VRM_VAULT_BIN="${VRM_VAULT_BIN:-$repo/target/debug/vrm-vault}"
 # run fails when any did.
 failed=()
 for test in test_oauth.py test_grants.py test_intents.py test_delivery_faults.py \
-    test_schemathesis.py; do
+    test_relay_jwe.py test_schemathesis.py; do
   limit=150
   [ "$test" = test_schemathesis.py ] && limit=215
   echo "== interop: $test"

@@ -345,3 +345,85 @@ impl AdmittedBrand {
             .collect()
     }
 }
+
+/// An open `GET /relay/v1/events` response, read event by event.
+pub struct RelayEvents {
+    response: reqwest::Response,
+    buffer: Vec<u8>,
+}
+
+impl RelayApp {
+    /// Opens a brand's event stream, resuming after `last_event_id` when given.
+    pub async fn events(&self, token: &str, last_event_id: Option<&str>) -> RelayEvents {
+        let mut req = self
+            .client
+            .get(self.url("/relay/v1/events"))
+            .bearer_auth(token)
+            .header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let response = req.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers()["content-type"].to_str().unwrap();
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{content_type}"
+        );
+        RelayEvents {
+            response,
+            buffer: Vec::new(),
+        }
+    }
+}
+
+/// What a read of a relay event stream found.
+#[derive(Debug)]
+pub enum Read {
+    /// An event: its `id:` and its `data:` as JSON.
+    Event(String, Value),
+    /// Nothing within the time given.
+    Quiet,
+    /// The relay ended the stream.
+    Ended,
+}
+
+impl RelayEvents {
+    /// The next event with data (keep-alive comments skipped) within `within`.
+    pub async fn next(&mut self, within: Duration) -> Read {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let block = String::from_utf8(self.buffer[..end].to_vec()).unwrap();
+                self.buffer.drain(..end + 2);
+                let id = block
+                    .lines()
+                    .find_map(|l| l.strip_prefix("id:"))
+                    .map(|v| v.trim().to_owned());
+                let data: Vec<&str> = block
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(|v| v.strip_prefix(' ').unwrap_or(v))
+                    .collect();
+                if data.is_empty() {
+                    continue;
+                }
+                let id = id.unwrap_or_else(|| panic!("an event without id: {block}"));
+                return Read::Event(id, serde_json::from_str(&data.join("\n")).unwrap());
+            }
+            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
+                Err(_) => return Read::Quiet,
+                Ok(Ok(Some(chunk))) => self.buffer.extend_from_slice(&chunk),
+                Ok(_) => return Read::Ended,
+            }
+        }
+    }
+
+    /// The next event, which must come within `within`.
+    pub async fn event(&mut self, within: Duration) -> (String, Value) {
+        match self.next(within).await {
+            Read::Event(id, data) => (id, data),
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+}

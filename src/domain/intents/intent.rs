@@ -45,6 +45,11 @@ pub struct NewIntent {
     pub tags: Option<Vec<String>>,
     pub max_offers: Option<i64>,
     pub disclose: Option<Vec<String>>,
+    /// Also publish the intent to the vault's intent relays (`GET /api/v1/relays`), to reach
+    /// brands the person has never met. Such an intent discloses nothing (`disclose` must be
+    /// absent) and its location goes out no finer than geohash precision 5.
+    #[serde(default)]
+    pub relay: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]

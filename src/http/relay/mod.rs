@@ -7,6 +7,7 @@
 
 mod brands;
 mod error;
+mod events;
 mod intents;
 pub mod metrics;
 mod oauth;
@@ -29,8 +30,8 @@ pub use error::status_of;
 /// The largest request body the relay reads: an intent with the person's terms document.
 pub const MAX_BODY_BYTES: usize = 128 * 1024;
 
-/// Every route of the relay.
-pub fn router(relay: Relay) -> Router {
+/// Every route of the relay; `shutdown` ends the event streams when the relay stops.
+pub fn router(relay: Relay, shutdown: ShutdownSignal) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -40,6 +41,7 @@ pub fn router(relay: Relay) -> Router {
         )
         .route("/oauth/token", post(oauth::token))
         .route("/relay/v1/subscription", put(intents::put_subscription))
+        .route("/relay/v1/events", get(events::brand_events))
         .route(
             "/relay/v1/intents",
             get(intents::poll).post(intents::publish_intent),
@@ -48,9 +50,14 @@ pub fn router(relay: Relay) -> Router {
             "/relay/v1/intents/{id}/offers",
             get(intents::vault_offers).post(intents::post_offer),
         )
+        .route(
+            "/relay/v1/intents/{id}/messages",
+            post(intents::post_message),
+        )
         .route("/relay/v1/brands", get(brands::list))
         .route("/relay/v1/brands/{client_id}", get(brands::show))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::Extension(shutdown))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::new())
         .with_state(relay)
@@ -66,11 +73,12 @@ pub async fn serve(
         drain: Duration::from_secs(10),
         ..Limits::default()
     };
+    let signal = ShutdownSignal::default();
     serve_with_limits(
         listener,
-        router(relay),
+        router(relay, signal.clone()),
         limits,
-        ShutdownSignal::default(),
+        signal,
         None,
         shutdown,
     )

@@ -281,7 +281,7 @@ async fn forged_and_misdirected_assertions_are_refused() {
     );
 }
 
-fn operator(nats: &Nats, verb: &str, client_id: &str) -> (bool, String, String) {
+pub(super) fn operator(nats: &Nats, verb: &str, client_id: &str) -> (bool, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
         .args([
             "relay",

@@ -2,11 +2,14 @@
 
 mod admit;
 mod brands;
+mod events;
 mod failover;
 mod intents;
+mod messages;
 mod metrics;
 mod offers;
 mod outage;
 mod production;
 mod replication;
 mod start;
+mod vault_side;

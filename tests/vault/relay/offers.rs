@@ -15,13 +15,15 @@ use crate::kit::relay::{AdmittedBrand, Nats, RelayApp};
 const PDC_INTENT: &str = include_str!("../../../policies/pdc-intent.json");
 
 /// A vault's side of one relayed intent: its key and its id.
-struct VaultIntent {
-    key: ClientKey,
-    id: String,
-    terms_hash: String,
+pub(super) struct VaultIntent {
+    pub(super) key: ClientKey,
+    pub(super) id: String,
+    pub(super) terms_hash: String,
+    /// What the vault published.
+    pub(super) body: Value,
 }
 
-async fn publish(relay: &RelayApp, max_offers: u32) -> VaultIntent {
+pub(super) async fn publish(relay: &RelayApp, max_offers: u32) -> VaultIntent {
     let terms: Value = serde_json::from_str(PDC_INTENT).unwrap();
     let key = ClientKey::generate("intent");
     let mut jwk = key.public_jwk();
@@ -49,10 +51,11 @@ async fn publish(relay: &RelayApp, max_offers: u32) -> VaultIntent {
         key,
         id: created["id"].as_str().unwrap().to_owned(),
         terms_hash: body["terms_hash"].as_str().unwrap().to_owned(),
+        body,
     }
 }
 
-fn offer_body() -> Value {
+pub(super) fn offer_body() -> Value {
     json!({
         "name": "Menu du jour",
         "price": {"amount": "14.50", "currency": "EUR"},
@@ -67,7 +70,7 @@ fn digest(offer: &Value) -> String {
     b64(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref())
 }
 
-fn acceptance(
+pub(super) fn acceptance(
     signer: &ClientKey,
     kid: &str,
     intent_id: &str,
@@ -82,7 +85,12 @@ fn acceptance(
     )
 }
 
-async fn post_offer(relay: &RelayApp, token: &str, intent_id: &str, body: &Value) -> (u16, Value) {
+pub(super) async fn post_offer(
+    relay: &RelayApp,
+    token: &str,
+    intent_id: &str,
+    body: &Value,
+) -> (u16, Value) {
     let res = relay
         .client
         .post(relay.url(&format!("/relay/v1/intents/{intent_id}/offers")))
@@ -95,7 +103,11 @@ async fn post_offer(relay: &RelayApp, token: &str, intent_id: &str, body: &Value
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-async fn vault_read(relay: &RelayApp, intent: &VaultIntent, signer: &ClientKey) -> (u16, Value) {
+pub(super) async fn vault_read(
+    relay: &RelayApp,
+    intent: &VaultIntent,
+    signer: &ClientKey,
+) -> (u16, Value) {
     let path = format!("/relay/v1/intents/{}/offers", intent.id);
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     header.typ = Some("JWT".into());
