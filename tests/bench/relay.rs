@@ -24,7 +24,7 @@
 //!    then 10,000): brands are admitted with `relay admit --batch`, each gets a relay token
 //!    (`private_key_jwt`) and subscribes to one of 10 leaf categories in one of `n / 100`
 //!    precision-3 geohash areas, with a webhook, so every intent matches exactly
-//!    [`MATCHES`] brands whatever the count (the work per intent stays the same; what grows is
+//!    [`DEFAULT_MATCHES`] brands whatever the count (the work per intent stays the same; what grows is
 //!    the index and the buckets). Then:
 //!    - latency: one intent at a time, from just before `POST /relay/v1/intents` until the
 //!      receiver has each of the intent's webhooks (and until the first and the last of them);
@@ -53,7 +53,9 @@
 //! sections;
 //! `VRM_BENCH_SUBS=1000,10000` the subscription counts; `VRM_BENCH_SECONDS` the length of each
 //! timed run (default 10); `VRM_BENCH_CLIENTS` (default 16); `VRM_BENCH_LATENCY_INTENTS`
-//! (default 200). Every wait is bounded; the bench fails rather than hangs.
+//! (default 200); `VRM_BENCH_MATCHES` the brands each intent matches (default 10; each
+//! subscription count must be a multiple of 10 × it). Every wait is bounded; the bench fails
+//! rather than hangs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -86,8 +88,8 @@ use crate::kit::proc_stats::CpuSample;
 use crate::kit::relay::{AdmittedBrand, Nats, RelayApp, nats_server_bin};
 use crate::kit::server::Server;
 
-/// Brands each intent matches, at every subscription count.
-const MATCHES: usize = 10;
+/// Brands each intent matches, at every subscription count, unless `VRM_BENCH_MATCHES` says.
+const DEFAULT_MATCHES: usize = 10;
 /// Leaf categories the brands subscribe to (one each).
 const CATEGORIES: [&str; 10] = [
     "food.lunch",
@@ -121,6 +123,11 @@ const MAX_OFFERS: usize = 50;
 const WAIT_LIMIT: Duration = Duration::from_secs(180);
 
 const PDC_INTENT: &str = include_str!("../../policies/pdc-intent.json");
+
+/// Brands each intent matches (`VRM_BENCH_MATCHES`, default [`DEFAULT_MATCHES`]).
+fn matches() -> usize {
+    env_usize("VRM_BENCH_MATCHES", DEFAULT_MATCHES).max(1)
+}
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -165,6 +172,7 @@ struct Knobs {
 }
 
 fn main() {
+    let matches = matches();
     let sections = selected_sections();
     let knobs = Knobs {
         sizes: std::env::var("VRM_BENCH_SUBS")
@@ -179,12 +187,12 @@ fn main() {
     };
     for &size in &knobs.sizes {
         assert!(
-            size >= MATCHES * CATEGORIES.len() && size % (MATCHES * CATEGORIES.len()) == 0,
+            size >= matches * CATEGORIES.len() && size % (matches * CATEGORIES.len()) == 0,
             "each subscription count must be a multiple of {}",
-            MATCHES * CATEGORIES.len()
+            matches * CATEGORIES.len()
         );
         assert!(
-            size / (MATCHES * CATEGORIES.len()) <= 1024,
+            size / (matches * CATEGORIES.len()) <= 1024,
             "at most 1,024 areas"
         );
     }
@@ -197,7 +205,7 @@ fn main() {
     println!("vrm-vault relay bench on {cores} cores, {}", cpu_model());
     println!("{version}, one node, file storage, 1 replica");
     println!(
-        "sections: {}; subscriptions: {:?}; {} clients; {} s per timed run; {MATCHES} brands \
+        "sections: {}; subscriptions: {:?}; {} clients; {} s per timed run; {matches} brands \
          match each intent",
         sections.join(", "),
         knobs.sizes,
@@ -518,9 +526,9 @@ impl Bench {
     }
 }
 
-/// Cells (category × area) at a subscription count: each holds [`MATCHES`] brands.
+/// Cells (category × area) at a subscription count: each holds [`matches`] brands.
 fn cells(size: usize) -> usize {
-    size / MATCHES
+    size / matches()
 }
 
 /// Cell `cell`'s category and precision-3 geohash area.
@@ -843,6 +851,7 @@ async fn intents_section(
     knobs: &Knobs,
     nats_pid: Option<u32>,
 ) -> SizeFigures {
+    let matches = matches();
     // Latency: one intent at a time, each until all its webhooks are in.
     let client = reqwest::Client::new();
     let mut posts = Vec::new();
@@ -859,7 +868,7 @@ async fn intents_section(
         let deadline = Instant::now() + Duration::from_secs(10);
         let arrivals = loop {
             let arrivals = receiver.of(&id);
-            if arrivals.len() >= MATCHES || Instant::now() >= deadline {
+            if arrivals.len() >= matches || Instant::now() >= deadline {
                 break arrivals;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -868,10 +877,10 @@ async fn intents_section(
         if n < 10 {
             continue;
         }
-        missing += MATCHES.saturating_sub(arrivals.len());
+        missing += matches.saturating_sub(arrivals.len());
         assert!(
-            arrivals.len() <= MATCHES,
-            "intent {id} reached {} brands, not {MATCHES}: the cells overlap",
+            arrivals.len() <= matches,
+            "intent {id} reached {} brands, not {matches}: the cells overlap",
             arrivals.len()
         );
         posts.push(micros(posted));
@@ -886,7 +895,7 @@ async fn intents_section(
     let post = percentiles(&posts);
     let (first, every, last) = (percentiles(&first), percentiles(&every), percentiles(&last));
     println!(
-        "latency, {} intents one at a time ({:.1} s), each to {MATCHES} webhooks: POST→201 p50 \
+        "latency, {} intents one at a time ({:.1} s), each to {matches} webhooks: POST→201 p50 \
          {:.1} ms p99 {:.1} ms; POST→each webhook p50 {:.1} ms p99 {:.1} ms; →first p50 {:.1} \
          ms; →last p50 {:.1} ms p99 {:.1} ms; missing after 10 s: {missing}",
         knobs.latency_intents,
@@ -923,7 +932,7 @@ async fn intents_section(
     if let (Some(after), Some(before)) = (&nats_after, &nats_cpu) {
         after.print_since(before, run.created, run.elapsed, "nats-server");
     }
-    let expected = before_total + run.created as usize * MATCHES;
+    let expected = before_total + run.created as usize * matches;
     let delivered = receiver.wait_total(expected, WAIT_LIMIT).await;
     let drain = run.started.elapsed();
     let webhooks = receiver.total() - before_total;
@@ -1050,7 +1059,7 @@ async fn scale_section(
         one.latency.0,
         one.latency.1
     );
-    let mut expected = before + one.created as usize * MATCHES;
+    let mut expected = before + one.created as usize * matches();
     receiver.wait_total(expected, WAIT_LIMIT).await;
     let two = load_intents(bench, &[relay, &second], size, knobs).await;
     println!(
@@ -1064,7 +1073,7 @@ async fn scale_section(
         two.latency.1,
         load_average()
     );
-    expected += two.created as usize * MATCHES;
+    expected += two.created as usize * matches();
     let drained = receiver.wait_total(expected, WAIT_LIMIT).await;
     println!(
         "webhooks of both runs delivered by both instances: {}",
@@ -1295,6 +1304,7 @@ async fn vault_section(
     size: usize,
     knobs: &Knobs,
 ) -> VaultFigures {
+    let matches = matches();
     let relay_url = relay.url("");
     let vault = Server::vault(|cmd| {
         cmd.args(["--relay", &relay_url]).env("VRM_LOG", "warn");
@@ -1333,7 +1343,7 @@ async fn vault_section(
         let deadline = Instant::now() + Duration::from_secs(20);
         let arrivals = loop {
             let arrivals = receiver.since(from);
-            if arrivals.len() >= MATCHES || Instant::now() >= deadline {
+            if arrivals.len() >= matches || Instant::now() >= deadline {
                 break arrivals;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -1342,7 +1352,7 @@ async fn vault_section(
         if n < 3 {
             continue;
         }
-        missing += MATCHES.saturating_sub(arrivals.len());
+        missing += matches.saturating_sub(arrivals.len());
         posts.push(micros(posted));
         for at in &arrivals {
             every.push(micros(*at - start));
@@ -1360,7 +1370,7 @@ async fn vault_section(
         missing,
     };
     println!(
-        "{intents} intents one at a time from the vault ({:.1} s), each to {MATCHES} webhooks: \
+        "{intents} intents one at a time from the vault ({:.1} s), each to {matches} webhooks: \
          vault POST→201 p50 {:.1} ms p99 {:.1} ms; →each webhook p50 {:.1} ms p99 {:.1} ms; \
          →first p50 {:.1} ms; →last p50 {:.1} ms p99 {:.1} ms; missing after 20 s: {missing}",
         started.elapsed().as_secs_f64(),
