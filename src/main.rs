@@ -150,20 +150,62 @@ fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Admits a brand and prints `{"client_id": "..."}` on standard output.
+/// Admits a brand and prints `{"client_id": "..."}` on standard output (one line per brand
+/// with `--batch`).
 async fn relay_admit(args: AdmitArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.jwks)
-        .with_context(|| format!("reading {}", args.jwks.display()))?;
+    if let Some(batch) = &args.batch {
+        return relay_admit_batch(&args.nats, batch).await;
+    }
+    let (Some(name), Some(jwks_file)) = (&args.name, &args.jwks) else {
+        anyhow::bail!("relay admit needs --name and --jwks, or --batch FILE");
+    };
+    let text = std::fs::read_to_string(jwks_file)
+        .with_context(|| format!("reading {}", jwks_file.display()))?;
     let jwks: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not JSON", args.jwks.display()))?;
+        .with_context(|| format!("{} is not JSON", jwks_file.display()))?;
     let relay = relay_offline(&args.nats).await?;
-    let brand = relay.admit(&args.name, &jwks).await.map_err(|e| match e {
+    let brand = relay.admit(name, &jwks).await.map_err(|e| match e {
         RelayError::Invalid { message, .. } => anyhow::anyhow!(message),
         other => anyhow::anyhow!(other.report()),
     })?;
     relay.close().await;
     println!("{}", serde_json::json!({ "client_id": brand.client_id }));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `relay admit --batch FILE`: checks every line first, then admits them all on one
+/// connection, printing `{"line", "client_id"}` for each brand stored, in the file's order.
+async fn relay_admit_batch(
+    nats: &vrm_vault::relay::config::NatsArgs,
+    file: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let text = if file == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+            .context("reading the batch from standard input")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+    };
+    let entries = vrm_vault::relay::admit::parse_batch(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}; no brand was admitted", file.display()))?;
+    let relay = relay_offline(nats).await?;
+    let mut out = std::io::stdout().lock();
+    let result = relay
+        .admit_batch(entries, |entry, brand| {
+            // A closed standard output must not stop the batch half-way: the brands are stored.
+            let line = serde_json::json!({ "line": entry.line, "client_id": brand.client_id });
+            let _ = writeln!(out, "{line}");
+        })
+        .await;
+    let _ = out.flush();
+    relay.close().await;
+    match result {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err((line, e)) => Err(anyhow::anyhow!(
+            "line {line} could not be admitted: {}; the batch stopped there. Every line that \
+             was admitted is printed with its client id; the others were not admitted",
+            e.report()
+        )),
+    }
 }
 
 /// Suspends or resumes a brand and prints `{"client_id": "...", "status": "..."}`.
@@ -197,7 +239,7 @@ async fn relay_offline(nats: &vrm_vault::relay::config::NatsArgs) -> anyhow::Res
     };
     let relay = Relay::from_client(client, settings, Arc::new(SystemClock));
     relay
-        .ensure_layout()
+        .ensure_layout(vrm_vault::relay::nats::Existing::Keep)
         .await
         .map_err(|e| anyhow::anyhow!(e.report()))?;
     Ok(relay)
@@ -221,12 +263,39 @@ async fn relay_serve(config: RelayServeArgs) -> anyhow::Result<ExitCode> {
     if !addr.ip().is_loopback() {
         tracing::warn!(%addr, "listening beyond loopback: put a TLS reverse proxy in front");
     }
-    let shutdown = shutdown_signal()?;
+    if let Some(metrics_addr) = config.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(metrics_addr)
+            .await
+            .with_context(|| format!("binding the metrics listener {metrics_addr}"))?;
+        tracing::info!(addr = %metrics.local_addr()?, "serving metrics at /metrics");
+        // It ends with the process: a scrape in flight at shutdown is simply cut.
+        let served = http::relay::metrics::serve(metrics, relay.clone(), std::future::pending());
+        tokio::spawn(async move {
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
+    let signal = shutdown_signal()?;
+    // A configuration the cluster can never serve (see `Relay::failed`) stops the relay too.
+    let (failure_tx, mut failure_rx) = tokio::sync::oneshot::channel();
+    let failing = relay.clone();
+    let shutdown = async move {
+        tokio::select! {
+            () = signal => {}
+            message = failing.failed() => {
+                let _ = failure_tx.send(message);
+            }
+        }
+    };
     // One line on stdout that scripts (and the tests) read to learn the address.
     println!("vrm-vault relay listening on http://{addr}");
     std::io::stdout().flush()?;
     http::relay::serve(listener, relay.clone(), shutdown).await?;
     relay.close().await;
+    if let Ok(message) = failure_rx.try_recv() {
+        anyhow::bail!("{message}");
+    }
     tracing::info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
 }

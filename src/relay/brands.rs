@@ -126,7 +126,7 @@ pub struct TokenRequest {
     pub client_assertion: Option<String>,
 }
 
-fn check_name(name: &str) -> Result<String, RelayError> {
+pub(super) fn check_name(name: &str) -> Result<String, RelayError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         return Err(RelayError::invalid(

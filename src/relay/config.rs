@@ -19,7 +19,7 @@ pub struct RelayArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum RelayCommand {
     /// Admit a brand: register its name and JWKS (a P-256 signing key and a P-256 encryption
-    /// key) and print `{"client_id": "..."}`.
+    /// key) and print `{"client_id": "..."}`; with `--batch FILE`, many brands from JSON lines.
     Admit(AdmitArgs),
     /// Suspend an admitted brand: from its next request it gets no token, its tokens stop, it
     /// is no longer published or matched, and its queued webhooks are dropped.
@@ -66,6 +66,10 @@ pub struct RelayServeArgs {
     /// events); defaults to `http://<listen address>`.
     #[arg(long, env = "VRM_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+    /// Serve Prometheus metrics at `GET /metrics` on this second address (off by default). Keep
+    /// it on loopback or a private network: it is not authenticated.
+    #[arg(long, env = "VRM_METRICS_LISTEN", value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Let brands' webhooks target loopback addresses (local testing only).
     #[arg(long, env = "VRM_ALLOW_LOOPBACK_WEBHOOKS")]
     pub allow_loopback_webhooks: bool,
@@ -144,10 +148,15 @@ pub struct AdmitArgs {
     #[command(flatten)]
     pub nats: NatsArgs,
     /// The brand's name as vaults will show it (1 to 100 characters).
-    #[arg(long, value_name = "NAME")]
-    pub name: String,
+    #[arg(long, value_name = "NAME", required_unless_present = "batch")]
+    pub name: Option<String>,
     /// A JSON file holding the brand's public JWKS: one P-256 key with `"use": "sig"` and one
     /// with `"use": "enc"`, each with a `kid`.
-    #[arg(long, value_name = "FILE")]
-    pub jwks: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "batch")]
+    pub jwks: Option<PathBuf>,
+    /// Admit many brands instead: a file (`-` for standard input) of JSON lines
+    /// `{"name": "...", "jwks": {...}}`. Every line is checked before any brand is stored; one
+    /// `{"line": N, "client_id": "..."}` line is printed per brand admitted, in the file's order.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "jwks"])]
+    pub batch: Option<PathBuf>,
 }

@@ -27,11 +27,16 @@ use crate::webhooks::{Delivery, Sender};
 
 /// Attempts at most per job.
 pub const MAX_ATTEMPTS: i64 = 20;
-/// How long an instance may hold a job before JetStream gives it to another.
-const ACK_WAIT: Duration = Duration::from_secs(60);
+/// How long an instance may hold a job before JetStream gives it to another: also how long
+/// webhooks wait after the instance holding them died. An attempt takes at most two bucket
+/// reads (3 s each, `nats::REQUEST_TIMEOUT`), the request ([`REQUEST_TIMEOUT`]) and the
+/// acknowledgement (3 s): 19 s; a live instance that is merely slow should not see its job
+/// handed to another (the brand would get it twice, de-duplicated by `webhook-id`).
+pub const ACK_WAIT: Duration = Duration::from_secs(20);
 /// How long one webhook request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Jobs one instance works on at once.
+/// Jobs one instance works on at once, and the batch it fetches: a fetched job waits for at
+/// most one batch before its attempt starts, so little of its ack wait is spent queued.
 const CONCURRENCY: usize = 16;
 const CONSUMER: &str = "webhooks";
 
@@ -108,20 +113,21 @@ impl Relay {
             .get_stream_no_info(DELIVERIES)
             .await
             .map_err(|e| RelayError::unavailable("binding the deliveries stream", e))?;
-        let consumer = stream
-            .get_or_create_consumer(
-                CONSUMER,
-                pull::Config {
-                    durable_name: Some(CONSUMER.to_owned()),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: ACK_WAIT,
-                    max_deliver: MAX_ATTEMPTS,
-                    ..Default::default()
-                },
-            )
+        // Created, or updated to this configuration (a consumer made by an older relay with
+        // another ack wait is brought up to date).
+        let consumer: consumer::Consumer<pull::Config> = stream
+            .create_consumer(pull::Config {
+                durable_name: Some(CONSUMER.to_owned()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: ACK_WAIT,
+                max_deliver: MAX_ATTEMPTS,
+                ..Default::default()
+            })
             .await
             .map_err(|e| RelayError::unavailable("binding the webhook consumer", e))?;
         let messages = consumer
+            .stream()
+            .max_messages_per_batch(CONCURRENCY)
             .messages()
             .await
             .map_err(|e| RelayError::unavailable("pulling webhook jobs", e))?;
@@ -139,14 +145,26 @@ impl Relay {
                     Ok(job) => self.attempt(sender, &job).await,
                     Err(_) => Outcome::Dropped("undecodable job"),
                 };
+                let counters = self.counters();
                 let ack = match outcome {
-                    Outcome::Delivered => AckKind::Ack,
+                    Outcome::Delivered => {
+                        counters.event_delivered();
+                        AckKind::Ack
+                    }
                     Outcome::Dropped(why) => {
                         tracing::info!(why, "webhook job dropped");
+                        counters.delivery_dropped();
+                        AckKind::Term
+                    }
+                    Outcome::Retry(error) if attempt >= MAX_ATTEMPTS => {
+                        // JetStream would not deliver it again: say so, and end it now.
+                        tracing::warn!(attempt, %error, "webhook failed on its last attempt");
+                        counters.delivery_failed();
                         AckKind::Term
                     }
                     Outcome::Retry(error) => {
                         tracing::info!(attempt, %error, "webhook failed; will retry");
+                        counters.delivery_retried();
                         AckKind::Nak(Some(backoff(attempt)))
                     }
                 };

@@ -38,6 +38,10 @@ pub enum RelayError {
         #[source]
         source: Option<Cause>,
     },
+    /// The relay's configuration does not fit the NATS cluster (more replicas than a lone
+    /// server can hold): retrying cannot help, the operator must change one of them.
+    #[error("the relay's configuration does not fit its NATS cluster: {0}")]
+    Misconfigured(String),
     /// Something inside the relay failed; `context` says what it was doing.
     #[error("{context}")]
     Internal {
@@ -80,7 +84,7 @@ impl RelayError {
             RelayError::InvalidToken(_) => "invalid_token",
             RelayError::InsufficientScope(_) => "insufficient_scope",
             RelayError::TooManyRequests { .. } => "too_many_requests",
-            RelayError::Unavailable { .. } => "relay_unavailable",
+            RelayError::Unavailable { .. } | RelayError::Misconfigured(_) => "relay_unavailable",
             RelayError::Internal { .. } => "internal",
         }
     }
@@ -100,6 +104,13 @@ impl RelayError {
             RelayError::Internal { .. } => {
                 "internal error; the details are in the relay's log".into()
             }
+            // The operator reads the sentence in the log and on the way out; clients only need
+            // to know the relay cannot serve.
+            RelayError::Misconfigured(_) => RelayError::Unavailable {
+                context: "",
+                source: None,
+            }
+            .to_string(),
             other => other.to_string(),
         }
     }

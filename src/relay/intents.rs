@@ -402,6 +402,7 @@ impl Relay {
             Ok(true)
         })
         .await?;
+        self.counters().intent_accepted();
         Ok((id, created))
     }
 

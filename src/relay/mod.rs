@@ -11,9 +11,12 @@
 //!   by all instances.
 //! - [`intents`] — brands' subscriptions (matched with the domain's index), vaults' intents
 //!   and the brands' feeds.
+//! - [`admit`] — `relay admit --batch`: many brands from one file of JSON lines.
 //! - [`brands`] — admitted brands, their published keys, and relay access tokens obtained with
 //!   a `private_key_jwt` client assertion, whose claim rules are [`assertion`]'s.
 //! - [`offers`] — brands' offers with their signed acceptance of the person's terms, and the
+//!   vault's read of them with the intent's key.
+//! - [`metrics`] — what an instance counts, and its consumers' lag, for Prometheus.
 //!   vault's read of them with the intent's key (a long poll).
 //! - [`messages`] — the vault's messages to brands: decisions on offers (with the agreement
 //!   receipt and the disclosed fields as a JWE), withdrawal, expiry and erasure.
@@ -30,6 +33,7 @@
 //! published keys and relay tokens; subscriptions, intents, polling and webhooks; offers and
 //! the vault's read of them; the vault's messages to brands; Server-Sent Events.
 
+pub mod admit;
 pub mod assertion;
 pub mod brands;
 pub mod config;
@@ -40,6 +44,7 @@ pub mod intents;
 pub mod limits;
 pub mod live;
 pub mod messages;
+pub mod metrics;
 pub mod nats;
 pub mod offers;
 pub mod record;
@@ -91,6 +96,11 @@ struct Inner {
     /// Whether the index holds every subscription the bucket held when watching began: until
     /// then the instance is not ready and takes no intent (it could miss a brand).
     index_current: AtomicBool,
+    /// Set when the instance cannot serve with this configuration at all (see
+    /// [`Relay::failed`]); the sentence for the operator.
+    fatal: tokio::sync::watch::Sender<Option<String>>,
+    /// What this instance counted since it started.
+    counters: metrics::Counters,
 }
 
 impl Relay {
@@ -125,28 +135,54 @@ impl Relay {
                 clock,
                 index: RwLock::new(SubscriptionIndex::new()),
                 index_current: AtomicBool::new(false),
+                fatal: tokio::sync::watch::Sender::new(None),
+                counters: metrics::Counters::default(),
             }),
         }
     }
 
-    /// Creates or binds every stream and bucket.
-    pub async fn ensure_layout(&self) -> Result<(), RelayError> {
+    /// Creates or binds every stream and bucket; `existing` says whether streams and buckets
+    /// already there are brought to this instance's replica count.
+    pub async fn ensure_layout(&self, existing: nats::Existing) -> Result<(), RelayError> {
         self.inner
             .buckets
-            .get_or_try_init(|| nats::ensure_layout(&self.inner.js, self.inner.settings.replicas))
+            .get_or_try_init(|| {
+                nats::ensure_layout(&self.inner.js, self.inner.settings.replicas, existing)
+            })
             .await
             .map(|_| ())
+    }
+
+    /// Resolves, with the operator's sentence, if this instance found it can never serve with
+    /// its configuration (`--replicas 3` against a NATS server that is not in a cluster);
+    /// `vrm-vault relay` then stops with that message instead of retrying for ever.
+    pub async fn failed(&self) -> String {
+        let mut fatal = self.inner.fatal.subscribe();
+        let message = fatal
+            .wait_for(Option::is_some)
+            .await
+            .map(|message| message.clone().unwrap_or_default());
+        match message {
+            Ok(message) => message,
+            // The sender lives as long as `self`: this cannot end; never resolve.
+            Err(_) => std::future::pending().await,
+        }
     }
 
     async fn ensure_layout_until_done(&self) {
         let mut wait = Duration::from_millis(200);
         loop {
-            match self.ensure_layout().await {
+            match self.ensure_layout(nats::Existing::Update).await {
                 Ok(()) => {
                     tracing::info!("relay streams and buckets ready");
                     let deliverer = self.clone();
                     tokio::spawn(async move { deliverer.deliver_webhooks().await });
                     self.follow_subscriptions().await;
+                    return;
+                }
+                Err(RelayError::Misconfigured(message)) => {
+                    tracing::error!(%message, "the relay cannot serve with this configuration");
+                    self.inner.fatal.send_replace(Some(message));
                     return;
                 }
                 Err(e) => {
@@ -160,6 +196,11 @@ impl Relay {
 
     pub fn settings(&self) -> &RelaySettings {
         &self.inner.settings
+    }
+
+    /// This instance's counters (`GET /metrics`).
+    pub fn counters(&self) -> &metrics::Counters {
+        &self.inner.counters
     }
 
     pub fn clock(&self) -> &dyn Clock {

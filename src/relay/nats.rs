@@ -125,11 +125,28 @@ fn bucket_config(bucket: &str, max_age: Duration, replicas: usize) -> kv::Config
     }
 }
 
-/// Creates every stream and bucket, or updates them to this configuration; safe to run from
-/// any number of instances at once.
+/// What [`ensure_layout`] does with a stream or bucket that already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Bring it to this configuration, replica count included (`vrm-vault relay`: the serving
+    /// instances' `--replicas` is the layout's). A change of replicas is logged.
+    Update,
+    /// Leave it as it is and only create what is missing (the operator's one-shot commands, so
+    /// that `relay admit` without `--replicas` never scales a cluster's streams down).
+    Keep,
+}
+
+/// Creates every stream and bucket, or (with [`Existing::Update`]) updates them to this
+/// configuration; safe to run from any number of instances at once.
+///
+/// A replica count the cluster cannot hold is reported as [`RelayError::Misconfigured`] when it
+/// never can (a server not in a cluster) and as unavailable when it may once more nodes are up
+/// (JetStream's "insufficient resources": it cannot tell a node that is down from one that was
+/// never there).
 pub async fn ensure_layout(
     js: &jetstream::Context,
     replicas: usize,
+    existing: Existing,
 ) -> Result<Buckets, RelayError> {
     let streams = [
         stream::Config {
@@ -158,11 +175,44 @@ pub async fn ensure_layout(
         },
     ];
     for config in streams {
-        js.create_or_update_stream(config)
-            .await
-            .map_err(|e| RelayError::unavailable("creating the relay's streams", e))?;
+        let name = config.name.clone();
+        let held = current_replicas(js, &name).await?;
+        let result = match (existing, held) {
+            (Existing::Keep, Some(_)) => continue,
+            (Existing::Keep, None) => js.create_stream(config).await.map(|_| ()),
+            (Existing::Update, held) => {
+                if let Some(held) = held.filter(|held| *held != replicas) {
+                    tracing::warn!(
+                        stream = %name, from = held, to = replicas,
+                        "changing the stream's replicas to --replicas"
+                    );
+                }
+                js.create_or_update_stream(config).await.map(|_| ())
+            }
+        };
+        result.map_err(|e| {
+            placement_error(&e, replicas)
+                .unwrap_or_else(|| RelayError::unavailable("creating the relay's streams", e))
+        })?;
     }
-    let bucket = |name, max_age| async move {
+    let bucket = |name: &'static str, max_age| async move {
+        if existing == Existing::Keep
+            && let Ok(store) = js.get_key_value(name).await
+        {
+            return Ok(store);
+        }
+        if existing == Existing::Update
+            && let Some(held) = current_replicas(js, &format!("KV_{name}"))
+                .await?
+                .filter(|held| *held != replicas)
+        {
+            tracing::warn!(
+                bucket = name,
+                from = held,
+                to = replicas,
+                "changing the bucket's replicas to --replicas"
+            );
+        }
         js.create_or_update_key_value(bucket_config(name, max_age, replicas))
             .await
             .map_err(|e| RelayError::unavailable("creating the relay's buckets", e))
@@ -175,4 +225,48 @@ pub async fn ensure_layout(
         intent_jtis: bucket(INTENT_JTIS, INTENT_JTI_MEMORY).await?,
         limits: bucket(LIMITS, super::limits::LIMIT_MEMORY).await?,
     })
+}
+
+/// The replicas of the stream `name` as JetStream holds it, or `None` if there is none.
+async fn current_replicas(
+    js: &jetstream::Context,
+    name: &str,
+) -> Result<Option<usize>, RelayError> {
+    match js.get_stream(name).await {
+        Ok(stream) => Ok(Some(stream.cached_info().config.num_replicas)),
+        Err(e)
+            if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(error)
+                if error.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(RelayError::unavailable("reading the relay's streams", e)),
+    }
+}
+
+/// The operator's sentence for a stream JetStream would not place with `replicas` replicas.
+fn placement_error(
+    e: &jetstream::context::CreateStreamError,
+    replicas: usize,
+) -> Option<RelayError> {
+    let jetstream::context::CreateStreamErrorKind::JetStream(error) = e.kind() else {
+        return None;
+    };
+    match error.error_code() {
+        jetstream::ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED => {
+            Some(RelayError::Misconfigured(format!(
+                "--replicas {replicas} needs a NATS cluster of at least {replicas} JetStream servers, \
+             but the NATS server the relay reached is not in a cluster; start the relay with \
+             --replicas 1 or run nats-server as a cluster"
+            )))
+        }
+        jetstream::ErrorCode::INSUFFICIENT_RESOURCES | jetstream::ErrorCode::CLUSTER_NO_PEERS => {
+            Some(RelayError::Unavailable {
+                context: "JetStream cannot place every replica: the cluster has fewer JetStream \
+                      servers up than --replicas (start the missing nodes, or lower --replicas)",
+                source: Some(error.to_string().into()),
+            })
+        }
+        _ => None,
+    }
 }

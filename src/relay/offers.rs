@@ -222,7 +222,10 @@ impl Relay {
                 .map_err(|e| RelayError::unavailable("storing an offer", e))?
                 .await;
             match ack {
-                Ok(_) => return Ok(id),
+                Ok(_) => {
+                    self.counters().offer_accepted();
+                    return Ok(id);
+                }
                 Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => continue,
                 Err(e) => return Err(RelayError::unavailable("storing an offer", e)),
             }

@@ -25,12 +25,17 @@
 //! - [`machine`]: the CPU, the load average, a process's memory, latency percentiles.
 //! - [`relay`]: the intent relay over a real `nats-server -js` (`NATS_SERVER_BIN`), each killed on
 //!   drop.
+//! - [`cluster`]: a NATS JetStream cluster of real `nats-server` nodes on loopback, each
+//!   killable and restartable, for the relay's replication and fault tests and benches.
+//! - [`relay_traffic`]: what vaults and brands send a relay instance (intents under per-intent
+//!   keys, offers with signed acceptances, the vault's read), with retryable failures named.
 //! - [`proc_stats`]: the store writer's groups from the server's log, and CPU time by thread.
 
 #![allow(dead_code)]
 
 pub mod brand;
 pub mod catalogue;
+pub mod cluster;
 pub mod disk;
 pub mod grant;
 pub mod intent;
@@ -38,5 +43,6 @@ pub mod machine;
 pub mod owner;
 pub mod proc_stats;
 pub mod relay;
+pub mod relay_traffic;
 pub mod restore;
 pub mod server;

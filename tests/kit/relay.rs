@@ -95,6 +95,11 @@ impl Nats {
         }
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the server (as a crash would), keeping its store.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -215,8 +220,13 @@ pub struct AdmittedBrand {
 impl AdmittedBrand {
     /// Generates keys and admits the brand with the real command.
     pub fn admit(nats: &Nats, name: &str) -> AdmittedBrand {
+        AdmittedBrand::admit_via(&nats.url(), name)
+    }
+
+    /// Admits the brand through `nats_arg` (one URL, or a cluster's comma-separated URLs).
+    pub fn admit_via(nats_arg: &str, name: &str) -> AdmittedBrand {
         let keys = BrandKeys::generate(name);
-        let (ok, stdout, stderr) = admit_command(&nats.url(), name, &keys.jwks());
+        let (ok, stdout, stderr) = admit_command(nats_arg, name, &keys.jwks());
         assert!(ok, "relay admit failed: {stderr}");
         let printed: Value = serde_json::from_str(stdout.trim()).unwrap();
         AdmittedBrand {
@@ -271,6 +281,68 @@ impl RelayApp {
         let res = req.send().await.unwrap();
         let status = res.status().as_u16();
         (status, res.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// `vrm-vault relay admit --nats <url> --batch -` with `lines` on standard input: exit status,
+/// stdout, stderr.
+pub fn admit_batch_command(nats_url: &str, lines: &str) -> (bool, String, String) {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vrm-vault"))
+        .args(["relay", "admit", "--nats", nats_url, "--batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = lines.to_owned();
+    // Written from a thread so a large batch cannot dead-lock against a full stdout pipe.
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+impl AdmittedBrand {
+    /// Generates keys for each name and admits them all with one `relay admit --batch`.
+    pub fn admit_many(nats: &Nats, names: &[String]) -> Vec<AdmittedBrand> {
+        AdmittedBrand::admit_many_at(&nats.url(), names)
+    }
+
+    /// [`AdmittedBrand::admit_many`] on the NATS server at `nats_url`.
+    pub fn admit_many_at(nats_url: &str, names: &[String]) -> Vec<AdmittedBrand> {
+        let keys: Vec<BrandKeys> = names.iter().map(|n| BrandKeys::generate(n)).collect();
+        let lines: String = names
+            .iter()
+            .zip(&keys)
+            .map(|(name, keys)| json!({"name": name, "jwks": keys.jwks()}).to_string() + "\n")
+            .collect();
+        let (ok, stdout, stderr) = admit_batch_command(nats_url, &lines);
+        assert!(ok, "relay admit --batch failed: {stderr}");
+        let printed: Vec<Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(printed.len(), names.len(), "{stdout}\n{stderr}");
+        names
+            .iter()
+            .zip(keys)
+            .zip(printed)
+            .enumerate()
+            .map(|(i, ((name, keys), printed))| {
+                assert_eq!(printed["line"], i + 1, "{printed}");
+                AdmittedBrand {
+                    client_id: printed["client_id"].as_str().unwrap().to_owned(),
+                    name: name.clone(),
+                    keys,
+                }
+            })
+            .collect()
     }
 }
 

@@ -15,7 +15,9 @@ pub fn status_of(error: &RelayError) -> StatusCode {
         RelayError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
         RelayError::InsufficientScope(_) => StatusCode::FORBIDDEN,
         RelayError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-        RelayError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        RelayError::Unavailable { .. } | RelayError::Misconfigured(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         RelayError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -35,7 +37,9 @@ impl IntoResponse for RelayError {
         };
         let mut response = (status, axum::Json(body)).into_response();
         match &self {
-            RelayError::Internal { .. } | RelayError::Unavailable { .. } => {
+            RelayError::Internal { .. }
+            | RelayError::Unavailable { .. }
+            | RelayError::Misconfigured(_) => {
                 // The cause goes to the log, never to the client.
                 tracing::warn!(error = %self.report(), "relay request failed");
                 response.extensions_mut().insert(ErrorDetail(self.report()));

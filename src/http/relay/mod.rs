@@ -9,6 +9,7 @@ mod brands;
 mod error;
 mod events;
 mod intents;
+pub mod metrics;
 mod oauth;
 pub mod openapi;
 
