@@ -7,5 +7,6 @@ mod metrics;
 mod offers;
 mod outage;
 mod production;
+mod redelivery;
 mod replication;
 mod start;
