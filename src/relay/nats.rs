@@ -196,9 +196,11 @@ pub async fn ensure_layout(
                 "changing the bucket's replicas to --replicas"
             );
         }
-        js.create_or_update_key_value(bucket_config(name, max_age, replicas))
+        let store = js
+            .create_or_update_key_value(bucket_config(name, max_age, replicas))
             .await
-            .map_err(|e| RelayError::unavailable("creating the relay's buckets", e))
+            .map_err(|e| RelayError::unavailable("creating the relay's buckets", e))?;
+        leader_reads(js, name, store).await
     };
     Ok(Buckets {
         brands: bucket(BRANDS, Duration::ZERO).await?,
@@ -206,6 +208,41 @@ pub async fn ensure_layout(
         tokens: bucket(TOKENS, TOKEN_LIFETIME + Duration::from_secs(60)).await?,
         assertions: bucket(ASSERTIONS, ASSERTION_MEMORY).await?,
     })
+}
+
+/// Makes the bucket's reads go to its stream's leader and returns the store bound that way.
+///
+/// async-nats creates buckets with `allow_direct`, which lets any replica answer a read,
+/// including a follower that has not yet applied the latest write: a token issued by one
+/// instance could then be "unknown" to the next request on another (seen in the production
+/// test). Relay reads are few and small; read-after-write across instances matters more.
+async fn leader_reads(
+    js: &jetstream::Context,
+    name: &str,
+    store: kv::Store,
+) -> Result<kv::Store, RelayError> {
+    let mut stream = js
+        .get_stream(format!("KV_{name}"))
+        .await
+        .map_err(|e| RelayError::unavailable("reading the relay's buckets", e))?;
+    let config = stream
+        .info()
+        .await
+        .map_err(|e| RelayError::unavailable("reading the relay's buckets", e))?
+        .config
+        .clone();
+    if !config.allow_direct {
+        return Ok(store);
+    }
+    js.update_stream(stream::Config {
+        allow_direct: false,
+        ..config
+    })
+    .await
+    .map_err(|e| RelayError::unavailable("updating the relay's buckets", e))?;
+    js.get_key_value(name)
+        .await
+        .map_err(|e| RelayError::unavailable("binding the relay's buckets", e))
 }
 
 /// The replicas of the stream `name` as JetStream holds it, or `None` if there is none.
