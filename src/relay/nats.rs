@@ -113,14 +113,28 @@ fn stream_config(name: &str, subjects: &str, replicas: usize) -> stream::Config 
     }
 }
 
-fn bucket_config(bucket: &str, max_age: Duration, replicas: usize) -> kv::Config {
-    kv::Config {
-        bucket: bucket.to_owned(),
-        history: 1,
+/// The stream behind a KV bucket: what async-nats' `create_key_value` would make (one value
+/// per key, roll-ups, no deletes of single messages, discard new), except that reads go to the
+/// stream's leader (`allow_direct: false`). async-nats makes buckets with `allow_direct`, which
+/// lets any replica answer a read, including a follower that has not yet applied the latest
+/// write: with 3 replicas, a token issued through one instance was "unknown" to the next
+/// request on the other. Relay reads are few and small; read-after-write across instances
+/// matters more. Every instance writes this same configuration, so they never disagree.
+fn kv_stream_config(bucket: &str, max_age: Duration, replicas: usize) -> stream::Config {
+    stream::Config {
+        name: format!("KV_{bucket}"),
+        description: Some(String::new()),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
         max_age,
-        max_value_size: MAX_MESSAGE_BYTES,
+        max_message_size: MAX_MESSAGE_BYTES,
         storage: stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        deny_purge: false,
+        allow_direct: false,
         num_replicas: replicas,
+        discard: stream::DiscardPolicy::New,
         ..Default::default()
     }
 }
@@ -196,26 +210,30 @@ pub async fn ensure_layout(
         })?;
     }
     let bucket = |name: &'static str, max_age| async move {
-        if existing == Existing::Keep
-            && let Ok(store) = js.get_key_value(name).await
-        {
-            return Ok(store);
-        }
-        if existing == Existing::Update
-            && let Some(held) = current_replicas(js, &format!("KV_{name}"))
-                .await?
-                .filter(|held| *held != replicas)
-        {
-            tracing::warn!(
-                bucket = name,
-                from = held,
-                to = replicas,
-                "changing the bucket's replicas to --replicas"
-            );
-        }
-        js.create_or_update_key_value(bucket_config(name, max_age, replicas))
+        let config = kv_stream_config(name, max_age, replicas);
+        let held = current_replicas(js, &config.name).await?;
+        let made = match (existing, held) {
+            (Existing::Keep, Some(_)) => Ok(()),
+            (Existing::Keep, None) => js.create_stream(config).await.map(|_| ()),
+            (Existing::Update, held) => {
+                if let Some(held) = held.filter(|held| *held != replicas) {
+                    tracing::warn!(
+                        bucket = name,
+                        from = held,
+                        to = replicas,
+                        "changing the bucket's replicas to --replicas"
+                    );
+                }
+                js.create_or_update_stream(config).await.map(|_| ())
+            }
+        };
+        made.map_err(|e| {
+            placement_error(&e, replicas)
+                .unwrap_or_else(|| RelayError::unavailable("creating the relay's buckets", e))
+        })?;
+        js.get_key_value(name)
             .await
-            .map_err(|e| RelayError::unavailable("creating the relay's buckets", e))
+            .map_err(|e| RelayError::unavailable("binding the relay's buckets", e))
     };
     Ok(Buckets {
         brands: bucket(BRANDS, Duration::ZERO).await?,

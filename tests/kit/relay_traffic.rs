@@ -95,7 +95,8 @@ impl Answer {
     }
 
     /// Whether a client may retry it: 503 with `Retry-After`, or a connection the instance
-    /// refused or dropped (it is down or going down).
+    /// refused or dropped (it is down, or was killed with the request in flight: then the
+    /// write may or may not have been stored, as with a 503 after a timed-out publish).
     pub fn retryable(&self) -> bool {
         match self {
             Answer::Status {
@@ -105,7 +106,9 @@ impl Answer {
             } => true,
             Answer::Status { .. } => false,
             Answer::Transport(error) => {
-                error.contains("onnection refused") || error.contains("onnection reset")
+                error.contains("onnection refused")
+                    || error.contains("onnection reset")
+                    || error.contains("connection closed before message completed")
             }
         }
     }

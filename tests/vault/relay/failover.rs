@@ -532,7 +532,7 @@ async fn run() {
         let kind = if failure.contains("503") {
             "503 with Retry-After"
         } else {
-            "connection refused or reset"
+            "connection refused, reset or closed by the killed instance"
         };
         *kinds.entry(kind.to_owned()).or_default() += 1;
     }

@@ -12,6 +12,7 @@ mod offers;
 mod openapi;
 mod outage;
 mod production;
+mod redelivery;
 mod replication;
 mod start;
 mod vault_side;

@@ -381,7 +381,8 @@ async fn the_readme_production_layout_carries_an_intent_through_nginx() {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Under a loaded machine the instances took up to 54 s to be ready through nginx here.
+    let deadline = Instant::now() + Duration::from_secs(120);
     while send(http.get(format!("{public_url}/readyz")))
         .await
         .status()
@@ -453,17 +454,42 @@ async fn the_readme_production_layout_carries_an_intent_through_nginx() {
         published.push(created.body()["id"].as_str().unwrap().to_owned());
     }
     println!("both intents acknowledged after {:?}", began.elapsed());
-    let got = receiver.wait_for(2, Duration::from_secs(60)).await;
+    // At least once: the killed instance may have sent a webhook it never acknowledged, which
+    // the other sends again under the same id. De-duplicated, each intent arrived once.
+    published.sort();
+    let received_ids = |got: &[crate::kit::intent::Received]| {
+        let mut ids: Vec<String> = got
+            .iter()
+            .map(|r| {
+                r.json()["data"]["intent"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    let got = crate::kit::intent::eventually(Duration::from_secs(90), || async {
+        let got = receiver.received();
+        (received_ids(&got) == published).then_some(got)
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "webhooks received: {:?}",
+            received_ids(&receiver.received())
+        )
+    });
     println!("both webhooks received after {:?}", began.elapsed());
-    let mut ids = Vec::new();
     for request in &got {
         assert!(signature_verifies(&secret, request));
         let event = request.json();
         assert_eq!(event["source"], public_url.as_str());
-        ids.push(event["data"]["intent"]["id"].as_str().unwrap().to_owned());
+        assert_eq!(request.header("webhook-id"), event["id"].as_str().unwrap());
     }
-    ids.sort();
-    published.sort();
+    let ids = received_ids(&got);
     assert_eq!(ids, published);
     drop(nginx);
     drop(instances);

@@ -83,6 +83,17 @@ async fn streams_follow_the_replica_count_on_a_three_node_cluster() {
         triple.log()
     );
     wait_replicas(&cluster.url(1), 3).await;
+    // Bucket reads go to the leader: a follower behind the latest write must not answer that a
+    // token just issued by another instance is unknown.
+    let js = jetstream::new(async_nats::connect(cluster.url(0)).await.unwrap());
+    for name in STREAMS.iter().filter(|n| n.starts_with("KV_")) {
+        let mut stream = js.get_stream(*name).await.unwrap();
+        let info = stream.info().await.unwrap();
+        assert!(
+            !info.config.allow_direct,
+            "{name} lets followers answer reads"
+        );
+    }
 
     // The operator's `admit` (no --replicas: the default 1) binds what exists and changes
     // nothing; the brand it wrote is readable through either instance.
