@@ -4,6 +4,7 @@
 //! exhaustively without a server, a disk or a clock.
 
 pub mod activity;
+pub mod agents;
 pub mod audit;
 pub mod brands;
 pub mod consent_budget;

@@ -4,6 +4,7 @@
 //! and, through utoipa, as the OpenAPI document); [`serve()`] runs it on a listener until a shutdown
 //! signal, then drains in-flight requests.
 
+pub mod agents;
 pub mod assets;
 pub mod auth;
 pub mod brand_api;

@@ -8,6 +8,7 @@
 //! and its audit entry in one transaction and returns only once both are durable.
 
 pub mod activity;
+pub mod agents;
 pub mod agreements;
 mod aliases;
 mod attempts;

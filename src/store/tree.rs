@@ -43,6 +43,9 @@ pub enum Tree {
     Events,
     /// Webhook deliveries still to make, keyed by big-endian event number.
     Outbox,
+    /// The person's AI assistants (MCP clients): registrations, approvals and their refresh
+    /// tokens, keyed by a keyed hash of the client id.
+    Agents,
 }
 
 impl Tree {
@@ -64,6 +67,7 @@ impl Tree {
             Tree::Subscriptions => "subscriptions",
             Tree::Events => "events",
             Tree::Outbox => "outbox",
+            Tree::Agents => "agents",
         }
     }
 
@@ -85,11 +89,13 @@ impl Tree {
             Tree::Subscriptions => 14,
             Tree::Events => 15,
             Tree::Outbox => 16,
+            // 21, not 17: another feature added at the same time may take the next number.
+            Tree::Agents => 21,
         }
     }
 
     /// Every tree, for walks over the whole store.
-    pub const ALL: [Tree; 16] = [
+    pub const ALL: [Tree; 17] = [
         Tree::Records,
         Tree::Audit,
         Tree::Meta,
@@ -106,6 +112,7 @@ impl Tree {
         Tree::Subscriptions,
         Tree::Events,
         Tree::Outbox,
+        Tree::Agents,
     ];
 
     /// The tree and key of a full sled key (as [`Store::raw_entries`] yields it and backups
