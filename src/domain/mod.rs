@@ -13,6 +13,7 @@ pub mod grants;
 pub mod intents;
 pub mod login;
 pub mod offers;
+pub mod proposals;
 pub mod rate;
 pub mod records;
 pub mod refusals;

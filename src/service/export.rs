@@ -35,7 +35,7 @@ struct Section {
 }
 
 /// The arrays of an export, in document order.
-const SECTIONS: [Section; 10] = [
+const SECTIONS: [Section; 11] = [
     Section {
         name: "records",
         tree: Tree::Records,
@@ -74,6 +74,11 @@ const SECTIONS: [Section; 10] = [
     Section {
         name: "offers",
         tree: Tree::Offers,
+        hidden: &[],
+    },
+    Section {
+        name: "proposals",
+        tree: Tree::Proposals,
         hidden: &[],
     },
     Section {

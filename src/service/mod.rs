@@ -8,6 +8,7 @@
 //! and its audit entry in one transaction and returns only once both are durable.
 
 pub mod activity;
+pub mod agent_tools;
 pub mod agents;
 pub mod agreements;
 mod aliases;
@@ -34,6 +35,7 @@ mod lock;
 mod offline;
 mod open;
 pub mod par;
+pub mod proposals;
 pub mod records;
 mod restored;
 pub mod retention;

@@ -64,7 +64,7 @@ fn part_of(tree: Tree) -> &'static str {
         | Tree::Invitations
         | Tree::Grants
         | Tree::Subscriptions => "brands",
-        Tree::Intents | Tree::Offers => "intents",
+        Tree::Intents | Tree::Offers | Tree::Proposals => "intents",
         Tree::Meta | Tree::Terms | Tree::SigningKeys | Tree::Agents => "other",
     }
 }

@@ -26,6 +26,7 @@ mod linking;
 mod lock;
 mod login_throttle;
 mod logs;
+mod mcp;
 mod oauth;
 mod openapi;
 mod par;

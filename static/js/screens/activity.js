@@ -47,6 +47,11 @@ const ACTION_LABELS = {
   'data.written': 'A brand changed your data',
   'access.refused': 'A brand was refused data it asked for',
   'intent.created': 'Made a wish',
+  'agent.intent_created': 'Your assistant made a wish',
+  'agent.offer_proposed': 'Your assistant asked you to accept an offer',
+  'agent.refused': 'Your assistant was refused',
+  'proposal.confirmed': 'Said yes to your assistant',
+  'proposal.refused': 'Said no to your assistant',
   'intent.withdrawn': 'Withdrew a wish',
   'intent.expired': 'A wish expired',
   'offer.received': 'A brand sent an offer',
@@ -83,7 +88,7 @@ const KINDS = [
   { value: 'vault', label: 'Backups, exports and the vault' },
 ];
 
-const ACTOR_LABELS = { owner: 'You', system: 'The vault', brand: 'A brand' };
+const ACTOR_LABELS = { owner: 'You', system: 'The vault', brand: 'A brand', agent: 'Your assistant' };
 
 export function render(container) {
   const view = {

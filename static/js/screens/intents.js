@@ -22,6 +22,7 @@ import { listenForOffers } from '../live.js';
 import { renderForm } from './intents/composer.js';
 import { findIntentCard, renderIntents, updateOfferCount } from './intents/list.js';
 import { offerItem } from './intents/offers.js';
+import { loadProposals } from './intents/proposals.js';
 
 /**
  * The vault's limits for a new wish, served with its categories by
@@ -53,13 +54,22 @@ export function render(container, ctx) {
     liveStatus: el('div', { class: 'live-status', hidden: true }),
     listNotice: el('div', { class: 'notice-slot' }),
     listHost: el('div', { class: 'cards-host intents-list', 'aria-busy': 'true' }, el('p', { class: 'loading' }, 'Loading your wishes…')),
+    proposalsHost: el('div', { class: 'cards-host' }),
+    proposalsSection: /** @type {HTMLElement} */ (el('section', { 'aria-labelledby': 'proposals-heading', hidden: true })),
     reloadTimer: null,
     stopLive: () => {},
   };
+  view.proposalsSection.append(
+    el('h2', { id: 'proposals-heading' }, 'Your assistant asks'),
+    el('p', {}, 'Your assistant cannot accept an offer or share your data by itself. It asks you here; nothing happens until you answer.'),
+    view.proposalsHost,
+  );
 
   container.append(
     view.heading,
     el('p', { class: 'lead' }, 'Tell brands what you are looking for without being tracked: only brands that accepted terms allowing it hear your wish, and they answer with offers you can take or leave.'),
+
+    view.proposalsSection,
 
     el('section', { 'aria-labelledby': 'intent-new-heading' },
       el('h2', { id: 'intent-new-heading' }, 'Make a wish'),
@@ -118,7 +128,10 @@ async function loadAll(view) {
   } else {
     renderForm(view, { recordsFailed: records instanceof Error });
   }
-  await loadIntents(view);
+  await Promise.all([
+    loadIntents(view),
+    loadProposals(view.proposalsSection, view.proposalsHost, () => reloadSoon(view)),
+  ]);
   if (view.focusIntent) openFromQuery(view, view.focusIntent);
 }
 
