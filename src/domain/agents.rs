@@ -199,9 +199,180 @@ pub fn redirect_matches(registered: &str, given: &str) -> bool {
     registered == given
 }
 
+/// What an assistant sends to register itself (RFC 7591 §2). Unknown members are ignored, as
+/// §3.2.1 asks; a member this vault cannot honour is refused by [`AgentRegistration::validate`].
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct AgentRegistration {
+    /// Shown to the person on the consent page and in Settings.
+    #[schema(example = "Claude")]
+    pub client_name: Option<String>,
+    pub client_uri: Option<String>,
+    /// https, or http on a loopback address (any port is then accepted, RFC 8252 §7.3).
+    pub redirect_uris: Option<Vec<String>>,
+    /// `none`: an assistant is a public client.
+    pub token_endpoint_auth_method: Option<String>,
+    /// `authorization_code`, and `refresh_token` if wanted (the default is both).
+    pub grant_types: Option<Vec<String>>,
+    /// `["code"]`.
+    pub response_types: Option<Vec<String>>,
+    /// Space-separated agent scopes; the default is every one (the person narrows them).
+    pub scope: Option<String>,
+}
+
+/// A registration that passed every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidAgentRegistration {
+    pub client_name: String,
+    pub client_uri: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scopes: BTreeSet<AgentScope>,
+}
+
+/// The name an assistant that sends none is shown by.
+pub const UNNAMED: &str = "An unnamed assistant";
+
+impl AgentRegistration {
+    /// Whether a registration without an invitation is an assistant's: a public client
+    /// (`token_endpoint_auth_method` `none`). Anything else needs an invitation (a brand).
+    pub fn is_public_client(&self) -> bool {
+        self.token_endpoint_auth_method.as_deref() == Some("none")
+    }
+
+    /// Checks the registration (RFC 7591 §2, RFC 8252); the error is the sentence of an
+    /// `invalid_redirect_uri` (first) or `invalid_client_metadata` (second) answer.
+    pub fn validate(self) -> Result<ValidAgentRegistration, (&'static str, String)> {
+        let metadata = |m: String| ("invalid_client_metadata", m);
+        if !self.is_public_client() {
+            return Err(metadata(
+                "an assistant registers as a public client: token_endpoint_auth_method must be none"
+                    .into(),
+            ));
+        }
+        let client_name = match self.client_name.as_deref().map(str::trim) {
+            None | Some("") => UNNAMED.to_owned(),
+            Some(name) if name.chars().count() > MAX_NAME_CHARS => {
+                return Err(metadata(format!(
+                    "client_name may be at most {MAX_NAME_CHARS} characters"
+                )));
+            }
+            Some(name) if name.chars().any(char::is_control) => {
+                return Err(metadata(
+                    "client_name may not hold control characters".into(),
+                ));
+            }
+            Some(name) => name.to_owned(),
+        };
+        let client_uri = match self.client_uri {
+            None => None,
+            Some(uri) => {
+                let url = url::Url::parse(&uri)
+                    .map_err(|_| metadata(format!("client_uri {uri} is not a URL")))?;
+                if !matches!(url.scheme(), "https" | "http") || uri.len() > MAX_URI_CHARS {
+                    return Err(metadata("client_uri must be an http(s) URL".into()));
+                }
+                Some(uri)
+            }
+        };
+        let redirect_uris = self.redirect_uris.unwrap_or_default();
+        if redirect_uris.is_empty() {
+            return Err((
+                "invalid_redirect_uri",
+                "redirect_uris is required: where the browser returns after the person decides"
+                    .into(),
+            ));
+        }
+        if redirect_uris.len() > MAX_REDIRECT_URIS {
+            return Err((
+                "invalid_redirect_uri",
+                format!("at most {MAX_REDIRECT_URIS} redirect_uris"),
+            ));
+        }
+        for uri in &redirect_uris {
+            check_redirect_uri(uri).map_err(|e| ("invalid_redirect_uri", e))?;
+        }
+        let grant_types = self
+            .grant_types
+            .unwrap_or_else(|| vec!["authorization_code".to_owned(), "refresh_token".to_owned()]);
+        if let Some(other) = grant_types
+            .iter()
+            .find(|g| !matches!(g.as_str(), "authorization_code" | "refresh_token"))
+        {
+            return Err(metadata(format!(
+                "grant type {other} is not for assistants: use authorization_code and refresh_token"
+            )));
+        }
+        if !grant_types.iter().any(|g| g == "authorization_code") {
+            return Err(metadata(
+                "grant_types must include authorization_code".into(),
+            ));
+        }
+        if let Some(types) = &self.response_types
+            && types.iter().any(|t| t != "code")
+        {
+            return Err(metadata("response_types must be [\"code\"]".into()));
+        }
+        let scopes = parse_scopes(self.scope.as_deref()).map_err(metadata)?;
+        let mut grant_types_unique = Vec::new();
+        for g in grant_types {
+            if !grant_types_unique.contains(&g) {
+                grant_types_unique.push(g);
+            }
+        }
+        Ok(ValidAgentRegistration {
+            client_name,
+            client_uri,
+            redirect_uris,
+            grant_types: grant_types_unique,
+            scopes,
+        })
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+
+    fn registration(
+        value: serde_json::Value,
+    ) -> Result<ValidAgentRegistration, (&'static str, String)> {
+        serde_json::from_value::<AgentRegistration>(value)
+            .unwrap()
+            .validate()
+    }
+
+    #[test]
+    fn what_an_mcp_client_sends_registers_and_brand_shaped_metadata_does_not() {
+        let valid = registration(serde_json::json!({
+            "client_name": "Claude", "redirect_uris": ["http://localhost:3030/callback"],
+            "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+            "token_endpoint_auth_method": "none", "logo_uri": "https://ignored.example/x.png",
+        }))
+        .unwrap();
+        assert_eq!(valid.client_name, "Claude");
+        assert_eq!(valid.scopes.len(), AgentScope::ALL.len());
+        let secret = registration(serde_json::json!({
+            "client_name": "x", "redirect_uris": ["https://a.example/cb"],
+            "token_endpoint_auth_method": "client_secret_post",
+        }));
+        assert_eq!(secret.unwrap_err().0, "invalid_client_metadata");
+        let credentials = registration(serde_json::json!({
+            "redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "none",
+            "grant_types": ["client_credentials"],
+        }));
+        assert_eq!(credentials.unwrap_err().0, "invalid_client_metadata");
+        let plain_http = registration(serde_json::json!({
+            "redirect_uris": ["http://evil.example/cb"], "token_endpoint_auth_method": "none",
+        }));
+        assert_eq!(plain_http.unwrap_err().0, "invalid_redirect_uri");
+        let none = registration(serde_json::json!({ "token_endpoint_auth_method": "none" }));
+        assert_eq!(none.unwrap_err().0, "invalid_redirect_uri");
+        let unnamed = registration(serde_json::json!({
+            "redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "none",
+            "client_name": "  ",
+        }));
+        assert_eq!(unnamed.unwrap().client_name, UNNAMED);
+    }
     use super::*;
 
     #[test]

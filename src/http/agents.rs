@@ -10,6 +10,8 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{header, request::Parts};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::bearer;
@@ -19,6 +21,64 @@ use crate::service::agents::{Agent, AgentScope};
 
 /// Where the protected resource metadata of `/mcp` is (RFC 9728 §3), for the challenge.
 pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// Protected resource metadata (RFC 9728 §2) of the MCP server: what an MCP client reads to
+/// find the authorization server and the scopes to ask for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProtectedResourceMetadata {
+    /// `<public url>/mcp`: the `resource` to name in authorization and token requests (RFC 8707).
+    pub resource: String,
+    /// This vault (its RFC 8414 metadata is at `/.well-known/oauth-authorization-server`).
+    pub authorization_servers: Vec<String>,
+    /// The agent scopes.
+    pub scopes_supported: Vec<&'static str>,
+    /// `["header"]`: `Authorization: Bearer`, nothing else.
+    pub bearer_methods_supported: Vec<&'static str>,
+    pub resource_name: &'static str,
+    pub resource_documentation: String,
+}
+
+/// The public URL without a trailing slash (the issuer).
+fn public_url(state: &AppState) -> String {
+    state
+        .vault
+        .settings()
+        .issuer
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+fn resource_metadata(state: &AppState) -> axum::Json<ProtectedResourceMetadata> {
+    let issuer = public_url(state);
+    axum::Json(ProtectedResourceMetadata {
+        resource: format!("{issuer}{}", crate::service::agents::MCP_PATH),
+        authorization_servers: vec![issuer.clone()],
+        scopes_supported: crate::domain::agents::scope_names(),
+        bearer_methods_supported: vec!["header"],
+        resource_name: "Your vault, for your own assistant",
+        resource_documentation: format!("{issuer}/openapi.json"),
+    })
+}
+
+/// RFC 9728 protected resource metadata of the MCP server at `/mcp`. Served whatever the
+/// vault's phase: it holds nothing secret.
+#[utoipa::path(get, path = "/.well-known/oauth-protected-resource", tag = "agents",
+    responses((status = 200, body = ProtectedResourceMetadata)))]
+pub async fn protected_resource(
+    State(state): State<AppState>,
+) -> axum::Json<ProtectedResourceMetadata> {
+    resource_metadata(&state)
+}
+
+/// The same metadata at the path RFC 9728 §3.1 derives from the resource `<public url>/mcp`
+/// (where MCP clients look first).
+#[utoipa::path(get, path = "/.well-known/oauth-protected-resource/mcp", tag = "agents",
+    responses((status = 200, body = ProtectedResourceMetadata)))]
+pub async fn protected_resource_mcp(
+    State(state): State<AppState>,
+) -> axum::Json<ProtectedResourceMetadata> {
+    resource_metadata(&state)
+}
 
 /// An assistant's call with a valid access token for `/mcp`: every check of
 /// [`crate::service::OpenVault::verify_agent_token`] passed. A handler that also needs the open
@@ -79,10 +139,7 @@ impl IntoResponse for AgentRefusal {
 
 /// The URL of the protected resource metadata, from the vault's public URL.
 pub fn resource_metadata_url(state: &AppState) -> String {
-    format!(
-        "{}{RESOURCE_METADATA_PATH}",
-        state.vault.settings().issuer.trim_end_matches('/')
-    )
+    format!("{}{RESOURCE_METADATA_PATH}", public_url(state))
 }
 
 impl FromRequestParts<AppState> for AgentCaller {

@@ -4,6 +4,8 @@
 //! and, through utoipa, as the OpenAPI document); [`serve()`] runs it on a listener until a shutdown
 //! signal, then drains in-flight requests.
 
+pub mod agent_oauth;
+pub mod agent_owner;
 pub mod agents;
 pub mod assets;
 pub mod auth;
@@ -138,6 +140,7 @@ impl AppState {
         (name = "terms", description = "The person's own terms of service"),
         (name = "brands", description = "Brands: invitations, registrations, agreements and their receipts"),
         (name = "oauth", description = "The OAuth 2.0 authorization server brands use"),
+        (name = "agents", description = "The person's own AI assistants, which call the MCP server at /mcp: their metadata, consent and Settings"),
         (name = "intents", description = "Intentcasting: your intents and the offers brands make"),
         (name = "grants", description = "Data grants: what a brand may read or write, why and until when"),
         (name = "vault", description = "The whole vault: export, encrypted backup and restore, delete everything"),
@@ -248,6 +251,14 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(brands::agreement_receipt))
         .routes(routes!(brands::rotate_signing_key))
         .routes(routes!(oauth::metadata))
+        .routes(routes!(agents::protected_resource))
+        .routes(routes!(agents::protected_resource_mcp))
+        .routes(routes!(agent_owner::list_agents))
+        .routes(routes!(agent_owner::disconnect_agent))
+        .routes(routes!(
+            agent_owner::get_agent_consent,
+            agent_owner::answer_agent_consent
+        ))
         .routes(routes!(oauth::jwks))
         .routes(routes!(oauth::register))
         .routes(routes!(oauth::token))

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod activity;
+mod agents;
 mod at_rest;
 mod audit;
 mod brand_answers;

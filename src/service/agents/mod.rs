@@ -20,6 +20,9 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
+pub mod authorize;
+pub mod registration;
+
 use super::OpenVault;
 use super::deadlines::Deadlines;
 use crate::crypto::jwt;
@@ -65,9 +68,21 @@ impl Agent {
     }
 }
 
+/// An approved assistant, as Settings lists it.
+#[derive(Debug, Clone)]
+pub struct ConnectedAgent {
+    pub client_id: String,
+    pub name: String,
+    pub client_uri: Option<String>,
+    pub scopes: BTreeSet<AgentScope>,
+    pub fields: Vec<String>,
+    pub approved_at: OffsetDateTime,
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
 /// What the person approved.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Approval {
+pub struct Approval {
     pub(crate) scopes: BTreeSet<AgentScope>,
     pub(crate) fields: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
@@ -76,7 +91,7 @@ pub(crate) struct Approval {
 
 /// The agent's refresh token (one chain per agent; a new approval starts a new chain).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct RefreshState {
+pub struct RefreshState {
     /// Hex SHA-256 of the refresh token that may be used next.
     pub(crate) current: String,
     /// Hex SHA-256 of the last few that were used: one of them coming back means the chain
@@ -88,12 +103,16 @@ pub(crate) struct RefreshState {
 
 /// An agent's registration as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct AgentRecord {
+pub struct AgentRecord {
     pub(crate) client_id: String,
     pub(crate) client_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) client_uri: Option<String>,
     pub(crate) redirect_uris: Vec<String>,
+    /// `authorization_code`, and `refresh_token` if it registered it.
+    pub(crate) grant_types: Vec<String>,
+    /// The scopes it registered for: the most it may ask for.
+    pub(crate) scopes: BTreeSet<AgentScope>,
     #[serde(with = "time::serde::rfc3339")]
     pub(crate) registered_at: OffsetDateTime,
     /// `None` until the person approves it; then what they approved.
@@ -176,10 +195,13 @@ pub fn check_agent_claims(
     Ok(())
 }
 
-/// What the agents feature keeps in memory: when each agent's last use was written, and when
-/// unapproved registrations expire.
+/// What the agents feature keeps in memory: consents and codes in flight, the registration
+/// budgets, when each agent's last use
+/// was written, and when unapproved registrations expire.
 #[derive(Debug)]
 pub(crate) struct AgentState {
+    pub(super) pending: Mutex<authorize::AgentPending>,
+    pub(super) budgets: Mutex<registration::Budgets>,
     touched: Mutex<HashMap<String, OffsetDateTime>>,
     /// Unapproved registrations by purge time (client ids).
     pub(super) expiries: Deadlines<String>,
@@ -203,6 +225,8 @@ impl AgentState {
             }
         }
         AgentState {
+            pending: Mutex::default(),
+            budgets: Mutex::default(),
             touched: Mutex::default(),
             expiries: Deadlines::new(due),
         }
@@ -306,6 +330,27 @@ impl OpenVault {
         if let Ok(mut touched) = lock(&self.agents.touched) {
             touched.remove(client_id);
         }
+    }
+
+    /// The approved assistants, for Settings, most recently approved first.
+    pub fn list_agents(&self) -> Result<Vec<ConnectedAgent>, AppError> {
+        let mut agents = Vec::new();
+        for item in self.store().read_all(&AGENTS) {
+            let (_, record) = item?;
+            if let Some(approval) = record.approval {
+                agents.push(ConnectedAgent {
+                    client_id: record.client_id,
+                    name: record.client_name,
+                    client_uri: record.client_uri,
+                    scopes: approval.scopes,
+                    fields: approval.fields,
+                    approved_at: approval.approved_at,
+                    last_used_at: record.last_used_at,
+                });
+            }
+        }
+        agents.sort_by_key(|a| std::cmp::Reverse(a.approved_at));
+        Ok(agents)
     }
 
     /// Disconnects an assistant: removes its registration, so that every token and refresh
