@@ -3,8 +3,10 @@
 //! PKCE and `resource=<public url>/mcp` (RFC 8707), refresh rotation, revocation, Settings'
 //! "Disconnect", and that a brand's token and an assistant's never pass for each other.
 //!
-//! The MCP server itself is another feature; here `/mcp` is a probe route that takes the same
-//! `AgentCaller` extractor, served in-process beside the real router on a clock the test moves.
+//! The MCP server itself is another feature (tests/vault/mcp.rs); here a probe route at
+//! `/agent-probe` takes the same `AgentCaller` extractor (tokens are for the resource `/mcp`
+//! whatever path carries them), served in-process beside the real router on a clock the test
+//! moves.
 
 use std::sync::Arc;
 
@@ -27,6 +29,8 @@ use crate::kit::grant::{Pkce, location, no_redirects, put_record, query_of};
 use crate::kit::owner::PASSPHRASE;
 
 const REDIRECT: &str = "http://127.0.0.1:33418/callback";
+/// Where the probe answers: beside the real `/mcp`, which is the MCP server.
+const PROBE: &str = "/agent-probe";
 const EMAIL: &str = "ana.lima@example.org";
 
 /// The vault in-process with a `/mcp` probe: it answers the agent the extractor let in, and,
@@ -91,7 +95,7 @@ impl AgentApp {
         let vault = Vault::start(settings, clock.clone()).unwrap();
         let state = AppState::new(vault, false);
         let mcp = axum::Router::new()
-            .route("/mcp", axum::routing::get(probe))
+            .route(PROBE, axum::routing::get(probe))
             .with_state(state.clone());
         let router = vrm_vault::http::app(state).merge(mcp);
         let (shutdown, signal) = oneshot::channel::<()>();
@@ -126,7 +130,7 @@ impl AgentApp {
     }
 
     async fn mcp(&self, token: Option<&str>, need: Option<&str>) -> reqwest::Response {
-        let mut req = self.client.get(self.url("/mcp"));
+        let mut req = self.client.get(self.url(PROBE));
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
