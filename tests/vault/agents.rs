@@ -439,7 +439,7 @@ async fn the_person_approves_scopes_and_fields_and_the_token_carries_them() {
     assert_eq!(view["scopes"].as_array().unwrap().len(), 6, "{view}");
     assert_eq!(
         view["scopes"][0]["words"],
-        "Read the parts of your profile you tick below"
+        "Read the parts of your profile you choose"
     );
     let fields = view["fields"].as_array().unwrap();
     assert_eq!(fields.len(), 2, "{view}");
