@@ -78,7 +78,7 @@ impl AgentScope {
     /// and in Settings.
     pub const fn words(self) -> &'static str {
         match self {
-            AgentScope::RecordsRead => "Read the parts of your profile you tick below",
+            AgentScope::RecordsRead => "Read the parts of your profile you choose",
             AgentScope::IntentsRead => "See your wishes",
             AgentScope::IntentsWrite => "Make and withdraw wishes for you",
             AgentScope::OffersRead => "See the offers brands send you",

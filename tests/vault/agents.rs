@@ -443,7 +443,7 @@ async fn the_person_approves_scopes_and_fields_and_the_token_carries_them() {
     assert_eq!(view["scopes"].as_array().unwrap().len(), 6, "{view}");
     assert_eq!(
         view["scopes"][0]["words"],
-        "Read the parts of your profile you tick below"
+        "Read the parts of your profile you choose"
     );
     let fields = view["fields"].as_array().unwrap();
     assert_eq!(fields.len(), 2, "{view}");
@@ -815,4 +815,30 @@ async fn a_brand_token_is_no_agent_token_and_the_other_way_round() {
     )
     .await;
     assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
+async fn a_sealed_vault_answers_an_assistant_503_in_its_own_shape() {
+    let (app, owner) = AgentApp::ready().await;
+    let (_, tokens) = connected(&app, &owner).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let (status, _) = owner_call(&app, &owner, Method::POST, "/api/v1/vault/lock", None).await;
+    assert_eq!(status, 204);
+    let res = app.mcp(Some(access), None).await;
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "vault_sealed", "{body}");
+    // No token at all is still the discovery challenge, whatever the vault's phase.
+    let res = app.mcp(None, None).await;
+    assert_eq!(res.status(), 401);
+    assert!(challenge(&res).contains("resource_metadata="));
+    // The metadata is there while sealed too: nothing in it is secret.
+    let res = app
+        .client
+        .get(app.url("/.well-known/oauth-protected-resource"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
 }
