@@ -9,6 +9,9 @@
 #   test_delivery_faults.py webhook deliveries through failing and hanging receivers, a vault
 #                           killed with SIGKILL mid-delivery, then restarted, a suspended brand
 #                           and a paused one (reached after a minute of failures: ~65 s);
+#   test_mcp.py             the official MCP Python SDK (`mcp`) as the person's assistant: discovery
+#                           from the 401, registration, approval, tools, a wish a brand receives by
+#                           webhook, offers, a proposal the person confirms, refusals;
 #   test_schemathesis.py    schemathesis: every operation of /openapi.json with generated cases,
 #                           owner and brand credentials, checking for 5xx answers and answers the
 #                           document does not describe (status, content type, headers, schema);
@@ -52,7 +55,7 @@ export VRM_VAULT_BIN="${VRM_VAULT_BIN:-$repo/target/debug/vrm-vault}"
 # 190 s for test_schemathesis.py); `timeout` is the backstop. All run even when one fails; the
 # run fails when any did.
 failed=()
-for test in test_oauth.py test_grants.py test_intents.py test_delivery_faults.py \
+for test in test_oauth.py test_grants.py test_intents.py test_delivery_faults.py test_mcp.py \
     test_schemathesis.py; do
   limit=150
   [ "$test" = test_schemathesis.py ] && limit=215
