@@ -679,3 +679,31 @@ async fn a_session_belongs_to_its_assistant_and_a_disconnected_assistant_is_refu
     let answer = mcp.request("tools/list", json!({})).await;
     assert_eq!(answer.status, 401, "{}", answer.message);
 }
+
+#[tokio::test]
+async fn what_an_assistant_sends_stays_out_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let app = TestApp::start_logging_to(&data, &log);
+    let (owner, _) = app.setup().await;
+    let (_id, token) = connect(&app, &owner, "Claude", &ALL_SCOPES, &[]).await;
+    let mut mcp = Mcp::open(&app, &token).await;
+    // Whatever an assistant puts in a call (here, where a tool's name goes) is not logged, even
+    // when the call is refused with a message that quotes it.
+    let secret = "ana.lima-7731@example.org";
+    let answer = mcp
+        .request("tools/call", json!({"name": secret, "arguments": {}}))
+        .await;
+    assert_eq!(
+        answer.message["error"]["code"], -32602,
+        "{}",
+        answer.message
+    );
+    assert_eq!(mcp.request("tools/list", json!({})).await.status, 200);
+    drop(mcp);
+    app.stop();
+    let written = std::fs::read_to_string(&log).unwrap();
+    assert!(written.contains("INFO"), "the log is at info: {written}");
+    assert!(!written.contains(secret), "{written}");
+}
