@@ -89,7 +89,10 @@ impl AgentApp {
         settings.session_idle = Duration::hours(11);
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
         let vault = Vault::start(settings, clock.clone()).unwrap();
-        let state = AppState::new(vault, false);
+        // Loopback is a trusted proxy, so a test can name a client's address in
+        // X-Forwarded-For (without it, every client is 127.0.0.1).
+        let state =
+            AppState::new(vault, false).with_trusted_proxies(vec!["127.0.0.0/8".parse().unwrap()]);
         let mcp = axum::Router::new()
             .route("/mcp", axum::routing::get(probe))
             .with_state(state.clone());
@@ -837,4 +840,58 @@ async fn a_sealed_vault_answers_an_assistant_503_in_its_own_shape() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn a_flood_of_requests_from_elsewhere_does_not_push_out_the_persons_request() {
+    let (app, owner) = AgentApp::ready().await;
+    let client_id = registered(&app, "Claude").await;
+    let pkce = Pkce::generate();
+    let query = authorize_query(&client_id, &pkce, &app.resource(), "");
+    let from = |address: &'static str| {
+        let query = query.clone();
+        let app = &app;
+        async move {
+            let res = no_redirects()
+                .get(app.url("/oauth/authorize"))
+                .query(&query)
+                .header("x-forwarded-for", address)
+                .send()
+                .await
+                .unwrap();
+            let to = location(app, &res).unwrap();
+            query_of(&to).get("agent").unwrap().clone()
+        }
+    };
+    let persons = from("198.51.100.7").await;
+    let mut flood = Vec::new();
+    for _ in 0..30 {
+        flood.push(from("203.0.113.9").await);
+    }
+    let view = |id: String| {
+        let app = &app;
+        let owner = owner.clone();
+        async move {
+            owner_call(
+                app,
+                &owner,
+                Method::GET,
+                &format!("/api/v1/agents/consent/{id}"),
+                None,
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(
+        view(persons).await,
+        200,
+        "the person's request is still open"
+    );
+    assert_eq!(
+        view(flood[0].clone()).await,
+        404,
+        "the flood displaced its own oldest"
+    );
+    assert_eq!(view(flood[29].clone()).await, 200);
 }
