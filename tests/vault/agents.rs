@@ -81,6 +81,14 @@ async fn probe(
 impl AgentApp {
     /// Starts the vault, sets it up, and returns it with the owner's session token.
     async fn ready() -> (AgentApp, String) {
+        let app = AgentApp::start().await;
+        let body = owner_session(&app, "/api/v1/setup", PASSPHRASE).await;
+        let owner = body["token"].as_str().unwrap().to_owned();
+        (app, owner)
+    }
+
+    /// Starts the vault in setup mode.
+    async fn start() -> AgentApp {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -105,7 +113,7 @@ impl AgentApp {
                 })
                 .await
         });
-        let app = AgentApp {
+        AgentApp {
             base: format!("http://{addr}"),
             client: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
@@ -114,10 +122,7 @@ impl AgentApp {
             clock,
             shutdown: Some(shutdown),
             _dir: dir,
-        };
-        let body = owner_session(&app, "/api/v1/setup", PASSPHRASE).await;
-        let owner = body["token"].as_str().unwrap().to_owned();
-        (app, owner)
+        }
     }
 
     fn advance(&self, by: Duration) {
@@ -894,4 +899,47 @@ async fn a_flood_of_requests_from_elsewhere_does_not_push_out_the_persons_reques
         "the flood displaced its own oldest"
     );
     assert_eq!(view(flood[29].clone()).await, 200);
+}
+
+#[tokio::test]
+async fn a_restored_backup_does_not_bring_back_an_assistants_tokens() {
+    let (app, owner) = AgentApp::ready().await;
+    let (client_id, tokens) = connected(&app, &owner).await;
+    let backup = app
+        .client
+        .get(app.url("/api/v1/backup"))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(backup.status(), 200);
+    let backup = backup.bytes().await.unwrap();
+
+    // A new vault in setup mode takes the backup; the person logs in.
+    let fresh = AgentApp::start().await;
+    let (status, body) =
+        crate::kit::restore::restore(&fresh, &backup, &[("passphrase", PASSPHRASE)]).await;
+    assert!(status < 300, "{status}: {body}");
+    let login = owner_session(&fresh, "/api/v1/session", PASSPHRASE).await;
+    let owner = login["token"].as_str().unwrap();
+    let (_, listed) = owner_call(&fresh, owner, Method::GET, "/api/v1/agents", None).await;
+    assert_eq!(
+        listed["agents"][0]["client_id"],
+        client_id.as_str(),
+        "{listed}"
+    );
+    let (status, body) = token_request(
+        &fresh,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &client_id),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("invalid_grant")),
+        "{body}"
+    );
 }
