@@ -382,6 +382,10 @@ impl OpenVault {
                 paths.push(path.as_str().to_owned());
             }
         }
+        let name = self
+            .find_agent_record(&consent.client_id)?
+            .map(|r| r.client_name)
+            .unwrap_or_default();
         let Some(taken) = self.agent_pending()?.consents.remove(id) else {
             return Err(AppError::NotFound("consent request"));
         };
@@ -392,8 +396,13 @@ impl OpenVault {
             fields: paths.clone(),
             approved_at: now,
         };
-        let event = Event::owner("agent.approved", Some(consent.client_id.clone()))
-            .with_detail(serde_json::json!({ "scope": scope_text(&scopes), "fields": paths }));
+        let event = Event::owner("agent.approved", Some(consent.client_id.clone())).with_detail(
+            serde_json::json!({
+                "scope": scope_text(&scopes),
+                "fields": paths,
+                "name": name,
+            }),
+        );
         let approved = self
             .change(move |tx| {
                 let Some(mut record) = tx.read(&AGENTS, &key)? else {
