@@ -943,3 +943,49 @@ async fn a_restored_backup_does_not_bring_back_an_assistants_tokens() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn the_export_lists_assistants_without_their_token_material() {
+    let (app, owner) = AgentApp::ready().await;
+    let (client_id, tokens) = connected(&app, &owner).await;
+    let waiting = registered(&app, "Not yet approved").await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/export"))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    let export: Value = serde_json::from_str(&text).unwrap();
+    let schema: Value =
+        serde_json::from_str(include_str!("../../policies/export.schema.json")).unwrap();
+    let validator = jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&export)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let assistants = export["assistants"].as_array().unwrap();
+    assert_eq!(assistants.len(), 2, "{assistants:?}");
+    let approved = assistants
+        .iter()
+        .find(|a| a["client_id"] == client_id.as_str())
+        .unwrap();
+    assert_eq!(approved["approval"]["fields"], json!(["contact.email"]));
+    let pending = assistants
+        .iter()
+        .find(|a| a["client_id"] == waiting.as_str())
+        .unwrap();
+    assert_eq!(pending["approval"], Value::Null);
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    assert!(
+        !text.contains("\"refresh\""),
+        "no refresh token state in the export"
+    );
+    assert!(!text.contains(refresh));
+}
