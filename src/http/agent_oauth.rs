@@ -213,13 +213,17 @@ pub(super) async fn revoke(
 
 /// The authorization endpoint for an assistant: a consent request, and the browser goes to the
 /// consent page (`/consent?agent=...`); or `None` when `client_id` is not an assistant's.
-pub(super) fn authorize(open: &OpenVault, params: &AuthorizeParams) -> Option<Response> {
+pub(super) fn authorize(
+    open: &OpenVault,
+    params: &AuthorizeParams,
+    from: IpAddr,
+) -> Option<Response> {
     if params.request_uri.is_some() {
         return None;
     }
     let client_id = params.client_id.as_deref()?;
     open.find_agent_record(client_id).ok()??;
-    Some(match open.authorize_agent(params.clone()) {
+    Some(match open.authorize_agent(params.clone(), from) {
         Ok(id) => super::oauth::see_other(&format!("/consent?agent={id}")),
         Err(e) => match e.redirect(open.issuer()) {
             Some(to) => super::oauth::see_other(&to),

@@ -692,7 +692,7 @@ pub async fn authorize(
         Err(e) => return OAuthError::from(e).into_response(),
     };
     // The person's own assistant asks differently (scopes, not data grants): `agent_oauth`.
-    if let Some(answer) = super::agent_oauth::authorize(&open, &params) {
+    if let Some(answer) = super::agent_oauth::authorize(&open, &params, from) {
         return answer;
     }
     match open.authorize(params, from) {

@@ -86,6 +86,13 @@ const SECTIONS: [Section; 11] = [
         tree: Tree::Subscriptions,
         hidden: &["webhook_secret", "previous_secret"],
     },
+    // The person's assistants: who they connected and what they allowed; never the hashes of
+    // their refresh tokens.
+    Section {
+        name: "assistants",
+        tree: Tree::Agents,
+        hidden: &["refresh"],
+    },
     Section {
         name: "audit",
         tree: Tree::Audit,

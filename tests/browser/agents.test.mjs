@@ -3,7 +3,8 @@
 // the browser to /oauth/authorize; the consent page names it as an assistant,
 // lists what it may do in plain words and lets the person tick which parts of
 // their profile it may read; the assistant gets its code and tokens; Settings
-// lists it with what it may do and read, and "Disconnect" ends its access.
+// lists it with what it may do and read, and "Disconnect" ends its access;
+// Activity says both in words.
 // At 1280 px and on a 390 px phone (log in first, then the request).
 //
 //   cargo build --bin vrm-vault && cd tests/browser && node --test agents.test.mjs
@@ -238,7 +239,15 @@ test('connect an assistant: consent names it, the person picks what it may read;
       await shot(page, '06-disconnected');
     });
 
-    watch.assertClean('on the consent and Settings screens');
+    await step(t, page, 'Activity says in words that an assistant was connected and disconnected', async () => {
+      await openFromNav(page, 'Activity', 'Activity');
+      await expectText(page.locator('.entry-what'), 'Connected an assistant to your vault');
+      await expectText(page.locator('.entry-what'), 'Disconnected an assistant');
+      const text = await page.locator('#screen').innerText();
+      assert.ok(!/agent\.(approved|disconnected)/.test(text.replace(/Action code[\s\S]*?\n/g, '')), 'no action codes as the entries\' words');
+    });
+
+    watch.assertClean('on the consent, Settings and Activity screens');
     assert.deepEqual(violations, [], 'no Content Security Policy violation');
   } finally {
     assistant.server.close();

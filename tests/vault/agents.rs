@@ -85,6 +85,14 @@ async fn probe(
 impl AgentApp {
     /// Starts the vault, sets it up, and returns it with the owner's session token.
     async fn ready() -> (AgentApp, String) {
+        let app = AgentApp::start().await;
+        let body = owner_session(&app, "/api/v1/setup", PASSPHRASE).await;
+        let owner = body["token"].as_str().unwrap().to_owned();
+        (app, owner)
+    }
+
+    /// Starts the vault in setup mode.
+    async fn start() -> AgentApp {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -93,7 +101,10 @@ impl AgentApp {
         settings.session_idle = Duration::hours(11);
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
         let vault = Vault::start(settings, clock.clone()).unwrap();
-        let state = AppState::new(vault, false);
+        // Loopback is a trusted proxy, so a test can name a client's address in
+        // X-Forwarded-For (without it, every client is 127.0.0.1).
+        let state =
+            AppState::new(vault, false).with_trusted_proxies(vec!["127.0.0.0/8".parse().unwrap()]);
         let mcp = axum::Router::new()
             .route(PROBE, axum::routing::get(probe))
             .with_state(state.clone());
@@ -106,7 +117,7 @@ impl AgentApp {
                 })
                 .await
         });
-        let app = AgentApp {
+        AgentApp {
             base: format!("http://{addr}"),
             client: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
@@ -115,10 +126,7 @@ impl AgentApp {
             clock,
             shutdown: Some(shutdown),
             _dir: dir,
-        };
-        let body = owner_session(&app, "/api/v1/setup", PASSPHRASE).await;
-        let owner = body["token"].as_str().unwrap().to_owned();
-        (app, owner)
+        }
     }
 
     fn advance(&self, by: Duration) {
@@ -841,4 +849,147 @@ async fn a_sealed_vault_answers_an_assistant_503_in_its_own_shape() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn a_flood_of_requests_from_elsewhere_does_not_push_out_the_persons_request() {
+    let (app, owner) = AgentApp::ready().await;
+    let client_id = registered(&app, "Claude").await;
+    let pkce = Pkce::generate();
+    let query = authorize_query(&client_id, &pkce, &app.resource(), "");
+    let from = |address: &'static str| {
+        let query = query.clone();
+        let app = &app;
+        async move {
+            let res = no_redirects()
+                .get(app.url("/oauth/authorize"))
+                .query(&query)
+                .header("x-forwarded-for", address)
+                .send()
+                .await
+                .unwrap();
+            let to = location(app, &res).unwrap();
+            query_of(&to).get("agent").unwrap().clone()
+        }
+    };
+    let persons = from("198.51.100.7").await;
+    let mut flood = Vec::new();
+    for _ in 0..30 {
+        flood.push(from("203.0.113.9").await);
+    }
+    let view = |id: String| {
+        let app = &app;
+        let owner = owner.clone();
+        async move {
+            owner_call(
+                app,
+                &owner,
+                Method::GET,
+                &format!("/api/v1/agents/consent/{id}"),
+                None,
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(
+        view(persons).await,
+        200,
+        "the person's request is still open"
+    );
+    assert_eq!(
+        view(flood[0].clone()).await,
+        404,
+        "the flood displaced its own oldest"
+    );
+    assert_eq!(view(flood[29].clone()).await, 200);
+}
+
+#[tokio::test]
+async fn a_restored_backup_does_not_bring_back_an_assistants_tokens() {
+    let (app, owner) = AgentApp::ready().await;
+    let (client_id, tokens) = connected(&app, &owner).await;
+    let backup = app
+        .client
+        .get(app.url("/api/v1/backup"))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(backup.status(), 200);
+    let backup = backup.bytes().await.unwrap();
+
+    // A new vault in setup mode takes the backup; the person logs in.
+    let fresh = AgentApp::start().await;
+    let (status, body) =
+        crate::kit::restore::restore(&fresh, &backup, &[("passphrase", PASSPHRASE)]).await;
+    assert!(status < 300, "{status}: {body}");
+    let login = owner_session(&fresh, "/api/v1/session", PASSPHRASE).await;
+    let owner = login["token"].as_str().unwrap();
+    let (_, listed) = owner_call(&fresh, owner, Method::GET, "/api/v1/agents", None).await;
+    assert_eq!(
+        listed["agents"][0]["client_id"],
+        client_id.as_str(),
+        "{listed}"
+    );
+    let (status, body) = token_request(
+        &fresh,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &client_id),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("invalid_grant")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn the_export_lists_assistants_without_their_token_material() {
+    let (app, owner) = AgentApp::ready().await;
+    let (client_id, tokens) = connected(&app, &owner).await;
+    let waiting = registered(&app, "Not yet approved").await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/export"))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    let export: Value = serde_json::from_str(&text).unwrap();
+    let schema: Value =
+        serde_json::from_str(include_str!("../../policies/export.schema.json")).unwrap();
+    let validator = jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&export)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let assistants = export["assistants"].as_array().unwrap();
+    assert_eq!(assistants.len(), 2, "{assistants:?}");
+    let approved = assistants
+        .iter()
+        .find(|a| a["client_id"] == client_id.as_str())
+        .unwrap();
+    assert_eq!(approved["approval"]["fields"], json!(["contact.email"]));
+    let pending = assistants
+        .iter()
+        .find(|a| a["client_id"] == waiting.as_str())
+        .unwrap();
+    assert_eq!(pending["approval"], Value::Null);
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    assert!(
+        !text.contains("\"refresh\""),
+        "no refresh token state in the export"
+    );
+    assert!(!text.contains(refresh));
 }

@@ -9,6 +9,7 @@
 //! the assistant must be approved again.
 
 use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
@@ -17,6 +18,7 @@ use super::{AGENT_TOKEN_LIFETIME, AGENTS, AgentClaims, AgentRecord, Approval, Re
 use crate::crypto::{constant_time_eq, random_array, random_token, sha256};
 use crate::domain::agents::{AgentScope, parse_scopes, redirect_matches, scope_text};
 use crate::domain::audit::Event;
+use crate::domain::consent_budget::{PendingSlot, make_room};
 use crate::domain::records::RecordPath;
 use crate::error::{AppError, OAuthError};
 use crate::service::OpenVault;
@@ -32,8 +34,6 @@ const CODE_MEMORY: Duration = Duration::minutes(10);
 pub const REFRESH_LIFETIME: Duration = Duration::days(30);
 /// The prefix of an assistant's refresh token.
 pub const REFRESH_TOKEN_PREFIX: &str = "vrmart_";
-/// Assistants' consent requests waiting at once; the oldest goes first beyond this.
-const MAX_PENDING: usize = 20;
 /// Spent refresh tokens remembered per assistant, to recognise a replay.
 const SPENT_KEPT: usize = 8;
 /// The most record fields one approval may name.
@@ -50,6 +50,10 @@ pub struct AgentConsent {
     /// What it asks for: the person may untick some.
     pub scopes: BTreeSet<AgentScope>,
     pub created_at: OffsetDateTime,
+    /// The address it came from and its arrival number, for the budgets
+    /// (`domain::consent_budget`, the brands' own).
+    from: IpAddr,
+    arrival: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +71,8 @@ struct AgentCode {
 #[derive(Debug, Default)]
 pub(crate) struct AgentPending {
     consents: HashMap<String, AgentConsent>,
+    /// The arrival number of the next consent request.
+    arrivals: u64,
     codes: HashMap<[u8; 32], AgentCode>,
 }
 
@@ -141,8 +147,14 @@ impl OpenVault {
     }
 
     /// Checks an assistant's authorization request and opens a consent request; returns its id.
-    /// `params.client_id` names a live registration (the caller checked).
-    pub fn authorize_agent(&self, params: AuthorizeParams) -> Result<String, AuthorizeError> {
+    /// A request that would overfill the budget of its client address or of its assistant
+    /// evicts the oldest pending request of that same bucket, as the brands' do
+    /// (`domain::consent_budget`): nobody can push out another assistant's request.
+    pub fn authorize_agent(
+        &self,
+        params: AuthorizeParams,
+        from: IpAddr,
+    ) -> Result<String, AuthorizeError> {
         let client_id = params.client_id.unwrap_or_default();
         let record = self
             .live_agent(&client_id)?
@@ -217,17 +229,27 @@ impl OpenVault {
         let now = self.now();
         let mut pending = self.agent_pending()?;
         pending.prune(now);
-        while pending.consents.len() >= MAX_PENDING {
-            let oldest = pending
+        let evict: Vec<String> = {
+            let slots: Vec<PendingSlot<'_>> = pending
                 .consents
                 .values()
-                .min_by_key(|c| c.created_at)
-                .map(|c| c.id.clone());
-            match oldest {
-                Some(oldest) => pending.consents.remove(&oldest),
-                None => break,
-            };
+                .map(|c| PendingSlot {
+                    id: &c.id,
+                    brand: &c.client_id,
+                    address: c.from,
+                    arrival: c.arrival,
+                })
+                .collect();
+            make_room(&slots, &client_id, from)
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        };
+        for id in evict {
+            pending.consents.remove(&id);
         }
+        pending.arrivals += 1;
+        let arrival = pending.arrivals;
         pending.consents.insert(
             id.clone(),
             AgentConsent {
@@ -238,6 +260,8 @@ impl OpenVault {
                 code_challenge,
                 scopes,
                 created_at: now,
+                from,
+                arrival,
             },
         );
         Ok(id)
@@ -358,6 +382,10 @@ impl OpenVault {
                 paths.push(path.as_str().to_owned());
             }
         }
+        let name = self
+            .find_agent_record(&consent.client_id)?
+            .map(|r| r.client_name)
+            .unwrap_or_default();
         let Some(taken) = self.agent_pending()?.consents.remove(id) else {
             return Err(AppError::NotFound("consent request"));
         };
@@ -368,8 +396,13 @@ impl OpenVault {
             fields: paths.clone(),
             approved_at: now,
         };
-        let event = Event::owner("agent.approved", Some(consent.client_id.clone()))
-            .with_detail(serde_json::json!({ "scope": scope_text(&scopes), "fields": paths }));
+        let event = Event::owner("agent.approved", Some(consent.client_id.clone())).with_detail(
+            serde_json::json!({
+                "scope": scope_text(&scopes),
+                "fields": paths,
+                "name": name,
+            }),
+        );
         let approved = self
             .change(move |tx| {
                 let Some(mut record) = tx.read(&AGENTS, &key)? else {

@@ -195,6 +195,23 @@ pub fn check_agent_claims(
     Ok(())
 }
 
+/// Revokes every token of the assistants stored under `keys`, in `tx`: their generation moves
+/// on and their refresh token goes. Their approval stays. For a restored vault
+/// (`service::restored`), where a backup may bring back assistants disconnected since.
+pub(crate) fn revoke_all_in(
+    tx: &mut crate::store::Tx<'_>,
+    keys: &[Vec<u8>],
+) -> Result<(), AppError> {
+    for key in keys {
+        if let Some(mut record) = tx.read(&AGENTS, key)? {
+            record.generation += 1;
+            record.refresh = None;
+            tx.write(&AGENTS, key, &record)?;
+        }
+    }
+    Ok(())
+}
+
 /// What the agents feature keeps in memory: consents and codes in flight, the registration
 /// budgets, when each agent's last use
 /// was written, and when unapproved registrations expire.
@@ -330,6 +347,15 @@ impl OpenVault {
         if let Ok(mut touched) = lock(&self.agents.touched) {
             touched.remove(client_id);
         }
+    }
+
+    /// The store keys of every assistant's registration.
+    pub(crate) fn agent_keys(&self) -> Result<Vec<Vec<u8>>, AppError> {
+        let mut keys = Vec::new();
+        for item in self.store().iter(AGENTS.tree()) {
+            keys.push(item?.0);
+        }
+        Ok(keys)
     }
 
     /// The approved assistants, for Settings, most recently approved first.

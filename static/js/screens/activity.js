@@ -83,6 +83,11 @@ const ACTION_LABELS = {
   'vault.erasing': 'Started deleting everything',
   'intent.erased': 'Deleted a wish for good',
   'brand.erased': 'Removed a brand and deleted everything about it',
+  'agent.approved': 'Connected an assistant to your vault',
+  'agent.disconnected': 'Disconnected an assistant',
+  'agent.token.revoked': 'An assistant gave up its keys to your vault',
+  'agent.refresh_token.replayed': 'An assistant’s used key was sent again; all its keys were cancelled',
+  'agent.code_replayed': 'An assistant’s one-time code was used twice; all its keys were cancelled',
 };
 
 // The filter's kinds, as the vault sorts its entries (GET /api/v1/audit?kind=).
