@@ -79,6 +79,15 @@ impl ActivityKind {
             // security; everything else it does is about wishes and offers.
             "agent" if verb.starts_with("record") => ActivityKind::Reads,
             "agent" if verb == "refused" => ActivityKind::Security,
+            // Connecting, disconnecting and the assistant's keys (the authorization side's
+            // entries) are about who may use the vault.
+            "agent"
+                if matches!(verb, "approved" | "disconnected" | "code_replayed")
+                    || verb.starts_with("token")
+                    || verb.starts_with("refresh_token") =>
+            {
+                ActivityKind::Security
+            }
             "agent" => ActivityKind::Wishes,
             "terms" => ActivityKind::Terms,
             "vault" if matches!(verb, "unsealed" | "sealed") => ActivityKind::Security,
@@ -440,6 +449,11 @@ mod tests {
             "The vault refused a request from your assistant Claude Desktop: it may not read your phone number."
         );
         assert_eq!(ActivityKind::of("agent.refused"), ActivityKind::Security);
+        assert_eq!(ActivityKind::of("agent.approved"), ActivityKind::Security);
+        assert_eq!(
+            ActivityKind::of("agent.refresh_token.replayed"),
+            ActivityKind::Security
+        );
         let confirmed = entry(
             Actor::Owner,
             "proposal.confirmed",

@@ -35,7 +35,7 @@ struct Section {
 }
 
 /// The arrays of an export, in document order.
-const SECTIONS: [Section; 11] = [
+const SECTIONS: [Section; 12] = [
     Section {
         name: "records",
         tree: Tree::Records,
