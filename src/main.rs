@@ -61,6 +61,14 @@ fn init_tracing(json: bool) {
     {
         filter = filter.add_directive(quiet);
     }
+    // rmcp (the MCP server at /mcp) logs each session's client parameters at info and each
+    // refused tool call with its message at warn, which can quote what the assistant sent: the
+    // vault's own lines say what failed without that. Errors only, unless the filter names it.
+    if !spec.contains("rmcp")
+        && let Ok(quiet) = "rmcp=error".parse()
+    {
+        filter = filter.add_directive(quiet);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -181,8 +181,9 @@ function renderRoute() {
     if (PROTECTED.has(requested) && !session) {
       returnTo = currentRouteWithQuery();
       if (requested === 'consent' && !pendingFlash) {
+        const asker = returnTo.includes('agent=') ? 'An assistant is asking to connect to your vault.' : 'A brand is asking for some of your data.';
         pendingFlash = {
-          text: `A brand is asking for some of your data. ${route === 'unlock' ? 'Unlock your vault' : 'Log in'} to see the request and answer it.`,
+          text: `${asker} ${route === 'unlock' ? 'Unlock your vault' : 'Log in'} to see the request and answer it.`,
           kind: 'info',
         };
       }
@@ -459,8 +460,12 @@ async function loadSession() {
  */
 function adoptPathRoute() {
   if (location.pathname !== '/consent') return;
-  const request = new URLSearchParams(location.search).get('request') || '';
-  const query = request ? `?request=${encodeURIComponent(request)}` : '';
+  const params = new URLSearchParams(location.search);
+  const request = params.get('request') || '';
+  // An assistant's request (from /oauth/authorize) comes as ?agent=<id>.
+  const agent = params.get('agent') || '';
+  const query = agent ? `?agent=${encodeURIComponent(agent)}`
+    : request ? `?request=${encodeURIComponent(request)}` : '';
   history.replaceState(null, '', `/#/consent${query}`);
 }
 

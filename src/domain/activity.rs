@@ -70,11 +70,27 @@ impl ActivityKind {
         match noun {
             "data" => ActivityKind::Reads,
             "grant" | "consent" | "refresh_token" => ActivityKind::Sharing,
-            "intent" | "offer" | "subscription" | "delivery" | "relay" => ActivityKind::Wishes,
+            "intent" | "offer" | "subscription" | "delivery" | "relay" | "proposal" => {
+                ActivityKind::Wishes
+            }
             "brand" | "agreement" | "invitation" | "token" | "webhook_secret" => {
                 ActivityKind::Brands
             }
             "record" => ActivityKind::Data,
+            // The person's assistant: reading their data is a read like a brand's; refusals are
+            // security; everything else it does is about wishes and offers.
+            "agent" if verb.starts_with("record") => ActivityKind::Reads,
+            "agent" if verb == "refused" => ActivityKind::Security,
+            // Connecting, disconnecting and the assistant's keys (the authorization side's
+            // entries) are about who may use the vault.
+            "agent"
+                if matches!(verb, "approved" | "disconnected" | "code_replayed")
+                    || verb.starts_with("token")
+                    || verb.starts_with("refresh_token") =>
+            {
+                ActivityKind::Security
+            }
+            "agent" => ActivityKind::Wishes,
             "terms" => ActivityKind::Terms,
             "vault" if matches!(verb, "unsealed" | "sealed") => ActivityKind::Security,
             "session" | "passphrase" | "unlock_key" | "recovery_key" | "signing_key" => {
@@ -88,6 +104,10 @@ impl ActivityKind {
 /// The client id of the brand an entry is about, if any: the target of a brand's own entries
 /// and of the owner's entries about a brand.
 pub fn brand_of(entry: &AuditEntry) -> Option<&str> {
+    // An assistant's entries name the assistant, not a brand (its detail names the brand, if any).
+    if entry.actor == Actor::Agent {
+        return None;
+    }
     let about_brand = entry.actor == Actor::Brand
         || matches!(
             ActivityKind::of(&entry.action),
@@ -184,13 +204,16 @@ pub fn sentence(entry: &AuditEntry, brand: Option<&str>) -> Option<String> {
             .map(field_words)
             .unwrap_or_else(|| "a piece of your data".to_owned())
     };
+    if entry.actor == Actor::Agent {
+        return Some(agent_sentence(entry));
+    }
     let text = match entry.action.as_str() {
         "data.read" => format!("{name} read {}{}.", fields(), why()),
         "data.written" => format!("{name} changed {}{}.", fields(), why()),
         "grant.created" => format!("You shared {} with {name}{}.", fields(), why()),
         "grant.revoked" => match entry.actor {
             Actor::Brand => format!("{name} gave up its access to your data."),
-            Actor::System => format!("The vault stopped a grant to {name}."),
+            Actor::System | Actor::Agent => format!("The vault stopped a grant to {name}."),
             Actor::Owner => format!("You stopped sharing some of your data with {name}."),
         },
         "grant.revoked_all" => format!("You stopped sharing anything with {name}."),
@@ -210,6 +233,27 @@ pub fn sentence(entry: &AuditEntry, brand: Option<&str>) -> Option<String> {
             }
         }
         "offer.declined" => format!("You declined {name}’s offer."),
+        "proposal.confirmed" | "proposal.refused" => {
+            let text = |key: &str| detail.and_then(|d| d.get(key)).and_then(Value::as_str);
+            let agent = text("agent").unwrap_or("your assistant");
+            let offerer = text("brand").unwrap_or("a brand");
+            if entry.action == "proposal.refused" {
+                format!(
+                    "You said no when your assistant {agent} asked you to accept {offerer}’s offer."
+                )
+            } else if detail
+                .and_then(|d| d.get("fields"))
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty())
+            {
+                format!(
+                    "You said yes to your assistant {agent}: you accepted {offerer}’s offer and shared {} with it.",
+                    fields()
+                )
+            } else {
+                format!("You said yes to your assistant {agent}: you accepted {offerer}’s offer.")
+            }
+        }
         "subscription.updated" => format!("{name} changed which wishes it hears about."),
         "delivery.succeeded" => format!("News about one of your wishes reached {name}."),
         "delivery.failed" => format!("News about one of your wishes could not reach {name}."),
@@ -328,6 +372,52 @@ fn capitalised(text: &str) -> String {
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => String::new(),
+    }
+}
+
+/// What the person's assistant did, in one sentence: "Your assistant Claude Desktop made a wish:
+/// Lunch." The assistant's and the brand's names come from the entry's detail (`agent`,
+/// `brand`), as they were when it happened.
+fn agent_sentence(entry: &AuditEntry) -> String {
+    let detail = entry.detail.as_ref();
+    let text = |key: &str| {
+        detail
+            .and_then(|d| d.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let who = match text("agent") {
+        Some(name) => format!("Your assistant {name}"),
+        None => "Your assistant".to_owned(),
+    };
+    let brand = text("brand").unwrap_or_else(|| "a brand".to_owned());
+    match entry.action.as_str() {
+        "agent.records_listed" => format!("{who} looked at which of your data it may see."),
+        "agent.record_read" => format!(
+            "{who} read {}.",
+            text("field").map_or_else(|| "some of your data".to_owned(), |f| field_words(&f))
+        ),
+        "agent.categories_listed" => format!("{who} looked at the kinds of data a vault holds."),
+        "agent.taxonomy_read" => format!("{who} looked at the kinds of wishes it can make."),
+        "agent.terms_read" => format!("{who} read your terms."),
+        "agent.intent_created" => match text("wish") {
+            Some(wish) => format!("{who} made a wish: {wish}."),
+            None => format!("{who} made a wish."),
+        },
+        "agent.intents_listed" => format!("{who} looked at your wishes."),
+        "agent.intent_withdrawn" => format!("{who} withdrew one of your wishes."),
+        "agent.offers_listed" => format!("{who} looked at the offers brands made you."),
+        "agent.offer_declined" => format!("{who} declined {brand}’s offer."),
+        "agent.offer_proposed" => {
+            format!("{who} asked you to accept {brand}’s offer; it waits for your answer.")
+        }
+        "agent.proposal_read" => format!("{who} checked your answer to its request."),
+        "agent.refused" => format!(
+            "The vault refused a request from {}: {}.",
+            who.replacen("Your", "your", 1),
+            text("reason").unwrap_or_else(|| "it was not allowed".to_owned())
+        ),
+        _ => format!("{who} used your vault."),
     }
 }
 
@@ -465,5 +555,62 @@ mod tests {
         for kind in ActivityKind::ALL {
             assert_eq!(ActivityKind::parse(kind.as_str()), Some(kind));
         }
+    }
+
+    #[test]
+    fn an_assistants_entries_are_sentences_that_name_it_and_no_brand_id() {
+        let wish = entry(
+            Actor::Agent,
+            "agent.intent_created",
+            Some("agent_1"),
+            json!({"agent": "Claude Desktop", "tool": "create_intent", "wish": "Lunch"}),
+        );
+        assert_eq!(
+            sentence(&wish, None).unwrap(),
+            "Your assistant Claude Desktop made a wish: Lunch."
+        );
+        assert_eq!(brand_of(&wish), None);
+        assert_eq!(
+            ActivityKind::of("agent.intent_created"),
+            ActivityKind::Wishes
+        );
+        let read = entry(
+            Actor::Agent,
+            "agent.record_read",
+            Some("agent_1"),
+            json!({"agent": "Claude Desktop", "field": "contact.email"}),
+        );
+        assert_eq!(
+            sentence(&read, None).unwrap(),
+            "Your assistant Claude Desktop read your email address."
+        );
+        assert_eq!(ActivityKind::of("agent.record_read"), ActivityKind::Reads);
+        let refused = entry(
+            Actor::Agent,
+            "agent.refused",
+            Some("agent_1"),
+            json!({"agent": "Claude Desktop", "reason": "it may not read your phone number"}),
+        );
+        assert_eq!(
+            sentence(&refused, None).unwrap(),
+            "The vault refused a request from your assistant Claude Desktop: it may not read your phone number."
+        );
+        assert_eq!(ActivityKind::of("agent.refused"), ActivityKind::Security);
+        assert_eq!(ActivityKind::of("agent.approved"), ActivityKind::Security);
+        assert_eq!(
+            ActivityKind::of("agent.refresh_token.replayed"),
+            ActivityKind::Security
+        );
+        let confirmed = entry(
+            Actor::Owner,
+            "proposal.confirmed",
+            Some("agent_1"),
+            json!({"agent": "Claude Desktop", "brand": "Bistro Lilas", "fields": ["contact.email"]}),
+        );
+        assert_eq!(
+            sentence(&confirmed, None).unwrap(),
+            "You said yes to your assistant Claude Desktop: you accepted Bistro Lilas’s offer and shared your email address with it."
+        );
+        assert_eq!(brand_of(&confirmed), None);
     }
 }

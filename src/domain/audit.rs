@@ -19,6 +19,9 @@ pub enum Actor {
     System,
     /// A registered brand; the entry's target is its client id.
     Brand,
+    /// The person's own AI assistant, connected over MCP; the entry's target is its client id
+    /// and its detail names it (`agent`), since assistants are not brands.
+    Agent,
 }
 
 /// One entry as stored and as shown to the owner. Field order is the canonical order: frozen.
@@ -114,6 +117,16 @@ impl Event {
     pub fn brand(action: &'static str, client_id: &str) -> Event {
         Event {
             actor: Actor::Brand,
+            action,
+            target: Some(client_id.to_owned()),
+            detail: None,
+        }
+    }
+
+    /// Something the person's assistant did (or tried) through a tool.
+    pub fn agent(action: &'static str, client_id: &str) -> Event {
+        Event {
+            actor: Actor::Agent,
             action,
             target: Some(client_id.to_owned()),
             detail: None,

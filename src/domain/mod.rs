@@ -4,6 +4,7 @@
 //! exhaustively without a server, a disk or a clock.
 
 pub mod activity;
+pub mod agents;
 pub mod audit;
 pub mod brands;
 pub mod consent_budget;
@@ -12,6 +13,7 @@ pub mod grants;
 pub mod intents;
 pub mod login;
 pub mod offers;
+pub mod proposals;
 pub mod rate;
 pub mod records;
 pub mod refusals;

@@ -4,6 +4,9 @@
 //! and, through utoipa, as the OpenAPI document); [`serve()`] runs it on a listener until a shutdown
 //! signal, then drains in-flight requests.
 
+pub mod agent_oauth;
+pub mod agent_owner;
+pub mod agents;
 pub mod assets;
 pub mod auth;
 pub mod brand_api;
@@ -14,11 +17,13 @@ pub mod extract;
 pub mod grants;
 pub mod intents;
 pub mod lock;
+pub mod mcp;
 pub mod metrics;
 pub mod no_vault;
 pub mod oauth;
 pub mod owner;
 pub mod par;
+pub mod proposals;
 pub mod relay;
 pub mod relayed;
 pub mod serve;
@@ -136,6 +141,7 @@ impl AppState {
         (name = "terms", description = "The person's own terms of service"),
         (name = "brands", description = "Brands: invitations, registrations, agreements and their receipts"),
         (name = "oauth", description = "The OAuth 2.0 authorization server brands use"),
+        (name = "agents", description = "The person's own AI assistants, which call the MCP server at /mcp: their metadata, consent and Settings"),
         (name = "intents", description = "Intentcasting: your intents and the offers brands make"),
         (name = "grants", description = "Data grants: what a brand may read or write, why and until when"),
         (name = "vault", description = "The whole vault: export, encrypted backup and restore, delete everything"),
@@ -246,6 +252,14 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(brands::agreement_receipt))
         .routes(routes!(brands::rotate_signing_key))
         .routes(routes!(oauth::metadata))
+        .routes(routes!(agents::protected_resource))
+        .routes(routes!(agents::protected_resource_mcp))
+        .routes(routes!(agent_owner::list_agents))
+        .routes(routes!(agent_owner::disconnect_agent))
+        .routes(routes!(
+            agent_owner::get_agent_consent,
+            agent_owner::answer_agent_consent
+        ))
         .routes(routes!(oauth::jwks))
         .routes(routes!(oauth::register))
         .routes(routes!(oauth::token))
@@ -271,6 +285,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(relayed::list_relays))
         .routes(routes!(intents::accept_offer))
         .routes(routes!(intents::decline_offer))
+        .routes(routes!(proposals::list_proposals))
+        .routes(routes!(proposals::confirm_proposal))
+        .routes(routes!(proposals::refuse_proposal))
         .routes(routes!(intents::intent_categories))
         .routes(routes!(intents::owner_events))
         .routes(routes!(
@@ -309,50 +326,51 @@ pub fn app(state: AppState) -> Router {
     let (api, spec) = api_router().split_for_parts();
     let spec =
         axum::body::Bytes::from(serde_json::to_vec_pretty(&document(spec)).unwrap_or_default());
-    api.route(
-        "/openapi.json",
-        axum::routing::get(move || async move {
-            ([(header::CONTENT_TYPE, "application/json")], spec.clone())
-        }),
-    )
-    .fallback(assets::serve_asset)
-    .method_not_allowed_fallback(method_not_allowed)
-    .layer(middleware::from_fn_with_state(
-        state.clone(),
-        gate_and_headers,
-    ))
-    .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-    .layer(TimeoutLayer::with_status_code(
-        axum::http::StatusCode::REQUEST_TIMEOUT,
-        REQUEST_TIMEOUT,
-    ))
-    .layer(CatchPanicLayer::custom(|_| {
-        tracing::error!("a handler panicked");
-        AppError::broken("a handler panicked").into_response()
-    }))
-    .layer(PropagateRequestIdLayer::x_request_id())
-    .layer(
-        // A span per request at debug level (VRM_LOG=debug): at info its cost (a quarter of a
-        // record read, measured) is not worth it, and failures are logged with their request
-        // id by `gate_and_headers` anyway. Spans carry the route template, never the raw
-        // path: a path may hold a field name.
-        TraceLayer::new_for_http()
-            .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG))
-            .make_span_with(|req: &Request<Body>| {
-                let route = req
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map_or("static", |p| p.as_str());
-                let id = req
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                tracing::debug_span!("request", method = %req.method(), route, request_id = id)
+    api.merge(mcp::router(state.clone()))
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || async move {
+                ([(header::CONTENT_TYPE, "application/json")], spec.clone())
             }),
-    )
-    .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
-    .with_state(state)
+        )
+        .fallback(assets::serve_asset)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            gate_and_headers,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked");
+            AppError::broken("a handler panicked").into_response()
+        }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            // A span per request at debug level (VRM_LOG=debug): at info its cost (a quarter of a
+            // record read, measured) is not worth it, and failures are logged with their request
+            // id by `gate_and_headers` anyway. Spans carry the route template, never the raw
+            // path: a path may hold a field name.
+            TraceLayer::new_for_http()
+                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG))
+                .make_span_with(|req: &Request<Body>| {
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("static", |p| p.as_str());
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::debug_span!("request", method = %req.method(), route, request_id = id)
+                }),
+        )
+        .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
+        .with_state(state)
 }
 
 async fn method_not_allowed() -> AppError {
@@ -467,8 +485,10 @@ const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
 /// answers also `no-store` (they hold personal data).
 async fn gate_and_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    let is_api =
-        path.starts_with("/api/") || path.starts_with("/oauth/") || path.starts_with("/brand/");
+    let is_api = path.starts_with("/api/")
+        || path.starts_with("/oauth/")
+        || path.starts_with("/brand/")
+        || path == "/mcp";
     // Kept for the failure log below; cheap, and only formatted when something failed.
     let method = req.method().clone();
     // A refusal may come before the body is read (too large, no credentials); the connection

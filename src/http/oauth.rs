@@ -67,6 +67,9 @@ pub struct Metadata {
 }
 
 const AUTH_METHODS: [&str; 2] = ["client_secret_basic", "private_key_jwt"];
+/// [`AUTH_METHODS`] and `none`: the person's assistants are public clients (RFC 7591 §2), which
+/// name themselves by `client_id` at the token and revocation endpoints.
+const CLIENT_AUTH_METHODS: [&str; 3] = ["client_secret_basic", "private_key_jwt", "none"];
 
 /// RFC 8414 metadata. Served whatever the vault's phase: it holds nothing secret.
 #[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth",
@@ -88,12 +91,17 @@ pub async fn metadata(State(state): State<AppState>) -> Json<Metadata> {
         pushed_authorization_request_endpoint: format!("{issuer}/oauth/par"),
         require_pushed_authorization_requests: false,
         dpop_signing_alg_values_supported: crate::crypto::dpop::DPOP_ALGORITHMS.to_vec(),
-        scopes_supported: BRAND_SCOPES.iter().map(|(s, _)| *s).collect(),
+        // Brands' scopes, then the scopes of the person's own assistants (`agent.*`).
+        scopes_supported: BRAND_SCOPES
+            .iter()
+            .map(|(s, _)| *s)
+            .chain(crate::domain::agents::scope_names())
+            .collect(),
         response_types_supported: vec!["code"],
         grant_types_supported: GRANT_TYPES.to_vec(),
-        token_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
+        token_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS.to_vec(),
         token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS.to_vec(),
-        revocation_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
+        revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS.to_vec(),
         introspection_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
         code_challenge_methods_supported: vec!["S256"],
         authorization_details_types_supported: vec![DATA_ACCESS_TYPE],
@@ -188,13 +196,19 @@ pub struct RegistrationResponse {
     pub dpop_bound_access_tokens: bool,
 }
 
-/// Dynamic client registration (RFC 7591), with the invitation's initial access token as bearer.
-#[utoipa::path(post, path = "/oauth/register", tag = "oauth", request_body = RegistrationRequest,
-    responses((status = 201, body = RegistrationResponse),
-              (status = 400, body = OAuthErrorBody, description = "`invalid_client_metadata`"),
-              (status = 401, body = OAuthErrorBody, description = "`invalid_token`: no, spent or expired invitation"),
-              (status = 429, body = OAuthErrorBody)),
-    security(("initial_access_token" = [])))]
+/// Dynamic client registration (RFC 7591): a brand with the invitation's initial access token
+/// as bearer; the person's own assistant (an MCP client) without one, as a public client
+/// (`token_endpoint_auth_method: none`, redirect URIs https or loopback http, `authorization_code`
+/// and `refresh_token`), answered with an [`AgentRegistrationResponse`](super::agent_oauth::AgentRegistrationResponse)
+/// (no secret) that can do nothing until the person approves it; unapproved, it is purged after
+/// an hour.
+#[utoipa::path(post, path = "/oauth/register", tag = "oauth",
+    request_body(content((RegistrationRequest), (crate::domain::agents::AgentRegistration))),
+    responses((status = 201, content((RegistrationResponse), (super::agent_oauth::AgentRegistrationResponse))),
+              (status = 400, body = OAuthErrorBody, description = "`invalid_client_metadata`, `invalid_redirect_uri`"),
+              (status = 401, body = OAuthErrorBody, description = "`invalid_token`: no, spent or expired invitation (and not an assistant's registration)"),
+              (status = 429, body = OAuthErrorBody, description = "`slow_down`: too many failed registrations from this address; for assistants, too many registrations from this address (5, then one per 10 minutes) or in all (30, then one a minute), or 100 waiting for approval. `Retry-After` says when to try again")),
+    security((), ("initial_access_token" = [])))]
 #[instrument(skip_all)]
 pub async fn register(
     State(state): State<AppState>,
@@ -213,13 +227,11 @@ pub async fn register(
             OAuthError::invalid_request(format!("the body could not be read: {}", e.body_text()))
         }
     })?;
-    let token = bearer(&headers).ok_or_else(|| {
-        OAuthError::new(
-            401,
-            "invalid_token",
-            "registration needs an invitation: send its initial access token as Authorization: Bearer",
-        )
-    })?;
+    // Without an invitation: the person's own assistant registering itself, as MCP clients do
+    // (`agent_oauth`), or a brand that forgot its invitation (refused there).
+    let Some(token) = bearer(&headers) else {
+        return super::agent_oauth::register(&state, ip, &headers, &body).await;
+    };
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -412,6 +424,8 @@ pub struct TokenRequest {
     pub code_verifier: Option<String>,
     /// The refresh token (refresh_token).
     pub refresh_token: Option<String>,
+    /// RFC 8707, for the person's assistants: if given, `<public url>/mcp`.
+    pub resource: Option<String>,
     #[serde(flatten)]
     pub auth: ClientAuthParams,
 }
@@ -453,6 +467,10 @@ pub async fn token(
     request: Result<Form<TokenRequest>, FormRejection>,
 ) -> Result<Response, OAuthError> {
     let request = form(request)?;
+    // The person's own assistant: a public client, by client_id alone.
+    if let Some(answer) = super::agent_oauth::token(&state, &headers, &request).await {
+        return answer;
+    }
     let basic = basic_challenge(&request.auth);
     let credentials =
         client_credentials(&headers, request.auth).map_err(|e| e.for_client_auth(basic))?;
@@ -595,8 +613,13 @@ pub async fn revoke(
     headers: HeaderMap,
     request: Result<Form<TokenParam>, FormRejection>,
 ) -> Result<StatusCode, OAuthError> {
+    let request = form(request)?;
+    // The person's own assistant: a public client, by client_id alone.
+    if let Some(done) = super::agent_oauth::revoke(&state, &headers, &request).await {
+        return done.map(|()| StatusCode::OK);
+    }
     let (open, brand, token) =
-        token_request(&state, from, &headers, request, "/oauth/revoke").await?;
+        token_request(&state, from, &headers, Ok(Form(request)), "/oauth/revoke").await?;
     if token.starts_with(crate::service::authorize::REFRESH_TOKEN_PREFIX) {
         open.revoke_refresh_token(&brand, &token).await?;
     } else {
@@ -631,7 +654,8 @@ pub async fn introspect(
 
 /// The authorization endpoint (RFC 6749 §4.1.1) with PKCE (S256 only) and RFC 9396
 /// `authorization_details`. A valid request becomes a consent request, and the browser goes to
-/// the consent page, where the person (logged in) decides.
+/// the consent page, where the person (logged in) decides. An assistant (a client registered
+/// without an invitation) asks with `scope` instead, and goes to `/consent?agent=...`.
 #[utoipa::path(get, path = "/oauth/authorize", tag = "oauth",
     params(
         ("response_type" = String, Query, description = "`code`"),
@@ -640,8 +664,9 @@ pub async fn introspect(
         ("state" = Option<String>, Query),
         ("code_challenge" = String, Query, description = "base64url(SHA-256(code_verifier))"),
         ("code_challenge_method" = String, Query, description = "`S256`"),
-        ("authorization_details" = String, Query, description = "JSON: `[{\"type\": \"urn:vrm-vault:data-access:v1\", \"fields\": [...], \"actions\": [\"read\"], \"purpose\": \"dpv:...\", \"expires_in\": seconds}]`"),
-        ("resource" = Option<String>, Query, description = "RFC 8707; if given, the brand API (`vrm_resource`)"),
+        ("authorization_details" = String, Query, description = "Brands (an assistant sends none): JSON: `[{\"type\": \"urn:vrm-vault:data-access:v1\", \"fields\": [...], \"actions\": [\"read\"], \"purpose\": \"dpv:...\", \"expires_in\": seconds}]`"),
+        ("resource" = Option<String>, Query, description = "RFC 8707; if given, the brand API (`vrm_resource`); for the person's assistant, `<public url>/mcp` (anything else: `invalid_target`)"),
+        ("scope" = Option<String>, Query, description = "For the person's assistant: agent scopes (default: all it registered); the person may narrow them"),
         ("request_uri" = Option<String>, Query, description = "RFC 9126: the `request_uri` the PAR endpoint returned, with `client_id` and nothing else; used once"),
     ),
     responses((status = 303, description = "to the consent page, or back to the brand with an error"),
@@ -666,6 +691,10 @@ pub async fn authorize(
         Ok(open) => open,
         Err(e) => return OAuthError::from(e).into_response(),
     };
+    // The person's own assistant asks differently (scopes, not data grants): `agent_oauth`.
+    if let Some(answer) = super::agent_oauth::authorize(&open, &params, from) {
+        return answer;
+    }
     match open.authorize(params, from) {
         Ok(request_id) => see_other(&format!("/consent?request={request_id}")),
         Err(e) => match e.redirect(open.issuer()) {
@@ -680,7 +709,7 @@ pub async fn authorize(
     }
 }
 
-fn see_other(to: &str) -> Response {
+pub(super) fn see_other(to: &str) -> Response {
     match axum::http::HeaderValue::from_str(to) {
         Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
         Err(_) => OAuthError::invalid_request("the redirect URI cannot be used").into_response(),

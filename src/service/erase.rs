@@ -139,6 +139,16 @@ impl OpenVault {
                     let alias = super::aliases::intent_for_brand(&index, client_id, &id);
                     remove_events(tx, &mut places, &prefix, Some(&[&id, &alias]))?;
                 }
+                // The assistants' proposals about its offers go with them.
+                let proposals: Vec<_> = tx
+                    .store()
+                    .read_all(&super::proposals::PROPOSALS)
+                    .collect::<Result<_, _>>()?;
+                for (proposal_key, proposal) in proposals {
+                    if proposal.intent_id == id {
+                        remove(tx, &mut places, Tree::Proposals, &proposal_key)?;
+                    }
+                }
                 remove(tx, &mut places, INTENTS.tree(), &key)?;
                 let event = Event::owner("intent.erased", Some(id))
                     .with_detail(serde_json::json!({ "offers": record.offers.len() }));

@@ -35,7 +35,7 @@ struct Section {
 }
 
 /// The arrays of an export, in document order.
-const SECTIONS: [Section; 10] = [
+const SECTIONS: [Section; 12] = [
     Section {
         name: "records",
         tree: Tree::Records,
@@ -77,9 +77,21 @@ const SECTIONS: [Section; 10] = [
         hidden: &[],
     },
     Section {
+        name: "proposals",
+        tree: Tree::Proposals,
+        hidden: &[],
+    },
+    Section {
         name: "subscriptions",
         tree: Tree::Subscriptions,
         hidden: &["webhook_secret", "previous_secret"],
+    },
+    // The person's assistants: who they connected and what they allowed; never the hashes of
+    // their refresh tokens.
+    Section {
+        name: "assistants",
+        tree: Tree::Agents,
+        hidden: &["refresh"],
     },
     Section {
         name: "audit",

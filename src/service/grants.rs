@@ -347,7 +347,7 @@ impl OpenVault {
                 let mut event = match by {
                     Actor::Owner => Event::owner("grant.revoked", Some(grant.client_id.clone())),
                     Actor::Brand => Event::brand("grant.revoked", &grant.client_id),
-                    Actor::System => {
+                    Actor::System | Actor::Agent => {
                         let mut e = Event::system("grant.revoked");
                         e.target = Some(grant.client_id.clone());
                         e

@@ -8,6 +8,8 @@
 //! and its audit entry in one transaction and returns only once both are durable.
 
 pub mod activity;
+pub mod agent_tools;
+pub mod agents;
 pub mod agreements;
 mod aliases;
 mod attempts;
@@ -33,6 +35,7 @@ mod lock;
 mod offline;
 mod open;
 pub mod par;
+pub mod proposals;
 pub mod records;
 pub mod relayed;
 mod relayed_offers;

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwapOption;
 use time::{Duration, OffsetDateTime};
 
+use super::agents;
 use super::{
     BRANDS_CACHE_BYTES, META_CLOCK_FLOOR, RECORDS_CACHE_BYTES, Settings, agreements, audit,
     authorize, cache, deadlines, delivery, dpop, events, index_key, intents, jti_expiry, keys, par,
@@ -76,6 +77,8 @@ pub struct OpenVault {
     pub(super) alarm: deadlines::StopOnDrop,
     /// When each webhook delivery is next due.
     pub(super) deliveries: delivery::DeliveryState,
+    /// The person's assistants: pending consents, registration budgets, last uses, expiries.
+    pub(super) agents: agents::AgentState,
     /// Brands and agreement heads as the writer's checks see them.
     pub(super) in_writer: Arc<InWriterCaches>,
 }
@@ -157,6 +160,7 @@ impl OpenVault {
         let intents = intents::IntentState::load(subscription_index, &store, &alarm);
         let relayed = super::relayed::RelayState::load(&settings.relays, &store);
         let jti_expiries = jti_expiry::JtiExpiries::load(&store, &alarm);
+        let agents = agents::AgentState::load(&store, &alarm);
         let retention =
             retention::RetentionState::load(&store, crate::crypto::audit_checkpoint_key(&master))?;
         Ok(Arc::new(OpenVault {
@@ -193,6 +197,7 @@ impl OpenVault {
             intents,
             relayed,
             deliveries,
+            agents,
             alarm: deadlines::StopOnDrop(alarm),
             records_cache: cache::Opened::new(
                 cache::Cached::Records,

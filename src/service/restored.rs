@@ -7,7 +7,8 @@
 //! `held_after_restore`, and the mark removed, in one atomic change: a crash in between holds
 //! them at the next unseal instead. Suspension refuses the brand's tokens (401) and client
 //! authentication, parks its deliveries and stops its grants, until the person resumes it on the
-//! Brands screen.
+//! Brands screen. The person's assistants lose every token they held (they may have been
+//! disconnected since the backup was made) and must be approved again.
 
 use super::OpenVault;
 use super::tables::BRANDS;
@@ -43,8 +44,12 @@ impl OpenVault {
                 (b.client_id, key)
             })
             .collect();
+        // The person's assistants: every token they hold is revoked (their approval stays, so
+        // Settings lists them; each must come back through the consent page).
+        let agents = self.agent_keys()?;
         let held = self
             .change(move |tx| {
+                super::agents::revoke_all_in(tx, &agents)?;
                 let mut held = Vec::new();
                 for (client_id, key) in &keys {
                     if let Some(mut brand) = tx.read(&BRANDS, key)?

@@ -64,8 +64,8 @@ fn part_of(tree: Tree) -> &'static str {
         | Tree::Invitations
         | Tree::Grants
         | Tree::Subscriptions => "brands",
-        Tree::Intents | Tree::Offers => "intents",
-        Tree::Meta | Tree::Terms | Tree::SigningKeys => "other",
+        Tree::Intents | Tree::Offers | Tree::Proposals => "intents",
+        Tree::Meta | Tree::Terms | Tree::SigningKeys | Tree::Agents => "other",
     }
 }
 
@@ -145,12 +145,18 @@ impl OpenVault {
     }
 
     /// The upkeep that keeps the store bounded, run by the background worker: forgets the token
-    /// ids that expired by `now` and prunes the audit log under its retention. Returns when it
+    /// ids that expired by `now`, prunes the audit log under its retention, and purges the
+    /// assistants' registrations nobody approved. Returns when it
     /// is next due.
     pub(crate) async fn upkeep_due(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
         let next_jti = self.prune_expired_jtis(now).await;
         let next_audit = self.prune_audit(now).await;
-        next_jti.into_iter().chain(next_audit).min()
+        let next_agent = self.purge_unapproved_agents(now).await;
+        next_jti
+            .into_iter()
+            .chain(next_audit)
+            .chain(next_agent)
+            .min()
     }
 }
 
@@ -174,7 +180,10 @@ mod tests {
         }
         let parts = group(&usage);
         assert_eq!(parts.len(), PARTS.len());
-        assert_eq!(parts.iter().map(|p| p.count).sum::<u64>(), 16);
+        assert_eq!(
+            parts.iter().map(|p| p.count).sum::<u64>(),
+            Tree::ALL.len() as u64
+        );
         assert!(parts.windows(2).all(|w| w[0].bytes >= w[1].bytes));
         let tokens = parts.iter().find(|p| p.part == "tokens").map(|p| p.count);
         assert_eq!(tokens, Some(2));

@@ -43,6 +43,11 @@ pub enum Tree {
     Events,
     /// Webhook deliveries still to make, keyed by big-endian event number.
     Outbox,
+    /// The person's AI assistants (MCP clients): registrations, approvals and their refresh
+    /// tokens, keyed by a keyed hash of the client id.
+    Agents,
+    /// The person's assistants' proposals to accept offers, keyed by a keyed hash of their id.
+    Proposals,
 }
 
 impl Tree {
@@ -64,6 +69,8 @@ impl Tree {
             Tree::Subscriptions => "subscriptions",
             Tree::Events => "events",
             Tree::Outbox => "outbox",
+            Tree::Agents => "agents",
+            Tree::Proposals => "proposals",
         }
     }
 
@@ -85,11 +92,15 @@ impl Tree {
             Tree::Subscriptions => 14,
             Tree::Events => 15,
             Tree::Outbox => 16,
+            // 21, not 17: another feature added at the same time may take the next number.
+            Tree::Agents => 21,
+            // 22: the numbers after 16 may be taken by other features added at the same time.
+            Tree::Proposals => 22,
         }
     }
 
     /// Every tree, for walks over the whole store.
-    pub const ALL: [Tree; 16] = [
+    pub const ALL: [Tree; 18] = [
         Tree::Records,
         Tree::Audit,
         Tree::Meta,
@@ -106,6 +117,8 @@ impl Tree {
         Tree::Subscriptions,
         Tree::Events,
         Tree::Outbox,
+        Tree::Agents,
+        Tree::Proposals,
     ];
 
     /// The tree and key of a full sled key (as [`Store::raw_entries`] yields it and backups

@@ -16,7 +16,7 @@ const PARTS = {
   events: { name: 'News sent to brands', unit: ['message', 'messages'] },
   brands: { name: 'Brands, agreements and sharing', unit: ['item', 'items'] },
   intents: { name: 'Your wishes and offers', unit: ['item', 'items'] },
-  other: { name: 'Your terms and the vault’s own keys', unit: ['item', 'items'] },
+  other: { name: 'Your terms, your assistants and the vault’s own keys', unit: ['item', 'items'] },
 };
 
 const DAY_CHOICES = [30, 90, 365, 730, 1825, 3650];

@@ -11,6 +11,9 @@
 #                           and a paused one (reached after a minute of failures: ~65 s);
 #   test_relay_jwe.py       jwcrypto: through a fake intent relay, the vault's receipt verifies
 #                           and its JWE decrypts to exactly the field the person disclosed;
+#   test_mcp.py             the official MCP Python SDK (`mcp`) as the person's assistant: discovery
+#                           from the 401, registration, approval, tools, a wish a brand receives by
+#                           webhook, offers, a proposal the person confirms, refusals;
 #   test_schemathesis.py    schemathesis: every operation of /openapi.json with generated cases,
 #                           owner and brand credentials, checking for 5xx answers and answers the
 #                           document does not describe (status, content type, headers, schema);
@@ -57,7 +60,7 @@ export VRM_VAULT_BIN="${VRM_VAULT_BIN:-$repo/target/debug/vrm-vault}"
 # 190 s for test_schemathesis.py); `timeout` is the backstop. All run even when one fails; the
 # run fails when any did.
 failed=()
-for test in test_oauth.py test_grants.py test_intents.py test_delivery_faults.py \
+for test in test_oauth.py test_grants.py test_intents.py test_delivery_faults.py test_mcp.py \
     test_relay_jwe.py test_schemathesis.py test_relay_e2e.py; do
   limit=150
   [ "$test" = test_schemathesis.py ] && limit=215

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod activity;
+mod agents;
 mod at_rest;
 mod audit;
 mod brand_answers;
@@ -26,6 +27,7 @@ mod linking;
 mod lock;
 mod login_throttle;
 mod logs;
+mod mcp;
 mod oauth;
 mod openapi;
 mod par;

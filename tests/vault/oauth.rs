@@ -186,9 +186,10 @@ async fn metadata_advertises_endpoints_that_exist() {
         meta["authorization_details_types_supported"],
         json!(["urn:vrm-vault:data-access:v1"])
     );
+    // `none` is for the person's assistants, public clients (tests/vault/agents.rs).
     assert_eq!(
         meta["token_endpoint_auth_methods_supported"],
-        json!(["client_secret_basic", "private_key_jwt"])
+        json!(["client_secret_basic", "private_key_jwt", "none"])
     );
     let algs = meta["token_endpoint_auth_signing_alg_values_supported"]
         .as_array()
@@ -198,11 +199,13 @@ async fn metadata_advertises_endpoints_that_exist() {
         !algs.contains(&json!("none")) && !algs.contains(&json!("HS256")),
         "{meta}"
     );
+    // Brand scopes, and the assistants' `agent.*` scopes (tests/vault/agents.rs).
     let supported: Vec<&str> = meta["scopes_supported"]
         .as_array()
         .unwrap_or_else(|| panic!("{meta}"))
         .iter()
         .map(|s| s.as_str().unwrap())
+        .filter(|s| !s.starts_with("agent."))
         .collect();
     assert_scopes(&json!(supported.join(" ")), ALL_SCOPES);
     assert_eq!(meta["response_types_supported"], json!(["code"]));

@@ -47,6 +47,21 @@ const ACTION_LABELS = {
   'data.written': 'A brand changed your data',
   'access.refused': 'A brand was refused data it asked for',
   'intent.created': 'Made a wish',
+  'agent.intent_created': 'Your assistant made a wish',
+  'agent.offer_proposed': 'Your assistant asked you to accept an offer',
+  'agent.refused': 'Your assistant was refused',
+  'agent.records_listed': 'Your assistant looked at which data it may see',
+  'agent.record_read': 'Your assistant read your data',
+  'agent.categories_listed': 'Your assistant looked at kinds of data',
+  'agent.taxonomy_read': 'Your assistant looked at kinds of wishes',
+  'agent.terms_read': 'Your assistant read your terms',
+  'agent.intents_listed': 'Your assistant looked at your wishes',
+  'agent.intent_withdrawn': 'Your assistant withdrew a wish',
+  'agent.offers_listed': 'Your assistant looked at offers',
+  'agent.offer_declined': 'Your assistant declined an offer',
+  'agent.proposal_read': 'Your assistant checked your answer',
+  'proposal.confirmed': 'Said yes to your assistant',
+  'proposal.refused': 'Said no to your assistant',
   'intent.withdrawn': 'Withdrew a wish',
   'intent.expired': 'A wish expired',
   'offer.received': 'A brand sent an offer',
@@ -68,6 +83,11 @@ const ACTION_LABELS = {
   'vault.erasing': 'Started deleting everything',
   'intent.erased': 'Deleted a wish for good',
   'brand.erased': 'Removed a brand and deleted everything about it',
+  'agent.approved': 'Connected an assistant to your vault',
+  'agent.disconnected': 'Disconnected an assistant',
+  'agent.token.revoked': 'An assistant gave up its keys to your vault',
+  'agent.refresh_token.replayed': 'An assistant’s used key was sent again; all its keys were cancelled',
+  'agent.code_replayed': 'An assistant’s one-time code was used twice; all its keys were cancelled',
 };
 
 // The filter's kinds, as the vault sorts its entries (GET /api/v1/audit?kind=).
@@ -83,7 +103,7 @@ const KINDS = [
   { value: 'vault', label: 'Backups, exports and the vault' },
 ];
 
-const ACTOR_LABELS = { owner: 'You', system: 'The vault', brand: 'A brand' };
+const ACTOR_LABELS = { owner: 'You', system: 'The vault', brand: 'A brand', agent: 'Your assistant' };
 
 export function render(container) {
   const view = {

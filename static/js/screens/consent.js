@@ -11,6 +11,7 @@ import { field, checkbox, fieldset, formError, actions } from '../form.js';
 import { asSentence } from '../errors.js';
 import { errorText, fact } from '../cards.js';
 import { purposeLabel, actionsText, fieldLabel, isCategory, rfc3339, refusalReason, termsRefusal } from '../grants.js';
+import { renderAgentConsent } from './agent_consent.js';
 
 const HOUR_MS = 60 * 60 * 1000;
 const DAY_MS = 24 * HOUR_MS;
@@ -24,6 +25,9 @@ const SHORTER = [
 ];
 
 export function render(container, ctx) {
+  // The person's own assistant asks differently (what it may do and read): its own screen.
+  const agentRequest = ctx.query().get('agent');
+  if (agentRequest) return renderAgentConsent(container, agentRequest);
   const view = {
     container,
     ctx,

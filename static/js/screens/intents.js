@@ -23,6 +23,7 @@ import { renderForm } from './intents/composer.js';
 import { findIntentCard, renderIntents, updateOfferCount } from './intents/list.js';
 import { offerItem } from './intents/offers.js';
 import { loadRelays, watchRelayStatus } from './intents/relay.js';
+import { loadProposals } from './intents/proposals.js';
 
 /**
  * The vault's limits for a new wish, served with its categories by
@@ -56,13 +57,22 @@ export function render(container, ctx) {
     liveStatus: el('div', { class: 'live-status', hidden: true }),
     listNotice: el('div', { class: 'notice-slot' }),
     listHost: el('div', { class: 'cards-host intents-list', 'aria-busy': 'true' }, el('p', { class: 'loading' }, 'Loading your wishes…')),
+    proposalsHost: el('div', { class: 'cards-host' }),
+    proposalsSection: /** @type {HTMLElement} */ (el('section', { 'aria-labelledby': 'proposals-heading', hidden: true })),
     reloadTimer: null,
     stopLive: () => {},
   };
+  view.proposalsSection.append(
+    el('h2', { id: 'proposals-heading' }, 'Your assistant asks'),
+    el('p', {}, 'Your assistant cannot accept an offer or share your data by itself. It asks you here; nothing happens until you answer.'),
+    view.proposalsHost,
+  );
 
   container.append(
     view.heading,
     view.lead,
+
+    view.proposalsSection,
 
     el('section', { 'aria-labelledby': 'intent-new-heading' },
       el('h2', { id: 'intent-new-heading' }, 'Make a wish'),
@@ -130,7 +140,10 @@ async function loadAll(view) {
   } else {
     renderForm(view, { recordsFailed: records instanceof Error });
   }
-  await loadIntents(view);
+  await Promise.all([
+    loadIntents(view),
+    loadProposals(view.proposalsSection, view.proposalsHost, () => reloadSoon(view)),
+  ]);
   if (view.focusIntent) openFromQuery(view, view.focusIntent);
 }
 

@@ -14,6 +14,7 @@ import {
 import { newPassphraseFields } from '../newpassphrase.js';
 import { recoveryKeyBox } from '../recoverykey.js';
 import { diskUseSection } from '../diskuse.js';
+import { assistantsSection } from '../assistants.js';
 
 export function render(container, ctx) {
   stopRecoveryKey();
@@ -42,6 +43,7 @@ export function render(container, ctx) {
     el('h2', { id: 'change-passphrase' }, 'Change passphrase'),
     el('p', {}, 'From now on you will use the new passphrase to log in and to unlock your vault. Your recovery key keeps working.'),
     form,
+    assistantsSection(),
     recoveryKeySection(ctx),
     takeAwaySection(),
     unlockKeySection(),
