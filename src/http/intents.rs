@@ -324,12 +324,8 @@ pub async fn decline_offer(
     Path(id): Path<String>,
     Unsealed(open): Unsealed,
 ) -> Result<Json<OfferView>, AppError> {
-    let offer = open.offer(&id)?;
-    let offer = if offer.relayed.is_some() {
-        open.decline_relayed(&offer).await?
-    } else {
-        open.decide_offer(&id, false, None).await?
-    };
+    // A relayed offer's brand is told through its relay (`decide_offer` sends it there).
+    let offer = open.decide_offer(&id, false, None).await?;
     Ok(Json(offer_view(offer)))
 }
 

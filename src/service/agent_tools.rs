@@ -25,7 +25,9 @@ pub struct AgentRef<'a> {
 pub struct OfferForAgent {
     pub offer: Offer,
     /// The brand is registered with this vault (the person invited it, and the vault
-    /// authenticated it when it sent the offer). A brand the person removed since is not.
+    /// authenticated it when it sent the offer; a brand the person removed since is not), or
+    /// the offer came through a relay and its acceptance checked against the brand's keys
+    /// there (the only kind of relayed offer the vault keeps).
     pub brand_verified: bool,
 }
 
@@ -46,12 +48,14 @@ impl OpenVault {
         self.change(move |_tx| Ok(((), event))).await
     }
 
-    /// Every offer on every wish, newest first, with whether its brand is one the vault knows.
+    /// Every offer on every wish, newest first, with whether its brand is verified: one the vault
+    /// knows, or a relayed one whose acceptance checked against the relay's published keys.
     pub fn offers_for_agent(&self) -> Result<Vec<OfferForAgent>, AppError> {
         let mut all = Vec::new();
         for intent in self.list_intents()? {
             for offer in self.intent_offers(&intent.intent.id)? {
-                let brand_verified = self.find_brand(&offer.client_id)?.is_some();
+                let brand_verified =
+                    offer.relayed.is_some() || self.find_brand(&offer.client_id)?.is_some();
                 all.push(OfferForAgent {
                     offer,
                     brand_verified,

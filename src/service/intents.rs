@@ -47,7 +47,7 @@ pub(crate) struct IntentState {
     /// Offers per brand in the current minute.
     offer_rates: Mutex<HashMap<String, (OffsetDateTime, u32)>>,
     /// New offers, for the owner's live view.
-    offer_signal: tokio::sync::broadcast::Sender<Offer>,
+    pub(super) offer_signal: tokio::sync::broadcast::Sender<Offer>,
     /// Intents whose expiry the brands have not been told of yet, by when they expire.
     expiries: Deadlines<String>,
 }
@@ -640,19 +640,14 @@ impl OpenVault {
         record.offers.iter().map(|id| self.offer(id)).collect()
     }
 
-    /// Tells the owner's live view of a new offer (one that came through a relay).
-    pub(super) fn announce_offer(&self, offer: &Offer) {
-        let _ = self.intents.offer_signal.send(offer.clone());
-    }
-
     /// Live offers for the owner's browser.
     pub fn subscribe_offers(&self) -> tokio::sync::broadcast::Receiver<Offer> {
         self.intents.offer_signal.subscribe()
     }
 
-    /// The person accepts or declines an offer; the brand is told. Accepting fulfils the intent
-    /// and, with `share`, grants the brand the fields it asked for (or the ones the person chose
-    /// among them), for a while.
+    /// The person accepts or declines an offer; the brand is told (a relayed one through its
+    /// relay, where accepting discloses the shared fields). Accepting fulfils the intent and,
+    /// with `share`, grants the brand the fields it asked for (or those chosen among them).
     pub async fn decide_offer(
         &self,
         id: &str,
@@ -660,6 +655,9 @@ impl OpenVault {
         share: Option<Share>,
     ) -> Result<Offer, AppError> {
         let offer = self.offer(id)?;
+        if offer.relayed.is_some() {
+            return self.decide_relayed_offer(offer, accept, share).await;
+        }
         if offer.status != OfferStatus::Pending {
             return Err(AppError::Conflict("this offer was already decided"));
         }

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::OpenVault;
-use super::intents::INTENTS;
+use super::intents::{INTENTS, Share};
 use super::tables::OFFERS;
 use crate::crypto::jwt::JwtError;
 use crate::crypto::relay_jose;
@@ -424,8 +424,33 @@ impl OpenVault {
         Ok(())
     }
 
+    /// Tells the owner's live view of a new offer (one that came through a relay).
+    pub(super) fn announce_offer(&self, offer: &Offer) {
+        let _ = self.intents.offer_signal.send(offer.clone());
+    }
+
+    /// The person's decision on a relayed offer, for every caller that decides an offer
+    /// ([`OpenVault::decide_offer`]: the app, a confirmed proposal of the assistant, its decline
+    /// tool): accepting discloses the fields the share names (all those the offer asked for
+    /// when it names none) through the relay; declining tells the brand there.
+    pub(super) async fn decide_relayed_offer(
+        &self,
+        offer: Offer,
+        accept: bool,
+        share: Option<Share>,
+    ) -> Result<Offer, AppError> {
+        if !accept {
+            return self.decline_relayed(&offer).await;
+        }
+        let disclose = share.map_or_else(Vec::new, |s| {
+            s.fields
+                .unwrap_or_else(|| offer.terms.data_requested.clone())
+        });
+        Ok(self.accept_relayed(&offer.id, &disclose).await?.0)
+    }
+
     /// Declines a relayed offer: the brand is told through its relay.
-    pub async fn decline_relayed(&self, offer: &Offer) -> Result<Offer, AppError> {
+    pub(super) async fn decline_relayed(&self, offer: &Offer) -> Result<Offer, AppError> {
         let relayed = offer.relayed.as_ref().ok_or(AppError::NotFound("offer"))?;
         let message = json!({"type": "declined", "offer_id": relayed.remote_id});
         self.decide_relayed(offer, false, message, json!({})).await
