@@ -36,9 +36,27 @@ pub fn nats_server_bin() -> PathBuf {
 }
 
 /// A free loopback port (free when asked; a server binding it right after gets it in practice).
+///
+/// The port comes from below the kernel's ephemeral range (32768 and up on Linux), and one
+/// test run never hands out the same port twice. A port the kernel picked for `:0` could be
+/// taken again, before the server binds it, by any outgoing connection of the tests running
+/// alongside (they all draw from the ephemeral range): NATS route ports and relay instances
+/// then failed with "address already in use" under the full suite.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    // Each test binary starts at a different place, so two running at once rarely meet.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % u32::from(SPAN)) as u16;
+    for _ in 0..SPAN {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = FIRST + (start + offset % SPAN) % SPAN;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between {FIRST} and {}", FIRST + SPAN)
 }
 
 /// `nats-server -js` on loopback, killed on drop. Its store directory outlives a [`Nats::stop`]

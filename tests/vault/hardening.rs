@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::kit::relay::free_port;
 use crate::support::{TestApp, serve_refuses_with};
 use crate::support::{ready_vault, ready_vault_with};
 
@@ -205,14 +206,6 @@ async fn failed_client_authentication_backs_off_per_address() {
         assert_eq!(body["error"], "too_many_requests", "{body}");
     }
     app.stop();
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]
