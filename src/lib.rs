@@ -33,8 +33,10 @@
 //!   choosing from a template, [`domain::terms::guided`]), brands and agreements, data grants
 //!   with [`domain::grants::decide_use`] (the property-tested decision whether a brand may use
 //!   a grant now) and per-field sharing verdicts, intents and their subscription index,
-//!   offers, what a relay may see of an intent ([`domain::relayed`]), the Activity screen's
-//!   plain sentences, and webhook delivery health ([`domain::delivery`]).
+//!   offers, what a relay may see of an intent ([`domain::relayed`]), the person's assistants'
+//!   scopes and registration rules ([`domain::agents`]) and their proposals
+//!   ([`domain::proposals`]), the Activity screen's plain sentences, and webhook delivery health
+//!   ([`domain::delivery`]).
 //! - [`service`] — the use cases: the vault's phases ([`service::Vault`]: setup, sealed,
 //!   unsealed, locking from the app, erasing), the open vault's small core
 //!   ([`service::OpenVault`]: store, writer, clock, caches, and [`service::OpenVault::change`],
@@ -46,24 +48,31 @@
 //!   (`service::aliases`, applied where brand events are written); a restored vault holds every
 //!   brand until the person resumes it (`service::restored`); intents sent through relays,
 //!   with their durable publish outbox, verified offers and messages to relayed brands
-//!   (`service::relayed`, `service::relayed_offers`).
+//!   (`service::relayed`, `service::relayed_offers`); the person's own assistants, MCP clients
+//!   ([`service::agents`]: registration without an invitation, the person's approval, tokens
+//!   for `/mcp`), what their tools do (`service::agent_tools`) and the proposals the person
+//!   confirms (`service::proposals`).
 //! - [`http`] — one router listing every route (also the OpenAPI document, completed with the
 //!   event catalogue in its `webhooks` section by `http::catalogue`), extractors for
-//!   authorization ([`http::auth::OwnerSession`], [`http::brand_api::BrandToken`], with DPoP),
+//!   authorization ([`http::auth::OwnerSession`], [`http::brand_api::BrandToken`] with DPoP,
+//!   [`http::agents::AgentCaller`] for `/mcp` with the RFC 9728 challenge),
 //!   for repeated parameters ([`http::extract::RecordPathParam`], [`http::extract::Unsealed`])
 //!   and for JSON that fails in the common error shape, the status of each error
 //!   ([`http::error::status_of`]), the OAuth endpoints (with PAR, RFC 9207 `iss` and DPoP), what
 //!   brand routes answer while the vault holds no clients (`http::no_vault`), the relay's routes
-//!   (`http::relay`), and the hardened connection loop ([`http::serve::serve_with_limits`]) that
-//!   serves the API and the metrics listener alike.
+//!   (`http::relay`), the MCP server on rmcp (`http::mcp`, tools in `http::mcp::tools`), the
+//!   assistants' OAuth and consent routes (`http::agent_oauth`, `http::agent_owner`), and the
+//!   hardened connection loop ([`http::serve::serve_with_limits`]) that serves the API and the
+//!   metrics listener alike.
 //! - [`relay`] — the intent relay (`vrm-vault relay`, DESIGN §11): a stateless front over NATS
 //!   JetStream and the only module that imports `async-nats`: admitted brands and their
 //!   `private_key_jwt` tokens, subscriptions matched with the domain's index, vaults' intents
 //!   (`relay::record`: an intent's record, its id derived from its key), brands' feeds and
 //!   webhook deliveries through one shared work-queue consumer (`relay::events`), offers with
 //!   signed acceptances, the vault's messages to brands (`relay::messages`), a brand's feed as
-//!   SSE (`relay::live`) and abuse limits shared through NATS KV (`relay::limits`); its routes
-//!   and OpenAPI document are `http::relay`.
+//!   SSE (`relay::live`), abuse limits shared through NATS KV (`relay::limits`), batch
+//!   admission (`relay::admit`) and Prometheus counters with consumer lag
+//!   (`relay::metrics`); its routes and OpenAPI document are `http::relay`.
 //! - [`relay_link`] — the vault's HTTP client for intent relays (`serve --relay`): publishing,
 //!   long-polling offers, brands' published keys, messages; bounded, no redirects, no ambient
 //!   proxy, and no NATS.
