@@ -470,6 +470,15 @@ async fn start_relay(nats: &str, replicas: u8) -> RelayApp {
     let relay = RelayApp::start(nats, |cmd| {
         cmd.arg("--allow-loopback-webhooks")
             .args(["--replicas", &replicas.to_string()])
+            // Every load generator is one loopback address: lift the abuse limits (their
+            // maxima) so the bench measures the relay, not its budgets.
+            .args([
+                "--intents-per-hour",
+                "100000",
+                "--offers-per-minute",
+                "100000",
+            ])
+            .args(["--offers-per-brand-per-intent", "5"])
             .env("VRM_LOG", "warn");
     });
     assert!(

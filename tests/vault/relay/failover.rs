@@ -46,6 +46,14 @@ fn instance(nats_arg: &str, port: u16) -> Server {
     cmd.args(["relay", "--nats", nats_arg, "--replicas", "3"])
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--public-url", PUBLIC_URL, "--allow-loopback-webhooks"])
+        // The load comes from one loopback address: the per-address intent budget (30 an
+        // hour by default) would refuse it after the first seconds.
+        .args([
+            "--intents-per-hour",
+            "100000",
+            "--offers-per-minute",
+            "100000",
+        ])
         .env("VRM_LOG", "info");
     Server::spawn(cmd, TempDir::new().unwrap())
 }
