@@ -40,8 +40,6 @@ use crate::domain::intents::{
     IntentError, NewIntent, NewSubscription, SubscriptionError, ValidIntent, ValidSubscription,
 };
 
-/// How many matching brands one intent is sent to at once.
-const SEND_CONCURRENCY: usize = 32;
 /// The finest location a relayed intent may carry: geohash precision 5 (about 5 km).
 pub const MAX_GEOHASH_PRECISION: usize = 5;
 /// The most events one poll returns.
@@ -376,42 +374,25 @@ impl Relay {
                 .map(str::to_owned)
                 .collect()
         };
-        // Each matching brand costs a few JetStream round trips (its status, its subscription,
-        // the webhook job, the feed event); brands are served SEND_CONCURRENCY at a time so an
-        // intent's latency does not grow with one round trip per brand after another. The 201
-        // still waits for every acknowledgement.
-        let sends = futures_util::stream::iter(candidates)
-            .map(|client_id| {
-                let view = &view;
-                let id = &id;
-                async move {
-                    // A brand suspended since it subscribed gets nothing.
-                    if !self
-                        .brand(&client_id)
-                        .await?
-                        .is_some_and(|b| b.status == super::brands::BrandStatus::Active)
-                    {
-                        return Ok(None);
-                    }
-                    let event = self.cloud_event(
-                        &format!("evt_{id}_{client_id}"),
-                        "vrm.intent.created.v1",
-                        id,
-                        json!({ "intent": view }),
-                    );
-                    self.send_event(&client_id, id, &event, published.intent.expires_at)
-                        .await?;
-                    Ok::<_, RelayError>(Some(client_id))
-                }
-            })
-            .buffer_unordered(SEND_CONCURRENCY)
-            .collect::<Vec<_>>()
-            .await;
         let mut delivered = Vec::new();
-        for sent in sends {
-            if let Some(client_id) = sent? {
-                delivered.push(client_id);
+        for client_id in candidates {
+            // A brand suspended since it subscribed gets nothing.
+            if !self
+                .brand(&client_id)
+                .await?
+                .is_some_and(|b| b.status == super::brands::BrandStatus::Active)
+            {
+                continue;
             }
+            let event = self.cloud_event(
+                &format!("evt_{id}_{client_id}"),
+                "vrm.intent.created.v1",
+                &id,
+                json!({ "intent": view }),
+            );
+            self.send_event(&client_id, &id, &event, published.intent.expires_at)
+                .await?;
+            delivered.push(client_id);
         }
         self.update_intent_record(&id, |record| {
             if record.delivered_to.is_some() {
