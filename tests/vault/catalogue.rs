@@ -20,7 +20,10 @@ use crate::kit::intent::{
 use crate::kit::owner::PASSPHRASE;
 use crate::support::intent_vault;
 
-const PATIENCE: StdDuration = StdDuration::from_secs(15);
+/// How long an expected event may take to arrive (a bound, not a wait): webhook retries back off
+/// 1 s, 2 s, 4 s …, and under the full suite, beside three-node NATS clusters, 15 s was once not
+/// enough for every webhook.
+const PATIENCE: StdDuration = StdDuration::from_secs(30);
 
 fn types_of(events: &[Value]) -> BTreeSet<String> {
     events
