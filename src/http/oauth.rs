@@ -169,6 +169,25 @@ pub struct RegistrationRequest {
     pub dpop_bound_access_tokens: Option<bool>,
 }
 
+/// For the OpenAPI document only: `POST /oauth/register` takes a brand's metadata (with its
+/// invitation) or an assistant's (a public client, no invitation). One media type holds one
+/// schema, so the two are one `oneOf`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum RegistrationBody {
+    Brand(RegistrationRequest),
+    Assistant(crate::domain::agents::AgentRegistration),
+}
+
+/// For the OpenAPI document only: what `POST /oauth/register` answers, a brand's registration
+/// or an assistant's.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum RegistrationAnswer {
+    Brand(RegistrationResponse),
+    Assistant(super::agent_oauth::AgentRegistrationResponse),
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RegistrationResponse {
     pub client_id: String,
@@ -203,8 +222,8 @@ pub struct RegistrationResponse {
 /// (no secret) that can do nothing until the person approves it; unapproved, it is purged after
 /// an hour.
 #[utoipa::path(post, path = "/oauth/register", tag = "oauth",
-    request_body(content((RegistrationRequest), (crate::domain::agents::AgentRegistration))),
-    responses((status = 201, content((RegistrationResponse), (super::agent_oauth::AgentRegistrationResponse))),
+    request_body = RegistrationBody,
+    responses((status = 201, body = RegistrationAnswer),
               (status = 400, body = OAuthErrorBody, description = "`invalid_client_metadata`, `invalid_redirect_uri`"),
               (status = 401, body = OAuthErrorBody, description = "`invalid_token`: no, spent or expired invitation (and not an assistant's registration)"),
               (status = 429, body = OAuthErrorBody, description = "`slow_down`: too many failed registrations from this address; for assistants, too many registrations from this address (5, then one per 10 minutes) or in all (30, then one a minute), or 100 waiting for approval. `Retry-After` says when to try again")),
